@@ -1,0 +1,133 @@
+"""Namespaces and small stanza builders shared by every layer.
+
+Stanzas are lxml elements in the `jabber:client` namespace (`{jabber:client}message`), whatever the
+transport; the writer serialises them with their own xmlns so they can be dropped into a TCP stream, a
+BOSH <body/> (XEP-0206 §8 wants the namespace on each stanza) or a WebSocket frame unchanged.
+"""
+
+from __future__ import annotations
+
+from lxml import etree
+
+from boshcm.errors import StanzaErrorCondition, StanzaErrorType
+
+Element = etree._Element
+
+NS_CLIENT = "jabber:client"
+NS_STREAM = "http://etherx.jabber.org/streams"
+NS_STREAMS_ERR = "urn:ietf:params:xml:ns:xmpp-streams"
+NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
+NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls"
+NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
+NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind"
+NS_SESSION = "urn:ietf:params:xml:ns:xmpp-session"
+NS_FRAMING = "urn:ietf:params:xml:ns:xmpp-framing"
+NS_ROSTER = "jabber:iq:roster"
+NS_DISCO_INFO = "http://jabber.org/protocol/disco#info"
+NS_DISCO_ITEMS = "http://jabber.org/protocol/disco#items"
+NS_PING = "urn:xmpp:ping"
+NS_VERSION = "jabber:iq:version"
+NS_DELAY = "urn:xmpp:delay"
+NS_DATA_FORMS = "jabber:x:data"
+NS_XML = "http://www.w3.org/XML/1998/namespace"
+
+STANZA_TAGS = frozenset({f"{{{NS_CLIENT}}}message", f"{{{NS_CLIENT}}}presence", f"{{{NS_CLIENT}}}iq"})
+
+
+def qname(namespace: str, local: str) -> str:
+    return f"{{{namespace}}}{local}"
+
+
+def client_tag(local: str) -> str:
+    return f"{{{NS_CLIENT}}}{local}"
+
+
+def local_name(element: Element) -> str:
+    return etree.QName(element).localname
+
+
+def namespace_of(element: Element) -> str | None:
+    return etree.QName(element).namespace
+
+
+def make_stanza(kind: str, attrs: dict[str, str] | None = None) -> Element:
+    """A new `message`, `presence` or `iq` element in jabber:client."""
+    element = etree.Element(client_tag(kind), nsmap={None: NS_CLIENT})
+    for key, value in (attrs or {}).items():
+        element.set(key, value)
+    return element
+
+
+def sub(parent: Element, namespace: str, local: str, attrs: dict[str, str] | None = None,
+        text: str | None = None) -> Element:
+    """Append a child element, declaring its namespace as the default when it differs from the parent's."""
+    nsmap = None if namespace_of(parent) == namespace else {None: namespace}
+    child = etree.SubElement(parent, qname(namespace, local), nsmap=nsmap)
+    for key, value in (attrs or {}).items():
+        child.set(key, value)
+    if text is not None:
+        child.text = text
+    return child
+
+
+def element(namespace: str, local: str, attrs: dict[str, str] | None = None,
+            text: str | None = None) -> Element:
+    result = etree.Element(qname(namespace, local), nsmap={None: namespace})
+    for key, value in (attrs or {}).items():
+        result.set(key, value)
+    if text is not None:
+        result.text = text
+    return result
+
+
+def error_element(condition: StanzaErrorCondition, *, error_type: StanzaErrorType | None = None,
+                  text: str | None = None, by: str | None = None) -> Element:
+    """RFC 6120 §8.3.2: <error type='...'><condition xmlns='...stanzas'/><text/></error>."""
+    error = etree.Element(client_tag("error"), nsmap={None: NS_CLIENT})
+    error.set("type", (error_type or condition.default_type).value)
+    if by is not None:
+        error.set("by", by)
+    sub(error, NS_STANZAS, condition.value)
+    if text:
+        text_el = sub(error, NS_STANZAS, "text", text=text)
+        text_el.set(qname(NS_XML, "lang"), "en")
+    return error
+
+
+def error_reply(stanza: Element, condition: StanzaErrorCondition, *, error_type: StanzaErrorType | None = None,
+                text: str | None = None, by: str | None = None) -> Element:
+    """RFC 6120 §8.3.1: the error reply swaps from/to, keeps id and the original payload is not needed."""
+    reply = make_stanza(local_name(stanza))
+    reply.set("type", "error")
+    _swap_addresses(stanza, reply)
+    reply.append(error_element(condition, error_type=error_type, text=text, by=by))
+    return reply
+
+
+def iq_result(iq: Element, payload: Element | None = None) -> Element:
+    result = make_stanza("iq", {"type": "result"})
+    _swap_addresses(iq, result)
+    if payload is not None:
+        result.append(payload)
+    return result
+
+
+def _swap_addresses(original: Element, reply: Element) -> None:
+    if (sender := original.get("from")) is not None:
+        reply.set("to", sender)
+    if (recipient := original.get("to")) is not None:
+        reply.set("from", recipient)
+    if (stanza_id := original.get("id")) is not None:
+        reply.set("id", stanza_id)
+
+
+def is_error_stanza(stanza: Element) -> bool:
+    return stanza.get("type") == "error"
+
+
+def first_child(stanza: Element) -> Element | None:
+    """The payload of an iq: its first element child."""
+    for child in stanza:
+        if isinstance(child.tag, str):
+            return child
+    return None
