@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from lxml import etree
 
-from boshcm.errors import StanzaErrorCondition, StanzaErrorType
+from boshcm.errors import StanzaErrorCondition, StanzaErrorType, StreamErrorCondition
 
 Element = etree._Element
 
@@ -131,3 +131,12 @@ def first_child(stanza: Element) -> Element | None:
         if isinstance(child.tag, str):
             return child
     return None
+
+
+def stream_error_element(condition: StreamErrorCondition, text: str = "") -> Element:
+    """RFC 6120 §4.9.2: <stream:error><condition xmlns='...xmpp-streams'/><text/></stream:error>."""
+    error = etree.Element(qname(NS_STREAM, "error"), nsmap={"stream": NS_STREAM})
+    sub(error, NS_STREAMS_ERR, condition.value)
+    if text:
+        sub(error, NS_STREAMS_ERR, "text", text=text).set(qname(NS_XML, "lang"), "en")
+    return error

@@ -1,0 +1,186 @@
+"""Configuration: TOML in, frozen dataclasses out.
+
+Every option has a default, so `boshcm serve` runs with no file at all. Unknown keys and bad values are
+refused with the dotted key named (`c2s.starttls: must be one of required, optional, disabled`), never
+dropped or coerced. Command-line flags arrive as dotted-key overrides applied after the file.
+`conf/boshcm.toml` documents every option; docs/configuration.md is the reference.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union, get_args, get_origin, get_type_hints
+
+from boshcm.jid import JID, InvalidJID
+
+
+class ConfigError(ValueError):
+    """An invalid option; str() is the one line shown at start-up."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key = key
+
+
+def parse_host_port(text: str, key: str) -> tuple[str, int]:
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ConfigError(key, f"expected HOST:PORT, got {text!r}")
+    return host.strip("[]"), int(port_text)
+
+
+def _one_of(key: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(key, f"must be one of {', '.join(allowed)}; got {value!r}")
+
+
+def _positive(key: str, value: float) -> None:
+    if value <= 0:
+        raise ConfigError(key, f"must be positive; got {value!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerConfig:
+    domain: str = "localhost"
+    data_dir: str = "data"
+    name: str = "boshcm"
+
+    def validate(self, section: str) -> None:
+        try:
+            jid = JID.parse(self.domain)
+        except InvalidJID as exc:
+            raise ConfigError(f"{section}.domain", str(exc)) from exc
+        if jid.local is not None or jid.resource is not None:
+            raise ConfigError(f"{section}.domain", f"must be a bare domain; got {self.domain!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class C2sConfig:
+    enabled: bool = True
+    listen: str = "127.0.0.1:5222"
+    starttls: str = "required"
+    tls_cert: str = ""
+    tls_key: str = ""
+    allow_plain_without_tls: bool = False
+    anonymous: bool = False
+    max_stanza_bytes: int = 262_144
+    max_depth: int = 64
+    negotiation_timeout_seconds: float = 60.0
+    auth_max_failures: int = 5
+    auth_window_seconds: float = 60.0
+    auth_lockout_seconds: float = 60.0
+
+    def validate(self, section: str) -> None:
+        parse_host_port(self.listen, f"{section}.listen")
+        _one_of(f"{section}.starttls", self.starttls, ("required", "optional", "disabled"))
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ConfigError(f"{section}.tls_cert", "tls_cert and tls_key must be given together")
+        for name in ("max_stanza_bytes", "max_depth", "negotiation_timeout_seconds", "auth_max_failures",
+                     "auth_window_seconds", "auth_lockout_seconds"):
+            _positive(f"{section}.{name}", getattr(self, name))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HttpConfig:
+    enabled: bool = True
+    listen: str = "127.0.0.1:5280"
+    bosh_path: str = "/http-bind"
+    websocket_path: str = "/xmpp-websocket"
+    cors_origins: list[str] = field(default_factory=lambda: ["*"])
+
+    def validate(self, section: str) -> None:
+        parse_host_port(self.listen, f"{section}.listen")
+        for name in ("bosh_path", "websocket_path"):
+            if not getattr(self, name).startswith("/"):
+                raise ConfigError(f"{section}.{name}", "must start with '/'")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LogConfig:
+    level: str = "info"
+
+    def validate(self, section: str) -> None:
+        _one_of(f"{section}.level", self.level, ("debug", "info", "warning", "error"))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    c2s: C2sConfig = field(default_factory=C2sConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.server.data_dir)
+
+
+def load_config(path: Path | str | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Read `path` (if any), apply dotted-key `overrides`, validate. Raises ConfigError."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as handle:
+                raw = tomllib.load(handle)
+        except OSError as exc:
+            raise ConfigError("--config", f"cannot read {path}: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError("--config", f"{path} is not valid TOML: {exc}") from exc
+    for dotted, value in (overrides or {}).items():
+        section, _, key = dotted.partition(".")
+        raw.setdefault(section, {})[key] = value
+    return _build(Config, raw, "")
+
+
+def _build(cls: type[Any], raw: Any, prefix: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(prefix.rstrip(".") or "config", "must be a table")
+    hints = get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in names:
+            raise ConfigError(f"{prefix}{key}", "unknown option")
+    values: dict[str, Any] = {}
+    for name in names & raw.keys():
+        expected = hints[name]
+        if dataclasses.is_dataclass(expected):
+            values[name] = _build(expected, raw[name], f"{prefix}{name}.")
+        else:
+            values[name] = _check_type(f"{prefix}{name}", raw[name], expected)
+    instance = cls(**values)
+    if hasattr(instance, "validate"):
+        instance.validate(prefix.rstrip("."))
+    return instance
+
+
+def _check_type(key: str, value: Any, expected: Any) -> Any:
+    origin = get_origin(expected)
+    if origin in (Union, types.UnionType):
+        for option in get_args(expected):
+            try:
+                return _check_type(key, value, option)
+            except ConfigError:
+                continue
+        raise ConfigError(key, f"has the wrong type ({type(value).__name__})")
+    if origin is list:
+        (item_type,) = get_args(expected)
+        if not isinstance(value, list):
+            raise ConfigError(key, f"must be a list; got {value!r}")
+        return [_check_type(f"{key}[{index}]", item, item_type) for index, item in enumerate(value)]
+    if expected is type(None):
+        if value is not None:
+            raise ConfigError(key, "must be empty")
+        return None
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if expected is bool and not isinstance(value, bool):
+        raise ConfigError(key, f"must be true or false; got {value!r}")
+    if expected is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ConfigError(key, f"must be an integer; got {value!r}")
+    if not isinstance(value, expected):
+        raise ConfigError(key, f"must be a {expected.__name__}; got {value!r}")
+    return value

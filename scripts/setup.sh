@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Shared set-up: a virtual environment in .venv with boshcm installed (editable).
+# Usage: scripts/setup.sh [--test]   (--test adds the test extra, Debian peers and npm packages)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_test=false
+[ "${1:-}" = "--test" ] && want_test=true
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+apt_updated=false
+apt_install() {  # apt_install PACKAGE... : only what is missing
+  local missing=()
+  for package in "$@"; do
+    dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  command -v apt-get >/dev/null || { echo "setup: please install: ${missing[*]}" >&2; exit 1; }
+  if ! $apt_updated; then as_root apt-get update -qq; apt_updated=true; fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+}
+
+python=${PYTHON:-python3}
+"$python" -c 'import sys; assert sys.version_info >= (3, 11), sys.version' 2>/dev/null || {
+  echo "setup: boshcm needs Python >= 3.11 (set PYTHON=/path/to/python3.11)" >&2; exit 1; }
+if [ ! -x .venv/bin/python ]; then
+  "$python" -m venv .venv 2>/dev/null || { apt_install python3-venv; rm -rf .venv; "$python" -m venv .venv; }
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+if $want_test; then
+  # Real peers for the interop tests: Prosody (reference server), Chromium (browser), Node (JS clients).
+  if command -v dpkg >/dev/null; then apt_install prosody chromium nodejs npm; fi
+  .venv/bin/python -m pip install -q -e '.[test]'
+  if [ -f package.json ]; then npm install --silent --no-audit --no-fund; fi
+else
+  .venv/bin/python -m pip install -q -e .
+fi
