@@ -1,0 +1,3 @@
+from boshcm.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,119 @@
+"""Composition root: builds the stores, machines and adapters from a Config, runs them, shuts them down."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import ssl
+from pathlib import Path
+
+from boshcm.clock import Clock, SystemClock
+from boshcm.config import Config, parse_host_port
+from boshcm.tls import ensure_self_signed, server_context
+from boshcm.xml.parser import StreamParser
+from boshcm.xmpp.accounts import AccountStore
+from boshcm.xmpp.c2s import C2sConnection, C2sServer
+from boshcm.xmpp.hub import Hub
+from boshcm.xmpp.router import Router
+from boshcm.xmpp.storage import SqliteStore
+from boshcm.xmpp.stream import ClientSession, SessionSettings, TlsPolicy, Transport
+from boshcm.xmpp.throttle import AuthThrottle
+
+log = logging.getLogger(__name__)
+
+ACCOUNTS_FILE = "accounts.sqlite"
+STORE_FILE = "server.sqlite"
+
+
+def open_accounts(config: Config) -> AccountStore:
+    config.data_path.mkdir(parents=True, exist_ok=True)
+    return AccountStore(config.data_path / ACCOUNTS_FILE)
+
+
+class LiveUsers:
+    """Accounts plus the anonymous users currently online: everyone the router may address."""
+
+    def __init__(self, accounts: AccountStore) -> None:
+        self._accounts = accounts
+        self.anonymous: set[str] = set()
+
+    def exists(self, username: str) -> bool:
+        return username in self.anonymous or self._accounts.exists(username)
+
+
+class Server:
+    """The embedded XMPP server with its listeners."""
+
+    def __init__(self, config: Config, *, clock: Clock | None = None) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        data = config.data_path
+        data.mkdir(parents=True, exist_ok=True)
+        self.accounts = open_accounts(config)
+        self.users = LiveUsers(self.accounts)
+        self.store = SqliteStore(data / STORE_FILE)
+        self.router = Router(domain=config.server.domain, users=self.users, store=self.store,
+                             wall_clock=self.clock.wall)
+        self.hub = Hub()
+        c2s = config.c2s
+        self.throttle = AuthThrottle(max_failures=c2s.auth_max_failures, window_seconds=c2s.auth_window_seconds,
+                                     lockout_seconds=c2s.auth_lockout_seconds)
+        self.session_settings = SessionSettings(
+            domain=config.server.domain, tls_policy=TlsPolicy(c2s.starttls),
+            allow_plain_without_tls=c2s.allow_plain_without_tls, anonymous=c2s.anonymous,
+            negotiation_timeout_seconds=c2s.negotiation_timeout_seconds)
+        self.tls_context = self._tls_context(data) if c2s.starttls != "disabled" else None
+        host, port = parse_host_port(c2s.listen, "c2s.listen")
+        self.c2s = C2sServer(host=host, port=port, connection_factory=self._new_c2s_connection)
+
+    def _tls_context(self, data: Path) -> ssl.SSLContext:
+        c2s = self.config.c2s
+        if c2s.tls_cert:
+            return server_context(Path(c2s.tls_cert), Path(c2s.tls_key))
+        return server_context(*ensure_self_signed(data, self.config.server.domain))
+
+    def new_session(self, transport: Transport) -> ClientSession:
+        return ClientSession(settings=self.session_settings, transport=transport, router=self.router,
+                             accounts=self.accounts, throttle=self.throttle, now=self.clock.now())
+
+    def new_parser(self) -> StreamParser:
+        return StreamParser(max_stanza_bytes=self.config.c2s.max_stanza_bytes, max_depth=self.config.c2s.max_depth)
+
+    def _new_c2s_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> C2sConnection:
+        return C2sConnection(reader, writer, hub=self.hub, clock=self.clock, new_session=self.new_session,
+                             new_parser=self.new_parser, tls_context=self.tls_context)
+
+    async def start(self) -> None:
+        if self.config.c2s.enabled:
+            await self.c2s.start()
+
+    async def stop(self) -> None:
+        await self.c2s.stop()
+        self.store.close()
+        self.accounts.close()
+
+
+async def serve(config: Config) -> None:
+    """Run until SIGINT/SIGTERM."""
+    server = Server(config)
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    log.info("boshcm serving %s (data in %s)", config.server.domain, config.data_path.resolve())
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        await server.stop()
+
+
+def delete_user_data(config: Config, username: str) -> None:
+    """Roster and offline messages go with the account."""
+    store = SqliteStore(config.data_path / STORE_FILE)
+    try:
+        store.delete_user(username)
+    finally:
+        store.close()

@@ -1,0 +1,515 @@
+"""The client-session core: one XMPP client stream from open to close, for every transport.
+
+Theory of operation. A `ClientSession` is a pure machine. Its adapter (TCP in xmpp/c2s.py, BOSH in
+bosh/upstream.py, WebSocket in websocket.py) turns the transport's framing into four facts — a stream was
+opened (`StreamStarted`), a top-level element arrived (`ElementReceived`), TLS is now up (`TlsEstablished`),
+the peer is gone (`TransportClosed`) — and performs the orders that come back: open a stream (`OpenStream`,
+formatted as a TCP header, a BOSH session-creation body or a WebSocket `<open/>`), send an element, switch
+to TLS, close with or without a stream error. Router orders (`Deliver`, `Disconnect`) pass through for the
+hub; `Bound` tells the adapter to register itself under its JID.
+
+Negotiation follows RFC 6120 §4-§7 in this order: [STARTTLS] -> SASL -> restart -> bind (+ the legacy
+session iq), after which stanzas go to the router, stamped with the bound JID. Everything the client may
+do wrong at each step ends in the RFC's stream error, which closes only this stream.
+
+This file must not know about sockets, framing, asyncio or the clock; time arrives as `now`.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum, auto
+from typing import Protocol
+
+from lxml import etree
+
+from boshcm.errors import StanzaErrorCondition, StreamErrorCondition
+from boshcm.jid import JID, InvalidJID
+from boshcm.stanza import (
+    NS_BIND,
+    NS_CLIENT,
+    NS_SASL,
+    NS_SESSION,
+    NS_STREAM,
+    NS_TLS,
+    NS_XML,
+    STANZA_TAGS,
+    Element,
+    element,
+    error_reply,
+    first_child,
+    iq_result,
+    local_name,
+    namespace_of,
+    qname,
+    sub,
+)
+from boshcm.xmpp.router import Deliver, Disconnect, RouterAction
+from boshcm.xmpp.sasl import (
+    CredentialSource,
+    SaslChallenge,
+    SaslCondition,
+    SaslExchange,
+    SaslFailure,
+    SaslResult,
+    SaslSuccess,
+    decode_sasl_payload,
+    encode_sasl_payload,
+    offered_mechanisms,
+)
+from boshcm.xmpp.throttle import AuthThrottle
+
+# RFC 6120 §6.4.5: allow a reasonable number of retries (at least 2, at most 5) before closing.
+MAX_SASL_ATTEMPTS_PER_STREAM = 3
+
+
+class Router(Protocol):
+    """What the session needs of xmpp/router.py."""
+
+    def bind(self, jid: JID, now: float) -> list[RouterAction]: ...
+    def unbind(self, jid: JID, now: float) -> list[RouterAction]: ...
+    def is_bound(self, jid: JID) -> bool: ...
+    def handle_stanza(self, sender: JID, stanza: Element, now: float) -> list[RouterAction]: ...
+
+
+# --- events (facts) -------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamStarted:
+    """The client opened (or restarted) its stream; attributes as sent."""
+
+    to: str | None
+    from_: str | None = None
+    version: str | None = "1.0"
+    lang: str | None = None
+    # RFC 6120 §4.8: stream namespace and content namespace as declared; TCP only checks these.
+    namespace_ok: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ElementReceived:
+    element: Element
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TlsEstablished:
+    pass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamEnded:
+    """The client closed its stream cleanly (</stream:stream>, <close/>, BOSH terminate)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PeerError:
+    """The transport found the client's input unacceptable (parser, framing)."""
+
+    condition: StreamErrorCondition
+    text: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransportClosed:
+    """The connection is gone; nothing more can be sent."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Replaced:
+    """Another session bound the same full JID (RFC 6120 §7.7.2.2): leave without unbinding it."""
+
+    condition: StreamErrorCondition = StreamErrorCondition.CONFLICT
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Shutdown:
+    condition: StreamErrorCondition = StreamErrorCondition.SYSTEM_SHUTDOWN
+
+
+SessionEvent = (StreamStarted | ElementReceived | TlsEstablished | StreamEnded | PeerError | TransportClosed
+                | Replaced | Shutdown)
+
+
+# --- actions (orders) -----------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OpenStream:
+    """Answer the client's stream header (RFC 6120 §4.7)."""
+
+    attrs: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SendElement:
+    element: Element
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StartTls:
+    """Switch the transport to TLS now; the <proceed/> has been sent. Reply with TlsEstablished."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExpectRestart:
+    """RFC 6120 §4.3.3: the next thing from the client is a fresh stream header (reset the parser)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Bound:
+    jid: JID
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CloseStream:
+    """Close the stream, after a stream error when `condition` is set; then close the transport."""
+
+    condition: StreamErrorCondition | None
+    text: str = ""
+
+
+SessionAction = OpenStream | SendElement | StartTls | ExpectRestart | Bound | CloseStream | Deliver | Disconnect
+
+
+class TlsPolicy(Enum):
+    REQUIRED = "required"
+    OPTIONAL = "optional"
+    DISABLED = "disabled"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionSettings:
+    domain: str
+    tls_policy: TlsPolicy = TlsPolicy.REQUIRED
+    allow_plain_without_tls: bool = False
+    anonymous: bool = False
+    negotiation_timeout_seconds: float = 60.0
+
+
+class _State(Enum):
+    AWAIT_OPEN = auto()       # before the (first or restarted) stream header
+    PRE_AUTH = auto()         # features sent; STARTTLS or SASL expected
+    AWAIT_TLS = auto()        # <proceed/> sent; the transport is switching
+    AUTHENTICATED = auto()    # SASL done, bind expected
+    BOUND = auto()            # stanzas routed
+    CLOSED = auto()
+
+
+@dataclass(frozen=True, slots=True)
+class Transport:
+    """What the adapter knows about its connection."""
+
+    secure: bool              # already encrypted (TLS, HTTPS) or trusted loopback
+    can_starttls: bool        # TCP with a certificate; never for BOSH/WebSocket
+    remote_address: str
+
+
+class ClientSession:
+    def __init__(self, *, settings: SessionSettings, transport: Transport, router: Router,
+                 accounts: CredentialSource, throttle: AuthThrottle, now: float,
+                 id_factory: Callable[[], str] = lambda: secrets.token_hex(8),
+                 resource_factory: Callable[[], str] = lambda: "boshcm-" + secrets.token_hex(6)) -> None:
+        self._settings = settings
+        self._transport = transport
+        self._router = router
+        self._accounts = accounts
+        self._throttle = throttle
+        self._id_factory = id_factory
+        self._resource_factory = resource_factory
+        self._state = _State.AWAIT_OPEN
+        self._secure = transport.secure
+        self._username: str | None = None
+        self._anonymous = False
+        self._jid: JID | None = None
+        self._sasl: SaslExchange | None = None
+        self._sasl_failures = 0
+        self._negotiation_deadline: float | None = now + settings.negotiation_timeout_seconds
+        self.stream_id = ""
+
+    # --- queries ----------------------------------------------------------------------------------
+
+    @property
+    def jid(self) -> JID | None:
+        return self._jid
+
+    @property
+    def anonymous(self) -> bool:
+        return self._anonymous
+
+    @property
+    def closed(self) -> bool:
+        return self._state is _State.CLOSED
+
+    def next_deadline(self) -> float | None:
+        return self._negotiation_deadline
+
+    # --- the one entry point ----------------------------------------------------------------------
+
+    def handle(self, event: SessionEvent, now: float) -> list[SessionAction]:
+        if self._state is _State.CLOSED:
+            return []
+        match event:
+            case StreamStarted():
+                return self._on_stream_started(event, now)
+            case ElementReceived(element=received):
+                return self._on_element(received, now)
+            case TlsEstablished():
+                return self._on_tls_established()
+            case StreamEnded():
+                return self._close(None, now)
+            case PeerError(condition=condition, text=text):
+                return self._close(condition, now, text)
+            case TransportClosed():
+                return self._finish(now)
+            case Replaced(condition=condition):
+                self._jid = None  # the new session owns the binding now
+                return self._close(condition, now, "Replaced by a new session with the same resource")
+            case Shutdown(condition=condition):
+                return self._close(condition, now)
+        raise AssertionError(f"unknown event {event!r}")
+
+    def handle_timeout(self, now: float) -> list[SessionAction]:
+        if self._negotiation_deadline is not None and now >= self._negotiation_deadline:
+            return self._close(StreamErrorCondition.CONNECTION_TIMEOUT, now, "Negotiation took too long")
+        return []
+
+    # --- stream header ----------------------------------------------------------------------------
+
+    def _on_stream_started(self, event: StreamStarted, now: float) -> list[SessionAction]:
+        if self._state is not _State.AWAIT_OPEN:
+            # A second header without a restart being due cannot be well-formed XML on one stream.
+            return self._close(StreamErrorCondition.NOT_WELL_FORMED, now, "Unexpected stream header")
+        self.stream_id = self._id_factory()
+        attrs = {"from": self._settings.domain, "id": self.stream_id, "version": "1.0",
+                 qname(NS_XML, "lang"): "en"}
+        if event.from_:
+            attrs["to"] = event.from_  # RFC 6120 §4.7.2: echo the initiator's from as our to
+        opened: list[SessionAction] = [OpenStream(attrs=attrs)]
+        # RFC 6120 §4.9.1.1: errors after the header is sent, so the client can parse them.
+        if not event.namespace_ok:
+            return opened + self._close(StreamErrorCondition.INVALID_NAMESPACE, now)
+        if event.to is None or _domain_of(event.to) != self._settings.domain:
+            return opened + self._close(StreamErrorCondition.HOST_UNKNOWN, now,
+                                        f"This server serves {self._settings.domain}")
+        if event.version is None or _major_version(event.version) < 1:
+            return opened + self._close(StreamErrorCondition.UNSUPPORTED_VERSION, now)
+        if self._jid is None and self._username is None:
+            self._state = _State.PRE_AUTH
+        elif self._state is _State.AWAIT_OPEN:
+            self._state = _State.AUTHENTICATED
+        return [*opened, SendElement(element=self._features())]
+
+    def _features(self) -> Element:
+        features = etree.Element(qname(NS_STREAM, "features"), nsmap={"stream": NS_STREAM})
+        if self._state is _State.AUTHENTICATED:
+            sub(features, NS_BIND, "bind")
+            # RFC 6121 (2011) made the session iq optional; old clients still send it.
+            sub(sub(features, NS_SESSION, "session"), NS_SESSION, "optional")
+            return features
+        if self._offer_starttls():
+            starttls = sub(features, NS_TLS, "starttls")
+            if self._settings.tls_policy is TlsPolicy.REQUIRED:
+                sub(starttls, NS_TLS, "required")
+                return features  # RFC 6120 §5.3.1: nothing else is useful before TLS
+        mechanisms = sub(features, NS_SASL, "mechanisms")
+        for name in self._mechanisms():
+            sub(mechanisms, NS_SASL, "mechanism", text=name)
+        return features
+
+    def _offer_starttls(self) -> bool:
+        return (not self._secure and self._transport.can_starttls
+                and self._settings.tls_policy is not TlsPolicy.DISABLED)
+
+    def _mechanisms(self) -> list[str]:
+        return offered_mechanisms(secure=self._secure,
+                                  allow_plain_insecure=self._settings.allow_plain_without_tls,
+                                  anonymous=self._settings.anonymous)
+
+    # --- elements ---------------------------------------------------------------------------------
+
+    def _on_element(self, received: Element, now: float) -> list[SessionAction]:
+        if self._state is _State.AWAIT_OPEN or self._state is _State.AWAIT_TLS:
+            return self._close(StreamErrorCondition.NOT_AUTHORIZED, now, "Stream not open")
+        if self._state is _State.PRE_AUTH:
+            return self._on_negotiation_element(received, now)
+        if received.tag not in STANZA_TAGS:
+            return self._close(StreamErrorCondition.UNSUPPORTED_STANZA_TYPE, now)
+        if self._state is _State.AUTHENTICATED:
+            return self._on_pre_bind_stanza(received, now)
+        return self._on_bound_stanza(received, now)
+
+    def _on_negotiation_element(self, received: Element, now: float) -> list[SessionAction]:
+        namespace, name = namespace_of(received), local_name(received)
+        if namespace == NS_TLS and name == "starttls":
+            if not self._offer_starttls():
+                return self._close(StreamErrorCondition.POLICY_VIOLATION, now, "STARTTLS not offered")
+            self._state = _State.AWAIT_TLS
+            return [SendElement(element=element(NS_TLS, "proceed")), StartTls()]
+        tls_missing = self._offer_starttls() and self._settings.tls_policy is TlsPolicy.REQUIRED
+        if namespace == NS_SASL and not tls_missing:
+            return self._on_sasl(name, received, now)
+        # RFC 6120 §5.3.1 / §6.4: anything else before authentication.
+        return self._close(StreamErrorCondition.NOT_AUTHORIZED, now,
+                           "STARTTLS is required" if tls_missing else "Authenticate first")
+
+    def _on_tls_established(self) -> list[SessionAction]:
+        if self._state is not _State.AWAIT_TLS:
+            return []
+        self._secure = True
+        self._state = _State.AWAIT_OPEN
+        return [ExpectRestart()]
+
+    # --- SASL (RFC 6120 §6.4) ---------------------------------------------------------------------
+
+    def _on_sasl(self, name: str, received: Element, now: float) -> list[SessionAction]:
+        if name == "auth":
+            if self._sasl is not None:
+                return self._sasl_result(self._sasl.abort(), now)
+            if self._throttle.is_blocked(self._transport.remote_address, now):
+                return self._sasl_failure(SaslFailure(condition=SaslCondition.NOT_AUTHORIZED,
+                                                      text="Too many failed attempts; try again later"), now,
+                                          count=False)
+            payload = self._decode(received)
+            if payload is False:
+                return self._sasl_failure(SaslFailure(condition=SaslCondition.INCORRECT_ENCODING), now)
+            self._sasl = SaslExchange(mechanism=received.get("mechanism", ""), offered=self._mechanisms(),
+                                      accounts=self._accounts, domain=self._settings.domain)
+            return self._sasl_result(self._sasl.start(payload), now)
+        if name == "response" and self._sasl is not None:
+            payload = self._decode(received)
+            if payload is False or payload is None:
+                return self._sasl_result(SaslFailure(condition=SaslCondition.INCORRECT_ENCODING), now)
+            return self._sasl_result(self._sasl.respond(payload), now)
+        if name == "abort" and self._sasl is not None:
+            return self._sasl_result(self._sasl.abort(), now)
+        return self._close(StreamErrorCondition.POLICY_VIOLATION, now, f"Unexpected SASL <{name}/>")
+
+    @staticmethod
+    def _decode(received: Element) -> bytes | None | bool:
+        """None when the element is empty (no initial response), False when the base64 is bad."""
+        text = (received.text or "").strip()
+        if not text:
+            return None
+        decoded = decode_sasl_payload(text)
+        return False if decoded is None else decoded
+
+    def _sasl_result(self, result: SaslResult, now: float) -> list[SessionAction]:
+        match result:
+            case SaslChallenge(data=data):
+                return [SendElement(element=element(NS_SASL, "challenge", text=encode_sasl_payload(data)))]
+            case SaslSuccess():
+                self._sasl = None
+                self._throttle.record_success(self._transport.remote_address, now)
+                self._username = result.username
+                self._anonymous = result.anonymous
+                self._state = _State.AWAIT_OPEN
+                text = encode_sasl_payload(result.data) if result.data else None
+                return [SendElement(element=element(NS_SASL, "success", text=text)), ExpectRestart()]
+            case SaslFailure():
+                self._sasl = None
+                return self._sasl_failure(result, now)
+        raise AssertionError(f"unknown SASL result {result!r}")
+
+    def _sasl_failure(self, failure: SaslFailure, now: float, *, count: bool = True) -> list[SessionAction]:
+        if count and failure.condition is SaslCondition.NOT_AUTHORIZED:
+            self._throttle.record_failure(self._transport.remote_address, now)
+        self._sasl_failures += 1
+        reply = element(NS_SASL, "failure")
+        sub(reply, NS_SASL, failure.condition.value)
+        if failure.text:
+            sub(reply, NS_SASL, "text", text=failure.text).set(qname(NS_XML, "lang"), "en")
+        actions: list[SessionAction] = [SendElement(element=reply)]
+        if self._sasl_failures >= MAX_SASL_ATTEMPTS_PER_STREAM:
+            actions += self._close(StreamErrorCondition.POLICY_VIOLATION, now, "Too many failed attempts")
+        return actions
+
+    # --- resource binding (RFC 6120 §7) -----------------------------------------------------------
+
+    def _on_pre_bind_stanza(self, stanza: Element, now: float) -> list[SessionAction]:
+        payload = first_child(stanza)
+        is_bind = (local_name(stanza) == "iq" and stanza.get("type") == "set" and payload is not None
+                   and payload.tag == qname(NS_BIND, "bind"))
+        if not is_bind:
+            # RFC 6120 §7.1: stanzas before binding close the stream.
+            return self._close(StreamErrorCondition.NOT_AUTHORIZED, now, "Bind a resource first")
+        assert payload is not None and self._username is not None
+        requested = payload.findtext(qname(NS_BIND, "resource"))
+        try:
+            resource = requested.strip() if requested and requested.strip() else self._resource_factory()
+            jid = JID.make(self._username, self._settings.domain, resource)
+        except InvalidJID:
+            return [SendElement(element=error_reply(stanza, StanzaErrorCondition.BAD_REQUEST,
+                                                    text="Invalid resource"))]
+        actions: list[SessionAction] = list(self._router.bind(jid, now))
+        self._jid = jid
+        self._state = _State.BOUND
+        self._negotiation_deadline = None
+        result_payload = element(NS_BIND, "bind")
+        sub(result_payload, NS_BIND, "jid", text=str(jid))
+        return [*actions, Bound(jid=jid), SendElement(element=iq_result(stanza, result_payload))]
+
+    def _on_bound_stanza(self, stanza: Element, now: float) -> list[SessionAction]:
+        assert self._jid is not None
+        payload = first_child(stanza)
+        if (local_name(stanza) == "iq" and payload is not None and stanza.get("to") in (None, self._settings.domain)
+                and stanza.get("type") in ("set", "get")):
+            if payload.tag == qname(NS_SESSION, "session"):
+                # RFC 3921 §3: a no-op today; answering keeps old clients going.
+                return [SendElement(element=iq_result(stanza))]
+            if payload.tag == qname(NS_BIND, "bind"):
+                return [SendElement(element=error_reply(stanza, StanzaErrorCondition.NOT_ALLOWED,
+                                                        text="Already bound"))]
+        if (sender := stanza.get("from")) is not None and not _from_is_acceptable(sender, self._jid):
+            # RFC 6120 §8.1.2.1: the server stamps or refuses a forged from.
+            return self._close(StreamErrorCondition.INVALID_FROM, now)
+        return list(self._router.handle_stanza(self._jid, stanza, now))
+
+    # --- closing ----------------------------------------------------------------------------------
+
+    def _close(self, condition: StreamErrorCondition | None, now: float, text: str = "") -> list[SessionAction]:
+        if self._state is _State.CLOSED:
+            return []
+        actions: list[SessionAction] = []
+        if not self.stream_id:
+            # RFC 6120 §4.9.1.1: even an error before the client's header goes inside a stream of ours.
+            actions.append(OpenStream(attrs={"from": self._settings.domain, "id": self._id_factory(),
+                                             "version": "1.0", qname(NS_XML, "lang"): "en"}))
+        actions.append(CloseStream(condition=condition, text=text))
+        return actions + self._finish(now)
+
+    def _finish(self, now: float) -> list[SessionAction]:
+        self._state = _State.CLOSED
+        self._negotiation_deadline = None
+        self._sasl = None
+        jid, self._jid = self._jid, None
+        if jid is not None:
+            return list(self._router.unbind(jid, now))
+        return []
+
+
+def _domain_of(text: str) -> str | None:
+    try:
+        return JID.parse(text).domain
+    except InvalidJID:
+        return None
+
+
+def _major_version(version: str) -> int:
+    major, _, _ = version.partition(".")
+    return int(major) if major.isdigit() else 0
+
+
+def _from_is_acceptable(sender: str, bound: JID) -> bool:
+    try:
+        claimed = JID.parse(sender)
+    except InvalidJID:
+        return False
+    return claimed in (bound, bound.bare)
+
+
+def stream_started_from_header(tag: str, attrs: dict[str, str], default_ns: str | None) -> StreamStarted:
+    """A StreamStarted from a TCP stream header as the parser reports it."""
+    return StreamStarted(to=attrs.get("to"), from_=attrs.get("from"), version=attrs.get("version"),
+                         lang=attrs.get(qname(NS_XML, "lang")),
+                         namespace_ok=tag == qname(NS_STREAM, "stream") and default_ns == NS_CLIENT)
