@@ -66,3 +66,11 @@ def test_unreadable_or_invalid_toml_is_a_config_error(tmp_path: Path) -> None:
 
 def test_integers_are_accepted_for_float_options() -> None:
     assert load_config(None, {"c2s.auth_window_seconds": 30}).c2s.auth_window_seconds == 30.0
+
+
+def test_configuration_reference_mentions_every_option() -> None:
+    reference = (EXAMPLE.parents[1] / "docs" / "configuration.md").read_text()
+    for section in dataclasses.fields(Config):
+        assert f"`[{section.name}]`" in reference
+        for option in dataclasses.fields(getattr(Config(), section.name)):
+            assert f"`{option.name}`" in reference, f"{section.name}.{option.name} undocumented"

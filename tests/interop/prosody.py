@@ -1,0 +1,100 @@
+"""A private Prosody (Debian's package) for interop tests: the off-board peer and the reference server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+from boshcm.tls import ensure_self_signed
+
+PROSODY = shutil.which("prosody") or "/usr/bin/prosody"
+PROSODYCTL = shutil.which("prosodyctl") or "/usr/bin/prosodyctl"
+
+CONFIG = """\
+run_as_root = true
+pidfile = "{dir}/prosody.pid"
+data_path = "{dir}/data"
+plugin_paths = {{}}
+log = {{ {{ levels = {{ min = "info" }}, to = "file", filename = "{dir}/prosody.log" }} }}
+interfaces = {{ "127.0.0.1" }}
+c2s_ports = {{ {c2s_port} }}
+c2s_direct_tls_ports = {{}}
+s2s_ports = {{}}
+http_ports = {{ {http_port} }}
+http_interfaces = {{ "127.0.0.1" }}
+https_ports = {{}}
+modules_enabled = {{ "roster", "saslauth", "tls", "disco", "ping", "version", "posix", "bosh", "websocket",
+                    "offline", "time", "uptime" }}
+modules_disabled = {{ "s2s" }}
+authentication = "internal_hashed"
+c2s_require_encryption = true
+allow_unencrypted_plain_auth = false
+consider_bosh_secure = true
+consider_websocket_secure = true
+ssl = {{ certificate = "{cert}", key = "{key}" }}
+VirtualHost "{domain}"
+Component "conference.{domain}" "muc"
+    restrict_room_creation = false
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Prosody:
+    def __init__(self, directory: Path, domain: str = "localhost") -> None:
+        self.directory = directory
+        self.domain = domain
+        self.c2s_port = free_port()
+        self.http_port = free_port()
+        self.config_path = directory / "prosody.cfg.lua"
+        self.cert_path, key_path = ensure_self_signed(directory, domain)
+        (directory / "data").mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(CONFIG.format(dir=directory, c2s_port=self.c2s_port,
+                                                  http_port=self.http_port, cert=self.cert_path, key=key_path,
+                                                  domain=domain))
+        self._process: asyncio.subprocess.Process | None = None
+
+    @property
+    def bosh_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}/http-bind"
+
+    @property
+    def websocket_url(self) -> str:
+        return f"ws://127.0.0.1:{self.http_port}/xmpp-websocket"
+
+    def register(self, username: str, password: str) -> None:
+        subprocess.run([PROSODYCTL, "--config", str(self.config_path), "register", username, self.domain,
+                        password], check=True, capture_output=True, timeout=30)
+
+    async def start(self) -> None:
+        env = dict(os.environ, HOME=str(self.directory))
+        self._process = await asyncio.create_subprocess_exec(
+            PROSODY, "-F", "--config", str(self.config_path), stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL, env=env)
+        for _attempt in range(100):
+            with contextlib.suppress(OSError):
+                _reader, writer = await asyncio.open_connection("127.0.0.1", self.c2s_port)
+                writer.close()
+                return
+            if self._process.returncode is not None:
+                break
+            await asyncio.sleep(0.1)
+        raise RuntimeError(f"prosody did not start; see {self.directory / 'prosody.log'}")
+
+    async def stop(self) -> None:
+        if self._process is not None and self._process.returncode is None:
+            self._process.terminate()
+            try:
+                await asyncio.wait_for(self._process.wait(), 10)
+            except TimeoutError:
+                self._process.kill()
+                await self._process.wait()
