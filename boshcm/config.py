@@ -133,7 +133,8 @@ def load_config(path: Path | str | None = None, overrides: dict[str, Any] | None
     for dotted, value in (overrides or {}).items():
         section, _, key = dotted.partition(".")
         raw.setdefault(section, {})[key] = value
-    return _build(Config, raw, "")
+    config: Config = _build(Config, raw, "")
+    return config
 
 
 def _build(cls: type[Any], raw: Any, prefix: str) -> Any:
@@ -147,7 +148,7 @@ def _build(cls: type[Any], raw: Any, prefix: str) -> Any:
     values: dict[str, Any] = {}
     for name in names & raw.keys():
         expected = hints[name]
-        if dataclasses.is_dataclass(expected):
+        if isinstance(expected, type) and dataclasses.is_dataclass(expected):
             values[name] = _build(expected, raw[name], f"{prefix}{name}.")
         else:
             values[name] = _check_type(f"{prefix}{name}", raw[name], expected)

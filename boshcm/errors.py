@@ -6,10 +6,10 @@ terminate condition, stanza error). A *local* error is a bug or misuse on our si
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class StreamErrorCondition(str, Enum):
+class StreamErrorCondition(StrEnum):
     """RFC 6120 §4.9.3."""
 
     BAD_FORMAT = "bad-format"
@@ -39,7 +39,7 @@ class StreamErrorCondition(str, Enum):
     UNSUPPORTED_VERSION = "unsupported-version"
 
 
-class StanzaErrorType(str, Enum):
+class StanzaErrorType(StrEnum):
     """RFC 6120 §8.3.2."""
 
     AUTH = "auth"
@@ -49,7 +49,7 @@ class StanzaErrorType(str, Enum):
     WAIT = "wait"
 
 
-class StanzaErrorCondition(str, Enum):
+class StanzaErrorCondition(StrEnum):
     """RFC 6120 §8.3.3."""
 
     BAD_REQUEST = "bad-request"
@@ -98,7 +98,7 @@ _DEFAULT_STANZA_ERROR_TYPES: dict[StanzaErrorCondition, StanzaErrorType] = {
 }
 
 
-class BoshCondition(str, Enum):
+class BoshCondition(StrEnum):
     """XEP-0124 §17.2 terminal binding conditions (plus XEP-0206's remote-stream-error)."""
 
     BAD_REQUEST = "bad-request"

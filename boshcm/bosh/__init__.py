@@ -1,0 +1,1 @@
+"""BOSH (XEP-0124) carrying XMPP (XEP-0206)."""

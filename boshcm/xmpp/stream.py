@@ -386,7 +386,7 @@ class ClientSession:
         return self._close(StreamErrorCondition.POLICY_VIOLATION, now, f"Unexpected SASL <{name}/>")
 
     @staticmethod
-    def _decode(received: Element) -> bytes | None | bool:
+    def _decode(received: Element) -> bytes | bool | None:
         """None when the element is empty (no initial response), False when the base64 is bad."""
         text = (received.text or "").strip()
         if not text:

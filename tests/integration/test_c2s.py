@@ -32,7 +32,7 @@ async def test_two_users_log_in_with_starttls_and_scram_and_chat(server: Server,
     alice = await logged_in(server, clients, "alice@localhost/desk", "alice-secret")
     bob = await logged_in(server, clients, "bob@localhost/phone", "bob-secret")
 
-    assert alice.xmpp.socket is not None and isinstance(alice.xmpp.socket, ssl.SSLObject | ssl.SSLSocket) or \
+    assert (alice.xmpp.socket is not None and isinstance(alice.xmpp.socket, ssl.SSLObject | ssl.SSLSocket)) or \
         alice.xmpp.transport.get_extra_info("ssl_object") is not None
     assert alice.xmpp["feature_mechanisms"].mech.name.startswith("SCRAM-SHA-")
     assert str(alice.xmpp.boundjid) == "alice@localhost/desk"

@@ -1,0 +1,135 @@
+"""Accounts in SQLite: SCRAM salted secrets (RFC 5802 §3) for SHA-1 and SHA-256, never passwords.
+
+PLAIN is verified by deriving the salted password with the stored salt and iteration count and comparing
+StoredKey, so one secret per hash serves every mechanism we offer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import sqlite3
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+from boshcm.jid import JID, InvalidJID
+
+HASHES = ("sha1", "sha256")
+DEFAULT_ITERATIONS = 4096
+SALT_BYTES = 16
+
+
+class AccountExists(Exception):
+    def __init__(self, username: str) -> None:
+        super().__init__(f"account {username!r} already exists")
+
+
+class NoSuchAccount(Exception):
+    def __init__(self, username: str) -> None:
+        super().__init__(f"no account {username!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class ScramCredentials:
+    salt: bytes
+    iterations: int
+    stored_key: bytes
+    server_key: bytes
+
+
+def normalise_username(username: str) -> str:
+    """A localpart as JIDs normalise it; ValueError when it cannot be one."""
+    try:
+        local = JID.make(username, "example.invalid").local
+    except InvalidJID as exc:
+        raise ValueError(f"invalid username {username!r}: {exc}") from exc
+    assert local is not None
+    return local
+
+
+def prepare_password(password: str) -> bytes:
+    """RFC 4013 SASLprep, in its essentials: non-ASCII spaces to space, NFKC. Empty is refused."""
+    mapped = "".join(" " if unicodedata.category(char) == "Zs" else char for char in password)
+    prepared = unicodedata.normalize("NFKC", mapped)
+    if not prepared:
+        raise ValueError("empty password")
+    if any(unicodedata.category(char) == "Cc" for char in prepared):
+        raise ValueError("password contains control characters")
+    return prepared.encode()
+
+
+def derive(hash_name: str, password: str, salt: bytes, iterations: int) -> ScramCredentials:
+    salted = hashlib.pbkdf2_hmac(hash_name, prepare_password(password), salt, iterations)
+    client_key = hmac.digest(salted, b"Client Key", hash_name)
+    return ScramCredentials(salt=salt, iterations=iterations,
+                            stored_key=hashlib.new(hash_name, client_key).digest(),
+                            server_key=hmac.digest(salted, b"Server Key", hash_name))
+
+
+class AccountStore:
+    def __init__(self, path: Path | str, *, iterations: int = DEFAULT_ITERATIONS) -> None:
+        self._iterations = iterations
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        if str(path) != ":memory:":
+            self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("""CREATE TABLE IF NOT EXISTS scram (
+            username TEXT NOT NULL, hash TEXT NOT NULL, salt BLOB NOT NULL, iterations INTEGER NOT NULL,
+            stored_key BLOB NOT NULL, server_key BLOB NOT NULL, PRIMARY KEY (username, hash))""")
+
+    def add(self, username: str, password: str, *, salt: bytes | None = None,
+            iterations: int | None = None) -> None:
+        """Create an account. `salt`/`iterations` are for importing known test vectors."""
+        username = normalise_username(username)
+        if self.exists(username):
+            raise AccountExists(username)
+        self._write(username, password, salt, iterations)
+
+    def set_password(self, username: str, password: str) -> None:
+        username = normalise_username(username)
+        if not self.exists(username):
+            raise NoSuchAccount(username)
+        self._write(username, password, None, None)
+
+    def _write(self, username: str, password: str, salt: bytes | None, iterations: int | None) -> None:
+        rows = []
+        for hash_name in HASHES:
+            secret = derive(hash_name, password, salt or os.urandom(SALT_BYTES), iterations or self._iterations)
+            rows.append((username, hash_name, secret.salt, secret.iterations, secret.stored_key, secret.server_key))
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute("DELETE FROM scram WHERE username = ?", (username,))
+            self._db.executemany("INSERT INTO scram VALUES (?, ?, ?, ?, ?, ?)", rows)
+
+    def remove(self, username: str) -> None:
+        username = normalise_username(username)
+        if self._db.execute("DELETE FROM scram WHERE username = ?", (username,)).rowcount == 0:
+            raise NoSuchAccount(username)
+
+    def exists(self, username: str) -> bool:
+        row = self._db.execute("SELECT 1 FROM scram WHERE username = ? LIMIT 1", (username,)).fetchone()
+        return row is not None
+
+    def usernames(self) -> list[str]:
+        return [row[0] for row in self._db.execute("SELECT DISTINCT username FROM scram ORDER BY username")]
+
+    def scram_credentials(self, username: str, hash_name: str) -> ScramCredentials | None:
+        row = self._db.execute(
+            "SELECT salt, iterations, stored_key, server_key FROM scram WHERE username = ? AND hash = ?",
+            (username, hash_name)).fetchone()
+        return None if row is None else ScramCredentials(salt=row[0], iterations=row[1], stored_key=row[2],
+                                                         server_key=row[3])
+
+    def verify_password(self, username: str, password: str) -> bool:
+        stored = self.scram_credentials(username, "sha256")
+        if stored is None:
+            return False
+        try:
+            candidate = derive("sha256", password, stored.salt, stored.iterations)
+        except ValueError:
+            return False
+        return hmac.compare_digest(candidate.stored_key, stored.stored_key)
+
+    def close(self) -> None:
+        self._db.close()
