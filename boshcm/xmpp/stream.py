@@ -187,6 +187,13 @@ class SessionSettings:
     negotiation_timeout_seconds: float = 60.0
 
 
+class _BadEncoding:
+    """Marks base64 that does not decode (RFC 6120 §6.4.2 incorrect-encoding)."""
+
+
+_BAD_ENCODING = _BadEncoding()
+
+
 class _State(Enum):
     AWAIT_OPEN = auto()       # before the (first or restarted) stream header
     PRE_AUTH = auto()         # features sent; STARTTLS or SASL expected
@@ -371,14 +378,14 @@ class ClientSession:
                                                       text="Too many failed attempts; try again later"), now,
                                           count=False)
             payload = self._decode(received)
-            if payload is False:
+            if isinstance(payload, _BadEncoding):
                 return self._sasl_failure(SaslFailure(condition=SaslCondition.INCORRECT_ENCODING), now)
             self._sasl = SaslExchange(mechanism=received.get("mechanism", ""), offered=self._mechanisms(),
                                       accounts=self._accounts, domain=self._settings.domain)
             return self._sasl_result(self._sasl.start(payload), now)
         if name == "response" and self._sasl is not None:
             payload = self._decode(received)
-            if payload is False or payload is None:
+            if isinstance(payload, _BadEncoding) or payload is None:
                 return self._sasl_result(SaslFailure(condition=SaslCondition.INCORRECT_ENCODING), now)
             return self._sasl_result(self._sasl.respond(payload), now)
         if name == "abort" and self._sasl is not None:
@@ -386,13 +393,13 @@ class ClientSession:
         return self._close(StreamErrorCondition.POLICY_VIOLATION, now, f"Unexpected SASL <{name}/>")
 
     @staticmethod
-    def _decode(received: Element) -> bytes | bool | None:
-        """None when the element is empty (no initial response), False when the base64 is bad."""
+    def _decode(received: Element) -> bytes | _BadEncoding | None:
+        """None when the element is empty (no initial response)."""
         text = (received.text or "").strip()
         if not text:
             return None
         decoded = decode_sasl_payload(text)
-        return False if decoded is None else decoded
+        return _BAD_ENCODING if decoded is None else decoded
 
     def _sasl_result(self, result: SaslResult, now: float) -> list[SessionAction]:
         match result:

@@ -1,0 +1,551 @@
+"""The embedded server's router: bound resources, RFC 6121 delivery rules, presence, roster, offline store.
+
+Theory of operation. Sessions of every transport are known here only by their bound full JID. A session
+hands in each stanza it receives (`handle_stanza(sender, stanza, now)`); the router stamps `from`, decides
+who gets what and returns orders: `Deliver(to=<bound full JID>, stanza)` and, on resource conflicts,
+`Disconnect(jid)`. The hub performs them. Components (the MUC service) are plugged in by domain; they
+answer with stanzas that go through the same local delivery rules.
+
+Subscription bookkeeping lives in xmpp/roster.py; this file owns routing and presence.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from lxml import etree
+
+from boshcm.errors import StanzaErrorCondition, StreamErrorCondition
+from boshcm.jid import JID, InvalidJID
+from boshcm.stanza import (
+    NS_CLIENT,
+    NS_DELAY,
+    NS_DISCO_INFO,
+    NS_DISCO_ITEMS,
+    NS_PING,
+    NS_ROSTER,
+    NS_VERSION,
+    Element,
+    element,
+    error_reply,
+    first_child,
+    iq_result,
+    local_name,
+    qname,
+    sub,
+)
+from boshcm.xmpp.roster import RosterBook, item_element
+from boshcm.xmpp.storage import RosterItem, ServerStore
+
+SUBSCRIPTION_TYPES = frozenset({"subscribe", "subscribed", "unsubscribe", "unsubscribed"})
+_SAFE_PARSER = etree.XMLParser(resolve_entities=False, load_dtd=False, no_network=True)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Deliver:
+    """Put `stanza` on the session bound to the full JID `to`."""
+
+    to: JID
+    stanza: Element
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Disconnect:
+    """Close the session bound to `jid` with a stream error."""
+
+    jid: JID
+    condition: StreamErrorCondition
+
+
+RouterAction = Deliver | Disconnect
+
+
+class UserDirectory(Protocol):
+    def exists(self, username: str) -> bool: ...
+
+
+class Component(Protocol):
+    """A service on its own domain (e.g. conference.<domain>): stanzas in, addressed stanzas out."""
+
+    def handle_stanza(self, stanza: Element, now: float) -> list[Element]: ...
+    def session_ended(self, jid: JID, now: float) -> list[Element]: ...
+
+
+@dataclass(slots=True)
+class _Resource:
+    available: bool = False
+    priority: int = 0
+    presence: Element | None = None          # the last available presence broadcast
+    interested: bool = False                  # requested the roster, so gets roster pushes (RFC 6121 §2.1.6)
+    directed: set[JID] = field(default_factory=set)   # RFC 6121 §4.6: gets our unavailable on logoff
+
+
+class Router:
+    def __init__(self, *, domain: str, users: UserDirectory, store: ServerStore, wall_clock: Callable[[], float],
+                 server_name: str = "boshcm", server_version: str = "0.1.0",
+                 extra_features: tuple[str, ...] = ()) -> None:
+        self.domain = domain
+        self._users = users
+        self._store = store
+        # Only for XEP-0203 delay stamps on stored messages; routing never looks at time.
+        self._wall_clock = wall_clock
+        self._server_name, self._server_version = server_name, server_version
+        self._extra_features = extra_features
+        self._resources: dict[JID, _Resource] = {}
+        self._by_user: dict[str, set[JID]] = {}
+        self._components: dict[str, tuple[Component, str]] = {}
+        self._roster = RosterBook(store)
+        self._push_counter = 0
+
+    # --- sessions ---------------------------------------------------------------------------------
+
+    def add_component(self, domain: str, component: Component, name: str) -> None:
+        self._components[domain] = (component, name)
+
+    def is_bound(self, jid: JID) -> bool:
+        return jid in self._resources
+
+    def bind(self, jid: JID, now: float) -> list[RouterAction]:
+        assert jid.local is not None and jid.resource is not None
+        actions: list[RouterAction] = []
+        if jid in self._resources:
+            # RFC 6120 §7.7.2.2: the newcomer wins; the old session is told why.
+            actions.append(Disconnect(jid=jid, condition=StreamErrorCondition.CONFLICT))
+        self._resources[jid] = _Resource()
+        self._by_user.setdefault(jid.local, set()).add(jid)
+        return actions
+
+    def unbind(self, jid: JID, now: float) -> list[RouterAction]:
+        resource = self._resources.pop(jid, None)
+        if resource is None:
+            return []
+        assert jid.local is not None
+        users = self._by_user.get(jid.local, set())
+        users.discard(jid)
+        if not users:
+            self._by_user.pop(jid.local, None)
+        actions: list[RouterAction] = []
+        if resource.available or resource.directed:
+            unavailable = _presence({"type": "unavailable", "from": str(jid)})
+            if resource.available:
+                actions += self._broadcast_presence(jid, unavailable, include_self=False)
+            for recipient in resource.directed:
+                actions += self._route_presence_to(recipient, _with_to(unavailable, recipient), now)
+        for component, _name in self._components.values():
+            actions += self._deliver_all(component.session_ended(jid, now), now)
+        return actions
+
+    # --- stanzas from bound sessions --------------------------------------------------------------
+
+    def handle_stanza(self, sender: JID, stanza: Element, now: float) -> list[RouterAction]:
+        stanza.set("from", str(sender))  # RFC 6120 §8.1.2.1: the server stamps the bound JID
+        kind = local_name(stanza)
+        target_text = stanza.get("to")
+        try:
+            target = JID.parse(target_text) if target_text else None
+        except InvalidJID:
+            return self._bounce(stanza, StanzaErrorCondition.JID_MALFORMED)
+        if kind == "presence":
+            return self._outbound_presence(sender, stanza, target, now)
+        if target is None or target == sender.bare:
+            # RFC 6120 §10.3: no 'to' means the user's own account.
+            if kind == "iq":
+                return self._account_iq(sender, stanza, now)
+            if target is None:
+                return self._deliver_to_bare(sender.bare, _with_to(stanza, sender.bare), now)
+        return self._route(stanza, target, now)
+
+    def _route(self, stanza: Element, target: JID, now: float) -> list[RouterAction]:
+        if target.domain in self._components:
+            component, _name = self._components[target.domain]
+            return self._deliver_all(component.handle_stanza(stanza, now), now)
+        if target.domain != self.domain:
+            # No server-to-server links (RFC 6120 §8.3.3.17).
+            return self._bounce(stanza, StanzaErrorCondition.REMOTE_SERVER_NOT_FOUND)
+        if target.local is None:
+            return self._server_stanza(stanza, now)
+        return self._deliver_local(stanza, target, now)
+
+    def route_from_component(self, stanza: Element, now: float) -> list[RouterAction]:
+        """A stanza a component sends on its own initiative (timers, invitations)."""
+        return self._deliver_all([stanza], now)
+
+    def _deliver_all(self, stanzas: list[Element], now: float) -> list[RouterAction]:
+        actions: list[RouterAction] = []
+        for stanza in stanzas:
+            target = JID.parse(stanza.get("to", ""))
+            if target.domain == self.domain and target.local is not None:
+                actions += self._deliver_local(stanza, target, now)
+        return actions
+
+    # --- local delivery (RFC 6121 §8.5) -----------------------------------------------------------
+
+    def _deliver_local(self, stanza: Element, target: JID, now: float) -> list[RouterAction]:
+        assert target.local is not None
+        kind = local_name(stanza)
+        if not self._users.exists(target.local):
+            # RFC 6121 §8.5.1: no such user.
+            if kind == "presence":
+                return []
+            return self._bounce(stanza, StanzaErrorCondition.SERVICE_UNAVAILABLE)
+        if kind == "presence":
+            return self._route_presence_to(target, stanza, now)
+        if target.is_full:
+            if target in self._resources:
+                return [Deliver(to=target, stanza=stanza)]
+            stanza_type = stanza.get("type", "normal")
+            if kind == "message" and stanza_type in ("chat", "normal"):
+                return self._deliver_to_bare(target.bare, stanza, now)  # §8.5.3.2.1
+            if kind == "message" and stanza_type in ("headline", "error"):
+                return []
+            return self._bounce(stanza, StanzaErrorCondition.SERVICE_UNAVAILABLE)
+        if kind == "iq":
+            return self._iq_for_bare_account(stanza)
+        return self._deliver_to_bare(target, stanza, now)
+
+    def _deliver_to_bare(self, bare: JID, stanza: Element, now: float) -> list[RouterAction]:
+        """A message to a bare JID (RFC 6121 §8.5.2.1.1): the highest non-negative priority resources."""
+        stanza_type = stanza.get("type", "normal")
+        if stanza_type == "groupchat":
+            return self._bounce(stanza, StanzaErrorCondition.SERVICE_UNAVAILABLE)
+        available = self._available_resources(bare)
+        eligible = [jid for jid in available if self._resources[jid].priority >= 0]
+        if stanza_type == "headline":
+            return [Deliver(to=jid, stanza=copy.deepcopy(stanza)) for jid in eligible]
+        if eligible:
+            best = max(self._resources[jid].priority for jid in eligible)
+            return [Deliver(to=jid, stanza=copy.deepcopy(stanza)) for jid in eligible
+                    if self._resources[jid].priority == best]
+        if stanza_type in ("chat", "normal") and _worth_storing(stanza):
+            return self._store_offline(bare, stanza)
+        return []
+
+    def _store_offline(self, bare: JID, stanza: Element) -> list[RouterAction]:
+        assert bare.local is not None
+        stored = copy.deepcopy(stanza)
+        stamp = datetime.datetime.fromtimestamp(self._wall_clock(), datetime.UTC)
+        sub(stored, NS_DELAY, "delay", {"from": self.domain,
+                                        "stamp": stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")})
+        if self._store.store_offline(bare.local, etree.tostring(stored)):
+            return []
+        return self._bounce(stanza, StanzaErrorCondition.SERVICE_UNAVAILABLE, text="Offline storage is full")
+
+    def _deliver_offline(self, jid: JID) -> list[RouterAction]:
+        assert jid.local is not None
+        return [Deliver(to=jid, stanza=etree.fromstring(data, _SAFE_PARSER))
+                for data in self._store.pop_offline(jid.local)]
+
+    def _available_resources(self, bare: JID) -> list[JID]:
+        if bare.local is None:
+            return []
+        return sorted((jid for jid in self._by_user.get(bare.local, ()) if self._resources[jid].available),
+                      key=str)
+
+    # --- presence (RFC 6121 §4) -------------------------------------------------------------------
+
+    def _outbound_presence(self, sender: JID, stanza: Element, target: JID | None,
+                           now: float) -> list[RouterAction]:
+        presence_type = stanza.get("type")
+        if presence_type in SUBSCRIPTION_TYPES:
+            if target is None or (target.local is None and target.domain == self.domain):
+                return []
+            stanza.set("from", str(sender.bare))  # RFC 6121 §3.1.2: subscriptions are between accounts
+            stanza.set("to", str(target.bare))
+            return self._subscription(sender, stanza, presence_type, target.bare, now)
+        if presence_type == "probe":
+            return []
+        if target is not None:
+            # Directed presence (RFC 6121 §4.6).
+            resource = self._resources[sender]
+            if presence_type == "unavailable":
+                resource.directed.discard(target)
+            elif presence_type is None:
+                resource.directed.add(target)
+            if target.domain == self.domain and target.local is None:
+                return []
+            return self._route(stanza, target, now)
+        if presence_type not in (None, "unavailable"):
+            return []
+        return self._broadcast_own_presence(sender, stanza, now)
+
+    def _broadcast_own_presence(self, sender: JID, stanza: Element, now: float) -> list[RouterAction]:
+        resource = self._resources[sender]
+        if stanza.get("type") == "unavailable":
+            was_available = resource.available
+            resource.available, resource.presence = False, None
+            actions = self._broadcast_presence(sender, stanza, include_self=True) if was_available else []
+            for recipient in resource.directed:
+                actions += self._route_presence_to(recipient, _with_to(stanza, recipient), now)
+            resource.directed.clear()
+            return actions
+        initial = not resource.available
+        resource.available, resource.presence = True, copy.deepcopy(stanza)
+        resource.priority = _priority(stanza)
+        actions = self._broadcast_presence(sender, stanza, include_self=True)
+        if initial:
+            actions += self._initial_presence_extras(sender)
+        return actions
+
+    def _initial_presence_extras(self, sender: JID) -> list[RouterAction]:
+        """Probes answered locally, pending subscription requests, offline messages (XEP-0160)."""
+        assert sender.local is not None
+        actions: list[RouterAction] = []
+        for item in self._store.roster_items(sender.local):
+            if item.subscription in ("to", "both"):
+                for contact in self._available_resources(item.jid):
+                    presence = self._resources[contact].presence
+                    if presence is not None:
+                        actions.append(Deliver(to=sender, stanza=_with_to(presence, sender)))
+            if item.pending_in:
+                actions.append(Deliver(to=sender, stanza=_presence(
+                    {"type": "subscribe", "from": str(item.jid), "to": str(sender.bare)})))
+        if self._resources[sender].priority >= 0:
+            actions += self._deliver_offline(sender)
+        return actions
+
+    def _broadcast_presence(self, sender: JID, stanza: Element, *, include_self: bool) -> list[RouterAction]:
+        """To contacts subscribed to the user (from/both) and to the user's own resources."""
+        assert sender.local is not None
+        recipients = [jid for jid in self._available_resources(sender.bare) if include_self or jid != sender]
+        for item in self._store.roster_items(sender.local):
+            if item.subscription in ("from", "both") and item.jid.domain == self.domain:
+                recipients += self._available_resources(item.jid)
+        return [Deliver(to=jid, stanza=_with_to(stanza, jid)) for jid in recipients]
+
+    def _route_presence_to(self, target: JID, stanza: Element, now: float) -> list[RouterAction]:
+        if target.domain in self._components:
+            component, _name = self._components[target.domain]
+            return self._deliver_all(component.handle_stanza(stanza, now), now)
+        if target.domain != self.domain or target.local is None:
+            return []
+        if target.is_full:
+            return [Deliver(to=target, stanza=stanza)] if target in self._resources else []
+        return [Deliver(to=jid, stanza=_with_to(stanza, jid)) for jid in self._available_resources(target)]
+
+    # --- subscriptions (RFC 6121 §3) --------------------------------------------------------------
+
+    def _subscription(self, sender: JID, stanza: Element, presence_type: str, contact: JID,
+                      now: float) -> list[RouterAction]:
+        assert sender.local is not None
+        user = sender.bare
+        actions: list[RouterAction] = []
+        changed = self._roster.outbound(sender.local, contact, presence_type)
+        if changed is not None:
+            actions += self._roster_push(user, changed)
+        if contact.domain in self._components:
+            component, _name = self._components[contact.domain]
+            return actions + self._deliver_all(component.handle_stanza(stanza, now), now)
+        if contact.domain != self.domain:
+            return actions + self._bounce(stanza, StanzaErrorCondition.REMOTE_SERVER_NOT_FOUND)
+        if contact.local is None or not self._users.exists(contact.local):
+            return actions
+        outcome = self._roster.inbound(contact.local, user, presence_type)
+        if outcome.item is not None:
+            actions += self._roster_push(contact, outcome.item)
+        if outcome.deliver:
+            actions += [Deliver(to=jid, stanza=_with_to(stanza, jid)) for jid in self._available_resources(contact)]
+        if outcome.auto_reply is not None:
+            # The contact already approved us: its server answers for it (RFC 6121 §3.1.3).
+            actions += self._subscription(JID(contact.local, contact.domain, None), _presence(
+                {"type": outcome.auto_reply, "from": str(contact), "to": str(user)}), outcome.auto_reply, user, now)
+        if presence_type == "subscribed" and outcome.item is not None:
+            # RFC 6121 §3.1.5: the approving contact's presence goes to the new subscriber.
+            for resource in self._available_resources(user):
+                for jid in self._available_resources(contact):
+                    presence = self._resources[jid].presence
+                    if presence is not None:
+                        actions.append(Deliver(to=resource, stanza=_with_to(presence, resource)))
+        if presence_type == "subscribed" and changed is not None:
+            for jid in self._available_resources(user):
+                presence = self._resources[jid].presence
+                if presence is not None:
+                    actions += [Deliver(to=contact_resource, stanza=_with_to(presence, contact_resource))
+                                for contact_resource in self._available_resources(contact)]
+        if presence_type in ("unsubscribed",) and changed is not None:
+            for jid in self._available_resources(user):
+                actions += [Deliver(to=contact_resource, stanza=_with_to(
+                    _presence({"type": "unavailable", "from": str(jid)}), contact_resource))
+                    for contact_resource in self._available_resources(contact)]
+        return actions
+
+    def _roster_push(self, user: JID, item: RosterItem) -> list[RouterAction]:
+        actions: list[RouterAction] = []
+        for jid in sorted(self._by_user.get(user.local or "", ()), key=str):
+            if self._resources[jid].interested:
+                self._push_counter += 1
+                push = _iq({"type": "set", "id": f"push{self._push_counter}", "to": str(jid)})
+                query = sub(push, NS_ROSTER, "query")
+                query.append(item_element(item))
+                actions.append(Deliver(to=jid, stanza=push))
+        return actions
+
+    # --- iqs --------------------------------------------------------------------------------------
+
+    def _account_iq(self, sender: JID, iq: Element, now: float) -> list[RouterAction]:
+        if (problem := self._iq_problem(iq)) is not None:
+            return problem
+        payload = first_child(iq)
+        assert payload is not None
+        if payload.tag == qname(NS_ROSTER, "query"):
+            return self._roster_iq(sender, iq, payload)
+        return self._iq_for_bare_account(iq)
+
+    def _iq_for_bare_account(self, iq: Element) -> list[RouterAction]:
+        """RFC 6121 §8.5.2.1.3: the server answers iqs to an account's bare JID on its behalf."""
+        if (problem := self._iq_problem(iq)) is not None:
+            return problem
+        payload = first_child(iq)
+        assert payload is not None
+        if iq.get("type") == "get" and payload.tag == qname(NS_DISCO_INFO, "query"):
+            info = element(NS_DISCO_INFO, "query")
+            sub(info, NS_DISCO_INFO, "identity", {"category": "account", "type": "registered"})
+            return self._reply(iq, iq_result(iq, info))
+        if iq.get("type") == "get" and payload.tag == qname(NS_PING, "ping"):
+            return self._reply(iq, iq_result(iq))
+        return self._bounce(iq, StanzaErrorCondition.SERVICE_UNAVAILABLE)
+
+    def _roster_iq(self, sender: JID, iq: Element, query: Element) -> list[RouterAction]:
+        assert sender.local is not None
+        if iq.get("type") == "get":
+            self._resources[sender].interested = True
+            result = element(NS_ROSTER, "query")
+            for item in self._store.roster_items(sender.local):
+                if item.listed:
+                    result.append(item_element(item))
+            return self._reply(iq, iq_result(iq, result))
+        items = [child for child in query if isinstance(child.tag, str)]
+        if len(items) != 1 or items[0].tag != qname(NS_ROSTER, "item"):
+            return self._bounce(iq, StanzaErrorCondition.BAD_REQUEST)  # RFC 6121 §2.3.3
+        requested = items[0]
+        try:
+            contact = JID.parse(requested.get("jid", "")).bare
+        except InvalidJID:
+            return self._bounce(iq, StanzaErrorCondition.BAD_REQUEST)
+        actions: list[RouterAction] = []
+        if requested.get("subscription") == "remove":
+            removed, notices = self._roster.remove(sender.local, contact)
+            if removed is None:
+                return self._bounce(iq, StanzaErrorCondition.ITEM_NOT_FOUND)
+            actions += self._reply(iq, iq_result(iq))
+            for notice_type in notices:
+                actions += self._subscription(sender, _presence(
+                    {"type": notice_type, "from": str(sender.bare), "to": str(contact)}),
+                    notice_type, contact, 0.0)
+            return actions + self._roster_push(sender.bare, removed)
+        groups = tuple(dict.fromkeys(
+            (group.text or "").strip() for group in requested.iter(qname(NS_ROSTER, "group"))))
+        if any(not group for group in groups):
+            return self._bounce(iq, StanzaErrorCondition.NOT_ACCEPTABLE)  # RFC 6121 §2.3.3: empty group
+        updated = self._roster.update(sender.local, contact, requested.get("name") or None, groups)
+        return self._reply(iq, iq_result(iq)) + self._roster_push(sender.bare, updated)
+
+    def _server_stanza(self, stanza: Element, now: float) -> list[RouterAction]:
+        if local_name(stanza) != "iq":
+            return []  # messages and presence to the server itself have no recipient
+        if (problem := self._iq_problem(stanza)) is not None:
+            return problem
+        payload = first_child(stanza)
+        assert payload is not None
+        if stanza.get("type") == "get":
+            if payload.tag == qname(NS_DISCO_INFO, "query") and not payload.get("node"):
+                return self._reply(stanza, iq_result(stanza, self._disco_info()))
+            if payload.tag == qname(NS_DISCO_ITEMS, "query") and not payload.get("node"):
+                items = element(NS_DISCO_ITEMS, "query")
+                for domain, (_component, name) in sorted(self._components.items()):
+                    sub(items, NS_DISCO_ITEMS, "item", {"jid": domain, "name": name})
+                return self._reply(stanza, iq_result(stanza, items))
+            if payload.tag == qname(NS_PING, "ping"):
+                return self._reply(stanza, iq_result(stanza))
+            if payload.tag == qname(NS_VERSION, "query"):
+                version = element(NS_VERSION, "query")
+                sub(version, NS_VERSION, "name", text=self._server_name)
+                sub(version, NS_VERSION, "version", text=self._server_version)
+                return self._reply(stanza, iq_result(stanza, version))
+        return self._bounce(stanza, StanzaErrorCondition.SERVICE_UNAVAILABLE)
+
+    def _disco_info(self) -> Element:
+        info = element(NS_DISCO_INFO, "query")
+        sub(info, NS_DISCO_INFO, "identity", {"category": "server", "type": "im", "name": self._server_name})
+        features = [NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PING, NS_VERSION, NS_ROSTER, "msgoffline", NS_DELAY,
+                    *self._extra_features]
+        for feature in sorted(set(features)):
+            sub(info, NS_DISCO_INFO, "feature", {"var": feature})
+        return info
+
+    # --- replies ----------------------------------------------------------------------------------
+
+    def _iq_problem(self, iq: Element) -> list[RouterAction] | None:
+        """None for a well-formed request; otherwise what to answer (RFC 6120 §8.2.3)."""
+        if iq.get("type") in ("result", "error"):
+            return []  # answers to the server or to an account need no answer
+        if iq.get("type") in ("get", "set") and sum(1 for child in iq if isinstance(child.tag, str)) == 1:
+            return None
+        return self._bounce(iq, StanzaErrorCondition.BAD_REQUEST)
+
+    def _reply(self, request: Element, reply: Element) -> list[RouterAction]:
+        target = JID.parse(request.get("from", ""))
+        if reply.get("from") is None:
+            reply.set("from", request.get("to") or str(target.bare))
+        return [Deliver(to=target, stanza=reply)] if target in self._resources else []
+
+    def _bounce(self, stanza: Element, condition: StanzaErrorCondition, text: str | None = None) -> list[RouterAction]:
+        """An error reply to the sender, unless the stanza is itself an error (RFC 6120 §8.3.1)."""
+        if stanza.get("type") in ("error", "result") or (local_name(stanza) == "presence"
+                                                           and stanza.get("type") == "unavailable"):
+            return []
+        try:
+            sender = JID.parse(stanza.get("from", ""))
+        except InvalidJID:
+            return []
+        reply = error_reply(stanza, condition, text=text)
+        if local_name(stanza) != "iq":
+            # Clients match errors to what they sent by payload too (RFC 6120 §8.3.1 MAY include it).
+            for child in stanza:
+                if isinstance(child.tag, str) and child.tag == qname(NS_CLIENT, "body"):
+                    reply.insert(0, copy.deepcopy(child))
+        if sender in self._resources:
+            return [Deliver(to=sender, stanza=reply)]
+        if sender.domain == self.domain and sender.local is not None:
+            return []
+        return self._deliver_all([reply], 0.0)
+
+
+def _presence(attrs: dict[str, str]) -> Element:
+    presence = etree.Element(qname(NS_CLIENT, "presence"), nsmap={None: NS_CLIENT})
+    for key, value in attrs.items():
+        presence.set(key, value)
+    return presence
+
+
+def _iq(attrs: dict[str, str]) -> Element:
+    iq = etree.Element(qname(NS_CLIENT, "iq"), nsmap={None: NS_CLIENT})
+    for key, value in attrs.items():
+        iq.set(key, value)
+    return iq
+
+
+def _with_to(stanza: Element, to: JID) -> Element:
+    copied = copy.deepcopy(stanza)
+    copied.set("to", str(to))
+    return copied
+
+
+def _priority(presence: Element) -> int:
+    text = presence.findtext(qname(NS_CLIENT, "priority"))
+    try:
+        return max(-128, min(127, int(text))) if text else 0
+    except ValueError:
+        return 0
+
+
+_STORABLE_PAYLOADS = frozenset({qname(NS_CLIENT, "body"), qname(NS_CLIENT, "subject"), "{jabber:x:conference}x",
+                                "{http://jabber.org/protocol/muc#user}x"})
+
+
+def _worth_storing(message: Element) -> bool:
+    """XEP-0160: messages with content or invitations; chat states and receipts alone are not stored."""
+    return any(child.tag in _STORABLE_PAYLOADS for child in message)

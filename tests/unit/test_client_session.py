@@ -1,0 +1,331 @@
+"""The client-session core as conversations: client facts in, server orders out. No sockets."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+
+from boshcm.xmpp.router import Deliver, Disconnect, RouterAction
+from lxml import etree
+
+from boshcm.errors import StreamErrorCondition
+from boshcm.jid import JID
+from boshcm.stanza import NS_BIND, NS_CLIENT, NS_SASL, NS_STREAM, NS_TLS, Element, qname
+from boshcm.xmpp.accounts import AccountStore
+from boshcm.xmpp.stream import (
+    Bound,
+    ClientSession,
+    CloseStream,
+    ElementReceived,
+    ExpectRestart,
+    OpenStream,
+    PeerError,
+    Replaced,
+    SendElement,
+    SessionAction,
+    SessionSettings,
+    StartTls,
+    StreamEnded,
+    StreamStarted,
+    TlsEstablished,
+    TlsPolicy,
+    Transport,
+    TransportClosed,
+)
+from boshcm.xmpp.throttle import AuthThrottle
+
+NOW = 100.0
+
+
+class RecordingRouter:
+    """Stands in for xmpp/router.py: records what the session hands it."""
+
+    def __init__(self) -> None:
+        self.bound: list[JID] = []
+        self.unbound: list[JID] = []
+        self.stanzas: list[tuple[JID, Element]] = []
+
+    def bind(self, jid: JID, now: float) -> list[RouterAction]:
+        replaced = [Disconnect(jid=jid, condition=StreamErrorCondition.CONFLICT)] if jid in self.bound else []
+        self.bound.append(jid)
+        return list(replaced)
+
+    def unbind(self, jid: JID, now: float) -> list[RouterAction]:
+        self.unbound.append(jid)
+        return []
+
+    def is_bound(self, jid: JID) -> bool:
+        return jid in self.bound
+
+    def handle_stanza(self, sender: JID, stanza: Element, now: float) -> list[RouterAction]:
+        self.stanzas.append((sender, stanza))
+        return [Deliver(to=sender, stanza=stanza)]
+
+
+def xml(text: str) -> Element:
+    return etree.fromstring(text)
+
+
+def sent(actions: list[SessionAction]) -> list[Element]:
+    return [action.element for action in actions if isinstance(action, SendElement)]
+
+
+class Conversation:
+    def __init__(self, *, secure: bool = False, can_starttls: bool = True,
+                 tls_policy: TlsPolicy = TlsPolicy.REQUIRED, anonymous: bool = False,
+                 throttle: AuthThrottle | None = None) -> None:
+        self.accounts = AccountStore(":memory:")
+        self.accounts.add("alice", "wonderland")
+        self.router = RecordingRouter()
+        self.throttle = throttle or AuthThrottle()
+        self.session = ClientSession(
+            settings=SessionSettings(domain="localhost", tls_policy=tls_policy, anonymous=anonymous),
+            transport=Transport(secure=secure, can_starttls=can_starttls, remote_address="192.0.2.7"),
+            router=self.router, accounts=self.accounts, throttle=self.throttle, now=NOW)
+
+    def open(self, to: str = "localhost", version: str | None = "1.0") -> list[SessionAction]:
+        return self.session.handle(StreamStarted(to=to, version=version), NOW)
+
+    def send(self, text: str) -> list[SessionAction]:
+        return self.session.handle(ElementReceived(element=xml(text)), NOW)
+
+    def starttls(self) -> None:
+        self.open()
+        actions = self.send(f"<starttls xmlns='{NS_TLS}'/>")
+        assert [a.element.tag for a in actions if isinstance(a, SendElement)] == [qname(NS_TLS, "proceed")]
+        assert any(isinstance(a, StartTls) for a in actions)
+        assert any(isinstance(a, ExpectRestart) for a in self.session.handle(TlsEstablished(), NOW))
+
+    def plain_auth(self, user: str = "alice", password: str = "wonderland") -> list[SessionAction]:
+        payload = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+        return self.send(f"<auth xmlns='{NS_SASL}' mechanism='PLAIN'>{payload}</auth>")
+
+    def login(self, resource: str | None = "desk") -> list[SessionAction]:
+        self.starttls()
+        self.open()
+        assert sent(self.plain_auth())[0].tag == qname(NS_SASL, "success")
+        self.open()
+        inner = f"<resource>{resource}</resource>" if resource else ""
+        return self.send(f"<iq xmlns='{NS_CLIENT}' type='set' id='b1'><bind xmlns='{NS_BIND}'>{inner}</bind></iq>")
+
+
+def features_of(actions: list[SessionAction]) -> list[str]:
+    (features,) = [e for e in sent(actions) if e.tag == qname(NS_STREAM, "features")]
+    return [child.tag for child in features]
+
+
+def mechanisms_of(actions: list[SessionAction]) -> list[str]:
+    (features,) = [e for e in sent(actions) if e.tag == qname(NS_STREAM, "features")]
+    return [m.text or "" for m in features.iter(qname(NS_SASL, "mechanism"))]
+
+
+def closed_with(actions: list[SessionAction]) -> StreamErrorCondition | None:
+    (close,) = [a for a in actions if isinstance(a, CloseStream)]
+    return close.condition
+
+
+def test_header_is_answered_and_only_starttls_offered_when_required() -> None:
+    talk = Conversation()
+    actions = talk.open()
+    opened = actions[0]
+    assert isinstance(opened, OpenStream)
+    assert opened.attrs["from"] == "localhost" and opened.attrs["version"] == "1.0" and opened.attrs["id"]
+    assert features_of(actions) == [qname(NS_TLS, "starttls")]
+
+
+def test_after_tls_scram_mechanisms_come_first_and_plain_is_offered() -> None:
+    talk = Conversation()
+    talk.starttls()
+    assert mechanisms_of(talk.open()) == ["SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"]
+
+
+def test_optional_tls_offers_sasl_without_plain_beside_starttls() -> None:
+    talk = Conversation(tls_policy=TlsPolicy.OPTIONAL)
+    actions = talk.open()
+    assert qname(NS_TLS, "starttls") in features_of(actions)
+    assert mechanisms_of(actions) == ["SCRAM-SHA-256", "SCRAM-SHA-1"]
+
+
+def test_anonymous_is_offered_only_when_enabled() -> None:
+    talk = Conversation(secure=True, can_starttls=False, anonymous=True)
+    assert "ANONYMOUS" in mechanisms_of(talk.open())
+    assert "ANONYMOUS" not in mechanisms_of(Conversation(secure=True, can_starttls=False).open())
+
+
+def test_auth_before_required_starttls_closes_with_not_authorized() -> None:
+    talk = Conversation()
+    talk.open()
+    assert closed_with(talk.plain_auth()) is StreamErrorCondition.NOT_AUTHORIZED
+    assert talk.session.closed
+
+
+def test_wrong_host_gets_host_unknown_after_our_header() -> None:
+    actions = Conversation().open(to="example.org")
+    assert isinstance(actions[0], OpenStream)
+    assert closed_with(actions) is StreamErrorCondition.HOST_UNKNOWN
+
+
+def test_old_version_gets_unsupported_version() -> None:
+    assert closed_with(Conversation().open(version="0.9")) is StreamErrorCondition.UNSUPPORTED_VERSION
+
+
+def test_full_login_binds_the_requested_resource() -> None:
+    talk = Conversation()
+    actions = talk.login("desk")
+    assert Bound(jid=JID.parse("alice@localhost/desk")) in actions
+    (result,) = sent(actions)
+    assert result.get("type") == "result" and result.get("id") == "b1"
+    assert result.findtext(f"{{{NS_BIND}}}bind/{{{NS_BIND}}}jid") == "alice@localhost/desk"
+    assert talk.router.bound == [JID.parse("alice@localhost/desk")]
+    assert talk.session.next_deadline() is None
+
+
+def test_server_generates_a_resource_when_none_is_asked_for() -> None:
+    talk = Conversation()
+    (bound,) = [a for a in talk.login(resource=None) if isinstance(a, Bound)]
+    assert bound.jid.local == "alice" and bound.jid.resource
+
+
+def test_binding_an_existing_resource_disconnects_the_old_session() -> None:
+    first, second = Conversation(), Conversation()
+    second.router = first.router
+    second.session._router = first.router  # both sessions share one server
+    first.login("desk")
+    actions = second.login("desk")
+    assert Disconnect(jid=JID.parse("alice@localhost/desk"), condition=StreamErrorCondition.CONFLICT) in actions
+    replaced = first.session.handle(Replaced(), NOW)
+    assert closed_with(replaced) is StreamErrorCondition.CONFLICT
+    assert first.router.unbound == []  # the successor keeps the binding
+
+
+def test_wrong_password_fails_with_not_authorized_and_may_retry() -> None:
+    talk = Conversation()
+    talk.starttls()
+    talk.open()
+    (failure,) = sent(talk.plain_auth(password="wrong"))
+    assert failure.tag == qname(NS_SASL, "failure")
+    assert failure[0].tag == qname(NS_SASL, "not-authorized")
+    assert sent(talk.plain_auth())[0].tag == qname(NS_SASL, "success")
+
+
+def test_repeated_failures_from_one_address_are_throttled() -> None:
+    throttle = AuthThrottle(max_failures=2, window_seconds=60, lockout_seconds=60)
+    for _attempt in range(2):
+        talk = Conversation(throttle=throttle)
+        talk.starttls()
+        talk.open()
+        talk.plain_auth(password="wrong")
+    talk = Conversation(throttle=throttle)
+    talk.starttls()
+    talk.open()
+    (failure,) = sent(talk.plain_auth())  # even the right password is refused while locked out
+    assert failure[0].tag == qname(NS_SASL, "not-authorized")
+
+
+def test_scram_sha_256_login_proves_the_server_knows_the_secret() -> None:
+    talk = Conversation(secure=True, can_starttls=False)
+    talk.open()
+    client_nonce = "rOprNGfwEbeRWgbNEkqO"
+    first_bare = f"n=alice,r={client_nonce}"
+    payload = base64.b64encode(f"n,,{first_bare}".encode()).decode()
+    (challenge,) = sent(talk.send(f"<auth xmlns='{NS_SASL}' mechanism='SCRAM-SHA-256'>{payload}</auth>"))
+    server_first = base64.b64decode(challenge.text or "").decode()
+    fields = dict(item.split("=", 1) for item in server_first.split(","))
+    assert fields["r"].startswith(client_nonce)
+    salted = hashlib.pbkdf2_hmac("sha256", b"wonderland", base64.b64decode(fields["s"]), int(fields["i"]))
+    client_key = hmac.digest(salted, b"Client Key", "sha256")
+    final_bare = f"c=biws,r={fields['r']}"
+    auth_message = f"{first_bare},{server_first},{final_bare}".encode()
+    signature = hmac.digest(hashlib.sha256(client_key).digest(), auth_message, "sha256")
+    proof = base64.b64encode(bytes(a ^ b for a, b in zip(client_key, signature, strict=True))).decode()
+    response = base64.b64encode(f"{final_bare},p={proof}".encode()).decode()
+    (success,) = sent(talk.send(f"<response xmlns='{NS_SASL}'>{response}</response>"))
+    assert success.tag == qname(NS_SASL, "success")
+    server_key = hmac.digest(salted, b"Server Key", "sha256")
+    expected = base64.b64encode(hmac.digest(server_key, auth_message, "sha256")).decode()
+    assert base64.b64decode(success.text or "").decode() == f"v={expected}"
+
+
+def test_bad_base64_in_auth_is_incorrect_encoding() -> None:
+    talk = Conversation(secure=True, can_starttls=False)
+    talk.open()
+    (failure,) = sent(talk.send(f"<auth xmlns='{NS_SASL}' mechanism='PLAIN'>!!!notbase64</auth>"))
+    assert failure[0].tag == qname(NS_SASL, "incorrect-encoding")
+
+
+def test_stanza_before_bind_closes_with_not_authorized() -> None:
+    talk = Conversation()
+    talk.starttls()
+    talk.open()
+    talk.plain_auth()
+    talk.open()
+    actions = talk.send(f"<message xmlns='{NS_CLIENT}' to='bob@localhost'><body>hi</body></message>")
+    assert closed_with(actions) is StreamErrorCondition.NOT_AUTHORIZED
+
+
+def test_bound_stanzas_go_to_the_router_stamped_with_the_session_jid() -> None:
+    talk = Conversation()
+    talk.login("desk")
+    talk.send(f"<message xmlns='{NS_CLIENT}' to='bob@localhost'><body>hi</body></message>")
+    (sender, stanza), = talk.router.stanzas
+    assert sender == JID.parse("alice@localhost/desk")
+    assert stanza.findtext(f"{{{NS_CLIENT}}}body") == "hi"
+
+
+def test_forged_from_is_an_invalid_from_stream_error() -> None:
+    talk = Conversation()
+    talk.login("desk")
+    actions = talk.send(f"<message xmlns='{NS_CLIENT}' from='bob@localhost' to='x@localhost'/>")
+    assert closed_with(actions) is StreamErrorCondition.INVALID_FROM
+    assert talk.router.unbound == [JID.parse("alice@localhost/desk")]
+
+
+def test_legacy_session_iq_is_answered_with_a_result() -> None:
+    talk = Conversation()
+    talk.login("desk")
+    (result,) = sent(talk.send(f"<iq xmlns='{NS_CLIENT}' type='set' id='s1'>"
+                               "<session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>"))
+    assert result.get("type") == "result" and result.get("id") == "s1"
+    assert talk.router.stanzas == []
+
+
+def test_non_stanza_after_bind_is_unsupported_stanza_type() -> None:
+    talk = Conversation()
+    talk.login("desk")
+    assert closed_with(talk.send("<foo xmlns='urn:example'/>")) is StreamErrorCondition.UNSUPPORTED_STANZA_TYPE
+
+
+def test_parser_error_closes_the_stream_and_unbinds() -> None:
+    talk = Conversation()
+    talk.login("desk")
+    actions = talk.session.handle(PeerError(condition=StreamErrorCondition.POLICY_VIOLATION), NOW)
+    assert closed_with(actions) is StreamErrorCondition.POLICY_VIOLATION
+    assert talk.router.unbound == [JID.parse("alice@localhost/desk")]
+    assert talk.session.handle(ElementReceived(element=xml("<x/>")), NOW) == []
+
+
+def test_error_before_any_header_is_still_wrapped_in_a_stream() -> None:
+    talk = Conversation()
+    actions = talk.session.handle(PeerError(condition=StreamErrorCondition.NOT_WELL_FORMED), NOW)
+    assert isinstance(actions[0], OpenStream)
+    assert closed_with(actions) is StreamErrorCondition.NOT_WELL_FORMED
+
+
+def test_clean_close_and_transport_loss_both_unbind() -> None:
+    talk = Conversation()
+    talk.login("desk")
+    assert closed_with(talk.session.handle(StreamEnded(), NOW)) is None
+    other = Conversation()
+    other.login("desk")
+    assert other.session.handle(TransportClosed(), NOW) == []
+    assert other.router.unbound == [JID.parse("alice@localhost/desk")]
+
+
+def test_negotiation_timeout_is_connection_timeout() -> None:
+    talk = Conversation()
+    talk.open()
+    deadline = talk.session.next_deadline()
+    assert deadline is not None
+    assert talk.session.handle_timeout(deadline - 1) == []
+    assert closed_with(talk.session.handle_timeout(deadline)) is StreamErrorCondition.CONNECTION_TIMEOUT
