@@ -21,6 +21,7 @@ from boshcm.errors import RemoteProtocolError, StreamErrorCondition
 
 # The stream header can carry many namespace declarations, but not megabytes.
 MAX_HEADER_BYTES = 16_384
+SLICE_BYTES = 4_096
 _XML_DECLARATION = re.compile(rb"^\s*<\?xml\s[^?]*\?>")
 # RFC 6120 §11.1: without a DTD only the five predefined entities and character references exist.
 _ALLOWED_REFERENCE = re.compile(rb"&(?:amp|lt|gt|quot|apos|#[0-9]{1,7}|#x[0-9a-fA-F]{1,6});")
@@ -124,6 +125,7 @@ class StreamParser:
         self._root: etree._Element | None = None
         self._depth = 0
         self._stanza_bytes = 0
+        self._slice_bytes = 0
         self._header_bytes = 0
         self._dead = False
 
@@ -133,30 +135,40 @@ class StreamParser:
         if (reason := self._scanner.violation(data)) is not None:
             return self._fail(StreamErrorCondition.RESTRICTED_XML, reason)
         events: list[ParserEvent] = []
+        # lxml reports no byte offsets, so stanza sizes are counted in slices: a stanza is charged every slice
+        # it touches, which over-counts by less than two slices and never under-counts.
+        for start in range(0, len(data), SLICE_BYTES):
+            piece = data[start:start + SLICE_BYTES]
+            self._feed_slice(piece, events)
+            if self._dead:
+                break
+        return events
+
+    def _feed_slice(self, piece: bytes, events: list[ParserEvent]) -> None:
+        self._slice_bytes = len(piece)
         try:
-            self._parser.feed(data)
+            self._parser.feed(piece)
             for action, node in self._parser.read_events():
                 if (event := self._on(action, node)) is not None:
                     events.append(event)
-                    if isinstance(event, StreamParseError):
-                        return events
-                    if isinstance(event, StreamClosed):
+                    if isinstance(event, StreamParseError | StreamClosed):
                         self._dead = True
-                        return events
+                        return
         except etree.XMLSyntaxError as exc:
             events.append(self._fail_event(_syntax_condition(exc), _syntax_text(exc)))
-            return events
-        # Counting whole feeds over-estimates by at most one read; it never under-counts.
+            return
         if self._root is None:
-            self._header_bytes += len(data)
+            self._header_bytes += len(piece)
+            if self._header_bytes > MAX_HEADER_BYTES:
+                events.append(self._fail_event(StreamErrorCondition.POLICY_VIOLATION, "Stream header too large"))
         elif self._depth > 1:
-            self._stanza_bytes += len(data)
-        if self._root is None and self._header_bytes > MAX_HEADER_BYTES:
-            events.append(self._fail_event(StreamErrorCondition.POLICY_VIOLATION, "Stream header too large"))
-        elif self._depth > 1 and self._stanza_bytes > self._max_stanza_bytes:
-            events.append(self._fail_event(StreamErrorCondition.POLICY_VIOLATION,
-                                           f"Stanza larger than {self._max_stanza_bytes} bytes"))
-        return events
+            self._stanza_bytes += len(piece)
+            if self._stanza_bytes > self._max_stanza_bytes:
+                events.append(self._too_large())
+
+    def _too_large(self) -> StreamParseError:
+        return self._fail_event(StreamErrorCondition.POLICY_VIOLATION,
+                                f"Stanza larger than {self._max_stanza_bytes} bytes")
 
     def _on(self, action: str, node: etree._Element) -> ParserEvent | None:
         if action == "start":
@@ -166,7 +178,6 @@ class StreamParser:
                 nsmap = node.nsmap
                 return StreamOpened(attrs=dict(node.attrib), tag=str(node.tag), default_ns=nsmap.get(None))
             if self._depth == 2:
-                # Bytes of this feed before the stanza began are counted too: a harmless over-estimate.
                 self._stanza_bytes = 0
             if self._depth - 1 > self._max_depth:
                 return self._fail_event(StreamErrorCondition.POLICY_VIOLATION, "Elements nested too deeply")
@@ -176,6 +187,8 @@ class StreamParser:
             return StreamClosed()
         if self._depth == 1:
             assert self._root is not None
+            if self._stanza_bytes + self._slice_bytes > self._max_stanza_bytes:
+                return self._too_large()
             # A copy carries its in-scope namespaces as its own declarations; the original is dropped from
             # the root so a long stream keeps flat memory.
             stanza = copy.deepcopy(node)

@@ -352,14 +352,8 @@ class Router:
             # The contact already approved us: its server answers for it (RFC 6121 §3.1.3).
             actions += self._subscription(JID(contact.local, contact.domain, None), _presence(
                 {"type": outcome.auto_reply, "from": str(contact), "to": str(user)}), outcome.auto_reply, user, now)
-        if presence_type == "subscribed" and outcome.item is not None:
-            # RFC 6121 §3.1.5: the approving contact's presence goes to the new subscriber.
-            for resource in self._available_resources(user):
-                for jid in self._available_resources(contact):
-                    presence = self._resources[jid].presence
-                    if presence is not None:
-                        actions.append(Deliver(to=resource, stanza=_with_to(presence, resource)))
         if presence_type == "subscribed" and changed is not None:
+            # RFC 6121 §3.1.5: the approving user's presence goes to the new subscriber.
             for jid in self._available_resources(user):
                 presence = self._resources[jid].presence
                 if presence is not None:

@@ -17,7 +17,7 @@ class XmppClient:
         self.xmpp = slixmpp.ClientXMPP(jid, password, sasl_mech=mechanism)
         self.xmpp.enable_direct_tls = False  # the c2s port speaks STARTTLS
         self.xmpp.ca_certs = ca_cert
-        for plugin in ("xep_0030", "xep_0199", *plugins):
+        for plugin in ("xep_0030", "xep_0199", "xep_0203", *plugins):
             self.xmpp.register_plugin(plugin)
         self.port = port
         self.messages: asyncio.Queue[Any] = asyncio.Queue()
