@@ -1,4 +1,4 @@
-"""The embedded server on loopback with ephemeral ports, and real slixmpp clients."""
+"""Shared fixtures: the embedded server on loopback with ephemeral ports, and real slixmpp clients."""
 
 from __future__ import annotations
 
