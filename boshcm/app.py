@@ -75,7 +75,8 @@ class Server:
 
     def new_session(self, transport: Transport) -> ClientSession:
         return ClientSession(settings=self.session_settings, transport=transport, router=self.router,
-                             accounts=self.accounts, throttle=self.throttle, now=self.clock.now())
+                             accounts=self.accounts, throttle=self.throttle, now=self.clock.now(),
+                             guests=self.users.anonymous)
 
     def new_parser(self) -> StreamParser:
         return StreamParser(max_stanza_bytes=self.config.c2s.max_stanza_bytes, max_depth=self.config.c2s.max_depth)

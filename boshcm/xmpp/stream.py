@@ -214,7 +214,7 @@ class Transport:
 
 class ClientSession:
     def __init__(self, *, settings: SessionSettings, transport: Transport, router: Router,
-                 accounts: CredentialSource, throttle: AuthThrottle, now: float,
+                 accounts: CredentialSource, throttle: AuthThrottle, now: float, guests: set[str] | None = None,
                  id_factory: Callable[[], str] = lambda: secrets.token_hex(8),
                  resource_factory: Callable[[], str] = lambda: "boshcm-" + secrets.token_hex(6)) -> None:
         self._settings = settings
@@ -222,6 +222,8 @@ class ClientSession:
         self._router = router
         self._accounts = accounts
         self._throttle = throttle
+        # Anonymous users exist only while their session lives; the router looks them up here.
+        self._guests = guests if guests is not None else set()
         self._id_factory = id_factory
         self._resource_factory = resource_factory
         self._state = _State.AWAIT_OPEN
@@ -410,6 +412,8 @@ class ClientSession:
                 self._throttle.record_success(self._transport.remote_address, now)
                 self._username = result.username
                 self._anonymous = result.anonymous
+                if result.anonymous:
+                    self._guests.add(result.username)
                 self._state = _State.AWAIT_OPEN
                 text = encode_sasl_payload(result.data) if result.data else None
                 return [SendElement(element=element(NS_SASL, "success", text=text)), ExpectRestart()]
@@ -490,6 +494,8 @@ class ClientSession:
         self._negotiation_deadline = None
         self._sasl = None
         jid, self._jid = self._jid, None
+        if self._anonymous and self._username is not None:
+            self._guests.discard(self._username)
         if jid is not None:
             return list(self._router.unbind(jid, now))
         return []

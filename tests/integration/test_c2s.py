@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
 from boshcm.app import Server
+from boshcm.config import load_config
 from boshcm.tls import SELF_SIGNED_CERT
 from tests.integration.xmpp_client import TIMEOUT_SECONDS, XmppClient
 
@@ -118,3 +120,28 @@ async def test_misbehaving_client_gets_a_stream_error_and_others_carry_on(
     carol.xmpp.send_message(mto="bob@localhost", mbody="still here", mtype="chat")
     assert (await bob.next_message())["body"] == "still here"
     assert await bob.xmpp.plugin["xep_0199"].ping(jid="localhost", timeout=TIMEOUT_SECONDS) >= 0
+
+
+async def test_anonymous_guest_chats_while_online_and_disappears_after(tmp_path: Path) -> None:
+    config = load_config(None, {"server.data_dir": str(tmp_path / "data"), "c2s.listen": "127.0.0.1:0",
+                                "c2s.anonymous": True})
+    server = Server(config)
+    server.accounts.add("alice", "alice-secret")
+    await server.start()
+    made: list[XmppClient] = []
+    try:
+        guest = make_client(server, made, "localhost", "", mechanism="ANONYMOUS")
+        await guest.connect()
+        guest.xmpp.send_presence()
+        guest_jid = guest.xmpp.boundjid
+        assert guest_jid.user.startswith("anon-")
+        alice = await logged_in(server, made, "alice@localhost/desk", "alice-secret")
+        alice.xmpp.send_message(mto=guest_jid.bare, mbody="welcome, guest", mtype="chat")
+        assert (await guest.next_message())["body"] == "welcome, guest"
+        await guest.close()
+        alice.xmpp.send_message(mto=guest_jid.bare, mbody="still there?", mtype="chat")
+        bounced = await alice.next_message(with_body=False)
+        assert bounced["type"] == "error" and bounced["error"]["condition"] == "service-unavailable"
+    finally:
+        await asyncio.gather(*(client.close() for client in made), return_exceptions=True)
+        await server.stop()

@@ -6,8 +6,8 @@ import asyncio
 import shutil
 
 from boshcm.app import Server
-from tests.integration.xmpp_client import TIMEOUT_SECONDS, XmppClient
 from tests.integration.test_c2s import logged_in
+from tests.integration.xmpp_client import TIMEOUT_SECONDS, XmppClient
 
 GO_SENDXMPP = shutil.which("go-sendxmpp")
 
