@@ -146,16 +146,19 @@ class StreamParser:
 
     def _feed_slice(self, piece: bytes, events: list[ParserEvent]) -> None:
         self._slice_bytes = len(piece)
+        syntax_error: etree.XMLSyntaxError | None = None
         try:
             self._parser.feed(piece)
-            for action, node in self._parser.read_events():
-                if (event := self._on(action, node)) is not None:
-                    events.append(event)
-                    if isinstance(event, StreamParseError | StreamClosed):
-                        self._dead = True
-                        return
         except etree.XMLSyntaxError as exc:
-            events.append(self._fail_event(_syntax_condition(exc), _syntax_text(exc)))
+            syntax_error = exc  # events parsed before the fault come first; they may end the stream sooner
+        for action, node in self._parser.read_events():
+            if (event := self._on(action, node)) is not None:
+                events.append(event)
+                if isinstance(event, StreamParseError | StreamClosed):
+                    self._dead = True
+                    return
+        if syntax_error is not None:
+            events.append(self._fail_event(_syntax_condition(syntax_error), _syntax_text(syntax_error)))
             return
         if self._root is None:
             self._header_bytes += len(piece)
