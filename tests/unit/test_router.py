@@ -1,0 +1,286 @@
+"""Routing rules (RFC 6121 §8.5), presence, roster and subscriptions, read as conversations."""
+
+from __future__ import annotations
+
+from lxml import etree
+
+from boshcm.errors import StreamErrorCondition
+from boshcm.jid import JID
+from boshcm.stanza import Element
+from boshcm.xmpp.router import Deliver, Disconnect, Router, RouterAction
+from boshcm.xmpp.storage import MemoryStore
+
+ALICE_DESK, ALICE_PHONE = JID.parse("alice@localhost/desk"), JID.parse("alice@localhost/phone")
+BOB = JID.parse("bob@localhost/laptop")
+
+
+class Users:
+    def exists(self, username: str) -> bool:
+        return username in {"alice", "bob", "carol"}
+
+
+class Server:
+    def __init__(self) -> None:
+        self.store = MemoryStore()
+        self.router = Router(domain="localhost", users=Users(), store=self.store, wall_clock=lambda: 1_700_000_000.0)
+
+    def bind(self, *jids: JID) -> None:
+        for jid in jids:
+            self.router.bind(jid, 0.0)
+
+    def send(self, sender: JID, text: str) -> list[RouterAction]:
+        return self.router.handle_stanza(sender, etree.fromstring(f"<x xmlns='jabber:client'>{text}</x>")[0], 0.0)
+
+    def online(self, jid: JID, priority: int = 0) -> list[RouterAction]:
+        self.bind(jid)
+        self.send(jid, "<iq type='get' id='r'><query xmlns='jabber:iq:roster'/></iq>")
+        return self.send(jid, f"<presence><priority>{priority}</priority></presence>")
+
+
+def delivered(actions: list[RouterAction]) -> list[tuple[str, Element]]:
+    return [(str(a.to), a.stanza) for a in actions if isinstance(a, Deliver)]
+
+
+def recipients(actions: list[RouterAction], kind: str | None = None) -> list[str]:
+    return [to for to, stanza in delivered(actions) if kind is None or etree.QName(stanza).localname == kind]
+
+
+def error_condition(stanza: Element) -> str:
+    error = stanza.find("{jabber:client}error")
+    assert error is not None
+    return etree.QName(error[0]).localname
+
+
+def subscribe_both_ways(server: Server) -> None:
+    server.send(ALICE_DESK, "<presence to='bob@localhost' type='subscribe'/>")
+    server.send(BOB, "<presence to='alice@localhost' type='subscribed'/>")
+    server.send(BOB, "<presence to='alice@localhost' type='subscribe'/>")
+    server.send(ALICE_DESK, "<presence to='bob@localhost' type='subscribed'/>")
+
+
+def test_message_to_a_full_jid_reaches_only_that_resource_stamped_with_the_sender() -> None:
+    server = Server()
+    server.online(ALICE_DESK)
+    server.online(BOB)
+    ((to, stanza),) = delivered(
+        server.send(BOB, "<message to='alice@localhost/desk' type='chat'><body>hi</body></message>")
+    )
+    assert to == "alice@localhost/desk" and stanza.get("from") == "bob@localhost/laptop"
+
+
+def test_message_to_a_bare_jid_goes_to_the_highest_priority_resources() -> None:
+    server = Server()
+    server.online(ALICE_DESK, priority=5)
+    server.online(ALICE_PHONE, priority=1)
+    server.online(BOB)
+    assert recipients(server.send(BOB, "<message to='alice@localhost' type='chat'><body>x</body></message>")) == [
+        "alice@localhost/desk"
+    ]
+    server.send(ALICE_PHONE, "<presence><priority>5</priority></presence>")
+    assert sorted(recipients(server.send(BOB, "<message to='alice@localhost'><body>x</body></message>"))) == [
+        "alice@localhost/desk",
+        "alice@localhost/phone",
+    ]
+
+
+def test_negative_priority_resources_get_no_bare_messages_so_they_are_stored() -> None:
+    server = Server()
+    server.online(ALICE_DESK, priority=-1)
+    server.online(BOB)
+    assert delivered(server.send(BOB, "<message to='alice@localhost' type='chat'><body>x</body></message>")) == []
+    assert len(server.store.pop_offline("alice")) == 1
+
+
+def test_chat_to_an_unbound_full_jid_falls_back_to_the_bare_jid() -> None:
+    server = Server()
+    server.online(ALICE_PHONE)
+    server.online(BOB)
+    actions = server.send(BOB, "<message to='alice@localhost/gone' type='chat'><body>x</body></message>")
+    assert recipients(actions) == ["alice@localhost/phone"]
+
+
+def test_iq_to_an_unbound_full_jid_is_service_unavailable() -> None:
+    server = Server()
+    server.online(BOB)
+    ((to, reply),) = delivered(
+        server.send(BOB, "<iq to='alice@localhost/gone' type='get' id='1'><query xmlns='jabber:iq:version'/></iq>")
+    )
+    assert to == "bob@localhost/laptop" and reply.get("type") == "error" and reply.get("id") == "1"
+    assert error_condition(reply) == "service-unavailable"
+
+
+def test_offline_chat_and_normal_messages_are_stored_and_delivered_in_order_at_next_initial_presence() -> None:
+    server = Server()
+    server.online(BOB)
+    server.send(BOB, "<message to='alice@localhost' type='chat'><body>one</body></message>")
+    server.send(BOB, "<message to='alice@localhost'><body>two</body></message>")
+    server.send(BOB, "<message to='alice@localhost' type='headline'><body>news</body></message>")
+    server.send(
+        BOB,
+        "<message to='alice@localhost' type='chat'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>",
+    )
+    server.bind(ALICE_DESK)
+    actions = server.send(ALICE_DESK, "<presence/>")
+    bodies = [
+        s.findtext("{jabber:client}body") for to, s in delivered(actions) if etree.QName(s).localname == "message"
+    ]
+    assert bodies == ["one", "two"]
+    (stored,) = [s for _to, s in delivered(actions) if s.findtext("{jabber:client}body") == "one"]
+    assert stored.find("{urn:xmpp:delay}delay").get("stamp") == "2023-11-14T22:13:20.000Z"  # type: ignore[union-attr]
+    assert server.store.pop_offline("alice") == []
+
+
+def test_groupchat_to_a_user_is_service_unavailable_and_unknown_users_bounce() -> None:
+    server = Server()
+    server.online(BOB)
+    (reply,) = [
+        s
+        for _to, s in delivered(
+            server.send(BOB, "<message to='alice@localhost' type='groupchat'><body>x</body></message>")
+        )
+    ]
+    assert error_condition(reply) == "service-unavailable"
+    (reply,) = [s for _to, s in delivered(server.send(BOB, "<message to='nobody@localhost'><body>x</body></message>"))]
+    assert error_condition(reply) == "service-unavailable"
+    assert delivered(server.send(BOB, "<presence to='nobody@localhost'/>")) == []
+
+
+def test_remote_domains_are_remote_server_not_found() -> None:
+    server = Server()
+    server.online(BOB)
+    (reply,) = [s for _to, s in delivered(server.send(BOB, "<message to='x@example.org'><body>x</body></message>"))]
+    assert error_condition(reply) == "remote-server-not-found"
+
+
+def test_errors_are_never_answered_with_errors() -> None:
+    server = Server()
+    server.online(BOB)
+    assert delivered(server.send(BOB, "<message to='nobody@localhost' type='error'><body>x</body></message>")) == []
+
+
+def test_server_answers_disco_ping_and_version_and_refuses_unknown_namespaces() -> None:
+    server = Server()
+    server.online(BOB)
+    ((_, info),) = delivered(
+        server.send(
+            BOB, "<iq to='localhost' type='get' id='d'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>"
+        )
+    )
+    features = {f.get("var") for f in info.iter("{http://jabber.org/protocol/disco#info}feature")}
+    assert {
+        "urn:xmpp:ping",
+        "jabber:iq:version",
+        "jabber:iq:roster",
+        "http://jabber.org/protocol/disco#items",
+    } <= features
+    ((_, pong),) = delivered(
+        server.send(BOB, "<iq to='localhost' type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>")
+    )
+    assert pong.get("type") == "result" and pong.get("from") == "localhost"
+    ((_, version),) = delivered(
+        server.send(BOB, "<iq to='localhost' type='get' id='v'><query xmlns='jabber:iq:version'/></iq>")
+    )
+    assert version.findtext("{jabber:iq:version}query/{jabber:iq:version}name") == "boshcm"
+    ((_, refusal),) = delivered(
+        server.send(BOB, "<iq to='localhost' type='get' id='u'><query xmlns='urn:example:nope'/></iq>")
+    )
+    assert error_condition(refusal) == "service-unavailable"
+    ((_, bad),) = delivered(server.send(BOB, "<iq to='localhost' type='get' id='b'/>"))
+    assert error_condition(bad) == "bad-request"
+
+
+def test_roster_set_is_pushed_to_interested_resources_only() -> None:
+    server = Server()
+    server.online(ALICE_DESK)
+    server.bind(ALICE_PHONE)  # never asked for the roster
+    actions = server.send(
+        ALICE_DESK,
+        "<iq type='set' id='s'><query xmlns='jabber:iq:roster'>"
+        "<item jid='carol@localhost' name='Carol'><group>Quiz</group></item></query></iq>",
+    )
+    pushes = [(to, s) for to, s in delivered(actions) if s.get("type") == "set"]
+    assert [to for to, _ in pushes] == ["alice@localhost/desk"]
+    item = pushes[0][1].find(".//{jabber:iq:roster}item")
+    assert item is not None and item.get("name") == "Carol" and item.get("subscription") == "none"
+    assert item.findtext("{jabber:iq:roster}group") == "Quiz"
+
+
+def test_full_subscription_dance_between_two_local_users() -> None:
+    server = Server()
+    server.online(ALICE_DESK)
+    server.online(BOB)
+    request = server.send(ALICE_DESK, "<presence to='bob@localhost' type='subscribe'/>")
+    assert ("bob@localhost/laptop", "subscribe") in [(to, s.get("type")) for to, s in delivered(request)]
+    assert server.store.roster_item("alice", JID.parse("bob@localhost")).ask  # type: ignore[union-attr]
+
+    approval = server.send(BOB, "<presence to='alice@localhost' type='subscribed'/>")
+    kinds = [(to, etree.QName(s).localname, s.get("type")) for to, s in delivered(approval)]
+    assert ("alice@localhost/desk", "presence", "subscribed") in kinds
+    assert ("alice@localhost/desk", "presence", None) in kinds  # bob's current presence follows
+    assert server.store.roster_item("alice", JID.parse("bob@localhost")).subscription == "to"  # type: ignore[union-attr]
+    assert server.store.roster_item("bob", JID.parse("alice@localhost")).subscription == "from"  # type: ignore[union-attr]
+
+    server.send(BOB, "<presence to='alice@localhost' type='subscribe'/>")
+    server.send(ALICE_DESK, "<presence to='bob@localhost' type='subscribed'/>")
+    assert server.store.roster_item("alice", JID.parse("bob@localhost")).subscription == "both"  # type: ignore[union-attr]
+    assert server.store.roster_item("bob", JID.parse("alice@localhost")).subscription == "both"  # type: ignore[union-attr]
+
+    update = server.send(BOB, "<presence><show>away</show></presence>")
+    assert "alice@localhost/desk" in recipients(update, "presence")
+
+
+def test_unsubscribed_stops_presence_and_roster_remove_cancels_both_ways() -> None:
+    server = Server()
+    server.online(ALICE_DESK)
+    server.online(BOB)
+    subscribe_both_ways(server)
+    cancel = server.send(BOB, "<presence to='alice@localhost' type='unsubscribed'/>")
+    assert ("alice@localhost/desk", "unavailable") in [(to, s.get("type")) for to, s in delivered(cancel)]
+    assert server.store.roster_item("alice", JID.parse("bob@localhost")).subscription == "from"  # type: ignore[union-attr]
+    assert "alice@localhost/desk" not in recipients(server.send(BOB, "<presence/>"), "presence")
+
+    server.send(
+        ALICE_DESK,
+        "<iq type='set' id='rm'><query xmlns='jabber:iq:roster'>"
+        "<item jid='bob@localhost' subscription='remove'/></query></iq>",
+    )
+    assert server.store.roster_item("alice", JID.parse("bob@localhost")) is None
+    assert server.store.roster_item("bob", JID.parse("alice@localhost")).subscription == "none"  # type: ignore[union-attr]
+
+
+def test_subscription_request_to_an_offline_user_is_delivered_at_their_next_login() -> None:
+    server = Server()
+    server.online(ALICE_DESK)
+    server.send(ALICE_DESK, "<presence to='bob@localhost' type='subscribe'/>")
+    login = server.online(BOB)
+    assert ("bob@localhost/laptop", "subscribe") in [(to, s.get("type")) for to, s in delivered(login)]
+
+
+def test_initial_presence_probes_contacts_and_unbind_broadcasts_unavailable() -> None:
+    server = Server()
+    server.online(ALICE_DESK)
+    server.online(BOB)
+    subscribe_both_ways(server)
+    server.router.unbind(BOB, 0.0)
+    server.bind(BOB)
+    login = server.send(BOB, "<presence><status>back</status></presence>")
+    assert ("bob@localhost/laptop", "alice@localhost/desk") in [(to, s.get("from")) for to, s in delivered(login)]
+    gone = server.router.unbind(BOB, 0.0)
+    assert [(to, s.get("type"), s.get("from")) for to, s in delivered(gone)] == [
+        ("alice@localhost/desk", "unavailable", "bob@localhost/laptop")
+    ]
+
+
+def test_directed_presence_recipients_get_unavailable_at_logoff() -> None:
+    server = Server()
+    server.online(ALICE_DESK)
+    server.bind(BOB)  # no subscription between them
+    server.send(BOB, "<presence to='alice@localhost/desk'/>")
+    gone = server.router.unbind(BOB, 0.0)
+    assert [(to, s.get("type")) for to, s in delivered(gone)] == [("alice@localhost/desk", "unavailable")]
+
+
+def test_binding_a_bound_resource_disconnects_the_old_session_with_conflict() -> None:
+    server = Server()
+    server.bind(ALICE_DESK)
+    assert server.router.bind(ALICE_DESK, 0.0) == [Disconnect(jid=ALICE_DESK, condition=StreamErrorCondition.CONFLICT)]
