@@ -29,7 +29,11 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 if $want_test; then
   # Real peers for the interop tests: Prosody (reference server), Chromium (browser), Node (JS clients).
-  if command -v dpkg >/dev/null; then apt_install prosody chromium nodejs npm go-sendxmpp; fi
+  if command -v dpkg >/dev/null; then
+    apt_install prosody chromium go-sendxmpp
+    # Node may come from elsewhere (e.g. NodeSource, which bundles npm); only install Debian's when absent.
+    command -v npm >/dev/null || apt_install nodejs npm
+  fi
   .venv/bin/python -m pip install -q -e '.[test]'
   if [ -f package.json ]; then npm install --silent --no-audit --no-fund; fi
 else
