@@ -8,9 +8,14 @@ import signal
 import ssl
 from pathlib import Path
 
+from boshcm.bosh.http import BoshConnection, BoshEndpoint
+from boshcm.bosh.session import BoshLimits, OpenUpstream
+from boshcm.bosh.upstream import OnboardLink
 from boshcm.clock import Clock, SystemClock
 from boshcm.config import Config, parse_host_port
 from boshcm.tls import ensure_self_signed, server_context
+from boshcm.web import Cors, HttpServer, build_app
+from boshcm.websocket import WebSocketEndpoint
 from boshcm.xml.parser import StreamParser
 from boshcm.xmpp.accounts import AccountStore
 from boshcm.xmpp.c2s import C2sConnection, C2sServer
@@ -66,6 +71,9 @@ class Server:
         self.tls_context = self._tls_context(data) if c2s.starttls != "disabled" else None
         host, port = parse_host_port(c2s.listen, "c2s.listen")
         self.c2s = C2sServer(host=host, port=port, connection_factory=self._new_c2s_connection)
+        self.http: HttpServer | None = None
+        self.bosh: BoshEndpoint | None = None
+        self.websocket: WebSocketEndpoint | None = None
 
     def _tls_context(self, data: Path) -> ssl.SSLContext:
         c2s = self.config.c2s
@@ -85,12 +93,44 @@ class Server:
         return C2sConnection(reader, writer, hub=self.hub, clock=self.clock, new_session=self.new_session,
                              new_parser=self.new_parser, tls_context=self.tls_context)
 
+    def _new_link(self, connection: BoshConnection, order: OpenUpstream, remote: str) -> OnboardLink:
+        return OnboardLink(connection, order, hub=self.hub, clock=self.clock, new_session=self.new_session)
+
+    def _build_http(self) -> HttpServer:
+        http, bosh = self.config.http, self.config.bosh
+        cors = Cors(http.cors_origins)
+        self.bosh = BoshEndpoint(
+            clock=self.clock, cors=cors, link_factory=self._new_link, max_body_bytes=bosh.max_body_bytes,
+            max_depth=self.config.c2s.max_depth, max_sessions=bosh.max_sessions,
+            limits=BoshLimits(max_wait_seconds=bosh.max_wait_seconds, max_hold=bosh.max_hold,
+                              inactivity_seconds=bosh.inactivity_seconds, polling_seconds=bosh.polling_seconds,
+                              max_pause_seconds=bosh.max_pause_seconds))
+        self.websocket = WebSocketEndpoint(hub=self.hub, clock=self.clock, new_session=self.new_session,
+                                           max_frame_bytes=self.config.c2s.max_stanza_bytes,
+                                           max_depth=self.config.c2s.max_depth)
+        app = build_app(cors=cors, bosh_path=http.bosh_path, bosh_handler=self.bosh.handle,
+                        websocket_path=http.websocket_path, websocket_handler=self.websocket.handle)
+        host, port = parse_host_port(http.listen, "http.listen")
+        return HttpServer(app, host=host, port=port)
+
     async def start(self) -> None:
         if self.config.c2s.enabled:
             await self.c2s.start()
+        if self.config.http.enabled:
+            self.http = self._build_http()
+            await self.http.start()
+            assert self.bosh is not None
+            self.bosh.start()
 
     async def stop(self) -> None:
         await self.c2s.stop()
+        if self.websocket is not None:
+            for connection in list(self.websocket.connections):
+                connection.shutdown()
+        if self.bosh is not None:
+            await self.bosh.stop()
+        if self.http is not None:
+            await self.http.stop()
         self.store.close()
         self.accounts.close()
 
