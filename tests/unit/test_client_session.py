@@ -6,13 +6,13 @@ import base64
 import hashlib
 import hmac
 
-from boshcm.xmpp.router import Deliver, Disconnect, RouterAction
 from lxml import etree
 
 from boshcm.errors import StreamErrorCondition
 from boshcm.jid import JID
 from boshcm.stanza import NS_BIND, NS_CLIENT, NS_SASL, NS_STREAM, NS_TLS, Element, qname
 from boshcm.xmpp.accounts import AccountStore
+from boshcm.xmpp.router import Deliver, Disconnect, RouterAction
 from boshcm.xmpp.stream import (
     Bound,
     ClientSession,
