@@ -10,9 +10,10 @@ from pathlib import Path
 
 from boshcm.bosh.http import BoshConnection, BoshEndpoint
 from boshcm.bosh.session import BoshLimits, OpenUpstream
-from boshcm.bosh.upstream import OnboardLink
+from boshcm.bosh.upstream import OffboardLink, OnboardLink, upstream_tls_context
 from boshcm.clock import Clock, SystemClock
 from boshcm.config import Config, parse_host_port
+from boshcm.errors import BoshCondition
 from boshcm.tls import ensure_self_signed, server_context
 from boshcm.web import Cors, HttpServer, build_app
 from boshcm.websocket import WebSocketEndpoint
@@ -71,6 +72,10 @@ class Server:
         self.tls_context = self._tls_context(data) if c2s.starttls != "disabled" else None
         host, port = parse_host_port(c2s.listen, "c2s.listen")
         self.c2s = C2sServer(host=host, port=port, connection_factory=self._new_c2s_connection)
+        # Off-board (like Punjab): BOSH sessions go to another XMPP server; the embedded one stays dark.
+        self.offboard = bool(config.upstream.server)
+        self._upstream_tls = upstream_tls_context(verify=config.upstream.verify_tls)
+        self._upstream_tasks: set[asyncio.Task[None]] = set()
         self.http: HttpServer | None = None
         self.bosh: BoshEndpoint | None = None
         self.websocket: WebSocketEndpoint | None = None
@@ -93,28 +98,47 @@ class Server:
         return C2sConnection(reader, writer, hub=self.hub, clock=self.clock, new_session=self.new_session,
                              new_parser=self.new_parser, tls_context=self.tls_context)
 
-    def _new_link(self, connection: BoshConnection, order: OpenUpstream, remote: str) -> OnboardLink:
-        return OnboardLink(connection, order, hub=self.hub, clock=self.clock, new_session=self.new_session)
+    def _new_link(self, connection: BoshConnection, order: OpenUpstream, remote: str) -> OnboardLink | OffboardLink:
+        if not self.offboard:
+            return OnboardLink(connection, order, hub=self.hub, clock=self.clock, new_session=self.new_session)
+        upstream = self.config.upstream
+        host, port = parse_host_port(_route_target(order.route) or upstream.server, "upstream.server")
+        return OffboardLink(connection, order, host=host, port=port, starttls_required=upstream.starttls == "required",
+                            tls_context=self._upstream_tls, tasks=self._upstream_tasks,
+                            max_stanza_bytes=self.config.c2s.max_stanza_bytes, max_depth=self.config.c2s.max_depth)
+
+    def _check_address(self, to: str, route: str | None) -> BoshCondition | None:
+        """XEP-0124 §7.1 'to' and 'route': only where the operator allows."""
+        if not self.offboard:
+            return None if to == self.config.server.domain else BoshCondition.HOST_UNKNOWN
+        upstream = self.config.upstream
+        if upstream.domains and to not in upstream.domains:
+            return BoshCondition.HOST_UNKNOWN
+        if route is not None and _route_target(route) not in upstream.routes:
+            return BoshCondition.IMPROPER_ADDRESSING
+        return None
 
     def _build_http(self) -> HttpServer:
         http, bosh = self.config.http, self.config.bosh
         cors = Cors(http.cors_origins)
         self.bosh = BoshEndpoint(
             clock=self.clock, cors=cors, link_factory=self._new_link, max_body_bytes=bosh.max_body_bytes,
-            max_depth=self.config.c2s.max_depth, max_sessions=bosh.max_sessions,
+            max_depth=self.config.c2s.max_depth, max_sessions=bosh.max_sessions, check_address=self._check_address,
             limits=BoshLimits(max_wait_seconds=bosh.max_wait_seconds, max_hold=bosh.max_hold,
                               inactivity_seconds=bosh.inactivity_seconds, polling_seconds=bosh.polling_seconds,
                               max_pause_seconds=bosh.max_pause_seconds))
         self.websocket = WebSocketEndpoint(hub=self.hub, clock=self.clock, new_session=self.new_session,
                                            max_frame_bytes=self.config.c2s.max_stanza_bytes,
                                            max_depth=self.config.c2s.max_depth)
+        # WebSocket sessions are on-board only for now (off-board relaying is BOSH's).
         app = build_app(cors=cors, bosh_path=http.bosh_path, bosh_handler=self.bosh.handle,
-                        websocket_path=http.websocket_path, websocket_handler=self.websocket.handle)
+                        websocket_path=http.websocket_path,
+                        websocket_handler=None if self.offboard else self.websocket.handle)
         host, port = parse_host_port(http.listen, "http.listen")
         return HttpServer(app, host=host, port=port)
 
     async def start(self) -> None:
-        if self.config.c2s.enabled:
+        if self.config.c2s.enabled and not self.offboard:
             await self.c2s.start()
         if self.config.http.enabled:
             self.http = self._build_http()
@@ -131,6 +155,10 @@ class Server:
             await self.bosh.stop()
         if self.http is not None:
             await self.http.stop()
+        for task in list(self._upstream_tasks):
+            task.cancel()
+        if self._upstream_tasks:
+            await asyncio.wait(list(self._upstream_tasks), timeout=5)
         self.store.close()
         self.accounts.close()
 
@@ -149,6 +177,13 @@ async def serve(config: Config) -> None:
     finally:
         log.info("shutting down")
         await server.stop()
+
+
+def _route_target(route: str | None) -> str | None:
+    """XEP-0124 §7.1: route is 'xmpp:host:port'; returns 'host:port'."""
+    if route is None:
+        return None
+    return route.removeprefix("xmpp:")
 
 
 def delete_user_data(config: Config, username: str) -> None:

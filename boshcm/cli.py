@@ -28,11 +28,14 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--c2s", metavar="HOST:PORT", help="client-to-server TCP listener (c2s.listen)")
     serve.add_argument("--http", metavar="HOST:PORT", help="BOSH/WebSocket HTTP listener (http.listen)")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="log.level")
+    serve.add_argument("--upstream", metavar="HOST:PORT",
+                       help="off-board: relay BOSH sessions to this XMPP server (upstream.server)")
 
     check = commands.add_parser("check-config", parents=[common], help="validate the configuration and exit")
     check.add_argument("--c2s", metavar="HOST:PORT")
     check.add_argument("--http", metavar="HOST:PORT")
     check.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    check.add_argument("--upstream", metavar="HOST:PORT")
 
     for name, text in (("adduser", "create an account"), ("passwd", "change an account's password")):
         command = commands.add_parser(name, parents=[common], help=text)
@@ -46,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     mapping = {"data_dir": "server.data_dir", "domain": "server.domain", "c2s": "c2s.listen",
-               "http": "http.listen", "log_level": "log.level"}
+               "http": "http.listen", "log_level": "log.level", "upstream": "upstream.server"}
     return {dotted: getattr(args, name) for name, dotted in mapping.items()
             if getattr(args, name, None) is not None}
 

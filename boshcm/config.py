@@ -101,26 +101,36 @@ class HttpConfig:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BoshConfig:
-    upstream: str = ""
-    upstream_starttls: str = "required"
-    upstream_verify_tls: bool = True
     max_wait_seconds: float = 60.0
     max_hold: int = 2
     inactivity_seconds: float = 60.0
     polling_seconds: float = 2.0
     max_pause_seconds: float = 120.0
-    max_body_bytes: int = 524_288
+    max_body_bytes: int = 1_048_576
     max_sessions: int = 100_000
 
     def validate(self, section: str) -> None:
-        if self.upstream:
-            parse_host_port(self.upstream, f"{section}.upstream")
-        _one_of(f"{section}.upstream_starttls", self.upstream_starttls, ("required", "optional"))
         for name in ("max_wait_seconds", "inactivity_seconds", "polling_seconds", "max_pause_seconds",
                      "max_body_bytes", "max_sessions"):
             _positive(f"{section}.{name}", getattr(self, name))
         if not 0 <= self.max_hold <= 10:
             raise ConfigError(f"{section}.max_hold", f"must be between 0 and 10; got {self.max_hold}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpstreamConfig:
+    server: str = ""
+    starttls: str = "required"
+    verify_tls: bool = True
+    domains: list[str] = field(default_factory=list)
+    routes: list[str] = field(default_factory=list)
+
+    def validate(self, section: str) -> None:
+        if self.server:
+            parse_host_port(self.server, f"{section}.server")
+        _one_of(f"{section}.starttls", self.starttls, ("required", "optional"))
+        for index, route in enumerate(self.routes):
+            parse_host_port(route, f"{section}.routes[{index}]")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -137,6 +147,7 @@ class Config:
     c2s: C2sConfig = field(default_factory=C2sConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     bosh: BoshConfig = field(default_factory=BoshConfig)
+    upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
     @property

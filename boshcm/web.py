@@ -50,12 +50,26 @@ def build_app(*, cors: Cors, bosh_path: str, bosh_handler: Handler | None, webso
               ) -> web.Application:
     app = web.Application()
     if bosh_handler is not None:
-        app.router.add_route("POST", bosh_path, bosh_handler)
-        app.router.add_route("OPTIONS", bosh_path, cors.preflight)
+        for path in dict.fromkeys((bosh_path, BOSH_ALIAS)):
+            app.router.add_route("POST", path, bosh_handler)
+            app.router.add_route("OPTIONS", path, cors.preflight)
+            app.router.add_route("GET", path, _bosh_page)
     if websocket_handler is not None:
-        app.router.add_route("GET", websocket_path, websocket_handler)
+        for path in dict.fromkeys((websocket_path, WEBSOCKET_ALIAS)):
+            app.router.add_route("GET", path, websocket_handler)
     app.add_routes(static_routes)
     return app
+
+
+BOSH_ALIAS = "/bosh"
+WEBSOCKET_ALIAS = "/ws"
+_BOSH_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>boshcm BOSH endpoint</title></head>
+<body><h1>boshcm</h1><p>This is a BOSH endpoint (XEP-0124, XEP-0206). XMPP clients such as Strophe.js POST
+<code>&lt;body/&gt;</code> requests here; browsers have nothing to see.</p></body></html>"""
+
+
+async def _bosh_page(_request: web.Request) -> web.Response:
+    return web.Response(text=_BOSH_PAGE, content_type="text/html")
 
 
 class HttpServer:

@@ -17,6 +17,7 @@ from aiohttp import web
 from boshcm.bosh.body import BadRequest, build_terminate, parse_request
 from boshcm.bosh.registry import SessionRegistry
 from boshcm.bosh.session import (
+    AddressCheck,
     BoshAction,
     BoshEvent,
     BoshLimits,
@@ -98,7 +99,9 @@ class BoshConnection:
 
 class BoshEndpoint:
     def __init__(self, *, clock: Clock, cors: Cors, limits: BoshLimits, link_factory: LinkFactory,
-                 max_body_bytes: int, max_depth: int, max_sessions: int = 100_000) -> None:
+                 max_body_bytes: int, max_depth: int, max_sessions: int = 100_000,
+                 check_address: AddressCheck = lambda to, route: None) -> None:
+        self._check_address = check_address
         self.clock = clock
         self.cors = cors
         self.limits = limits
@@ -149,7 +152,8 @@ class BoshEndpoint:
                 return self._terminate_response(BoshCondition.SYSTEM_SHUTDOWN, headers)
             connection = BoshConnection(self, BoshSession(
                 sid=self.registry.new_sid(), first=arrived, now=self.clock.now(), limits=self.limits,
-                serialize=serialize), request.remote or "", is_secure_request(request))
+                serialize=serialize, check_address=self._check_address), request.remote or "",
+                is_secure_request(request))
             self.registry.add(connection.session.sid, connection)
             connection.perform(connection.session.start(self.clock.now()))
         elif (found := self.registry.get(body.sid)) is None:

@@ -30,6 +30,8 @@ from boshcm.errors import BoshCondition
 from boshcm.stanza import NS_XML, Element, qname
 
 BOSH_VERSION = "1.11"
+# (to, route) -> a refusal condition, or None when the session may go there.
+AddressCheck = Callable[[str, str | None], BoshCondition | None]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -129,8 +131,9 @@ class _Held:
 
 class BoshSession:
     def __init__(self, *, sid: str, first: RequestArrived, now: float, limits: BoshLimits,
-                 serialize: Callable[[Element], bytes]) -> None:
+                 serialize: Callable[[Element], bytes], check_address: AddressCheck = lambda to, route: None) -> None:
         self.sid = sid
+        self._check_address = check_address
         self._limits = limits
         self._serialize = serialize
         body = first.body
@@ -179,6 +182,9 @@ class BoshSession:
         body = self._created_request.body
         if not body.get("to"):
             return self._terminate_now(self._created_request.request_id, BoshCondition.IMPROPER_ADDRESSING)
+        if (refusal := self._check_address(body.get("to") or "", body.get("route"))) is not None:
+            # XEP-0124 §7.1: only hosts the operator allows; never an open proxy.
+            return self._terminate_now(self._created_request.request_id, refusal, close_upstream=False)
         self._hold_request(self._created_request.request_id, body.rid, now)
         return [OpenUpstream(to=body.get("to") or "", lang=body.lang, version=body.xmpp_version,
                              route=body.get("route"), secure=body.get("secure") != "false")]

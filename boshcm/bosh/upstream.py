@@ -7,7 +7,9 @@ XMPP server (see OffboardLink).
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -15,7 +17,9 @@ from boshcm.bosh.session import OpenUpstream, ServerClosed, ServerStanzas, Upstr
 from boshcm.clock import Clock
 from boshcm.errors import BoshCondition, StreamErrorCondition
 from boshcm.jid import JID
-from boshcm.stanza import Element, stream_error_element
+from boshcm.stanza import NS_STREAM, NS_TLS, Element, element, qname, stream_error_element
+from boshcm.xml.parser import StanzaReceived, StreamClosed, StreamOpened, StreamParseError, StreamParser
+from boshcm.xml.writer import STREAM_CLOSE, serialize, stream_header
 from boshcm.xmpp.hub import Hub
 from boshcm.xmpp.stream import (
     Bound,
@@ -110,3 +114,171 @@ class OnboardLink:
         if self._core.closed and self._bound_jid is not None:
             self._hub.unregister(self._bound_jid, self)
             self._bound_jid = None
+
+
+class OffboardLink:
+    """A BOSH session relayed over its own TCP stream to an external XMPP server (like Punjab).
+
+    boshcm does STARTTLS towards the server itself; everything after that — SASL, the restart, binding,
+    stanzas — is the client's, passed through in both directions (XEP-0206 §2).
+    """
+
+    def __init__(self, connection: BoshConnection, order: OpenUpstream, *, host: str, port: int,
+                 starttls_required: bool, tls_context: ssl.SSLContext, tasks: set[asyncio.Task[None]],
+                 max_stanza_bytes: int, max_depth: int, connect_timeout_seconds: float = 10.0) -> None:
+        self._connection = connection
+        self._host, self._port = host, port
+        self._domain = order.to
+        self._lang = order.lang or "en"
+        self._starttls_required = starttls_required
+        self._tls_context = tls_context
+        self._tasks = tasks
+        self._parser = StreamParser(max_stanza_bytes=max_stanza_bytes, max_depth=max_depth)
+        self._connect_timeout_seconds = connect_timeout_seconds
+        self._writer: asyncio.StreamWriter | None = None
+        self._outbox: list[bytes] = []   # client payloads that arrive before the upstream is ready
+        self._ready = False
+        self._closed = False
+        self._opened: StreamOpened | None = None
+
+    # --- orders from the BOSH session -------------------------------------------------------------
+
+    def open(self, order: OpenUpstream) -> None:
+        task = asyncio.get_running_loop().create_task(self._run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def forward(self, stanzas: tuple[Element, ...]) -> None:
+        for stanza in stanzas:
+            self._write_or_queue(serialize(stanza))
+
+    def restart(self) -> None:
+        # XEP-0206 §5: after SASL success the client asks for a restart; the server expects a new header.
+        self._parser.reset()
+        self._write_or_queue(self._header())
+
+    def close(self) -> None:
+        if self._writer is not None and not self._closed:
+            self._writer.write(STREAM_CLOSE)
+            self._writer.close()
+        self._closed = True
+
+    # --- the TCP side -----------------------------------------------------------------------------
+
+    def _header(self) -> bytes:
+        return stream_header(attrs={"to": self._domain, "version": "1.0", "xml:lang": self._lang})
+
+    def _write_or_queue(self, data: bytes) -> None:
+        if self._ready and self._writer is not None and not self._writer.is_closing():
+            self._writer.write(data)
+        elif not self._ready:
+            self._outbox.append(data)
+
+    async def _run(self) -> None:
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(self._host, self._port), self._connect_timeout_seconds)
+            self._writer = writer
+            features = await self._negotiate_tls(reader)
+            self._ready = True
+            self._connection.event(ServerStanzas(stanzas=(features,)))
+            for data in self._outbox:
+                writer.write(data)
+            self._outbox.clear()
+            await self._relay(reader)
+        except (OSError, TimeoutError, ssl.SSLError, _UpstreamFailure) as error:
+            log.info("upstream %s:%d failed: %s", self._host, self._port, error)
+            self._connection.event(ServerClosed(condition=BoshCondition.REMOTE_CONNECTION_FAILED))
+        finally:
+            if self._writer is not None:
+                self._writer.close()
+
+    async def _negotiate_tls(self, reader: asyncio.StreamReader) -> Element:
+        """Open the stream, do STARTTLS when offered, and return the features the client should see."""
+        assert self._writer is not None
+        self._writer.write(self._header())
+        features = await self._next_features(reader, announce=False)
+        starttls = features.find(qname(NS_TLS, "starttls"))
+        if starttls is None:
+            if self._starttls_required:
+                raise _UpstreamFailure("server does not offer STARTTLS")
+            self._announce_pending()
+            return features
+        self._writer.write(serialize(element(NS_TLS, "starttls")))
+        proceed = await self._next_element(reader)
+        if proceed.tag != qname(NS_TLS, "proceed"):
+            raise _UpstreamFailure("STARTTLS refused")
+        await self._writer.start_tls(self._tls_context, server_hostname=self._domain)
+        self._parser.reset()
+        self._writer.write(self._header())
+        return await self._next_features(reader, announce=True)
+
+    async def _next_features(self, reader: asyncio.StreamReader, *, announce: bool) -> Element:
+        self._opened = None
+        received = await self._next_element(reader)
+        if received.tag != qname(NS_STREAM, "features"):
+            raise _UpstreamFailure(f"expected stream features, got {received.tag!r}")
+        if announce:
+            self._announce_pending()
+        return received
+
+    def _announce_pending(self) -> None:
+        if self._opened is not None:
+            self._connection.event(UpstreamOpened(stream_id=self._opened.attrs.get("id", ""),
+                                                  domain=self._opened.attrs.get("from", self._domain)))
+
+    async def _next_element(self, reader: asyncio.StreamReader) -> Element:
+        while True:
+            data = await asyncio.wait_for(reader.read(65_536), self._connect_timeout_seconds)
+            if not data:
+                raise _UpstreamFailure("server closed the connection during negotiation")
+            for parsed in self._parser.feed(data):
+                match parsed:
+                    case StreamOpened():
+                        self._opened = parsed
+                    case StanzaReceived(element=received):
+                        return received
+                    case StreamClosed() | StreamParseError():
+                        raise _UpstreamFailure(f"stream ended during negotiation: {parsed}")
+
+    async def _relay(self, reader: asyncio.StreamReader) -> None:
+        while data := await reader.read(65_536):
+            stanzas: list[Element] = []
+            for parsed in self._parser.feed(data):
+                match parsed:
+                    case StreamOpened():
+                        # A restarted stream: its id is news only to us; the features follow as a stanza.
+                        continue
+                    case StanzaReceived(element=received) if received.tag == qname(NS_STREAM, "error"):
+                        self._flush(stanzas)
+                        self._connection.event(ServerClosed(condition=BoshCondition.REMOTE_STREAM_ERROR,
+                                                            stanzas=(received,)))
+                        return
+                    case StanzaReceived(element=received):
+                        stanzas.append(received)
+                    case StreamClosed():
+                        self._flush(stanzas)
+                        self._connection.event(ServerClosed(condition=None))
+                        return
+                    case StreamParseError(text=text):
+                        raise _UpstreamFailure(f"server sent bad XML: {text}")
+            self._flush(stanzas)
+        if not self._closed:
+            raise _UpstreamFailure("server dropped the connection")
+
+    def _flush(self, stanzas: list[Element]) -> None:
+        if stanzas:
+            self._connection.event(ServerStanzas(stanzas=tuple(stanzas)))
+            stanzas.clear()
+
+
+class _UpstreamFailure(Exception):
+    pass
+
+
+def upstream_tls_context(*, verify: bool) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
