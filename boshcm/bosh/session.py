@@ -10,9 +10,9 @@ forget the session (`SessionEnded`).
 Requests are processed strictly in rid order (§14.1) within a window of `requests` rids; a request that
 arrives early waits for the gap to fill. After processing, a request is *held* until there is something to
 send or its `wait` runs out. At most `hold` requests are held; the oldest surplus one is answered at once
-(§10). Every answer is cached as bytes under its rid, so a client that lost a response and repeats the rid
+(§8). Every answer is cached as bytes under its rid, so a client that lost a response and repeats the rid
 gets the same bytes again (§14.3). One deadline (`next_deadline`) covers every held request's wait and the
-session's inactivity (§8).
+session's inactivity (§10).
 
 This file knows nothing of HTTP, asyncio or XMPP routing.
 """
@@ -152,7 +152,8 @@ class BoshSession:
         self._last_rid = body.rid           # highest rid processed in order
         self._early: dict[int, RequestArrived] = {}
         self._held: list[_Held] = []
-        self._cache: OrderedDict[int, bytes] = OrderedDict()
+        self._cache: OrderedDict[int, tuple[bytes, float]] = OrderedDict()   # rid -> (response, sent at)
+        self._report: tuple[int, float] | None = None
         self._pending: list[Element] = []
         self._closing: ServerClosed | None = None
         self._stream_id = ""
@@ -220,7 +221,7 @@ class BoshSession:
         for held in [held for held in self._held if held.expires_at <= now]:
             actions += self._answer(held, now, empty=True)
         if not self._held and now >= self._inactive_since + self._inactivity_seconds:
-            # XEP-0124 §8: no request for longer than 'inactivity': the session is gone, nobody to tell.
+            # XEP-0124 §10: no request for longer than 'inactivity': the session is gone, nobody to tell.
             actions += self._end(None, close_upstream=True)
         return actions
 
@@ -264,13 +265,14 @@ class BoshSession:
                 stale, held.request_id = held.request_id, event.request_id
                 return [Respond(request_id=stale, data=self._serialize(build_body({})))]
         if (cached := self._cache.get(rid)) is not None:
-            return [Respond(request_id=event.request_id, data=cached)]  # XEP-0124 §14.3, byte for byte
+            return [Respond(request_id=event.request_id, data=cached[0])]  # XEP-0124 §14.3, byte for byte
         return self._terminate_now(event.request_id, BoshCondition.ITEM_NOT_FOUND)
 
     def _process(self, event: RequestArrived, now: float) -> list[BoshAction]:
         body = event.body
         if (problem := self._check_key(body)) is not None:
             return self._terminate_now(event.request_id, problem)
+        self._note_client_ack(body, now)
         actions: list[BoshAction] = []
         if body.payloads and self._state is not _State.ENDED:
             actions.append(ForwardToServer(stanzas=body.payloads))
@@ -279,11 +281,11 @@ class BoshSession:
             return actions + self._terminate_now(event.request_id, None, close_upstream=True)
         if body.restart:
             actions.append(RestartUpstream())  # XEP-0206 §5
-        if (pause := body.get("pause")) is not None:
-            actions += self._pause(pause, now)
         if (policy := self._polling_violation(body, now)) is not None:
             return actions + self._terminate_now(event.request_id, policy)
         self._hold_request(event.request_id, body.rid, now)
+        if (pause := body.get("pause")) is not None:
+            return actions + self._pause(pause, now)
         while len(self._held) > self.hold and self._state is _State.ACTIVE:
             actions += self._answer(self._held[0], now, empty=not self._pending)
         return actions + self._flush(now)
@@ -298,18 +300,28 @@ class BoshSession:
         self._key = body.get("newkey") or key
         return None
 
+    def _note_client_ack(self, body: RequestBody, now: float) -> None:
+        """XEP-0124 §9.2: a client ack below a response we already sent means that response was lost."""
+        if not self._acks or (ack_text := body.get("ack")) is None or not ack_text.isdigit():
+            return
+        ack = int(ack_text)
+        lost = [rid for rid in self._cache if ack < rid < body.rid]
+        if lost:
+            rid = min(lost)
+            self._report = (rid, now - self._cache[rid][1])
+
     def _pause(self, pause_text: str, now: float) -> list[BoshAction]:
-        """XEP-0124 §12: answer everything held, then allow a longer silence once."""
+        """XEP-0124 §10: answer everything held (this request too), then allow a longer silence once."""
         if not pause_text.isdigit() or int(pause_text) > self._limits.max_pause_seconds:
-            return []
+            return self._flush(now)
         actions: list[BoshAction] = []
         for held in list(self._held):
-            actions += self._answer(held, now, empty=True)
+            actions += self._answer(held, now, empty=not self._pending)
         self._inactivity_seconds = float(int(pause_text))
         return actions
 
     def _polling_violation(self, body: RequestBody, now: float) -> BoshCondition | None:
-        """XEP-0124 §11: a polling session (hold=0) must not poll faster than 'polling'."""
+        """XEP-0124 §12: a polling session (hold=0) must not poll faster than 'polling'."""
         if self.hold > 0 or body.payloads or body.restart:
             return None
         last, self._last_empty_poll = self._last_empty_poll, now
@@ -332,7 +344,7 @@ class BoshSession:
         if self._closing is not None and self._held and not self._pending:
             held = self._held.pop(0)
             closing = self._closing
-            actions.append(self._respond(held, build_terminate(closing.condition, closing.stanzas)))
+            actions.append(self._respond(held, build_terminate(closing.condition, closing.stanzas), now))
             actions += self._end(closing.condition, close_upstream=False)
         return actions
 
@@ -349,7 +361,10 @@ class BoshSession:
             self._state = _State.ACTIVE
         elif self._acks and held.rid < self._last_rid:
             attrs["ack"] = str(self._last_rid)  # XEP-0124 §9.1: tell the client what we have seen
-        return [self._respond(held, build_body(attrs, payloads))]
+        if self._report is not None:
+            (report, elapsed), self._report = self._report, None
+            attrs |= {"report": str(report), "time": str(int(elapsed * 1000))}
+        return [self._respond(held, build_body(attrs, payloads), now)]
 
     def _creation_attrs(self, rid: int) -> dict[str, str]:
         """XEP-0124 §7.2 and XEP-0206 §4 session creation response."""
@@ -364,9 +379,9 @@ class BoshSession:
             attrs["ack"] = str(rid)
         return attrs
 
-    def _respond(self, held: _Held, body: Element) -> Respond:
+    def _respond(self, held: _Held, body: Element, now: float) -> Respond:
         data = self._serialize(body)
-        self._cache[held.rid] = data
+        self._cache[held.rid] = (data, now)
         while len(self._cache) > self.requests:
             self._cache.popitem(last=False)
         return Respond(request_id=held.request_id, data=data)

@@ -104,7 +104,7 @@ class OnboardLink:
                     if condition is None:
                         self._connection.event(ServerClosed(condition=None))
                     else:
-                        # XEP-0206 §7: stream errors travel inside a remote-stream-error terminate.
+                        # XEP-0206 §6: stream errors travel inside a remote-stream-error terminate.
                         self._connection.event(ServerClosed(condition=BoshCondition.REMOTE_STREAM_ERROR,
                                                             stanzas=(stream_error_element(condition, text),)))
                 case _:
