@@ -44,16 +44,31 @@ def features() -> Element:
 class Client:
     """Plays the HTTP side: numbered requests in, responses collected by request id."""
 
-    def __init__(self, *, hold: int = 1, wait: int = 30, limits: BoshLimits | None = None, ack: bool = False,
-                 newkey: str | None = None, to: str = "localhost", route: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        hold: int = 1,
+        wait: int = 30,
+        limits: BoshLimits | None = None,
+        ack: bool = False,
+        newkey: str | None = None,
+        to: str = "localhost",
+        route: str | None = None,
+    ) -> None:
         self.now = 1000.0
         self.rid = FIRST_RID
         self.ids = itertools.count(1)
         self.responses: dict[int, bytes] = {}
         self.forwarded: list[str] = []
         self.orders: list[BoshAction] = []
-        attrs = {"rid": str(self.rid), "to": to, "wait": str(wait), "hold": str(hold), "ver": "1.11",
-                 "xmpp:version": "1.0"}
+        attrs = {
+            "rid": str(self.rid),
+            "to": to,
+            "wait": str(wait),
+            "hold": str(hold),
+            "ver": "1.11",
+            "xmpp:version": "1.0",
+        }
         if ack:
             attrs["ack"] = "1"
         if newkey:
@@ -62,14 +77,16 @@ class Client:
             attrs["route"] = route
         first = RequestArrived(request_id=next(self.ids), body=self.body_of(attrs))
         self.creation_id = first.request_id
-        self.session = BoshSession(sid="s1", first=first, now=self.now, limits=limits or BoshLimits(),
-                                   serialize=serialize)
+        self.session = BoshSession(
+            sid="s1", first=first, now=self.now, limits=limits or BoshLimits(), serialize=serialize
+        )
         self.take(self.session.start(self.now))
 
     def body_of(self, attrs: dict[str, str], payload: str = "") -> object:
         rendered = " ".join(f"{k}='{v}'" for k, v in attrs.items())
-        return parse_request(etree.fromstring(
-            f"<body xmlns='{HTTPBIND}' xmlns:xmpp='urn:xmpp:xbosh' {rendered}>{payload}</body>"))
+        return parse_request(
+            etree.fromstring(f"<body xmlns='{HTTPBIND}' xmlns:xmpp='urn:xmpp:xbosh' {rendered}>{payload}</body>")
+        )
 
     def take(self, actions: list[BoshAction]) -> list[BoshAction]:
         for action in actions:
@@ -77,7 +94,9 @@ class Client:
                 assert action.request_id not in self.responses, "a request was answered twice"
                 self.responses[action.request_id] = action.data
             if isinstance(action, ForwardToServer):
-                self.forwarded += [s.findtext("{jabber:client}body") or etree.QName(s).localname for s in action.stanzas]
+                self.forwarded += [
+                    s.findtext("{jabber:client}body") or etree.QName(s).localname for s in action.stanzas
+                ]
         self.orders += actions
         return actions
 
@@ -355,10 +374,13 @@ def test_restart_is_passed_to_the_stream_and_features_answer_it_xep_0206_section
 def test_stream_error_becomes_remote_stream_error_with_the_error_inside_xep_0206_section_6() -> None:
     client = started()
     held = client.request()
-    error = etree.fromstring("<stream:error xmlns:stream='http://etherx.jabber.org/streams'>"
-                             "<conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>")
-    client.take(client.session.handle(ServerClosed(condition=BoshCondition.REMOTE_STREAM_ERROR, stanzas=(error,)),
-                                      client.now))
+    error = etree.fromstring(
+        "<stream:error xmlns:stream='http://etherx.jabber.org/streams'>"
+        "<conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>"
+    )
+    client.take(
+        client.session.handle(ServerClosed(condition=BoshCondition.REMOTE_STREAM_ERROR, stanzas=(error,)), client.now)
+    )
     response = client.response(held)
     assert response.get("condition") == "remote-stream-error"
     assert response.find("{http://etherx.jabber.org/streams}error") is not None
