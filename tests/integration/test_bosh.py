@@ -139,3 +139,66 @@ async def test_stream_error_reaches_the_bosh_client_as_remote_stream_error(
         answer.find("{http://etherx.jabber.org/streams}error/{urn:ietf:params:xml:ns:xmpp-streams}invalid-from")
         is not None
     )
+
+
+async def test_a_held_request_gets_a_pushed_stanza_within_milliseconds(
+    server: Server, http: aiohttp.ClientSession, clients: list[XmppClient]
+) -> None:
+    bob = await logged_in(server, clients, "bob@localhost/phone", "bob-secret")
+    alice = BoshClient(http, bosh_url(server), wait=30)
+    await alice.login("alice", "alice-secret")
+    loop = asyncio.get_running_loop()
+    held = loop.create_task(alice.post(alice.body()))
+    await asyncio.sleep(0.2)  # the request is now held by the server
+    sent_at = loop.time()
+    bob.xmpp.send_message(mto="alice@localhost/web", mbody="push", mtype="chat")
+    response = await held
+    latency = loop.time() - sent_at
+    assert response.findtext("{jabber:client}message/{jabber:client}body") == "push"
+    assert latency < 1.0  # generous for a loaded CI machine; tests/perf measures the real figure
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        b"<body xmlns='http://jabber.org/protocol/httpbind' rid='1' to='localhost'><unclosed></body>",
+        b"<notbody xmlns='urn:example' rid='1'/>",
+        b"<body xmlns='http://jabber.org/protocol/httpbind' rid='minus one'/>",
+        b"<?xml version='1.0'?><!DOCTYPE lolz [<!ENTITY lol 'lol'>]><body>&lol;</body>",
+        b"<body xmlns='http://jabber.org/protocol/httpbind' rid='1'><!-- comment --></body>",
+        b"\xff\xfe garbage",
+    ],
+)
+async def test_bad_request_gets_bad_request_and_the_next_session_still_works(
+    server: Server, http: aiohttp.ClientSession, bad: bytes
+) -> None:
+    client = BoshClient(http, bosh_url(server))
+    answer = etree.fromstring(await client.post_raw(bad))
+    assert answer.get("type") == "terminate" and answer.get("condition") == "bad-request"
+    fresh = BoshClient(http, bosh_url(server))
+    await fresh.login("alice", "alice-secret")
+
+
+async def test_oversized_body_is_refused_without_ending_other_sessions(
+    server: Server, http: aiohttp.ClientSession
+) -> None:
+    other = BoshClient(http, bosh_url(server))
+    await other.login("bob", "bob-secret")
+    big = b"<body xmlns='http://jabber.org/protocol/httpbind' rid='1'>" + b"x" * (2 * 1024 * 1024) + b"</body>"
+    answer = etree.fromstring(await BoshClient(http, bosh_url(server)).post_raw(big))
+    assert answer.get("condition") == "policy-violation"
+    pong = await other.post(
+        other.body("<iq xmlns='jabber:client' type='get' id='p' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+    )
+    assert pong.find("{jabber:client}iq").get("type") == "result"  # type: ignore[union-attr]
+
+
+async def test_get_on_the_endpoint_explains_itself_and_aliases_work(
+    server: Server, http: aiohttp.ClientSession
+) -> None:
+    assert server.http is not None
+    async with http.get(bosh_url(server)) as page:
+        assert page.status == 200 and "BOSH endpoint" in await page.text()
+    client = BoshClient(http, f"http://127.0.0.1:{server.http.port}/bosh")
+    created = await client.create()
+    assert created.get("sid")
