@@ -35,7 +35,9 @@ if $want_test; then
     command -v npm >/dev/null || apt_install nodejs npm
   fi
   .venv/bin/python -m pip install -q -e '.[test]'
-  if [ -f package.json ]; then npm install --silent --no-audit --no-fund; fi
+  # JavaScript clients for the interop tests; StanzaJS needs a browser bundle built from it.
+  npm install --silent --no-audit --no-fund
+  npm run --silent build:test-clients
 else
   .venv/bin/python -m pip install -q -e .
 fi
