@@ -10,7 +10,7 @@ from pathlib import Path
 
 from boshcm.bosh.http import BoshConnection, BoshEndpoint
 from boshcm.bosh.session import BoshLimits, OpenUpstream
-from boshcm.bosh.upstream import OffboardLink, OnboardLink, upstream_tls_context
+from boshcm.bosh.upstream import OffboardLink, OnboardLink, UpstreamListener, upstream_tls_context
 from boshcm.clock import Clock, SystemClock
 from boshcm.config import Config, parse_host_port
 from boshcm.errors import BoshCondition
@@ -100,12 +100,22 @@ class Server:
 
     def _new_link(self, connection: BoshConnection, order: OpenUpstream, remote: str) -> OnboardLink | OffboardLink:
         if not self.offboard:
-            return OnboardLink(connection, order, hub=self.hub, clock=self.clock, new_session=self.new_session)
+            return OnboardLink(connection, to=order.to, lang=order.lang, version=order.version,
+                               secure=connection.secure and order.secure, remote=remote, hub=self.hub,
+                               clock=self.clock, new_session=self.new_session)
+        return self.offboard_link(connection, to=order.to, lang=order.lang, route=order.route)
+
+    def _relay_link(self, listener: UpstreamListener, to: str, lang: str | None) -> OffboardLink:
+        return self.offboard_link(listener, to=to, lang=lang)
+
+    def offboard_link(self, listener: UpstreamListener, *, to: str, lang: str | None,
+                      route: str | None = None) -> OffboardLink:
         upstream = self.config.upstream
-        host, port = parse_host_port(_route_target(order.route) or upstream.server, "upstream.server")
-        return OffboardLink(connection, order, host=host, port=port, starttls_required=upstream.starttls == "required",
-                            tls_context=self._upstream_tls, tasks=self._upstream_tasks,
-                            max_stanza_bytes=self.config.c2s.max_stanza_bytes, max_depth=self.config.c2s.max_depth)
+        host, port = parse_host_port(_route_target(route) or upstream.server, "upstream.server")
+        return OffboardLink(listener, to=to, lang=lang, host=host, port=port,
+                            starttls_required=upstream.starttls == "required", tls_context=self._upstream_tls,
+                            tasks=self._upstream_tasks, max_stanza_bytes=self.config.c2s.max_stanza_bytes,
+                            max_depth=self.config.c2s.max_depth)
 
     def _check_address(self, to: str, route: str | None) -> BoshCondition | None:
         """XEP-0124 §7.1 'to' and 'route': only where the operator allows."""
@@ -127,13 +137,12 @@ class Server:
             limits=BoshLimits(max_wait_seconds=bosh.max_wait_seconds, max_hold=bosh.max_hold,
                               inactivity_seconds=bosh.inactivity_seconds, polling_seconds=bosh.polling_seconds,
                               max_pause_seconds=bosh.max_pause_seconds))
-        self.websocket = WebSocketEndpoint(hub=self.hub, clock=self.clock, new_session=self.new_session,
-                                           max_frame_bytes=self.config.c2s.max_stanza_bytes,
-                                           max_depth=self.config.c2s.max_depth)
-        # WebSocket sessions are on-board only for now (off-board relaying is BOSH's).
+        self.websocket = WebSocketEndpoint(
+            hub=self.hub, clock=self.clock, new_session=self.new_session,
+            max_frame_bytes=self.config.c2s.max_stanza_bytes, max_depth=self.config.c2s.max_depth,
+            relay=self._relay_link if self.offboard else None)
         app = build_app(cors=cors, bosh_path=http.bosh_path, bosh_handler=self.bosh.handle,
-                        websocket_path=http.websocket_path,
-                        websocket_handler=None if self.offboard else self.websocket.handle)
+                        websocket_path=http.websocket_path, websocket_handler=self.websocket.handle)
         host, port = parse_host_port(http.listen, "http.listen")
         return HttpServer(app, host=host, port=port)
 

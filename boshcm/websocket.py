@@ -11,12 +11,12 @@ import contextlib
 import ipaddress
 import logging
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final, Protocol
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from boshcm.clock import Clock
-from boshcm.errors import RemoteProtocolError, StreamErrorCondition
+from boshcm.errors import BoshCondition, RemoteProtocolError, StreamErrorCondition
 from boshcm.jid import JID
 from boshcm.stanza import NS_FRAMING, Element, element, local_name, namespace_of, stream_error_element
 from boshcm.xml.parser import parse_document
@@ -172,8 +172,9 @@ class WebSocketEndpoint:
     """The aiohttp handler for the WebSocket path."""
 
     def __init__(self, *, hub: Hub, clock: Clock, new_session: Callable[[Transport], ClientSession],
-                 max_frame_bytes: int, max_depth: int) -> None:
+                 max_frame_bytes: int, max_depth: int, relay: RelayFactory | None = None) -> None:
         self._hub, self._clock, self._new_session = hub, clock, new_session
+        self._relay = relay
         self._max_frame_bytes, self._max_depth = max_frame_bytes, max_depth
         self.connections: set[WebSocketConnection] = set()
 
@@ -184,6 +185,10 @@ class WebSocketEndpoint:
         if ws.ws_protocol != SUBPROTOCOL:
             # RFC 7395 §3.1: without the xmpp subprotocol there is no XMPP session to speak of.
             await ws.close(code=WSCloseCode.PROTOCOL_ERROR, message=b"xmpp subprotocol required")
+            return ws
+        if self._relay is not None:
+            await WebSocketRelay(ws, new_link=self._relay, max_frame_bytes=self._max_frame_bytes,
+                                 max_depth=self._max_depth, peer=request.remote or "?").run()
             return ws
         session = self._new_session(Transport(secure=is_secure_request(request), can_starttls=False,
                                               remote_address=request.remote or ""))
@@ -196,3 +201,96 @@ class WebSocketEndpoint:
         finally:
             self.connections.discard(connection)
         return ws
+
+
+class UpstreamLink(Protocol):
+    def open(self) -> None: ...
+    def forward(self, stanzas: tuple[Element, ...]) -> None: ...
+    def restart(self) -> None: ...
+    def close(self) -> None: ...
+
+
+# (listener, to, lang) -> a link to the upstream server, not yet opened
+RelayFactory = Callable[[Any, str, "str | None"], UpstreamLink]
+
+
+class WebSocketRelay:
+    """Off-board: one WebSocket relayed to an upstream XMPP server over TCP (the framing is translated)."""
+
+    def __init__(self, ws: web.WebSocketResponse, *, new_link: RelayFactory, max_frame_bytes: int,
+                 max_depth: int, peer: str) -> None:
+        self._ws, self._new_link = ws, new_link
+        self._max_frame_bytes, self._max_depth, self._peer = max_frame_bytes, max_depth, peer
+        self._outgoing: asyncio.Queue[str | None] = asyncio.Queue()
+        self._link: UpstreamLink | None = None
+        self._done = False
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            writer = group.create_task(self._write_loop())
+            try:
+                async for message in self._ws:
+                    if message.type is not WSMsgType.TEXT or self._done:
+                        break
+                    self._on_frame(message.data.encode())
+            finally:
+                if self._link is not None and not self._done:
+                    self._link.close()
+                self._outgoing.put_nowait(None)
+            await writer
+
+    async def _write_loop(self) -> None:
+        while (frame := await self._outgoing.get()) is not None:
+            with contextlib.suppress(ConnectionError):
+                await self._ws.send_str(frame)
+        if not self._ws.closed:
+            with contextlib.suppress(ConnectionError, TimeoutError):
+                await asyncio.wait_for(self._ws.close(code=WSCloseCode.OK), CLOSE_TIMEOUT_SECONDS)
+
+    def _on_frame(self, data: bytes) -> None:
+        try:
+            received = parse_document(data, max_bytes=self._max_frame_bytes, max_depth=self._max_depth)
+        except RemoteProtocolError as error:
+            self._fail(stream_error_element(error.condition, error.text))
+            return
+        if namespace_of(received) == NS_FRAMING and local_name(received) == "open":
+            if self._link is None:
+                self._link = self._new_link(self, received.get("to") or "",
+                                            received.get("{http://www.w3.org/XML/1998/namespace}lang"))
+                self._link.open()
+            else:
+                self._link.restart()  # RFC 7395 §3.7: the client's new <open/> after SASL
+        elif namespace_of(received) == NS_FRAMING and local_name(received) == "close":
+            if self._link is not None:
+                self._link.close()
+            self._finish()
+        elif self._link is not None:
+            self._link.forward((received,))
+
+    # --- UpstreamListener -------------------------------------------------------------------------
+
+    def upstream_opened(self, stream_id: str, domain: str) -> None:
+        attrs = {"from": domain, "id": stream_id, "version": "1.0", "{http://www.w3.org/XML/1998/namespace}lang": "en"}
+        self._outgoing.put_nowait(serialize(element(NS_FRAMING, "open", attrs)).decode())
+
+    def upstream_stanzas(self, stanzas: tuple[Element, ...]) -> None:
+        for stanza in stanzas:
+            self._outgoing.put_nowait(serialize(stanza).decode())
+
+    def upstream_closed(self, condition: BoshCondition | None, stanzas: tuple[Element, ...] = ()) -> None:
+        if condition is BoshCondition.REMOTE_STREAM_ERROR and stanzas:
+            self._fail(stanzas[0])
+        elif condition is not None:
+            self._fail(stream_error_element(StreamErrorCondition.REMOTE_CONNECTION_FAILED))
+        else:
+            self._finish()
+
+    def _fail(self, error: Element) -> None:
+        self._outgoing.put_nowait(serialize(error).decode())
+        self._finish()
+
+    def _finish(self) -> None:
+        if not self._done:
+            self._done = True
+            self._outgoing.put_nowait(CLOSE_FRAME)
+            self._outgoing.put_nowait(None)

@@ -30,7 +30,9 @@ from boshcm.bosh.session import (
     Respond,
     RestartUpstream,
     ServerClosed,
+    ServerStanzas,
     SessionEnded,
+    UpstreamOpened,
 )
 from boshcm.clock import Clock
 from boshcm.errors import BoshCondition, RemoteProtocolError
@@ -51,7 +53,7 @@ RESPONSE_GRACE_SECONDS = 10.0
 class Link(Protocol):
     """The XMPP side of one BOSH session: the embedded server's session core, or a TCP stream upstream."""
 
-    def open(self, order: OpenUpstream) -> None: ...
+    def open(self) -> None: ...
     def forward(self, stanzas: tuple[Element, ...]) -> None: ...
     def restart(self) -> None: ...
     def close(self) -> None: ...
@@ -70,6 +72,17 @@ class BoshConnection:
         self.secure = secure
         self.link: Link | None = None
 
+    # --- UpstreamListener ---------------------------------------------------------------------------
+
+    def upstream_opened(self, stream_id: str, domain: str) -> None:
+        self.event(UpstreamOpened(stream_id=stream_id, domain=domain))
+
+    def upstream_stanzas(self, stanzas: tuple[Element, ...]) -> None:
+        self.event(ServerStanzas(stanzas=stanzas))
+
+    def upstream_closed(self, condition: BoshCondition | None, stanzas: tuple[Element, ...] = ()) -> None:
+        self.event(ServerClosed(condition=condition, stanzas=stanzas))
+
     def event(self, event: BoshEvent) -> None:
         """Called by the link (and the endpoint) with facts for the session machine."""
         self.perform(self.session.handle(event, self.endpoint.clock.now()))
@@ -81,7 +94,7 @@ class BoshConnection:
                     self.endpoint.resolve(request_id, data)
                 case OpenUpstream():
                     self.link = self.endpoint.link_factory(self, action, self.remote)
-                    self.link.open(action)
+                    self.link.open()
                 case ForwardToServer(stanzas=stanzas):
                     if self.link is not None:
                         self.link.forward(stanzas)

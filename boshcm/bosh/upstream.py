@@ -11,9 +11,8 @@ import asyncio
 import logging
 import ssl
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from boshcm.bosh.session import OpenUpstream, ServerClosed, ServerStanzas, UpstreamOpened
 from boshcm.clock import Clock
 from boshcm.errors import BoshCondition, StreamErrorCondition
 from boshcm.jid import JID
@@ -38,27 +37,31 @@ from boshcm.xmpp.stream import (
     Transport,
 )
 
-if TYPE_CHECKING:
-    from boshcm.bosh.http import BoshConnection
-
 log = logging.getLogger(__name__)
+
+
+class UpstreamListener(Protocol):
+    """Who hears from an upstream XMPP stream: a BOSH session or a WebSocket relay."""
+
+    def upstream_opened(self, stream_id: str, domain: str) -> None: ...
+    def upstream_stanzas(self, stanzas: tuple[Element, ...]) -> None: ...
+    def upstream_closed(self, condition: BoshCondition | None, stanzas: tuple[Element, ...] = ()) -> None: ...
 
 
 class OnboardLink:
     """A BOSH session bound straight to the client-session core; also the hub's sink for its JID."""
 
-    def __init__(self, connection: BoshConnection, order: OpenUpstream, *, hub: Hub, clock: Clock,
-                 new_session: Callable[[Transport], ClientSession]) -> None:
-        self._connection = connection
+    def __init__(self, listener: UpstreamListener, *, to: str, lang: str | None, version: str | None, secure: bool,
+                 remote: str, hub: Hub, clock: Clock, new_session: Callable[[Transport], ClientSession]) -> None:
+        self._listener = listener
         self._hub, self._clock = hub, clock
-        self._core = new_session(Transport(secure=connection.secure and order.secure, can_starttls=False,
-                                           remote_address=connection.remote))
-        self._start = StreamStarted(to=order.to, version=order.version or "1.0", lang=order.lang)
+        self._core = new_session(Transport(secure=secure, can_starttls=False, remote_address=remote))
+        self._start = StreamStarted(to=to, version=version or "1.0", lang=lang)
         self._bound_jid: JID | None = None
 
     # --- orders from the BOSH session -------------------------------------------------------------
 
-    def open(self, order: OpenUpstream) -> None:
+    def open(self) -> None:
         self._perform(self._core.handle(self._start, self._clock.now()))
 
     def forward(self, stanzas: tuple[Element, ...]) -> None:
@@ -74,7 +77,7 @@ class OnboardLink:
     # --- SessionSink ------------------------------------------------------------------------------
 
     def deliver(self, stanza: Element) -> None:
-        self._connection.event(ServerStanzas(stanzas=(stanza,)))
+        self._listener.upstream_stanzas((stanza,))
 
     def disconnect(self, condition: StreamErrorCondition) -> None:
         self._perform(self._core.handle(Replaced(condition=condition), self._clock.now()))
@@ -89,7 +92,7 @@ class OnboardLink:
         for action in actions:
             match action:
                 case OpenStream(attrs=attrs):
-                    self._connection.event(UpstreamOpened(stream_id=attrs["id"], domain=attrs["from"]))
+                    self._listener.upstream_opened(attrs["id"], attrs["from"])
                 case SendElement(element=element):
                     outgoing.append(element)
                 case StartTls() | ExpectRestart():
@@ -99,18 +102,18 @@ class OnboardLink:
                     self._hub.register(jid, self)
                 case CloseStream(condition=condition, text=text):
                     if outgoing:
-                        self._connection.event(ServerStanzas(stanzas=tuple(outgoing)))
+                        self._listener.upstream_stanzas(tuple(outgoing))
                         outgoing = []
                     if condition is None:
-                        self._connection.event(ServerClosed(condition=None))
+                        self._listener.upstream_closed(None)
                     else:
                         # XEP-0206 §6: stream errors travel inside a remote-stream-error terminate.
-                        self._connection.event(ServerClosed(condition=BoshCondition.REMOTE_STREAM_ERROR,
-                                                            stanzas=(stream_error_element(condition, text),)))
+                        self._listener.upstream_closed(BoshCondition.REMOTE_STREAM_ERROR,
+                                                       (stream_error_element(condition, text),))
                 case _:
                     self._hub.perform([action])
         if outgoing:
-            self._connection.event(ServerStanzas(stanzas=tuple(outgoing)))
+            self._listener.upstream_stanzas(tuple(outgoing))
         if self._core.closed and self._bound_jid is not None:
             self._hub.unregister(self._bound_jid, self)
             self._bound_jid = None
@@ -123,13 +126,13 @@ class OffboardLink:
     stanzas — is the client's, passed through in both directions (XEP-0206 §2).
     """
 
-    def __init__(self, connection: BoshConnection, order: OpenUpstream, *, host: str, port: int,
+    def __init__(self, listener: UpstreamListener, *, to: str, lang: str | None, host: str, port: int,
                  starttls_required: bool, tls_context: ssl.SSLContext, tasks: set[asyncio.Task[None]],
                  max_stanza_bytes: int, max_depth: int, connect_timeout_seconds: float = 10.0) -> None:
-        self._connection = connection
+        self._listener = listener
         self._host, self._port = host, port
-        self._domain = order.to
-        self._lang = order.lang or "en"
+        self._domain = to
+        self._lang = lang or "en"
         self._starttls_required = starttls_required
         self._tls_context = tls_context
         self._tasks = tasks
@@ -143,7 +146,7 @@ class OffboardLink:
 
     # --- orders from the BOSH session -------------------------------------------------------------
 
-    def open(self, order: OpenUpstream) -> None:
+    def open(self) -> None:
         task = asyncio.get_running_loop().create_task(self._run())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -181,14 +184,14 @@ class OffboardLink:
             self._writer = writer
             features = await self._negotiate_tls(reader)
             self._ready = True
-            self._connection.event(ServerStanzas(stanzas=(features,)))
+            self._listener.upstream_stanzas((features,))
             for data in self._outbox:
                 writer.write(data)
             self._outbox.clear()
             await self._relay(reader)
         except (OSError, TimeoutError, ssl.SSLError, _UpstreamFailure) as error:
             log.info("upstream %s:%d failed: %s", self._host, self._port, error)
-            self._connection.event(ServerClosed(condition=BoshCondition.REMOTE_CONNECTION_FAILED))
+            self._listener.upstream_closed(BoshCondition.REMOTE_CONNECTION_FAILED)
         finally:
             if self._writer is not None:
                 self._writer.close()
@@ -224,8 +227,8 @@ class OffboardLink:
 
     def _announce_pending(self) -> None:
         if self._opened is not None:
-            self._connection.event(UpstreamOpened(stream_id=self._opened.attrs.get("id", ""),
-                                                  domain=self._opened.attrs.get("from", self._domain)))
+            self._listener.upstream_opened(self._opened.attrs.get("id", ""),
+                                           self._opened.attrs.get("from", self._domain))
 
     async def _next_element(self, reader: asyncio.StreamReader) -> Element:
         while True:
@@ -246,19 +249,18 @@ class OffboardLink:
             stanzas: list[Element] = []
             for parsed in self._parser.feed(data):
                 match parsed:
-                    case StreamOpened():
-                        # A restarted stream: its id is news only to us; the features follow as a stanza.
-                        continue
+                    case StreamOpened(attrs=attrs):
+                        # A restarted stream (after SASL): WebSocket clients see a fresh <open/>.
+                        self._listener.upstream_opened(attrs.get("id", ""), attrs.get("from", self._domain))
                     case StanzaReceived(element=received) if received.tag == qname(NS_STREAM, "error"):
                         self._flush(stanzas)
-                        self._connection.event(ServerClosed(condition=BoshCondition.REMOTE_STREAM_ERROR,
-                                                            stanzas=(received,)))
+                        self._listener.upstream_closed(BoshCondition.REMOTE_STREAM_ERROR, (received,))
                         return
                     case StanzaReceived(element=received):
                         stanzas.append(received)
                     case StreamClosed():
                         self._flush(stanzas)
-                        self._connection.event(ServerClosed(condition=None))
+                        self._listener.upstream_closed(None)
                         return
                     case StreamParseError(text=text):
                         raise _UpstreamFailure(f"server sent bad XML: {text}")
@@ -268,7 +270,7 @@ class OffboardLink:
 
     def _flush(self, stanzas: list[Element]) -> None:
         if stanzas:
-            self._connection.event(ServerStanzas(stanzas=tuple(stanzas)))
+            self._listener.upstream_stanzas(tuple(stanzas))
             stanzas.clear()
 
 

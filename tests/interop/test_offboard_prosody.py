@@ -88,3 +88,44 @@ async def test_route_outside_the_allow_list_is_refused(prosody: Prosody, tmp_pat
             assert refused.get("type") == "terminate" and refused.get("condition") == "improper-addressing"
     finally:
         await boshcm.stop()
+
+
+async def test_websocket_login_and_chat_through_boshcm_to_prosody(prosody: Prosody, tmp_path: Path) -> None:
+    import base64
+
+    boshcm = await offboard_boshcm(tmp_path, f"127.0.0.1:{prosody.c2s_port}")
+    bob = XmppClient("bob@localhost/phone", "bob-secret", port=prosody.c2s_port, ca_cert=prosody.cert_path)
+    try:
+        assert boshcm.http is not None
+        await bob.connect()
+        url = f"ws://127.0.0.1:{boshcm.http.port}/xmpp-websocket"
+        open_frame = "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='localhost' version='1.0'/>"
+        async with aiohttp.ClientSession() as http, http.ws_connect(url, protocols=("xmpp",)) as ws:
+
+            async def frame() -> etree._Element:
+                message = await ws.receive(timeout=10)
+                assert message.type is aiohttp.WSMsgType.TEXT, message
+                return etree.fromstring(message.data.encode())
+
+            await ws.send_str(open_frame)
+            assert (await frame()).tag == "{urn:ietf:params:xml:ns:xmpp-framing}open"
+            features = await frame()
+            assert "PLAIN" in [m.text for m in features.iter("{urn:ietf:params:xml:ns:xmpp-sasl}mechanism")]
+            token = base64.b64encode(b"\0alice\0alice-secret").decode()
+            await ws.send_str(f"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{token}</auth>")
+            assert (await frame()).tag == "{urn:ietf:params:xml:ns:xmpp-sasl}success"
+            await ws.send_str(open_frame)
+            assert (await frame()).tag == "{urn:ietf:params:xml:ns:xmpp-framing}open"
+            await frame()  # features with bind
+            await ws.send_str("<iq xmlns='jabber:client' type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:"
+                              "xmpp-bind'><resource>ws</resource></bind></iq>")
+            assert (await frame()).findtext(".//{urn:ietf:params:xml:ns:xmpp-bind}jid") == "alice@localhost/ws"
+            await ws.send_str("<message xmlns='jabber:client' to='bob@localhost/phone' type='chat'>"
+                              "<body>websocket via boshcm</body></message>")
+            assert (await bob.next_message())["body"] == "websocket via boshcm"
+            await ws.send_str("<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>")
+            closing = await ws.receive(timeout=10)
+            assert closing.data == '<close xmlns="urn:ietf:params:xml:ns:xmpp-framing" />'
+    finally:
+        await bob.close()
+        await boshcm.stop()
