@@ -1,0 +1,252 @@
+"""BOSH benchmark: boshcm against Prosody's mod_bosh, measured in the same run on the same machine.
+
+    .venv/bin/python -m tests.perf.bench_bosh [--sessions 1000] [--idle-sessions 10000] [--messages 2000]
+
+Prints, for each server and as a ratio: full XEP-0206 logins per second; resident memory per 1,000 idle
+sessions that each hold a request; push latency p50/p99 from a sender's POST to the held request's answer
+at `--sessions` live sessions; server CPU seconds per 1,000 delivered messages. Both servers run as their
+own processes; the load generator is this process. Run on demand, never in the test command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+from lxml import etree
+
+from tests.integration.bosh_client import BoshClient
+from tests.integration.xmpp_client import XmppClient
+from tests.interop.prosody import Prosody, free_port
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Figures:
+    logins_per_second: float = 0.0
+    rss_per_1000_idle_mib: float = 0.0
+    idle_sessions_held: int = 0
+    latency_p50_ms: float = 0.0
+    latency_p99_ms: float = 0.0
+    cpu_seconds_per_1000_messages: float = 0.0
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+class Target:
+    name: str
+    url: str
+    pid: int
+    c2s_port: int
+    cert_path: Path
+
+    async def stop(self) -> None:
+        raise NotImplementedError
+
+
+class BoshcmTarget(Target):
+    name = "boshcm"
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.port = free_port()
+        self.c2s_port = free_port()
+        self.cert_path = directory / "data" / "tls" / "cert.pem"
+        self.url = f"http://127.0.0.1:{self.port}/http-bind"
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        data = ["--data-dir", str(self.directory / "data")]
+        adduser = await asyncio.create_subprocess_exec(sys.executable, "-m", "boshcm", "adduser", "bench",
+                                                       "--password", "bench-secret", *data)
+        await adduser.wait()
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "boshcm", "serve", *data, "--c2s", f"127.0.0.1:{self.c2s_port}",
+            "--http", f"127.0.0.1:{self.port}", "--log-level", "warning")
+        self.pid = self.process.pid
+        await wait_for_port(self.port)
+
+    async def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            await self.process.wait()
+
+
+class ProsodyTarget(Target):
+    name = "prosody"
+
+    def __init__(self, directory: Path) -> None:
+        self.prosody = Prosody(directory)
+        self.url = self.prosody.bosh_url
+        self.c2s_port = self.prosody.c2s_port
+        self.cert_path = self.prosody.cert_path
+
+    async def start(self) -> None:
+        self.prosody.register("bench", "bench-secret")
+        await self.prosody.start()
+        assert self.prosody._process is not None
+        self.pid = self.prosody._process.pid
+        await wait_for_port(self.prosody.http_port)
+
+    async def stop(self) -> None:
+        await self.prosody.stop()
+
+
+async def wait_for_port(port: int) -> None:
+    for _attempt in range(200):
+        try:
+            _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return
+        except OSError:
+            await asyncio.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+async def login(http: aiohttp.ClientSession, url: str, resource: str) -> BoshClient:
+    client = BoshClient(http, url, wait=60)
+    await client.login("bench", "bench-secret", resource=resource)
+    return client
+
+
+async def bounded(count: int, concurrency: int, make: Callable[[int], Awaitable[BoshClient]]) -> list[BoshClient]:
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def one(index: int) -> BoshClient:
+        async with semaphore:
+            return await make(index)
+
+    return list(await asyncio.gather(*(one(index) for index in range(count))))
+
+
+async def measure(target: Target, args: argparse.Namespace) -> Figures:
+    figures = Figures()
+    connector = aiohttp.TCPConnector(limit=0, force_close=False)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=120)) as http:
+        # Logins per second.
+        started = time.perf_counter()
+        clients = await bounded(args.logins, 20, lambda i: login(http, target.url, f"login{i}"))
+        figures.logins_per_second = args.logins / (time.perf_counter() - started)
+        print(f"  {target.name}: {figures.logins_per_second:.0f} logins/s", file=sys.stderr)
+        await asyncio.gather(*(c.post(c.body(type="terminate")) for c in clients))
+        await asyncio.sleep(1)
+
+        # Memory per idle session holding a request.
+        baseline = rss_bytes(target.pid)
+        idle = await bounded(args.idle_sessions, 50, lambda i: login(http, target.url, f"idle{i}"))
+        holders = [asyncio.create_task(c.post(c.body())) for c in idle]
+        await asyncio.sleep(3)
+        figures.idle_sessions_held = sum(1 for task in holders if not task.done())
+        figures.rss_per_1000_idle_mib = (rss_bytes(target.pid) - baseline) / len(idle) * 1000 / 2**20
+        print(f"  {target.name}: {figures.idle_sessions_held} held, {figures.rss_per_1000_idle_mib:.1f} MiB/1000",
+              file=sys.stderr)
+        for task in holders:
+            task.cancel()
+        await asyncio.gather(*(c.post(c.body(type="terminate")) for c in idle), return_exceptions=True)
+        await asyncio.sleep(2)
+
+        # Push latency and CPU per delivered message, at --sessions live sessions.
+        live = await bounded(args.sessions, 50, lambda i: login(http, target.url, f"live{i}"))
+        # The sender is a TCP client, so its own sending never waits on BOSH request pacing.
+        sender = XmppClient("bench@localhost/sender", "bench-secret", port=target.c2s_port, ca_cert=target.cert_path)
+        await sender.connect()
+        arrivals: dict[str, float] = {}
+        pollers = [asyncio.create_task(poll(c, arrivals)) for c in live]
+        await asyncio.sleep(2)
+        sent: dict[str, float] = {}
+        cpu_before = cpu_seconds(target.pid)
+        for index in range(args.messages):
+            token = f"m{index}"
+            to = f"bench@localhost/live{index % len(live)}"
+            sent[token] = time.perf_counter()
+            sender.xmpp.send_message(mto=to, mbody=token, mtype="chat")
+            await asyncio.sleep(1 / args.rate)
+        await asyncio.sleep(2)
+        cpu_used = cpu_seconds(target.pid) - cpu_before
+        latencies = sorted((arrivals[t] - sent[t]) * 1000 for t in sent if t in arrivals)
+        missing = len(sent) - len(latencies)
+        if missing:
+            print(f"  {target.name}: {missing} messages not delivered", file=sys.stderr)
+        figures.latency_p50_ms = statistics.median(latencies)
+        figures.latency_p99_ms = latencies[int(len(latencies) * 0.99) - 1]
+        figures.cpu_seconds_per_1000_messages = cpu_used / len(latencies) * 1000
+        for task in pollers:
+            task.cancel()
+        await sender.close()
+    return figures
+
+
+async def poll(client: BoshClient, arrivals: dict[str, float]) -> None:
+    while True:
+        response = await client.post(client.body())
+        now = time.perf_counter()
+        for body in response.iter("{jabber:client}body"):
+            arrivals[body.text or ""] = now
+        if response.get("type") == "terminate":
+            return
+
+
+def report(results: dict[str, Figures]) -> None:
+    ours, theirs = results["boshcm"], results["prosody"]
+    rows = [("logins per second", "logins_per_second", True),
+            ("RSS per 1,000 idle held sessions (MiB)", "rss_per_1000_idle_mib", False),
+            ("idle sessions holding a request", "idle_sessions_held", True),
+            ("push latency p50 (ms)", "latency_p50_ms", False),
+            ("push latency p99 (ms)", "latency_p99_ms", False),
+            ("CPU seconds per 1,000 messages", "cpu_seconds_per_1000_messages", False)]
+    print(f"{'':42}{'boshcm':>12}{'prosody':>12}{'ratio':>10}")
+    for label, field, _higher_is_better in rows:
+        a, b = getattr(ours, field), getattr(theirs, field)
+        ratio = a / b if b else float("nan")
+        print(f"{label:42}{a:12.2f}{b:12.2f}{ratio:10.2f}")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sessions", type=int, default=1000, help="live sessions for the latency phase")
+    parser.add_argument("--idle-sessions", type=int, default=1000, help="idle sessions for the memory phase")
+    parser.add_argument("--logins", type=int, default=300)
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--rate", type=float, default=200.0, help="messages per second")
+    parser.add_argument("--only", choices=["boshcm", "prosody"])
+    args = parser.parse_args()
+    results: dict[str, Figures] = {}
+    with tempfile.TemporaryDirectory() as directory:
+        targets: list[Target] = [BoshcmTarget(Path(directory) / "boshcm"), ProsodyTarget(Path(directory) / "prosody")]
+        for target in targets:
+            if args.only and target.name != args.only:
+                continue
+            await target.start()  # type: ignore[attr-defined]
+            try:
+                print(f"measuring {target.name} ...", file=sys.stderr)
+                results[target.name] = await measure(target, args)
+                print(f"  {results[target.name]}", file=sys.stderr)
+            finally:
+                await target.stop()
+    if len(results) == 2:
+        report(results)
+
+
+if __name__ == "__main__":
+    etree.set_default_parser(etree.XMLParser(resolve_entities=False, no_network=True))
+    asyncio.run(main())
