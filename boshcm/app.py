@@ -21,6 +21,8 @@ from boshcm.xml.parser import StreamParser
 from boshcm.xmpp.accounts import AccountStore
 from boshcm.xmpp.c2s import C2sConnection, C2sServer
 from boshcm.xmpp.hub import Hub
+from boshcm.xmpp.muc.config import RoomConfig
+from boshcm.xmpp.muc.service import MucService, RoomStore
 from boshcm.xmpp.router import Router
 from boshcm.xmpp.storage import SqliteStore
 from boshcm.xmpp.stream import ClientSession, SessionSettings, TlsPolicy, Transport
@@ -30,6 +32,7 @@ log = logging.getLogger(__name__)
 
 ACCOUNTS_FILE = "accounts.sqlite"
 STORE_FILE = "server.sqlite"
+ROOMS_FILE = "rooms.sqlite"
 
 
 def open_accounts(config: Config) -> AccountStore:
@@ -62,6 +65,14 @@ class Server:
         self.router = Router(domain=config.server.domain, users=self.users, store=self.store,
                              wall_clock=self.clock.wall)
         self.hub = Hub()
+        self.rooms: RoomStore | None = None
+        self.muc: MucService | None = None
+        if config.muc.enabled:
+            self.rooms = RoomStore(data / ROOMS_FILE)
+            self.muc = MucService(domain=config.muc_domain, store=self.rooms, wall_clock=self.clock.wall,
+                                  name=config.muc.name, lock_seconds=config.muc.lock_seconds,
+                                  default_config=RoomConfig(history_length=config.muc.history_length))
+            self.router.add_component(config.muc_domain, self.muc, config.muc.name)
         c2s = config.c2s
         self.throttle = AuthThrottle(max_failures=c2s.auth_max_failures, window_seconds=c2s.auth_window_seconds,
                                      lockout_seconds=c2s.auth_lockout_seconds)
@@ -170,6 +181,8 @@ class Server:
             await asyncio.wait(list(self._upstream_tasks), timeout=5)
         self.store.close()
         self.accounts.close()
+        if self.rooms is not None:
+            self.rooms.close()
 
 
 async def serve(config: Config) -> None:

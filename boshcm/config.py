@@ -134,6 +134,26 @@ class UpstreamConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class MucConfig:
+    enabled: bool = True
+    domain: str = ""
+    name: str = "Chatrooms"
+    lock_seconds: float = 10.0
+    history_length: int = 20
+
+    def validate(self, section: str) -> None:
+        if self.domain:
+            try:
+                JID.parse(self.domain)
+            except InvalidJID as exc:
+                raise ConfigError(f"{section}.domain", str(exc)) from exc
+        if self.lock_seconds < 0:
+            raise ConfigError(f"{section}.lock_seconds", "must not be negative")
+        if self.history_length < 0:
+            raise ConfigError(f"{section}.history_length", "must not be negative")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LogConfig:
     level: str = "info"
 
@@ -148,11 +168,16 @@ class Config:
     http: HttpConfig = field(default_factory=HttpConfig)
     bosh: BoshConfig = field(default_factory=BoshConfig)
     upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
+    muc: MucConfig = field(default_factory=MucConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
     @property
     def data_path(self) -> Path:
         return Path(self.server.data_dir)
+
+    @property
+    def muc_domain(self) -> str:
+        return self.muc.domain or f"conference.{self.server.domain}"
 
 
 def load_config(path: Path | str | None = None, overrides: dict[str, Any] | None = None) -> Config:

@@ -223,6 +223,9 @@ class C2sServer:
         self._tasks.add(task)
         try:
             await connection.run()
+        except Exception:
+            # A bug must not pass silently, and must cost no more than this one connection.
+            log.exception("c2s connection failed")
         finally:
             self._connections.discard(connection)
             self._tasks.discard(task)

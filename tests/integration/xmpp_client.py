@@ -30,6 +30,8 @@ class XmppClient:
         self.xmpp.add_event_handler("failed_all_auth", lambda _event: self.auth_failed.set())
         self.xmpp.add_event_handler("message", self.messages.put_nowait)
         self.xmpp.add_event_handler("presence", self.presences.put_nowait)
+        # slixmpp's MUC plugin keeps room presences out of the roster's "presence" event.
+        self.xmpp.add_event_handler("groupchat_presence", self.presences.put_nowait)
         self.xmpp.add_event_handler("disconnected", lambda _event: self.disconnected.set())
         self.xmpp.add_event_handler("stream_error", lambda error: self.stream_errors.append(error["condition"]))
 

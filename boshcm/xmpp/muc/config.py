@@ -1,0 +1,102 @@
+"""Room configuration (XEP-0045 §10.2): the settings and the muc#roomconfig data form (XEP-0004)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from boshcm.stanza import NS_DATA_FORMS, Element, element, qname, sub
+
+FORM_TYPE = "http://jabber.org/protocol/muc#roomconfig"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoomConfig:
+    name: str = ""
+    description: str = ""
+    persistent: bool = False
+    public: bool = True
+    password: str = ""
+    members_only: bool = False
+    moderated: bool = False
+    max_users: int = 0                # 0: no limit
+    whois: str = "moderators"         # who sees real JIDs: moderators (semi-anonymous) | anyone
+    change_subject: bool = False      # participants may change the subject
+    allow_invites: bool = True
+    history_length: int = 20
+
+    def to_dict(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> RoomConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in known})  # type: ignore[arg-type]
+
+
+# form variable -> (field name, type)
+_FIELDS: dict[str, tuple[str, str]] = {
+    "muc#roomconfig_roomname": ("name", "text-single"),
+    "muc#roomconfig_roomdesc": ("description", "text-single"),
+    "muc#roomconfig_persistentroom": ("persistent", "boolean"),
+    "muc#roomconfig_publicroom": ("public", "boolean"),
+    "muc#roomconfig_passwordprotectedroom": ("password_protected", "boolean"),
+    "muc#roomconfig_roomsecret": ("password", "text-private"),
+    "muc#roomconfig_membersonly": ("members_only", "boolean"),
+    "muc#roomconfig_moderatedroom": ("moderated", "boolean"),
+    "muc#roomconfig_maxusers": ("max_users", "text-single"),
+    "muc#roomconfig_whois": ("whois", "list-single"),
+    "muc#roomconfig_changesubject": ("change_subject", "boolean"),
+    "muc#roomconfig_allowinvites": ("allow_invites", "boolean"),
+    "muc#roomconfig_historylength": ("history_length", "text-single"),
+}
+
+
+def config_form(config: RoomConfig) -> Element:
+    form = element(NS_DATA_FORMS, "x", {"type": "form"})
+    sub(form, NS_DATA_FORMS, "title", text="Room configuration")
+    hidden = sub(form, NS_DATA_FORMS, "field", {"var": "FORM_TYPE", "type": "hidden"})
+    sub(hidden, NS_DATA_FORMS, "value", text=FORM_TYPE)
+    for var, (name, field_type) in _FIELDS.items():
+        field = sub(form, NS_DATA_FORMS, "field", {"var": var, "type": field_type})
+        if name == "password_protected":
+            value: object = bool(config.password)
+        else:
+            value = getattr(config, name)
+        text = ("1" if value else "0") if isinstance(value, bool) else str(value)
+        if name == "whois":
+            for option in ("moderators", "anyone"):
+                sub(sub(field, NS_DATA_FORMS, "option", {"label": option}), NS_DATA_FORMS, "value", text=option)
+        sub(field, NS_DATA_FORMS, "value", text=text)
+    return form
+
+
+def parse_config_submission(form: Element, current: RoomConfig) -> RoomConfig:
+    """Apply a submitted form; an empty submission accepts the current (instant room) settings."""
+    changes: dict[str, object] = {}
+    password_protected: bool | None = None
+    for field in form.iter(qname(NS_DATA_FORMS, "field")):
+        var = field.get("var", "")
+        if var not in _FIELDS:
+            continue
+        name, field_type = _FIELDS[var]
+        value = field.findtext(qname(NS_DATA_FORMS, "value")) or ""
+        if field_type == "boolean":
+            flag = value in ("1", "true")
+            if name == "password_protected":
+                password_protected = flag
+            else:
+                changes[name] = flag
+        elif name in ("max_users", "history_length"):
+            if value and not value.isdigit():
+                raise ValueError(f"{var} must be a number")
+            changes[name] = int(value or 0)
+        elif name == "whois":
+            if value not in ("moderators", "anyone"):
+                raise ValueError(f"{var} must be moderators or anyone")
+            changes[name] = value
+        else:
+            changes[name] = value
+    if password_protected is False:
+        changes["password"] = ""
+    return dataclasses.replace(current, **changes)  # type: ignore[arg-type]

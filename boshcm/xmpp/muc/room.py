@@ -1,0 +1,666 @@
+"""One multi-user chat room (XEP-0045), pure: stanzas from real JIDs in, addressed stanzas out.
+
+Theory of operation. The service hands the room every stanza addressed to it or to one of its occupant
+JIDs, with `from` already stamped with the sender's real full JID by the router, and tells it when a
+session ended. The room answers with fully addressed stanzas (`to` a real full JID, `from` the room or an
+occupant JID); the router delivers them. Time only arrives as `now` (history ages, delay stamps).
+
+Presence order on join follows XEP-0045 §7.2.3: every current occupant's presence to the joiner, then the
+joiner's own presence (status 110, and 201 when it created the room) to everyone, then history, then the
+subject — always, even empty, because clients such as slixmpp's join_muc_wait treat it as "joined".
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import hashlib
+import hmac
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from lxml import etree
+
+from boshcm.errors import StanzaErrorCondition, StanzaErrorType
+from boshcm.jid import JID, InvalidJID
+from boshcm.stanza import (
+    NS_CLIENT,
+    NS_DATA_FORMS,
+    NS_DELAY,
+    NS_DISCO_INFO,
+    NS_DISCO_ITEMS,
+    NS_PING,
+    Element,
+    element,
+    error_reply,
+    first_child,
+    iq_result,
+    local_name,
+    make_stanza,
+    qname,
+    sub,
+)
+from boshcm.xmpp.muc.config import RoomConfig, config_form, parse_config_submission
+
+NS_MUC = "http://jabber.org/protocol/muc"
+NS_MUC_USER = "http://jabber.org/protocol/muc#user"
+NS_MUC_ADMIN = "http://jabber.org/protocol/muc#admin"
+NS_MUC_OWNER = "http://jabber.org/protocol/muc#owner"
+NS_STANZA_ID = "urn:xmpp:sid:0"
+NS_OCCUPANT_ID = "urn:xmpp:occupant-id:0"
+
+AFFILIATIONS = ("owner", "admin", "member", "none", "outcast")
+_RANK = {"owner": 4, "admin": 3, "member": 2, "none": 1, "outcast": 0}
+
+
+@dataclass(slots=True)
+class Occupant:
+    nick: str
+    bare: JID                     # the account behind the nick
+    real_jids: list[JID]          # one nick may be joined from several sessions of the same account
+    role: str                     # moderator | participant | visitor
+    presence: Element             # the last presence, as broadcast (without muc#user)
+
+
+@dataclass(slots=True)
+class _HistoryEntry:
+    stanza: Element
+    at: float
+    wall: float
+    size: int
+
+
+@dataclass(slots=True)
+class RoomState:
+    config: RoomConfig
+    affiliations: dict[JID, str] = field(default_factory=dict)
+    subject: str = ""
+    subject_from: str = ""
+
+
+class Room:
+    def __init__(self, *, jid: JID, state: RoomState, id_factory: Callable[[], str], secret: bytes,
+                 wall_clock: Callable[[], float], locked: bool = False) -> None:
+        self.jid = jid
+        self.state = state
+        self.locked = locked
+        self._id_factory = id_factory
+        self._secret = secret
+        self._wall_clock = wall_clock
+        self._occupants: dict[str, Occupant] = {}       # by nick
+        self._nick_of: dict[JID, str] = {}             # real full JID -> nick
+        self._history: deque[_HistoryEntry] = deque()
+        self.destroyed = False
+
+    # --- queries ----------------------------------------------------------------------------------
+
+    @property
+    def empty(self) -> bool:
+        return not self._occupants
+
+    @property
+    def config(self) -> RoomConfig:
+        return self.state.config
+
+    def occupant_id(self, bare: JID) -> str:
+        """XEP-0421: stable per account and room, opaque to others."""
+        digest = hmac.digest(self._secret, f"{self.jid}\0{bare}".encode(), "sha256")
+        return digest[:12].hex()
+
+    def affiliation(self, jid: JID) -> str:
+        return self.state.affiliations.get(jid.bare, "none")
+
+    def occupants(self) -> list[Occupant]:
+        return list(self._occupants.values())
+
+    # --- entry points -----------------------------------------------------------------------------
+
+    def handle(self, stanza: Element, now: float) -> list[Element]:
+        sender = JID.parse(stanza.get("from", ""))
+        kind = local_name(stanza)
+        to = JID.parse(stanza.get("to", ""))
+        if kind == "presence":
+            return self._presence(sender, to, stanza, now)
+        if kind == "message":
+            return self._message(sender, to, stanza, now)
+        return self._iq(sender, to, stanza, now)
+
+    def session_ended(self, real: JID, now: float) -> list[Element]:
+        if real not in self._nick_of:
+            return []
+        return self._leave(real, None, now)
+
+    # --- presence ---------------------------------------------------------------------------------
+
+    def _presence(self, sender: JID, to: JID, stanza: Element, now: float) -> list[Element]:
+        if stanza.get("type") == "error":
+            return self._leave(sender, None, now) if sender in self._nick_of else []
+        if to.resource is None:
+            return [self._error(stanza, StanzaErrorCondition.JID_MALFORMED)] if stanza.get("type") != "unavailable" \
+                else []
+        if stanza.get("type") == "unavailable":
+            return self._leave(sender, stanza, now) if sender in self._nick_of else []
+        if stanza.get("type") is not None:
+            return []
+        current = self._nick_of.get(sender)
+        if current is None:
+            return self._join(sender, to.resource, stanza, now)
+        if current != to.resource:
+            return self._change_nick(sender, current, to.resource, stanza)
+        occupant = self._occupants[current]
+        occupant.presence = _clean_presence(stanza)
+        return self._broadcast_presence(occupant)
+
+    def _join(self, sender: JID, nick: str, stanza: Element, now: float) -> list[Element]:
+        affiliation = self.affiliation(sender)
+        muc = stanza.find(qname(NS_MUC, "x"))
+        if self.locked and affiliation != "owner":
+            return [self._error(stanza, StanzaErrorCondition.ITEM_NOT_FOUND, text="The room is not configured yet")]
+        if affiliation == "outcast":
+            return [self._error(stanza, StanzaErrorCondition.FORBIDDEN)]
+        if self.config.members_only and _RANK[affiliation] < _RANK["member"]:
+            return [self._error(stanza, StanzaErrorCondition.REGISTRATION_REQUIRED)]
+        existing = self._occupants.get(nick)
+        if existing is not None and existing.bare != sender.bare:
+            return [self._error(stanza, StanzaErrorCondition.CONFLICT)]
+        if self.config.password and affiliation != "owner":
+            given = muc.findtext(qname(NS_MUC, "password")) if muc is not None else None
+            if given != self.config.password:
+                return [self._error(stanza, StanzaErrorCondition.NOT_AUTHORIZED)]
+        if existing is None and self.config.max_users and len(self._occupants) >= self.config.max_users \
+                and _RANK[affiliation] < _RANK["admin"]:
+            return [self._error(stanza, StanzaErrorCondition.SERVICE_UNAVAILABLE)]
+        out: list[Element] = []
+        if existing is not None:
+            # The same account joining the same nick from another session shares the occupant.
+            existing.real_jids.append(sender)
+            self._nick_of[sender] = nick
+            occupant = existing
+        else:
+            occupant = Occupant(nick=nick, bare=sender.bare, real_jids=[sender], role=self._default_role(affiliation),
+                                presence=_clean_presence(stanza))
+            for other in self._occupants.values():
+                out.append(self._presence_of(other, to=sender))
+            self._occupants[nick] = occupant
+            self._nick_of[sender] = nick
+        created = self._creating
+        self._creating = False
+        out += self._broadcast_presence(occupant, extra_self_codes=("201",) if created else ())
+        out += self._history_for(sender, muc, now)
+        out.append(self._subject_message(sender))
+        return out
+
+    _creating = False
+
+    def mark_created(self) -> None:
+        """The next join is the creator's (XEP-0045 §10.1: status 201)."""
+        self._creating = True
+
+    def _default_role(self, affiliation: str) -> str:
+        if affiliation in ("owner", "admin"):
+            return "moderator"
+        if self.config.moderated and affiliation != "member":
+            return "visitor"
+        return "participant"
+
+    def _change_nick(self, sender: JID, old: str, new: str, stanza: Element) -> list[Element]:
+        """XEP-0045 §7.6: unavailable with 303 and the new nick, then available under the new nick."""
+        if new in self._occupants:
+            return [self._error(stanza, StanzaErrorCondition.CONFLICT)]
+        occupant = self._occupants.pop(old)
+        out: list[Element] = []
+        for recipient in self._all_real_jids():
+            gone = self._presence_of(occupant, to=recipient, presence_type="unavailable", codes=("303",),
+                                     new_nick=new, self_view=recipient in occupant.real_jids)
+            out.append(gone)
+        occupant.nick = new
+        occupant.presence = _clean_presence(stanza)
+        self._occupants[new] = occupant
+        for real in occupant.real_jids:
+            self._nick_of[real] = new
+        return out + self._broadcast_presence(occupant)
+
+    def _leave(self, sender: JID, stanza: Element | None, now: float, *, codes: tuple[str, ...] = (),
+               actor_reason: str | None = None) -> list[Element]:
+        nick = self._nick_of.pop(sender)
+        occupant = self._occupants[nick]
+        occupant.real_jids.remove(sender)
+        leaving = _clean_presence(stanza) if stanza is not None else make_stanza("presence")
+        out: list[Element] = []
+        if occupant.real_jids:
+            # Another session of the same account is still here: only this one leaves.
+            out.append(self._presence_of(occupant, to=sender, presence_type="unavailable", self_view=True,
+                                         codes=codes, template=leaving))
+            return out
+        del self._occupants[nick]
+        occupant.role = "none"
+        for recipient in [sender, *self._all_real_jids()]:
+            out.append(self._presence_of(occupant, to=recipient, presence_type="unavailable", codes=codes,
+                                         self_view=recipient == sender, template=leaving, reason=actor_reason))
+        return out
+
+    def _broadcast_presence(self, occupant: Occupant, *, extra_self_codes: tuple[str, ...] = ()) -> list[Element]:
+        out = []
+        for recipient in self._all_real_jids():
+            self_view = recipient in occupant.real_jids
+            out.append(self._presence_of(occupant, to=recipient, self_view=self_view,
+                                         codes=extra_self_codes if self_view else ()))
+        return out
+
+    def _presence_of(self, occupant: Occupant, *, to: JID, presence_type: str | None = None,
+                     self_view: bool = False, codes: tuple[str, ...] = (), new_nick: str | None = None,
+                     template: Element | None = None, reason: str | None = None) -> Element:
+        presence = copy.deepcopy(template if template is not None else occupant.presence)
+        for attribute in ("id", "type"):
+            presence.attrib.pop(attribute, None)
+        presence.set("from", str(self.jid.with_resource(occupant.nick)))
+        presence.set("to", str(to))
+        if presence_type is not None:
+            presence.set("type", presence_type)
+        x = sub(presence, NS_MUC_USER, "x")
+        item_attrs = {"affiliation": self.affiliation(occupant.bare), "role": occupant.role}
+        if self._may_see_real_jid(to):
+            item_attrs["jid"] = str(occupant.real_jids[0]) if occupant.real_jids else str(occupant.bare)
+        if new_nick is not None:
+            item_attrs["nick"] = new_nick
+        item = sub(x, NS_MUC_USER, "item", item_attrs)
+        if reason:
+            sub(item, NS_MUC_USER, "reason", text=reason)
+        all_codes = list(codes)
+        if self_view:
+            if self.config.whois == "anyone":
+                all_codes.insert(0, "100")
+            all_codes.append("110")
+        for code in dict.fromkeys(all_codes):
+            sub(x, NS_MUC_USER, "status", {"code": code})
+        sub(presence, NS_OCCUPANT_ID, "occupant-id", {"id": self.occupant_id(occupant.bare)})
+        return presence
+
+    def _may_see_real_jid(self, viewer: JID) -> bool:
+        if self.config.whois == "anyone":
+            return True
+        nick = self._nick_of.get(viewer)
+        return nick is not None and self._occupants[nick].role == "moderator"
+
+    # --- messages ---------------------------------------------------------------------------------
+
+    def _message(self, sender: JID, to: JID, stanza: Element, now: float) -> list[Element]:
+        if stanza.get("type") == "error":
+            return []
+        nick = self._nick_of.get(sender)
+        x = stanza.find(qname(NS_MUC_USER, "x"))
+        if to.resource is None and x is not None and (x.find(qname(NS_MUC_USER, "invite")) is not None
+                                                      or x.find(qname(NS_MUC_USER, "decline")) is not None):
+            return self._invitation(sender, nick, stanza, x)
+        if nick is None:
+            return [self._error(stanza, StanzaErrorCondition.NOT_ACCEPTABLE, text="Join the room first")]
+        occupant = self._occupants[nick]
+        if to.resource is not None:
+            return self._private_message(occupant, to.resource, stanza)
+        if stanza.get("type") != "groupchat":
+            return [self._error(stanza, StanzaErrorCondition.BAD_REQUEST)]
+        subject = stanza.find(qname(NS_CLIENT, "subject"))
+        if subject is not None and stanza.find(qname(NS_CLIENT, "body")) is None:
+            return self._set_subject(occupant, subject.text or "", stanza)
+        if occupant.role == "visitor":
+            return [self._error(stanza, StanzaErrorCondition.FORBIDDEN, text="Visitors may not speak")]
+        return self._reflect(occupant, stanza, now)
+
+    def _reflect(self, occupant: Occupant, stanza: Element, now: float) -> list[Element]:
+        """XEP-0045 §7.4: one copy to every occupant, sender included, in one order, with a stable id."""
+        message = make_stanza("message", {"type": "groupchat", "from": str(self.jid.with_resource(occupant.nick))})
+        if (stanza_id := stanza.get("id")) is not None:
+            message.set("id", stanza_id)
+        for child in stanza:
+            if isinstance(child.tag, str) and child.tag not in (qname(NS_STANZA_ID, "stanza-id"),
+                                                                qname(NS_OCCUPANT_ID, "occupant-id")):
+                message.append(copy.deepcopy(child))
+        sub(message, NS_STANZA_ID, "stanza-id", {"id": self._id_factory(), "by": str(self.jid)})
+        sub(message, NS_OCCUPANT_ID, "occupant-id", {"id": self.occupant_id(occupant.bare)})
+        self._remember(message, now)
+        return [_addressed(message, recipient) for recipient in self._all_real_jids()]
+
+    def _private_message(self, occupant: Occupant, nick: str, stanza: Element) -> list[Element]:
+        target = self._occupants.get(nick)
+        if target is None:
+            return [self._error(stanza, StanzaErrorCondition.ITEM_NOT_FOUND)]
+        if stanza.get("type") == "groupchat":
+            return [self._error(stanza, StanzaErrorCondition.BAD_REQUEST)]
+        message = copy.deepcopy(stanza)
+        message.set("from", str(self.jid.with_resource(occupant.nick)))
+        sub(message, NS_MUC_USER, "x")
+        sub(message, NS_OCCUPANT_ID, "occupant-id", {"id": self.occupant_id(occupant.bare)})
+        return [_addressed(message, real) for real in target.real_jids]
+
+    def _set_subject(self, occupant: Occupant, subject: str, stanza: Element) -> list[Element]:
+        if occupant.role != "moderator" and not (self.config.change_subject and occupant.role == "participant"):
+            return [self._error(stanza, StanzaErrorCondition.FORBIDDEN)]
+        self.state.subject = subject
+        self.state.subject_from = occupant.nick
+        return [self._subject_message(recipient) for recipient in self._all_real_jids()]
+
+    def _subject_message(self, to: JID) -> Element:
+        sender = self.jid.with_resource(self.state.subject_from) if self.state.subject_from else self.jid
+        message = make_stanza("message", {"type": "groupchat", "from": str(sender), "to": str(to),
+                                          "id": self._id_factory()})
+        sub(message, NS_CLIENT, "subject", text=self.state.subject or None)
+        return message
+
+    def _invitation(self, sender: JID, nick: str | None, stanza: Element, x: Element) -> list[Element]:
+        """XEP-0045 §7.8.2 mediated invitations and declines."""
+        invite = x.find(qname(NS_MUC_USER, "invite"))
+        if invite is not None:
+            if nick is None:
+                return [self._error(stanza, StanzaErrorCondition.NOT_ACCEPTABLE)]
+            if self.config.members_only and _RANK[self.affiliation(sender)] < _RANK["admin"] \
+                    and not self.config.allow_invites:
+                return [self._error(stanza, StanzaErrorCondition.FORBIDDEN)]
+            try:
+                invitee = JID.parse(invite.get("to", ""))
+            except InvalidJID:
+                return [self._error(stanza, StanzaErrorCondition.JID_MALFORMED)]
+            if self.config.members_only and self.affiliation(invitee) == "none":
+                self.state.affiliations[invitee.bare] = "member"
+            message = make_stanza("message", {"from": str(self.jid), "to": str(invitee)})
+            out_x = sub(message, NS_MUC_USER, "x")
+            forwarded = sub(out_x, NS_MUC_USER, "invite", {"from": str(sender.bare)})
+            if (reason := invite.findtext(qname(NS_MUC_USER, "reason"))) is not None:
+                sub(forwarded, NS_MUC_USER, "reason", text=reason)
+            if self.config.password:
+                sub(out_x, NS_MUC_USER, "password", text=self.config.password)
+            body = f"{sender.bare} invites you to the room {self.jid}"
+            sub(message, NS_CLIENT, "body", text=body + (f": {reason}" if reason else ""))
+            return [message]
+        decline = x.find(qname(NS_MUC_USER, "decline"))
+        assert decline is not None
+        try:
+            inviter = JID.parse(decline.get("to", ""))
+        except InvalidJID:
+            return [self._error(stanza, StanzaErrorCondition.JID_MALFORMED)]
+        message = make_stanza("message", {"from": str(self.jid), "to": str(inviter)})
+        forwarded = sub(sub(message, NS_MUC_USER, "x"), NS_MUC_USER, "decline", {"from": str(sender.bare)})
+        if (reason := decline.findtext(qname(NS_MUC_USER, "reason"))) is not None:
+            sub(forwarded, NS_MUC_USER, "reason", text=reason)
+        return [message]
+
+    # --- history (XEP-0045 §7.2.15) --------------------------------------------------------------
+
+    def _remember(self, message: Element, now: float) -> None:
+        if self.config.history_length <= 0 or message.find(qname(NS_CLIENT, "body")) is None:
+            return
+        self._history.append(_HistoryEntry(stanza=message, at=now, wall=self._wall_clock(),
+                                           size=len(etree.tostring(message))))
+        while len(self._history) > self.config.history_length:
+            self._history.popleft()
+
+    def _history_for(self, to: JID, muc: Element | None, now: float) -> list[Element]:
+        request = muc.find(qname(NS_MUC, "history")) if muc is not None else None
+        entries = list(self._history)
+        if request is not None:
+            if (seconds := _int_attr(request, "seconds")) is not None:
+                entries = [e for e in entries if now - e.at <= seconds]
+            if (since := request.get("since")) is not None:
+                cutoff = _parse_stamp(since)
+                if cutoff is not None:
+                    entries = [e for e in entries if e.wall > cutoff]
+            if (max_stanzas := _int_attr(request, "maxstanzas")) is not None:
+                entries = entries[len(entries) - max_stanzas:] if max_stanzas > 0 else []
+            if (max_chars := _int_attr(request, "maxchars")) is not None:
+                kept: list[_HistoryEntry] = []
+                total = 0
+                for entry in reversed(entries):
+                    total += entry.size
+                    if total > max_chars:
+                        break
+                    kept.append(entry)
+                entries = list(reversed(kept))
+        out = []
+        for entry in entries:
+            message = _addressed(entry.stanza, to)
+            stamp = datetime.datetime.fromtimestamp(entry.wall, datetime.UTC)
+            sub(message, NS_DELAY, "delay", {"from": str(self.jid),
+                                             "stamp": stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")})
+            out.append(message)
+        return out
+
+    # --- iq ---------------------------------------------------------------------------------------
+
+    def _iq(self, sender: JID, to: JID, iq: Element, now: float) -> list[Element]:
+        payload = first_child(iq)
+        if iq.get("type") in ("result", "error"):
+            return []
+        if payload is None:
+            return [self._error(iq, StanzaErrorCondition.BAD_REQUEST)]
+        if to.resource is not None:
+            return self._iq_to_occupant(sender, to.resource, iq, payload)
+        namespace = etree.QName(payload).namespace
+        if iq.get("type") == "get" and payload.tag == qname(NS_DISCO_INFO, "query"):
+            return [self._reply(iq, self._disco_info())]
+        if iq.get("type") == "get" and payload.tag == qname(NS_DISCO_ITEMS, "query"):
+            return [self._reply(iq, element(NS_DISCO_ITEMS, "query"))]
+        if namespace == NS_MUC_OWNER:
+            return self._owner(sender, iq, payload, now)
+        if namespace == NS_MUC_ADMIN:
+            return self._admin(sender, iq, payload, now)
+        if payload.tag == qname(NS_PING, "ping"):
+            return [self._reply(iq, None)]
+        return [self._error(iq, StanzaErrorCondition.SERVICE_UNAVAILABLE)]
+
+    def _iq_to_occupant(self, sender: JID, nick: str, iq: Element, payload: Element) -> list[Element]:
+        own_nick = self._nick_of.get(sender)
+        if payload.tag == qname(NS_PING, "ping") and iq.get("type") == "get":
+            # XEP-0410 self-ping: answered by the room for joined occupants.
+            if own_nick == nick:
+                return [self._reply(iq, None)]
+            if own_nick is None:
+                return [self._error(iq, StanzaErrorCondition.NOT_ACCEPTABLE)]
+        if own_nick is None:
+            return [self._error(iq, StanzaErrorCondition.NOT_ACCEPTABLE)]
+        target = self._occupants.get(nick)
+        if target is None:
+            return [self._error(iq, StanzaErrorCondition.ITEM_NOT_FOUND)]
+        forwarded = copy.deepcopy(iq)
+        forwarded.set("from", str(self.jid.with_resource(own_nick)))
+        return [_addressed(forwarded, target.real_jids[0])]
+
+    def _disco_info(self) -> Element:
+        info = element(NS_DISCO_INFO, "query")
+        sub(info, NS_DISCO_INFO, "identity", {"category": "conference", "type": "text",
+                                              "name": self.config.name or self.jid.local or ""})
+        features = [NS_MUC, NS_STANZA_ID, NS_OCCUPANT_ID, NS_DISCO_INFO, "urn:xmpp:ping",
+                    "muc_public" if self.config.public else "muc_hidden",
+                    "muc_persistent" if self.config.persistent else "muc_temporary",
+                    "muc_passwordprotected" if self.config.password else "muc_unsecured",
+                    "muc_membersonly" if self.config.members_only else "muc_open",
+                    "muc_moderated" if self.config.moderated else "muc_unmoderated",
+                    "muc_nonanonymous" if self.config.whois == "anyone" else "muc_semianonymous"]
+        for feature in features:
+            sub(info, NS_DISCO_INFO, "feature", {"var": feature})
+        form = sub(info, NS_DATA_FORMS, "x", {"type": "result"})
+        for var, value in (("FORM_TYPE", "http://jabber.org/protocol/muc#roominfo"),
+                           ("muc#roominfo_description", self.config.description),
+                           ("muc#roominfo_occupants", str(len(self._occupants))),
+                           ("muc#roominfo_subject", self.state.subject)):
+            sub(sub(form, NS_DATA_FORMS, "field", {"var": var}), NS_DATA_FORMS, "value", text=value)
+        return info
+
+    def _owner(self, sender: JID, iq: Element, payload: Element, now: float) -> list[Element]:
+        if self.affiliation(sender) != "owner":
+            return [self._error(iq, StanzaErrorCondition.FORBIDDEN)]
+        if iq.get("type") == "get":
+            query = element(NS_MUC_OWNER, "query")
+            query.append(config_form(self.config))
+            return [self._reply(iq, query)]
+        destroy = payload.find(qname(NS_MUC_OWNER, "destroy"))
+        if destroy is not None:
+            return [self._reply(iq, None), *self._destroy(destroy.findtext(qname(NS_MUC_OWNER, "reason")),
+                                                          destroy.get("jid"))]
+        form = payload.find(qname(NS_DATA_FORMS, "x"))
+        if form is None:
+            return [self._error(iq, StanzaErrorCondition.BAD_REQUEST)]
+        if form.get("type") == "cancel":
+            return [self._reply(iq, None)]
+        try:
+            self.state.config = parse_config_submission(form, self.config)
+        except ValueError as problem:
+            return [self._error(iq, StanzaErrorCondition.NOT_ACCEPTABLE, text=str(problem))]
+        self.locked = False  # XEP-0045 §10.1.2/§10.1.3: instant or configured, the room opens
+        out = [self._reply(iq, None)]
+        notice = []
+        for recipient in self._all_real_jids():
+            message = make_stanza("message", {"type": "groupchat", "from": str(self.jid), "to": str(recipient),
+                                              "id": self._id_factory()})
+            sub(sub(message, NS_MUC_USER, "x"), NS_MUC_USER, "status", {"code": "104"})
+            notice.append(message)
+        return out + notice
+
+    def _destroy(self, reason: str | None, alternate: str | None) -> list[Element]:
+        out = []
+        for occupant in list(self._occupants.values()):
+            for real in occupant.real_jids:
+                presence = make_stanza("presence", {"type": "unavailable", "to": str(real),
+                                                    "from": str(self.jid.with_resource(occupant.nick))})
+                x = sub(presence, NS_MUC_USER, "x")
+                sub(x, NS_MUC_USER, "item", {"affiliation": "none", "role": "none"})
+                destroy = sub(x, NS_MUC_USER, "destroy", {"jid": alternate} if alternate else None)
+                if reason:
+                    sub(destroy, NS_MUC_USER, "reason", text=reason)
+                out.append(presence)
+        self._occupants.clear()
+        self._nick_of.clear()
+        self.destroyed = True
+        return out
+
+    def _admin(self, sender: JID, iq: Element, payload: Element, now: float) -> list[Element]:
+        actor_nick = self._nick_of.get(sender)
+        actor_role = self._occupants[actor_nick].role if actor_nick else "none"
+        actor_affiliation = self.affiliation(sender)
+        items = payload.findall(qname(NS_MUC_ADMIN, "item"))
+        if iq.get("type") == "get":
+            if len(items) != 1:
+                return [self._error(iq, StanzaErrorCondition.BAD_REQUEST)]
+            wanted = items[0]
+            if _RANK[actor_affiliation] < _RANK["admin"] and actor_role != "moderator":
+                return [self._error(iq, StanzaErrorCondition.FORBIDDEN)]
+            result = element(NS_MUC_ADMIN, "query")
+            if (affiliation := wanted.get("affiliation")) is not None:
+                for jid, held in sorted(self.state.affiliations.items(), key=lambda pair: str(pair[0])):
+                    if held == affiliation:
+                        sub(result, NS_MUC_ADMIN, "item", {"affiliation": held, "jid": str(jid)})
+            elif (role := wanted.get("role")) is not None:
+                for occupant in self._occupants.values():
+                    if occupant.role == role:
+                        sub(result, NS_MUC_ADMIN, "item", {"role": role, "nick": occupant.nick,
+                                                           "affiliation": self.affiliation(occupant.bare),
+                                                           "jid": str(occupant.bare)})
+            return [self._reply(iq, result)]
+        out: list[Element] = []
+        for item in items:
+            problem, effects = self._apply_admin_item(sender, actor_role, actor_affiliation, item, now)
+            if problem is not None:
+                return [self._error(iq, problem)]
+            out += effects
+        return [self._reply(iq, None), *out]
+
+    def _apply_admin_item(self, sender: JID, actor_role: str, actor_affiliation: str, item: Element,
+                          now: float) -> tuple[StanzaErrorCondition | None, list[Element]]:
+        reason = item.findtext(qname(NS_MUC_ADMIN, "reason"))
+        if (role := item.get("role")) is not None:
+            target = self._occupants.get(item.get("nick", ""))
+            if target is None:
+                return StanzaErrorCondition.ITEM_NOT_FOUND, []
+            if actor_role != "moderator" or role not in ("none", "visitor", "participant", "moderator"):
+                return StanzaErrorCondition.NOT_ALLOWED, []
+            if _RANK[self.affiliation(target.bare)] >= _RANK["admin"] and role != "moderator" \
+                    and _RANK[actor_affiliation] <= _RANK[self.affiliation(target.bare)]:
+                return StanzaErrorCondition.NOT_ALLOWED, []
+            if role == "moderator" and _RANK[actor_affiliation] < _RANK["admin"]:
+                return StanzaErrorCondition.NOT_ALLOWED, []
+            if role == "none":
+                return None, self._remove_occupant(target, ("307",), reason, now)   # kick, XEP-0045 §8.2
+            target.role = role
+            return None, self._broadcast_presence(target)
+        affiliation = item.get("affiliation")
+        if affiliation not in AFFILIATIONS:
+            return StanzaErrorCondition.BAD_REQUEST, []
+        try:
+            jid = JID.parse(item.get("jid", "")).bare if item.get("jid") else \
+                self._occupants[item.get("nick", "")].bare
+        except (InvalidJID, KeyError):
+            return StanzaErrorCondition.ITEM_NOT_FOUND, []
+        current = self.affiliation(jid)
+        needs_owner = affiliation in ("owner", "admin") or current in ("owner", "admin")
+        if _RANK[actor_affiliation] < (_RANK["owner"] if needs_owner else _RANK["admin"]):
+            return StanzaErrorCondition.FORBIDDEN, []
+        if current == "owner" and affiliation != "owner" and \
+                sum(1 for held in self.state.affiliations.values() if held == "owner") == 1:
+            return StanzaErrorCondition.CONFLICT, []   # XEP-0045 §10.6: the last owner stays
+        if affiliation == "none":
+            self.state.affiliations.pop(jid, None)
+        else:
+            self.state.affiliations[jid] = affiliation
+        out: list[Element] = []
+        for occupant in [o for o in self._occupants.values() if o.bare == jid]:
+            if affiliation == "outcast":
+                out += self._remove_occupant(occupant, ("301",), reason, now)   # ban, XEP-0045 §9.1
+            elif self.config.members_only and affiliation == "none":
+                out += self._remove_occupant(occupant, ("321",), reason, now)
+            else:
+                occupant.role = self._default_role(affiliation) if occupant.role != "moderator" or \
+                    affiliation not in ("owner", "admin") else occupant.role
+                out += self._broadcast_presence(occupant)
+        return None, out
+
+    def _remove_occupant(self, occupant: Occupant, codes: tuple[str, ...], reason: str | None,
+                         now: float) -> list[Element]:
+        out: list[Element] = []
+        for real in list(occupant.real_jids):
+            out += self._leave(real, None, now, codes=codes, actor_reason=reason)
+        return out
+
+    # --- helpers ----------------------------------------------------------------------------------
+
+    def _all_real_jids(self) -> list[JID]:
+        return [real for occupant in self._occupants.values() for real in occupant.real_jids]
+
+    def _reply(self, iq: Element, payload: Element | None) -> Element:
+        return iq_result(iq, payload)
+
+    def _error(self, stanza: Element, condition: StanzaErrorCondition, *, text: str | None = None,
+               error_type: StanzaErrorType | None = None) -> Element:
+        reply = error_reply(stanza, condition, error_type=error_type, text=text)
+        if local_name(stanza) == "presence":
+            sub(reply, NS_MUC, "x")
+        return reply
+
+
+def _addressed(stanza: Element, to: JID) -> Element:
+    copied = copy.deepcopy(stanza)
+    copied.set("to", str(to))
+    return copied
+
+
+def _clean_presence(stanza: Element) -> Element:
+    """The occupant's presence as others see it: show, status, priority, extensions; no MUC join element."""
+    presence = make_stanza("presence")
+    for child in stanza:
+        if isinstance(child.tag, str) and etree.QName(child).namespace not in (NS_MUC, NS_MUC_USER, NS_OCCUPANT_ID):
+            presence.append(copy.deepcopy(child))
+    return presence
+
+
+def _int_attr(node: Element, name: str) -> int | None:
+    value = node.get(name)
+    return int(value) if value is not None and value.isdigit() else None
+
+
+def _parse_stamp(text: str) -> float | None:
+    try:
+        return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def room_secret(service_secret: bytes, room: JID) -> bytes:
+    return hashlib.sha256(service_secret + str(room).encode()).digest()
