@@ -96,12 +96,14 @@ class ProsodyTarget(Target):
     name = "prosody"
 
     def __init__(self, directory: Path) -> None:
-        self.prosody = Prosody(directory)
+        self.directory = directory
+
+    async def start(self) -> None:
+        # Ports are picked only now: the previous target's thousands of client sockets may have used them.
+        self.prosody = Prosody(self.directory)
         self.url = self.prosody.bosh_url
         self.c2s_port = self.prosody.c2s_port
         self.cert_path = self.prosody.cert_path
-
-    async def start(self) -> None:
         self.prosody.register("bench", "bench-secret")
         await self.prosody.start()
         assert self.prosody._process is not None
