@@ -208,13 +208,11 @@ class Room:
         """XEP-0045 §7.6: unavailable with 303 and the new nick, then available under the new nick."""
         if new in self._occupants:
             return [self._error(stanza, StanzaErrorCondition.CONFLICT)]
-        recipients = self._all_real_jids()
-        occupant = self._occupants.pop(old)
-        out: list[Element] = []
-        for recipient in recipients:
-            gone = self._presence_of(occupant, to=recipient, presence_type="unavailable", codes=("303",),
-                                     new_nick=new, self_view=recipient in occupant.real_jids)
-            out.append(gone)
+        occupant = self._occupants[old]
+        out = [self._presence_of(occupant, to=recipient, presence_type="unavailable", codes=("303",), new_nick=new,
+                                 self_view=recipient in occupant.real_jids)
+               for recipient in self._all_real_jids()]
+        del self._occupants[old]
         occupant.nick = new
         occupant.presence = _clean_presence(stanza)
         self._occupants[new] = occupant
