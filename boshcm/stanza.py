@@ -7,6 +7,8 @@ BOSH <body/> (XEP-0206 §8 wants the namespace on each stanza) or a WebSocket fr
 
 from __future__ import annotations
 
+import copy
+
 from lxml import etree
 
 from boshcm.errors import StanzaErrorCondition, StanzaErrorType, StreamErrorCondition
@@ -119,6 +121,13 @@ def _swap_addresses(original: Element, reply: Element) -> None:
         reply.set("from", recipient)
     if (stanza_id := original.get("id")) is not None:
         reply.set("id", stanza_id)
+
+
+def addressed_copy(stanza: Element, to: object) -> Element:
+    """A copy of `stanza` addressed to `to` (one stanza fanned out to many recipients)."""
+    copied = copy.deepcopy(stanza)
+    copied.set("to", str(to))
+    return copied
 
 
 def is_error_stanza(stanza: Element) -> bool:

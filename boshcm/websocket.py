@@ -59,13 +59,37 @@ def is_secure_request(request: web.Request) -> bool:
     return False
 
 
-class WebSocketConnection:
+class _FrameWriter:
+    """One writer task per socket: frames are queued synchronously (sinks must not block) and sent in order."""
+
+    def __init__(self, ws: web.WebSocketResponse, peer: str) -> None:
+        self._ws, self._peer = ws, peer
+        self._outgoing: asyncio.Queue[str | None] = asyncio.Queue()
+
+    def _send(self, frame: str) -> None:
+        self._outgoing.put_nowait(frame)
+
+    def _end_writes(self) -> None:
+        self._outgoing.put_nowait(None)
+
+    async def _write_loop(self) -> None:
+        while (frame := await self._outgoing.get()) is not None:
+            wire_log.debug("%s WS SEND %r", self._peer, frame)
+            try:
+                await self._ws.send_str(frame)
+            except ConnectionError:
+                return
+        if not self._ws.closed:
+            with contextlib.suppress(ConnectionError, TimeoutError):
+                await asyncio.wait_for(self._ws.close(code=WSCloseCode.OK), CLOSE_TIMEOUT_SECONDS)
+
+
+class WebSocketConnection(_FrameWriter):
     def __init__(self, ws: web.WebSocketResponse, session: ClientSession, *, hub: Hub, clock: Clock,
                  max_frame_bytes: int, max_depth: int, peer: str) -> None:
-        self._ws, self._session, self._hub, self._clock = ws, session, hub, clock
+        super().__init__(ws, peer)
+        self._session, self._hub, self._clock = session, hub, clock
         self._max_frame_bytes, self._max_depth = max_frame_bytes, max_depth
-        self._peer = peer
-        self._outgoing: asyncio.Queue[str | None] = asyncio.Queue()
         self._bound_jid: JID | None = None
 
     # --- SessionSink ------------------------------------------------------------------------------
@@ -87,7 +111,7 @@ class WebSocketConnection:
             try:
                 await self._read_loop()
             finally:
-                self._outgoing.put_nowait(None)
+                self._end_writes()
             await writer
 
     async def _read_loop(self) -> None:
@@ -109,17 +133,6 @@ class WebSocketConnection:
             else:  # close, closing, closed, error
                 self._perform(self._session.handle(TransportClosed(), self._clock.now()))
                 return
-
-    async def _write_loop(self) -> None:
-        while (frame := await self._outgoing.get()) is not None:
-            wire_log.debug("%s WS SEND %r", self._peer, frame)
-            try:
-                await self._ws.send_str(frame)
-            except ConnectionError:
-                return
-        if not self._ws.closed:
-            with contextlib.suppress(ConnectionError, TimeoutError):
-                await asyncio.wait_for(self._ws.close(code=WSCloseCode.OK), CLOSE_TIMEOUT_SECONDS)
 
     def _on_frame(self, data: bytes) -> None:
         try:
@@ -157,16 +170,12 @@ class WebSocketConnection:
                         log.info("ws %s: stream error %s %s", self._peer, condition.value, text)
                         self._send(serialize(stream_error_element(condition, text)).decode())
                     self._send(CLOSE_FRAME)
-                    self._outgoing.put_nowait(None)
+                    self._end_writes()
                 case _:
                     self._hub.perform([action])
         if self._session.closed and self._bound_jid is not None:
             self._hub.unregister(self._bound_jid, self)
             self._bound_jid = None
-
-    def _send(self, frame: str) -> None:
-        self._outgoing.put_nowait(frame)
-
 
 class WebSocketEndpoint:
     """The aiohttp handler for the WebSocket path."""
@@ -214,14 +223,14 @@ class UpstreamLink(Protocol):
 RelayFactory = Callable[[Any, str, "str | None"], UpstreamLink]
 
 
-class WebSocketRelay:
+class WebSocketRelay(_FrameWriter):
     """Off-board: one WebSocket relayed to an upstream XMPP server over TCP (the framing is translated)."""
 
     def __init__(self, ws: web.WebSocketResponse, *, new_link: RelayFactory, max_frame_bytes: int,
                  max_depth: int, peer: str) -> None:
-        self._ws, self._new_link = ws, new_link
-        self._max_frame_bytes, self._max_depth, self._peer = max_frame_bytes, max_depth, peer
-        self._outgoing: asyncio.Queue[str | None] = asyncio.Queue()
+        super().__init__(ws, peer)
+        self._new_link = new_link
+        self._max_frame_bytes, self._max_depth = max_frame_bytes, max_depth
         self._link: UpstreamLink | None = None
         self._done = False
 
@@ -236,16 +245,8 @@ class WebSocketRelay:
             finally:
                 if self._link is not None and not self._done:
                     self._link.close()
-                self._outgoing.put_nowait(None)
+                self._end_writes()
             await writer
-
-    async def _write_loop(self) -> None:
-        while (frame := await self._outgoing.get()) is not None:
-            with contextlib.suppress(ConnectionError):
-                await self._ws.send_str(frame)
-        if not self._ws.closed:
-            with contextlib.suppress(ConnectionError, TimeoutError):
-                await asyncio.wait_for(self._ws.close(code=WSCloseCode.OK), CLOSE_TIMEOUT_SECONDS)
 
     def _on_frame(self, data: bytes) -> None:
         try:
@@ -271,11 +272,11 @@ class WebSocketRelay:
 
     def upstream_opened(self, stream_id: str, domain: str) -> None:
         attrs = {"from": domain, "id": stream_id, "version": "1.0", "{http://www.w3.org/XML/1998/namespace}lang": "en"}
-        self._outgoing.put_nowait(serialize(element(NS_FRAMING, "open", attrs)).decode())
+        self._send(serialize(element(NS_FRAMING, "open", attrs)).decode())
 
     def upstream_stanzas(self, stanzas: tuple[Element, ...]) -> None:
         for stanza in stanzas:
-            self._outgoing.put_nowait(serialize(stanza).decode())
+            self._send(serialize(stanza).decode())
 
     def upstream_closed(self, condition: BoshCondition | None, stanzas: tuple[Element, ...] = ()) -> None:
         if condition is BoshCondition.REMOTE_STREAM_ERROR and stanzas:
@@ -286,11 +287,11 @@ class WebSocketRelay:
             self._finish()
 
     def _fail(self, error: Element) -> None:
-        self._outgoing.put_nowait(serialize(error).decode())
+        self._send(serialize(error).decode())
         self._finish()
 
     def _finish(self) -> None:
         if not self._done:
             self._done = True
-            self._outgoing.put_nowait(CLOSE_FRAME)
-            self._outgoing.put_nowait(None)
+            self._send(CLOSE_FRAME)
+            self._end_writes()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import datetime
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -30,11 +30,13 @@ from boshcm.stanza import (
     NS_ROSTER,
     NS_VERSION,
     Element,
+    addressed_copy,
     element,
     error_reply,
     first_child,
     iq_result,
     local_name,
+    make_stanza,
     qname,
     sub,
 )
@@ -130,11 +132,11 @@ class Router:
             self._by_user.pop(jid.local, None)
         actions: list[RouterAction] = []
         if resource.available or resource.directed:
-            unavailable = _presence({"type": "unavailable", "from": str(jid)})
+            unavailable = make_stanza("presence", {"type": "unavailable", "from": str(jid)})
             if resource.available:
                 actions += self._broadcast_presence(jid, unavailable, include_self=False)
             for recipient in resource.directed:
-                actions += self._route_presence_to(recipient, _with_to(unavailable, recipient), now)
+                actions += self._route_presence_to(recipient, addressed_copy(unavailable, recipient), now)
         for component, _name in self._components.values():
             actions += self._deliver_all(component.session_ended(jid, now), now)
         return actions
@@ -156,7 +158,7 @@ class Router:
             if kind == "iq":
                 return self._account_iq(sender, stanza, now)
             if target is None:
-                return self._deliver_to_bare(sender.bare, _with_to(stanza, sender.bare), now)
+                return self._deliver_to_bare(sender.bare, addressed_copy(stanza, sender.bare), now)
         return self._route(stanza, target, now)
 
     def _route(self, stanza: Element, target: JID, now: float) -> list[RouterAction]:
@@ -279,7 +281,7 @@ class Router:
             resource.available, resource.presence = False, None
             actions = self._broadcast_presence(sender, stanza, include_self=True) if was_available else []
             for recipient in resource.directed:
-                actions += self._route_presence_to(recipient, _with_to(stanza, recipient), now)
+                actions += self._route_presence_to(recipient, addressed_copy(stanza, recipient), now)
             resource.directed.clear()
             return actions
         initial = not resource.available
@@ -299,9 +301,9 @@ class Router:
                 for contact in self._available_resources(item.jid):
                     presence = self._resources[contact].presence
                     if presence is not None:
-                        actions.append(Deliver(to=sender, stanza=_with_to(presence, sender)))
+                        actions.append(Deliver(to=sender, stanza=addressed_copy(presence, sender)))
             if item.pending_in:
-                actions.append(Deliver(to=sender, stanza=_presence(
+                actions.append(Deliver(to=sender, stanza=make_stanza("presence",
                     {"type": "subscribe", "from": str(item.jid), "to": str(sender.bare)})))
         if self._resources[sender].priority >= 0:
             actions += self._deliver_offline(sender)
@@ -314,7 +316,7 @@ class Router:
         for item in self._store.roster_items(sender.local):
             if item.subscription in ("from", "both") and item.jid.domain == self.domain:
                 recipients += self._available_resources(item.jid)
-        return [Deliver(to=jid, stanza=_with_to(stanza, jid)) for jid in recipients]
+        return _fan_out(stanza, recipients)
 
     def _route_presence_to(self, target: JID, stanza: Element, now: float) -> list[RouterAction]:
         if target.domain in self._components:
@@ -324,7 +326,7 @@ class Router:
             return []
         if target.is_full:
             return [Deliver(to=target, stanza=stanza)] if target in self._resources else []
-        return [Deliver(to=jid, stanza=_with_to(stanza, jid)) for jid in self._available_resources(target)]
+        return _fan_out(stanza, self._available_resources(target))
 
     # --- subscriptions (RFC 6121 §3) --------------------------------------------------------------
 
@@ -347,22 +349,22 @@ class Router:
         if outcome.item is not None:
             actions += self._roster_push(contact, outcome.item)
         if outcome.deliver:
-            actions += [Deliver(to=jid, stanza=_with_to(stanza, jid)) for jid in self._available_resources(contact)]
+            actions += _fan_out(stanza, self._available_resources(contact))
         if outcome.auto_reply is not None:
             # The contact already approved us: its server answers for it (RFC 6121 §3.1.3).
-            actions += self._subscription(JID(contact.local, contact.domain, None), _presence(
+            actions += self._subscription(JID(contact.local, contact.domain, None), make_stanza("presence",
                 {"type": outcome.auto_reply, "from": str(contact), "to": str(user)}), outcome.auto_reply, user, now)
         if presence_type == "subscribed" and changed is not None:
             # RFC 6121 §3.1.5: the approving user's presence goes to the new subscriber.
             for jid in self._available_resources(user):
                 presence = self._resources[jid].presence
                 if presence is not None:
-                    actions += [Deliver(to=contact_resource, stanza=_with_to(presence, contact_resource))
+                    actions += [Deliver(to=contact_resource, stanza=addressed_copy(presence, contact_resource))
                                 for contact_resource in self._available_resources(contact)]
         if presence_type in ("unsubscribed",) and changed is not None:
             for jid in self._available_resources(user):
-                actions += [Deliver(to=contact_resource, stanza=_with_to(
-                    _presence({"type": "unavailable", "from": str(jid)}), contact_resource))
+                actions += [Deliver(to=contact_resource, stanza=addressed_copy(
+                    make_stanza("presence", {"type": "unavailable", "from": str(jid)}), contact_resource))
                     for contact_resource in self._available_resources(contact)]
         return actions
 
@@ -371,7 +373,7 @@ class Router:
         for jid in sorted(self._by_user.get(user.local or "", ()), key=str):
             if self._resources[jid].interested:
                 self._push_counter += 1
-                push = _iq({"type": "set", "id": f"push{self._push_counter}", "to": str(jid)})
+                push = make_stanza("iq", {"type": "set", "id": f"push{self._push_counter}", "to": str(jid)})
                 query = sub(push, NS_ROSTER, "query")
                 query.append(item_element(item))
                 actions.append(Deliver(to=jid, stanza=push))
@@ -426,7 +428,7 @@ class Router:
                 return self._bounce(iq, StanzaErrorCondition.ITEM_NOT_FOUND)
             actions += self._reply(iq, iq_result(iq))
             for notice_type in notices:
-                actions += self._subscription(sender, _presence(
+                actions += self._subscription(sender, make_stanza("presence",
                     {"type": notice_type, "from": str(sender.bare), "to": str(contact)}),
                     notice_type, contact, 0.0)
             return actions + self._roster_push(sender.bare, removed)
@@ -508,24 +510,8 @@ class Router:
         return self._deliver_all([reply], 0.0)
 
 
-def _presence(attrs: dict[str, str]) -> Element:
-    presence = etree.Element(qname(NS_CLIENT, "presence"), nsmap={None: NS_CLIENT})
-    for key, value in attrs.items():
-        presence.set(key, value)
-    return presence
-
-
-def _iq(attrs: dict[str, str]) -> Element:
-    iq = etree.Element(qname(NS_CLIENT, "iq"), nsmap={None: NS_CLIENT})
-    for key, value in attrs.items():
-        iq.set(key, value)
-    return iq
-
-
-def _with_to(stanza: Element, to: JID) -> Element:
-    copied = copy.deepcopy(stanza)
-    copied.set("to", str(to))
-    return copied
+def _fan_out(stanza: Element, recipients: Iterable[JID]) -> list[RouterAction]:
+    return [Deliver(to=jid, stanza=addressed_copy(stanza, jid)) for jid in recipients]
 
 
 def _priority(presence: Element) -> int:

@@ -32,6 +32,7 @@ from boshcm.stanza import (
     NS_DISCO_ITEMS,
     NS_PING,
     Element,
+    addressed_copy,
     element,
     error_reply,
     first_child,
@@ -318,7 +319,7 @@ class Room:
         sub(message, NS_STANZA_ID, "stanza-id", {"id": self._id_factory(), "by": str(self.jid)})
         sub(message, NS_OCCUPANT_ID, "occupant-id", {"id": self.occupant_id(occupant.bare)})
         self._remember(message, now)
-        return [_addressed(message, recipient) for recipient in self._all_real_jids()]
+        return [addressed_copy(message, recipient) for recipient in self._all_real_jids()]
 
     def _private_message(self, occupant: Occupant, nick: str, stanza: Element) -> list[Element]:
         target = self._occupants.get(nick)
@@ -330,7 +331,7 @@ class Room:
         message.set("from", str(self.jid.with_resource(occupant.nick)))
         sub(message, NS_MUC_USER, "x")
         sub(message, NS_OCCUPANT_ID, "occupant-id", {"id": self.occupant_id(occupant.bare)})
-        return [_addressed(message, real) for real in target.real_jids]
+        return [addressed_copy(message, real) for real in target.real_jids]
 
     def _set_subject(self, occupant: Occupant, subject: str, stanza: Element) -> list[Element]:
         if occupant.role != "moderator" and not (self.config.change_subject and occupant.role == "participant"):
@@ -416,7 +417,7 @@ class Room:
                 entries = list(reversed(kept))
         out = []
         for entry in entries:
-            message = _addressed(entry.stanza, to)
+            message = addressed_copy(entry.stanza, to)
             stamp = datetime.datetime.fromtimestamp(entry.wall, datetime.UTC)
             sub(message, NS_DELAY, "delay", {"from": str(self.jid),
                                              "stamp": stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")})
@@ -461,7 +462,7 @@ class Room:
             return [self._error(iq, StanzaErrorCondition.ITEM_NOT_FOUND)]
         forwarded = copy.deepcopy(iq)
         forwarded.set("from", str(self.jid.with_resource(own_nick)))
-        return [_addressed(forwarded, target.real_jids[0])]
+        return [addressed_copy(forwarded, target.real_jids[0])]
 
     def _disco_info(self) -> Element:
         info = element(NS_DISCO_INFO, "query")
@@ -632,12 +633,6 @@ class Room:
         if local_name(stanza) == "presence":
             sub(reply, NS_MUC, "x")
         return reply
-
-
-def _addressed(stanza: Element, to: JID) -> Element:
-    copied = copy.deepcopy(stanza)
-    copied.set("to", str(to))
-    return copied
 
 
 def _clean_presence(stanza: Element) -> Element:
