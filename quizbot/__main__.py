@@ -1,0 +1,3 @@
+from quizbot.cli import main
+
+raise SystemExit(main())
