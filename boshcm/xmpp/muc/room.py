@@ -501,12 +501,15 @@ class Room:
             return [self._error(iq, StanzaErrorCondition.BAD_REQUEST)]
         if form.get("type") == "cancel":
             return [self._reply(iq, None)]
+        previous = self.config
         try:
             self.state.config = parse_config_submission(form, self.config)
         except ValueError as problem:
             return [self._error(iq, StanzaErrorCondition.NOT_ACCEPTABLE, text=str(problem))]
         self.locked = False  # XEP-0045 §10.1.2/§10.1.3: instant or configured, the room opens
         out = [self._reply(iq, None)]
+        if self.config == previous:
+            return out  # nothing changed (e.g. the instant-room form): no 104, as Prosody
         notice = []
         for recipient in self._all_real_jids():
             message = make_stanza("message", {"type": "groupchat", "from": str(self.jid), "to": str(recipient),
