@@ -1,0 +1,110 @@
+"""MUC benchmark: one groupchat message to a room of N occupants connected over BOSH, boshcm vs Prosody.
+
+    .venv/bin/python -m tests.perf.bench_muc [--occupants 1000] [--messages 50]
+
+For each message, the spread between the first and the last occupant receiving it; prints p50/p99 of the
+spreads and of the full latency (send to last arrival), for both servers measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+from tests.integration.bosh_client import BoshClient
+from tests.integration.xmpp_client import XmppClient
+from tests.perf.bench_bosh import BoshcmTarget, ProsodyTarget, Target, bounded, login
+
+ROOM = "bench@conference.localhost"
+
+
+async def join(client: BoshClient, nick: str) -> None:
+    await client.send(f"<presence xmlns='jabber:client' to='{ROOM}/{nick}'>"
+                      "<x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='0'/></x></presence>")
+
+
+async def poll(client: BoshClient, arrivals: dict[str, list[float]]) -> None:
+    while True:
+        response = await client.post(client.body())
+        now = time.perf_counter()
+        for body in response.iter("{jabber:client}body"):
+            arrivals.setdefault(body.text or "", []).append(now)
+        if response.get("type") == "terminate":
+            return
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, int(len(ordered) * share) - 1)]
+
+
+async def measure(target: Target, args: argparse.Namespace) -> dict[str, float]:
+    owner = XmppClient("bench@localhost/owner", "bench-secret", port=target.c2s_port, ca_cert=target.cert_path,
+                       plugins=("xep_0045", "xep_0004"))
+    await owner.connect()
+    muc = owner.xmpp.plugin["xep_0045"]
+    await muc.join_muc_wait(ROOM, "Quizmaster", maxstanzas=0, timeout=30)
+    await muc.set_room_config(ROOM, owner.xmpp.plugin["xep_0004"].make_form(ftype="submit"))
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=600)) as http:
+        occupants = await bounded(args.occupants, 50, lambda i: login(http, target.url, f"o{i}"))
+        arrivals: dict[str, list[float]] = {}
+        pollers = [asyncio.create_task(poll(c, arrivals)) for c in occupants]
+        started = time.perf_counter()
+        for index, client in enumerate(occupants):
+            await join(client, f"player{index}")
+        await asyncio.sleep(5)
+        print(f"  {target.name}: {len(occupants)} joined in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+        sent: dict[str, float] = {}
+        for index in range(args.messages):
+            token = f"question-{index}"
+            sent[token] = time.perf_counter()
+            owner.xmpp.send_message(mto=ROOM, mbody=token, mtype="groupchat")
+            await asyncio.sleep(args.interval)
+        await asyncio.sleep(3)
+        spreads = [(max(times) - min(times)) * 1000 for token, times in arrivals.items() if token in sent]
+        lasts = [(max(arrivals[t]) - sent[t]) * 1000 for t in sent if t in arrivals]
+        complete = sum(1 for t in sent if len(arrivals.get(t, ())) == len(occupants))
+        for task in pollers:
+            task.cancel()
+    await owner.close()
+    return {"messages reaching every occupant": complete, "spread p50 (ms)": statistics.median(spreads),
+            "spread p99 (ms)": percentile(spreads, 0.99), "send to last arrival p50 (ms)": statistics.median(lasts),
+            "send to last arrival p99 (ms)": percentile(lasts, 0.99)}
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--occupants", type=int, default=1000)
+    parser.add_argument("--messages", type=int, default=50)
+    parser.add_argument("--interval", type=float, default=0.5, help="seconds between messages")
+    parser.add_argument("--only", choices=["boshcm", "prosody"])
+    args = parser.parse_args()
+    results: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as directory:
+        for target in (BoshcmTarget(Path(directory) / "boshcm"), ProsodyTarget(Path(directory) / "prosody")):
+            if args.only and target.name != args.only:
+                continue
+            await target.start()
+            try:
+                print(f"measuring {target.name} ...", file=sys.stderr)
+                results[target.name] = await measure(target, args)
+                print(f"  {results[target.name]}", file=sys.stderr)
+            finally:
+                await target.stop()
+    if len(results) == 2:
+        print(f"{'':36}{'boshcm':>12}{'prosody':>12}{'ratio':>10}")
+        for label in results["boshcm"]:
+            ours, theirs = results["boshcm"][label], results["prosody"][label]
+            print(f"{label:36}{ours:12.2f}{theirs:12.2f}{(ours / theirs if theirs else float('nan')):10.2f}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
