@@ -250,3 +250,95 @@ def test_service_disco_lists_public_rooms() -> None:
     )
     (items,) = conference.service.handle_stanza(stanza, 0.0)
     assert [item.get("jid") for item in items.iter("{http://jabber.org/protocol/disco#items}item")] == [ROOM]
+
+
+def admin_item(conference: Conference, actor: str, item: str) -> list[Element]:
+    return conference.send(actor, f"<iq to='{ROOM}' type='set' id='a'><query xmlns='{MUC}#admin'>{item}</query></iq>")
+
+
+def test_voice_is_granted_and_revoked_by_moderators_in_moderated_rooms_section_8_3() -> None:
+    conference = Conference()
+    conference.join(ALICE, "Alice")
+    conference.instant()
+    room = conference.service.room(JID.parse(ROOM))
+    assert room is not None
+    room.state.config = RoomConfig(moderated=True)
+    conference.join(BOB, "Bob")
+    assert error_of(admin_item(conference, BOB, "<item nick='Bob' role='participant'/>")[0]) == "not-allowed"
+    granted = admin_item(conference, ALICE, "<item nick='Bob' role='participant'/>")
+    assert granted[0].get("type") == "result"
+    assert conference.send(BOB, f"<message to='{ROOM}' type='groupchat'><body>now I may</body></message>")
+    assert all(
+        s.get("type") == "groupchat"
+        for s in conference.send(BOB, f"<message to='{ROOM}' type='groupchat'><body>x</body></message>")
+    )
+    admin_item(conference, ALICE, "<item nick='Bob' role='visitor'/>")
+    (refused,) = conference.send(BOB, f"<message to='{ROOM}' type='groupchat'><body>x</body></message>")
+    assert error_of(refused) == "forbidden"
+
+
+def test_subject_is_for_moderators_unless_the_room_lets_participants_section_8_1() -> None:
+    conference = Conference()
+    conference.join(ALICE, "Alice")
+    conference.instant()
+    conference.join(BOB, "Bob")
+    (refused,) = conference.send(BOB, f"<message to='{ROOM}' type='groupchat'><subject>mine</subject></message>")
+    assert error_of(refused) == "forbidden"
+    changed = conference.send(ALICE, f"<message to='{ROOM}' type='groupchat'><subject>Round 1</subject></message>")
+    assert {s.get("to") for s in changed} == {ALICE, BOB}
+    assert conference.join(CAROL, "Carol")[-1].findtext("{jabber:client}subject") == "Round 1"
+
+
+def test_admins_cannot_touch_owners_and_the_last_owner_stays_section_10() -> None:
+    conference = Conference()
+    conference.join(ALICE, "Alice")
+    conference.instant()
+    admin_item(conference, ALICE, "<item jid='bob@localhost' affiliation='admin'/>")
+    assert error_of(admin_item(conference, BOB, "<item jid='alice@localhost' affiliation='none'/>")[0]) == "forbidden"
+    assert error_of(admin_item(conference, BOB, "<item jid='carol@localhost' affiliation='admin'/>")[0]) == "forbidden"
+    assert admin_item(conference, BOB, "<item jid='carol@localhost' affiliation='member'/>")[0].get("type") == "result"
+    assert error_of(admin_item(conference, ALICE, "<item jid='alice@localhost' affiliation='admin'/>")[0]) == "conflict"
+
+
+def test_owner_destroys_the_room_and_occupants_are_told_section_10_9() -> None:
+    conference = Conference()
+    conference.join(ALICE, "Alice")
+    conference.instant()
+    conference.join(BOB, "Bob")
+    out = conference.send(
+        ALICE,
+        f"<iq to='{ROOM}' type='set' id='d'><query xmlns='{MUC}#owner'>"
+        f"<destroy jid='other@conference.localhost'><reason>game over</reason></destroy>"
+        "</query></iq>",
+    )
+    told = [s for s in out if s.get("type") == "unavailable"]
+    assert {s.get("to") for s in told} == {ALICE, BOB}
+    assert told[0].find(f"{MUC_USER}x/{MUC_USER}destroy").get("jid") == "other@conference.localhost"  # type: ignore[union-attr]
+    assert conference.service.room(JID.parse(ROOM)) is None
+
+
+def test_configuration_form_round_trip_and_non_owners_are_refused_section_10_2() -> None:
+    conference = Conference()
+    conference.join(ALICE, "Alice")
+    conference.instant()
+    conference.join(BOB, "Bob")
+    get = f"<iq to='{ROOM}' type='get' id='g'><query xmlns='{MUC}#owner'/></iq>"
+    assert error_of(conference.send(BOB, get)[0]) == "forbidden"
+    (form,) = conference.send(ALICE, get)
+    fields = {f.get("var") for f in form.iter("{jabber:x:data}field")}
+    assert {"muc#roomconfig_persistentroom", "muc#roomconfig_roomsecret", "muc#roomconfig_membersonly"} <= fields
+    out = conference.send(
+        ALICE,
+        f"<iq to='{ROOM}' type='set' id='s'><query xmlns='{MUC}#owner'>"
+        "<x xmlns='jabber:x:data' type='submit'>"
+        "<field var='muc#roomconfig_roomname'><value>Finals</value></field>"
+        "<field var='muc#roomconfig_maxusers'><value>ten</value></field></x></query></iq>",
+    )
+    assert error_of(out[0]) == "not-acceptable"
+    out = conference.send(
+        ALICE,
+        f"<iq to='{ROOM}' type='set' id='s'><query xmlns='{MUC}#owner'>"
+        "<x xmlns='jabber:x:data' type='submit'>"
+        "<field var='muc#roomconfig_roomname'><value>Finals</value></field></x></query></iq>",
+    )
+    assert out[0].get("type") == "result" and any("104" in codes(s) for s in out[1:])
