@@ -284,3 +284,13 @@ def test_binding_a_bound_resource_disconnects_the_old_session_with_conflict() ->
     server = Server()
     server.bind(ALICE_DESK)
     assert server.router.bind(ALICE_DESK, 0.0) == [Disconnect(jid=ALICE_DESK, condition=StreamErrorCondition.CONFLICT)]
+
+
+def test_direct_muc_invitation_xep_0249_reaches_an_offline_invitee_later() -> None:
+    server = Server()
+    server.online(BOB)
+    server.send(BOB, "<message to='alice@localhost'><x xmlns='jabber:x:conference' jid='quiz@conference.localhost'/>"
+                     "</message>")
+    login = server.online(ALICE_DESK)
+    invitations = [s for _to, s in delivered(login) if s.find("{jabber:x:conference}x") is not None]
+    assert len(invitations) == 1 and invitations[0].get("from") == "bob@localhost/laptop"
