@@ -159,3 +159,21 @@ async def test_persistent_room_and_its_affiliations_survive_a_restart(tmp_path: 
     finally:
         restarted.store.close()
         restarted.accounts.close()
+
+
+async def test_mediated_invitation_reaches_an_online_invitee_and_a_decline_returns(
+    server: Server, clients: list[XmppClient]
+) -> None:
+    alice = await muc_client(server, clients, "alice@localhost/desk", "alice-secret")
+    bob = await muc_client(server, clients, "bob@localhost/phone", "bob-secret")
+    await create_instant_room(alice)
+    alice.xmpp.plugin["xep_0045"].invite(ROOM, "bob@localhost", reason="final round")
+    invitation = await bob.next_message()
+    invite = etree.fromstring(str(invitation).encode()).find(
+        "{http://jabber.org/protocol/muc#user}x/{http://jabber.org/protocol/muc#user}invite")
+    assert str(invitation["from"]) == ROOM and invite is not None and invite.get("from") == "alice@localhost"
+    declines: asyncio.Queue[object] = asyncio.Queue()
+    alice.xmpp.add_event_handler("groupchat_decline", declines.put_nowait)  # slixmpp's MUC plugin claims these
+    bob.xmpp.plugin["xep_0045"].decline(ROOM, "alice@localhost", reason="busy")
+    declined = await asyncio.wait_for(declines.get(), TIMEOUT_SECONDS)
+    assert str(declined["from"]) == ROOM  # type: ignore[index]

@@ -345,6 +345,9 @@ class Room:
         message = make_stanza("message", {"type": "groupchat", "from": str(sender), "to": str(to),
                                           "id": self._id_factory()})
         sub(message, NS_CLIENT, "subject", text=self.state.subject or None)
+        setter = self._occupants.get(self.state.subject_from) if self.state.subject_from else None
+        if setter is not None:
+            sub(message, NS_OCCUPANT_ID, "occupant-id", {"id": self.occupant_id(setter.bare)})
         return message
 
     def _invitation(self, sender: JID, nick: str | None, stanza: Element, x: Element) -> list[Element]:
