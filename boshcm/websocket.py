@@ -17,11 +17,10 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from boshcm.clock import Clock
 from boshcm.errors import BoshCondition, RemoteProtocolError, StreamErrorCondition
-from boshcm.jid import JID
 from boshcm.stanza import NS_FRAMING, Element, element, local_name, namespace_of, stream_error_element
 from boshcm.xml.parser import parse_document
 from boshcm.xml.writer import serialize
-from boshcm.xmpp.hub import Hub
+from boshcm.xmpp.hub import Hub, HubSeat
 from boshcm.xmpp.stream import (
     Bound,
     ClientSession,
@@ -90,7 +89,7 @@ class WebSocketConnection(_FrameWriter):
         super().__init__(ws, peer)
         self._session, self._hub, self._clock = session, hub, clock
         self._max_frame_bytes, self._max_depth = max_frame_bytes, max_depth
-        self._bound_jid: JID | None = None
+        self._seat = HubSeat(hub, self)
 
     # --- SessionSink ------------------------------------------------------------------------------
 
@@ -163,8 +162,7 @@ class WebSocketConnection(_FrameWriter):
                 case StartTls() | ExpectRestart():
                     pass  # RFC 7395 §3.4: TLS is the WebSocket's; a restart is just the next <open/>
                 case Bound(jid=jid):
-                    self._bound_jid = jid
-                    self._hub.register(jid, self)
+                    self._seat.take(jid)
                 case CloseStream(condition=condition, text=text):
                     if condition is not None:
                         log.info("ws %s: stream error %s %s", self._peer, condition.value, text)
@@ -173,9 +171,8 @@ class WebSocketConnection(_FrameWriter):
                     self._end_writes()
                 case _:
                     self._hub.perform([action])
-        if self._session.closed and self._bound_jid is not None:
-            self._hub.unregister(self._bound_jid, self)
-            self._bound_jid = None
+        if self._session.closed:
+            self._seat.release()
 
 class WebSocketEndpoint:
     """The aiohttp handler for the WebSocket path."""

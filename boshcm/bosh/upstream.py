@@ -15,11 +15,10 @@ from typing import Protocol
 
 from boshcm.clock import Clock
 from boshcm.errors import BoshCondition, StreamErrorCondition
-from boshcm.jid import JID
 from boshcm.stanza import NS_STREAM, NS_TLS, Element, element, qname, stream_error_element
 from boshcm.xml.parser import StanzaReceived, StreamClosed, StreamOpened, StreamParseError, StreamParser
 from boshcm.xml.writer import STREAM_CLOSE, serialize, stream_header
-from boshcm.xmpp.hub import Hub
+from boshcm.xmpp.hub import Hub, HubSeat
 from boshcm.xmpp.stream import (
     Bound,
     ClientSession,
@@ -57,7 +56,7 @@ class OnboardLink:
         self._hub, self._clock = hub, clock
         self._core = new_session(Transport(secure=secure, can_starttls=False, remote_address=remote))
         self._start = StreamStarted(to=to, version=version or "1.0", lang=lang)
-        self._bound_jid: JID | None = None
+        self._seat = HubSeat(hub, self)
 
     # --- orders from the BOSH session -------------------------------------------------------------
 
@@ -98,8 +97,7 @@ class OnboardLink:
                 case StartTls() | ExpectRestart():
                     pass  # XEP-0206: TLS is HTTPS's job; a restart is the client's xmpp:restart request
                 case Bound(jid=jid):
-                    self._bound_jid = jid
-                    self._hub.register(jid, self)
+                    self._seat.take(jid)
                 case CloseStream(condition=condition, text=text):
                     if outgoing:
                         self._listener.upstream_stanzas(tuple(outgoing))
@@ -114,9 +112,8 @@ class OnboardLink:
                     self._hub.perform([action])
         if outgoing:
             self._listener.upstream_stanzas(tuple(outgoing))
-        if self._core.closed and self._bound_jid is not None:
-            self._hub.unregister(self._bound_jid, self)
-            self._bound_jid = None
+        if self._core.closed:
+            self._seat.release()
 
 
 class OffboardLink:

@@ -13,11 +13,10 @@ from collections.abc import Callable
 
 from boshcm.clock import Clock
 from boshcm.errors import StreamErrorCondition
-from boshcm.jid import JID
 from boshcm.stanza import Element, stream_error_element
 from boshcm.xml.parser import StanzaReceived, StreamClosed, StreamOpened, StreamParseError, StreamParser
 from boshcm.xml.writer import STREAM_CLOSE, serialize, stream_header
-from boshcm.xmpp.hub import Hub
+from boshcm.xmpp.hub import Hub, HubSeat
 from boshcm.xmpp.stream import (
     Bound,
     ClientSession,
@@ -67,7 +66,7 @@ class C2sConnection:
         self._closing = False
         self._tls_requested = False
         self._restart_pending = False
-        self._bound_jid: JID | None = None
+        self._seat = HubSeat(hub, self)
 
     # --- SessionSink (called by the hub, synchronously) -------------------------------------------
 
@@ -145,8 +144,7 @@ class C2sConnection:
                     self._parser = self._parser_factory()
                     self._restart_pending = True
                 case Bound(jid=jid):
-                    self._bound_jid = jid
-                    self._hub.register(jid, self)
+                    self._seat.take(jid)
                 case CloseStream(condition=condition, text=text):
                     if condition is not None:
                         log.info("c2s %s: stream error %s %s", self._peer, condition.value, text)
@@ -158,8 +156,7 @@ class C2sConnection:
                     self._hub.perform([action])
         if self._session.closed and not self._closing:
             self._closing = True
-            if self._bound_jid is not None:
-                self._hub.unregister(self._bound_jid, self)
+            self._seat.release()
 
     def _write(self, data: bytes) -> None:
         if self._writer.is_closing():

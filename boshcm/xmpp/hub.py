@@ -49,3 +49,20 @@ class Hub:
                 case Disconnect(jid=jid, condition=condition):
                     if (sink := self._sinks.pop(jid, None)) is not None:
                         sink.disconnect(condition)
+
+
+class HubSeat:
+    """One session's place in the hub: taken on `Bound`, given up once when the session has closed."""
+
+    def __init__(self, hub: Hub, sink: SessionSink) -> None:
+        self._hub, self._sink = hub, sink
+        self._jid: JID | None = None
+
+    def take(self, jid: JID) -> None:
+        self._jid = jid
+        self._hub.register(jid, self._sink)
+
+    def release(self) -> None:
+        if self._jid is not None:
+            self._hub.unregister(self._jid, self._sink)
+            self._jid = None
