@@ -1,7 +1,7 @@
-"""Protocol error conditions (enum values are the wire strings) and the local/remote error split.
+"""Protocol error conditions (enum values are the wire strings) and the error a peer's input raises.
 
-A *remote* error is the peer's fault: it carries the answer to put on the wire (stream error, BOSH
-terminate condition, stanza error). A *local* error is a bug or misuse on our side.
+A *remote* error is the peer's fault: it carries the answer to put on the wire. Our own bugs are plain
+exceptions.
 """
 
 from __future__ import annotations
@@ -124,6 +124,3 @@ class RemoteProtocolError(Exception):
         self.condition = condition
         self.text = text
 
-
-class LocalProtocolError(Exception):
-    """We tried to do something the protocol forbids (a bug on our side)."""

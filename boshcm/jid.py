@@ -108,12 +108,3 @@ class JID:
         text = f"{self.local}@{self.domain}" if self.local is not None else self.domain
         return f"{text}/{self.resource}" if self.resource is not None else text
 
-
-def try_parse(text: str | None) -> JID | None:
-    """Parse a JID attribute value, or None when absent or invalid."""
-    if text is None:
-        return None
-    try:
-        return JID.parse(text)
-    except InvalidJID:
-        return None

@@ -130,10 +130,6 @@ def addressed_copy(stanza: Element, to: object) -> Element:
     return copied
 
 
-def is_error_stanza(stanza: Element) -> bool:
-    return stanza.get("type") == "error"
-
-
 def first_child(stanza: Element) -> Element | None:
     """The payload of an iq: its first element child."""
     for child in stanza:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum, auto
 
@@ -404,7 +404,3 @@ class BoshSession:
         actions: list[BoshAction] = [CloseUpstream()] if close_upstream else []
         return [*actions, SessionEnded(condition=condition)]
 
-
-def forward_payloads(actions: Sequence[BoshAction]) -> list[Element]:
-    """All client payloads in these actions, in order (for adapters and tests)."""
-    return [stanza for action in actions if isinstance(action, ForwardToServer) for stanza in action.stanzas]

@@ -35,9 +35,6 @@ class Hub:
         if self._sinks.get(jid) is sink:
             del self._sinks[jid]
 
-    def sessions(self) -> list[SessionSink]:
-        return list(self._sinks.values())
-
     def perform(self, actions: Iterable[RouterAction]) -> None:
         for action in actions:
             match action:

@@ -112,9 +112,6 @@ class Room:
     def affiliation(self, jid: JID) -> str:
         return self.state.affiliations.get(jid.bare, "none")
 
-    def occupants(self) -> list[Occupant]:
-        return list(self._occupants.values())
-
     # --- entry points -----------------------------------------------------------------------------
 
     def handle(self, stanza: Element, now: float) -> list[Element]:
