@@ -1,0 +1,478 @@
+"""One quiz game (pure): players, questions, timers and scores for the classic, live and sixbreak modes.
+
+Theory of operation. The room controller feeds facts — a player joined, the game was started, the bot saw
+its own question reflected by the room, an answer arrived, a round trip was measured, time passed — and
+performs the orders that come back: ask, hint, award, eliminate, reveal, pause, end. Time is `now`
+(monotonic seconds) passed in; `next_deadline()` says when to call `handle_timeout`.
+
+Fairness. A question's clock starts when the bot sees its own question reflected (everyone got it at about
+the same moment), or at sending if the reflection is late. A player's answer time is credited with half
+their measured round trip (capped, so at most `max_latency_credit_seconds`) plus a grace. Answers outside
+an open question are ignored; per-player rate limits apply; the answer never appears in an `AskQuestion`.
+Players are keys chosen by the caller (real bare JID or occupant-id), never nicks.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum, auto
+
+from quizbot.matching import match_choice, match_number, match_text, parse_number
+from quizbot.questions import Question, QuestionKind
+
+CHOICE_KEYS = "ABCD"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GameSettings:
+    question_seconds: float = 30.0
+    hint_interval_seconds: float = 10.0
+    max_hints: int = 3
+    classic_points: int = 100
+    live_points: int = 1000
+    full_points_under_seconds: float = 0.5
+    streak_bonus: int = 50
+    streak_cap: int = 250
+    grace_seconds: float = 0.15
+    max_round_trip_seconds: float = 1.0
+    reflection_timeout_seconds: float = 2.0
+    reveal_seconds: float = 5.0
+    break_every: int = 6
+    break_seconds: float = 30.0
+    unanswered_limit: int = 3
+    rate_limit_answers: int = 3
+    rate_limit_window_seconds: float = 2.0
+
+
+class Mode(Enum):
+    CLASSIC = "classic"
+    LIVE = "live"
+    SIXBREAK = "sixbreak"
+
+
+# --- events ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlayerJoined:
+    player: str
+    nick: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Begin:
+    pass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QuestionReflected:
+    pass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AnswerGiven:
+    player: str
+    nick: str
+    text: str
+    choice: str | None = None  # a letter from the machine-readable <answer/> payload
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoundTripMeasured:
+    player: str
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SkipRequested:
+    player: str
+    direct: bool  # opener, moderator or admin: no vote needed
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HintRequested:
+    pass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StopRequested:
+    pass
+
+
+GameEvent = (
+    PlayerJoined
+    | Begin
+    | QuestionReflected
+    | AnswerGiven
+    | RoundTripMeasured
+    | SkipRequested
+    | HintRequested
+    | StopRequested
+)
+
+
+# --- actions --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AskQuestion:
+    index: int  # 1-based
+    total: int
+    question_id: str
+    text: str
+    kind: QuestionKind
+    category: str
+    choices: tuple[str, ...]  # in the order shown, keys A-D
+    duration_seconds: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ShowHint:
+    question_id: str
+    pattern: str
+    points_now: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AwardPoints:
+    player: str
+    nick: str
+    points: int
+    seconds: float
+    streak: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Eliminate:
+    player: str
+    nick: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RevealAnswer:
+    question_id: str
+    answer: str
+    source: str
+    scorers: tuple[AwardPoints, ...]
+    distribution: dict[str, int]  # choice key -> how many picked it (choice questions)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Pause:
+    until: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GameEnded:
+    scores: tuple[tuple[str, str, int], ...]  # (player, nick, points), best first
+    reason: str  # finished | stopped | unanswered | last-standing
+
+
+GameAction = AskQuestion | ShowHint | AwardPoints | Eliminate | RevealAnswer | Pause | GameEnded
+
+Judge = Callable[[Question, tuple[str, ...], int, str, "str | None"], "bool | None"]
+
+
+def default_judge(
+    question: Question, choices: tuple[str, ...], correct: int, text: str, choice: str | None
+) -> bool | None:
+    """True/False for an attempt, None when the text is not an attempt at all."""
+    if question.kind is QuestionKind.CHOICE:
+        if choice is not None and choice.upper() in CHOICE_KEYS[: len(choices)]:
+            return CHOICE_KEYS.index(choice.upper()) == correct
+        result = match_choice(text, choices, correct, question.language)
+        return None if result is None else result.correct
+    if question.kind is QuestionKind.NUMBER:
+        expected = parse_number(question.answer, question.language)
+        if expected is None or parse_number(text, question.language) is None:
+            return None  # chatter is not an attempt at a number question
+        return match_number(text, expected, question.language, question.tolerance).correct
+    return match_text(text, [question.answer, *question.alternatives], question.language).correct
+
+
+class _State(Enum):
+    LOBBY = auto()
+    OPEN = auto()  # a question is being answered
+    BETWEEN = auto()  # revealed; the next question comes at the deadline
+    PAUSED = auto()
+    ENDED = auto()
+
+
+@dataclass(slots=True)
+class _Player:
+    nick: str
+    points: int = 0
+    streak: int = 0
+    round_trip: float = 0.0
+    eliminated: bool = False
+    recent: deque[float] = field(default_factory=deque)
+
+
+class QuizGame:
+    def __init__(
+        self,
+        *,
+        mode: Mode,
+        questions: Sequence[Question],
+        settings: GameSettings,
+        rng: random.Random,
+        judge: Judge = default_judge,
+    ) -> None:
+        self.mode = mode
+        self._questions = list(questions)
+        self._settings = settings
+        self._rng = rng
+        self._judge = judge
+        self._players: dict[str, _Player] = {}
+        self._state = _State.LOBBY
+        self._index = -1
+        self._choices: tuple[str, ...] = ()
+        self._correct = -1
+        self._asked_at = self._started_at = 0.0
+        self._deadline: float | None = None
+        self._hints = 0
+        self._answered: dict[str, bool] = {}
+        self._picks: dict[str, int] = {}
+        self._awards: list[AwardPoints] = []
+        self._skip_votes: set[str] = set()
+        self._unanswered_in_a_row = 0
+
+    # --- queries ----------------------------------------------------------------------------------
+
+    @property
+    def ended(self) -> bool:
+        return self._state is _State.ENDED
+
+    def next_deadline(self) -> float | None:
+        return self._deadline
+
+    def scores(self) -> tuple[tuple[str, str, int], ...]:
+        ranked = sorted(self._players.items(), key=lambda item: (-item[1].points, item[1].nick))
+        return tuple((player, state.nick, state.points) for player, state in ranked)
+
+    # --- entry points -----------------------------------------------------------------------------
+
+    def handle(self, event: GameEvent, now: float) -> list[GameAction]:
+        if self._state is _State.ENDED:
+            return []
+        match event:
+            case PlayerJoined(player=player, nick=nick):
+                if player in self._players:
+                    self._players[player].nick = nick
+                elif self._state is _State.LOBBY or self.mode is not Mode.SIXBREAK:
+                    self._players[player] = _Player(nick=nick)
+                return []
+            case Begin():
+                return self._ask(now) if self._state is _State.LOBBY else []
+            case QuestionReflected():
+                if self._state is _State.OPEN and self._started_at == self._asked_at:
+                    self._started_at = now
+                    self._deadline = now + self._settings.question_seconds
+                return []
+            case AnswerGiven():
+                return self._answer(event, now)
+            case RoundTripMeasured(player=player, seconds=seconds):
+                if player in self._players:
+                    self._players[player].round_trip = min(seconds, self._settings.max_round_trip_seconds)
+                return []
+            case SkipRequested(player=player, direct=direct):
+                return self._skip(player, direct, now)
+            case HintRequested():
+                return self._hint(now) if self._state is _State.OPEN and self.mode is Mode.CLASSIC else []
+            case StopRequested():
+                return self._end("stopped")
+        raise AssertionError(f"unknown event {event!r}")
+
+    def handle_timeout(self, now: float) -> list[GameAction]:
+        if self._deadline is None or now < self._deadline:
+            return []
+        if self._state is _State.OPEN:
+            if (
+                self.mode is Mode.CLASSIC
+                and self._hints < self._settings.max_hints
+                and now < self._started_at + self._settings.question_seconds
+            ):
+                return self._hint(now)
+            return self._reveal(now)
+        if self._state in (_State.BETWEEN, _State.PAUSED):
+            return self._ask(now)
+        return []
+
+    # --- asking -----------------------------------------------------------------------------------
+
+    def _ask(self, now: float) -> list[GameAction]:
+        self._index += 1
+        if self._index >= len(self._questions):
+            return self._end("finished")
+        question = self._questions[self._index]
+        if question.kind is QuestionKind.CHOICE:
+            options = [question.answer, *question.wrong]
+            self._rng.shuffle(options)
+            self._choices, self._correct = tuple(options), options.index(question.answer)
+        else:
+            self._choices, self._correct = (), -1
+        self._state = _State.OPEN
+        self._asked_at = self._started_at = now
+        self._hints = 0
+        self._answered, self._picks, self._awards, self._skip_votes = {}, {}, [], set()
+        first_wake = (
+            self._settings.hint_interval_seconds if self.mode is Mode.CLASSIC else self._settings.question_seconds
+        )
+        self._deadline = now + min(first_wake, self._settings.question_seconds)
+        return [
+            AskQuestion(
+                index=self._index + 1,
+                total=len(self._questions),
+                question_id=question.id,
+                text=question.question,
+                kind=question.kind,
+                category=question.category,
+                choices=self._choices,
+                duration_seconds=self._settings.question_seconds,
+            )
+        ]
+
+    def _hint(self, now: float) -> list[GameAction]:
+        """Classic: letters appear over time; every hint halves what the question is worth."""
+        question = self._questions[self._index]
+        if self._hints >= self._settings.max_hints:
+            return []
+        self._hints += 1
+        answer = question.answer
+        shown = max(1, len(answer) * self._hints // (self._settings.max_hints + 1))
+        pattern = " ".join(char if index < shown or not char.isalnum() else "_" for index, char in enumerate(answer))
+        self._deadline = min(
+            now + self._settings.hint_interval_seconds, self._started_at + self._settings.question_seconds
+        )
+        return [ShowHint(question_id=question.id, pattern=pattern, points_now=self._classic_points())]
+
+    def _classic_points(self) -> int:
+        return self._settings.classic_points >> self._hints
+
+    # --- answers ----------------------------------------------------------------------------------
+
+    def _answer(self, event: AnswerGiven, now: float) -> list[GameAction]:
+        if self._state is not _State.OPEN or (
+            self._deadline is not None and now > self._started_at + self._settings.question_seconds
+        ):
+            return []  # before the question or after the deadline
+        player = self._players.get(event.player)
+        if player is None:
+            if self.mode is Mode.SIXBREAK:
+                return []  # sixbreak players join in the lobby only
+            player = self._players[event.player] = _Player(nick=event.nick)
+        if player.eliminated or event.player in self._answered or self._rate_limited(player, now):
+            return []
+        question = self._questions[self._index]
+        verdict = self._judge(question, self._choices, self._correct, event.text, event.choice)
+        if verdict is None:
+            return []
+        if self.mode is not Mode.CLASSIC:
+            self._answered[event.player] = verdict  # live and sixbreak: the first attempt counts
+            if self._choices:
+                key = self._pick_key(question, event)
+                if key is not None:
+                    self._picks[key] = self._picks.get(key, 0) + 1
+        actions: list[GameAction] = []
+        if verdict:
+            elapsed = self._credited_seconds(player, now)
+            points = self._classic_points() if self.mode is Mode.CLASSIC else self._speed_points(elapsed)
+            player.streak += 1
+            if self.mode is not Mode.CLASSIC and player.streak > 1:
+                points += min(self._settings.streak_bonus * (player.streak - 1), self._settings.streak_cap)
+            player.points += points
+            award = AwardPoints(
+                player=event.player, nick=player.nick, points=points, seconds=round(elapsed, 3), streak=player.streak
+            )
+            self._awards.append(award)
+            actions.append(award)
+            if self.mode is Mode.CLASSIC:
+                return actions + self._reveal(now)  # the first correct answer wins the question
+        else:
+            player.streak = 0
+            if self.mode is Mode.SIXBREAK:
+                player.eliminated = True
+                actions.append(Eliminate(player=event.player, nick=player.nick))
+        if self.mode is not Mode.CLASSIC and all(p in self._answered for p in self._active_players()):
+            actions += self._reveal(now)  # everyone has answered: lock early
+        return actions
+
+    def _pick_key(self, question: Question, event: AnswerGiven) -> str | None:
+        if event.choice is not None and event.choice.upper() in CHOICE_KEYS[: len(self._choices)]:
+            return event.choice.upper()
+        for index in range(len(self._choices)):
+            if self._judge(question, self._choices, index, event.text, None):
+                return CHOICE_KEYS[index]
+        return None
+
+    def _credited_seconds(self, player: _Player, now: float) -> float:
+        credit = min(player.round_trip, self._settings.max_round_trip_seconds) / 2 + self._settings.grace_seconds
+        return max(0.0, now - self._started_at - credit)
+
+    def _speed_points(self, seconds: float) -> int:
+        """points = round(P * (1 - t/(2T))), full points under the threshold."""
+        if seconds < self._settings.full_points_under_seconds:
+            return self._settings.live_points
+        duration = self._settings.question_seconds
+        return round(self._settings.live_points * (1 - min(seconds, duration) / (2 * duration)))
+
+    def _rate_limited(self, player: _Player, now: float) -> bool:
+        window = self._settings.rate_limit_window_seconds
+        while player.recent and player.recent[0] <= now - window:
+            player.recent.popleft()
+        if len(player.recent) >= self._settings.rate_limit_answers:
+            return True
+        player.recent.append(now)
+        return False
+
+    def _active_players(self) -> list[str]:
+        return [key for key, player in self._players.items() if not player.eliminated]
+
+    # --- skipping, revealing, ending --------------------------------------------------------------
+
+    def _skip(self, player: str, direct: bool, now: float) -> list[GameAction]:
+        if self._state is not _State.OPEN:
+            return []
+        if not direct:
+            self._skip_votes.add(player)
+            if len(self._skip_votes) * 2 < max(1, len(self._active_players())):
+                return []
+        return self._reveal(now)
+
+    def _reveal(self, now: float) -> list[GameAction]:
+        question = self._questions[self._index]
+        for key, player in self._players.items():
+            if key not in self._answered and not any(a.player == key for a in self._awards):
+                player.streak = 0
+        answered_by_anyone = bool(self._answered) or bool(self._awards)
+        self._unanswered_in_a_row = 0 if answered_by_anyone else self._unanswered_in_a_row + 1
+        actions: list[GameAction] = [
+            RevealAnswer(
+                question_id=question.id,
+                answer=question.answer,
+                source=question.source,
+                scorers=tuple(self._awards),
+                distribution=dict(self._picks),
+            )
+        ]
+        self._state = _State.BETWEEN
+        self._deadline = now + self._settings.reveal_seconds
+        if self._unanswered_in_a_row >= self._settings.unanswered_limit:
+            return actions + self._end("unanswered")
+        if self.mode is Mode.SIXBREAK:
+            standing = self._active_players()
+            if len(self._players) > 1 and len(standing) <= 1:
+                return actions + self._end("last-standing")
+            if (self._index + 1) % self._settings.break_every == 0 and self._index + 1 < len(self._questions):
+                self._state = _State.PAUSED
+                self._deadline = now + self._settings.break_seconds
+                actions.append(Pause(until=self._deadline))
+        return actions
+
+    def _end(self, reason: str) -> list[GameAction]:
+        self._state = _State.ENDED
+        self._deadline = None
+        return [GameEnded(scores=self.scores(), reason=reason)]

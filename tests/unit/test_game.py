@@ -1,0 +1,211 @@
+"""The quiz game machine with explicit time: classic, live and sixbreak."""
+
+from __future__ import annotations
+
+import random
+
+from quizbot.game import (
+    AnswerGiven,
+    AskQuestion,
+    AwardPoints,
+    Begin,
+    Eliminate,
+    GameEnded,
+    GameSettings,
+    Mode,
+    Pause,
+    PlayerJoined,
+    QuestionReflected,
+    QuizGame,
+    RevealAnswer,
+    RoundTripMeasured,
+    ShowHint,
+    SkipRequested,
+)
+from quizbot.questions import Question, QuestionKind
+
+
+def text_question(n: int, answer: str = "Zugspitze") -> Question:
+    return Question(
+        id=f"q{n}",
+        language="de",
+        category="geo",
+        difficulty=1,
+        kind=QuestionKind.TEXT,
+        question=f"Frage {n}?",
+        answer=answer,
+        source="https://example.org",
+    )
+
+
+def choice_question(n: int) -> Question:
+    return Question(
+        id=f"c{n}",
+        language="en",
+        category="music",
+        difficulty=1,
+        kind=QuestionKind.CHOICE,
+        question=f"Choice {n}?",
+        answer="Mozart",
+        wrong=("Bach", "Haydn", "Handel"),
+        source="https://example.org",
+    )
+
+
+SETTINGS = GameSettings(question_seconds=20, hint_interval_seconds=5, reveal_seconds=3, break_seconds=30)
+
+
+def game(mode: Mode, questions: list[Question], players: tuple[str, ...] = ("ann", "ben")) -> QuizGame:
+    quiz = QuizGame(mode=mode, questions=questions, settings=SETTINGS, rng=random.Random(7))
+    for player in players:
+        quiz.handle(PlayerJoined(player=player, nick=player.title()), 0.0)
+    return quiz
+
+
+def of(actions: list[object], kind: type) -> list:  # type: ignore[type-arg]
+    return [action for action in actions if isinstance(action, kind)]
+
+
+def answer(quiz: QuizGame, player: str, text: str, now: float, choice: str | None = None) -> list[object]:
+    return quiz.handle(AnswerGiven(player=player, nick=player.title(), text=text, choice=choice), now)
+
+
+def test_ask_never_carries_the_answer() -> None:
+    quiz = game(Mode.CLASSIC, [text_question(1)])
+    (ask,) = quiz.handle(Begin(), 0.0)
+    assert isinstance(ask, AskQuestion)
+    assert "Zugspitze" not in repr(ask)
+
+
+def test_classic_first_correct_answer_wins_and_hints_halve_the_points() -> None:
+    quiz = game(Mode.CLASSIC, [text_question(1), text_question(2)])
+    quiz.handle(Begin(), 0.0)
+    (hint,) = quiz.handle_timeout(5.0)
+    assert isinstance(hint, ShowHint) and hint.points_now == 50 and hint.pattern.startswith("Z")
+    assert answer(quiz, "ann", "Matterhorn", 6.0) == []
+    out = answer(quiz, "ben", "zugspitze", 7.0)
+    (award,) = of(out, AwardPoints)
+    assert award.player == "ben" and award.points == 50
+    assert of(out, RevealAnswer)[0].answer == "Zugspitze"
+    assert answer(quiz, "ann", "Zugspitze", 7.5) == []  # the question is closed
+    (next_question,) = quiz.handle_timeout(10.0)
+    assert isinstance(next_question, AskQuestion) and next_question.index == 2
+
+
+def test_classic_unanswered_question_is_revealed_at_the_deadline() -> None:
+    quiz = game(Mode.CLASSIC, [text_question(1), text_question(2)])
+    quiz.handle(Begin(), 0.0)
+    for t in (5.0, 10.0, 15.0):
+        assert of(quiz.handle_timeout(t), ShowHint)
+    (reveal,) = quiz.handle_timeout(20.0)
+    assert isinstance(reveal, RevealAnswer) and reveal.scorers == ()
+
+
+def test_live_speed_scoring_follows_the_formula_and_locks_when_all_answered() -> None:
+    quiz = game(Mode.LIVE, [text_question(1), text_question(2)])
+    quiz.handle(Begin(), 0.0)
+    quiz.handle(QuestionReflected(), 1.0)  # the clock starts at the reflection
+    (fast,) = of(answer(quiz, "ann", "Zugspitze", 1.5), AwardPoints)
+    assert fast.points == 1000  # under 0.5 s after the grace
+    out = answer(quiz, "ben", "Zugspitze", 11.15)  # t = 10 s: P * (1 - 10/40)
+    (slow,) = of(out, AwardPoints)
+    assert slow.points == 750 and slow.seconds == 10.0
+    assert of(out, RevealAnswer)  # everyone answered: locked before the deadline
+
+
+def test_live_first_attempt_counts_and_latency_credit_is_capped() -> None:
+    quiz = game(Mode.LIVE, [text_question(1)])
+    quiz.handle(RoundTripMeasured(player="ann", seconds=5.0), 0.0)  # capped at 1 s: credit 0.5 s
+    quiz.handle(Begin(), 0.0)
+    assert not of(answer(quiz, "ben", "Matterhorn", 2.0), AwardPoints)
+    assert answer(quiz, "ben", "Zugspitze", 3.0) == []  # no second attempt
+    (award,) = of(answer(quiz, "ann", "Zugspitze", 4.65), AwardPoints)
+    assert award.seconds == 4.0
+
+
+def test_live_streak_bonus_grows_and_is_capped() -> None:
+    settings = GameSettings(question_seconds=20, streak_bonus=100, streak_cap=150, reveal_seconds=1)
+    quiz = QuizGame(
+        mode=Mode.LIVE, questions=[text_question(n) for n in range(4)], settings=settings, rng=random.Random(1)
+    )
+    quiz.handle(PlayerJoined(player="ann", nick="Ann"), 0.0)
+    now, bonuses = 0.0, []
+    for _ in range(4):
+        quiz.handle(Begin(), now) if now == 0.0 else quiz.handle_timeout(now)
+        (award,) = of(answer(quiz, "ann", "Zugspitze", now + 0.1), AwardPoints)
+        bonuses.append(award.points - 1000)
+        now += 2.0
+    assert bonuses == [0, 100, 150, 150]
+
+
+def test_answers_before_the_question_and_after_the_deadline_are_ignored() -> None:
+    quiz = game(Mode.LIVE, [text_question(1), text_question(2)])
+    assert answer(quiz, "ann", "Zugspitze", 0.0) == []
+    quiz.handle(Begin(), 1.0)
+    assert answer(quiz, "ann", "Zugspitze", 21.5) == []
+
+
+def test_sixbreak_eliminates_on_a_wrong_answer_and_pauses_after_six_questions() -> None:
+    quiz = game(Mode.SIXBREAK, [choice_question(n) for n in range(8)], players=("ann", "ben", "cid"))
+    ask = quiz.handle(Begin(), 0.0)[0]
+    assert isinstance(ask, AskQuestion) and sorted(ask.choices) == ["Bach", "Handel", "Haydn", "Mozart"]
+    wrong_key = "ABCD"[[c != "Mozart" for c in ask.choices].index(True)]
+    out = answer(quiz, "cid", "", 1.0, choice=wrong_key)
+    assert of(out, Eliminate)[0].player == "cid"
+    now = 1.0
+    for index in range(6):
+        out = answer(quiz, "ann", "Mozart", now + 1) + answer(quiz, "ben", "Mozart", now + 1)
+        reveal = of(out, RevealAnswer)
+        assert reveal, index
+        if index == 5:
+            (pause,) = of(out, Pause)
+            assert pause.until == now + 1 + 30
+            assert quiz.handle_timeout(now + 20) == []
+            now = pause.until
+        else:
+            now += 5
+        asked = quiz.handle_timeout(now)
+        assert of(asked, AskQuestion)
+    assert answer(quiz, "cid", "Mozart", now + 1) == []  # eliminated until the next game
+
+
+def test_sixbreak_ends_when_one_player_is_left_standing() -> None:
+    quiz = game(Mode.SIXBREAK, [choice_question(n) for n in range(5)])
+    ask = quiz.handle(Begin(), 0.0)[0]
+    assert isinstance(ask, AskQuestion)
+    wrong = next(c for c in ask.choices if c != "Mozart")
+    answer(quiz, "ben", wrong, 1.0)
+    out = answer(quiz, "ann", "Mozart", 2.0)
+    (ended,) = of(out, GameEnded)
+    assert ended.reason == "last-standing" and ended.scores[0][0] == "ann"
+
+
+def test_skip_by_vote_needs_half_of_the_players_and_direct_skip_is_immediate() -> None:
+    quiz = game(Mode.CLASSIC, [text_question(1), text_question(2)], players=("ann", "ben", "cid", "dan"))
+    quiz.handle(Begin(), 0.0)
+    assert quiz.handle(SkipRequested(player="ann", direct=False), 1.0) == []
+    assert of(quiz.handle(SkipRequested(player="ben", direct=False), 1.0), RevealAnswer)
+    quiz.handle_timeout(4.0)
+    assert of(quiz.handle(SkipRequested(player="cid", direct=True), 5.0), RevealAnswer)
+
+
+def test_game_stops_itself_after_too_many_unanswered_questions() -> None:
+    quiz = game(Mode.LIVE, [text_question(n) for n in range(10)])
+    now = 0.0
+    quiz.handle(Begin(), now)
+    ended: list[GameEnded] = []
+    for _ in range(3):
+        now += 20
+        ended += of(quiz.handle_timeout(now), GameEnded)
+        now += 3
+        quiz.handle_timeout(now)
+    assert ended and ended[0].reason == "unanswered"
+
+
+def test_rate_limit_ignores_answer_floods_in_classic() -> None:
+    quiz = game(Mode.CLASSIC, [text_question(1)])
+    quiz.handle(Begin(), 0.0)
+    for guess in ("a1", "b2", "c3"):
+        answer(quiz, "ann", guess, 1.0)
+    assert answer(quiz, "ann", "Zugspitze", 1.5) == []  # fourth attempt within 2 s
+    assert of(answer(quiz, "ann", "Zugspitze", 3.5), AwardPoints)
