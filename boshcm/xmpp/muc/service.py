@@ -91,16 +91,6 @@ class MucService:
     def room(self, jid: JID) -> Room | None:
         return self._rooms.get(jid.bare)
 
-    def ensure_room(self, jid: JID, *, owner: JID, config: RoomConfig) -> Room:
-        """Create a room up front (e.g. the quiz bot's public room), unlocked and owned by `owner`."""
-        room = self._rooms.get(jid)
-        if room is None:
-            state = RoomState(config=config, affiliations={owner.bare: "owner"})
-            room = self._rooms[jid] = self._new_room(jid, state)
-            if config.persistent:
-                self._store.save(jid, state)
-        return room
-
     # --- Component --------------------------------------------------------------------------------
 
     def handle_stanza(self, stanza: Element, now: float) -> list[Element]:
