@@ -7,7 +7,6 @@ Things XEP-0045 leaves open (ids, stanza-id values, message wording) are not rec
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -73,16 +72,6 @@ async def scenario(port: int, cert: Path) -> dict[str, list[Record]]:
 
 async def settle() -> None:
     await asyncio.sleep(0.3)
-
-
-@pytest.fixture
-async def prosody(tmp_path: Path) -> AsyncIterator[Prosody]:
-    server = Prosody(tmp_path / "prosody")
-    server.register("alice", "alice-secret")
-    server.register("bob", "bob-secret")
-    await server.start()
-    yield server
-    await server.stop()
 
 
 async def test_clients_see_the_same_room_on_boshcm_and_on_prosody(prosody: Prosody, tmp_path: Path) -> None:

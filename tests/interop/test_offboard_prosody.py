@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -16,16 +15,6 @@ from tests.integration.xmpp_client import XmppClient
 from tests.interop.prosody import Prosody, free_port
 
 pytestmark = pytest.mark.interop
-
-
-@pytest.fixture
-async def prosody(tmp_path: Path) -> AsyncIterator[Prosody]:
-    server = Prosody(tmp_path / "prosody")
-    server.register("alice", "alice-secret")
-    server.register("bob", "bob-secret")
-    await server.start()
-    yield server
-    await server.stop()
 
 
 async def offboard_boshcm(tmp_path: Path, upstream: str, **extra: object) -> Server:

@@ -20,6 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import aiohttp
 from lxml import etree
@@ -29,6 +30,7 @@ from tests.integration.xmpp_client import XmppClient
 from tests.interop.prosody import Prosody, free_port
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+FiguresT = TypeVar("FiguresT")
 
 
 @dataclass
@@ -60,8 +62,30 @@ class Target:
     c2s_port: int
     cert_path: Path
 
+    async def start(self) -> None:
+        raise NotImplementedError
+
     async def stop(self) -> None:
         raise NotImplementedError
+
+
+async def measure_both(args: argparse.Namespace,
+                       measure: Callable[[Target, argparse.Namespace], Awaitable[FiguresT]]) -> dict[str, FiguresT]:
+    """boshcm then Prosody (or `--only` one), each in its own process, in one run."""
+    results: dict[str, FiguresT] = {}
+    with tempfile.TemporaryDirectory() as directory:
+        targets: list[Target] = [BoshcmTarget(Path(directory) / "boshcm"), ProsodyTarget(Path(directory) / "prosody")]
+        for target in targets:
+            if args.only and target.name != args.only:
+                continue
+            await target.start()
+            try:
+                print(f"measuring {target.name} ...", file=sys.stderr)
+                results[target.name] = await measure(target, args)
+                print(f"  {results[target.name]}", file=sys.stderr)
+            finally:
+                await target.stop()
+    return results
 
 
 class BoshcmTarget(Target):
@@ -232,19 +256,7 @@ async def main() -> None:
     parser.add_argument("--rate", type=float, default=200.0, help="messages per second")
     parser.add_argument("--only", choices=["boshcm", "prosody"])
     args = parser.parse_args()
-    results: dict[str, Figures] = {}
-    with tempfile.TemporaryDirectory() as directory:
-        targets: list[Target] = [BoshcmTarget(Path(directory) / "boshcm"), ProsodyTarget(Path(directory) / "prosody")]
-        for target in targets:
-            if args.only and target.name != args.only:
-                continue
-            await target.start()  # type: ignore[attr-defined]
-            try:
-                print(f"measuring {target.name} ...", file=sys.stderr)
-                results[target.name] = await measure(target, args)
-                print(f"  {results[target.name]}", file=sys.stderr)
-            finally:
-                await target.stop()
+    results = await measure_both(args, measure)
     if len(results) == 2:
         report(results)
 

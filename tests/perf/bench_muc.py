@@ -12,15 +12,13 @@ import argparse
 import asyncio
 import statistics
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import aiohttp
 
 from tests.integration.bosh_client import BoshClient
 from tests.integration.xmpp_client import XmppClient
-from tests.perf.bench_bosh import BoshcmTarget, ProsodyTarget, Target, bounded, login
+from tests.perf.bench_bosh import Target, bounded, login, measure_both
 
 ROOM = "bench@conference.localhost"
 
@@ -87,18 +85,7 @@ async def main() -> None:
     parser.add_argument("--interval", type=float, default=0.5, help="seconds between messages")
     parser.add_argument("--only", choices=["boshcm", "prosody"])
     args = parser.parse_args()
-    results: dict[str, dict[str, float]] = {}
-    with tempfile.TemporaryDirectory() as directory:
-        for target in (BoshcmTarget(Path(directory) / "boshcm"), ProsodyTarget(Path(directory) / "prosody")):
-            if args.only and target.name != args.only:
-                continue
-            await target.start()
-            try:
-                print(f"measuring {target.name} ...", file=sys.stderr)
-                results[target.name] = await measure(target, args)
-                print(f"  {results[target.name]}", file=sys.stderr)
-            finally:
-                await target.stop()
+    results = await measure_both(args, measure)
     if len(results) == 2:
         print(f"{'':36}{'boshcm':>12}{'prosody':>12}{'ratio':>10}")
         for label in results["boshcm"]:
