@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum, auto
+from typing import Any
 
 from quizbot.matching import match_choice, match_number, match_text, parse_number
 from quizbot.questions import Question, QuestionKind
@@ -249,9 +250,83 @@ class QuizGame:
     def next_deadline(self) -> float | None:
         return self._deadline
 
+    @property
+    def in_lobby(self) -> bool:
+        return self._state is _State.LOBBY
+
+    @property
+    def paused(self) -> bool:
+        return self._state is _State.PAUSED
+
+    @property
+    def question_open(self) -> bool:
+        return self._state is _State.OPEN
+
+    @property
+    def current_question(self) -> Question | None:
+        return self._questions[self._index] if 0 <= self._index < len(self._questions) else None
+
+    @property
+    def current_choices(self) -> tuple[str, ...]:
+        return self._choices
+
+    @property
+    def question_count(self) -> int:
+        return len(self._questions)
+
+    def question_deadline(self) -> float | None:
+        """When the open question closes (monotonic), or None between questions."""
+        return self._started_at + self._settings.question_seconds if self._state is _State.OPEN else None
+
+    def is_eliminated(self, player: str) -> bool:
+        return player in self._players and self._players[player].eliminated
+
+    def has_player(self, player: str) -> bool:
+        return player in self._players
+
     def scores(self) -> tuple[tuple[str, str, int], ...]:
         ranked = sorted(self._players.items(), key=lambda item: (-item[1].points, item[1].nick))
         return tuple((player, state.nick, state.points) for player, state in ranked)
+
+    # --- restart ----------------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """What survives a bot restart: the questions, the position and every player's standing (JSON-able)."""
+        return {
+            "mode": self.mode.value,
+            "questions": [question.id for question in self._questions],
+            "index": self._index,
+            "unanswered_in_a_row": self._unanswered_in_a_row,
+            "players": {
+                key: {"nick": p.nick, "points": p.points, "streak": p.streak, "eliminated": p.eliminated}
+                for key, p in self._players.items()
+            },
+        }
+
+    @classmethod
+    def restore(
+        cls,
+        snapshot: dict[str, Any],
+        *,
+        questions: dict[str, Question],
+        settings: GameSettings,
+        rng: random.Random,
+        now: float,
+    ) -> QuizGame:
+        """Resume after a restart: scores as they were; the question that was open is void, the next one comes
+        after `reveal_seconds`. Questions no longer in the banks are dropped."""
+        asked = snapshot["questions"][: snapshot["index"] + 1]
+        remaining = [questions[qid] for qid in snapshot["questions"][snapshot["index"] + 1 :] if qid in questions]
+        kept_asked = [questions[qid] for qid in asked if qid in questions]
+        game = cls(mode=Mode(snapshot["mode"]), questions=kept_asked + remaining, settings=settings, rng=rng)
+        game._index = len(kept_asked) - 1
+        game._unanswered_in_a_row = int(snapshot.get("unanswered_in_a_row", 0))
+        for key, raw in snapshot["players"].items():
+            game._players[key] = _Player(nick=str(raw["nick"]), points=int(raw["points"]),
+                                         streak=int(raw["streak"]), eliminated=bool(raw["eliminated"]))
+        game._state = _State.BETWEEN
+        game._deadline = now + settings.reveal_seconds
+        return game
 
     # --- entry points -----------------------------------------------------------------------------
 
@@ -464,7 +539,7 @@ class QuizGame:
             return actions + self._end("unanswered")
         if self.mode is Mode.SIXBREAK:
             standing = self._active_players()
-            if len(self._players) > 1 and len(standing) <= 1:
+            if (len(self._players) > 1 and len(standing) <= 1) or (self._players and not standing):
                 return actions + self._end("last-standing")
             if (self._index + 1) % self._settings.break_every == 0 and self._index + 1 < len(self._questions):
                 self._state = _State.PAUSED

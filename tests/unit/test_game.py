@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 
 from quizbot.game import (
@@ -209,3 +210,52 @@ def test_rate_limit_ignores_answer_floods_in_classic() -> None:
         answer(quiz, "ann", guess, 1.0)
     assert answer(quiz, "ann", "Zugspitze", 1.5) == []  # fourth attempt within 2 s
     assert of(answer(quiz, "ann", "Zugspitze", 3.5), AwardPoints)
+
+
+def test_restart_mid_game_keeps_every_point_and_resumes_with_the_next_question() -> None:
+    questions = [text_question(1), text_question(2), text_question(3)]
+    quiz = game(Mode.LIVE, questions)
+    quiz.handle(Begin(), 0.0)
+    answer(quiz, "ann", "Zugspitze", 0.2)
+    answer(quiz, "ben", "Zugspitze", 10.15)
+    assert of(quiz.handle_timeout(13.2), AskQuestion)  # question 2 is open when the bot dies
+    assert of(answer(quiz, "ann", "Zugspitze", 13.5), AwardPoints)
+    before = quiz.scores()
+    snapshot = json.loads(json.dumps(quiz.snapshot()))  # it goes through the database as JSON
+
+    resumed = QuizGame.restore(snapshot, questions={q.id: q for q in questions}, settings=SETTINGS,
+                               rng=random.Random(1), now=500.0)
+    assert resumed.scores() == before
+    assert resumed.handle_timeout(502.0) == []  # a short pause first, so players see the game is back
+    (ask,) = resumed.handle_timeout(503.0)
+    assert isinstance(ask, AskQuestion) and ask.question_id == "q3" and ask.index == 3 and ask.total == 3
+    (award,) = of(answer(resumed, "ben", "Zugspitze", 503.2), AwardPoints)
+    assert award.streak == 2  # streaks survive too
+    answer(resumed, "ann", "Zugspitze", 503.3)
+    (ended,) = of(resumed.handle_timeout(510.0), GameEnded)
+    final, earlier = {p: pts for p, _n, pts in ended.scores}, {p: pts for p, _n, pts in before}
+    assert final["ben"] == earlier["ben"] + award.points
+
+
+def test_restore_drops_questions_that_left_the_banks_and_keeps_eliminations() -> None:
+    questions = [choice_question(n) for n in range(1, 5)]
+    quiz = game(Mode.SIXBREAK, questions, players=("ann", "ben", "cat"))
+    quiz.handle(Begin(), 0.0)
+    answer(quiz, "ann", "A", 1.0, choice="A")
+    answer(quiz, "ben", "Mozart", 1.0)
+    snapshot = quiz.snapshot()
+    kept = {q.id: q for q in questions if q.id != "c3"}
+    resumed = QuizGame.restore(snapshot, questions=kept, settings=SETTINGS, rng=random.Random(1), now=0.0)
+    assert resumed.question_count == 3
+    assert [resumed.is_eliminated(p) for p in ("ann", "ben", "cat")] == [quiz.is_eliminated(p) for p in
+                                                                         ("ann", "ben", "cat")]
+    (ask,) = resumed.handle_timeout(SETTINGS.reveal_seconds)
+    assert isinstance(ask, AskQuestion) and ask.question_id == "c2"
+
+
+def test_sixbreak_ends_when_the_only_player_is_eliminated() -> None:
+    quiz = game(Mode.SIXBREAK, [choice_question(n) for n in range(1, 5)], players=("ann",))
+    quiz.handle(Begin(), 0.0)
+    wrong = "B" if "Mozart" != quiz.current_choices[1] else "C"
+    out = answer(quiz, "ann", wrong, 1.0, choice=wrong)
+    assert of(out, Eliminate) and of(out, GameEnded)
