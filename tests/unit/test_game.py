@@ -256,6 +256,6 @@ def test_restore_drops_questions_that_left_the_banks_and_keeps_eliminations() ->
 def test_sixbreak_ends_when_the_only_player_is_eliminated() -> None:
     quiz = game(Mode.SIXBREAK, [choice_question(n) for n in range(1, 5)], players=("ann",))
     quiz.handle(Begin(), 0.0)
-    wrong = "B" if "Mozart" != quiz.current_choices[1] else "C"
+    wrong = "B" if quiz.current_choices[1] != "Mozart" else "C"
     out = answer(quiz, "ann", wrong, 1.0, choice=wrong)
     assert of(out, Eliminate) and of(out, GameEnded)
