@@ -278,6 +278,10 @@ class QuizGame:
         """When the open question closes (monotonic), or None between questions."""
         return self._started_at + self._settings.question_seconds if self._state is _State.OPEN else None
 
+    def verdict(self, player: str) -> bool | None:
+        """Live and sixbreak: whether the player's counted attempt at the open question was right."""
+        return self._answered.get(player)
+
     def is_eliminated(self, player: str) -> bool:
         return player in self._players and self._players[player].eliminated
 

@@ -144,6 +144,13 @@ class BankSet:
     def __len__(self) -> int:
         return len(self._questions)
 
+    @property
+    def questions(self) -> tuple[Question, ...]:
+        return tuple(self._questions)
+
+    def count(self, language: str) -> int:
+        return sum(1 for q in self._questions if q.language == language)
+
     def categories(self, language: str) -> list[str]:
         return sorted({q.category for q in self._questions if q.language == language})
 

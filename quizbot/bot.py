@@ -1,0 +1,392 @@
+"""The quiz bot (pure apart from its SQLite store): many rooms, private commands, invitations, administration.
+
+The XMPP adapter (quizbot/xmpp.py) turns stanzas into facts (quizbot/events.py) and performs the orders that
+come back; time is passed in (`now` monotonic, `wall` epoch seconds) and `next_deadline()` says when to call
+`tick`. Administrators are bare JIDs from the configuration, checked against the real sender — the JID a
+direct message came from, or the real JID a room disclosed — never against a nick.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from lxml import etree
+
+from quizbot import payload, render
+from quizbot.commands import Command, UsageError, parse
+from quizbot.events import (
+    Fact,
+    Invite,
+    JoinRoom,
+    LeaveRoom,
+    OccupantPresence,
+    Order,
+    Orders,
+    PrivateMessage,
+    ReloadBanks,
+    RoomEntered,
+    RoomLeft,
+    RoomMessage,
+    RoundTrip,
+)
+from quizbot.game import GameSettings
+from quizbot.questions import BankSet
+from quizbot.room import QuizRoom, Sender
+from quizbot.store import QuizStore
+
+ROOM_COMMANDS = frozenset({"quiz", "join", "start", "stop", "skip", "hint", "repeat", "score", "lang", "report"})
+PRIVATE_COMMANDS = frozenset({"newgame", "invite"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BotSettings:
+    jid: str  # the bot's bare JID
+    muc_domain: str
+    admins: frozenset[str] = frozenset()
+    rooms: tuple[str, ...] = ()  # joined at start, as public rooms the bot creates if missing
+    language: str = "en"
+    game: GameSettings = field(default_factory=GameSettings)
+    commands_per_window: int = 6
+    command_window_seconds: float = 10.0
+    invites_per_window: int = 10
+    invite_window_seconds: float = 600.0
+
+
+class _RateLimit:
+    def __init__(self, count: int, window: float) -> None:
+        self._count, self._window = count, window
+        self._seen: dict[str, deque[float]] = {}
+
+    def allow(self, key: str, now: float, cost: int = 1) -> bool:
+        seen = self._seen.setdefault(key, deque())
+        while seen and seen[0] <= now - self._window:
+            seen.popleft()
+        if len(seen) + cost > self._count:
+            return False
+        seen.extend([now] * cost)
+        return True
+
+
+class QuizBot:
+    def __init__(self, *, settings: BotSettings, store: QuizStore, banks: BankSet, bank_report: list[str],
+                 rng: random.Random | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self.rooms: dict[str, QuizRoom] = {}
+        self._banks = banks
+        self._bank_report = bank_report
+        self._rng = rng or random.Random()
+        self._banned = set(store.banned())
+        self._commands = _RateLimit(settings.commands_per_window, settings.command_window_seconds)
+        self._invites = _RateLimit(settings.invites_per_window, settings.invite_window_seconds)
+        self._owned_rooms = {owner: room for room, _language, owner in store.rooms() if owner}
+        self._greet_owner: dict[str, str] = {}  # room -> owner to invite once the bot is in
+        self._resumed: set[str] = set()
+
+    @property
+    def banks(self) -> BankSet:
+        return self._banks
+
+    # --- lifecycle --------------------------------------------------------------------------------
+
+    def start(self) -> list[Order]:
+        """Join the configured rooms and every room joined by command or made by !newgame before a restart."""
+        orders: list[Order] = [JoinRoom(room=room) for room in self.settings.rooms]
+        orders += [JoinRoom(room=room, public=owner is None) for room, _language, owner in self.store.rooms()
+                   if room not in self.settings.rooms]
+        return orders
+
+    def next_deadline(self) -> float | None:
+        deadlines = [d for room in self.rooms.values() if (d := room.next_deadline()) is not None]
+        return min(deadlines, default=None)
+
+    def tick(self, now: float, wall: float) -> list[Order]:
+        orders = Orders()
+        for room in list(self.rooms.values()):
+            room.tick(now, wall, orders)
+        return orders.items
+
+    def set_banks(self, banks: BankSet, report: list[str], *, reply_to: str | None) -> list[Order]:
+        self._banks = banks
+        self._bank_report = report
+        for room in self.rooms.values():
+            room.banks = self._with_submissions(banks)
+        orders = Orders()
+        if reply_to is not None:
+            orders.say(reply_to, render.say(self.settings.language, "admin-banks", banks="; ".join(report)))
+        return orders.items
+
+    def _with_submissions(self, banks: BankSet) -> BankSet:
+        return BankSet([*banks.questions, *(s.as_question() for s in self.store.submissions("accepted"))])
+
+    def _room(self, jid: str) -> QuizRoom:
+        room = self.rooms.get(jid)
+        if room is None:
+            language = next((lang for r, lang, _owner in self.store.rooms() if r == jid), self.settings.language)
+            room = self.rooms[jid] = QuizRoom(jid=jid, language=language, store=self.store,
+                                              banks=self._with_submissions(self._banks), settings=self.settings.game,
+                                              rng=self._rng)
+        return room
+
+    # --- facts ------------------------------------------------------------------------------------
+
+    def handle(self, fact: Fact, now: float, wall: float) -> list[Order]:
+        orders = Orders()
+        match fact:
+            case RoomEntered(room=jid):
+                self._entered(jid, now, wall, orders)
+            case RoomLeft(room=jid):
+                room = self.rooms.get(jid)
+                if room is not None:
+                    room.occupants.clear()  # the adapter rejoins; the game and its scores stay
+            case OccupantPresence():
+                self._presence(fact, now)
+            case RoomMessage():
+                self._room_message(fact, now, wall, orders)
+            case PrivateMessage():
+                self._private_message(fact, now, wall, orders)
+            case RoundTrip(room=jid, nick=nick, seconds=seconds):
+                if jid in self.rooms:
+                    self.rooms[jid].round_trip(nick, seconds, now)
+        return orders.items
+
+    def _entered(self, jid: str, now: float, wall: float, orders: Orders) -> None:
+        room = self._room(jid)
+        if jid not in self._resumed:
+            self._resumed.add(jid)
+            questions = {q.id: q for q in room.banks.questions}
+            for stored in self.store.running_games():
+                if stored.room == jid and room.game is None:
+                    room.resume(stored.id, stored.snapshot, questions, language=stored.language, now=now, wall=wall,
+                                orders=orders)
+        owner = self._greet_owner.pop(jid, None)
+        if owner is not None:
+            orders.say(owner, render.say(room.language, "newgame", room=jid), payload.invitation(room=jid))
+            orders.items.append(Invite(room=jid, jid=owner, reason=render.say(room.language, "newgame", room=jid)))
+
+    def _presence(self, fact: OccupantPresence, now: float) -> None:
+        room = self._room(fact.room)
+        if fact.new_nick is not None:
+            room.occupant_renamed(fact.nick, fact.new_nick)
+        elif not fact.available:
+            room.occupant_gone(fact.nick)
+        else:
+            room.occupant_present(nick=fact.nick, real_jid=fact.real_jid, occupant_id=fact.occupant_id,
+                                  role=fact.role, affiliation=fact.affiliation, now=now)
+
+    def _sender_in_room(self, room: QuizRoom, nick: str) -> Sender:
+        occupant = room.occupants.get(nick)
+        if occupant is None:  # a message from someone whose presence we missed: nick-keyed, no privileges
+            return Sender(player=f"nick:{room.jid}/{nick}", nick=nick, real_jid=None, is_admin=False,
+                          is_moderator=False)
+        return Sender(player=occupant.player, nick=nick, real_jid=occupant.real_jid,
+                      is_admin=occupant.real_jid in self.settings.admins, is_moderator=occupant.role == "moderator")
+
+    def _room_message(self, fact: RoomMessage, now: float, wall: float, orders: Orders) -> None:
+        room = self._room(fact.room)
+        if fact.own:
+            if fact.reflected_question is not None:
+                room.reflected(fact.reflected_question, now)
+            return
+        sender = self._sender_in_room(room, fact.nick)
+        if sender.real_jid in self._banned:
+            return
+        parsed = parse(fact.body.strip())
+        if parsed is None:
+            room.answer(player=sender.player, nick=fact.nick, text=fact.body.strip(), given=fact.answer,
+                        reply_to=f"{room.jid}/{fact.nick}", now=now, wall=wall, orders=orders)
+            return
+        if not self._commands.allow(sender.player, now):
+            return  # command floods are dropped silently; answers have their own limit in the game
+        self._command(parsed, sender, room=room, reply_to=room.jid, now=now, wall=wall, orders=orders)
+
+    def _private_message(self, fact: PrivateMessage, now: float, wall: float, orders: Orders) -> None:
+        body = fact.body.strip()
+        room: QuizRoom | None
+        if fact.room is not None and fact.nick is not None and fact.room in self.rooms:
+            room = self.rooms[fact.room]
+            sender = self._sender_in_room(room, fact.nick)
+            reply_to = f"{fact.room}/{fact.nick}"
+        else:
+            bare = fact.sender.partition("/")[0]
+            room = self._room_of(bare)
+            occupant = room.occupant_for_player(bare) if room is not None else None
+            sender = Sender(player=bare, nick=occupant.nick if occupant else bare.partition("@")[0], real_jid=bare,
+                            is_admin=bare in self.settings.admins,
+                            is_moderator=occupant is not None and occupant.role == "moderator")
+            reply_to = fact.sender
+        if sender.real_jid in self._banned or (not body and fact.answer is None):
+            return
+        parsed = parse(body)
+        if parsed is None:
+            if room is not None:
+                room.answer(player=sender.player, nick=sender.nick, text=body, given=fact.answer, reply_to=reply_to,
+                            now=now, wall=wall, orders=orders)
+            return
+        if not self._commands.allow(sender.player, now):
+            return
+        self._command(parsed, sender, room=room, reply_to=reply_to, now=now, wall=wall, orders=orders,
+                      private=fact.room is None)
+
+    def _room_of(self, bare: str) -> QuizRoom | None:
+        """The room where this player is in a game with an open question, else any room they are in."""
+        rooms = [room for room in self.rooms.values() if room.occupant_for_player(bare) is not None]
+        playing = [room for room in rooms if room.game is not None and room.game.question_open]
+        return next(iter(playing or rooms), None)
+
+    # --- commands ---------------------------------------------------------------------------------
+
+    def _command(self, parsed: Command | UsageError, sender: Sender, *, room: QuizRoom | None, reply_to: str,
+                 now: float, wall: float, orders: Orders, private: bool = False) -> None:
+        language = room.language if room is not None else self.settings.language
+        groupchat = room is not None and reply_to == room.jid
+
+        def reply(text: str, *elements: etree._Element) -> None:
+            orders.say(reply_to, text, *elements, groupchat=groupchat)
+
+        if isinstance(parsed, UsageError):
+            key = "unknown" if parsed.hint.startswith("unknown command") else "usage"
+            reply(render.say(language, key, command=f"!{parsed.command}", hint=parsed.hint))
+            return
+        name = parsed.name
+        if name in ROOM_COMMANDS:
+            if room is None or (private and name not in ("score", "repeat", "report")):
+                reply(render.say(language, "room-only"))
+                return
+            room.command(parsed, sender, reply_to=reply_to, now=now, wall=wall, orders=orders)
+        elif name in PRIVATE_COMMANDS:
+            if not private or sender.real_jid is None:
+                reply(render.say(language, "private-only"))
+            elif name == "newgame":
+                self._newgame(sender.real_jid, language, wall, orders, reply)
+            else:
+                self._invite(sender, parsed.jids, language, now, orders, reply)
+        elif name == "admin":
+            if not sender.is_admin:
+                reply(render.say(language, "not-admin"))
+            else:
+                self._admin(parsed, language, now, wall, orders, reply, reply_to)
+        elif name == "help":
+            reply(render.say(language, "help"))
+        elif name == "top":
+            assert parsed.period is not None and parsed.count is not None
+            board = self.store.leaderboard(parsed.period, wall=wall, limit=parsed.count)
+            standings = [(nick, points) for _player, nick, points in board]
+            period = render.say(language, f"period-{parsed.period}")
+            text = (render.say(language, "top", count=parsed.count, period=period,
+                               standings=render.standings_text(standings)) if standings
+                    else render.say(language, "top-none", period=period))
+            reply(text, payload.top(period=parsed.period, standings=standings))
+        elif name == "stats":
+            counts = self.store.counts()
+            pool = room.banks if room is not None else self._banks
+            reply(render.say(language, "stats", questions=pool.count(language),
+                             categories=len(pool.categories(language)), language=language, games=counts["games"],
+                             answers=counts["answers"], correct=counts["correct"]))
+        elif name == "categories":
+            pool = room.banks if room is not None else self._banks
+            reply(render.say(language, "categories", language=language,
+                             categories=", ".join(pool.categories(language))))
+        elif name == "submit":
+            question, answer, *wrong, source = parsed.fields
+            number = self.store.submit(submitter=sender.real_jid or sender.player, language=language,
+                                       question=question, answer=answer, wrong=tuple(wrong), source=source, wall=wall)
+            reply(render.say(language, "submit-thanks", id=number))
+        else:
+            raise AssertionError(f"unhandled command {name}")
+
+    def _newgame(self, owner: str, language: str, wall: float, orders: Orders,
+                 reply: Callable[..., None]) -> None:
+        existing = self._owned_rooms.get(owner)
+        if existing is not None:
+            reply(render.say(language, "newgame-limit", room=existing), payload.invitation(room=existing))
+            orders.items.append(Invite(room=existing, jid=owner, reason=render.say(language, "newgame",
+                                                                                   room=existing)))
+            return
+        room = f"quiz-{self._rng.randrange(1 << 40):010x}@{self.settings.muc_domain}"
+        self._owned_rooms[owner] = room
+        self.store.add_room(room, language=language, owner=owner, wall=wall)
+        self._room(room).language = language
+        self._greet_owner[room] = owner
+        orders.items.append(JoinRoom(room=room, public=False, owner=owner))
+
+    def _invite(self, sender: Sender, jids: tuple[str, ...], language: str, now: float, orders: Orders,
+                reply: Callable[..., None]) -> None:
+        assert sender.real_jid is not None
+        room = self._owned_rooms.get(sender.real_jid)
+        if room is None:
+            reply(render.say(language, "invite-no-room"))
+            return
+        if not self._invites.allow(sender.real_jid, now, cost=len(jids)):
+            reply(render.say(language, "invite-limit"))
+            return
+        nick = sender.real_jid.partition("@")[0]
+        for jid in jids:
+            orders.items.append(Invite(room=room, jid=jid, reason=render.say(language, "invitation", nick=nick,
+                                                                             room=room)))
+        reply(render.say(language, "invite-sent", jids=", ".join(jids), room=room))
+
+    def _admin(self, command: Command, language: str, now: float, wall: float, orders: Orders,
+               reply: Callable[..., None], reply_to: str) -> None:
+        action, arguments = command.action, command.arguments
+        done = render.say(language, "admin-done", what=" ".join([action or "", *arguments]))
+        match action:
+            case "rooms":
+                states = [f"{jid} ({'game' if r.game else 'lobby' if r.lobby else 'idle'}, {len(r.occupants)})"
+                          for jid, r in sorted(self.rooms.items())]
+                reply(render.say(language, "admin-rooms", rooms=", ".join(states) or "-"))
+            case "join":
+                self.store.add_room(arguments[0], language=self.settings.language, owner=None, wall=wall)
+                orders.items.append(JoinRoom(room=arguments[0]))
+                reply(done)
+            case "leave":
+                room = self.rooms.pop(arguments[0], None)
+                if room is not None:
+                    room.stop_by_admin(now, wall, orders)
+                self.store.remove_room(arguments[0])
+                orders.items.append(LeaveRoom(room=arguments[0]))
+                reply(done)
+            case "stop":
+                room = self.rooms.get(arguments[0])
+                if room is None:
+                    reply(render.say(language, "admin-unknown"))
+                else:
+                    room.stop_by_admin(now, wall, orders)
+                    reply(done)
+            case "banks":
+                reply(render.say(language, "admin-banks", banks="; ".join(self._bank_report) or "-"))
+            case "reload":
+                orders.items.append(ReloadBanks(reply_to=reply_to))
+            case "stats":
+                counts = self.store.counts()
+                reply(render.say(language, "admin-stats", rooms=len(self.rooms),
+                                 games=sum(1 for r in self.rooms.values() if r.game), questions=len(self._banks),
+                                 pending=counts["pending"], reports=counts["reports"]))
+            case "ban":
+                self._banned.add(arguments[0])
+                self.store.ban(arguments[0], wall=wall)
+                reply(done)
+            case "unban":
+                self._banned.discard(arguments[0])
+                reply(done if self.store.unban(arguments[0]) else render.say(language, "admin-unknown"))
+            case "review":
+                pending = self.store.submissions()
+                items = " | ".join(f"#{s.id} {s.question} = {s.answer} ({s.submitter})" for s in pending)
+                reply(render.say(language, "admin-review", items=items) if pending
+                      else render.say(language, "admin-review-none"))
+            case "accept" | "reject":
+                ok = arguments[0].isdigit() and self.store.review(int(arguments[0]), accept=action == "accept")
+                if ok and action == "accept":
+                    for room in self.rooms.values():
+                        room.banks = self._with_submissions(self._banks)
+                reply(done if ok else render.say(language, "admin-unknown"))
+            case "give":
+                jid, points = arguments[0], int(arguments[1])
+                self.store.award(player=jid, nick=jid.partition("@")[0], points=points, wall=wall, game_id=None,
+                                 why="admin")
+                reply(done)
+            case _:
+                raise AssertionError(f"unhandled admin action {action}")

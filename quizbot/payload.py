@@ -1,0 +1,151 @@
+"""The machine-readable side of every bot message: elements in `urn:boshcm:quiz:0` (schema in docs/quiz.md).
+
+Ordinary clients read the body; rich clients (the browser page, tests) read these and never scrape text.
+Times that leave the bot are wall-clock ISO 8601 UTC with milliseconds; durations are seconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from lxml import etree
+
+from quizbot.game import CHOICE_KEYS, AskQuestion, AwardPoints, RevealAnswer, ShowHint
+
+NS = "urn:boshcm:quiz:0"
+
+
+def _element(name: str, **attributes: str | int | float | None) -> etree._Element:
+    element = etree.Element(f"{{{NS}}}{name}", nsmap={None: NS})
+    for key, value in attributes.items():
+        if value is not None:
+            element.set(key, _text(value))
+    return element
+
+
+def _child(parent: etree._Element, name: str, text: str | None = None, **attributes: str | int | float | None
+           ) -> etree._Element:
+    child = etree.SubElement(parent, f"{{{NS}}}{name}")
+    for key, value in attributes.items():
+        if value is not None:
+            child.set(key, _text(value))
+    if text is not None:
+        child.text = text
+    return child
+
+
+def _text(value: str | int | float) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:.3f}".rstrip("0").rstrip(".")
+    return str(value)
+
+
+def timestamp(wall: float) -> str:
+    return datetime.fromtimestamp(wall, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlayerView:
+    nick: str
+    points: int
+    eliminated: bool = False
+
+
+def game_state(*, game_id: str, state: str, mode: str, language: str, total: int, opener: str | None,
+               players: Iterable[PlayerView], category: str | None = None) -> etree._Element:
+    """state: lobby | running | paused | ended | none (no game in the room)."""
+    element = _element("game", id=game_id, state=state, mode=mode, language=language, total=total, opener=opener,
+                       category=category)
+    for player in players:
+        _child(element, "player", nick=player.nick, points=player.points,
+               eliminated="true" if player.eliminated else None)
+    return element
+
+
+def question(ask: AskQuestion, *, game_id: str, deadline_wall: float) -> etree._Element:
+    element = _element("question", id=ask.question_id, game=game_id, index=ask.index, total=ask.total,
+                       kind=ask.kind.value, category=ask.category, duration=ask.duration_seconds,
+                       deadline=timestamp(deadline_wall))
+    _child(element, "text", ask.text)
+    for key, choice in zip(CHOICE_KEYS, ask.choices, strict=False):
+        _child(element, "choice", choice, key=key)
+    return element
+
+
+def hint(shown: ShowHint) -> etree._Element:
+    return _element("hint", question=shown.question_id, pattern=shown.pattern, points=shown.points_now)
+
+
+def received(question_id: str) -> etree._Element:
+    """Sent privately to a rich client right after its answer was accepted (before the reveal)."""
+    return _element("received", question=question_id)
+
+
+def reveal(revealed: RevealAnswer, *, choices: Sequence[str]) -> etree._Element:
+    element = _element("reveal", question=revealed.question_id, answer=revealed.answer, source=revealed.source)
+    for key, choice in zip(CHOICE_KEYS, choices, strict=False):
+        _child(element, "choice", choice, key=key, count=revealed.distribution.get(key, 0),
+               correct="true" if choice == revealed.answer else None)
+    for award in revealed.scorers:
+        _scorer(element, award)
+    return element
+
+
+def _scorer(parent: etree._Element, award: AwardPoints) -> None:
+    _child(parent, "scorer", nick=award.nick, points=award.points, seconds=award.seconds, streak=award.streak)
+
+
+def eliminated(*, question_id: str, nick: str) -> etree._Element:
+    return _element("eliminated", question=question_id, nick=nick)
+
+
+def pause(*, until_wall: float) -> etree._Element:
+    return _element("pause", until=timestamp(until_wall))
+
+
+def scores(*, game_id: str, standings: Sequence[tuple[str, int]], final: bool, reason: str | None = None
+           ) -> etree._Element:
+    element = _element("scores", game=game_id, final="true" if final else "false", reason=reason)
+    _ranked(element, standings)
+    return element
+
+
+def top(*, period: str, standings: Sequence[tuple[str, int]]) -> etree._Element:
+    element = _element("top", period=period)
+    _ranked(element, standings)
+    return element
+
+
+def _ranked(parent: etree._Element, standings: Sequence[tuple[str, int]]) -> None:
+    """Equal points share a rank (1, 2, 2, 4)."""
+    rank = 0
+    for position, (nick, points) in enumerate(standings, start=1):
+        if position == 1 or points != standings[position - 2][1]:
+            rank = position
+        _child(parent, "player", nick=nick, points=points, rank=rank)
+
+
+def invitation(*, room: str) -> etree._Element:
+    """Answer to !newgame for rich clients: the room that was created for the requester."""
+    return _element("room", jid=room)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AnswerPayload:
+    question_id: str | None
+    choice: str | None
+
+
+def parse_answer(stanza: etree._Element) -> AnswerPayload | None:
+    """`<answer xmlns='urn:boshcm:quiz:0' question='ID' choice='B'/>` beside the body, if present."""
+    found = stanza.find(f"{{{NS}}}answer")
+    if found is None:
+        return None
+    choice = found.get("choice")
+    if choice is not None and (len(choice) != 1 or choice.upper() not in CHOICE_KEYS):
+        choice = None  # a bad choice attribute falls back to the body text
+    return AnswerPayload(question_id=found.get("question"), choice=choice.upper() if choice else None)

@@ -1,0 +1,193 @@
+"""The human-readable side of every bot message, in German and English.
+
+One table per language with the same keys; a test checks both tables have the same keys and placeholders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from quizbot.game import CHOICE_KEYS, AskQuestion, AwardPoints, RevealAnswer, ShowHint
+
+TEXTS: dict[str, dict[str, str]] = {
+    "en": {
+        "help": "Quiz commands: !quiz [classic|live|sixbreak] [N] [category] [de|en] opens a game, !join, !start "
+        "(opener), !stop, !skip, !hint, !repeat, !score, !top [day|week|all] [N], !stats, !categories, "
+        "!lang de|en, !report TEXT, !submit QUESTION | ANSWER | WRONG1 | WRONG2 | WRONG3 | SOURCE-URL. "
+        "Privately to me: !newgame (your own room), !invite JID... Answer by just typing it"
+        " (in live games also privately to me).",
+        "usage": "Usage: {hint}",
+        "unknown": "Unknown command {command}; try !help",
+        "not-allowed": "Sorry, only the game's opener, room moderators or bot admins may do that.",
+        "not-admin": "Sorry, only bot administrators may do that.",
+        "banned": "Sorry, you are not allowed to play here.",
+        "lobby": "{nick} opened a {mode} quiz: {count} questions{category}, {language}. Type !join to play; "
+        "{nick} starts it with !start.",
+        "game-running": "A game is already running; !stop ends it.",
+        "no-game": "No game is running; open one with !quiz.",
+        "no-lobby": "There is no game waiting for players; open one with !quiz.",
+        "joined": "{nick} is in. Players: {players}.",
+        "already-joined": "{nick}, you are already in.",
+        "no-questions": "No questions for that choice ({language}{category}); see !categories.",
+        "start": "The {mode} quiz starts: {count} questions. Good luck!",
+        "question": "Question {index}/{total} [{category}] ({seconds} s): {text}",
+        "question-live": "Question {index}/{total} [{category}] ({seconds} s, fast answers score more; "
+        "you may answer privately to me): {text}",
+        "hint": "Hint: {pattern} (now {points} points)",
+        "reveal": "The answer was: {answer}.",
+        "reveal-none": "Nobody got it.",
+        "reveal-scorers": "Points: {scorers}.",
+        "source": "Source: {source}",
+        "eliminated": "{nick} is out!",
+        "pause": "Break! The next question comes in {seconds} s.",
+        "resumed": "The quiz is back after a restart; scores are kept. Next question in {seconds} s.",
+        "end-finished": "Game over!",
+        "end-stopped": "The game was stopped.",
+        "end-unanswered": "The game stopped itself: nobody answered {count} questions in a row.",
+        "end-last-standing": "Game over: the last player standing wins!",
+        "end-interrupted": "The game was interrupted.",
+        "final": "Final scores: {standings}",
+        "scores": "Scores: {standings}",
+        "scores-none": "No points yet.",
+        "top": "Top {count} ({period}): {standings}",
+        "top-none": "No scores yet ({period}).",
+        "period-day": "today",
+        "period-week": "this week",
+        "period-all": "all time",
+        "stats": "Questions: {questions} in {categories} categories ({language}). Games played: {games}. "
+        "Answers given: {answers}, correct: {correct}.",
+        "categories": "Categories ({language}): {categories}",
+        "lang": "I will speak English in this room.",
+        "report-thanks": "Thanks, the report on question {question} is recorded.",
+        "report-nothing": "There is no question to report yet.",
+        "submit-thanks": "Thanks! Your question is #{id} in the review queue.",
+        "skip-vote": "{nick} wants to skip ({votes} of {needed} votes).",
+        "stop-vote": "{nick} wants to stop the game ({votes} of {needed} votes).",
+        "newgame": "Your room is ready: {room} (you are its owner). Invite friends with !invite JID...",
+        "newgame-limit": "You already have a room: {room}.",
+        "invite-sent": "Invited {jids} to {room}.",
+        "invite-no-room": "Create your room first with !newgame.",
+        "invite-limit": "Too many invitations; please wait a little.",
+        "invitation": "{nick} invites you to a quiz in {room}.",
+        "private-only": "Please send that to me privately.",
+        "room-only": "That command works in a quiz room.",
+        "admin-done": "Done: {what}",
+        "admin-rooms": "Rooms: {rooms}",
+        "admin-banks": "Banks: {banks}",
+        "admin-stats": "Rooms: {rooms}, running games: {games}, questions: {questions}, pending submissions: "
+        "{pending}, open reports: {reports}.",
+        "admin-review": "Pending: {items}",
+        "admin-review-none": "No pending submissions.",
+        "admin-unknown": "Nothing with that id.",
+    },
+    "de": {
+        "help": "Quiz-Befehle: !quiz [classic|live|sixbreak] [N] [Kategorie] [de|en] eröffnet ein Spiel, "
+        "!mitmachen, !los (Eröffner), !stopp, !weiter, !tipp, !nochmal, !punkte, !bestenliste [tag|woche|alle] "
+        "[N], !statistik, !kategorien, !sprache de|en, !melden TEXT, !einreichen FRAGE | ANTWORT | FALSCH1 | "
+        "FALSCH2 | FALSCH3 | QUELLEN-URL. Privat an mich: !neuesspiel (eigener Raum), !einladen JID... "
+        "Antworten einfach eintippen (im Live-Spiel auch privat an mich).",
+        "usage": "Aufruf: {hint}",
+        "unknown": "Unbekannter Befehl {command}; siehe !hilfe",
+        "not-allowed": "Das dürfen nur der Eröffner des Spiels, Raum-Moderatoren oder Bot-Admins.",
+        "not-admin": "Das dürfen nur Bot-Administratoren.",
+        "banned": "Du darfst hier leider nicht mitspielen.",
+        "lobby": "{nick} eröffnet ein {mode}-Quiz: {count} Fragen{category}, {language}. Mit !mitmachen bist du "
+        "dabei; {nick} startet mit !los.",
+        "game-running": "Es läuft schon ein Spiel; !stopp beendet es.",
+        "no-game": "Es läuft kein Spiel; eröffne eins mit !quiz.",
+        "no-lobby": "Kein Spiel wartet auf Mitspieler; eröffne eins mit !quiz.",
+        "joined": "{nick} ist dabei. Mitspieler: {players}.",
+        "already-joined": "{nick}, du bist schon dabei.",
+        "no-questions": "Keine Fragen für diese Wahl ({language}{category}); siehe !kategorien.",
+        "start": "Das {mode}-Quiz beginnt: {count} Fragen. Viel Glück!",
+        "question": "Frage {index}/{total} [{category}] ({seconds} s): {text}",
+        "question-live": "Frage {index}/{total} [{category}] ({seconds} s, schnelle Antworten zählen mehr; "
+        "du kannst mir auch privat antworten): {text}",
+        "hint": "Tipp: {pattern} (jetzt {points} Punkte)",
+        "reveal": "Die Antwort war: {answer}.",
+        "reveal-none": "Niemand wusste es.",
+        "reveal-scorers": "Punkte: {scorers}.",
+        "source": "Quelle: {source}",
+        "eliminated": "{nick} ist raus!",
+        "pause": "Pause! Die nächste Frage kommt in {seconds} s.",
+        "resumed": "Das Quiz geht nach einem Neustart weiter; die Punkte bleiben. Nächste Frage in {seconds} s.",
+        "end-finished": "Spiel vorbei!",
+        "end-stopped": "Das Spiel wurde beendet.",
+        "end-unanswered": "Das Spiel hat sich selbst beendet: {count} Fragen in Folge blieben unbeantwortet.",
+        "end-last-standing": "Spiel vorbei: wer als Letzter übrig ist, gewinnt!",
+        "end-interrupted": "Das Spiel wurde unterbrochen.",
+        "final": "Endstand: {standings}",
+        "scores": "Punktestand: {standings}",
+        "scores-none": "Noch keine Punkte.",
+        "top": "Top {count} ({period}): {standings}",
+        "top-none": "Noch keine Punkte ({period}).",
+        "period-day": "heute",
+        "period-week": "diese Woche",
+        "period-all": "ewige Bestenliste",
+        "stats": "Fragen: {questions} in {categories} Kategorien ({language}). Gespielte Spiele: {games}. "
+        "Antworten: {answers}, davon richtig: {correct}.",
+        "categories": "Kategorien ({language}): {categories}",
+        "lang": "Ich spreche in diesem Raum jetzt Deutsch.",
+        "report-thanks": "Danke, die Meldung zu Frage {question} ist notiert.",
+        "report-nothing": "Es gibt noch keine Frage zum Melden.",
+        "submit-thanks": "Danke! Deine Frage ist Nr. {id} in der Prüfwarteschlange.",
+        "skip-vote": "{nick} möchte überspringen ({votes} von {needed} Stimmen).",
+        "stop-vote": "{nick} möchte das Spiel beenden ({votes} von {needed} Stimmen).",
+        "newgame": "Dein Raum ist bereit: {room} (du bist Besitzer). Lade Freunde ein mit !einladen JID...",
+        "newgame-limit": "Du hast schon einen Raum: {room}.",
+        "invite-sent": "{jids} eingeladen in {room}.",
+        "invite-no-room": "Erstelle zuerst deinen Raum mit !neuesspiel.",
+        "invite-limit": "Zu viele Einladungen; bitte warte etwas.",
+        "invitation": "{nick} lädt dich zu einem Quiz in {room} ein.",
+        "private-only": "Bitte schick mir das privat.",
+        "room-only": "Dieser Befehl funktioniert in einem Quiz-Raum.",
+        "admin-done": "Erledigt: {what}",
+        "admin-rooms": "Räume: {rooms}",
+        "admin-banks": "Fragenkataloge: {banks}",
+        "admin-stats": "Räume: {rooms}, laufende Spiele: {games}, Fragen: {questions}, offene Einreichungen: "
+        "{pending}, offene Meldungen: {reports}.",
+        "admin-review": "Offen: {items}",
+        "admin-review-none": "Keine offenen Einreichungen.",
+        "admin-unknown": "Dazu gibt es nichts mit dieser Nummer.",
+    },
+}
+
+LANGUAGE_NAMES = {"en": {"en": "English", "de": "German"}, "de": {"en": "Englisch", "de": "Deutsch"}}
+
+
+def say(language: str, key: str, /, **values: object) -> str:
+    table = TEXTS.get(language, TEXTS["en"])
+    return table[key].format(**values)
+
+
+def seconds_text(seconds: float) -> str:
+    return f"{seconds:g}"
+
+
+def standings_text(standings: Sequence[tuple[str, int]]) -> str:
+    return ", ".join(f"{rank}. {nick} {points}" for rank, (nick, points) in enumerate(standings, start=1))
+
+
+def question_text(language: str, ask: AskQuestion, *, live: bool) -> str:
+    head = say(language, "question-live" if live else "question", index=ask.index, total=ask.total,
+               category=ask.category, seconds=seconds_text(ask.duration_seconds), text=ask.text)
+    lines = [head, *(f"{key}) {choice}" for key, choice in zip(CHOICE_KEYS, ask.choices, strict=False))]
+    return "\n".join(lines)
+
+
+def hint_text(language: str, hint: ShowHint) -> str:
+    return say(language, "hint", pattern=hint.pattern, points=hint.points_now)
+
+
+def reveal_text(language: str, revealed: RevealAnswer) -> str:
+    parts = [say(language, "reveal", answer=revealed.answer)]
+    if revealed.scorers:
+        parts.append(say(language, "reveal-scorers", scorers=", ".join(_scorer(a) for a in revealed.scorers)))
+    else:
+        parts.append(say(language, "reveal-none"))
+    parts.append(say(language, "source", source=revealed.source))
+    return " ".join(parts)
+
+
+def _scorer(award: AwardPoints) -> str:
+    return f"{award.nick} +{award.points} ({award.seconds:.1f} s)"

@@ -1,0 +1,422 @@
+"""One quiz room (pure apart from the SQLite store): occupants, the lobby, the running game and the room's
+commands. The bot (quizbot/bot.py) owns one per room and routes facts to it; everything it says comes back
+as orders.
+
+Players are keyed by real bare JID when the room discloses it, else by occupant-id (XEP-0421), else — only
+in fully anonymous rooms without occupant-id — by nick; never by nick when anything better exists, so nick
+changes and rejoins keep the score.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from lxml import etree
+
+from quizbot import payload, render
+from quizbot.commands import Command, may_run, skip_is_direct
+from quizbot.events import Orders, Ping
+from quizbot.game import (
+    AnswerGiven,
+    AskQuestion,
+    AwardPoints,
+    Begin,
+    Eliminate,
+    GameAction,
+    GameEnded,
+    GameSettings,
+    HintRequested,
+    Mode,
+    Pause,
+    PlayerJoined,
+    QuestionReflected,
+    QuizGame,
+    RevealAnswer,
+    RoundTripMeasured,
+    ShowHint,
+    SkipRequested,
+    StopRequested,
+)
+from quizbot.questions import BankSet, Question, QuestionKind
+from quizbot.store import QuizStore
+
+if TYPE_CHECKING:
+    from quizbot.payload import AnswerPayload
+
+DEFAULT_QUESTION_COUNT = 10
+
+
+@dataclass(slots=True)
+class Occupant:
+    nick: str
+    player: str
+    real_jid: str | None
+    role: str
+    affiliation: str
+
+
+@dataclass(slots=True)
+class Lobby:
+    mode: Mode
+    count: int
+    category: str | None
+    language: str
+    opener: str  # player key
+    opener_nick: str
+    players: dict[str, str] = field(default_factory=dict)  # key -> nick
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Sender:
+    """Who sent a command, as far as the room and the bot can prove it."""
+
+    player: str
+    nick: str
+    real_jid: str | None
+    is_admin: bool
+    is_moderator: bool
+
+
+class QuizRoom:
+    def __init__(self, *, jid: str, language: str, store: QuizStore, banks: BankSet, settings: GameSettings,
+                 rng: random.Random) -> None:
+        self.jid = jid
+        self.language = language
+        self.banks = banks
+        self._store = store
+        self._settings = settings
+        self._rng = rng
+        self.occupants: dict[str, Occupant] = {}
+        self.lobby: Lobby | None = None
+        self.game: QuizGame | None = None
+        self.game_id: str | None = None
+        self._game_language = language
+        self._opener: str | None = None
+        self._opener_nick: str | None = None
+        self._last_question: Question | None = None
+        self._last_ask: AskQuestion | None = None
+        self._ask_deadline_wall = 0.0
+        self._stop_votes: set[str] = set()
+
+    # --- occupants --------------------------------------------------------------------------------
+
+    def occupant_present(self, *, nick: str, real_jid: str | None, occupant_id: str | None, role: str,
+                         affiliation: str, now: float) -> list[GameAction]:
+        player = real_jid or (f"occupant:{self.jid}:{occupant_id}" if occupant_id else f"nick:{self.jid}/{nick}")
+        self.occupants[nick] = Occupant(nick=nick, player=player, real_jid=real_jid, role=role,
+                                        affiliation=affiliation)
+        if self.game is not None and self.game.has_player(player):
+            self.game.handle(PlayerJoined(player=player, nick=nick), now)  # a rejoin or nick change keeps points
+        return []
+
+    def occupant_gone(self, nick: str) -> None:
+        self.occupants.pop(nick, None)
+
+    def occupant_renamed(self, nick: str, new_nick: str) -> None:
+        occupant = self.occupants.pop(nick, None)
+        if occupant is not None:
+            occupant.nick = new_nick
+            self.occupants[new_nick] = occupant
+
+    def occupant_for_player(self, player: str) -> Occupant | None:
+        return next((o for o in self.occupants.values() if o.player == player), None)
+
+    # --- the running game -------------------------------------------------------------------------
+
+    @property
+    def busy(self) -> bool:
+        return self.game is not None or self.lobby is not None
+
+    def next_deadline(self) -> float | None:
+        return self.game.next_deadline() if self.game is not None else None
+
+    def tick(self, now: float, wall: float, orders: Orders) -> None:
+        if self.game is not None:
+            self._perform(self.game.handle_timeout(now), now, wall, orders)
+
+    def reflected(self, question_id: str, now: float) -> None:
+        question = self.game.current_question if self.game is not None else None
+        if self.game is not None and question is not None and question.id == question_id:
+            self.game.handle(QuestionReflected(), now)
+
+    def round_trip(self, nick: str, seconds: float, now: float) -> None:
+        occupant = self.occupants.get(nick)
+        if self.game is not None and occupant is not None:
+            self.game.handle(RoundTripMeasured(player=occupant.player, seconds=seconds), now)
+
+    def answer(self, *, player: str, nick: str, text: str, given: AnswerPayload | None, reply_to: str,
+               now: float, wall: float, orders: Orders) -> None:
+        game = self.game
+        question = game.current_question if game is not None else None
+        if game is None or question is None or not game.question_open:
+            return
+        if given is not None and given.question_id not in (None, question.id):
+            return  # an answer to an earlier question, arriving late
+        actions = game.handle(AnswerGiven(player=player, nick=nick, text=text,
+                                          choice=given.choice if given else None), now)
+        verdict = game.verdict(player)
+        if verdict is not None and not any(isinstance(a, AwardPoints) and a.player == player for a in actions):
+            self._store.answer(game_id=self.game_id or "", question_id=question.id, player=player, correct=verdict,
+                               points=0, seconds=None, wall=wall)
+        if given is not None and verdict is not None and game.mode is not Mode.CLASSIC:
+            orders.say(reply_to, "", payload.received(question.id))  # rich clients show "answer received"
+        self._perform(actions, now, wall, orders)
+
+    # --- commands ---------------------------------------------------------------------------------
+
+    def command(self, command: Command, sender: Sender, *, reply_to: str, now: float, wall: float,
+                orders: Orders) -> None:
+        """Room commands. Announcements go to the room; answers to questions go to `reply_to`."""
+        language = self.language
+        is_opener = self._opener is not None and sender.player == self._opener
+        privileged = dict(is_admin=sender.is_admin, is_opener=is_opener, is_moderator=sender.is_moderator)
+        if not may_run(command, **privileged):
+            orders.say(reply_to, render.say(language, "not-allowed"), groupchat=reply_to == self.jid)
+            return
+        to_room = dict(groupchat=True)
+        match command.name:
+            case "quiz":
+                self._open_lobby(command, sender, wall, orders)
+            case "join":
+                if self.lobby is None:
+                    orders.say(self.jid, render.say(language, "no-lobby"), **to_room)
+                elif sender.player in self.lobby.players:
+                    orders.say(self.jid, render.say(language, "already-joined", nick=sender.nick), **to_room)
+                else:
+                    self.lobby.players[sender.player] = sender.nick
+                    orders.say(self.jid, render.say(language, "joined", nick=sender.nick,
+                                                    players=", ".join(self.lobby.players.values())),
+                               self._lobby_state(), **to_room)
+            case "start":
+                if self.lobby is None:
+                    orders.say(self.jid, render.say(language, "no-lobby" if self.game is None else "game-running"),
+                               **to_room)
+                else:
+                    self._start(now, wall, orders)
+            case "stop":
+                self._stop(sender, skip_is_direct(**privileged), now, wall, orders)
+            case "skip":
+                if self.game is None:
+                    orders.say(reply_to, render.say(language, "no-game"), groupchat=reply_to == self.jid)
+                else:
+                    direct = skip_is_direct(**privileged)
+                    self._perform(self.game.handle(SkipRequested(player=sender.player, direct=direct), now), now,
+                                  wall, orders)
+            case "hint":
+                if self.game is not None:
+                    self._perform(self.game.handle(HintRequested(), now), now, wall, orders)
+            case "repeat":
+                if self.game is not None and self.game.question_open and self._last_ask is not None:
+                    self._say_question(self._last_ask, orders, to=reply_to)
+            case "score":
+                self._scores(reply_to, orders)
+            case "lang":
+                assert command.language is not None
+                self.language = command.language
+                orders.say(self.jid, render.say(self.language, "lang"), **to_room)
+            case "report":
+                question = self._last_question
+                if question is None:
+                    orders.say(reply_to, render.say(language, "report-nothing"), groupchat=reply_to == self.jid)
+                else:
+                    self._store.report(reporter=sender.real_jid or sender.player, question_id=question.id,
+                                       text=command.text or "", wall=wall)
+                    orders.say(reply_to, render.say(language, "report-thanks", question=question.id),
+                               groupchat=reply_to == self.jid)
+            case _:
+                raise AssertionError(f"not a room command: {command.name}")
+
+    def _open_lobby(self, command: Command, sender: Sender, wall: float, orders: Orders) -> None:
+        if self.busy:
+            orders.say(self.jid, render.say(self.language, "game-running"), groupchat=True)
+            return
+        assert command.mode is not None
+        language = command.language or self.language
+        if command.category is not None and command.category not in self.banks.categories(language):
+            orders.say(self.jid, render.say(self.language, "no-questions", language=language,
+                                            category=f", {command.category}"), groupchat=True)
+            return
+        self.lobby = Lobby(mode=Mode(command.mode), count=command.count or DEFAULT_QUESTION_COUNT,
+                           category=command.category, language=language, opener=sender.player,
+                           opener_nick=sender.nick, players={sender.player: sender.nick})
+        self._opener, self._opener_nick = sender.player, sender.nick
+        self._stop_votes = set()
+        names = render.LANGUAGE_NAMES[self.language]
+        orders.say(self.jid, render.say(self.language, "lobby", nick=sender.nick, mode=command.mode,
+                                        count=self.lobby.count, language=names[language],
+                                        category=f", {command.category}" if command.category else ""),
+                   self._lobby_state(), groupchat=True)
+
+    def _lobby_state(self) -> etree._Element:
+        lobby = self.lobby
+        assert lobby is not None
+        return payload.game_state(game_id="lobby", state="lobby", mode=lobby.mode.value, language=lobby.language,
+                                  total=lobby.count, opener=lobby.opener_nick, category=lobby.category,
+                                  players=[payload.PlayerView(nick=nick, points=0) for nick in lobby.players.values()])
+
+    def _start(self, now: float, wall: float, orders: Orders) -> None:
+        lobby = self.lobby
+        assert lobby is not None
+        kinds = [QuestionKind.CHOICE] if lobby.mode is Mode.SIXBREAK else None
+        recent = self._store.recently_asked(self.jid)
+        questions = self.banks.pick(lobby.count, language=lobby.language, rng=self._rng, category=lobby.category,
+                                    kinds=kinds, exclude_ids=recent)
+        if len(questions) < lobby.count:  # too few fresh ones: repeats are better than no game
+            questions = self.banks.pick(lobby.count, language=lobby.language, rng=self._rng,
+                                        category=lobby.category, kinds=kinds)
+        if not questions:
+            orders.say(self.jid, render.say(self.language, "no-questions", language=lobby.language,
+                                            category=f", {lobby.category}" if lobby.category else ""),
+                       groupchat=True)
+            return
+        self.game = QuizGame(mode=lobby.mode, questions=questions, settings=self._settings, rng=self._rng)
+        self.game_id = f"{self.jid.partition('@')[0]}-{int(wall)}-{self._rng.randrange(1 << 32):08x}"
+        self._game_language = lobby.language
+        self._store.game_started(game_id=self.game_id, room=self.jid, mode=lobby.mode.value,
+                                 language=lobby.language, opener=lobby.opener, wall=wall)
+        for player, nick in lobby.players.items():
+            self.game.handle(PlayerJoined(player=player, nick=nick), now)
+        self.lobby = None
+        orders.say(self.jid, render.say(self.language, "start", mode=self.game.mode.value, count=len(questions)),
+                   self._game_state("running"), groupchat=True)
+        self._ping_players(orders)
+        self._perform(self.game.handle(Begin(), now), now, wall, orders)
+
+    def _stop(self, sender: Sender, direct: bool, now: float, wall: float, orders: Orders) -> None:
+        if self.lobby is not None and (direct or sender.player == self.lobby.opener):
+            self.lobby = None
+            self._opener = None
+            orders.say(self.jid, render.say(self.language, "end-stopped"),
+                       payload.game_state(game_id="lobby", state="none", mode="", language=self.language, total=0,
+                                          opener=None, players=[]), groupchat=True)
+            return
+        if self.game is None:
+            orders.say(self.jid, render.say(self.language, "no-game"), groupchat=True)
+            return
+        if not direct:
+            self._stop_votes.add(sender.player)
+            players = max(1, len(self.game.scores()))
+            needed = (players + 1) // 2
+            if len(self._stop_votes) < needed:
+                orders.say(self.jid, render.say(self.language, "stop-vote", nick=sender.nick,
+                                                votes=len(self._stop_votes), needed=needed), groupchat=True)
+                return
+        self._perform(self.game.handle(StopRequested(), now), now, wall, orders)
+
+    def stop_by_admin(self, now: float, wall: float, orders: Orders) -> None:
+        if self.game is not None:
+            self._perform(self.game.handle(StopRequested(), now), now, wall, orders)
+        self.lobby = None
+
+    def resume(self, game_id: str, snapshot: dict[str, object], questions: dict[str, Question], *, language: str,
+               now: float, wall: float, orders: Orders) -> None:
+        """A game that was running when the bot stopped: same players, same points, next question soon."""
+        self.game = QuizGame.restore(snapshot, questions=questions, settings=self._settings, rng=self._rng,
+                                     now=now)
+        self.game_id = game_id
+        self._game_language = language
+        orders.say(self.jid, render.say(self.language, "resumed",
+                                        seconds=render.seconds_text(self._settings.reveal_seconds)),
+                   self._game_state("running"), groupchat=True)
+        self._ping_players(orders)
+
+    # --- game orders to messages ------------------------------------------------------------------
+
+    def _perform(self, actions: list[GameAction], now: float, wall: float, orders: Orders) -> None:
+        game = self.game
+        if game is None or not actions:
+            return
+        for action in actions:
+            match action:
+                case AskQuestion():
+                    question = game.current_question
+                    assert question is not None
+                    self._last_question, self._last_ask = question, action
+                    self._ask_deadline_wall = wall + action.duration_seconds
+                    self._store.question_asked(game_id=self.game_id or "", question_id=action.question_id,
+                                               position=action.index, wall=wall)
+                    self._say_question(action, orders, to=self.jid)
+                case ShowHint():
+                    orders.say(self.jid, render.hint_text(self.language, action), payload.hint(action),
+                               groupchat=True)
+                case AwardPoints():
+                    question_id = self._last_question.id if self._last_question else ""
+                    self._store.answer(game_id=self.game_id or "", question_id=question_id, player=action.player,
+                                       correct=True, points=action.points, seconds=action.seconds, wall=wall)
+                    self._store.award(player=action.player, nick=action.nick, points=action.points, wall=wall,
+                                      game_id=self.game_id, why="answer")
+                case Eliminate():
+                    orders.say(self.jid, render.say(self.language, "eliminated", nick=action.nick),
+                               payload.eliminated(question_id=self._last_question.id if self._last_question else "",
+                                                  nick=action.nick), groupchat=True)
+                case RevealAnswer():
+                    standings = [(nick, points) for _player, nick, points in game.scores()]
+                    orders.say(self.jid, render.reveal_text(self.language, action),
+                               payload.reveal(action, choices=self._last_ask.choices if self._last_ask else ()),
+                               payload.scores(game_id=self.game_id or "", standings=standings, final=False),
+                               groupchat=True)
+                    self._ping_players(orders)
+                case Pause():
+                    seconds = round(action.until - now)
+                    orders.say(self.jid, render.say(self.language, "pause", seconds=seconds),
+                               payload.pause(until_wall=wall + (action.until - now)), self._game_state("paused"),
+                               groupchat=True)
+                case GameEnded():
+                    self._finish(action, wall, orders)
+                    return
+        if self.game_id is not None:
+            self._store.save_snapshot(self.game_id, game.snapshot())
+
+    def _say_question(self, ask: AskQuestion, orders: Orders, *, to: str) -> None:
+        game = self.game
+        assert game is not None
+        text = render.question_text(self.language, ask, live=game.mode is Mode.LIVE)
+        orders.say(to, text, payload.question(ask, game_id=self.game_id or "", deadline_wall=self._ask_deadline_wall),
+                   groupchat=to == self.jid)
+
+    def _finish(self, ended: GameEnded, wall: float, orders: Orders) -> None:
+        reason_key = f"end-{ended.reason}"
+        standings = [(nick, points) for _player, nick, points in ended.scores]
+        parts = [render.say(self.language, reason_key, count=self._settings.unanswered_limit)]
+        parts.append(render.say(self.language, "final", standings=render.standings_text(standings))
+                     if standings else render.say(self.language, "scores-none"))
+        orders.say(self.jid, " ".join(parts),
+                   payload.scores(game_id=self.game_id or "", standings=standings, final=True, reason=ended.reason),
+                   self._game_state("ended"), groupchat=True)
+        if self.game_id is not None:
+            self._store.game_ended(self.game_id, reason=ended.reason, wall=wall)
+        self.game = None
+        self.game_id = None
+        self._opener = None
+        self._stop_votes = set()
+
+    def _game_state(self, state: str) -> etree._Element:
+        game = self.game
+        assert game is not None
+        players = [payload.PlayerView(nick=nick, points=points, eliminated=game.is_eliminated(player))
+                   for player, nick, points in game.scores()]
+        return payload.game_state(game_id=self.game_id or "", state=state, mode=game.mode.value,
+                                  language=self._game_language, total=game.question_count, opener=self._opener_nick,
+                                  players=players)
+
+    def _scores(self, reply_to: str, orders: Orders) -> None:
+        groupchat = reply_to == self.jid
+        if self.game is None:
+            orders.say(reply_to, render.say(self.language, "no-game"), groupchat=groupchat)
+            return
+        standings = [(nick, points) for _player, nick, points in self.game.scores()]
+        text = (render.say(self.language, "scores", standings=render.standings_text(standings)) if standings
+                else render.say(self.language, "scores-none"))
+        orders.say(reply_to, text, payload.scores(game_id=self.game_id or "", standings=standings, final=False),
+                   groupchat=groupchat)
+
+    def _ping_players(self, orders: Orders) -> None:
+        """Round trips for the latency credit, measured through the room like the questions travel."""
+        if self.game is None or self.game.mode is Mode.CLASSIC:
+            return
+        for player, _nick, _points in self.game.scores():
+            occupant = self.occupant_for_player(player)
+            if occupant is not None:
+                orders.items.append(Ping(room=self.jid, nick=occupant.nick))

@@ -1,0 +1,198 @@
+"""The bot's memory in SQLite (WAL): games, questions asked, answers, the points ledger, submissions, reports,
+bans, rooms and running-game snapshots.
+
+Points are written the moment they are awarded, so the leaderboards never lose a point to a crash; the
+snapshot of a running game is written after every change so a restarted bot resumes it.
+Leaderboards sum the ledger by player over a UTC calendar day, ISO week (from Monday) or all time.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from quizbot.questions import Question, QuestionKind
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS games (
+    id TEXT PRIMARY KEY, room TEXT NOT NULL, mode TEXT NOT NULL, language TEXT NOT NULL, opener TEXT,
+    started_at REAL NOT NULL, ended_at REAL, reason TEXT, snapshot TEXT);
+CREATE TABLE IF NOT EXISTS asked (
+    game_id TEXT NOT NULL, question_id TEXT NOT NULL, position INTEGER NOT NULL, asked_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS answers (
+    game_id TEXT NOT NULL, question_id TEXT NOT NULL, player TEXT NOT NULL, correct INTEGER NOT NULL,
+    points INTEGER NOT NULL, seconds REAL, at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS ledger (
+    player TEXT NOT NULL, nick TEXT NOT NULL, points INTEGER NOT NULL, at REAL NOT NULL, game_id TEXT,
+    why TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS ledger_at ON ledger (at);
+CREATE TABLE IF NOT EXISTS submissions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, submitter TEXT NOT NULL, language TEXT NOT NULL, question TEXT NOT NULL,
+    answer TEXT NOT NULL, wrong TEXT NOT NULL, source TEXT NOT NULL, at REAL NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending');
+CREATE TABLE IF NOT EXISTS reports (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, reporter TEXT NOT NULL, question_id TEXT NOT NULL, text TEXT NOT NULL,
+    at REAL NOT NULL, status TEXT NOT NULL DEFAULT 'open');
+CREATE TABLE IF NOT EXISTS bans (jid TEXT PRIMARY KEY, at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS rooms (
+    jid TEXT PRIMARY KEY, language TEXT NOT NULL, owner TEXT, created_at REAL NOT NULL);
+"""
+
+PERIODS = ("day", "week", "all")
+
+
+def period_start(period: str, wall: float) -> float:
+    """Start of the UTC calendar day, of the ISO week (Monday 00:00 UTC), or 0 for all time."""
+    if period == "all":
+        return 0.0
+    day = datetime.fromtimestamp(wall, UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == "week":
+        day -= timedelta(days=day.weekday())
+    return day.timestamp()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Submission:
+    id: int
+    submitter: str
+    language: str
+    question: str
+    answer: str
+    wrong: tuple[str, ...]
+    source: str
+
+    def as_question(self) -> Question:
+        return Question(id=f"sub-{self.id}", language=self.language, category="community", difficulty=2,
+                        kind=QuestionKind.CHOICE, question=self.question, answer=self.answer, wrong=self.wrong,
+                        source=self.source)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredGame:
+    id: str
+    room: str
+    snapshot: dict[str, Any]
+    language: str
+
+
+class QuizStore:
+    def __init__(self, path: Path | str) -> None:
+        self._db = sqlite3.connect(str(path), isolation_level=None)
+        if str(path) != ":memory:":
+            self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # --- games ------------------------------------------------------------------------------------
+
+    def game_started(self, *, game_id: str, room: str, mode: str, language: str, opener: str | None,
+                     wall: float) -> None:
+        self._db.execute("INSERT INTO games (id, room, mode, language, opener, started_at) VALUES (?,?,?,?,?,?)",
+                         (game_id, room, mode, language, opener, wall))
+
+    def save_snapshot(self, game_id: str, snapshot: dict[str, Any]) -> None:
+        self._db.execute("UPDATE games SET snapshot = ? WHERE id = ?", (json.dumps(snapshot), game_id))
+
+    def game_ended(self, game_id: str, *, reason: str, wall: float) -> None:
+        self._db.execute("UPDATE games SET ended_at = ?, reason = ?, snapshot = NULL WHERE id = ?",
+                         (wall, reason, game_id))
+
+    def running_games(self) -> list[StoredGame]:
+        rows = self._db.execute(
+            "SELECT id, room, snapshot, language FROM games WHERE ended_at IS NULL AND snapshot IS NOT NULL")
+        return [StoredGame(id=r[0], room=r[1], snapshot=json.loads(r[2]), language=r[3]) for r in rows]
+
+    def question_asked(self, *, game_id: str, question_id: str, position: int, wall: float) -> None:
+        self._db.execute("INSERT INTO asked VALUES (?,?,?,?)", (game_id, question_id, position, wall))
+
+    def recently_asked(self, room: str, limit: int = 500) -> frozenset[str]:
+        """Question ids asked lately in a room, so the next quiz there is fresh."""
+        rows = self._db.execute(
+            "SELECT question_id FROM asked JOIN games ON games.id = asked.game_id WHERE games.room = ? "
+            "ORDER BY asked_at DESC LIMIT ?", (room, limit))
+        return frozenset(r[0] for r in rows)
+
+    # --- answers and points -----------------------------------------------------------------------
+
+    def answer(self, *, game_id: str, question_id: str, player: str, correct: bool, points: int,
+               seconds: float | None, wall: float) -> None:
+        self._db.execute("INSERT INTO answers VALUES (?,?,?,?,?,?,?)",
+                         (game_id, question_id, player, int(correct), points, seconds, wall))
+
+    def award(self, *, player: str, nick: str, points: int, wall: float, game_id: str | None, why: str) -> None:
+        self._db.execute("INSERT INTO ledger VALUES (?,?,?,?,?,?)", (player, nick, points, wall, game_id, why))
+
+    def leaderboard(self, period: str, *, wall: float, limit: int = 10) -> list[tuple[str, str, int]]:
+        """(player, latest nick, points), best first."""
+        rows = self._db.execute(
+            "SELECT player, (SELECT nick FROM ledger AS l2 WHERE l2.player = ledger.player ORDER BY at DESC LIMIT 1),"
+            " SUM(points) AS total FROM ledger WHERE at >= ? GROUP BY player HAVING total != 0 "
+            "ORDER BY total DESC, player LIMIT ?", (period_start(period, wall), limit))
+        return [(r[0], r[1], int(r[2])) for r in rows]
+
+    def counts(self) -> dict[str, int]:
+        one = self._db.execute
+        return {
+            "games": one("SELECT COUNT(*) FROM games").fetchone()[0],
+            "answers": one("SELECT COUNT(*) FROM answers").fetchone()[0],
+            "correct": one("SELECT COUNT(*) FROM answers WHERE correct").fetchone()[0],
+            "pending": one("SELECT COUNT(*) FROM submissions WHERE status = 'pending'").fetchone()[0],
+            "reports": one("SELECT COUNT(*) FROM reports WHERE status = 'open'").fetchone()[0],
+        }
+
+    # --- submissions and reports ------------------------------------------------------------------
+
+    def submit(self, *, submitter: str, language: str, question: str, answer: str, wrong: tuple[str, ...],
+               source: str, wall: float) -> int:
+        cursor = self._db.execute(
+            "INSERT INTO submissions (submitter, language, question, answer, wrong, source, at) "
+            "VALUES (?,?,?,?,?,?,?)", (submitter, language, question, answer, json.dumps(list(wrong)), source, wall))
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def submissions(self, status: str = "pending") -> list[Submission]:
+        rows = self._db.execute("SELECT id, submitter, language, question, answer, wrong, source FROM submissions "
+                                "WHERE status = ? ORDER BY id", (status,))
+        return [Submission(id=r[0], submitter=r[1], language=r[2], question=r[3], answer=r[4],
+                           wrong=tuple(json.loads(r[5])), source=r[6]) for r in rows]
+
+    def review(self, submission_id: int, *, accept: bool) -> bool:
+        cursor = self._db.execute("UPDATE submissions SET status = ? WHERE id = ? AND status = 'pending'",
+                                  ("accepted" if accept else "rejected", submission_id))
+        return cursor.rowcount == 1
+
+    def report(self, *, reporter: str, question_id: str, text: str, wall: float) -> None:
+        self._db.execute("INSERT INTO reports (reporter, question_id, text, at) VALUES (?,?,?,?)",
+                         (reporter, question_id, text, wall))
+
+    def reports(self) -> list[tuple[str, str, str]]:
+        rows = self._db.execute("SELECT reporter, question_id, text FROM reports WHERE status = 'open' ORDER BY id")
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    # --- bans and rooms ---------------------------------------------------------------------------
+
+    def ban(self, jid: str, *, wall: float) -> None:
+        self._db.execute("INSERT OR REPLACE INTO bans VALUES (?, ?)", (jid, wall))
+
+    def unban(self, jid: str) -> bool:
+        return self._db.execute("DELETE FROM bans WHERE jid = ?", (jid,)).rowcount == 1
+
+    def banned(self) -> frozenset[str]:
+        return frozenset(r[0] for r in self._db.execute("SELECT jid FROM bans"))
+
+    def add_room(self, jid: str, *, language: str, owner: str | None, wall: float) -> None:
+        self._db.execute("INSERT OR IGNORE INTO rooms VALUES (?,?,?,?)", (jid, language, owner, wall))
+
+    def remove_room(self, jid: str) -> None:
+        self._db.execute("DELETE FROM rooms WHERE jid = ?", (jid,))
+
+    def rooms(self) -> list[tuple[str, str, str | None]]:
+        """(room, language, owner) for rooms joined by command or made by !newgame; rejoined after restarts."""
+        return [(r[0], r[1], r[2]) for r in self._db.execute("SELECT jid, language, owner FROM rooms ORDER BY jid")]
