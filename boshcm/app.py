@@ -27,6 +27,7 @@ from boshcm.xmpp.router import Router
 from boshcm.xmpp.storage import SqliteStore
 from boshcm.xmpp.stream import ClientSession, SessionSettings, TlsPolicy, Transport
 from boshcm.xmpp.throttle import AuthThrottle
+from quizbot.runner import EmbeddedBot
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,7 @@ class Server:
         self.http: HttpServer | None = None
         self.bosh: BoshEndpoint | None = None
         self.websocket: WebSocketEndpoint | None = None
+        self.quizbot: EmbeddedBot | None = None
 
     def _tls_context(self, data: Path) -> ssl.SSLContext:
         c2s = self.config.c2s
@@ -165,8 +167,15 @@ class Server:
             await self.http.start()
             assert self.bosh is not None
             self.bosh.start()
+        quiz = self.config.quizbot
+        if quiz.enabled and self.config.c2s.enabled and not self.offboard:
+            # The quiz bot is an ordinary client of the embedded server, over loopback c2s.
+            self.quizbot = EmbeddedBot(self)
+            self.quizbot.start()
 
     async def stop(self) -> None:
+        if self.quizbot is not None:
+            await self.quizbot.stop()
         await self.c2s.stop()
         if self.websocket is not None:
             for connection in list(self.websocket.connections):

@@ -30,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="log.level")
     serve.add_argument("--upstream", metavar="HOST:PORT",
                        help="off-board: relay BOSH sessions to this XMPP server (upstream.server)")
+    serve.add_argument("--no-quizbot", action="store_true", help="do not start the quiz bot (quizbot.enabled)")
 
     check = commands.add_parser("check-config", parents=[common], help="validate the configuration and exit")
     check.add_argument("--c2s", metavar="HOST:PORT")
@@ -50,8 +51,11 @@ def _parser() -> argparse.ArgumentParser:
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     mapping = {"data_dir": "server.data_dir", "domain": "server.domain", "c2s": "c2s.listen",
                "http": "http.listen", "log_level": "log.level", "upstream": "upstream.server"}
-    return {dotted: getattr(args, name) for name, dotted in mapping.items()
-            if getattr(args, name, None) is not None}
+    overrides = {dotted: getattr(args, name) for name, dotted in mapping.items()
+                 if getattr(args, name, None) is not None}
+    if getattr(args, "no_quizbot", False):
+        overrides["quizbot.enabled"] = False
+    return overrides
 
 
 def main(argv: Sequence[str] | None = None) -> int:

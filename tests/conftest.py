@@ -15,7 +15,8 @@ from tests.integration.xmpp_client import XmppClient
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[Server]:
-    config = load_config(None, {"server.data_dir": str(tmp_path / "data"), "c2s.listen": "127.0.0.1:0",
+    config = load_config(None, {"quizbot.enabled": False,
+                                "server.data_dir": str(tmp_path / "data"), "c2s.listen": "127.0.0.1:0",
                                 "http.listen": "127.0.0.1:0", "c2s.max_stanza_bytes": 65_536})
     running = Server(config)
     running.accounts.add("alice", "alice-secret")

@@ -204,6 +204,10 @@ class C2sServer:
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
+    def host(self) -> str:
+        return self._host
+
+    @property
     def port(self) -> int:
         assert self._server is not None
         return int(self._server.sockets[0].getsockname()[1])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -66,7 +67,51 @@ async def test_serve_starts_on_defaults_accepts_clients_and_stops_on_sigterm(tmp
         writer.close()
         assert (tmp_path / "data" / "accounts.sqlite").exists()
         assert (tmp_path / "data" / "tls" / "cert.pem").exists()
+        # The quiz bot starts too: its account and database are made on the first start.
+        assert (tmp_path / "data" / "quizbot.password").exists()
+        for _attempt in range(100):
+            if (tmp_path / "data" / "quizbot.sqlite").exists():
+                break
+            await asyncio.sleep(0.1)
+        else:
+            pytest.fail("the quiz bot did not start")
     finally:
         process.send_signal(signal.SIGTERM)
         await asyncio.wait_for(process.wait(), 10)
     assert process.returncode == 0
+
+
+def test_quizbot_checks_and_imports_question_banks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from quizbot.cli import main as quizbot
+
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"language": "en", "questions": [
+        {"id": "q1", "category": "geo", "kind": "text", "question": "Capital of France?", "answer": "Paris",
+         "source": "https://en.wikipedia.org/wiki/Paris"}]}))
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"language": "en", "questions": [
+        {"id": "q9", "category": "geo", "kind": "number", "question": "How far?", "answer": "far",
+         "source": "https://example.org"}]}))
+    assert quizbot(["check-questions", str(good), str(bad)]) == 1
+    out = capsys.readouterr().out
+    assert "good.json: 1 questions ok" in out and "q9: the answer of a number question must be a number" in out
+
+    export = tmp_path / "opentdb.json"
+    export.write_text(json.dumps({"response_code": 0, "results": [
+        {"type": "multiple", "difficulty": "easy", "category": "Science &amp; Nature",
+         "question": "What is H&#039;s symbol?", "correct_answer": "H",
+         "incorrect_answers": ["He", "Hg", "Ho"]}]}))
+    converted = tmp_path / "converted.json"
+    assert quizbot(["import", "opentdb", str(export), "-o", str(converted)]) == 0
+    bank = json.loads(converted.read_text())
+    assert bank["questions"][0]["question"] == "What is H's symbol?"
+    assert bank["questions"][0]["category"] == "science & nature"
+    assert quizbot(["check-questions", str(converted)]) == 0
+
+
+def test_quizbot_run_refuses_a_missing_account_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from quizbot.cli import main as quizbot
+
+    assert quizbot(["run", "--password-file", "/nonexistent"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and "xmpp.jid" in error

@@ -129,7 +129,8 @@ async def test_bosh_and_tcp_occupants_share_a_room(server: Server, clients: list
 
 async def test_persistent_room_and_its_affiliations_survive_a_restart(tmp_path: Path) -> None:
     config = load_config(
-        None, {"server.data_dir": str(tmp_path / "data"), "c2s.listen": "127.0.0.1:0", "http.listen": "127.0.0.1:0"}
+        None, {"quizbot.enabled": False, "server.data_dir": str(tmp_path / "data"), "c2s.listen": "127.0.0.1:0",
+               "http.listen": "127.0.0.1:0"}
     )
     server = Server(config)
     server.accounts.add("alice", "alice-secret")

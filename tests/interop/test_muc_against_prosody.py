@@ -76,7 +76,8 @@ async def settle() -> None:
 
 async def test_clients_see_the_same_room_on_boshcm_and_on_prosody(prosody: Prosody, tmp_path: Path) -> None:
     reference = await scenario(prosody.c2s_port, prosody.cert_path)
-    config = load_config(None, {"server.data_dir": str(tmp_path / "boshcm"), "c2s.listen": "127.0.0.1:0",
+    config = load_config(None, {"quizbot.enabled": False,
+                                "server.data_dir": str(tmp_path / "boshcm"), "c2s.listen": "127.0.0.1:0",
                                 "http.enabled": False})
     server = Server(config)
     server.accounts.add("alice", "alice-secret")

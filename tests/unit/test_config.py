@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from boshcm.config import Config, ConfigError, load_config
+from quizbot.config import QuizGameConfig, XmppAccountConfig, load_standalone
 
 EXAMPLE = Path(__file__).parents[2] / "conf" / "boshcm.toml"
 
@@ -20,13 +21,32 @@ def test_example_file_documents_every_option_with_its_default() -> None:
     with open(EXAMPLE, "rb") as handle:
         example = tomllib.load(handle)
     defaults = Config()
-    for section in dataclasses.fields(Config):
-        documented = example[section.name]
-        section_defaults = getattr(defaults, section.name)
-        for option in dataclasses.fields(section_defaults):
-            assert option.name in documented, f"{section.name}.{option.name} missing from conf/boshcm.toml"
-            assert documented[option.name] == getattr(section_defaults, option.name), option.name
+    assert_documented(example, defaults, "")
     assert load_config(EXAMPLE) == defaults
+
+
+def assert_documented(table: dict[str, object], defaults: object, prefix: str) -> None:
+    """Every option of the dataclass `defaults` is in the TOML `table` with its default; tables nest."""
+    for option in dataclasses.fields(defaults):  # type: ignore[arg-type]
+        key = f"{prefix}{option.name}"
+        assert option.name in table, f"{key} missing from the example file"
+        value = getattr(defaults, option.name)
+        if dataclasses.is_dataclass(value):
+            assert_documented(table[option.name], value, f"{key}.")  # type: ignore[arg-type]
+        else:
+            assert table[option.name] == value, key
+
+
+def test_standalone_example_documents_every_option_and_refuses_unknown_keys(tmp_path: Path) -> None:
+    standalone = EXAMPLE.parent / "quizbot.toml"
+    with open(standalone, "rb") as handle:
+        example = tomllib.load(handle)
+    loaded = load_standalone(standalone)
+    assert_documented(example, loaded, "")  # every option present (the account and rooms are examples)
+    with pytest.raises(ConfigError, match=r"^quizbot\.game\.question_secs: unknown option"):
+        load_standalone(standalone, {"quizbot.game.question_secs": 3})
+    with pytest.raises(ConfigError, match=r"^xmpp\.jid"):
+        load_standalone(None, {"xmpp.password_file": "x"})
 
 
 @pytest.mark.parametrize(("overrides", "named"), [
@@ -74,3 +94,5 @@ def test_configuration_reference_mentions_every_option() -> None:
         assert f"`[{section.name}]`" in reference
         for option in dataclasses.fields(getattr(Config(), section.name)):
             assert f"`{option.name}`" in reference, f"{section.name}.{option.name} undocumented"
+    for option in (*dataclasses.fields(QuizGameConfig), *dataclasses.fields(XmppAccountConfig)):
+        assert f"`{option.name}`" in reference, f"{option.name} undocumented"

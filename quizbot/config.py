@@ -1,0 +1,132 @@
+"""Quiz bot configuration: the `[quizbot]` section of boshcm.toml (in-process bot) and conf/quizbot.toml
+(standalone bot against any XMPP server). Loaded by boshcm's TOML loader: unknown keys and bad values are
+refused with the dotted key named. Reference: docs/configuration.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from boshcm.jid import JID, InvalidJID
+from boshcm.toml_config import ConfigError, load_toml, parse_host_port
+from quizbot.game import GameSettings
+
+SHIPPED_BANKS = Path(__file__).resolve().parents[1] / "conf" / "questions"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QuizGameConfig:
+    """Timers and points (docs/quiz.md explains each rule)."""
+
+    question_seconds: float = 30.0
+    hint_interval_seconds: float = 10.0
+    max_hints: int = 3
+    reveal_seconds: float = 5.0
+    classic_points: int = 100
+    live_points: int = 1000
+    full_points_under_seconds: float = 0.5
+    streak_bonus: int = 50
+    streak_cap: int = 250
+    grace_seconds: float = 0.15
+    max_round_trip_seconds: float = 1.0
+    break_every: int = 6
+    break_seconds: float = 30.0
+    unanswered_limit: int = 3
+
+    def validate(self, section: str) -> None:
+        for name in ("question_seconds", "hint_interval_seconds", "reveal_seconds", "break_seconds"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{section}.{name}", "must be positive")
+        for name in ("max_hints", "classic_points", "live_points", "streak_bonus", "streak_cap", "break_every",
+                     "unanswered_limit"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{section}.{name}", "must not be negative")
+
+    def settings(self) -> GameSettings:
+        return GameSettings(**{name: getattr(self, name) for name in self.__dataclass_fields__})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QuizBotConfig:
+    nick: str = "Quizbot"
+    rooms: list[str] = field(default_factory=list)
+    language: str = "en"
+    admins: list[str] = field(default_factory=list)
+    questions: list[str] = field(default_factory=list)
+    store: str = "quizbot.sqlite"
+    self_ping_seconds: float = 60.0
+    game: QuizGameConfig = field(default_factory=QuizGameConfig)
+
+    def validate(self, section: str) -> None:
+        if self.language not in ("de", "en"):
+            raise ConfigError(f"{section}.language", f"must be de or en; got {self.language!r}")
+        if not self.nick.strip():
+            raise ConfigError(f"{section}.nick", "must not be empty")
+        for key, jids, bare in (("rooms", self.rooms, True), ("admins", self.admins, True)):
+            for index, text in enumerate(jids):
+                _check_jid(f"{section}.{key}[{index}]", text, need_local=True, bare=bare)
+        if self.self_ping_seconds <= 0:
+            raise ConfigError(f"{section}.self_ping_seconds", "must be positive")
+
+    def bank_paths(self) -> list[Path]:
+        if self.questions:
+            return [Path(path) for path in self.questions]
+        return sorted(SHIPPED_BANKS.glob("*.json"))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EmbeddedQuizbotConfig(QuizBotConfig):
+    """`[quizbot]` in boshcm.toml: the bot `boshcm serve` starts on the embedded server."""
+
+    enabled: bool = True
+    account: str = "quiz"
+    room: str = "quiz"
+
+    def validate(self, section: str) -> None:
+        QuizBotConfig.validate(self, section)
+        if not self.account or "@" in self.account:
+            raise ConfigError(f"{section}.account", "must be a local part like 'quiz'")
+        if "@" in self.room:
+            raise ConfigError(f"{section}.room", "must be a local part like 'quiz' (or empty for none)")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class XmppAccountConfig:
+    jid: str = ""
+    password_file: str = ""
+    server: str = ""  # HOST:PORT; empty: the JID's domain, port 5222
+    verify_tls: bool = True
+    ca_file: str = ""
+
+    def validate(self, section: str) -> None:
+        if self.jid:
+            _check_jid(f"{section}.jid", self.jid, need_local=True, bare=False)
+        if self.server:
+            parse_host_port(self.server, f"{section}.server")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StandaloneConfig:
+    """conf/quizbot.toml: `[xmpp]` (the bot's account) and `[quizbot]` (what it does)."""
+
+    xmpp: XmppAccountConfig = field(default_factory=XmppAccountConfig)
+    quizbot: QuizBotConfig = field(default_factory=QuizBotConfig)
+
+
+def load_standalone(path: Path | str | None, overrides: dict[str, object] | None = None) -> StandaloneConfig:
+    config: StandaloneConfig = load_toml(StandaloneConfig, path, overrides)
+    if not config.xmpp.jid:
+        raise ConfigError("xmpp.jid", "the bot's account is required (--jid or [xmpp] jid)")
+    if not config.xmpp.password_file:
+        raise ConfigError("xmpp.password_file", "required (--password-file or [xmpp] password_file)")
+    return config
+
+
+def _check_jid(key: str, text: str, *, need_local: bool, bare: bool) -> None:
+    try:
+        jid = JID.parse(text)
+    except InvalidJID as exc:
+        raise ConfigError(key, str(exc)) from exc
+    if (need_local and jid.local is None) or (bare and jid.resource is not None):
+        raise ConfigError(key, f"expected a bare JID like name@example.org; got {text!r}")

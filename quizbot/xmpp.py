@@ -1,0 +1,400 @@
+"""The slixmpp adapter around the pure QuizBot: stanzas in as facts, orders out as stanzas, one timer.
+
+It keeps the bot present: reconnects after the server goes away, rejoins its rooms after a reconnect or a
+kick (with a growing pause while a room refuses it), checks each room with MUC self-ping (XEP-0410), joins
+without history and tells the bot which groupchat messages are its own reflections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+import xml.etree.ElementTree as ElementTree
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import slixmpp
+from lxml import etree
+from slixmpp import JID
+from slixmpp.exceptions import IqError, IqTimeout
+
+from boshcm.clock import Clock, SystemClock
+from quizbot import payload
+from quizbot.bot import QuizBot
+from quizbot.events import (
+    Fact,
+    Invite,
+    JoinRoom,
+    LeaveRoom,
+    OccupantPresence,
+    Order,
+    Ping,
+    PrivateMessage,
+    ReloadBanks,
+    RoomEntered,
+    RoomLeft,
+    RoomMessage,
+    RoundTrip,
+    Send,
+)
+from quizbot.questions import BankSet
+
+log = logging.getLogger(__name__)
+
+NS_MUC_USER = "http://jabber.org/protocol/muc#user"
+NS_OCCUPANT_ID = "urn:xmpp:occupant-id:0"
+NS_DELAY = "urn:xmpp:delay"
+NS_DATA = "jabber:x:data"
+# XEP-0410 §3: these errors mean "still joined" (the client just does not answer pings).
+STILL_JOINED = frozenset({"service-unavailable", "feature-not-implemented"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Connection:
+    jid: str
+    password: str
+    server: tuple[str, int] | None = None
+    ca_file: Path | None = None
+    verify_tls: bool = True
+
+
+def _lxml(stanza: Any) -> etree._Element:
+    return etree.fromstring(ElementTree.tostring(stanza.xml))
+
+
+class QuizBotClient:
+    def __init__(self, bot: QuizBot, connection: Connection, *, nick: str,
+                 reload_banks: Callable[[], tuple[BankSet, list[str]]], self_ping_seconds: float = 60.0,
+                 clock: Clock | None = None) -> None:
+        self.bot = bot
+        self._connection = connection
+        self._nick = nick
+        self._reload_banks = reload_banks
+        self._self_ping_seconds = self_ping_seconds
+        self._clock = clock or SystemClock()
+        self.xmpp = slixmpp.ClientXMPP(connection.jid, connection.password)
+        for plugin in ("xep_0030", "xep_0045", "xep_0199", "xep_0249", "xep_0004", "xep_0050", "xep_0092"):
+            self.xmpp.register_plugin(plugin)
+        self._plugin("xep_0092").software_name = "boshcm quizbot"
+        self.xmpp.enable_direct_tls = False
+        self._tls(connection)
+        self.wanted: dict[str, JoinRoom] = {}  # rooms the bot should be in, with how to create them
+        self.joined: dict[str, str] = {}  # room -> our nick there
+        self.entered: set[str] = set()  # rooms joined and, if we created them, configured
+        self._attempts: dict[str, int] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._stopping = False
+        self.ready = asyncio.Event()
+        self.xmpp.add_event_handler("session_start", self._on_session_start)
+        self.xmpp.add_event_handler("disconnected", self._on_disconnected)
+        self.xmpp.add_event_handler("groupchat_presence", self._on_groupchat_presence)
+        self.xmpp.add_event_handler("presence_error", self._on_presence_error)
+        self.xmpp.add_event_handler("groupchat_message", self._on_groupchat_message)
+        self.xmpp.add_event_handler("message", self._on_message)
+        self._register_admin_commands()
+
+    def _plugin(self, name: str) -> Any:
+        plugins: Any = self.xmpp.plugin
+        return plugins[name]
+
+    def _tls(self, connection: Connection) -> None:
+        context = ssl.create_default_context(cafile=str(connection.ca_file) if connection.ca_file else None)
+        if not connection.verify_tls:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        self.xmpp.ssl_context = context
+
+    # --- running ----------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for order in self.bot.start():
+            self._perform(order)
+        self._connect()
+
+    def _connect(self) -> None:
+        server = self._connection.server
+        if server is None:
+            self.xmpp.connect()
+        else:
+            self.xmpp.connect(host=server[0], port=server[1])
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._timer is not None:
+            self._timer.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        if self.xmpp.is_connected():
+            for room, nick in list(self.joined.items()):
+                self._plugin("xep_0045").leave_muc(JID(room), nick)
+            await self.xmpp.disconnect()
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _on_session_start(self, _event: Any) -> None:
+        self.xmpp.send_presence()
+        self._attempts.clear()
+        for room in self.wanted:
+            self._join(room)
+        self.ready.set()
+
+    def _on_disconnected(self, _event: Any) -> None:
+        self.ready.clear()
+        for room in list(self.joined):
+            self._feed(RoomLeft(room=room))
+        self.joined.clear()
+        self.entered.clear()
+        if not self._stopping:
+            log.info("quizbot: disconnected; reconnecting")
+            asyncio.get_running_loop().call_later(2.0, self._connect)
+
+    # --- facts in ---------------------------------------------------------------------------------
+
+    def _feed(self, fact: Fact) -> None:
+        for order in self.bot.handle(fact, self._clock.now(), self._clock.wall()):
+            self._perform(order)
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        deadline = self.bot.next_deadline()
+        if deadline is not None:
+            self._timer = asyncio.get_running_loop().call_later(max(0.0, deadline - self._clock.now()), self._tick)
+
+    def _tick(self) -> None:
+        self._timer = None
+        for order in self.bot.tick(self._clock.now(), self._clock.wall()):
+            self._perform(order)
+        self._schedule()
+
+    def _on_groupchat_presence(self, presence: Any) -> None:
+        room, nick = presence["from"].bare, presence["from"].resource
+        if room not in self.wanted or presence["type"] == "error":
+            return
+        element = _lxml(presence)
+        x = element.find(f"{{{NS_MUC_USER}}}x")
+        codes = {status.get("code") for status in (x.findall(f"{{{NS_MUC_USER}}}status") if x is not None else [])}
+        item = x.find(f"{{{NS_MUC_USER}}}item") if x is not None else None
+        available = presence["type"] != "unavailable"
+        if "110" in codes:
+            self._own_presence(room, nick, available, codes)
+            return
+        real_jid = item.get("jid") if item is not None else None
+        occupant_id = element.find(f"{{{NS_OCCUPANT_ID}}}occupant-id")
+        self._feed(OccupantPresence(
+            room=room, nick=nick, available=available,
+            real_jid=real_jid.partition("/")[0] if real_jid else None,
+            occupant_id=occupant_id.get("id") if occupant_id is not None else None,
+            role=item.get("role", "participant") if item is not None else "participant",
+            affiliation=item.get("affiliation", "none") if item is not None else "none",
+            new_nick=item.get("nick") if "303" in codes and item is not None else None))
+
+    def _own_presence(self, room: str, nick: str, available: bool, codes: set[str | None]) -> None:
+        if available:
+            first = room not in self.joined
+            self.joined[room] = nick
+            self._attempts.pop(room, None)
+            if "201" in codes:
+                self._spawn(self._configure(room))  # we created the room: configure it before anyone joins
+            elif first:
+                self._entered(room)
+            return
+        if "303" in codes:
+            return  # our nick changed; the new presence follows
+        self.joined.pop(room, None)
+        self.entered.discard(room)
+        self._feed(RoomLeft(room=room))
+        if room in self.wanted and not self._stopping:
+            log.info("quizbot: out of %s (status %s); rejoining", room, sorted(c for c in codes if c))
+            self._rejoin_later(room)
+
+    def _entered(self, room: str) -> None:
+        self.entered.add(room)
+        self._feed(RoomEntered(room=room))
+        self._spawn(self._self_ping(room))
+
+    async def _configure(self, room: str) -> None:
+        wanted = self.wanted.get(room, JoinRoom(room=room))
+        muc = self._plugin("xep_0045")
+        try:
+            submit = self._plugin("xep_0004").make_form(ftype="submit")
+            submit.add_field(var="FORM_TYPE", ftype="hidden", value="http://jabber.org/protocol/muc#roomconfig")
+            submit.add_field(var="muc#roomconfig_roomname", ftype="text-single", value="Quiz")
+            submit.add_field(var="muc#roomconfig_persistentroom", ftype="boolean", value=True)
+            submit.add_field(var="muc#roomconfig_publicroom", ftype="boolean", value=wanted.public)
+            await muc.set_room_config(room, submit)
+            if wanted.owner is not None:
+                await muc.set_affiliation(room, "owner", jid=wanted.owner)
+        except (IqError, IqTimeout) as error:
+            log.warning("quizbot: could not configure %s: %s", room, error)
+        self._entered(room)
+
+    def _on_presence_error(self, presence: Any) -> None:
+        room = presence["from"].bare
+        if room in self.wanted and room not in self.joined:
+            condition = presence["error"]["condition"]
+            log.warning("quizbot: cannot join %s: %s", room, condition)
+            if condition == "conflict":
+                self._attempts[room] = self._attempts.get(room, 0)  # try another nick next time
+            self._rejoin_later(room)
+
+    def _on_groupchat_message(self, message: Any) -> None:
+        room, nick = message["from"].bare, message["from"].resource
+        if room not in self.wanted or not nick or message["type"] == "error":
+            return
+        element = _lxml(message)
+        if element.find(f"{{{NS_DELAY}}}delay") is not None:
+            return  # room history: old answers must not count
+        asked = element.find(f"{{{payload.NS}}}question")
+        body = message["body"]
+        answer = payload.parse_answer(element)
+        if not body and answer is None and asked is None:
+            return  # subject changes, chat states
+        self._feed(RoomMessage(room=room, nick=nick, body=body, answer=answer, own=nick == self.joined.get(room),
+                               reflected_question=asked.get("id") if asked is not None else None))
+
+    def _on_message(self, message: Any) -> None:
+        if message["type"] not in ("chat", "normal"):
+            return
+        sender = message["from"]
+        element = _lxml(message)
+        if element.find(f"{{{NS_MUC_USER}}}x") is not None or element.find("{jabber:x:conference}x") is not None:
+            return  # invitations and room notices, not players
+        answer = payload.parse_answer(element)
+        if not message["body"] and answer is None:
+            return
+        via_room = sender.bare in self.joined
+        self._feed(PrivateMessage(sender=str(sender), body=message["body"], answer=answer,
+                                  room=sender.bare if via_room else None,
+                                  nick=sender.resource if via_room else None))
+
+    # --- orders out -------------------------------------------------------------------------------
+
+    def _perform(self, order: Order) -> None:
+        match order:
+            case Send():
+                self._send(order)
+            case JoinRoom(room=room):
+                self.wanted[room] = order
+                if self.xmpp.is_connected() and room not in self.joined:
+                    self._join(room)
+            case LeaveRoom(room=room):
+                self.wanted.pop(room, None)
+                nick = self.joined.pop(room, None)
+                if nick is not None:
+                    self._plugin("xep_0045").leave_muc(JID(room), nick)
+            case Invite(room=room, jid=jid, reason=reason):
+                self._plugin("xep_0249").send_invitation(JID(jid), JID(room), reason=reason)
+                self._plugin("xep_0045").invite(room, jid, reason)
+            case Ping(room=room, nick=nick):
+                self._spawn(self._round_trip(room, nick))
+            case ReloadBanks(reply_to=reply_to):
+                banks, report = self._reload_banks()
+                for reply in self.bot.set_banks(banks, report, reply_to=reply_to):
+                    self._perform(reply)
+
+    def _send(self, order: Send) -> None:
+        message = self.xmpp.make_message(mto=order.to, mbody=order.body or None,
+                                         mtype="groupchat" if order.groupchat else "chat")
+        for element in order.payload:
+            message.append(ElementTree.fromstring(etree.tostring(element)))
+        message.send()
+
+    def _join(self, room: str) -> None:
+        attempt = self._attempts.get(room, 0)
+        nick = self._nick if attempt == 0 else f"{self._nick}{attempt + 1}"
+        self._plugin("xep_0045").join_muc(JID(room), nick, maxhistory="0")
+
+    def _rejoin_later(self, room: str) -> None:
+        attempt = self._attempts[room] = self._attempts.get(room, 0) + 1
+        delay = min(60.0, 2.0 * 2 ** min(attempt - 1, 5))
+
+        def again() -> None:
+            if room in self.wanted and room not in self.joined and self.xmpp.is_connected():
+                self._join(room)
+
+        asyncio.get_running_loop().call_later(delay, again)
+
+    async def _round_trip(self, room: str, nick: str) -> None:
+        started = time.monotonic()
+        try:
+            await self._plugin("xep_0199").send_ping(JID(f"{room}/{nick}"), timeout=5)
+        except IqError:
+            pass  # an error answer from the player's client still measured the path
+        except IqTimeout:
+            return
+        self._feed(RoundTrip(room=room, nick=nick, seconds=time.monotonic() - started))
+
+    async def _self_ping(self, room: str) -> None:
+        """XEP-0410: ask the room whether we are still in; rejoin if not (e.g. the room restarted)."""
+        while room in self.joined and not self._stopping:
+            await asyncio.sleep(self._self_ping_seconds)
+            nick = self.joined.get(room)
+            if nick is None:
+                return
+            try:
+                await self._plugin("xep_0199").send_ping(JID(f"{room}/{nick}"), timeout=10)
+            except IqError as error:
+                if error.iq["error"]["condition"] not in STILL_JOINED:
+                    log.info("quizbot: self-ping says we left %s; rejoining", room)
+                    self.joined.pop(room, None)
+                    self.entered.discard(room)
+                    self._feed(RoomLeft(room=room))
+                    self._join(room)
+                    return
+            except IqTimeout:
+                continue
+
+    # --- XEP-0050 ad-hoc commands: the !admin actions as data forms --------------------------------
+
+    def _register_admin_commands(self) -> None:
+        from quizbot.commands import ADMIN_ACTIONS
+
+        labels = {0: (), 1: ("argument",), 2: ("jid", "points")}
+        for action, arity in ADMIN_ACTIONS.items():
+            self._plugin("xep_0050").add_command(
+                node=f"quizbot-admin-{action}", name=f"Quiz admin: {action}",
+                handler=self._admin_handler(action, labels[arity]))
+
+    def _admin_handler(self, action: str, fields: tuple[str, ...]) -> Callable[[Any, dict[str, Any]], Any]:
+        def first(iq: Any, session: dict[str, Any]) -> dict[str, Any]:
+            if not fields:
+                return self._run_admin(iq["from"], action, (), session)
+            form = self._plugin("xep_0004").make_form(ftype="form", title=f"Quiz admin: {action}")
+            for name in fields:
+                form.add_field(var=name, ftype="text-single", label=name, required=True)
+            session["payload"] = form
+            session["next"] = lambda form_iq, s: self._run_admin(
+                iq["from"], action, tuple(str(form_iq["form"]["values"].get(name, "")) for name in fields), s)
+            session["has_next"] = False
+            return session
+
+        return first
+
+    def _run_admin(self, sender: Any, action: str, arguments: tuple[str, ...], session: dict[str, Any]
+                   ) -> dict[str, Any]:
+        """Run `!admin ACTION ARGS` as if sent privately; the bot's reply becomes the command's result note."""
+        replies: list[str] = []
+        text = " ".join(["!admin", action, *arguments])
+        for order in self.bot.handle(PrivateMessage(sender=str(sender), body=text), self._clock.now(),
+                                     self._clock.wall()):
+            if isinstance(order, Send) and order.to == str(sender):
+                replies.append(order.body)
+            else:
+                self._perform(order)
+        self._schedule()
+        form = self._plugin("xep_0004").make_form(ftype="result", title=f"Quiz admin: {action}")
+        form.add_field(var="result", ftype="text-multi", label="Result", value="\n".join(replies))
+        session["payload"] = form
+        session["next"] = None
+        session["has_next"] = False
+        return session
