@@ -1,0 +1,132 @@
+"""Quiz players for the integration and interop tests: real slixmpp clients that read the bot's payloads."""
+
+from __future__ import annotations
+
+import asyncio
+import xml.etree.ElementTree as ElementTree
+from collections.abc import Callable
+from pathlib import Path
+
+from lxml import etree
+
+from quizbot.payload import NS
+from tests.integration.xmpp_client import TIMEOUT_SECONDS, XmppClient
+
+ROOM = "quiz@conference.localhost"
+BOT = "quiz@localhost"
+QUESTION_SECONDS = 6.0
+
+BANK = {"language": "en", "questions": [
+    {"id": "m-text", "category": "mixed", "kind": "text", "question": "Which city is the capital of France?",
+     "answer": "Paris", "source": "https://en.wikipedia.org/wiki/Paris"},
+    {"id": "m-number", "category": "mixed", "kind": "number", "question": "How many legs has a spider?",
+     "answer": "8", "source": "https://en.wikipedia.org/wiki/Spider"},
+    {"id": "m-choice", "category": "mixed", "kind": "choice", "question": "Who composed The Magic Flute?",
+     "answer": "Mozart", "wrong": ["Bach", "Haydn", "Handel"],
+     "source": "https://en.wikipedia.org/wiki/The_Magic_Flute"},
+] + [
+    {"id": f"c-{n}", "category": "choices", "kind": "choice", "question": f"Which planet is number {n + 1}?",
+     "answer": planet, "wrong": [p for p in ("Mercury", "Venus", "Earth", "Mars", "Jupiter") if p != planet][:3],
+     "source": "https://en.wikipedia.org/wiki/Solar_System"}
+    for n, planet in enumerate(("Mercury", "Venus", "Earth"))
+]}
+ANSWERS = {q["id"]: q["answer"] for q in BANK["questions"]}
+WRONG = {"m-text": "Lyon", "m-number": "6"}
+
+
+async def wait_until(condition: Callable[[], bool]) -> None:
+    for _ in range(int(TIMEOUT_SECONDS * 20)):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not reached")
+
+
+class Player:
+    def __init__(self, client: XmppClient, nick: str) -> None:
+        self.client, self.nick = client, nick
+
+    def say(self, body: str, to: str = ROOM) -> None:
+        self.client.xmpp.send_message(mto=to, mbody=body, mtype="groupchat" if to == ROOM else "chat")
+
+    async def next(self, name: str, where: Callable[[etree._Element], bool] = lambda _e: True) -> etree._Element:
+        """The next quiz payload of this name the player receives (from the room or privately)."""
+        while True:
+            message = await asyncio.wait_for(self.client.messages.get(), TIMEOUT_SECONDS + QUESTION_SECONDS)
+            element = etree.fromstring(ElementTree.tostring(message.xml))
+            found = element.find(f"{{{NS}}}{name}")
+            if found is not None and where(found):
+                return found
+
+    async def body_containing(self, text: str) -> str:
+        while True:
+            message = await asyncio.wait_for(self.client.messages.get(), TIMEOUT_SECONDS)
+            if text in message["body"]:
+                return str(message["body"])
+
+
+async def player(port: int, ca_cert: Path, clients: list[XmppClient], name: str, *, join: bool = True) -> Player:
+    client = XmppClient(f"{name}@localhost/quiz", f"{name}-secret", port=port, ca_cert=ca_cert,
+                        plugins=("xep_0045", "xep_0249"))
+    clients.append(client)
+    await client.connect()
+    client.xmpp.send_presence()
+    if join:
+        await client.xmpp.plugin["xep_0045"].join_muc_wait(ROOM, name.title(), maxstanzas=0,
+                                                           timeout=TIMEOUT_SECONDS)
+    return Player(client, name.title())
+
+
+def right_and_wrong(question: etree._Element) -> tuple[str, str]:
+    """What a player types to answer right and wrong."""
+    answer = ANSWERS[question.get("id", "")]
+    choices = {c.text: c.get("key", "") for c in question.findall(f"{{{NS}}}choice")}
+    if choices:
+        return choices[answer], next(key for text, key in choices.items() if text != answer)
+    return answer.lower(), WRONG[question.get("id", "")]
+
+
+def speed_points(seconds: float, streak: int) -> int:
+    base = 1000 if seconds < 0.5 else round(1000 * (1 - min(seconds, QUESTION_SECONDS) / (2 * QUESTION_SECONDS)))
+    return base + min(50 * (streak - 1), 250)
+
+
+async def open_game(ann: Player, ben: Player, cat: Player, command: str) -> None:
+    ann.say(command)
+    await ann.next("game", lambda g: g.get("state") == "lobby")
+    for joiner in (ben, cat):
+        joiner.say("!join")
+    await ann.next("game", lambda g: len(g) == 3)
+    ann.say("!start")
+
+
+async def play_live_game(ann: Player, ben: Player, cat: Player) -> None:
+    """A live game of three questions, one of each kind: Ann answers at once, Ben privately 0.8 s later, Cat
+    wrongly; the points must follow the speed formula and add up to the final scores."""
+    await open_game(ann, ben, cat, "!quiz live 3 mixed")
+    totals: dict[str, int] = {}
+    kinds = []
+    for index in (1, 2, 3):
+        question = await ann.next("question", lambda q, i=index: q.get("index") == str(i))  # type: ignore[misc]
+        await ben.next("question", lambda q, i=index: q.get("index") == str(i))  # type: ignore[misc]
+        kinds.append(question.get("kind"))
+        right, wrong = right_and_wrong(question)
+        ann.say(right)
+        await asyncio.sleep(0.8)
+        ben.say(right, to=BOT)  # privately to the bot, so nobody can copy
+        cat.say(wrong)
+        reveal = await cat.next("reveal", lambda r, q=question: r.get("question") == q.get("id"))  # type: ignore[misc]
+        scorers = {s.get("nick"): s for s in reveal.findall(f"{{{NS}}}scorer")}
+        assert set(scorers) == {"Ann", "Ben"}, etree.tostring(reveal)
+        for nick, scorer in scorers.items():
+            points = int(scorer.get("points", ""))
+            assert points == speed_points(float(scorer.get("seconds", "")), int(scorer.get("streak", "")))
+            totals[nick] = totals.get(nick, 0) + points
+        assert float(scorers["Ben"].get("seconds", "")) > float(scorers["Ann"].get("seconds", ""))
+        assert int(scorers["Ann"].get("points", "")) > int(scorers["Ben"].get("points", ""))
+    assert sorted(kinds) == ["choice", "number", "text"]
+    final = await cat.next("scores", lambda s: s.get("final") == "true")
+    assert {p.get("nick"): int(p.get("points", "")) for p in final} == {**totals, "Cat": 0}
+    assert [p.get("nick") for p in final] == ["Ann", "Ben", "Cat"]
+
+
