@@ -14,7 +14,10 @@ import pytest
 from boshcm.app import Server
 from boshcm.config import load_config
 from boshcm.tls import SELF_SIGNED_CERT
+from quizbot.config import QuizBotConfig
 from quizbot.payload import NS
+from quizbot.runner import build_client
+from quizbot.xmpp import Connection
 from tests.integration.quiz_players import (
     BANK,
     BOT,
@@ -149,3 +152,50 @@ async def test_admin_commands_are_refused_to_players_and_answered_for_admins(
         assert ROOM in await root.body_containing("Rooms:")
     finally:
         await asyncio.gather(*(client.close() for client in made), return_exceptions=True)
+
+
+async def test_bot_rejoins_after_a_kick_and_comes_back_after_a_server_restart(tmp_path: Path) -> None:
+    def embedded(port: int) -> Server:
+        return Server(load_config(None, {"quizbot.enabled": False, "server.data_dir": str(tmp_path / "data"),
+                                         "c2s.listen": f"127.0.0.1:{port}", "http.enabled": False}))
+
+    first = embedded(0)
+    first.accounts.add("quiz", "quiz-secret")
+    first.accounts.add("ann", "ann-secret")
+    await first.start()
+    port = first.c2s.port
+    other = "other@conference.localhost"
+    made: list[XmppClient] = []
+    ann = await join(first, made, "ann", join=False)
+    muc = ann.client.xmpp.plugin["xep_0045"]
+    await muc.join_muc_wait(other, "Ann", maxstanzas=0, timeout=TIMEOUT_SECONDS)  # Ann owns this room
+    await muc.set_room_config(other, ann.client.xmpp.plugin["xep_0004"].make_form(ftype="submit"))
+    config = QuizBotConfig(rooms=[other], questions=[], self_ping_seconds=1.0)
+    client, store = build_client(config, Connection(jid="quiz@localhost/bot", password="quiz-secret",
+                                                    server=("127.0.0.1", port),
+                                                    ca_file=first.config.data_path / SELF_SIGNED_CERT),
+                                 rooms=[other], muc_domain="conference.localhost", store_path=tmp_path / "q.sqlite")
+    client.start()
+    second: Server | None = None
+    try:
+        await wait_until(lambda: other in client.entered)
+        await muc.set_role(other, "Quizbot", "none", reason="testing")
+        await wait_until(lambda: other not in client.entered)
+        await wait_until(lambda: other in client.entered)  # rejoined by itself
+
+        await asyncio.gather(*(c.close() for c in made), return_exceptions=True)
+        await first.stop()
+        await wait_until(lambda: not client.entered)
+        second = embedded(port)
+        await second.start()
+        await wait_until(lambda: other in client.entered)  # reconnected, rejoined (and re-created the room)
+        again = await join(second, made, "ann", join=False)
+        _presence, _subject, occupants, _history = await again.client.xmpp.plugin["xep_0045"].join_muc_wait(
+            other, "Ann", maxstanzas=0, timeout=TIMEOUT_SECONDS)
+        assert f"{other}/Quizbot" in {str(p["from"]) for p in occupants}
+    finally:
+        await asyncio.gather(*(c.close() for c in made), return_exceptions=True)
+        await client.stop()
+        store.close()
+        if second is not None:
+            await second.stop()
