@@ -106,7 +106,7 @@ class BoshcmTarget(Target):
         await adduser.wait()
         self.process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "boshcm", "serve", *data, "--c2s", f"127.0.0.1:{self.c2s_port}",
-            "--http", f"127.0.0.1:{self.port}", "--log-level", "warning")
+            "--http", f"127.0.0.1:{self.port}", "--log-level", "warning", "--no-quizbot")
         self.pid = self.process.pid
         await wait_for_port(self.port)
 
