@@ -141,7 +141,7 @@ class QuizBot:
             case RoomLeft(room=jid):
                 room = self.rooms.get(jid)
                 if room is not None:
-                    room.occupants.clear()  # the adapter rejoins; the game and its scores stay
+                    room.occupants_cleared()  # the adapter rejoins; the game and its scores stay
             case OccupantPresence():
                 self._presence(fact, now)
             case RoomMessage():

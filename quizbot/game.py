@@ -301,11 +301,13 @@ class QuizGame:
             "questions": [question.id for question in self._questions],
             "index": self._index,
             "unanswered_in_a_row": self._unanswered_in_a_row,
-            "players": {
-                key: {"nick": p.nick, "points": p.points, "streak": p.streak, "eliminated": p.eliminated}
-                for key, p in self._players.items()
-            },
+            "players": {key: self.player_snapshot(key) for key in self._players},
         }
+
+    def player_snapshot(self, player: str) -> dict[str, Any]:
+        """One player's part of `snapshot()`, cheap to save after every answer."""
+        p = self._players[player]
+        return {"nick": p.nick, "points": p.points, "streak": p.streak, "eliminated": p.eliminated}
 
     @classmethod
     def restore(

@@ -89,6 +89,7 @@ class QuizRoom:
         self._settings = settings
         self._rng = rng
         self.occupants: dict[str, Occupant] = {}
+        self._nick_of_player: dict[str, str] = {}
         self.lobby: Lobby | None = None
         self.game: QuizGame | None = None
         self.game_id: str | None = None
@@ -107,21 +108,30 @@ class QuizRoom:
         player = real_jid or (f"occupant:{self.jid}:{occupant_id}" if occupant_id else f"nick:{self.jid}/{nick}")
         self.occupants[nick] = Occupant(nick=nick, player=player, real_jid=real_jid, role=role,
                                         affiliation=affiliation)
+        self._nick_of_player[player] = nick
         if self.game is not None and self.game.has_player(player):
             self.game.handle(PlayerJoined(player=player, nick=nick), now)  # a rejoin or nick change keeps points
         return []
 
     def occupant_gone(self, nick: str) -> None:
-        self.occupants.pop(nick, None)
+        occupant = self.occupants.pop(nick, None)
+        if occupant is not None and self._nick_of_player.get(occupant.player) == nick:
+            del self._nick_of_player[occupant.player]
+
+    def occupants_cleared(self) -> None:
+        self.occupants.clear()
+        self._nick_of_player.clear()
 
     def occupant_renamed(self, nick: str, new_nick: str) -> None:
         occupant = self.occupants.pop(nick, None)
         if occupant is not None:
             occupant.nick = new_nick
             self.occupants[new_nick] = occupant
+            self._nick_of_player[occupant.player] = new_nick
 
     def occupant_for_player(self, player: str) -> Occupant | None:
-        return next((o for o in self.occupants.values() if o.player == player), None)
+        nick = self._nick_of_player.get(player)
+        return self.occupants.get(nick) if nick is not None else None
 
     # --- the running game -------------------------------------------------------------------------
 
@@ -366,8 +376,14 @@ class QuizRoom:
                 case GameEnded():
                     self._finish(action, wall, orders)
                     return
-        if self.game_id is not None:
+        if self.game_id is None:
+            return
+        if any(isinstance(a, AskQuestion | RevealAnswer | Pause) for a in actions):
             self._store.save_snapshot(self.game_id, game.snapshot())
+        else:
+            for action in actions:
+                if isinstance(action, AwardPoints | Eliminate):
+                    self._store.save_player(self.game_id, action.player, game.player_snapshot(action.player))
 
     def _say_question(self, ask: AskQuestion, orders: Orders, *, to: str) -> None:
         game = self.game

@@ -1,8 +1,9 @@
 """The bot's memory in SQLite (WAL): games, questions asked, answers, the points ledger, submissions, reports,
 bans, rooms and running-game snapshots.
 
-Points are written the moment they are awarded, so the leaderboards never lose a point to a crash; the
-snapshot of a running game is written after every change so a restarted bot resumes it.
+Points are written the moment they are awarded, so the leaderboards never lose a point to a crash. A running
+game is saved whole at every question boundary and player by player after every answer, so a restarted bot
+resumes it with every point.
 Leaderboards sum the ledger by player over a UTC calendar day, ISO week (from Monday) or all time.
 """
 
@@ -37,6 +38,8 @@ CREATE TABLE IF NOT EXISTS submissions (
 CREATE TABLE IF NOT EXISTS reports (
     id INTEGER PRIMARY KEY AUTOINCREMENT, reporter TEXT NOT NULL, question_id TEXT NOT NULL, text TEXT NOT NULL,
     at REAL NOT NULL, status TEXT NOT NULL DEFAULT 'open');
+CREATE TABLE IF NOT EXISTS game_players (
+    game_id TEXT NOT NULL, player TEXT NOT NULL, state TEXT NOT NULL, PRIMARY KEY (game_id, player));
 CREATE TABLE IF NOT EXISTS bans (jid TEXT PRIMARY KEY, at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS rooms (
     jid TEXT PRIMARY KEY, language TEXT NOT NULL, owner TEXT, created_at REAL NOT NULL);
@@ -98,16 +101,32 @@ class QuizStore:
                          (game_id, room, mode, language, opener, wall))
 
     def save_snapshot(self, game_id: str, snapshot: dict[str, Any]) -> None:
+        """The whole game, at question boundaries; it supersedes the per-player rows saved since."""
+        self._db.execute("BEGIN")
         self._db.execute("UPDATE games SET snapshot = ? WHERE id = ?", (json.dumps(snapshot), game_id))
+        self._db.execute("DELETE FROM game_players WHERE game_id = ?", (game_id,))
+        self._db.execute("COMMIT")
+
+    def save_player(self, game_id: str, player: str, state: dict[str, Any]) -> None:
+        """One player's standing after an answer: O(1) per answer instead of the whole game."""
+        self._db.execute("INSERT OR REPLACE INTO game_players VALUES (?, ?, ?)", (game_id, player, json.dumps(state)))
 
     def game_ended(self, game_id: str, *, reason: str, wall: float) -> None:
         self._db.execute("UPDATE games SET ended_at = ?, reason = ?, snapshot = NULL WHERE id = ?",
                          (wall, reason, game_id))
+        self._db.execute("DELETE FROM game_players WHERE game_id = ?", (game_id,))
 
     def running_games(self) -> list[StoredGame]:
+        games = []
         rows = self._db.execute(
             "SELECT id, room, snapshot, language FROM games WHERE ended_at IS NULL AND snapshot IS NOT NULL")
-        return [StoredGame(id=r[0], room=r[1], snapshot=json.loads(r[2]), language=r[3]) for r in rows]
+        for game_id, room, snapshot_text, language in rows.fetchall():
+            snapshot = json.loads(snapshot_text)
+            for player, state in self._db.execute("SELECT player, state FROM game_players WHERE game_id = ?",
+                                                  (game_id,)):
+                snapshot["players"][player] = json.loads(state)
+            games.append(StoredGame(id=game_id, room=room, snapshot=snapshot, language=language))
+        return games
 
     def question_asked(self, *, game_id: str, question_id: str, position: int, wall: float) -> None:
         self._db.execute("INSERT INTO asked VALUES (?,?,?,?)", (game_id, question_id, position, wall))
