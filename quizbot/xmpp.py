@@ -66,6 +66,14 @@ def _lxml(stanza: Any) -> etree._Element:
     return etree.fromstring(ElementTree.tostring(stanza.xml))
 
 
+def _values(submitted: Any, fields: tuple[str, ...]) -> tuple[str, ...]:
+    """The submitted data form (slixmpp hands over the form, or a list of payloads) as argument strings."""
+    form = next((item for item in submitted if "values" in item.interfaces), None) if isinstance(
+        submitted, list) else submitted
+    values = form["values"] if form is not None else {}
+    return tuple(str(values.get(name, "")).strip() for name in fields)
+
+
 class QuizBotClient:
     def __init__(self, bot: QuizBot, connection: Connection, *, nick: str,
                  reload_banks: Callable[[], tuple[BankSet, list[str]]], self_ping_seconds: float = 60.0,
@@ -96,7 +104,7 @@ class QuizBotClient:
         self.xmpp.add_event_handler("presence_error", self._on_presence_error)
         self.xmpp.add_event_handler("groupchat_message", self._on_groupchat_message)
         self.xmpp.add_event_handler("message", self._on_message)
-        self._register_admin_commands()
+        self._admin_commands_registered = False
 
     def _plugin(self, name: str) -> Any:
         plugins: Any = self.xmpp.plugin
@@ -140,6 +148,9 @@ class QuizBotClient:
         task.add_done_callback(self._tasks.discard)
 
     async def _on_session_start(self, _event: Any) -> None:
+        if not self._admin_commands_registered:  # under the bound JID, which only exists now
+            self._register_admin_commands()
+            self._admin_commands_registered = True
         self.xmpp.send_presence()
         self._attempts.clear()
         for room in self.wanted:
@@ -373,8 +384,7 @@ class QuizBotClient:
             for name in fields:
                 form.add_field(var=name, ftype="text-single", label=name, required=True)
             session["payload"] = form
-            session["next"] = lambda form_iq, s: self._run_admin(
-                iq["from"], action, tuple(str(form_iq["form"]["values"].get(name, "")) for name in fields), s)
+            session["next"] = lambda submitted, s: self._run_admin(iq["from"], action, _values(submitted, fields), s)
             session["has_next"] = False
             return session
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import xml.etree.ElementTree as ElementTree
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 
 from boshcm.app import Server
 from boshcm.config import load_config
+from boshcm.jid import JID
 from boshcm.tls import SELF_SIGNED_CERT
 from quizbot.config import QuizBotConfig
 from quizbot.payload import NS
@@ -41,7 +43,8 @@ async def quiz_server(tmp_path: Path) -> AsyncIterator[Server]:
         "server.data_dir": str(tmp_path / "data"), "c2s.listen": "127.0.0.1:0", "http.listen": "127.0.0.1:0",
         "quizbot.questions": [str(bank)], "quizbot.admins": ["root@localhost"],
         "quizbot.game.question_seconds": QUESTION_SECONDS, "quizbot.game.reveal_seconds": 0.5,
-        "quizbot.game.hint_interval_seconds": 4.0, "quizbot.game.break_seconds": 1.0})
+        "quizbot.game.hint_interval_seconds": 4.0, "quizbot.game.break_seconds": 1.0,
+        "quizbot.self_ping_seconds": 1.0})
     server = Server(config)
     for name in ("ann", "ben", "cat", "root"):
         server.accounts.add(name, f"{name}-secret")
@@ -199,3 +202,74 @@ async def test_bot_rejoins_after_a_kick_and_comes_back_after_a_server_restart(tm
         store.close()
         if second is not None:
             await second.stop()
+
+
+async def test_the_bots_room_is_public_and_persistent_and_listed(quiz_server: Server) -> None:
+    assert quiz_server.muc is not None
+    room = quiz_server.muc.room(JID.parse(ROOM))
+    assert room is not None and room.config.persistent and room.config.public
+    made: list[XmppClient] = []
+    try:
+        ann = await join(quiz_server, made, "ann", join=False)
+        items = await ann.client.xmpp.plugin["xep_0030"].get_items(jid="conference.localhost")
+        assert ROOM in {str(item[0]) for item in items["disco_items"]["items"]}
+    finally:
+        await asyncio.gather(*(client.close() for client in made), return_exceptions=True)
+
+
+async def test_self_ping_brings_the_bot_back_when_the_room_forgot_it(quiz_server: Server) -> None:
+    assert quiz_server.muc is not None and quiz_server.quizbot is not None
+    room = quiz_server.muc.room(JID.parse(ROOM))
+    assert room is not None and "Quizbot" in room._occupants
+    # What a MUC service restart looks like to the bot: no presence, it is simply no longer in the room.
+    bot = room._occupants.pop("Quizbot")
+    for real_jid in bot.real_jids:
+        room._nick_of.pop(real_jid, None)
+    await wait_until(lambda: "Quizbot" in room._occupants)  # XEP-0410 self-ping noticed and it rejoined
+
+
+async def test_delayed_messages_such_as_history_are_not_commands(players: tuple[Player, Player, Player]) -> None:
+    ann, _ben, _cat = players
+    stale = ann.client.xmpp.make_message(mto=ROOM, mbody="!quiz live 3 mixed", mtype="groupchat")
+    stale.append(ElementTree.fromstring("<delay xmlns='urn:xmpp:delay' stamp='2026-01-01T00:00:00Z'/>"))
+    stale.send()
+    ann.say("!top")
+    top = await ann.next("top")  # the bot answered the fresh command ...
+    assert top.get("period") == "all"
+    ann.say("!quiz live 3 mixed")
+    lobby = await ann.next("game")  # ... and opens a lobby now: the delayed one did not open one before
+    assert lobby.get("state") == "lobby"
+
+
+async def test_admin_ad_hoc_commands_answer_admins_and_refuse_others(quiz_server: Server) -> None:
+    made: list[XmppClient] = []
+    try:
+        root = await join(quiz_server, made, "root", join=False)
+        ann = await join(quiz_server, made, "ann", join=False)
+        for client in (root.client, ann.client):
+            client.xmpp.register_plugin("xep_0050")
+            client.xmpp.register_plugin("xep_0004")
+        commands = await root.client.xmpp.plugin["xep_0050"].get_commands(jid=f"{BOT}/bot")
+        nodes = {item[1] for item in commands["disco_items"]["items"]}
+        assert {"quizbot-admin-rooms", "quizbot-admin-give"} <= nodes
+
+        result = await root.client.xmpp.plugin["xep_0050"].send_command(f"{BOT}/bot", "quizbot-admin-rooms")
+        assert ROOM in str(result["command"]["form"]["values"]["result"])
+        refused = await ann.client.xmpp.plugin["xep_0050"].send_command(f"{BOT}/bot", "quizbot-admin-rooms")
+        assert "only bot administrators" in str(refused["command"]["form"]["values"]["result"])
+
+        # A command with arguments: the bot asks with a form, the admin submits it.
+        first = await root.client.xmpp.plugin["xep_0050"].send_command(f"{BOT}/bot", "quizbot-admin-give")
+        assert {"jid", "points"} <= {field["var"] for field in first["command"]["form"]["fields"]}
+        form = root.client.xmpp.plugin["xep_0004"].make_form(ftype="submit")
+        form.add_field(var="jid", value="ann@localhost")
+        form.add_field(var="points", value="40")
+        done = await root.client.xmpp.plugin["xep_0050"].send_command(
+            f"{BOT}/bot", "quizbot-admin-give", sessionid=first["command"]["sessionid"], payload=form,
+            action="complete")
+        assert "Done" in str(done["command"]["form"]["values"]["result"])
+        assert quiz_server.quizbot is not None
+        board = quiz_server.quizbot.client.bot.store.leaderboard("all", wall=1e12)
+        assert ("ann@localhost", "ann", 40) in board
+    finally:
+        await asyncio.gather(*(client.close() for client in made), return_exceptions=True)
