@@ -27,6 +27,7 @@ from boshcm.xmpp.router import Router
 from boshcm.xmpp.storage import SqliteStore
 from boshcm.xmpp.stream import ClientSession, SessionSettings, TlsPolicy, Transport
 from boshcm.xmpp.throttle import AuthThrottle
+from quizbot.page import page_routes
 from quizbot.runner import EmbeddedBot
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,7 @@ class Server:
         self.session_settings = SessionSettings(
             domain=config.server.domain, tls_policy=TlsPolicy(c2s.starttls),
             allow_plain_without_tls=c2s.allow_plain_without_tls, anonymous=c2s.anonymous,
+            anonymous_web=config.http.anonymous,
             negotiation_timeout_seconds=c2s.negotiation_timeout_seconds)
         self.tls_context = self._tls_context(data) if c2s.starttls != "disabled" else None
         host, port = parse_host_port(c2s.listen, "c2s.listen")
@@ -154,8 +156,10 @@ class Server:
             hub=self.hub, clock=self.clock, new_session=self.new_session,
             max_frame_bytes=self.config.c2s.max_stanza_bytes, max_depth=self.config.c2s.max_depth,
             relay=self._relay_link if self.offboard else None)
+        pages = page_routes(self.config) if http.quiz_page and not self.offboard else []
         app = build_app(cors=cors, bosh_path=http.bosh_path, bosh_handler=self.bosh.handle,
-                        websocket_path=http.websocket_path, websocket_handler=self.websocket.handle)
+                        websocket_path=http.websocket_path, websocket_handler=self.websocket.handle,
+                        static_routes=pages)
         host, port = parse_host_port(http.listen, "http.listen")
         return HttpServer(app, host=host, port=port)
 

@@ -77,9 +77,13 @@ class HttpConfig:
     bosh_path: str = "/http-bind"
     websocket_path: str = "/xmpp-websocket"
     cors_origins: list[str] = field(default_factory=lambda: ["*"])
+    anonymous: bool = True
+    quiz_page: bool = True
+    quiz_page_transport: str = "bosh"
 
     def validate(self, section: str) -> None:
         parse_host_port(self.listen, f"{section}.listen")
+        _one_of(f"{section}.quiz_page_transport", self.quiz_page_transport, ("bosh", "websocket"))
         for name in ("bosh_path", "websocket_path"):
             if not getattr(self, name).startswith("/"):
                 raise ConfigError(f"{section}.{name}", "must start with '/'")

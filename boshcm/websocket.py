@@ -196,7 +196,7 @@ class WebSocketEndpoint:
             await WebSocketRelay(ws, new_link=self._relay, max_frame_bytes=self._max_frame_bytes,
                                  max_depth=self._max_depth, peer=request.remote or "?").run()
             return ws
-        session = self._new_session(Transport(secure=is_secure_request(request), can_starttls=False,
+        session = self._new_session(Transport(secure=is_secure_request(request), can_starttls=False, web=True,
                                               remote_address=request.remote or ""))
         connection = WebSocketConnection(ws, session, hub=self._hub, clock=self._clock,
                                          max_frame_bytes=self._max_frame_bytes, max_depth=self._max_depth,

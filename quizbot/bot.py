@@ -289,7 +289,8 @@ class QuizBot:
         elif name == "categories":
             pool = room.banks if room is not None else self._banks
             reply(render.say(language, "categories", language=language,
-                             categories=", ".join(pool.categories(language))))
+                             categories=", ".join(pool.categories(language))),
+                  payload.categories({lang: pool.categories(lang) for lang in ("de", "en")}))
         elif name == "submit":
             question, answer, *wrong, source = parsed.fields
             number = self.store.submit(submitter=sender.real_jid or sender.player, language=language,

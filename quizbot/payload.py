@@ -129,6 +129,15 @@ def _ranked(parent: etree._Element, standings: Sequence[tuple[str, int]]) -> Non
         _child(parent, "player", nick=nick, points=points, rank=rank)
 
 
+def categories(by_language: dict[str, list[str]]) -> etree._Element:
+    """Reply to !categories: every category of every language, so a page can offer them per language."""
+    element = _element("categories")
+    for language, names in sorted(by_language.items()):
+        for name in names:
+            _child(element, "category", name, language=language)
+    return element
+
+
 def invitation(*, room: str) -> etree._Element:
     """Answer to !newgame for rich clients: the room that was created for the requester."""
     return _element("room", jid=room)

@@ -54,7 +54,7 @@ class OnboardLink:
                  remote: str, hub: Hub, clock: Clock, new_session: Callable[[Transport], ClientSession]) -> None:
         self._listener = listener
         self._hub, self._clock = hub, clock
-        self._core = new_session(Transport(secure=secure, can_starttls=False, remote_address=remote))
+        self._core = new_session(Transport(secure=secure, can_starttls=False, remote_address=remote, web=True))
         self._start = StreamStarted(to=to, version=version or "1.0", lang=lang)
         self._seat = HubSeat(hub, self)
 

@@ -183,7 +183,8 @@ class SessionSettings:
     domain: str
     tls_policy: TlsPolicy = TlsPolicy.REQUIRED
     allow_plain_without_tls: bool = False
-    anonymous: bool = False
+    anonymous: bool = False  # offer SASL ANONYMOUS over TCP
+    anonymous_web: bool = False  # ... over BOSH and WebSocket (browser guests)
     negotiation_timeout_seconds: float = 60.0
 
 
@@ -210,6 +211,7 @@ class Transport:
     secure: bool              # already encrypted (TLS, HTTPS) or trusted loopback
     can_starttls: bool        # TCP with a certificate; never for BOSH/WebSocket
     remote_address: str
+    web: bool = False         # carried over HTTP (BOSH or WebSocket): a browser
 
 
 class ClientSession:
@@ -333,7 +335,8 @@ class ClientSession:
     def _mechanisms(self) -> list[str]:
         return offered_mechanisms(secure=self._secure,
                                   allow_plain_insecure=self._settings.allow_plain_without_tls,
-                                  anonymous=self._settings.anonymous)
+                                  anonymous=self._settings.anonymous_web if self._transport.web
+                                  else self._settings.anonymous)
 
     # --- elements ---------------------------------------------------------------------------------
 

@@ -1,0 +1,404 @@
+// The browser quiz page: Strophe.js over BOSH (WebSocket when configured, falling back to BOSH), reading the
+// bot's urn:boshcm:quiz:0 payloads — never its human text. Schema: docs/quiz.md.
+"use strict";
+
+const NS = "urn:boshcm:quiz:0";
+const MUC = "http://jabber.org/protocol/muc";
+const MUC_USER = "http://jabber.org/protocol/muc#user";
+const { Strophe, $msg, $pres } = window;
+
+const TEXT = {
+  en: {
+    title: "Quiz", language: "Language", welcome: "Play along", nickname: "Nickname", "play-guest": "Play as guest",
+    "with-account": "Log in with an account", jid: "Address (name@server)", password: "Password", login: "Log in",
+    choose: "Choose a game", create: "Create a game for friends", public: "Join the public quiz room",
+    share: "Invite friends with this link:", copy: "Copy", lobby: "Players here", questions: "Questions",
+    category: "Category", any: "any", "quiz-language": "Questions in", start: "Start the game",
+    waiting: "Waiting for the room's owner to start a game…", "your-answer": "Your answer", send: "Send",
+    scores: "Scores", podium: "Final podium", top: "All-time top list", chat: "Chat", message: "Message",
+    connecting: "Connecting…", failed: "Could not connect.", authfail: "Login failed.",
+    reconnecting: "Connection lost — reconnecting…", connected: "Connected.", received: "Answer received ✓",
+    "sent-answer": "Answer sent…", question: "Question {i} of {n}", answer: "The answer: {a}",
+    nobody: "Nobody scored.", points: "{p} points", "hint-label": "Hint: {h}", out: "{n} is out!",
+    "pause-label": "Break until {t}", creating: "Creating your room…", "nick-taken": "That nickname is taken here.",
+  },
+  de: {
+    title: "Quiz", language: "Sprache", welcome: "Spiel mit", nickname: "Spitzname", "play-guest": "Als Gast spielen",
+    "with-account": "Mit Konto anmelden", jid: "Adresse (name@server)", password: "Passwort", login: "Anmelden",
+    choose: "Spiel wählen", create: "Spiel für Freunde erstellen", public: "Öffentlichem Quizraum beitreten",
+    share: "Lade Freunde mit diesem Link ein:", copy: "Kopieren", lobby: "Mitspieler hier", questions: "Fragen",
+    category: "Kategorie", any: "alle", "quiz-language": "Fragen auf", start: "Spiel starten",
+    waiting: "Warte, bis der Raumbesitzer ein Spiel startet…", "your-answer": "Deine Antwort", send: "Senden",
+    scores: "Punktestand", podium: "Siegertreppchen", top: "Ewige Bestenliste", chat: "Chat", message: "Nachricht",
+    connecting: "Verbinde…", failed: "Verbindung fehlgeschlagen.", authfail: "Anmeldung fehlgeschlagen.",
+    reconnecting: "Verbindung unterbrochen — verbinde neu…", connected: "Verbunden.",
+    received: "Antwort angekommen ✓", "sent-answer": "Antwort gesendet…", question: "Frage {i} von {n}",
+    answer: "Die Antwort: {a}", nobody: "Niemand hat gepunktet.", points: "{p} Punkte", "hint-label": "Tipp: {h}",
+    out: "{n} ist raus!", "pause-label": "Pause bis {t}", creating: "Dein Raum wird erstellt…",
+    "nick-taken": "Dieser Spitzname ist hier schon vergeben.",
+  },
+};
+
+const state = {
+  config: null, conn: null, lang: "en", nick: "", room: null, owner: false, question: null,
+  answered: false, timer: null, credentials: null, joined: false, opening: false, wantRoom: null,
+};
+const $ = (id) => document.getElementById(id);
+
+function t(key, values = {}) {
+  const text = (TEXT[state.lang] || TEXT.en)[key] || TEXT.en[key] || key;
+  return text.replace(/\{(\w+)\}/g, (_, name) => values[name] ?? "");
+}
+
+function applyLanguage(lang) {
+  state.lang = TEXT[lang] ? lang : "en";
+  document.documentElement.lang = state.lang;
+  $("language").value = state.lang;
+  $("quiz-language").value = state.lang;
+  for (const element of document.querySelectorAll("[data-t]")) element.textContent = t(element.dataset.t);
+}
+
+function show(id, visible = true) { $(id).hidden = !visible; }
+
+function quizChild(stanza, name) {
+  for (const child of stanza.children) {
+    if (child.namespaceURI === NS && child.localName === name) return child;
+  }
+  return null;
+}
+
+function bodyOf(stanza) {
+  const body = stanza.getElementsByTagName("body")[0];
+  return body ? Strophe.getText(body) : "";
+}
+
+// --- connecting --------------------------------------------------------------------------------------------
+
+function endpoint(preferWebSocket) {
+  const cfg = state.config;
+  return preferWebSocket && cfg.websocket && "WebSocket" in window ? cfg.websocket : cfg.bosh;
+}
+
+function connect(jid, password, preferWebSocket = state.config.transport === "websocket") {
+  const url = endpoint(preferWebSocket);
+  const conn = new Strophe.Connection(url, { keepalive: true });
+  state.conn = conn;
+  state.credentials = { jid, password };
+  $("login-status").textContent = t("connecting");
+  let connected = false;
+  conn.connect(jid, password, (status) => {
+    if (status === Strophe.Status.CONNECTED) {
+      connected = true;
+      onConnected();
+    } else if (status === Strophe.Status.AUTHFAIL) {
+      $("login-status").textContent = t("authfail");
+    } else if (status === Strophe.Status.CONNFAIL && !connected && url !== state.config.bosh) {
+      connect(jid, password, false); // WebSocket unavailable: fall back to BOSH
+    } else if (status === Strophe.Status.DISCONNECTED && connected && state.room) {
+      reconnect(); // the network dropped for longer than Strophe's own retries
+    } else if (status === Strophe.Status.CONNFAIL) {
+      $("login-status").textContent = t("failed");
+    }
+  });
+  conn.addHandler(onMessage, null, "message");
+  conn.addHandler(onPresence, null, "presence");
+}
+
+function reconnect() {
+  $("connection").textContent = t("reconnecting");
+  setTimeout(() => connect(state.credentials.jid, state.credentials.password), 1000);
+}
+
+function onConnected() {
+  state.conn.send($pres());
+  $("connection").textContent = t("connected");
+  show("login", false);
+  if (state.wantRoom) joinRoom(state.wantRoom);
+  else if (state.room) joinRoom(state.room);
+  else show("home");
+  state.conn.send($msg({ to: state.config.bot, type: "chat" }).c("body").t("!categories"));
+}
+
+// --- rooms -------------------------------------------------------------------------------------------------
+
+function joinRoom(room) {
+  state.room = room;
+  state.joined = false;
+  show("home", false);
+  show("room");
+  $("room-title").textContent = room.split("@")[0];
+  const link = new URL(location.href);
+  link.search = "?room=" + encodeURIComponent(room);
+  $("share-link").value = link.toString();
+  state.conn.send($pres({ to: `${room}/${state.nick}` }).c("x", { xmlns: MUC }).c("history", { maxstanzas: 0 }));
+}
+
+function onPresence(presence) {
+  const from = presence.getAttribute("from") || "";
+  if (!state.room || Strophe.getBareJidFromJid(from) !== state.room) return true;
+  const nick = Strophe.getResourceFromJid(from);
+  if (presence.getAttribute("type") === "error") {
+    if (presence.getElementsByTagName("conflict").length) {
+      state.nick += "_";
+      joinRoom(state.room);
+    }
+    return true;
+  }
+  const x = [...presence.children].find((c) => c.namespaceURI === MUC_USER);
+  const item = x && x.getElementsByTagName("item")[0];
+  const list = $("occupants");
+  const existing = [...list.children].find((li) => li.dataset.nick === nick);
+  if (presence.getAttribute("type") === "unavailable") {
+    if (existing) existing.remove();
+  } else if (!existing) {
+    const li = document.createElement("li");
+    li.dataset.nick = nick;
+    li.textContent = nick;
+    list.appendChild(li);
+  }
+  const self = x && [...x.getElementsByTagName("status")].some((s) => s.getAttribute("code") === "110");
+  if (self && presence.getAttribute("type") !== "unavailable") {
+    state.joined = true;
+    // Owners start games in their rooms; in the public room anyone may.
+    state.owner = (item && item.getAttribute("affiliation") === "owner") || state.room === state.config.room;
+    show("start-form", state.owner);
+    show("waiting", !state.owner);
+  }
+  return true;
+}
+
+// --- messages ----------------------------------------------------------------------------------------------
+
+function onMessage(message) {
+  const from = message.getAttribute("from") || "";
+  const type = message.getAttribute("type");
+  const bare = Strophe.getBareJidFromJid(from);
+  if (message.getElementsByTagName("delay").length) return true; // room history
+  const payloads = [...message.children].filter((c) => c.namespaceURI === NS);
+  for (const payload of payloads) handlePayload(payload, type === "groupchat");
+  if (type === "groupchat" && bare === state.room && !payloads.length) {
+    const body = bodyOf(message);
+    if (body) chatLine(Strophe.getResourceFromJid(from), body);
+  }
+  return true;
+}
+
+function handlePayload(payload, inRoom) {
+  switch (payload.localName) {
+    case "room": joinRoom(payload.getAttribute("jid")); break;
+    case "game": onGame(payload); break;
+    case "question": onQuestion(payload); break;
+    case "hint": $("hint").textContent = t("hint-label", { h: payload.getAttribute("pattern") }); break;
+    case "received": if (state.question === payload.getAttribute("question")) $("received").textContent = t("received"); break;
+    case "reveal": onReveal(payload); break;
+    case "scores": onScores(payload); break;
+    case "top": fillRanking($("top-list"), payload); break;
+    case "eliminated": chatLine("", t("out", { n: payload.getAttribute("nick") })); break;
+    case "pause": $("hint").textContent = t("pause-label", { t: new Date(payload.getAttribute("until")).toLocaleTimeString() }); break;
+    case "categories": fillCategories(payload); break;
+    default: break;
+  }
+}
+
+function onGame(game) {
+  const gameState = game.getAttribute("state");
+  if (gameState === "lobby" && game.getAttribute("opener") === state.nick && state.opening) {
+    state.opening = false;
+    sendToRoom("!start"); // our own lobby: start at once, everyone in the room may answer
+  }
+  if (gameState === "running") {
+    show("lobby", false);
+    show("podium", false);
+  }
+  if (gameState === "ended" || gameState === "none") show("lobby");
+}
+
+function onQuestion(question) {
+  state.question = question.getAttribute("id");
+  state.answered = false;
+  show("question");
+  show("reveal", false);
+  $("received").textContent = "";
+  $("hint").textContent = "";
+  $("q-index").textContent = t("question", { i: question.getAttribute("index"), n: question.getAttribute("total") });
+  $("q-category").textContent = question.getAttribute("category");
+  $("q-text").textContent = Strophe.getText(quizChild(question, "text"));
+  const choices = [...question.children].filter((c) => c.namespaceURI === NS && c.localName === "choice");
+  const box = $("choices");
+  box.replaceChildren();
+  for (const choice of choices) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.dataset.key = choice.getAttribute("key");
+    button.textContent = `${choice.getAttribute("key")}) ${Strophe.getText(choice)}`;
+    button.addEventListener("click", () => answer(button.dataset.key, button.dataset.key, button));
+    box.appendChild(button);
+  }
+  show("answer-form", choices.length === 0);
+  $("answer").type = question.getAttribute("kind") === "number" ? "text" : "text";
+  $("answer").inputMode = question.getAttribute("kind") === "number" ? "decimal" : "text";
+  $("answer").value = "";
+  if (choices.length) box.firstChild.focus(); else $("answer").focus();
+  startCountdown(Date.parse(question.getAttribute("deadline")), Number(question.getAttribute("duration")));
+}
+
+function startCountdown(deadline, duration) {
+  clearInterval(state.timer);
+  const bar = $("countdown");
+  const tick = () => {
+    const left = Math.max(0, deadline - Date.now());
+    const share = Math.min(100, (100 * left) / (duration * 1000));
+    bar.style.width = `${share}%`;
+    bar.parentElement.setAttribute("aria-valuenow", String(Math.round(share)));
+    if (left <= 0) clearInterval(state.timer);
+  };
+  tick();
+  state.timer = setInterval(tick, 200);
+}
+
+function answer(text, choice, button) {
+  if (state.answered || !state.question) return;
+  state.answered = true;
+  if (button) button.classList.add("chosen");
+  for (const b of $("choices").children) b.disabled = true;
+  $("received").textContent = t("sent-answer");
+  const message = $msg({ to: state.config.bot, type: "chat" }).c("body").t(text).up()
+    .c("answer", { xmlns: NS, question: state.question, ...(choice ? { choice } : {}) });
+  state.conn.send(message); // privately to the bot: nobody in the room can copy it
+}
+
+function onReveal(reveal) {
+  clearInterval(state.timer);
+  state.answered = true;
+  for (const b of $("choices").children) {
+    b.disabled = true;
+    const choice = [...reveal.children].find((c) => c.localName === "choice" && c.getAttribute("key") === b.dataset.key);
+    if (choice && choice.getAttribute("correct") === "true") b.classList.add("correct");
+  }
+  const box = $("reveal");
+  box.replaceChildren();
+  const head = document.createElement("p");
+  head.className = "answer";
+  head.textContent = t("answer", { a: reveal.getAttribute("answer") });
+  box.appendChild(head);
+  const scorers = [...reveal.children].filter((c) => c.localName === "scorer");
+  const list = document.createElement("ul");
+  list.className = "scorers";
+  for (const scorer of scorers) {
+    const li = document.createElement("li");
+    li.textContent = `${scorer.getAttribute("nick")}: +${t("points", { p: scorer.getAttribute("points") })}`;
+    list.appendChild(li);
+  }
+  if (!scorers.length) list.textContent = t("nobody");
+  box.appendChild(list);
+  show("reveal");
+}
+
+function fillRanking(list, payload) {
+  list.replaceChildren();
+  for (const player of [...payload.children].filter((c) => c.localName === "player")) {
+    const li = document.createElement("li");
+    li.dataset.nick = player.getAttribute("nick");
+    li.dataset.points = player.getAttribute("points");
+    li.textContent = `${player.getAttribute("nick")} — ${t("points", { p: player.getAttribute("points") })}`;
+    list.appendChild(li);
+  }
+}
+
+function onScores(scores) {
+  fillRanking($("scores"), scores);
+  show("scoreboard");
+  if (scores.getAttribute("final") === "true") {
+    fillRanking($("podium-list"), scores);
+    show("question", false);
+    show("podium");
+    state.question = null;
+    state.conn.send($msg({ to: state.config.bot, type: "chat" }).c("body").t("!top all 10"));
+  }
+}
+
+function fillCategories(payload) {
+  state.categories = [...payload.children].filter((c) => c.localName === "category")
+    .map((c) => ({ language: c.getAttribute("language"), name: Strophe.getText(c) }));
+  showCategories();
+}
+
+function showCategories() {
+  const select = $("category");
+  select.replaceChildren(select.firstElementChild); // keep "any"
+  for (const category of (state.categories || []).filter((c) => c.language === $("quiz-language").value)) {
+    const option = document.createElement("option");
+    option.value = option.textContent = category.name;
+    select.appendChild(option);
+  }
+}
+
+function chatLine(nick, text) {
+  const li = document.createElement("li");
+  li.textContent = nick ? `${nick}: ${text}` : text;
+  $("chat-log").appendChild(li);
+  li.scrollIntoView({ block: "nearest" });
+}
+
+function sendToRoom(text) {
+  state.conn.send($msg({ to: state.room, type: "groupchat" }).c("body").t(text));
+}
+
+// --- wiring ------------------------------------------------------------------------------------------------
+
+async function main() {
+  state.config = await (await fetch("/quiz/config.json")).json();
+  const params = new URLSearchParams(location.search);
+  state.wantRoom = params.get("room");
+  applyLanguage(localStorage.getItem("quiz-language") || (navigator.language || "en").slice(0, 2));
+  $("language").addEventListener("change", (event) => {
+    localStorage.setItem("quiz-language", event.target.value);
+    applyLanguage(event.target.value);
+  });
+  $("guest-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    state.nick = $("nick").value.trim();
+    connect(state.config.domain, null); // SASL ANONYMOUS
+  });
+  $("account-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const jid = $("jid").value.trim();
+    state.nick = $("nick").value.trim() || Strophe.getNodeFromJid(jid);
+    connect(jid.includes("/") ? jid : `${jid}/quiz-${Math.random().toString(36).slice(2, 8)}`, $("password").value);
+  });
+  $("create-game").addEventListener("click", () => {
+    $("connection").textContent = t("creating");
+    state.conn.send($msg({ to: state.config.bot, type: "chat" }).c("body").t("!newgame"));
+  });
+  $("quiz-language").addEventListener("change", showCategories);
+  $("join-public").addEventListener("click", () => joinRoom(state.config.room));
+  $("copy-link").addEventListener("click", () => navigator.clipboard && navigator.clipboard.writeText($("share-link").value));
+  $("start-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const parts = ["!quiz", "live", String(Number($("count").value) || 5)];
+    if ($("category").value) parts.push($("category").value);
+    parts.push($("quiz-language").value);
+    state.opening = true;
+    sendToRoom(parts.join(" "));
+  });
+  $("answer-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const text = $("answer").value.trim();
+    if (text) answer(text, null, null);
+  });
+  $("chat-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const text = $("chat-input").value.trim();
+    if (text && state.room) sendToRoom(text);
+    $("chat-input").value = "";
+  });
+  document.addEventListener("keydown", (event) => {
+    if (!state.question || state.answered || event.target.tagName === "INPUT") return;
+    const key = event.key.toUpperCase();
+    const index = "ABCD".indexOf(key) >= 0 ? "ABCD".indexOf(key) : "1234".indexOf(key);
+    const button = $("choices").children[index];
+    if (button) button.click();
+  });
+}
+
+main();
