@@ -172,7 +172,7 @@ class QuizBot:
         if fact.new_nick is not None:
             room.occupant_renamed(fact.nick, fact.new_nick)
         elif not fact.available:
-            room.occupant_gone(fact.nick)
+            room.occupant_gone(fact.nick, now)
         else:
             room.occupant_present(nick=fact.nick, real_jid=fact.real_jid, occupant_id=fact.occupant_id,
                                   role=fact.role, affiliation=fact.affiliation, now=now)

@@ -64,6 +64,11 @@ class PlayerJoined:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PlayerLeft:
+    player: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Begin:
     pass
 
@@ -105,6 +110,7 @@ class StopRequested:
 
 GameEvent = (
     PlayerJoined
+    | PlayerLeft
     | Begin
     | QuestionReflected
     | AnswerGiven
@@ -209,6 +215,7 @@ class _Player:
     streak: int = 0
     round_trip: float = 0.0
     eliminated: bool = False
+    present: bool = True  # in the room; absent players keep their points but are not waited for
     recent: deque[float] = field(default_factory=deque)
 
 
@@ -343,8 +350,13 @@ class QuizGame:
             case PlayerJoined(player=player, nick=nick):
                 if player in self._players:
                     self._players[player].nick = nick
+                    self._players[player].present = True
                 elif self._state is _State.LOBBY or self.mode is not Mode.SIXBREAK:
                     self._players[player] = _Player(nick=nick)
+                return []
+            case PlayerLeft(player=player):
+                if player in self._players:
+                    self._players[player].present = False
                 return []
             case Begin():
                 return self._ask(now) if self._state is _State.LOBBY else []
@@ -477,7 +489,8 @@ class QuizGame:
             if self.mode is Mode.SIXBREAK:
                 player.eliminated = True
                 actions.append(Eliminate(player=event.player, nick=player.nick))
-        if self.mode is not Mode.CLASSIC and all(p in self._answered for p in self._active_players()):
+        waiting_for = [p for p in self._active_players() if self._players[p].present]
+        if self.mode is not Mode.CLASSIC and all(p in self._answered for p in waiting_for):
             actions += self._reveal(now)  # everyone has answered: lock early
         return actions
 

@@ -21,6 +21,7 @@ def page_routes(config: Config) -> list[web.RouteDef]:
         "domain": config.server.domain,
         "muc": config.muc_domain,
         "bot": f"{quiz.account}@{config.server.domain}",
+        "botNick": quiz.nick,
         "room": f"{quiz.room}@{config.muc_domain}" if quiz.room else None,
         "bosh": config.http.bosh_path,
         "websocket": config.http.websocket_path,

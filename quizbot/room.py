@@ -31,6 +31,7 @@ from quizbot.game import (
     Mode,
     Pause,
     PlayerJoined,
+    PlayerLeft,
     QuestionReflected,
     QuizGame,
     RevealAnswer,
@@ -109,12 +110,15 @@ class QuizRoom:
         self.occupants[nick] = Occupant(nick=nick, player=player, real_jid=real_jid, role=role,
                                         affiliation=affiliation)
         self._nick_of_player[player] = nick
-        if self.game is not None and self.game.has_player(player):
-            self.game.handle(PlayerJoined(player=player, nick=nick), now)  # a rejoin or nick change keeps points
+        if self.game is not None and (self.game.has_player(player) or self.game.mode is not Mode.SIXBREAK):
+            # A rejoin or nick change keeps the points; in live and classic games everyone in the room plays.
+            self.game.handle(PlayerJoined(player=player, nick=nick), now)
         return []
 
-    def occupant_gone(self, nick: str) -> None:
+    def occupant_gone(self, nick: str, now: float) -> None:
         occupant = self.occupants.pop(nick, None)
+        if occupant is not None and self.game is not None:
+            self.game.handle(PlayerLeft(player=occupant.player), now)
         if occupant is not None and self._nick_of_player.get(occupant.player) == nick:
             del self._nick_of_player[occupant.player]
 
@@ -288,6 +292,9 @@ class QuizRoom:
                                  language=lobby.language, opener=lobby.opener, wall=wall)
         for player, nick in lobby.players.items():
             self.game.handle(PlayerJoined(player=player, nick=nick), now)
+        if lobby.mode is not Mode.SIXBREAK:  # live and classic: everyone in the room plays, no !join needed
+            for occupant in self.occupants.values():
+                self.game.handle(PlayerJoined(player=occupant.player, nick=occupant.nick), now)
         self.lobby = None
         orders.say(self.jid, render.say(self.language, "start", mode=self.game.mode.value, count=len(questions)),
                    self._game_state("running"), groupchat=True)

@@ -40,4 +40,7 @@ if $want_test; then
   npm run --silent build:test-clients
 else
   .venv/bin/python -m pip install -q -e .
+  # Strophe.js for the browser quiz page, from package.json/package-lock.json.
+  if ! command -v npm >/dev/null && command -v dpkg >/dev/null; then apt_install nodejs npm; fi
+  npm install --silent --no-audit --no-fund --omit=dev
 fi

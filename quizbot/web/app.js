@@ -147,6 +147,7 @@ function onPresence(presence) {
   const x = [...presence.children].find((c) => c.namespaceURI === MUC_USER);
   const item = x && x.getElementsByTagName("item")[0];
   const list = $("occupants");
+  if (new RegExp(`^${state.config.botNick}\\d*$`).test(nick)) return true; // the bot (maybe with a number) is no player
   const existing = [...list.children].find((li) => li.dataset.nick === nick);
   if (presence.getAttribute("type") === "unavailable") {
     if (existing) existing.remove();
@@ -159,6 +160,7 @@ function onPresence(presence) {
   const self = x && [...x.getElementsByTagName("status")].some((s) => s.getAttribute("code") === "110");
   if (self && presence.getAttribute("type") !== "unavailable") {
     state.joined = true;
+    $("connection").textContent = t("connected");
     // Owners start games in their rooms; in the public room anyone may.
     state.owner = (item && item.getAttribute("affiliation") === "owner") || state.room === state.config.room;
     show("start-form", state.owner);
@@ -178,7 +180,7 @@ function onMessage(message) {
   for (const payload of payloads) handlePayload(payload, type === "groupchat");
   if (type === "groupchat" && bare === state.room && !payloads.length) {
     const body = bodyOf(message);
-    if (body) chatLine(Strophe.getResourceFromJid(from), body);
+    if (body && !body.startsWith("!")) chatLine(Strophe.getResourceFromJid(from), body); // commands are not chat
   }
   return true;
 }

@@ -16,6 +16,7 @@ from quizbot.game import (
     Mode,
     Pause,
     PlayerJoined,
+    PlayerLeft,
     QuestionReflected,
     QuizGame,
     RevealAnswer,
@@ -259,3 +260,16 @@ def test_sixbreak_ends_when_the_only_player_is_eliminated() -> None:
     wrong = "B" if quiz.current_choices[1] != "Mozart" else "C"
     out = answer(quiz, "ann", wrong, 1.0, choice=wrong)
     assert of(out, Eliminate) and of(out, GameEnded)
+
+
+def test_live_locks_early_only_when_every_present_player_answered() -> None:
+    quiz = game(Mode.LIVE, [text_question(1), text_question(2)], players=("ann", "ben", "cat"))
+    quiz.handle(Begin(), 0.0)
+    assert not of(answer(quiz, "ann", "Zugspitze", 1.0), RevealAnswer)
+    assert not of(answer(quiz, "ben", "Zugspitze", 2.0), RevealAnswer)  # still waiting for Cat
+    assert of(quiz.handle(PlayerLeft(player="cat"), 3.0) + answer(quiz, "ann", "x", 3.0), RevealAnswer) == []
+    quiz.handle_timeout(20.0)
+    quiz.handle_timeout(23.0)  # question 2: Cat is gone, so Ann and Ben answering is everyone
+    answer(quiz, "ann", "Zugspitze", 24.0)
+    assert of(answer(quiz, "ben", "Zugspitze", 25.0), RevealAnswer)
+    assert dict((p, pts) for p, _n, pts in quiz.scores())["cat"] == 0  # absent players keep their place

@@ -1,0 +1,198 @@
+"""The browser quiz page in headless Debian Chromium: two browser players (guests over BOSH) and one slixmpp
+player play a whole live game of three questions with the bot; one browser player goes offline for 5 s.
+
+Screenshots of the lobby, a question and the podium go to test-output/screenshots/ (docs/quiz.md shows
+copies of them)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Page, expect
+
+from boshcm.app import Server
+from boshcm.config import load_config
+from boshcm.tls import SELF_SIGNED_CERT
+from tests.integration.quiz_players import ANSWERS, BANK, Player, player, wait_until
+from tests.integration.xmpp_client import TIMEOUT_SECONDS, XmppClient
+from tests.interop.browser import chromium
+
+SCREENSHOTS = Path(__file__).parents[2] / "test-output" / "screenshots"
+TEXT_ANSWERS = {q["question"]: q["answer"] for q in BANK["questions"]}  # type: ignore[index]
+
+
+@pytest.fixture
+async def quiz_server(tmp_path: Path) -> AsyncIterator[Server]:
+    bank = tmp_path / "bank.json"
+    bank.write_text(json.dumps(BANK))
+    config = load_config(None, {
+        "server.data_dir": str(tmp_path / "data"), "c2s.listen": "127.0.0.1:0", "http.listen": "127.0.0.1:0",
+        "quizbot.questions": [str(bank)], "quizbot.game.question_seconds": 15.0,
+        "quizbot.game.reveal_seconds": 2.0})
+    server = Server(config)
+    server.accounts.add("cat", "cat-secret")
+    await server.start()
+    assert server.quizbot is not None
+    await wait_until(lambda: "quiz@conference.localhost" in server.quizbot.client.entered)  # type: ignore[union-attr]
+    yield server
+    await server.stop()
+
+
+async def log_in_as_guest(page: Page, url: str, nick: str) -> None:
+    await page.goto(url)
+    await page.get_by_label("Nickname").fill(nick)
+    await page.get_by_role("button", name="Play as guest").click()
+
+
+async def answer_correctly(page: Page, *, keyboard: bool = False) -> None:
+    """Reads the question card like a player and answers it through the page's controls."""
+    text = await page.locator("#q-text").inner_text()
+    answer = TEXT_ANSWERS[text]
+    choices = page.locator("#choices button")
+    if await choices.count():
+        right = choices.filter(has_text=f") {answer}")
+        if keyboard:
+            await page.keyboard.press((await right.get_attribute("data-key") or "").lower())
+        else:
+            await right.click()
+    else:
+        await page.locator("#answer").fill(answer)  # labelled "Your answer" / "Deine Antwort"
+        await page.locator("#answer").press("Enter")
+    await expect(page.locator("#received")).to_have_text(re.compile("✓"), timeout=TIMEOUT_SECONDS * 1000)
+
+
+async def page_scores(page: Page) -> dict[str, int]:
+    items = page.locator("#podium-list li")
+    return {await li.get_attribute("data-nick") or "": int(await li.get_attribute("data-points") or "0")
+            for li in await items.all()}
+
+
+@pytest.mark.interop
+async def test_two_browsers_and_a_slixmpp_player_play_a_game(quiz_server: Server, tmp_path: Path) -> None:
+    assert quiz_server.http is not None
+    url = f"http://127.0.0.1:{quiz_server.http.port}/"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    made: list[XmppClient] = []
+    async with chromium(tmp_path) as browser:
+        ann_context = await browser.new_context(locale="en-GB", viewport={"width": 390, "height": 844})
+        ben_context = await browser.new_context(locale="de-DE")
+        ann, ben = await ann_context.new_page(), await ben_context.new_page()
+        try:
+            await log_in_as_guest(ann, url, "Ann")
+            await ann.get_by_role("button", name="Create a game for friends").click()
+            share = ann.get_by_label("Share link")
+            await wait_for_value(ann, "#share-link")
+            link = await share.input_value()
+            room = link.split("room=")[1].replace("%40", "@")
+
+            # The share link brings Ben (a German browser) into Ann's room.
+            await ben.goto(link)
+            await expect(ben.locator("html")).to_have_attribute("lang", "de")
+            await ben.get_by_label("Spitzname").fill("Ben")
+            await ben.get_by_role("button", name="Als Gast spielen").click()
+            await expect(ben.locator("#room-title")).to_have_text(room.split("@")[0])
+            cat: Player = await player(quiz_server.c2s.port, quiz_server.config.data_path / SELF_SIGNED_CERT, made,
+                                       "cat", join=False)
+            await cat.client.xmpp.plugin["xep_0045"].join_muc_wait(room, "Cat", maxstanzas=0,
+                                                                   timeout=TIMEOUT_SECONDS)
+            for nick in ("Ann", "Ben", "Cat"):
+                await expect(ann.locator(f"#occupants li[data-nick='{nick}']")).to_be_visible()
+            await expect(ann.locator("#occupants li")).to_have_count(3)  # the bot is not listed as a player
+            await ben.get_by_label("Nachricht").fill("Viel Glück!")
+            await ben.get_by_label("Nachricht").press("Enter")
+            await expect(ann.locator("#chat-log")).to_contain_text("Ben: Viel Glück!")
+            await ann.screenshot(path=str(SCREENSHOTS / "lobby.png"), full_page=True)
+
+            # Ann owns the room and starts a live game of three questions.
+            await ann.get_by_label("Questions", exact=True).fill("3")
+            await ann.get_by_label("Category").select_option("mixed")
+            await ann.get_by_role("button", name="Start the game").click()
+            for index in (1, 2, 3):
+                await expect(ann.locator("#q-index")).to_have_text(f"Question {index} of 3",
+                                                                    timeout=TIMEOUT_SECONDS * 2000)
+                await expect(ben.locator("#q-index")).to_have_text(f"Frage {index} von 3",
+                                                                    timeout=TIMEOUT_SECONDS * 2000)
+                if index == 1:
+                    await ann.screenshot(path=str(SCREENSHOTS / "question.png"), full_page=True)
+                await answer_correctly(ann, keyboard=True)
+                if index == 2:
+                    # Ben's network drops for 5 s; Strophe retries, the bot keeps him and his points.
+                    await ben_context.set_offline(True)
+                    await asyncio.sleep(5)
+                    await ben_context.set_offline(False)
+                await answer_correctly(ben)
+                question_id = await current_question_id(cat)
+                wrong = "Lyon" if question_id == "m-text" else "6" if question_id == "m-number" else "Bach"
+                cat.client.xmpp.send_message(mto=room, mbody=wrong, mtype="groupchat")
+                await expect(ann.locator("#reveal")).to_be_visible(timeout=TIMEOUT_SECONDS * 1000)
+            final = await cat.next("scores", lambda s: s.get("final") == "true")
+            bot_scores = {p.get("nick"): int(p.get("points", "")) for p in final}
+            await expect(ann.locator("#podium")).to_be_visible(timeout=TIMEOUT_SECONDS * 1000)
+            await expect(ben.locator("#podium")).to_be_visible(timeout=TIMEOUT_SECONDS * 1000)
+            assert await page_scores(ann) == bot_scores == await page_scores(ben)
+            assert bot_scores["Cat"] == 0 and bot_scores["Ann"] > 0 and bot_scores["Ben"] >= 3 * 500
+            await expect(ann.locator("#top-list li")).to_have_count(2, timeout=TIMEOUT_SECONDS * 1000)
+            await ann.screenshot(path=str(SCREENSHOTS / "podium.png"), full_page=True)
+        finally:
+            await asyncio.gather(*(client.close() for client in made), return_exceptions=True)
+            await ann_context.close()
+            await ben_context.close()
+
+
+async def wait_for_value(page: Page, selector: str) -> None:
+    await page.wait_for_function(f"document.querySelector('{selector}').value !== ''",
+                                 timeout=TIMEOUT_SECONDS * 1000)
+
+
+async def current_question_id(cat: Player) -> str:
+    question = await cat.next("question")
+    question_id = question.get("id", "")
+    assert question_id in ANSWERS
+    return question_id
+
+
+def copy_screenshots_to_docs() -> None:  # pragma: no cover - run by hand after a test run
+    for name in ("lobby", "question", "podium"):
+        shutil.copy(SCREENSHOTS / f"{name}.png", Path(__file__).parents[2] / "docs" / "images" / f"quiz-{name}.png")
+
+
+@pytest.mark.interop
+async def test_account_login_over_websocket_and_fallback_to_bosh(tmp_path: Path) -> None:
+    config = load_config(None, {
+        "server.data_dir": str(tmp_path / "data"), "c2s.listen": "127.0.0.1:0", "http.listen": "127.0.0.1:0",
+        "http.quiz_page_transport": "websocket", "quizbot.enabled": False})
+    server = Server(config)
+    server.accounts.add("cat", "cat-secret")
+    await server.start()
+    assert server.http is not None and server.websocket is not None and server.bosh is not None
+    url = f"http://127.0.0.1:{server.http.port}/"
+    try:
+        async with chromium(tmp_path) as browser:
+            page = await browser.new_page(locale="en-US")
+            await page.goto(url)
+            await page.get_by_text("Log in with an account").click()
+            await page.get_by_label("Address (name@server)").fill("cat@localhost")
+            await page.get_by_label("Password").fill("cat-secret")
+            await page.get_by_role("button", name="Log in", exact=True).click()
+            await expect(page.get_by_role("button", name="Join the public quiz room")).to_be_visible()
+            assert len(server.websocket.connections) == 1  # configured: WebSocket
+
+            # A network where WebSocket cannot get through: the page falls back to BOSH.
+            blocked = await browser.new_page(locale="en-US")
+            await blocked.add_init_script(
+                "window.WebSocket = class extends WebSocket { constructor(u, p) { super('ws://127.0.0.1:9/', p); } }")
+            await blocked.goto(url)
+            await blocked.get_by_text("Log in with an account").click()
+            await blocked.get_by_label("Address (name@server)").fill("cat@localhost")
+            await blocked.get_by_label("Password").fill("cat-secret")
+            await blocked.get_by_role("button", name="Log in", exact=True).click()
+            await expect(blocked.get_by_role("button", name="Join the public quiz room")).to_be_visible()
+            assert len(server.websocket.connections) == 1 and len(server.bosh.registry) == 1
+    finally:
+        await server.stop()
