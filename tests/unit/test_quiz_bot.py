@@ -209,3 +209,99 @@ def test_a_restarted_bot_resumes_the_running_game_with_the_scores(tmp_path: obje
     second.enter(*PLAYERS)
     asked = payload(second.advance(3.0), "question")
     assert asked.get("index") == "2" and asked.get("total") == "3"
+
+
+def test_room_commands_hint_repeat_lang_report_and_votes() -> None:
+    h = Harness()
+    h.enter(*PLAYERS, ("Cat", "cat@localhost", "participant"))
+    h.say("Ann", "!quiz classic 3 geo")
+    asked = payload(h.say("Ann", "!start"), "question")
+    hint = payload(h.say("Ben", "!tipp"), "hint")
+    assert hint.get("points") == "50" and hint.get("pattern", "").startswith("P")
+    again = h.say("Cat", "!repeat")
+    assert payload(again, "question").get("id") == asked.get("id")
+    assert "Paris" not in etree.tostring(payload(again, "question")).decode()
+    assert "Deutsch" in sends(h.say("Ann", "!lang de"))[0].body
+    thanks = h.say("Cat", "!melden Die Frage ist zu leicht")
+    assert asked.get("id", "") in sends(thanks)[0].body and "Danke" in sends(thanks)[0].body
+    assert h.store.reports() == [("cat@localhost", asked.get("id"), "Die Frage ist zu leicht")]
+    vote = h.say("Ben", "!skip")  # not the opener: a vote, 1 of 3 is not half
+    assert not any(payload_names(vote) & {"reveal"})
+    skipped = h.say("Cat", "!skip")  # 2 of 3 players
+    assert "reveal" in payload_names(skipped)
+    assert "reveal" not in payload_names(h.say("Ben", "!stop"))  # a vote
+    ended = h.say("Cat", "!stop")  # the second vote of three ends it
+    assert payload(ended, "scores").get("reason") == "stopped"
+
+
+def payload_names(orders: Iterable[Order]) -> set[str]:
+    return {element.tag.partition("}")[2] for send in sends(orders) for element in send.payload}
+
+
+def test_submissions_are_reviewed_by_admins_and_accepted_ones_are_asked() -> None:
+    h = Harness()
+    h.enter(*PLAYERS)
+    bad = h.feed(PrivateMessage(sender="ben@localhost/x", body="!submit Only a question"))
+    assert sends(bad)[0].body.startswith("Usage: !submit")
+    queued = h.feed(PrivateMessage(
+        sender="ben@localhost/x",
+        body="!submit Which planet has the most moons? | Saturn | Jupiter | Uranus | Neptune | https://en.wikipedia.org/wiki/Saturn"))
+    assert "#1" in sends(queued)[0].body
+    review = h.feed(PrivateMessage(sender="root@localhost/x", body="!admin review"))
+    assert "#1 Which planet has the most moons? = Saturn (ben@localhost)" in sends(review)[0].body
+    h.feed(PrivateMessage(sender="root@localhost/x", body="!admin accept 1"))
+    assert "community" in h.bot.rooms[ROOM].banks.categories("en")
+    h.say("Ann", "!quiz live 1 community")
+    asked = payload(h.say("Ann", "!start"), "question")
+    assert asked.get("id") == "sub-1" and asked.get("kind") == "choice"
+    assert "Nothing with that id" in sends(h.feed(PrivateMessage(sender="root@localhost/x",
+                                                                  body="!admin reject 1")))[0].body
+
+
+def test_rooms_run_independent_games() -> None:
+    h = Harness()
+    other = "trivia@conference.localhost"
+    h.enter(*PLAYERS)
+    h.feed(RoomEntered(room=other))
+    h.feed(OccupantPresence(room=other, nick="Dan", available=True, real_jid="dan@localhost"))
+    h.say("Ann", "!quiz live 2 geo")
+    h.say("Ann", "!start")
+    h.feed(RoomMessage(room=other, nick="Dan", body="!quiz classic 1 music"))
+    started = h.feed(RoomMessage(room=other, nick="Dan", body="!start"))
+    assert {s.to for s in sends(started)} == {other}
+    assert h.bot.rooms[ROOM].game is not None and h.bot.rooms[other].game is not None
+    assert h.bot.rooms[ROOM].game is not h.bot.rooms[other].game
+    stopped = h.feed(RoomMessage(room=other, nick="Dan", body="!stop"))
+    assert {s.to for s in sends(stopped)} == {other} and h.bot.rooms[ROOM].game is not None
+
+
+def test_leaderboards_count_today_this_week_and_all_time() -> None:
+    from datetime import UTC, datetime
+
+    store = QuizStore(":memory:")
+    monday_noon = datetime(2026, 11, 23, 12, tzinfo=UTC).timestamp()
+    store.award(player="ann", nick="Ann", points=10, wall=monday_noon - 8 * 86400, game_id=None, why="answer")
+    store.award(player="ann", nick="Ann", points=5, wall=monday_noon, game_id=None, why="answer")
+    store.award(player="ben", nick="Ben", points=7, wall=monday_noon + 86400, game_id=None, why="answer")
+    tuesday = monday_noon + 86400 + 60
+    assert store.leaderboard("day", wall=tuesday) == [("ben", "Ben", 7)]
+    assert store.leaderboard("week", wall=tuesday) == [("ben", "Ben", 7), ("ann", "Ann", 5)]
+    assert store.leaderboard("all", wall=tuesday) == [("ann", "Ann", 15), ("ben", "Ben", 7)]
+
+
+def test_a_faulty_bank_is_refused_and_the_others_load(tmp_path: object) -> None:
+    import json
+    from pathlib import Path
+
+    from quizbot.runner import load_banks
+
+    good, bad = Path(f"{tmp_path}/good.json"), Path(f"{tmp_path}/bad.json")
+    good.write_text(json.dumps({"language": "en", "questions": [
+        {"id": "g1", "category": "geo", "kind": "text", "question": "Capital of France?", "answer": "Paris",
+         "source": "https://example.org"}]}))
+    bad.write_text(json.dumps({"language": "en", "questions": [
+        {"id": "b1", "category": "geo", "kind": "choice", "question": "Q?", "answer": "A", "wrong": ["B"],
+         "source": "https://example.org"}]}))
+    banks, report = load_banks([good, bad])
+    assert [q.id for q in banks.questions] == ["g1"]
+    assert report[0] == "good.json: 1 questions" and report[1].startswith("bad.json: refused (1 faults: b1:")
