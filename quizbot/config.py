@@ -16,38 +16,6 @@ SHIPPED_BANKS = Path(__file__).resolve().parents[1] / "conf" / "questions"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class QuizGameConfig:
-    """Timers and points (docs/quiz.md explains each rule)."""
-
-    question_seconds: float = 30.0
-    hint_interval_seconds: float = 10.0
-    max_hints: int = 3
-    reveal_seconds: float = 5.0
-    classic_points: int = 100
-    live_points: int = 1000
-    full_points_under_seconds: float = 0.5
-    streak_bonus: int = 50
-    streak_cap: int = 250
-    grace_seconds: float = 0.15
-    max_round_trip_seconds: float = 1.0
-    break_every: int = 6
-    break_seconds: float = 30.0
-    unanswered_limit: int = 3
-
-    def validate(self, section: str) -> None:
-        for name in ("question_seconds", "hint_interval_seconds", "reveal_seconds", "break_seconds"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{section}.{name}", "must be positive")
-        for name in ("max_hints", "classic_points", "live_points", "streak_bonus", "streak_cap", "break_every",
-                     "unanswered_limit"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{section}.{name}", "must not be negative")
-
-    def settings(self) -> GameSettings:
-        return GameSettings(**{name: getattr(self, name) for name in self.__dataclass_fields__})
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class QuizBotConfig:
     nick: str = "Quizbot"
     rooms: list[str] = field(default_factory=list)
@@ -56,7 +24,7 @@ class QuizBotConfig:
     questions: list[str] = field(default_factory=list)
     store: str = "quizbot.sqlite"
     self_ping_seconds: float = 60.0
-    game: QuizGameConfig = field(default_factory=QuizGameConfig)
+    game: GameSettings = field(default_factory=GameSettings)  # [quizbot.game]: timers and points
 
     def validate(self, section: str) -> None:
         if self.language not in ("de", "en"):

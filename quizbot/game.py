@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from enum import Enum, auto
 from typing import Any
 
+from boshcm.toml_config import ConfigError
 from quizbot.matching import match_choice, match_number, match_text, parse_number
 from quizbot.questions import Question, QuestionKind
 
@@ -39,13 +40,23 @@ class GameSettings:
     streak_cap: int = 250
     grace_seconds: float = 0.15
     max_round_trip_seconds: float = 1.0
-    reflection_timeout_seconds: float = 2.0
     reveal_seconds: float = 5.0
     break_every: int = 6
     break_seconds: float = 30.0
     unanswered_limit: int = 3
     rate_limit_answers: int = 3
     rate_limit_window_seconds: float = 2.0
+
+    def validate(self, section: str) -> None:
+        """Configuration check (`[quizbot.game]`): times positive, counts and points not negative."""
+        for name in ("question_seconds", "hint_interval_seconds", "reveal_seconds", "break_seconds",
+                     "rate_limit_window_seconds"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{section}.{name}", "must be positive")
+        for name in ("max_hints", "classic_points", "live_points", "streak_bonus", "streak_cap", "break_every",
+                     "unanswered_limit", "rate_limit_answers", "grace_seconds", "max_round_trip_seconds"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{section}.{name}", "must not be negative")
 
 
 class Mode(Enum):

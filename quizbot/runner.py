@@ -48,7 +48,7 @@ def build_client(config: QuizBotConfig, connection: Connection, *, rooms: Sequen
     store = QuizStore(store_path)
     settings = BotSettings(jid=connection.jid.partition("/")[0], muc_domain=muc_domain,
                            admins=frozenset(config.admins), rooms=tuple(dict.fromkeys(rooms)),
-                           language=config.language, game=config.game.settings())
+                           language=config.language, game=config.game)
     bot = QuizBot(settings=settings, store=store, banks=banks, bank_report=report)
     client = QuizBotClient(bot, connection, nick=config.nick, self_ping_seconds=config.self_ping_seconds,
                            reload_banks=lambda: load_banks(config.bank_paths()))

@@ -6,7 +6,8 @@ import asyncio
 import json
 from pathlib import Path
 
-from quizbot.config import QuizBotConfig, QuizGameConfig
+from quizbot.config import QuizBotConfig
+from quizbot.game import GameSettings
 from quizbot.runner import build_client
 from quizbot.xmpp import Connection
 from tests.integration.quiz_players import BANK, QUESTION_SECONDS, ROOM, play_live_game, player, wait_until
@@ -20,7 +21,7 @@ async def test_live_game_on_prosody_muc(prosody: Prosody, tmp_path: Path) -> Non
     bank = tmp_path / "bank.json"
     bank.write_text(json.dumps(BANK))
     config = QuizBotConfig(rooms=[ROOM], questions=[str(bank)],
-                           game=QuizGameConfig(question_seconds=QUESTION_SECONDS, reveal_seconds=0.5))
+                           game=GameSettings(question_seconds=QUESTION_SECONDS, reveal_seconds=0.5))
     client, store = build_client(config, Connection(jid="quiz@localhost/bot", password="quiz-secret",
                                                     server=("127.0.0.1", prosody.c2s_port), ca_file=prosody.cert_path),
                                  rooms=[ROOM], muc_domain="conference.localhost", store_path=tmp_path / "quiz.sqlite")

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from boshcm.config import Config, ConfigError, load_config
-from quizbot.config import QuizGameConfig, XmppAccountConfig, load_standalone
+from quizbot.config import XmppAccountConfig, load_standalone
+from quizbot.game import GameSettings
 
 EXAMPLE = Path(__file__).parents[2] / "conf" / "boshcm.toml"
 
@@ -94,5 +95,5 @@ def test_configuration_reference_mentions_every_option() -> None:
         assert f"`[{section.name}]`" in reference
         for option in dataclasses.fields(getattr(Config(), section.name)):
             assert f"`{option.name}`" in reference, f"{section.name}.{option.name} undocumented"
-    for option in (*dataclasses.fields(QuizGameConfig), *dataclasses.fields(XmppAccountConfig)):
+    for option in (*dataclasses.fields(GameSettings), *dataclasses.fields(XmppAccountConfig)):
         assert f"`{option.name}`" in reference, f"{option.name} undocumented"
