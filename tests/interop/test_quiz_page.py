@@ -176,6 +176,11 @@ async def test_account_login_over_websocket_and_fallback_to_bosh(tmp_path: Path)
         async with chromium(tmp_path) as browser:
             page = await browser.new_page(locale="en-US")
             await page.goto(url)
+            await page.get_by_label("Language").select_option("de")  # the switch, remembered for next time
+            await expect(page.get_by_role("button", name="Als Gast spielen")).to_be_visible()
+            await page.reload()
+            await expect(page.get_by_role("button", name="Als Gast spielen")).to_be_visible()
+            await page.get_by_label("Sprache").select_option("en")
             await page.get_by_text("Log in with an account").click()
             await page.get_by_label("Address (name@server)").fill("cat@localhost")
             await page.get_by_label("Password").fill("cat-secret")
