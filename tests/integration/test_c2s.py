@@ -125,7 +125,7 @@ async def test_misbehaving_client_gets_a_stream_error_and_others_carry_on(
 async def test_anonymous_guest_chats_while_online_and_disappears_after(tmp_path: Path) -> None:
     config = load_config(None, {"quizbot.enabled": False,
                                 "server.data_dir": str(tmp_path / "data"), "c2s.listen": "127.0.0.1:0",
-                                "c2s.anonymous": True})
+                                "c2s.anonymous": True, "http.enabled": False})
     server = Server(config)
     server.accounts.add("alice", "alice-secret")
     await server.start()
