@@ -482,14 +482,14 @@ class QuizGame:
                     self._picks[key] = self._picks.get(key, 0) + 1
         actions: list[GameAction] = []
         if verdict:
-            elapsed = self._credited_seconds(player, now)
+            elapsed = round(self._credited_seconds(player, now), 3)  # scored on the time the reveal shows
             points = self._classic_points() if self.mode is Mode.CLASSIC else self._speed_points(elapsed)
             player.streak += 1
             if self.mode is not Mode.CLASSIC and player.streak > 1:
                 points += min(self._settings.streak_bonus * (player.streak - 1), self._settings.streak_cap)
             player.points += points
             award = AwardPoints(
-                player=event.player, nick=player.nick, points=points, seconds=round(elapsed, 3), streak=player.streak
+                player=event.player, nick=player.nick, points=points, seconds=elapsed, streak=player.streak
             )
             self._awards.append(award)
             actions.append(award)
