@@ -143,7 +143,7 @@ class QuizBot:
                 if room is not None:
                     room.occupants_cleared()  # the adapter rejoins; the game and its scores stay
             case OccupantPresence():
-                self._presence(fact, now)
+                self._presence(fact, now, wall, orders)
             case RoomMessage():
                 self._room_message(fact, now, wall, orders)
             case PrivateMessage():
@@ -167,12 +167,12 @@ class QuizBot:
             orders.say(owner, render.say(room.language, "newgame", room=jid), payload.invitation(room=jid))
             orders.items.append(Invite(room=jid, jid=owner, reason=render.say(room.language, "newgame", room=jid)))
 
-    def _presence(self, fact: OccupantPresence, now: float) -> None:
+    def _presence(self, fact: OccupantPresence, now: float, wall: float, orders: Orders) -> None:
         room = self._room(fact.room)
         if fact.new_nick is not None:
             room.occupant_renamed(fact.nick, fact.new_nick)
         elif not fact.available:
-            room.occupant_gone(fact.nick, now)
+            room.occupant_gone(fact.nick, now, wall, orders)
         else:
             room.occupant_present(nick=fact.nick, real_jid=fact.real_jid, occupant_id=fact.occupant_id,
                                   role=fact.role, affiliation=fact.affiliation, now=now)

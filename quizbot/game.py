@@ -366,9 +366,10 @@ class QuizGame:
                     self._players[player] = _Player(nick=nick)
                 return []
             case PlayerLeft(player=player):
-                if player in self._players:
-                    self._players[player].present = False
-                return []
+                if player not in self._players:
+                    return []
+                self._players[player].present = False
+                return self._reveal(now) if self._everyone_present_answered() else []
             case Begin():
                 return self._ask(now) if self._state is _State.LOBBY else []
             case QuestionReflected():
@@ -500,10 +501,15 @@ class QuizGame:
             if self.mode is Mode.SIXBREAK:
                 player.eliminated = True
                 actions.append(Eliminate(player=event.player, nick=player.nick))
-        waiting_for = [p for p in self._active_players() if self._players[p].present]
-        if self.mode is not Mode.CLASSIC and all(p in self._answered for p in waiting_for):
+        if self._everyone_present_answered():
             actions += self._reveal(now)  # everyone has answered: lock early
         return actions
+
+    def _everyone_present_answered(self) -> bool:
+        """Live and sixbreak lock early once every player still in the room has answered the open question."""
+        if self.mode is Mode.CLASSIC or self._state is not _State.OPEN or not self._answered:
+            return False
+        return all(p in self._answered for p in self._active_players() if self._players[p].present)
 
     def _pick_key(self, question: Question, event: AnswerGiven) -> str | None:
         if event.choice is not None and event.choice.upper() in CHOICE_KEYS[: len(self._choices)]:

@@ -115,10 +115,10 @@ class QuizRoom:
             self.game.handle(PlayerJoined(player=player, nick=nick), now)
         return []
 
-    def occupant_gone(self, nick: str, now: float) -> None:
+    def occupant_gone(self, nick: str, now: float, wall: float, orders: Orders) -> None:
         occupant = self.occupants.pop(nick, None)
         if occupant is not None and self.game is not None:
-            self.game.handle(PlayerLeft(player=occupant.player), now)
+            self._perform(self.game.handle(PlayerLeft(player=occupant.player), now), now, wall, orders)
         if occupant is not None and self._nick_of_player.get(occupant.player) == nick:
             del self._nick_of_player[occupant.player]
 

@@ -273,3 +273,29 @@ async def test_admin_ad_hoc_commands_answer_admins_and_refuse_others(quiz_server
         assert ("ann@localhost", "ann", 40) in board
     finally:
         await asyncio.gather(*(client.close() for client in made), return_exceptions=True)
+
+
+async def test_quizbot_run_joins_the_rooms_named_on_the_command_line(tmp_path: Path) -> None:
+    import sys
+
+    server = Server(load_config(None, {"quizbot.enabled": False, "server.data_dir": str(tmp_path / "data"),
+                                       "c2s.listen": "127.0.0.1:0", "http.enabled": False}))
+    server.accounts.add("trivia", "trivia-secret")
+    await server.start()
+    (tmp_path / "password").write_text("trivia-secret\n")
+    (tmp_path / "quizbot.toml").write_text(  # the file gives the CA and the store; the flags the rest
+        f'[xmpp]\nca_file = "{server.config.data_path / SELF_SIGNED_CERT}"\n'
+        f'[quizbot]\nstore = "{tmp_path / "trivia.sqlite"}"\nnick = "Trivia"\n')
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "quizbot", "run", "--config", str(tmp_path / "quizbot.toml"),
+        "--jid", "trivia@localhost", "--password-file", str(tmp_path / "password"),
+        "--server", f"127.0.0.1:{server.c2s.port}", "--rooms", "night@conference.localhost,day@conference.localhost")
+    try:
+        assert server.muc is not None
+        muc = server.muc
+        await wait_until(lambda: all((room := muc.room(JID.parse(f"{name}@conference.localhost"))) is not None
+                                     and "Trivia" in room._occupants for name in ("night", "day")))
+    finally:
+        process.terminate()
+        assert await asyncio.wait_for(process.wait(), TIMEOUT_SECONDS) == 0
+        await server.stop()
