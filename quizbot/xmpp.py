@@ -93,7 +93,8 @@ class QuizBotClient:
         self.wanted: dict[str, JoinRoom] = {}  # rooms the bot should be in, with how to create them
         self.joined: dict[str, str] = {}  # room -> our nick there
         self.entered: set[str] = set()  # rooms joined and, if we created them, configured
-        self._attempts: dict[str, int] = {}
+        self._attempts: dict[str, int] = {}  # failed joins per room, for the back-off
+        self._nick_tries: dict[str, int] = {}  # nick conflicts per room
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = False
@@ -255,7 +256,7 @@ class QuizBotClient:
             condition = presence["error"]["condition"]
             log.warning("quizbot: cannot join %s: %s", room, condition)
             if condition == "conflict":
-                self._attempts[room] = self._attempts.get(room, 0)  # try another nick next time
+                self._nick_tries[room] = self._nick_tries.get(room, 0) + 1  # Quizbot2, Quizbot3, ...
             self._rejoin_later(room)
 
     def _on_groupchat_message(self, message: Any) -> None:
@@ -321,8 +322,8 @@ class QuizBotClient:
         message.send()
 
     def _join(self, room: str) -> None:
-        attempt = self._attempts.get(room, 0)
-        nick = self._nick if attempt == 0 else f"{self._nick}{attempt + 1}"
+        tries = self._nick_tries.get(room, 0)
+        nick = self._nick if tries == 0 else f"{self._nick}{tries + 1}"
         self._plugin("xep_0045").join_muc(JID(room), nick, maxhistory="0")
 
     def _rejoin_later(self, room: str) -> None:
