@@ -79,10 +79,18 @@ function endpoint(preferWebSocket) {
   return preferWebSocket && cfg.websocket && "WebSocket" in window ? cfg.websocket : cfg.bosh;
 }
 
+function newConnection(url) {
+  // keepalive: Strophe keeps the BOSH session id in sessionStorage, so a reloaded page can re-attach to it.
+  const conn = new Strophe.Connection(url, { keepalive: true });
+  conn.addHandler(onMessage, null, "message");
+  conn.addHandler(onPresence, null, "presence");
+  state.conn = conn;
+  return conn;
+}
+
 function connect(jid, password, preferWebSocket = state.config.transport === "websocket") {
   const url = endpoint(preferWebSocket);
-  const conn = new Strophe.Connection(url, { keepalive: true });
-  state.conn = conn;
+  const conn = newConnection(url);
   state.credentials = { jid, password };
   $("login-status").textContent = t("connecting");
   let connected = false;
@@ -100,11 +108,43 @@ function connect(jid, password, preferWebSocket = state.config.transport === "we
       $("login-status").textContent = t("failed");
     }
   });
-  conn.addHandler(onMessage, null, "message");
-  conn.addHandler(onPresence, null, "presence");
+}
+
+// A reloaded page (same tab) re-attaches to its BOSH session while the server keeps it (inactivity limit):
+// same JID, so the bot still knows the player and their points. Then it rejoins the room to see who is there
+// and asks the bot to repeat the open question and the scores.
+function restore() {
+  const saved = JSON.parse(sessionStorage.getItem("quiz-page") || "null");
+  if (!saved || !saved.room) return false;
+  const conn = newConnection(state.config.bosh);
+  let attached = false;
+  try {
+    conn.restore(undefined, (status) => {
+      if (status === Strophe.Status.ATTACHED) {
+        attached = true;
+        state.nick = saved.nick;
+        state.room = saved.room;
+        state.restored = true;
+        onConnected();
+      } else if (status === Strophe.Status.DISCONNECTED && attached) {
+        reconnectOrLogin();
+      } else if ((status === Strophe.Status.CONNFAIL || status === Strophe.Status.DISCONNECTED) && !attached) {
+        show("login"); // the session is gone: log in again
+      }
+    });
+  } catch (error) {
+    return false; // nothing to restore
+  }
+  return true;
+}
+
+function reconnectOrLogin() {
+  if (state.credentials) reconnect();
+  else show("login");
 }
 
 function reconnect() {
+  if (!state.credentials) { show("login"); return; }
   $("connection").textContent = t("reconnecting");
   setTimeout(() => connect(state.credentials.jid, state.credentials.password), 1000);
 }
@@ -113,10 +153,16 @@ function onConnected() {
   state.conn.send($pres());
   $("connection").textContent = t("connected");
   show("login", false);
-  if (state.wantRoom) joinRoom(state.wantRoom);
+  const toBot = (text) => state.conn.send($msg({ to: state.config.bot, type: "chat" }).c("body").t(text));
+  if (state.restored) {
+    state.conn.send($pres({ to: `${state.room}/${state.nick}`, type: "unavailable" }));
+    joinRoom(state.room);
+    toBot("!repeat");
+    toBot("!score");
+  } else if (state.wantRoom) joinRoom(state.wantRoom);
   else if (state.room) joinRoom(state.room);
   else show("home");
-  state.conn.send($msg({ to: state.config.bot, type: "chat" }).c("body").t("!categories"));
+  toBot("!categories");
 }
 
 // --- rooms -------------------------------------------------------------------------------------------------
@@ -131,6 +177,7 @@ function joinRoom(room) {
   link.search = "?room=" + encodeURIComponent(room);
   $("share-link").value = link.toString();
   state.conn.send($pres({ to: `${room}/${state.nick}` }).c("x", { xmlns: MUC }).c("history", { maxstanzas: 0 }));
+  sessionStorage.setItem("quiz-page", JSON.stringify({ room, nick: state.nick }));
 }
 
 function onPresence(presence) {
@@ -353,6 +400,7 @@ async function main() {
   const params = new URLSearchParams(location.search);
   state.wantRoom = params.get("room");
   applyLanguage(localStorage.getItem("quiz-language") || (navigator.language || "en").slice(0, 2));
+  restore();
   $("language").addEventListener("change", (event) => {
     localStorage.setItem("quiz-language", event.target.value);
     applyLanguage(event.target.value);

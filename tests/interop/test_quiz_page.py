@@ -1,5 +1,6 @@
 """The browser quiz page in headless Debian Chromium: two browser players (guests over BOSH) and one slixmpp
-player play a whole live game of three questions with the bot; one browser player goes offline for 5 s.
+player play a whole live game of three questions with the bot; one browser player goes offline for 5 s and
+later reloads the page.
 
 Screenshots of the lobby, a question and the podium go to test-output/screenshots/ (docs/quiz.md shows
 copies of them)."""
@@ -126,6 +127,14 @@ async def test_two_browsers_and_a_slixmpp_player_play_a_game(quiz_server: Server
                     await ben_context.set_offline(True)
                     await asyncio.sleep(5)
                     await ben_context.set_offline(False)
+                if index == 3:
+                    # Ben reloads the page: it re-attaches to the same BOSH session (same JID, same player),
+                    # rejoins the room and gets the open question again from the bot.
+                    await ben.reload()
+                    await expect(ben.locator("#q-index")).to_have_text("Frage 3 von 3",
+                                                                       timeout=TIMEOUT_SECONDS * 1000)
+                    await expect(ben.locator("#occupants li")).to_have_count(3)
+                    await expect(ben.locator("#scores li")).to_have_count(3)
                 await answer_correctly(ben)
                 question_id = await current_question_id(cat)
                 wrong = "Lyon" if question_id == "m-text" else "6" if question_id == "m-number" else "Bach"
