@@ -2,15 +2,14 @@
 player play a whole live game of three questions with the bot; one browser player goes offline for 5 s and
 later reloads the page.
 
-Screenshots of the lobby, a question and the podium go to test-output/screenshots/ (docs/quiz.md shows
-copies of them)."""
+Screenshots of the lobby, a question and the podium go to test-output/screenshots/; docs/quiz.md shows copies
+(`for n in lobby question podium; do cp test-output/screenshots/$n.png docs/images/quiz-$n.png; done`)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import re
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -164,11 +163,6 @@ async def current_question_id(cat: Player) -> str:
     question_id = question.get("id", "")
     assert question_id in ANSWERS
     return question_id
-
-
-def copy_screenshots_to_docs() -> None:  # pragma: no cover - run by hand after a test run
-    for name in ("lobby", "question", "podium"):
-        shutil.copy(SCREENSHOTS / f"{name}.png", Path(__file__).parents[2] / "docs" / "images" / f"quiz-{name}.png")
 
 
 @pytest.mark.interop
