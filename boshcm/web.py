@@ -74,7 +74,7 @@ async def _bosh_page(_request: web.Request) -> web.Response:
 
 class HttpServer:
     def __init__(self, app: web.Application, *, host: str, port: int) -> None:
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, handler_cancellation=True)
         self._host, self._port = host, port
         self._site: web.TCPSite | None = None
 
