@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from boshcm.config import Config, ConfigError, load_config, parse_host_port
+from boshcm.database import DatabaseFault, StorageError
 from boshcm.jid import JID, InvalidJID
 from boshcm.xmpp.accounts import AccountExists, NoSuchAccount
 
@@ -76,11 +77,32 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         try:
             asyncio.run(serve(config))
+        except DatabaseFault as exc:
+            print(f"boshcm: {exc}", file=sys.stderr)
+            return 1
         except OSError as exc:
-            print(f"boshcm: cannot start: {exc}", file=sys.stderr)
+            print(f"boshcm: {_os_error(exc)}", file=sys.stderr)
             return 1
         return 0
-    return _account_command(args, config)
+    try:
+        return _account_command(args, config)
+    except DatabaseFault as exc:
+        print(f"boshcm: {exc}", file=sys.stderr)
+        return 1
+    except StorageError as exc:
+        print(f"boshcm: {config.data_path}: cannot write ({exc}); free some space or make it writable",
+              file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"boshcm: {_os_error(exc)}", file=sys.stderr)
+        return 1
+
+
+def _os_error(exc: OSError) -> str:
+    """One line: the file named first when there is one (e.g. a data directory that cannot be made)."""
+    if exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror or exc}; check that the path exists and is writable"
+    return f"cannot start: {exc}"
 
 
 def _account_command(args: argparse.Namespace, config: Config) -> int:

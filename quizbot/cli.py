@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from boshcm.database import DatabaseFault
 from boshcm.toml_config import ConfigError
 
 
@@ -63,7 +64,11 @@ def _run(args: argparse.Namespace) -> int:
         print(f"quizbot: cannot read the password file: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(run_standalone(config))
+    try:
+        asyncio.run(run_standalone(config))
+    except DatabaseFault as exc:
+        print(f"quizbot: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-import sqlite3
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
+from boshcm.database import open_database, storage_errors, transaction
 from boshcm.jid import JID, InvalidJID
 
 HASHES = ("sha1", "sha256")
@@ -71,10 +71,7 @@ def derive(hash_name: str, password: str, salt: bytes, iterations: int) -> Scram
 class AccountStore:
     def __init__(self, path: Path | str, *, iterations: int = DEFAULT_ITERATIONS) -> None:
         self._iterations = iterations
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        if str(path) != ":memory:":
-            self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("""CREATE TABLE IF NOT EXISTS scram (
+        self._db = open_database(path, """CREATE TABLE IF NOT EXISTS scram (
             username TEXT NOT NULL, hash TEXT NOT NULL, salt BLOB NOT NULL, iterations INTEGER NOT NULL,
             stored_key BLOB NOT NULL, server_key BLOB NOT NULL, PRIMARY KEY (username, hash))""")
 
@@ -97,14 +94,15 @@ class AccountStore:
         for hash_name in HASHES:
             secret = derive(hash_name, password, salt or os.urandom(SALT_BYTES), iterations or self._iterations)
             rows.append((username, hash_name, secret.salt, secret.iterations, secret.stored_key, secret.server_key))
-        with self._db:
-            self._db.execute("BEGIN")
+        with transaction(self._db):
             self._db.execute("DELETE FROM scram WHERE username = ?", (username,))
             self._db.executemany("INSERT INTO scram VALUES (?, ?, ?, ?, ?, ?)", rows)
 
     def remove(self, username: str) -> None:
         username = normalise_username(username)
-        if self._db.execute("DELETE FROM scram WHERE username = ?", (username,)).rowcount == 0:
+        with storage_errors():
+            deleted = self._db.execute("DELETE FROM scram WHERE username = ?", (username,)).rowcount
+        if deleted == 0:
             raise NoSuchAccount(username)
 
     def exists(self, username: str) -> bool:

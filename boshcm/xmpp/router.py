@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import copy
 import datetime
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Set
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from lxml import etree
 
+from boshcm.database import StorageError, StorageFull
 from boshcm.errors import StanzaErrorCondition, StreamErrorCondition
 from boshcm.jid import JID, InvalidJID
 from boshcm.stanza import (
@@ -41,7 +42,7 @@ from boshcm.stanza import (
     sub,
 )
 from boshcm.xmpp.roster import RosterBook, item_element
-from boshcm.xmpp.storage import RosterItem, ServerStore
+from boshcm.xmpp.storage import OfflineMessage, RosterItem, ServerStore
 
 SUBSCRIPTION_TYPES = frozenset({"subscribe", "subscribed", "unsubscribe", "unsubscribed"})
 _SAFE_PARSER = etree.XMLParser(resolve_entities=False, load_dtd=False, no_network=True)
@@ -68,6 +69,10 @@ RouterAction = Deliver | Disconnect
 
 class UserDirectory(Protocol):
     def exists(self, username: str) -> bool: ...
+
+    @property
+    def anonymous(self) -> Set[str]:
+        """Localparts of the SASL ANONYMOUS guests online now."""
 
 
 class Component(Protocol):
@@ -228,18 +233,50 @@ class Router:
 
     def _store_offline(self, bare: JID, stanza: Element) -> list[RouterAction]:
         assert bare.local is not None
+        if self._from_guest(stanza):
+            # RFC 6121 §8.5.2.2.1: the server may bounce instead of storing; guests never fill a store.
+            return self._bounce(stanza, StanzaErrorCondition.SERVICE_UNAVAILABLE,
+                                text="Guests cannot leave offline messages")
         stored = copy.deepcopy(stanza)
         stamp = datetime.datetime.fromtimestamp(self._wall_clock(), datetime.UTC)
         sub(stored, NS_DELAY, "delay", {"from": self.domain,
                                         "stamp": stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")})
-        if self._store.store_offline(bare.local, etree.tostring(stored)):
+        try:
+            accepted = self._store.store_offline(bare.local, etree.tostring(stored))
+        except StorageError as exc:
+            return self._storage_failed(stanza, exc)
+        if accepted:
             return []
+        # XEP-0160 §2: the recipient's quota (count or bytes) is used up: service-unavailable.
         return self._bounce(stanza, StanzaErrorCondition.SERVICE_UNAVAILABLE, text="Offline storage is full")
 
+    def _from_guest(self, stanza: Element) -> bool:
+        try:
+            sender = JID.parse(stanza.get("from", ""))
+        except InvalidJID:
+            return False
+        return sender.domain == self.domain and sender.local in self._users.anonymous
+
+    def _storage_failed(self, stanza: Element, exc: StorageError) -> list[RouterAction]:
+        """The store could not be written (disk full, read-only): the sender may try again later."""
+        text = "The server's storage is full" if isinstance(exc, StorageFull) else "The server cannot store it now"
+        return self._bounce(stanza, StanzaErrorCondition.RESOURCE_CONSTRAINT, text=f"{text}; try again later")
+
     def _deliver_offline(self, jid: JID) -> list[RouterAction]:
+        """XEP-0160: stored messages go to the first available resource, then are deleted.
+
+        Deleting is a separate write after reading: when it fails (disk full, read-only), the messages stay
+        stored and come again at the next login (at-least-once) — the login itself never depends on it.
+        """
         assert jid.local is not None
-        return [Deliver(to=jid, stanza=etree.fromstring(data, _SAFE_PARSER))
-                for data in self._store.pop_offline(jid.local)]
+        messages: list[OfflineMessage] = []
+        try:
+            messages = self._store.offline_messages(jid.local)
+            if messages:
+                self._store.delete_offline(jid.local, up_to=messages[-1].id)
+        except StorageError:
+            pass  # read failed: nothing delivered now; delete failed: delivered again next time
+        return [Deliver(to=jid, stanza=etree.fromstring(message.stanza, _SAFE_PARSER)) for message in messages]
 
     def _available_resources(self, bare: JID) -> list[JID]:
         if bare.local is None:
@@ -335,7 +372,10 @@ class Router:
         assert sender.local is not None
         user = sender.bare
         actions: list[RouterAction] = []
-        changed = self._roster.outbound(sender.local, contact, presence_type)
+        try:
+            changed = self._roster.outbound(sender.local, contact, presence_type)
+        except StorageError as exc:
+            return self._storage_failed(stanza, exc)
         if changed is not None:
             actions += self._roster_push(user, changed)
         if contact.domain in self._components:
@@ -345,7 +385,10 @@ class Router:
             return actions + self._bounce(stanza, StanzaErrorCondition.REMOTE_SERVER_NOT_FOUND)
         if contact.local is None or not self._users.exists(contact.local):
             return actions
-        outcome = self._roster.inbound(contact.local, user, presence_type)
+        try:
+            outcome = self._roster.inbound(contact.local, user, presence_type)
+        except StorageError as exc:
+            return actions + self._storage_failed(stanza, exc)
         if outcome.item is not None:
             actions += self._roster_push(contact, outcome.item)
         if outcome.deliver:
@@ -423,7 +466,10 @@ class Router:
             return self._bounce(iq, StanzaErrorCondition.BAD_REQUEST)
         actions: list[RouterAction] = []
         if requested.get("subscription") == "remove":
-            removed, notices = self._roster.remove(sender.local, contact)
+            try:
+                removed, notices = self._roster.remove(sender.local, contact)
+            except StorageError as exc:
+                return self._storage_failed(iq, exc)
             if removed is None:
                 return self._bounce(iq, StanzaErrorCondition.ITEM_NOT_FOUND)
             actions += self._reply(iq, iq_result(iq))
@@ -436,7 +482,10 @@ class Router:
             (group.text or "").strip() for group in requested.iter(qname(NS_ROSTER, "group"))))
         if any(not group for group in groups):
             return self._bounce(iq, StanzaErrorCondition.NOT_ACCEPTABLE)  # RFC 6121 §2.3.3: empty group
-        updated = self._roster.update(sender.local, contact, requested.get("name") or None, groups)
+        try:
+            updated = self._roster.update(sender.local, contact, requested.get("name") or None, groups)
+        except StorageError as exc:
+            return self._storage_failed(iq, exc)
         return self._reply(iq, iq_result(iq)) + self._roster_push(sender.bare, updated)
 
     def _server_stanza(self, stanza: Element, now: float) -> list[RouterAction]:

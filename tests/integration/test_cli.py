@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -115,3 +118,83 @@ def test_quizbot_run_refuses_a_missing_account_with_one_line(capsys: pytest.Capt
     assert quizbot(["run", "--password-file", "/nonexistent"]) == 2
     error = capsys.readouterr().err.strip()
     assert error.count("\n") == 0 and "xmpp.jid" in error
+
+
+# --- start-up storage faults: one line naming the file and what to do, exit code non-zero -----------
+
+def _serve(data: Path, *, user: int | None = None, quizbot: bool = False) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "boshcm", "serve", "--data-dir", str(data), "--c2s", "127.0.0.1:0",
+               "--http", "127.0.0.1:0", *([] if quizbot else ["--no-quizbot"])]
+    if user is not None:
+        command = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *command]
+    return subprocess.run(command, cwd=data.parent, capture_output=True, text=True, timeout=30,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
+
+
+def _one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    # Log lines of listeners that were already up may precede it; the verdict is the last line.
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("boshcm: ") and "; " in line
+    return line
+
+
+def _first_start(data: Path) -> None:
+    assert main(["adduser", "alice", "--password", "secret", "--data-dir", str(data)]) == 0
+    from boshcm.xmpp.muc.service import RoomStore
+    from boshcm.xmpp.storage import SqliteStore
+    from quizbot.store import QuizStore
+
+    SqliteStore(data / "server.sqlite").close()
+    rooms = RoomStore(data / "rooms.sqlite")
+    rooms.secret()
+    rooms.close()
+    QuizStore(data / "quizbot.sqlite").close()
+
+
+@pytest.mark.parametrize(("name", "fault"), [("accounts.sqlite", "random"), ("server.sqlite", "truncated"),
+                                             ("rooms.sqlite", "empty"), ("quizbot.sqlite", "truncated")])
+def test_serve_refuses_a_damaged_or_empty_database_with_one_line(tmp_path: Path, name: str, fault: str) -> None:
+    data = tmp_path / "data"
+    _first_start(data)
+    path = data / name
+    original = path.read_bytes()
+    path.write_bytes({"random": os.urandom(len(original)), "truncated": original[:len(original) // 2],
+                      "empty": b""}[fault])
+    line = _one_line_error(_serve(data, quizbot=name == "quizbot.sqlite"))
+    assert line.startswith(f"boshcm: {path}: ")
+    if fault == "empty":
+        # A zero-byte rooms.sqlite must not start the server with no rooms.
+        assert "empty" in line and "delete it" in line
+    else:
+        assert "backup" in line
+
+
+def test_quizbot_run_refuses_a_damaged_store_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from quizbot.cli import main as quizbot
+
+    store, password = tmp_path / "quizbot.sqlite", tmp_path / "password"
+    store.write_bytes(os.urandom(8192))
+    password.write_text("secret")
+    config = tmp_path / "quizbot.toml"
+    config.write_text(f'[xmpp]\njid = "quiz@localhost"\npassword_file = "{password}"\n'
+                      f'[quizbot]\nstore = "{store}"\n')
+    assert quizbot(["run", "--config", str(config)]) == 1
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith(f"quizbot: {store}: ") and "; " in error
+
+
+def test_serve_refuses_a_read_only_data_directory_with_one_line(tmp_path: Path) -> None:
+    # Root ignores permissions: the server runs as nobody then, in a directory nobody may enter.
+    base = Path(tempfile.mkdtemp(prefix="boshcm-ro-", dir="/tmp"))
+    try:
+        base.chmod(0o755)
+        data = base / "data"
+        _first_start(data)
+        data.chmod(0o555)
+        line = _one_line_error(_serve(data, user=65534 if os.geteuid() == 0 else None))
+        assert line.startswith(f"boshcm: {data}: ") and "not writable" in line
+    finally:
+        (base / "data").chmod(0o755)
+        shutil.rmtree(base)

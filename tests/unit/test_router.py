@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 from lxml import etree
 
 from boshcm.errors import StreamErrorCondition
 from boshcm.jid import JID
 from boshcm.stanza import Element
 from boshcm.xmpp.router import Deliver, Disconnect, Router, RouterAction
-from boshcm.xmpp.storage import MemoryStore
+from boshcm.xmpp.storage import MemoryStore, SqliteStore
 
 ALICE_DESK, ALICE_PHONE = JID.parse("alice@localhost/desk"), JID.parse("alice@localhost/phone")
 BOB = JID.parse("bob@localhost/laptop")
 
 
 class Users:
+    anonymous: frozenset[str] = frozenset()
+
     def exists(self, username: str) -> bool:
         return username in {"alice", "bob", "carol"}
 
@@ -88,7 +93,7 @@ def test_negative_priority_resources_get_no_bare_messages_so_they_are_stored() -
     server.online(ALICE_DESK, priority=-1)
     server.online(BOB)
     assert delivered(server.send(BOB, "<message to='alice@localhost' type='chat'><body>x</body></message>")) == []
-    assert len(server.store.pop_offline("alice")) == 1
+    assert len(server.store.offline_messages("alice")) == 1
 
 
 def test_chat_to_an_unbound_full_jid_falls_back_to_the_bare_jid() -> None:
@@ -127,7 +132,7 @@ def test_offline_chat_and_normal_messages_are_stored_and_delivered_in_order_at_n
     assert bodies == ["one", "two"]
     (stored,) = [s for _to, s in delivered(actions) if s.findtext("{jabber:client}body") == "one"]
     assert stored.find("{urn:xmpp:delay}delay").get("stamp") == "2023-11-14T22:13:20.000Z"  # type: ignore[union-attr]
-    assert server.store.pop_offline("alice") == []
+    assert server.store.offline_messages("alice") == []
 
 
 def test_groupchat_to_a_user_is_service_unavailable_and_unknown_users_bounce() -> None:
@@ -294,3 +299,95 @@ def test_direct_muc_invitation_xep_0249_reaches_an_offline_invitee_later() -> No
     login = server.online(ALICE_DESK)
     invitations = [s for _to, s in delivered(login) if s.find("{jabber:x:conference}x") is not None]
     assert len(invitations) == 1 and invitations[0].get("from") == "bob@localhost/laptop"
+
+
+# --- offline storage: guests, quotas, storage faults ------------------------------------------------
+
+GUEST = JID.parse("anon-7f3a@localhost/web")
+
+
+class UsersWithGuest(Users):
+    anonymous = frozenset({"anon-7f3a"})
+
+    def exists(self, username: str) -> bool:
+        return username in self.anonymous or super().exists(username)
+
+
+class SqliteServer(Server):
+    def __init__(self, path: Path, **limits: int) -> None:
+        self.store = SqliteStore(path, **limits)  # type: ignore[assignment]
+        self.router = Router(domain="localhost", users=UsersWithGuest(), store=self.store,
+                             wall_clock=lambda: 1_700_000_000.0)
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        assert isinstance(self.store, SqliteStore)
+        return self.store.connection
+
+
+def bodies_for(actions: list[RouterAction], to: str) -> list[str | None]:
+    return [stanza.findtext("{jabber:client}body") for jid, stanza in delivered(actions)
+            if jid == to and etree.QName(stanza).localname == "message"]
+
+
+def error_of(actions: list[RouterAction], to: str) -> tuple[str, str | None]:
+    ((_to, reply),) = [(jid, stanza) for jid, stanza in delivered(actions) if jid == to]
+    error = reply.find("{jabber:client}error")
+    assert reply.get("type") == "error" and error is not None
+    return etree.QName(error[0]).localname, error.get("type")
+
+
+def test_a_guest_cannot_leave_offline_messages_but_can_chat_with_online_users(tmp_path: Path) -> None:
+    server = SqliteServer(tmp_path / "server.sqlite")
+    server.online(GUEST)
+    actions = server.send(GUEST, "<message to='bob@localhost' type='chat'><body>spam</body></message>")
+    assert error_of(actions, str(GUEST)) == ("service-unavailable", "cancel")
+    assert server.store.offline_messages("bob") == []
+    server.online(BOB)
+    actions = server.send(GUEST, "<message to='bob@localhost' type='chat'><body>hello</body></message>")
+    assert bodies_for(actions, str(BOB)) == ["hello"]
+
+
+def test_offline_quota_is_per_recipient_and_full_means_service_unavailable(tmp_path: Path) -> None:
+    server = SqliteServer(tmp_path / "server.sqlite", max_offline_messages=2)
+    server.online(ALICE_DESK)
+    for text in ("one", "two"):
+        assert server.send(ALICE_DESK, f"<message to='bob@localhost'><body>{text}</body></message>") == []
+    actions = server.send(ALICE_DESK, "<message to='bob@localhost'><body>three</body></message>")
+    assert error_of(actions, str(ALICE_DESK)) == ("service-unavailable", "cancel")
+    assert server.send(ALICE_DESK, "<message to='carol@localhost'><body>for carol</body></message>") == []
+
+
+def test_a_full_store_bounces_with_resource_constraint_wait_and_keeps_earlier_messages(tmp_path: Path) -> None:
+    server = SqliteServer(tmp_path / "server.sqlite")
+    server.online(ALICE_DESK)
+    server.send(ALICE_DESK, "<message to='bob@localhost'><body>before</body></message>")
+    (pages,) = server.db.execute("PRAGMA page_count").fetchone()
+    server.db.execute(f"PRAGMA max_page_count = {pages}")  # SQLITE_FULL, as on a full disk
+    big = "x" * 20_000
+    actions = server.send(ALICE_DESK, f"<message to='bob@localhost' id='m2'><body>{big}</body></message>")
+    assert error_of(actions, str(ALICE_DESK)) == ("resource-constraint", "wait")
+    # Roster changes that cannot be saved are refused the same way, not a traceback.
+    actions = server.send(ALICE_DESK, f"<iq type='set' id='r1'><query xmlns='jabber:iq:roster'>"
+                                      f"<item jid='carol@localhost' name='{big}'/></query></iq>")
+    assert error_of(actions, str(ALICE_DESK)) == ("resource-constraint", "wait")
+    # The recipient still logs in and gets what was stored before.
+    assert bodies_for(server.online(BOB), str(BOB)) == ["before"]
+    server.router.unbind(BOB, 0.0)
+    server.db.execute("PRAGMA max_page_count = 1073741823")  # space returns
+    assert server.send(ALICE_DESK, f"<message to='bob@localhost'><body>{big}</body></message>") == []
+    assert bodies_for(server.online(BOB), str(BOB)) == [big]
+
+
+def test_when_deleting_delivered_offline_messages_fails_they_come_again_not_lost(tmp_path: Path) -> None:
+    server = SqliteServer(tmp_path / "server.sqlite")
+    server.online(ALICE_DESK)
+    server.send(ALICE_DESK, "<message to='bob@localhost'><body>one</body></message>")
+    server.send(ALICE_DESK, "<message to='bob@localhost'><body>two</body></message>")
+    server.db.execute("PRAGMA query_only = ON")  # writes fail (SQLITE_READONLY), reads work
+    assert bodies_for(server.online(BOB), str(BOB)) == ["one", "two"]  # login does not depend on the delete
+    server.router.unbind(BOB, 0.0)
+    server.db.execute("PRAGMA query_only = OFF")
+    assert bodies_for(server.online(BOB), str(BOB)) == ["one", "two"]  # delivered again, now deleted
+    server.router.unbind(BOB, 0.0)
+    assert bodies_for(server.online(BOB), str(BOB)) == []
