@@ -1,7 +1,9 @@
 """Server-side SASL (RFC 6120 §6, RFC 4422): SCRAM-SHA-256/SHA-1, PLAIN and ANONYMOUS, pure.
 
 Payloads arrive already base64-decoded. Peer mistakes are SaslFailure results, never exceptions. An unknown
-user looks exactly like a wrong password, SCRAM salt included, so accounts cannot be enumerated.
+user looks exactly like a wrong password, SCRAM salt and PLAIN's key derivation included, so accounts cannot
+be enumerated. Once the username is known, and before any challenge or password check, the caller's `admit`
+may refuse the attempt (login throttling); afterwards `username` and `account_exists` say whom it concerned.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from boshcm.xmpp.accounts import ScramCredentials, normalise_username
+from boshcm.xmpp.accounts import DEFAULT_ITERATIONS, ScramCredentials, derive, normalise_username
 
 SCRAM_HASHES = {"SCRAM-SHA-256": "sha256", "SCRAM-SHA-1": "sha1"}
 # Used only for fake salts of unknown users.
@@ -62,7 +64,10 @@ SaslResult = SaslChallenge | SaslSuccess | SaslFailure
 
 class CredentialSource(Protocol):
     def scram_credentials(self, username: str, hash_name: str) -> ScramCredentials | None: ...
-    def verify_password(self, username: str, password: str) -> bool: ...
+
+
+# Given a normalised username, a refusal to evaluate this attempt at all, or None to go on.
+Admit = Callable[[str], SaslFailure | None]
 
 
 def default_nonce() -> str:
@@ -108,30 +113,32 @@ class SaslExchange:
         self._nonce_factory = nonce_factory
         self._scram: _ScramState | None = None
         self._done = False
+        self.username: str | None = None  # normalised, once the client has named it
+        self.account_exists = False
 
-    def start(self, initial_response: bytes | None) -> SaslResult:
+    def start(self, initial_response: bytes | None, *, admit: Admit | None = None) -> SaslResult:
         match self._mechanism:
             case None:
                 return self._finish(SaslFailure(condition=SaslCondition.INVALID_MECHANISM))
             case "PLAIN":
                 if initial_response is None:
                     return SaslChallenge(data=b"")  # RFC 4616: the client may wait for an empty challenge
-                return self._finish(self._plain(initial_response))
+                return self._finish(self._plain(initial_response, admit))
             case "ANONYMOUS":
                 return self._finish(SaslSuccess(username="anon-" + secrets.token_hex(6), anonymous=True))
             case _:
                 if initial_response is None:
                     return SaslChallenge(data=b"")
-                return self._scram_first(initial_response)
+                return self._scram_first(initial_response, admit)
 
-    def respond(self, data: bytes) -> SaslResult:
+    def respond(self, data: bytes, *, admit: Admit | None = None) -> SaslResult:
         if self._done:
             return _MALFORMED
         if self._mechanism == "PLAIN":
-            return self._finish(self._plain(data))
+            return self._finish(self._plain(data, admit))
         if self._mechanism in SCRAM_HASHES:
             if self._scram is None:
-                return self._scram_first(data)
+                return self._scram_first(data, admit)
             return self._finish(self._scram_final(data))
         return self._finish(_MALFORMED)
 
@@ -145,7 +152,7 @@ class SaslExchange:
 
     # --- PLAIN (RFC 4616) -------------------------------------------------------------------------
 
-    def _plain(self, message: bytes) -> SaslResult:
+    def _plain(self, message: bytes, admit: Admit | None) -> SaslResult:
         parts = message.split(b"\0")
         if len(parts) != 3:
             return _MALFORMED
@@ -156,13 +163,24 @@ class SaslExchange:
             return _NOT_AUTHORIZED
         if authzid and authzid not in (username, f"{username}@{self._domain}"):
             return SaslFailure(condition=SaslCondition.INVALID_AUTHZID)
-        if not self._accounts.verify_password(username, password):
+        if admit is not None and (refused := admit(username)) is not None:
+            return refused
+        self.username = username
+        stored = self._accounts.scram_credentials(username, "sha256")
+        self.account_exists = stored is not None
+        # The key derivation runs for made-up names too, with their fake salt: no timing difference.
+        salt, iterations = (stored.salt, stored.iterations) if stored else (_fake_salt(username), DEFAULT_ITERATIONS)
+        try:
+            candidate = derive("sha256", password, salt, iterations)
+        except ValueError:
+            return _NOT_AUTHORIZED
+        if stored is None or not hmac.compare_digest(candidate.stored_key, stored.stored_key):
             return _NOT_AUTHORIZED
         return SaslSuccess(username=username)
 
     # --- SCRAM (RFC 5802, RFC 7677) ---------------------------------------------------------------
 
-    def _scram_first(self, message: bytes) -> SaslResult:
+    def _scram_first(self, message: bytes, admit: Admit | None) -> SaslResult:
         try:
             text = message.decode()
         except UnicodeDecodeError:
@@ -184,11 +202,14 @@ class SaslExchange:
             return self._finish(_NOT_AUTHORIZED)
         if authzid_field and authzid_field.removeprefix("a=") not in (username, f"{username}@{self._domain}"):
             return self._finish(SaslFailure(condition=SaslCondition.INVALID_AUTHZID))
+        if admit is not None and (refused := admit(username)) is not None:
+            return self._finish(refused)
         assert self._mechanism is not None
         hash_name = SCRAM_HASHES[self._mechanism]
         credentials = self._accounts.scram_credentials(username, hash_name)
-        salt = credentials.salt if credentials else hmac.digest(_FAKE_SALT_KEY, username.encode(), "sha256")[:16]
-        iterations = credentials.iterations if credentials else 4096
+        self.username, self.account_exists = username, credentials is not None
+        salt = credentials.salt if credentials else _fake_salt(username)
+        iterations = credentials.iterations if credentials else DEFAULT_ITERATIONS
         nonce = attributes["r"] + self._nonce_factory()
         server_first = f"r={nonce},s={base64.b64encode(salt).decode()},i={iterations}"
         self._scram = _ScramState(hash_name=hash_name, username=username, credentials=credentials,
@@ -236,6 +257,10 @@ class _ScramState:
     client_first_bare: str
     server_first: str
     nonce: str
+
+
+def _fake_salt(username: str) -> bytes:
+    return hmac.digest(_FAKE_SALT_KEY, username.encode(), "sha256")[:16]
 
 
 def _scram_attributes(text: str) -> dict[str, str] | None:

@@ -12,11 +12,16 @@ Negotiation follows RFC 6120 §4-§7 in this order: [STARTTLS] -> SASL -> restar
 session iq), after which stanzas go to the router, stamped with the bound JID. Everything the client may
 do wrong at each step ends in the RFC's stream error, which closes only this stream.
 
+Logins are throttled per account and per address (xmpp/throttle.py): the decision is taken as soon as SASL
+names the username, before any challenge or password check. Bound stanzas pass a token bucket; over the
+rate they are refused with a `policy-violation` stanza error, and a session that keeps flooding is closed.
+
 This file must not know about sockets, framing, asyncio or the clock; time arrives as `now`.
 """
 
 from __future__ import annotations
 
+import math
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,7 +30,7 @@ from typing import Protocol
 
 from lxml import etree
 
-from boshcm.errors import StanzaErrorCondition, StreamErrorCondition
+from boshcm.errors import StanzaErrorCondition, StanzaErrorType, StreamErrorCondition
 from boshcm.jid import JID, InvalidJID
 from boshcm.stanza import (
     NS_BIND,
@@ -59,7 +64,7 @@ from boshcm.xmpp.sasl import (
     encode_sasl_payload,
     offered_mechanisms,
 )
-from boshcm.xmpp.throttle import AuthThrottle
+from boshcm.xmpp.throttle import AuthThrottle, TokenBucket
 
 # RFC 6120 §6.4.5: allow a reasonable number of retries (at least 2, at most 5) before closing.
 MAX_SASL_ATTEMPTS_PER_STREAM = 3
@@ -186,6 +191,15 @@ class SessionSettings:
     anonymous: bool = False  # offer SASL ANONYMOUS over TCP
     anonymous_web: bool = False  # ... over BOSH and WebSocket (browser guests)
     negotiation_timeout_seconds: float = 60.0
+    # Bound stanzas per session: a token bucket; guests (SASL ANONYMOUS) have their own, usually lower.
+    stanza_rate_per_second: float = 50.0
+    stanza_burst: int = 200
+    guest_stanza_rate_per_second: float = 10.0
+    guest_stanza_burst: int = 100
+    # Refusals without the bucket ever refilling, after which the session is closed (policy-violation).
+    stanza_flood_refusals: int = 2000
+    # Accounts not rate-limited: the embedded quiz bot speaks for whole rooms.
+    stanza_rate_exempt: frozenset[str] = frozenset()
 
 
 class _BadEncoding:
@@ -235,6 +249,7 @@ class ClientSession:
         self._jid: JID | None = None
         self._sasl: SaslExchange | None = None
         self._sasl_failures = 0
+        self._bucket: TokenBucket | None = None
         self._negotiation_deadline: float | None = now + settings.negotiation_timeout_seconds
         self.stream_id = ""
 
@@ -251,6 +266,11 @@ class ClientSession:
     @property
     def closed(self) -> bool:
         return self._state is _State.CLOSED
+
+    @property
+    def authenticated(self) -> bool:
+        """SASL has succeeded: adapters lift the pre-authentication limits from here on."""
+        return self._username is not None
 
     def next_deadline(self) -> float | None:
         return self._negotiation_deadline
@@ -378,24 +398,31 @@ class ClientSession:
         if name == "auth":
             if self._sasl is not None:
                 return self._sasl_result(self._sasl.abort(), now)
-            if self._throttle.is_blocked(self._transport.remote_address, now):
-                return self._sasl_failure(SaslFailure(condition=SaslCondition.NOT_AUTHORIZED,
-                                                      text="Too many failed attempts; try again later"), now,
-                                          count=False)
             payload = self._decode(received)
             if isinstance(payload, _BadEncoding):
                 return self._sasl_failure(SaslFailure(condition=SaslCondition.INCORRECT_ENCODING), now)
             self._sasl = SaslExchange(mechanism=received.get("mechanism", ""), offered=self._mechanisms(),
                                       accounts=self._accounts, domain=self._settings.domain)
-            return self._sasl_result(self._sasl.start(payload), now)
+            return self._sasl_result(self._sasl.start(payload, admit=lambda username: self._admit(username, now)),
+                                     now)
         if name == "response" and self._sasl is not None:
             payload = self._decode(received)
             if isinstance(payload, _BadEncoding) or payload is None:
                 return self._sasl_result(SaslFailure(condition=SaslCondition.INCORRECT_ENCODING), now)
-            return self._sasl_result(self._sasl.respond(payload), now)
+            return self._sasl_result(self._sasl.respond(payload, admit=lambda username: self._admit(username, now)),
+                                     now)
         if name == "abort" and self._sasl is not None:
             return self._sasl_result(self._sasl.abort(), now)
         return self._close(StreamErrorCondition.POLICY_VIOLATION, now, f"Unexpected SASL <{name}/>")
+
+    def _admit(self, username: str, now: float) -> SaslFailure | None:
+        retry_at = self._throttle.retry_at(address=self._transport.remote_address, username=username, now=now)
+        if retry_at is None:
+            return None
+        # RFC 6120 §6.5.12: temporary; the password was not looked at, so a guess learns nothing.
+        seconds = max(1, math.ceil(retry_at - now))
+        return SaslFailure(condition=SaslCondition.TEMPORARY_AUTH_FAILURE,
+                           text=f"Too many failed attempts; try again in {seconds} seconds")
 
     @staticmethod
     def _decode(received: Element) -> bytes | _BadEncoding | None:
@@ -412,7 +439,9 @@ class ClientSession:
                 return [SendElement(element=element(NS_SASL, "challenge", text=encode_sasl_payload(data)))]
             case SaslSuccess():
                 self._sasl = None
-                self._throttle.record_success(self._transport.remote_address, now)
+                if not result.anonymous:
+                    self._throttle.record_success(address=self._transport.remote_address, username=result.username,
+                                                  now=now)
                 self._username = result.username
                 self._anonymous = result.anonymous
                 if result.anonymous:
@@ -421,13 +450,17 @@ class ClientSession:
                 text = encode_sasl_payload(result.data) if result.data else None
                 return [SendElement(element=element(NS_SASL, "success", text=text)), ExpectRestart()]
             case SaslFailure():
-                self._sasl = None
+                exchange, self._sasl = self._sasl, None
+                if (result.condition is SaslCondition.NOT_AUTHORIZED and exchange is not None
+                        and exchange.username is not None):
+                    # A password was evaluated: charge the name (real or not) and, if real, the address.
+                    self._throttle.record_failure(address=self._transport.remote_address,
+                                                  username=exchange.username,
+                                                  account_exists=exchange.account_exists, now=now)
                 return self._sasl_failure(result, now)
         raise AssertionError(f"unknown SASL result {result!r}")
 
-    def _sasl_failure(self, failure: SaslFailure, now: float, *, count: bool = True) -> list[SessionAction]:
-        if count and failure.condition is SaslCondition.NOT_AUTHORIZED:
-            self._throttle.record_failure(self._transport.remote_address, now)
+    def _sasl_failure(self, failure: SaslFailure, now: float) -> list[SessionAction]:
         self._sasl_failures += 1
         reply = element(NS_SASL, "failure")
         sub(reply, NS_SASL, failure.condition.value)
@@ -459,12 +492,37 @@ class ClientSession:
         self._jid = jid
         self._state = _State.BOUND
         self._negotiation_deadline = None
+        self._bucket = self._stanza_bucket(now)
         result_payload = element(NS_BIND, "bind")
         sub(result_payload, NS_BIND, "jid", text=str(jid))
         return [*actions, Bound(jid=jid), SendElement(element=iq_result(stanza, result_payload))]
 
+    def _stanza_bucket(self, now: float) -> TokenBucket | None:
+        settings = self._settings
+        if self._username in settings.stanza_rate_exempt and not self._anonymous:
+            return None
+        if self._anonymous:
+            return TokenBucket(rate_per_second=settings.guest_stanza_rate_per_second,
+                               burst=settings.guest_stanza_burst, now=now)
+        return TokenBucket(rate_per_second=settings.stanza_rate_per_second, burst=settings.stanza_burst, now=now)
+
+    def _over_rate(self, stanza: Element, now: float) -> list[SessionAction]:
+        """Refuse one stanza beyond the rate; close the stream of a client that never slows down."""
+        assert self._bucket is not None
+        if self._bucket.refused > self._settings.stanza_flood_refusals:
+            return self._close(StreamErrorCondition.POLICY_VIOLATION, now, "Stanza rate limit exceeded")
+        kind, stanza_type = local_name(stanza), stanza.get("type")
+        # RFC 6120 §8.3.1: never answer an error (nor an iq result); presence is fire-and-forget, so dropped.
+        if kind == "presence" or stanza_type == "error" or (kind == "iq" and stanza_type == "result"):
+            return []
+        # RFC 6120 §8.3.3.12: policy-violation, type wait: the client may retry later.
+        return [SendElement(element=error_reply(stanza, StanzaErrorCondition.POLICY_VIOLATION,
+                                                error_type=StanzaErrorType.WAIT, text="rate limit"))]
+
     def _on_bound_stanza(self, stanza: Element, now: float) -> list[SessionAction]:
         assert self._jid is not None
+        if self._bucket is not None and not self._bucket.take(now):
+            return self._over_rate(stanza, now)
         payload = first_child(stanza)
         if (local_name(stanza) == "iq" and payload is not None and stanza.get("to") in (None, self._settings.domain)
                 and stanza.get("type") in ("set", "get")):

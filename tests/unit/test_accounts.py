@@ -3,7 +3,6 @@ from pathlib import Path
 import pytest
 
 from boshcm.xmpp.accounts import AccountExists, AccountStore, NoSuchAccount
-from boshcm.xmpp.throttle import AuthThrottle
 
 
 def test_account_lifecycle(tmp_path: Path) -> None:
@@ -51,23 +50,3 @@ def test_unusable_passwords_are_refused(bad: str) -> None:
 def test_invalid_username_is_refused() -> None:
     with pytest.raises(ValueError):
         AccountStore(":memory:").add("al ice@", "pw")
-
-
-def test_throttle_locks_out_after_repeated_failures_then_forgets() -> None:
-    throttle = AuthThrottle(max_failures=3, window_seconds=10, lockout_seconds=30)
-    for second in (0, 1, 2):
-        assert not throttle.is_blocked("192.0.2.1", second)
-        throttle.record_failure("192.0.2.1", second)
-    assert throttle.is_blocked("192.0.2.1", 3)
-    assert not throttle.is_blocked("192.0.2.2", 3)  # per address
-    assert not throttle.is_blocked("192.0.2.1", 33)
-
-
-def test_throttle_failures_outside_the_window_do_not_add_up() -> None:
-    throttle = AuthThrottle(max_failures=2, window_seconds=10, lockout_seconds=30)
-    throttle.record_failure("a", 0)
-    throttle.record_failure("a", 11)
-    assert not throttle.is_blocked("a", 12)
-    throttle.record_success("a", 12)
-    throttle.record_failure("a", 13)
-    assert not throttle.is_blocked("a", 14)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from typing import Any
 
 from lxml import etree
 
@@ -33,7 +34,7 @@ from boshcm.xmpp.stream import (
     Transport,
     TransportClosed,
 )
-from boshcm.xmpp.throttle import AuthThrottle
+from boshcm.xmpp.throttle import AuthThrottle, ThrottleSettings
 
 NOW = 100.0
 
@@ -71,24 +72,31 @@ def sent(actions: list[SessionAction]) -> list[Element]:
     return [action.element for action in actions if isinstance(action, SendElement)]
 
 
+def alice_store() -> AccountStore:
+    accounts = AccountStore(":memory:")
+    accounts.add("alice", "wonderland")
+    return accounts
+
+
 class Conversation:
     def __init__(self, *, secure: bool = False, can_starttls: bool = True,
                  tls_policy: TlsPolicy = TlsPolicy.REQUIRED, anonymous: bool = False,
-                 throttle: AuthThrottle | None = None) -> None:
-        self.accounts = AccountStore(":memory:")
-        self.accounts.add("alice", "wonderland")
+                 throttle: AuthThrottle | None = None, accounts: AccountStore | None = None,
+                 remote_address: str = "192.0.2.7", now: float = NOW, **settings: Any) -> None:
+        self.accounts = accounts or alice_store()
         self.router = RecordingRouter()
         self.throttle = throttle or AuthThrottle()
+        self.now = now
         self.session = ClientSession(
-            settings=SessionSettings(domain="localhost", tls_policy=tls_policy, anonymous=anonymous),
-            transport=Transport(secure=secure, can_starttls=can_starttls, remote_address="192.0.2.7"),
-            router=self.router, accounts=self.accounts, throttle=self.throttle, now=NOW)
+            settings=SessionSettings(domain="localhost", tls_policy=tls_policy, anonymous=anonymous, **settings),
+            transport=Transport(secure=secure, can_starttls=can_starttls, remote_address=remote_address),
+            router=self.router, accounts=self.accounts, throttle=self.throttle, now=now)
 
     def open(self, to: str = "localhost", version: str | None = "1.0") -> list[SessionAction]:
-        return self.session.handle(StreamStarted(to=to, version=version), NOW)
+        return self.session.handle(StreamStarted(to=to, version=version), self.now)
 
     def send(self, text: str) -> list[SessionAction]:
-        return self.session.handle(ElementReceived(element=xml(text)), NOW)
+        return self.session.handle(ElementReceived(element=xml(text)), self.now)
 
     def starttls(self) -> None:
         self.open()
@@ -209,18 +217,20 @@ def test_wrong_password_fails_with_not_authorized_and_may_retry() -> None:
     assert sent(talk.plain_auth())[0].tag == qname(NS_SASL, "success")
 
 
-def test_repeated_failures_from_one_address_are_throttled() -> None:
-    throttle = AuthThrottle(max_failures=2, window_seconds=60, lockout_seconds=60)
-    for _attempt in range(2):
-        talk = Conversation(throttle=throttle)
+def test_repeated_failures_on_an_account_are_refused_for_a_while_without_looking_at_the_password() -> None:
+    throttle = AuthThrottle(ThrottleSettings(account_free_failures=2, first_delay_seconds=30))
+    accounts = alice_store()
+    for attempt in range(3):
+        talk = Conversation(throttle=throttle, accounts=accounts, remote_address=f"192.0.2.{attempt}")
         talk.starttls()
         talk.open()
-        talk.plain_auth(password="wrong")
-    talk = Conversation(throttle=throttle)
+        assert sasl_outcome(talk.plain_auth(password="wrong")) == ("not-authorized", "")
+    talk = Conversation(throttle=throttle, accounts=accounts, remote_address="198.51.100.1", now=NOW + 10)
     talk.starttls()
     talk.open()
-    (failure,) = sent(talk.plain_auth())  # even the right password is refused while locked out
-    assert failure[0].tag == qname(NS_SASL, "not-authorized")
+    # RFC 6120 §6.5.12: even the right password is refused while the delay lasts, and the text says until when.
+    assert sasl_outcome(talk.plain_auth()) == ("temporary-auth-failure",
+                                               "Too many failed attempts; try again in 20 seconds")
 
 
 def test_scram_sha_256_login_proves_the_server_knows_the_secret() -> None:
@@ -329,3 +339,132 @@ def test_negotiation_timeout_is_connection_timeout() -> None:
     assert deadline is not None
     assert talk.session.handle_timeout(deadline - 1) == []
     assert closed_with(talk.session.handle_timeout(deadline)) is StreamErrorCondition.CONNECTION_TIMEOUT
+
+
+def sasl_outcome(actions: list[SessionAction]) -> tuple[str, str]:
+    """("success", "") or the SASL failure's condition and text."""
+    (reply,) = [e for e in sent(actions) if e.tag in (qname(NS_SASL, "success"), qname(NS_SASL, "failure"))]
+    if reply.tag == qname(NS_SASL, "success"):
+        return "success", ""
+    condition = next(child for child in reply if child.tag != qname(NS_SASL, "text"))
+    return etree.QName(condition).localname, reply.findtext(qname(NS_SASL, "text")) or ""
+
+
+def plain_attempt(throttle: AuthThrottle, accounts: AccountStore, *, address: str, now: float,
+                  user: str = "alice", password: str = "wrong") -> tuple[str, str]:
+    talk = Conversation(secure=True, can_starttls=False, throttle=throttle, accounts=accounts,
+                        remote_address=address, now=now)
+    talk.open()
+    return sasl_outcome(talk.plain_auth(user, password))
+
+
+def test_twelve_addresses_guessing_1000_times_a_minute_get_a_handful_of_guesses() -> None:
+    # The issue: 12 addresses guess one password 1,000 times a minute. With the default settings only the
+    # few attempts between growing delays are evaluated; every other one is refused unread.
+    throttle, accounts = AuthThrottle(), alice_store()
+    outcomes = [plain_attempt(throttle, accounts, address=f"203.0.113.{attempt % 12}", now=NOW + attempt * 0.06)
+                for attempt in range(1000)]
+    evaluated = [outcome for outcome in outcomes if outcome == ("not-authorized", "")]  # refusals carry a text
+    assert len(evaluated) <= 12
+    assert {outcome[0] for outcome in outcomes} == {"not-authorized", "temporary-auth-failure"}
+
+
+def test_made_up_account_failures_do_not_lock_a_real_user_out_of_the_address() -> None:
+    throttle, accounts = AuthThrottle(ThrottleSettings(address_free_failures=2)), alice_store()
+    for index in range(30):
+        assert plain_attempt(throttle, accounts, address="192.0.2.50", now=NOW + index,
+                             user=f"ghost{index}") == ("not-authorized", "")
+    assert plain_attempt(throttle, accounts, address="192.0.2.50", now=NOW + 30,
+                         password="wonderland") == ("success", "")
+
+
+def test_a_user_who_logged_in_before_from_her_address_is_not_locked_out_by_an_attack() -> None:
+    throttle, accounts = AuthThrottle(ThrottleSettings(first_delay_seconds=60)), alice_store()
+    assert plain_attempt(throttle, accounts, address="192.0.2.1", now=NOW, password="wonderland")[0] == "success"
+    for attempt in range(10):
+        plain_attempt(throttle, accounts, address=f"203.0.113.{attempt}", now=NOW + 1)
+    assert plain_attempt(throttle, accounts, address="198.51.100.9", now=NOW + 2,
+                         password="wonderland")[0] == "temporary-auth-failure"
+    assert plain_attempt(throttle, accounts, address="192.0.2.1", now=NOW + 2,
+                         password="wonderland") == ("success", "")
+
+
+def test_real_and_made_up_names_get_the_same_answers_all_the_way_into_the_delay() -> None:
+    throttle, accounts = AuthThrottle(ThrottleSettings(account_free_failures=2)), alice_store()
+    for step in range(6):
+        now = NOW + step * 0.5
+        real = plain_attempt(throttle, accounts, address=f"203.0.113.{step}", now=now, user="alice")
+        made_up = plain_attempt(throttle, accounts, address=f"198.51.100.{step}", now=now, user="nobody")
+        assert real == made_up
+
+
+def test_a_throttled_scram_attempt_is_refused_at_auth_before_any_challenge() -> None:
+    throttle = AuthThrottle(ThrottleSettings(account_free_failures=0, first_delay_seconds=60))
+    accounts = alice_store()
+    plain_attempt(throttle, accounts, address="203.0.113.1", now=NOW)
+    talk = Conversation(secure=True, can_starttls=False, throttle=throttle, accounts=accounts, now=NOW + 1)
+    talk.open()
+    payload = base64.b64encode(b"n,,n=alice,r=abcdef").decode()
+    actions = talk.send(f"<auth xmlns='{NS_SASL}' mechanism='SCRAM-SHA-256'>{payload}</auth>")
+    assert sasl_outcome(actions) == ("temporary-auth-failure", "Too many failed attempts; try again in 59 seconds")
+
+
+def bound(**settings: Any) -> Conversation:
+    talk = Conversation(**settings)
+    talk.login("desk")
+    return talk
+
+
+def message(number: int) -> str:
+    return f"<message xmlns='{NS_CLIENT}' to='bob@localhost' id='m{number}'><body>{number}</body></message>"
+
+
+def test_stanzas_beyond_the_rate_get_policy_violation_of_type_wait() -> None:
+    talk = bound(stanza_rate_per_second=1.0, stanza_burst=3)
+    for number in range(3):
+        talk.send(message(number))
+    (refused,) = sent(talk.send(message(3)))
+    assert refused.get("type") == "error" and refused.get("id") == "m3"
+    error = refused.find(qname(NS_CLIENT, "error"))
+    assert error is not None and error.get("type") == "wait"
+    assert error.find("{urn:ietf:params:xml:ns:xmpp-stanzas}policy-violation") is not None
+    assert error.findtext("{urn:ietf:params:xml:ns:xmpp-stanzas}text") == "rate limit"
+    assert len(talk.router.stanzas) == 3
+    talk.now += 1.0  # one more token
+    talk.send(message(4))
+    assert len(talk.router.stanzas) == 4
+
+
+def test_presence_and_errors_beyond_the_rate_are_dropped_without_a_reply() -> None:
+    talk = bound(stanza_rate_per_second=1.0, stanza_burst=1)
+    talk.send(message(0))
+    assert sent(talk.send(f"<presence xmlns='{NS_CLIENT}'/>")) == []
+    assert sent(talk.send(f"<message xmlns='{NS_CLIENT}' to='bob@localhost' type='error'/>")) == []
+    assert sent(talk.send(f"<iq xmlns='{NS_CLIENT}' to='bob@localhost' type='result' id='r'/>")) == []
+    assert len(talk.router.stanzas) == 1
+
+
+def test_a_session_that_keeps_flooding_is_closed_with_policy_violation() -> None:
+    talk = bound(stanza_rate_per_second=1.0, stanza_burst=2, stanza_flood_refusals=5)
+    actions: list[SessionAction] = []
+    for number in range(7):  # two within the burst, then five refusals
+        actions = talk.send(message(number))
+        assert not any(isinstance(action, CloseStream) for action in actions)
+    actions = talk.send(message(7))
+    assert closed_with(actions) is StreamErrorCondition.POLICY_VIOLATION
+    assert talk.router.unbound == [JID.parse("alice@localhost/desk")]
+
+
+def test_guests_have_their_own_rate_and_exempt_accounts_none() -> None:
+    guest = Conversation(secure=True, can_starttls=False, anonymous=True, guest_stanza_rate_per_second=1.0,
+                         guest_stanza_burst=2)
+    guest.open()
+    assert sent(guest.send(f"<auth xmlns='{NS_SASL}' mechanism='ANONYMOUS'/>"))[0].tag == qname(NS_SASL, "success")
+    guest.open()
+    guest.send(f"<iq xmlns='{NS_CLIENT}' type='set' id='b'><bind xmlns='{NS_BIND}'/></iq>")
+    replies = [sent(guest.send(message(number))) for number in range(3)]
+    assert replies[:2] == [[], []] and replies[2][0].get("type") == "error"
+    exempt = bound(stanza_rate_per_second=1.0, stanza_burst=1, stanza_rate_exempt=frozenset({"alice"}))
+    for number in range(50):
+        assert sent(exempt.send(message(number))) == []
+    assert len(exempt.router.stanzas) == 50

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import time
 
 import pytest
 
@@ -145,3 +146,58 @@ def test_payload_encoding_follows_rfc_6120_section_6_4_2() -> None:
     assert decode_sasl_payload("not base64!") is None
     assert encode_sasl_payload(b"") == "="
     assert encode_sasl_payload(None) == "="
+
+
+def _fastest_plain_failure(accounts: AccountStore, username: str) -> float:
+    timings = []
+    for _ in range(15):
+        started = time.perf_counter()
+        assert exchange(accounts, "PLAIN").start(f"\0{username}\0wrong".encode()) == SaslFailure(
+            condition=SaslCondition.NOT_AUTHORIZED)
+        timings.append(time.perf_counter() - started)
+    return min(timings)
+
+
+def test_plain_spends_the_same_key_derivation_on_a_made_up_name(accounts: AccountStore) -> None:
+    # Enumeration by timing: a made-up name must cost the PBKDF2 a real one does (the fastest of several
+    # runs is the work itself, not scheduling noise).
+    real, made_up = _fastest_plain_failure(accounts, "alice"), _fastest_plain_failure(accounts, "nobody")
+    assert made_up >= 0.5 * real
+
+
+def test_scram_challenge_for_a_made_up_name_looks_like_a_real_one(accounts: AccountStore) -> None:
+    def fields(username: str) -> dict[str, str]:
+        result = exchange(accounts, "SCRAM-SHA-256").start(f"n,,n={username},r=abc".encode())
+        assert isinstance(result, SaslChallenge)
+        return dict(item.split("=", 1) for item in result.data.decode().split(","))
+
+    real, made_up = fields("alice"), fields("nobody")
+    assert made_up["i"] == real["i"]
+    assert len(base64.b64decode(made_up["s"])) == len(base64.b64decode(real["s"]))
+
+
+def test_admit_is_asked_with_the_username_before_any_challenge_or_password_check(accounts: AccountStore) -> None:
+    refusal = SaslFailure(condition=SaslCondition.TEMPORARY_AUTH_FAILURE, text="later")
+    asked: list[str] = []
+
+    def admit(username: str) -> SaslFailure:
+        asked.append(username)
+        return refusal
+
+    scram = exchange(accounts, "SCRAM-SHA-256")
+    assert scram.start(b"n,,n=Alice,r=abc", admit=admit) == refusal
+    plain = exchange(accounts, "PLAIN")
+    assert plain.start(b"\0alice\0wonderland", admit=admit) == refusal  # right password, still refused
+    late = exchange(accounts, "SCRAM-SHA-1")
+    assert late.start(None) == SaslChallenge(data=b"")
+    assert late.respond(b"n,,n=alice,r=abc", admit=admit) == refusal
+    assert asked == ["alice", "alice", "alice"]
+    assert scram.username is None and plain.username is None  # nothing was evaluated
+
+
+def test_the_exchange_reports_whom_a_failure_concerned(accounts: AccountStore) -> None:
+    real, made_up = exchange(accounts, "PLAIN"), exchange(accounts, "SCRAM-SHA-256")
+    real.start(b"\0alice\0wrong", admit=lambda _username: None)
+    made_up.start(b"n,,n=nobody,r=abc")
+    assert (real.username, real.account_exists) == ("alice", True)
+    assert (made_up.username, made_up.account_exists) == ("nobody", False)
