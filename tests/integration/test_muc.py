@@ -13,6 +13,9 @@ from boshcm.config import load_config
 from boshcm.jid import JID
 from boshcm.tls import SELF_SIGNED_CERT
 from tests.integration.bosh_client import BoshClient
+from tests.integration.quiz_players import ROOM as QUIZ_ROOM
+from tests.integration.quiz_players import open_game, player, wait_until
+from tests.integration.test_quizbot import quiz_server  # noqa: F401  (fixture)
 from tests.integration.xmpp_client import TIMEOUT_SECONDS, XmppClient
 
 ROOM = "quiz-night@conference.localhost"
@@ -186,3 +189,23 @@ async def test_mediated_invitation_reaches_an_online_invitee_and_a_decline_retur
     bob.xmpp.plugin["xep_0045"].decline(ROOM, "alice@localhost", reason="busy")
     declined = await asyncio.wait_for(declines.get(), TIMEOUT_SECONDS)
     assert str(declined["from"]) == ROOM  # type: ignore[index]
+
+
+async def test_the_quiz_bots_ping_through_the_room_measures_each_players_round_trip(
+        quiz_server: Server) -> None:  # noqa: F811
+    """XEP-0045 §7.5: the bot's XEP-0199 ping to room/nick is answered by the player's client and the answer is
+    routed back, so the latency credit gets a value (quizbot/game.py `_Player.round_trip`)."""
+    made: list[XmppClient] = []
+    try:
+        cert = quiz_server.config.data_path / SELF_SIGNED_CERT
+        ann, ben, cat = [await player(quiz_server.c2s.port, cert, made, name) for name in ("ann", "ben", "cat")]
+        await open_game(ann, ben, cat, "!quiz live 1 mixed")  # the start pings every player
+        assert quiz_server.quizbot is not None
+        room = quiz_server.quizbot.client.bot.rooms[QUIZ_ROOM]
+        await wait_until(lambda: room.game is not None)
+        assert room.game is not None
+        players = room.game._players
+        await wait_until(lambda: len(players) == 3 and all(p.round_trip > 0 for p in players.values()))
+        assert all(p.round_trip < 1.0 for p in players.values())
+    finally:
+        await asyncio.gather(*(client.close() for client in made), return_exceptions=True)

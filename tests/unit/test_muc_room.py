@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 from lxml import etree
 
@@ -18,7 +19,7 @@ MUC_USER = "{http://jabber.org/protocol/muc#user}"
 
 
 class Conference:
-    def __init__(self, *, lock_seconds: float = 0.0) -> None:
+    def __init__(self, *, lock_seconds: float = 0.0, **options: Any) -> None:
         ids = itertools.count(1)
         self.service = MucService(
             domain="conference.localhost",
@@ -26,6 +27,7 @@ class Conference:
             wall_clock=lambda: 1_700_000_000.0 + self.now,
             lock_seconds=lock_seconds,
             id_factory=lambda: f"id{next(ids)}",
+            **options,
         )
         self.now = 0.0
 

@@ -8,11 +8,22 @@ occupant JID); the router delivers them. Time only arrives as `now` (history age
 Presence order on join follows XEP-0045 §7.2.3: every current occupant's presence to the joiner, then the
 joiner's own presence (status 110, and 201 when it created the room) to everyone, then history, then the
 subject — always, even empty, because clients such as slixmpp's join_muc_wait treat it as "joined".
+
+What a room defends (docs/security.md, "Rooms"):
+- Nicknames are compared by key (`nick.py`: PRECIS Nickname + confusables skeleton), one dict lookup per join:
+  a look-alike of another account's nick is a `conflict`, and an affiliated user's (member, admin, owner)
+  last nick stays reserved for them while they are away — how a bot that owns its room keeps its name.
+- Room-assigned ids (XEP-0421 occupant-id, XEP-0359 stanza-id by the room or its service) are never taken
+  from a client: stripped on every path, the room's own added where it adds them.
+- iqs through occupant JIDs (§7.5) go out under a fresh id kept in a bounded, expiring table, and only the
+  target's answer is routed back, under the requester's own id.
+- Occupants are capped by the service (`RoomLimits.max_occupants`); a room's own maximum may only lower it.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime
 import hashlib
 import hmac
@@ -43,6 +54,7 @@ from boshcm.stanza import (
     sub,
 )
 from boshcm.xmpp.muc.config import RoomConfig, config_form, parse_config_submission
+from boshcm.xmpp.muc.nick import Nick, NickRefused, parse_nick
 
 NS_MUC = "http://jabber.org/protocol/muc"
 NS_MUC_USER = "http://jabber.org/protocol/muc#user"
@@ -53,15 +65,37 @@ NS_OCCUPANT_ID = "urn:xmpp:occupant-id:0"
 
 AFFILIATIONS = ("owner", "admin", "member", "none", "outcast")
 _RANK = {"owner": 4, "admin": 3, "member": 2, "none": 1, "outcast": 0}
+# Answers still awaited per (requester, target): a fifth request forgets the oldest, so one occupant can hold at
+# most this many entries per other occupant in the table.
+MAX_PENDING_PER_PAIR = 4
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoomLimits:
+    """What the service allows every room; the room's configuration can only be stricter."""
+
+    max_occupants: int = 5_000        # occupants besides admins and owners
+    max_pending_iqs: int = 10_000     # iqs forwarded through occupant JIDs and not yet answered
+    iq_timeout_seconds: float = 60.0  # after this an answer is no longer routed back
 
 
 @dataclass(slots=True)
 class Occupant:
     nick: str
+    keys: tuple[str, str]         # comparison keys of the nick (nick.py)
     bare: JID                     # the account behind the nick
     real_jids: list[JID]          # one nick may be joined from several sessions of the same account
     role: str                     # moderator | participant | visitor
     presence: Element             # the last presence, as broadcast (without muc#user)
+
+
+@dataclass(slots=True)
+class _PendingIq:
+    requester: JID                # real full JID that asked
+    request_id: str | None        # the id the requester used
+    target: JID                   # real full JID the request went to: only it may answer
+    target_nick: str
+    expires_at: float
 
 
 @dataclass(slots=True)
@@ -78,19 +112,30 @@ class RoomState:
     affiliations: dict[JID, str] = field(default_factory=dict)
     subject: str = ""
     subject_from: str = ""
+    # XEP-0045 §7.10-style registered nicks: the last nick of each affiliated account, reserved for it.
+    nicks: dict[JID, str] = field(default_factory=dict)
 
 
 class Room:
     def __init__(self, *, jid: JID, state: RoomState, id_factory: Callable[[], str], secret: bytes,
-                 wall_clock: Callable[[], float], locked: bool = False) -> None:
+                 wall_clock: Callable[[], float], locked: bool = False, limits: RoomLimits | None = None,
+                 is_guest: Callable[[JID], bool] = lambda _jid: False) -> None:
         self.jid = jid
         self.state = state
         self.locked = locked
+        self.limits = limits or RoomLimits()
+        self._is_guest = is_guest
         self._id_factory = id_factory
         self._secret = secret
         self._wall_clock = wall_clock
         self._occupants: dict[str, Occupant] = {}       # by nick
         self._nick_of: dict[JID, str] = {}             # real full JID -> nick
+        self._by_key: dict[str, str] = {}              # nick comparison key -> nick of the occupant
+        self._reserved: dict[str, JID] = {}            # nick comparison key -> affiliated account
+        for bare, nick in list(state.nicks.items()):
+            self._reserve(bare, nick)
+        self._pending: dict[str, _PendingIq] = {}      # forwarded iq id -> request; oldest first
+        self._pending_pairs: dict[tuple[JID, JID], deque[str]] = {}
         self._history: deque[_HistoryEntry] = deque()
         self.destroyed = False
 
@@ -111,6 +156,15 @@ class Room:
 
     def affiliation(self, jid: JID) -> str:
         return self.state.affiliations.get(jid.bare, "none")
+
+    def has_session(self, real: JID) -> bool:
+        return real in self._nick_of
+
+    @property
+    def max_users(self) -> int:
+        """The room's own maximum, within the service's."""
+        configured = self.config.max_users
+        return min(configured, self.limits.max_occupants) if configured else self.limits.max_occupants
 
     # --- entry points -----------------------------------------------------------------------------
 
@@ -141,16 +195,24 @@ class Room:
             return self._leave(sender, stanza, now) if sender in self._nick_of else []
         if stanza.get("type") is not None:
             return []
+        try:
+            nick = parse_nick(to.resource)
+        except NickRefused:
+            # XEP-0045 §7.2.18 / RFC 8266: not a nickname (empty, controls, invisible characters).
+            return [self._error(stanza, StanzaErrorCondition.JID_MALFORMED, text="This nickname is not allowed")]
+        # XEP-0045 §7.2.3: a nick the room changed (here: PRECIS enforcement) is announced with status 210.
+        rewritten = ("210",) if nick.shown != to.resource else ()
         current = self._nick_of.get(sender)
         if current is None:
-            return self._join(sender, to.resource, stanza, now)
-        if current != to.resource:
-            return self._change_nick(sender, current, to.resource, stanza)
+            return self._join(sender, nick, rewritten, stanza, now)
+        if current != nick.shown:
+            return self._change_nick(sender, current, nick, rewritten, stanza)
         occupant = self._occupants[current]
-        occupant.presence = _clean_presence(stanza)
+        occupant.presence = self._clean_presence(stanza)
         return self._broadcast_presence(occupant)
 
-    def _join(self, sender: JID, nick: str, stanza: Element, now: float) -> list[Element]:
+    def _join(self, sender: JID, nick: Nick, rewritten: tuple[str, ...], stanza: Element,
+              now: float) -> list[Element]:
         affiliation = self.affiliation(sender)
         muc = stanza.find(qname(NS_MUC, "x"))
         if self.locked and affiliation != "owner":
@@ -159,35 +221,99 @@ class Room:
             return [self._error(stanza, StanzaErrorCondition.FORBIDDEN)]
         if self.config.members_only and _RANK[affiliation] < _RANK["member"]:
             return [self._error(stanza, StanzaErrorCondition.REGISTRATION_REQUIRED)]
-        existing = self._occupants.get(nick)
-        if existing is not None and existing.bare != sender.bare:
+        existing = self._holder(nick)
+        if (existing is not None and existing.bare != sender.bare) or self._reserved_for_other(nick, sender.bare):
+            # XEP-0045 §7.2.9: in use, or reserved by an affiliated user, under this nick or a look-alike.
             return [self._error(stanza, StanzaErrorCondition.CONFLICT)]
         if self.config.password and affiliation != "owner":
             given = muc.findtext(qname(NS_MUC, "password")) if muc is not None else None
             if given != self.config.password:
                 return [self._error(stanza, StanzaErrorCondition.NOT_AUTHORIZED)]
-        if existing is None and self.config.max_users and len(self._occupants) >= self.config.max_users \
-                and _RANK[affiliation] < _RANK["admin"]:
+        if existing is None and len(self._occupants) >= self.max_users and _RANK[affiliation] < _RANK["admin"]:
+            # XEP-0045 §7.2.10: admins and owners may still enter.
             return [self._error(stanza, StanzaErrorCondition.SERVICE_UNAVAILABLE)]
         out: list[Element] = []
         if existing is not None:
             # The same account joining the same nick from another session shares the occupant.
             existing.real_jids.append(sender)
-            self._nick_of[sender] = nick
+            self._nick_of[sender] = existing.nick
             occupant = existing
+            rewritten = ("210",) if existing.nick != nick.shown else rewritten
         else:
-            occupant = Occupant(nick=nick, bare=sender.bare, real_jids=[sender], role=self._default_role(affiliation),
-                                presence=_clean_presence(stanza))
+            occupant = Occupant(nick=nick.shown, keys=nick.keys, bare=sender.bare, real_jids=[sender],
+                                role=self._default_role(affiliation), presence=self._clean_presence(stanza))
             for other in self._occupants.values():
                 out.append(self._presence_of(other, to=sender))
-            self._occupants[nick] = occupant
-            self._nick_of[sender] = nick
+            self._occupants[nick.shown] = occupant
+            self._nick_of[sender] = nick.shown
+            for key in nick.keys:
+                self._by_key[key] = nick.shown
+        self._register_nick(occupant)
         created = self._creating
         self._creating = False
-        out += self._broadcast_presence(occupant, extra_self_codes=("201",) if created else ())
+        out += self._broadcast_presence(occupant, extra_self_codes=("201", *rewritten) if created else rewritten)
         out += self._history_for(sender, muc, now)
         out.append(self._subject_message(sender))
         return out
+
+    # --- nicknames --------------------------------------------------------------------------------
+
+    def _holder(self, nick: Nick) -> Occupant | None:
+        """The occupant whose nick is this one or a look-alike: one dict lookup per key."""
+        for key in nick.keys:
+            if (held := self._by_key.get(key)) is not None:
+                occupant = self._occupants.get(held)
+                if occupant is not None and key in occupant.keys:
+                    return occupant
+                del self._by_key[key]  # stale: its occupant is gone
+        return None
+
+    def _reserved_for_other(self, nick: Nick, bare: JID) -> bool:
+        for key in nick.keys:
+            owner = self._reserved.get(key)
+            if owner is not None and owner != bare and _RANK[self.affiliation(owner)] >= _RANK["member"]:
+                return True
+        return False
+
+    def _register_nick(self, occupant: Occupant) -> None:
+        """An affiliated account's nick stays theirs while they are away (as Prosody's registered nicks)."""
+        if _RANK[self.affiliation(occupant.bare)] < _RANK["member"]:
+            return
+        if self.state.nicks.get(occupant.bare) == occupant.nick:
+            return
+        self._unregister_nick(occupant.bare)
+        self.state.nicks[occupant.bare] = occupant.nick
+        self._reserve(occupant.bare, occupant.nick)
+
+    def _reserve(self, bare: JID, nick: str) -> None:
+        try:
+            keys = parse_nick(nick).keys
+        except NickRefused:
+            return
+        for key in keys:
+            self._reserved.setdefault(key, bare)
+
+    def _unregister_nick(self, bare: JID) -> None:
+        old = self.state.nicks.pop(bare, None)
+        if old is None:
+            return
+        try:
+            keys = parse_nick(old).keys
+        except NickRefused:
+            return
+        for key in keys:
+            if self._reserved.get(key) == bare:
+                del self._reserved[key]
+
+    def _find(self, text: str) -> Occupant | None:
+        """The occupant addressed as room/text: the nick as shown, or as a client may have typed it."""
+        occupant = self._occupants.get(text)
+        if occupant is not None:
+            return occupant
+        try:
+            return self._occupants.get(parse_nick(text).shown)
+        except NickRefused:
+            return None
 
     _creating = False
 
@@ -202,28 +328,36 @@ class Room:
             return "visitor"
         return "participant"
 
-    def _change_nick(self, sender: JID, old: str, new: str, stanza: Element) -> list[Element]:
+    def _change_nick(self, sender: JID, old: str, nick: Nick, rewritten: tuple[str, ...],
+                     stanza: Element) -> list[Element]:
         """XEP-0045 §7.6: unavailable with 303 and the new nick, then available under the new nick."""
-        if new in self._occupants:
-            return [self._error(stanza, StanzaErrorCondition.CONFLICT)]
         occupant = self._occupants[old]
+        holder = self._holder(nick)
+        if (holder is not None and holder is not occupant) or self._reserved_for_other(nick, sender.bare):
+            return [self._error(stanza, StanzaErrorCondition.CONFLICT)]
+        new = nick.shown
         out = [self._presence_of(occupant, to=recipient, presence_type="unavailable", codes=("303",), new_nick=new,
                                  self_view=recipient in occupant.real_jids)
                for recipient in self._all_real_jids()]
         del self._occupants[old]
-        occupant.nick = new
-        occupant.presence = _clean_presence(stanza)
+        for key in occupant.keys:
+            self._by_key.pop(key, None)
+        occupant.nick, occupant.keys = new, nick.keys
+        occupant.presence = self._clean_presence(stanza)
         self._occupants[new] = occupant
+        for key in nick.keys:
+            self._by_key[key] = new
         for real in occupant.real_jids:
             self._nick_of[real] = new
-        return out + self._broadcast_presence(occupant)
+        self._register_nick(occupant)
+        return out + self._broadcast_presence(occupant, extra_self_codes=rewritten)
 
     def _leave(self, sender: JID, stanza: Element | None, now: float, *, codes: tuple[str, ...] = (),
                actor_reason: str | None = None) -> list[Element]:
         nick = self._nick_of.pop(sender)
         occupant = self._occupants[nick]
         occupant.real_jids.remove(sender)
-        leaving = _clean_presence(stanza) if stanza is not None else make_stanza("presence")
+        leaving = self._clean_presence(stanza) if stanza is not None else make_stanza("presence")
         out: list[Element] = []
         if occupant.real_jids:
             # Another session of the same account is still here: only this one leaves.
@@ -231,6 +365,8 @@ class Room:
                                          codes=codes, template=leaving))
             return out
         del self._occupants[nick]
+        for key in occupant.keys:
+            self._by_key.pop(key, None)
         occupant.role = "none"
         for recipient in [sender, *self._all_real_jids()]:
             out.append(self._presence_of(occupant, to=recipient, presence_type="unavailable", codes=codes,
@@ -319,12 +455,13 @@ class Room:
         return [addressed_copy(message, recipient) for recipient in self._all_real_jids()]
 
     def _private_message(self, occupant: Occupant, nick: str, stanza: Element) -> list[Element]:
-        target = self._occupants.get(nick)
+        target = self._find(nick)
         if target is None:
             return [self._error(stanza, StanzaErrorCondition.ITEM_NOT_FOUND)]
         if stanza.get("type") == "groupchat":
             return [self._error(stanza, StanzaErrorCondition.BAD_REQUEST)]
         message = copy.deepcopy(stanza)
+        self._strip_room_ids(message)
         message.set("from", str(self.jid.with_resource(occupant.nick)))
         sub(message, NS_MUC_USER, "x")
         sub(message, NS_OCCUPANT_ID, "occupant-id", {"id": self.occupant_id(occupant.bare)})
@@ -429,11 +566,11 @@ class Room:
     def _iq(self, sender: JID, to: JID, iq: Element, now: float) -> list[Element]:
         payload = first_child(iq)
         if iq.get("type") in ("result", "error"):
-            return []
+            return self._iq_answer(sender, iq, now)
         if payload is None:
             return [self._error(iq, StanzaErrorCondition.BAD_REQUEST)]
         if to.resource is not None:
-            return self._iq_to_occupant(sender, to.resource, iq, payload)
+            return self._iq_to_occupant(sender, to.resource, iq, payload, now)
         namespace = etree.QName(payload).namespace
         if iq.get("type") == "get" and payload.tag == qname(NS_DISCO_INFO, "query"):
             return [self._reply(iq, self._disco_info())]
@@ -447,22 +584,66 @@ class Room:
             return [self._reply(iq, None)]
         return [self._error(iq, StanzaErrorCondition.SERVICE_UNAVAILABLE)]
 
-    def _iq_to_occupant(self, sender: JID, nick: str, iq: Element, payload: Element) -> list[Element]:
+    def _iq_to_occupant(self, sender: JID, nick: str, iq: Element, payload: Element, now: float) -> list[Element]:
         own_nick = self._nick_of.get(sender)
-        if payload.tag == qname(NS_PING, "ping") and iq.get("type") == "get":
-            # XEP-0410 self-ping: answered by the room for joined occupants.
-            if own_nick == nick:
-                return [self._reply(iq, None)]
-            if own_nick is None:
-                return [self._error(iq, StanzaErrorCondition.NOT_ACCEPTABLE)]
+        target = self._find(nick)
+        if payload.tag == qname(NS_PING, "ping") and iq.get("type") == "get" and own_nick is not None \
+                and target is not None and own_nick == target.nick:
+            return [self._reply(iq, None)]  # XEP-0410 self-ping: answered by the room for joined occupants
         if own_nick is None:
             return [self._error(iq, StanzaErrorCondition.NOT_ACCEPTABLE)]
-        target = self._occupants.get(nick)
         if target is None:
             return [self._error(iq, StanzaErrorCondition.ITEM_NOT_FOUND)]
+        # XEP-0045 §7.5/§18.1: forward under an id of ours, remembered with the requester, so the answer
+        # can go back to them (two requesters may use the same id) and only the target can give it.
+        self._expire_pending(now)
+        real = target.real_jids[0]
+        waiting = self._pending_pairs.get((sender, real))
+        if waiting is not None and len(waiting) >= MAX_PENDING_PER_PAIR:
+            self._forget_pending(waiting[0])
+        elif len(self._pending) >= self.limits.max_pending_iqs:
+            return [self._error(iq, StanzaErrorCondition.RESOURCE_CONSTRAINT, text="Too many requests in flight")]
+        forwarded_id = self._id_factory()
+        while forwarded_id in self._pending:
+            forwarded_id = self._id_factory()
+        self._pending[forwarded_id] = _PendingIq(requester=sender, request_id=iq.get("id"), target=real,
+                                                 target_nick=target.nick,
+                                                 expires_at=now + self.limits.iq_timeout_seconds)
+        self._pending_pairs.setdefault((sender, real), deque()).append(forwarded_id)
         forwarded = copy.deepcopy(iq)
         forwarded.set("from", str(self.jid.with_resource(own_nick)))
-        return [addressed_copy(forwarded, target.real_jids[0])]
+        forwarded.set("id", forwarded_id)
+        return [addressed_copy(forwarded, real)]
+
+    def _iq_answer(self, sender: JID, iq: Element, now: float) -> list[Element]:
+        self._expire_pending(now)
+        forwarded_id = iq.get("id", "")
+        pending = self._pending.get(forwarded_id)
+        if pending is None or pending.target != sender:
+            return []  # not awaited, late, or not from the occupant that was asked
+        self._forget_pending(forwarded_id)
+        answer = copy.deepcopy(iq)
+        answer.attrib.pop("id", None)
+        if pending.request_id is not None:
+            answer.set("id", pending.request_id)
+        answer.set("from", str(self.jid.with_resource(self._nick_of.get(sender, pending.target_nick))))
+        return [addressed_copy(answer, pending.requester)]
+
+    def _expire_pending(self, now: float) -> None:
+        # Every entry lives iq_timeout_seconds, so insertion order is expiry order.
+        while self._pending:
+            oldest = next(iter(self._pending))
+            if self._pending[oldest].expires_at > now:
+                return
+            self._forget_pending(oldest)
+
+    def _forget_pending(self, forwarded_id: str) -> None:
+        pending = self._pending.pop(forwarded_id)
+        pair = (pending.requester, pending.target)
+        waiting = self._pending_pairs[pair]
+        waiting.remove(forwarded_id)
+        if not waiting:
+            del self._pending_pairs[pair]
 
     def _disco_info(self) -> Element:
         info = element(NS_DISCO_INFO, "query")
@@ -490,7 +671,7 @@ class Room:
             return [self._error(iq, StanzaErrorCondition.FORBIDDEN)]
         if iq.get("type") == "get":
             query = element(NS_MUC_OWNER, "query")
-            query.append(config_form(self.config))
+            query.append(config_form(dataclasses.replace(self.config, max_users=self.max_users)))
             return [self._reply(iq, query)]
         destroy = payload.find(qname(NS_MUC_OWNER, "destroy"))
         if destroy is not None:
@@ -503,9 +684,15 @@ class Room:
             return [self._reply(iq, None)]
         previous = self.config
         try:
-            self.state.config = parse_config_submission(form, self.config)
+            submitted = parse_config_submission(form, self.config)
         except ValueError as problem:
             return [self._error(iq, StanzaErrorCondition.NOT_ACCEPTABLE, text=str(problem))]
+        if submitted.max_users > self.limits.max_occupants:
+            return [self._error(iq, StanzaErrorCondition.NOT_ACCEPTABLE,
+                                text=f"At most {self.limits.max_occupants} occupants")]
+        if submitted.persistent and not previous.persistent and self._is_guest(sender):
+            return [self._error(iq, StanzaErrorCondition.NOT_ALLOWED, text="Guests may only make temporary rooms")]
+        self.state.config = submitted
         self.locked = False  # XEP-0045 §10.1.2/§10.1.3: instant or configured, the room opens
         out = [self._reply(iq, None)]
         if self.config == previous:
@@ -532,6 +719,7 @@ class Room:
                 out.append(presence)
         self._occupants.clear()
         self._nick_of.clear()
+        self._by_key.clear()
         self.destroyed = True
         return out
 
@@ -570,7 +758,7 @@ class Room:
                           now: float) -> tuple[StanzaErrorCondition | None, list[Element]]:
         reason = item.findtext(qname(NS_MUC_ADMIN, "reason"))
         if (role := item.get("role")) is not None:
-            target = self._occupants.get(item.get("nick", ""))
+            target = self._find(item.get("nick", ""))
             if target is None:
                 return StanzaErrorCondition.ITEM_NOT_FOUND, []
             if actor_role != "moderator" or role not in ("none", "visitor", "participant", "moderator"):
@@ -588,9 +776,9 @@ class Room:
         if affiliation not in AFFILIATIONS:
             return StanzaErrorCondition.BAD_REQUEST, []
         try:
-            jid = JID.parse(item.get("jid", "")).bare if item.get("jid") else \
-                self._occupants[item.get("nick", "")].bare
-        except (InvalidJID, KeyError):
+            by_nick = None if item.get("jid") else self._find(item.get("nick", ""))
+            jid = JID.parse(item.get("jid", "")).bare if by_nick is None else by_nick.bare
+        except InvalidJID:
             return StanzaErrorCondition.ITEM_NOT_FOUND, []
         current = self.affiliation(jid)
         needs_owner = affiliation in ("owner", "admin") or current in ("owner", "admin")
@@ -603,8 +791,11 @@ class Room:
             self.state.affiliations.pop(jid, None)
         else:
             self.state.affiliations[jid] = affiliation
+        if _RANK[affiliation] < _RANK["member"]:
+            self._unregister_nick(jid)
         out: list[Element] = []
         for occupant in [o for o in self._occupants.values() if o.bare == jid]:
+            self._register_nick(occupant)
             if affiliation == "outcast":
                 out += self._remove_occupant(occupant, ("301",), reason, now)   # ban, XEP-0045 §9.1
             elif self.config.members_only and affiliation == "none":
@@ -624,6 +815,33 @@ class Room:
 
     # --- helpers ----------------------------------------------------------------------------------
 
+    def _clean_presence(self, stanza: Element) -> Element:
+        """The occupant's presence as others see it: show, status, priority, extensions; no MUC join element
+        and no id only the room may assign."""
+        presence = make_stanza("presence")
+        for child in stanza:
+            if isinstance(child.tag, str) and etree.QName(child).namespace not in (NS_MUC, NS_MUC_USER) \
+                    and not self._claims_room_id(child):
+                presence.append(copy.deepcopy(child))
+        return presence
+
+    def _strip_room_ids(self, stanza: Element) -> None:
+        for child in list(stanza):
+            if isinstance(child.tag, str) and self._claims_room_id(child):
+                stanza.remove(child)
+
+    def _claims_room_id(self, child: Element) -> bool:
+        """XEP-0421 §4: occupant-ids come only from the room; XEP-0359 §3.1: a stanza-id by this room (or
+        anything on its service) from a client is forged."""
+        if child.tag == qname(NS_OCCUPANT_ID, "occupant-id"):
+            return True
+        if child.tag != qname(NS_STANZA_ID, "stanza-id"):
+            return False
+        try:
+            return JID.parse(child.get("by", "")).domain == self.jid.domain
+        except InvalidJID:
+            return False
+
     def _all_real_jids(self) -> list[JID]:
         return [real for occupant in self._occupants.values() for real in occupant.real_jids]
 
@@ -638,13 +856,6 @@ class Room:
         return reply
 
 
-def _clean_presence(stanza: Element) -> Element:
-    """The occupant's presence as others see it: show, status, priority, extensions; no MUC join element."""
-    presence = make_stanza("presence")
-    for child in stanza:
-        if isinstance(child.tag, str) and etree.QName(child).namespace not in (NS_MUC, NS_MUC_USER, NS_OCCUPANT_ID):
-            presence.append(copy.deepcopy(child))
-    return presence
 
 
 def _int_attr(node: Element, name: str) -> int | None:

@@ -7,11 +7,14 @@ A component of the router: stanzas to the service or its rooms in, addressed sta
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import sqlite3
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+from boshcm.database import DatabaseFault, StorageError, open_database, storage_errors, transaction
 from boshcm.errors import StanzaErrorCondition
 from boshcm.jid import JID, InvalidJID
 from boshcm.stanza import (
@@ -26,32 +29,78 @@ from boshcm.stanza import (
     sub,
 )
 from boshcm.xmpp.muc.config import RoomConfig
-from boshcm.xmpp.muc.room import NS_MUC, Room, RoomState, room_secret
+from boshcm.xmpp.muc.room import NS_MUC, Room, RoomLimits, RoomState, room_secret
+
+log = logging.getLogger(__name__)
 
 
 class RoomStore:
+    """Persistent rooms in SQLite. A save or delete that fails (disk full, read-only) is kept in memory and
+    written with the next change or at close, so rooms go on working and nothing is lost once space returns."""
+
     def __init__(self, path: Path | str) -> None:
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        if str(path) != ":memory:":
-            self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS rooms (jid TEXT PRIMARY KEY, state TEXT NOT NULL)")
-        self._db.execute("CREATE TABLE IF NOT EXISTS service (key TEXT PRIMARY KEY, value BLOB NOT NULL)")
+        self._path = path
+        self._db = open_database(path, """
+            CREATE TABLE IF NOT EXISTS rooms (jid TEXT PRIMARY KEY, state TEXT NOT NULL);
+            CREATE TABLE IF NOT EXISTS service (key TEXT PRIMARY KEY, value BLOB NOT NULL);""")
+        self._unsaved: dict[JID, str | None] = {}   # room -> state to write, or None: to delete
+        self._failing = False
 
     def secret(self) -> bytes:
         row = self._db.execute("SELECT value FROM service WHERE key = 'secret'").fetchone()
         if row is not None:
             return bytes(row[0])
         value = secrets.token_bytes(32)
-        self._db.execute("INSERT INTO service VALUES ('secret', ?)", (value,))
+        try:
+            with storage_errors():
+                self._db.execute("INSERT INTO service VALUES ('secret', ?)", (value,))
+        except StorageError as exc:
+            # Only on the first start: without a stored secret, room ids would change at every restart.
+            raise DatabaseFault(self._path, f"cannot write to it ({exc})", "free some space or make it writable") \
+                from None
         return value
 
     def save(self, jid: JID, state: RoomState) -> None:
         data = {"config": state.config.to_dict(), "subject": state.subject, "subject_from": state.subject_from,
-                "affiliations": {str(k): v for k, v in state.affiliations.items()}}
-        self._db.execute("INSERT OR REPLACE INTO rooms VALUES (?, ?)", (str(jid), json.dumps(data)))
+                "affiliations": {str(k): v for k, v in state.affiliations.items()},
+                "nicks": {str(k): v for k, v in state.nicks.items()}}
+        self._unsaved.pop(jid, None)
+        self._unsaved[jid] = json.dumps(data)
+        self._flush()
 
     def delete(self, jid: JID) -> None:
-        self._db.execute("DELETE FROM rooms WHERE jid = ?", (str(jid),))
+        self._unsaved.pop(jid, None)
+        self._unsaved[jid] = None
+        self._flush()
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The SQLite connection (tests make it full with `PRAGMA max_page_count`)."""
+        return self._db
+
+    @property
+    def unsaved(self) -> int:
+        """Rooms whose last change is not on disk yet."""
+        return len(self._unsaved)
+
+    def _flush(self) -> None:
+        try:
+            with transaction(self._db):
+                for jid, text in self._unsaved.items():
+                    if text is None:
+                        self._db.execute("DELETE FROM rooms WHERE jid = ?", (str(jid),))
+                    else:
+                        self._db.execute("INSERT OR REPLACE INTO rooms VALUES (?, ?)", (str(jid), text))
+        except StorageError as exc:
+            if not self._failing:
+                log.error("cannot save rooms to %s (%s); kept in memory and written with the next change",
+                          self._path, exc)
+            self._failing = True
+            return
+        if self._failing:
+            log.warning("rooms saved to %s again", self._path)
+        self._failing = False
+        self._unsaved.clear()
 
     def load(self) -> dict[JID, RoomState]:
         rooms = {}
@@ -60,17 +109,29 @@ class RoomStore:
             rooms[JID.parse(jid_text)] = RoomState(
                 config=RoomConfig.from_dict(data["config"]), subject=data["subject"],
                 subject_from=data["subject_from"],
-                affiliations={JID.parse(k): v for k, v in data["affiliations"].items()})
+                affiliations={JID.parse(k): v for k, v in data["affiliations"].items()},
+                nicks={JID.parse(k): v for k, v in data.get("nicks", {}).items()})
         return rooms
 
     def close(self) -> None:
+        if self._unsaved:
+            self._flush()
+            if self._unsaved:
+                log.error("%d room changes could not be saved to %s", len(self._unsaved), self._path)
         self._db.close()
 
 
 class MucService:
+    """Quotas (docs/security.md, "Rooms"): an account may own at most `max_rooms_per_account` rooms, temporary
+    or persistent (0: no limit; accounts in `quota_exempt` have none); a guest (`is_guest`: anonymous login)
+    may create temporary rooms only. Per-room limits (`max_occupants`, the iq table) are `RoomLimits`."""
+
     def __init__(self, *, domain: str, store: RoomStore, wall_clock: Callable[[], float],
                  name: str = "Chatrooms", lock_seconds: float = 10.0, default_config: RoomConfig | None = None,
-                 id_factory: Callable[[], str] = lambda: secrets.token_urlsafe(12)) -> None:
+                 id_factory: Callable[[], str] = lambda: secrets.token_urlsafe(12),
+                 max_occupants: int = 5_000, max_rooms_per_account: int = 10,
+                 quota_exempt: frozenset[JID] = frozenset(), is_guest: Callable[[JID], bool] = lambda _jid: False,
+                 max_pending_iqs: int = 10_000, iq_timeout_seconds: float = 60.0) -> None:
         self.domain = domain
         self.name = name
         self._store = store
@@ -79,14 +140,21 @@ class MucService:
         self._lock_seconds = lock_seconds
         self._default_config = default_config or RoomConfig()
         self._id_factory = id_factory
+        self._limits = RoomLimits(max_occupants=max_occupants, max_pending_iqs=max_pending_iqs,
+                                  iq_timeout_seconds=iq_timeout_seconds)
+        self._max_rooms_per_account = max_rooms_per_account
+        self._quota_exempt = frozenset(jid.bare for jid in quota_exempt)
+        self._is_guest = is_guest
         self._rooms: dict[JID, Room] = {}
+        self._owned: dict[JID, set[JID]] = {}   # account -> rooms it owns, for the quota
         self._locked_until: dict[JID, float] = {}
         for jid, state in store.load().items():
             self._rooms[jid] = self._new_room(jid, state)
+            self._count_owners(jid, {}, state.affiliations)
 
     def _new_room(self, jid: JID, state: RoomState, *, locked: bool = False) -> Room:
         return Room(jid=jid, state=state, id_factory=self._id_factory, secret=room_secret(self._secret, jid),
-                    wall_clock=self._wall_clock, locked=locked)
+                    wall_clock=self._wall_clock, locked=locked, limits=self._limits, is_guest=self._is_guest)
 
     def room(self, jid: JID) -> Room | None:
         return self._rooms.get(jid.bare)
@@ -106,6 +174,11 @@ class MucService:
         if room is None:
             if local_name(stanza) == "presence" and to.resource and stanza.get("type") is None \
                     and stanza.find(f"{{{NS_MUC}}}x") is not None:
+                if (refusal := self._may_create(sender)) is not None:
+                    # XEP-0045 §10.1.1: room creation restricted.
+                    reply = error_reply(stanza, StanzaErrorCondition.NOT_ALLOWED, text=refusal)
+                    sub(reply, NS_MUC, "x")
+                    return [reply]
                 room = self._create(room_jid, sender, now)
             elif stanza.get("type") in ("error", "unavailable", "result"):
                 return []
@@ -113,7 +186,7 @@ class MucService:
                 return [error_reply(stanza, StanzaErrorCondition.ITEM_NOT_FOUND)]
         elif room.locked and self._locked_until.get(room_jid, 0.0) <= now:
             room.locked = False  # the creator never configured it: instant-room defaults apply
-        before = (room.state.config, dict(room.state.affiliations), room.state.subject)
+        before = _snapshot(room)
         out = room.handle(stanza, now)
         self._after(room, before)
         return out
@@ -121,34 +194,65 @@ class MucService:
     def session_ended(self, jid: JID, now: float) -> list[Element]:
         out: list[Element] = []
         for room in list(self._rooms.values()):
-            before = (room.state.config, dict(room.state.affiliations), room.state.subject)
+            if not room.has_session(jid):
+                continue
+            before = _snapshot(room)
             out += room.session_ended(jid, now)
             self._after(room, before)
         return out
 
     # --- rooms ------------------------------------------------------------------------------------
 
+    def _may_create(self, creator: JID) -> str | None:
+        """Why this account may not create a room now, or None."""
+        if self._default_config.persistent and self._is_guest(creator):
+            return "Guests may only create temporary rooms"
+        owned = self._owned.get(creator.bare, ())
+        if self._max_rooms_per_account and len(owned) >= self._max_rooms_per_account \
+                and creator.bare not in self._quota_exempt:
+            return f"You own {len(owned)} rooms already, the most one account may"
+        return None
+
     def _create(self, jid: JID, creator: JID, now: float) -> Room:
         state = RoomState(config=self._default_config, affiliations={creator.bare: "owner"})
         room = self._rooms[jid] = self._new_room(jid, state, locked=True)
+        self._count_owners(jid, {}, state.affiliations)
         room.mark_created()
         self._locked_until[jid] = now + self._lock_seconds
         return room
 
-    def _after(self, room: Room, before: tuple[object, ...]) -> None:
+    def _after(self, room: Room, before: _Snapshot) -> None:
         if room.destroyed:
-            del self._rooms[room.jid]
+            self._forget(room)
             self._store.delete(room.jid)
             return
+        if before.affiliations != room.state.affiliations:
+            self._count_owners(room.jid, before.affiliations, room.state.affiliations)
         if room.config.persistent:
-            if before != (room.state.config, room.state.affiliations, room.state.subject):
+            if before != _snapshot(room):
                 self._store.save(room.jid, room.state)
         else:
-            if before[0] != room.state.config:
+            if before.config != room.state.config:
                 self._store.delete(room.jid)  # no longer persistent
             if room.empty:
-                del self._rooms[room.jid]
-                self._locked_until.pop(room.jid, None)
+                self._forget(room)
+
+    def _forget(self, room: Room) -> None:
+        del self._rooms[room.jid]
+        self._locked_until.pop(room.jid, None)
+        self._count_owners(room.jid, room.state.affiliations, {})
+
+    def _count_owners(self, room: JID, before: dict[JID, str], after: dict[JID, str]) -> None:
+        for account in {jid for jid, held in before.items() if held == "owner"}:
+            if after.get(account) != "owner":
+                owned = self._owned.get(account)
+                if owned is not None:
+                    owned.discard(room)
+                    if not owned:
+                        del self._owned[account]
+        for account, held in after.items():
+            if held == "owner":
+                self._owned.setdefault(account, set()).add(room)
 
     # --- the service itself (XEP-0045 §6) ---------------------------------------------------------
 
@@ -169,3 +273,19 @@ class MucService:
                     sub(items, NS_DISCO_ITEMS, "item", {"jid": str(jid), "name": room.config.name or jid.local or ""})
             return [iq_result(stanza, items)]
         return [error_reply(stanza, StanzaErrorCondition.SERVICE_UNAVAILABLE)]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Snapshot:
+    """What a stanza may change that must be saved (persistent rooms) or counted (owners)."""
+
+    config: RoomConfig
+    affiliations: dict[JID, str]
+    subject: str
+    nicks: dict[JID, str]
+
+
+def _snapshot(room: Room) -> _Snapshot:
+    state = room.state
+    return _Snapshot(config=state.config, affiliations=dict(state.affiliations), subject=state.subject,
+                     nicks=dict(state.nicks))
