@@ -55,6 +55,11 @@ class BotSettings:
     invite_window_seconds: float = 600.0
 
 
+def forged(quiz_payloads: tuple[str, ...]) -> bool:
+    """Players send the bot only <answer/>; any other quiz payload from someone else speaks for the bot."""
+    return any(name != "answer" for name in quiz_payloads)
+
+
 class _RateLimit:
     def __init__(self, count: int, window: float) -> None:
         self._count, self._window = count, window
@@ -191,6 +196,8 @@ class QuizBot:
             if fact.reflected_question is not None:
                 room.reflected(fact.reflected_question, now)
             return
+        if forged(fact.quiz_payloads):
+            return  # someone speaking for the bot: not an answer, not a command, nothing stored
         sender = self._sender_in_room(room, fact.nick)
         if sender.real_jid in self._banned:
             return
@@ -204,6 +211,8 @@ class QuizBot:
         self._command(parsed, sender, room=room, reply_to=room.jid, now=now, wall=wall, orders=orders)
 
     def _private_message(self, fact: PrivateMessage, now: float, wall: float, orders: Orders) -> None:
+        if forged(fact.quiz_payloads):
+            return
         body = fact.body.strip()
         room: QuizRoom | None
         if fact.room is not None and fact.nick is not None and fact.room in self.rooms:

@@ -1,13 +1,18 @@
 """Chat command grammar and permissions (pure): `!quiz live 10 geografie de` in, a typed command out.
 
 Every command has an English name and German aliases. Anything malformed or unknown becomes a `UsageError`
-carrying a one-line hint, never an exception and never silence. Permissions are decided from the real
-sender (bare JID for bot admins, room role for moderators), never from a nick.
+carrying a one-line hint, never an exception and never silence. Every argument is bounded: numbers are ASCII
+digits within a range (checked on the text before any conversion, so `!top all <10,000 digits>` is a usage
+hint), texts by length, JIDs by RFC 7622. Permissions are decided from the real sender (bare JID for bot
+admins, room role for moderators), never from a nick.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+from boshcm.jid import JID, InvalidJID
 
 MODES = ("classic", "live", "sixbreak")
 LANGUAGES = ("de", "en")
@@ -51,6 +56,19 @@ ALIASES = {
 }
 _BY_ALIAS = {alias: name for name, aliases in ALIASES.items() for alias in aliases}
 
+# Bounds on arguments (docs/security.md "The quiz").
+MAX_COMMAND_ECHO_CHARS = 30  # of an unknown command word, repeated in the reply
+MAX_CATEGORY_CHARS = 40
+MAX_REPORT_CHARS = 500
+MAX_QUESTION_CHARS = 300
+MAX_ANSWER_CHARS = 100  # the answer and each wrong choice of a submission
+MAX_URL_CHARS = 500
+MAX_INVITES = 10  # JIDs in one !invite
+MAX_JID_CHARS = 320
+MAX_GIVE_POINTS = 100_000  # |N| in !admin give
+MAX_ID = 999_999_999  # submission ids in !admin accept/reject
+_NUMBER = re.compile(r"-?[0-9]{1,12}")  # ASCII only: int() also reads "١٢", and "²" passes str.isdigit()
+
 USAGE = {
     "quiz": "!quiz [classic|live|sixbreak] [N] [category] [de|en]",
     "top": "!top [day|week|all] [N]",
@@ -61,6 +79,25 @@ USAGE = {
     "admin": "!admin rooms|join ROOM|leave ROOM|stop ROOM|banks|reload|stats|ban JID|unban JID|review|"
     "accept ID|reject ID|give JID N",
 }
+
+
+def number(text: str, low: int, high: int) -> int | None:
+    """The integer `text` spells in ASCII digits, if it is within [low, high]; never raises."""
+    if not _NUMBER.fullmatch(text):
+        return None
+    value = int(text)
+    return value if low <= value <= high else None
+
+
+def bare_jid(text: str) -> str | None:
+    """`text` as a normalised bare JID with a localpart (an account or a room), else None."""
+    if len(text) > MAX_JID_CHARS:
+        return None
+    try:
+        jid = JID.parse(text)
+    except InvalidJID:
+        return None
+    return str(jid) if jid.local is not None and jid.resource is None else None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -91,7 +128,7 @@ def parse(text: str, *, prefix: str = "!", max_count: int = 50) -> Command | Usa
     word, _, rest = text[len(prefix) :].strip().partition(" ")
     name = _BY_ALIAS.get(word.casefold())
     if name is None:
-        return UsageError(command=word, hint="unknown command; try !help")
+        return UsageError(command=word[:MAX_COMMAND_ECHO_CHARS], hint="unknown command; try !help")
     arguments = rest.split()
     match name:
         case "quiz":
@@ -103,20 +140,18 @@ def parse(text: str, *, prefix: str = "!", max_count: int = 50) -> Command | Usa
                 return UsageError(command=name, hint=USAGE["lang"])
             return Command(name=name, language=arguments[0].casefold())
         case "report":
-            return (
-                Command(name=name, text=rest.strip())
-                if rest.strip()
-                else UsageError(command=name, hint=USAGE["report"])
-            )
+            if not rest.strip():
+                return UsageError(command=name, hint=USAGE["report"])
+            if len(rest.strip()) > MAX_REPORT_CHARS:
+                return UsageError(command=name, hint=f"{USAGE['report']} (at most {MAX_REPORT_CHARS} characters)")
+            return Command(name=name, text=rest.strip())
         case "submit":
-            fields = tuple(field.strip() for field in rest.split("|"))
-            if len(fields) != 6 or not all(fields) or not fields[5].startswith(("http://", "https://")):
-                return UsageError(command=name, hint=USAGE["submit"])
-            return Command(name=name, fields=fields)
+            return _submit(rest)
         case "invite":
-            if not arguments or not all("@" in jid and "/" not in jid for jid in arguments):
-                return UsageError(command=name, hint=USAGE["invite"])
-            return Command(name=name, jids=tuple(arguments))
+            jids = [bare_jid(jid) for jid in arguments]
+            if not arguments or len(arguments) > MAX_INVITES or None in jids:
+                return UsageError(command=name, hint=USAGE["invite"] + f" (at most {MAX_INVITES})")
+            return Command(name=name, jids=tuple(jid for jid in jids if jid is not None))
         case "admin":
             return _admin(arguments)
         case _:
@@ -131,13 +166,14 @@ def _quiz(arguments: list[str], max_count: int) -> Command | UsageError:
         lowered = argument.casefold()
         if lowered in MODES and mode is None:
             mode = lowered
-        elif lowered.isdigit() and count is None:
-            count = int(lowered)
-            if not 1 <= count <= max_count:
-                return UsageError(command="quiz", hint=f"between 1 and {max_count} questions")
+        elif _looks_numeric(lowered) and count is None:
+            count = number(lowered, 1, max_count)
+            if count is None:
+                return UsageError(command="quiz", hint=f"{USAGE['quiz']} (N from 1 to {max_count})")
         elif lowered in LANGUAGES and language is None:
             language = lowered
-        elif category is None and not lowered.isdigit() and lowered not in MODES and lowered not in LANGUAGES:
+        elif (category is None and not _looks_numeric(lowered) and lowered not in MODES and lowered not in LANGUAGES
+              and len(lowered) <= MAX_CATEGORY_CHARS):
             category = lowered
         else:
             return UsageError(command="quiz", hint=USAGE["quiz"])
@@ -150,10 +186,10 @@ def _top(arguments: list[str], max_count: int) -> Command | UsageError:
         lowered = PERIOD_ALIASES.get(argument.casefold(), argument.casefold())
         if lowered in PERIODS and period is None:
             period = lowered
-        elif lowered.isdigit() and count is None and 1 <= int(lowered) <= max_count:
-            count = int(lowered)
+        elif count is None and (wanted := number(lowered, 1, max_count)) is not None:
+            count = wanted
         else:
-            return UsageError(command="top", hint=USAGE["top"])
+            return UsageError(command="top", hint=f"{USAGE['top']} (N from 1 to {max_count})")
     return Command(name="top", period=period or "all", count=count or 10)
 
 
@@ -161,9 +197,37 @@ def _admin(arguments: list[str]) -> Command | UsageError:
     if not arguments or arguments[0].casefold() not in ADMIN_ACTIONS:
         return UsageError(command="admin", hint=USAGE["admin"])
     action, rest = arguments[0].casefold(), tuple(arguments[1:])
-    if len(rest) != ADMIN_ACTIONS[action] or (action == "give" and not rest[1].lstrip("-").isdigit()):
+    if len(rest) != ADMIN_ACTIONS[action]:
         return UsageError(command="admin", hint=USAGE["admin"])
+    match action:
+        case "join" | "leave" | "stop" | "ban" | "unban" | "give":
+            jid = bare_jid(rest[0])
+            if jid is None:
+                return UsageError(command="admin", hint=f"!admin {action} JID (like name@host)")
+            rest = (jid, *rest[1:])
+            if action == "give" and number(rest[1], -MAX_GIVE_POINTS, MAX_GIVE_POINTS) is None:
+                return UsageError(command="admin", hint=f"!admin give JID N (N from -{MAX_GIVE_POINTS} to "
+                                  f"{MAX_GIVE_POINTS})")
+        case "accept" | "reject":
+            if number(rest[0], 1, MAX_ID) is None:
+                return UsageError(command="admin", hint=f"!admin {action} ID (a number from !admin review)")
     return Command(name="admin", action=action, arguments=rest)
+
+
+def _looks_numeric(text: str) -> bool:
+    """Meant as a number (so not a category), whether or not it is one we accept."""
+    return any(char.isdigit() for char in text) and not any(char.isalpha() for char in text)
+
+
+def _submit(rest: str) -> Command | UsageError:
+    fields = tuple(field.strip() for field in rest.split("|"))
+    if len(fields) != 6 or not all(fields) or not fields[5].startswith(("http://", "https://")):
+        return UsageError(command="submit", hint=USAGE["submit"])
+    limits = (MAX_QUESTION_CHARS, *(MAX_ANSWER_CHARS,) * 4, MAX_URL_CHARS)
+    if any(len(field) > limit for field, limit in zip(fields, limits, strict=True)):
+        return UsageError(command="submit", hint=f"!submit (question up to {MAX_QUESTION_CHARS} characters, "
+                          f"answers up to {MAX_ANSWER_CHARS}, the URL up to {MAX_URL_CHARS})")
+    return Command(name="submit", fields=fields)
 
 
 # Who may run what. Opener: who opened the current game; moderator: room role; admin: bot admin by bare JID.

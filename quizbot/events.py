@@ -50,6 +50,7 @@ class RoomMessage:
     answer: AnswerPayload | None = None
     own: bool = False
     reflected_question: str | None = None  # the id in our own <question/>, seen coming back from the room
+    quiz_payloads: tuple[str, ...] = ()  # local names of the urn:boshcm:quiz:0 elements it carries
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -61,6 +62,7 @@ class PrivateMessage:
     answer: AnswerPayload | None = None
     room: str | None = None
     nick: str | None = None
+    quiz_payloads: tuple[str, ...] = ()  # local names of the urn:boshcm:quiz:0 elements it carries
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

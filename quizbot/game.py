@@ -26,6 +26,7 @@ from quizbot.matching import match_choice, match_number, match_text, parse_numbe
 from quizbot.questions import Question, QuestionKind
 
 CHOICE_KEYS = "ABCD"
+MAX_ANSWER_CHARS = 200
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -198,6 +199,8 @@ def default_judge(
     question: Question, choices: tuple[str, ...], correct: int, text: str, choice: str | None
 ) -> bool | None:
     """True/False for an attempt, None when the text is not an attempt at all."""
+    if len(text) > MAX_ANSWER_CHARS:
+        return None  # chatter, not an answer; and it keeps matching cheap
     if question.kind is QuestionKind.CHOICE:
         if choice is not None and choice.upper() in CHOICE_KEYS[: len(choices)]:
             return CHOICE_KEYS.index(choice.upper()) == correct

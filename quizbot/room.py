@@ -168,10 +168,13 @@ class QuizRoom:
             return
         if given is not None and given.question_id not in (None, question.id):
             return  # an answer to an earlier question, arriving late
+        before = game.verdict(player)
         actions = game.handle(AnswerGiven(player=player, nick=nick, text=text,
                                           choice=given.choice if given else None), now)
         verdict = game.verdict(player)
-        if verdict is not None and not any(isinstance(a, AwardPoints) and a.player == player for a in actions):
+        # Only the attempt that counted is recorded: a repeat changes nothing and writes no second row.
+        if before is None and verdict is not None and not any(
+                isinstance(a, AwardPoints) and a.player == player for a in actions):
             self._store.answer(game_id=self.game_id or "", question_id=question.id, player=player, correct=verdict,
                                points=0, seconds=None, wall=wall)
         if given is not None and verdict is not None and game.mode is not Mode.CLASSIC:

@@ -5,18 +5,30 @@ Points are written the moment they are awarded, so the leaderboards never lose a
 game is saved whole at every question boundary and player by player after every answer, so a restarted bot
 resumes it with every point.
 Leaderboards sum the ledger by player over a UTC calendar day, ISO week (from Monday) or all time.
+
+A write the disk refuses (full, read-only) is not lost and does not stop the game: it is kept in memory, in
+order, and written with the next write once space returns (at most MAX_UNSAVED writes; reads meanwhile do
+not see them).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
+from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from boshcm.database import StorageError, open_database, transaction
 from quizbot.questions import Question, QuestionKind
+
+log = logging.getLogger(__name__)
+
+MAX_UNSAVED = 10_000
+_Write = tuple[str, tuple[object, ...]]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS games (
@@ -27,6 +39,7 @@ CREATE TABLE IF NOT EXISTS asked (
 CREATE TABLE IF NOT EXISTS answers (
     game_id TEXT NOT NULL, question_id TEXT NOT NULL, player TEXT NOT NULL, correct INTEGER NOT NULL,
     points INTEGER NOT NULL, seconds REAL, at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS answers_by_player ON answers (game_id, question_id, player);
 CREATE TABLE IF NOT EXISTS ledger (
     player TEXT NOT NULL, nick TEXT NOT NULL, points INTEGER NOT NULL, at REAL NOT NULL, game_id TEXT,
     why TEXT NOT NULL);
@@ -84,37 +97,81 @@ class StoredGame:
 
 class QuizStore:
     def __init__(self, path: Path | str) -> None:
-        self._db = sqlite3.connect(str(path), isolation_level=None)
-        if str(path) != ":memory:":
-            self._db.execute("PRAGMA journal_mode=WAL")
+        self._path = path
+        self._db = open_database(path, SCHEMA, check_same_thread=True)
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+        self._unsaved: deque[tuple[_Write, ...]] = deque()
+        self._failing = False
+        (last,) = self._db.execute("SELECT COALESCE(MAX(id), 0) FROM submissions").fetchone()
+        self._next_submission = int(last) + 1   # known before the row is written, so a kept write has its id
 
     def close(self) -> None:
+        if not self._flush():
+            log.error("quizbot: %d writes could not be saved to %s", len(self._unsaved), self._path)
         self._db.close()
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The SQLite connection (tests make it full with `PRAGMA max_page_count`)."""
+        return self._db
+
+    @property
+    def unsaved(self) -> int:
+        """Writes kept in memory because the disk refused them."""
+        return len(self._unsaved)
+
+    def _write(self, *statements: _Write) -> None:
+        """One transaction, after every write kept before it."""
+        if len(self._unsaved) >= MAX_UNSAVED:
+            self._unsaved.popleft()
+            log.error("quizbot: more than %d writes kept for %s; the oldest is dropped", MAX_UNSAVED, self._path)
+        self._unsaved.append(statements)
+        try:
+            self._flush()
+        except BaseException:
+            self._unsaved.pop()  # a bug in this write (e.g. a constraint), not a full disk: do not keep it
+            raise
+
+    def _flush(self) -> bool:
+        if not self._unsaved:
+            return True
+        try:
+            with transaction(self._db):
+                for statements in self._unsaved:
+                    for sql, parameters in statements:
+                        self._db.execute(sql, parameters)
+        except StorageError as exc:
+            if not self._failing:
+                log.error("quizbot: cannot write to %s (%s); kept in memory and retried with the next write",
+                          self._path, exc)
+            self._failing = True
+            return False
+        if self._failing:
+            log.warning("quizbot: %d kept writes saved to %s", len(self._unsaved), self._path)
+        self._failing = False
+        self._unsaved.clear()
+        return True
 
     # --- games ------------------------------------------------------------------------------------
 
     def game_started(self, *, game_id: str, room: str, mode: str, language: str, opener: str | None,
                      wall: float) -> None:
-        self._db.execute("INSERT INTO games (id, room, mode, language, opener, started_at) VALUES (?,?,?,?,?,?)",
-                         (game_id, room, mode, language, opener, wall))
+        self._write(("INSERT INTO games (id, room, mode, language, opener, started_at) VALUES (?,?,?,?,?,?)",
+                     (game_id, room, mode, language, opener, wall)))
 
     def save_snapshot(self, game_id: str, snapshot: dict[str, Any]) -> None:
         """The whole game, at question boundaries; it supersedes the per-player rows saved since."""
-        self._db.execute("BEGIN")
-        self._db.execute("UPDATE games SET snapshot = ? WHERE id = ?", (json.dumps(snapshot), game_id))
-        self._db.execute("DELETE FROM game_players WHERE game_id = ?", (game_id,))
-        self._db.execute("COMMIT")
+        self._write(("UPDATE games SET snapshot = ? WHERE id = ?", (json.dumps(snapshot), game_id)),
+                    ("DELETE FROM game_players WHERE game_id = ?", (game_id,)))
 
     def save_player(self, game_id: str, player: str, state: dict[str, Any]) -> None:
         """One player's standing after an answer: O(1) per answer instead of the whole game."""
-        self._db.execute("INSERT OR REPLACE INTO game_players VALUES (?, ?, ?)", (game_id, player, json.dumps(state)))
+        self._write(("INSERT OR REPLACE INTO game_players VALUES (?, ?, ?)", (game_id, player, json.dumps(state))))
 
     def game_ended(self, game_id: str, *, reason: str, wall: float) -> None:
-        self._db.execute("UPDATE games SET ended_at = ?, reason = ?, snapshot = NULL WHERE id = ?",
-                         (wall, reason, game_id))
-        self._db.execute("DELETE FROM game_players WHERE game_id = ?", (game_id,))
+        self._write(("UPDATE games SET ended_at = ?, reason = ?, snapshot = NULL WHERE id = ?",
+                     (wall, reason, game_id)),
+                    ("DELETE FROM game_players WHERE game_id = ?", (game_id,)))
 
     def running_games(self) -> list[StoredGame]:
         games = []
@@ -129,7 +186,7 @@ class QuizStore:
         return games
 
     def question_asked(self, *, game_id: str, question_id: str, position: int, wall: float) -> None:
-        self._db.execute("INSERT INTO asked VALUES (?,?,?,?)", (game_id, question_id, position, wall))
+        self._write(("INSERT INTO asked VALUES (?,?,?,?)", (game_id, question_id, position, wall)))
 
     def recently_asked(self, room: str, limit: int = 500) -> frozenset[str]:
         """Question ids asked lately in a room, so the next quiz there is fresh."""
@@ -142,11 +199,14 @@ class QuizStore:
 
     def answer(self, *, game_id: str, question_id: str, player: str, correct: bool, points: int,
                seconds: float | None, wall: float) -> None:
-        self._db.execute("INSERT INTO answers VALUES (?,?,?,?,?,?,?)",
-                         (game_id, question_id, player, int(correct), points, seconds, wall))
+        """One row per player and question, the first counted attempt: a repeat writes nothing."""
+        self._write(("INSERT INTO answers SELECT ?,?,?,?,?,?,? WHERE NOT EXISTS "
+                     "(SELECT 1 FROM answers WHERE game_id = ? AND question_id = ? AND player = ?)",
+                     (game_id, question_id, player, int(correct), points, seconds, wall, game_id, question_id,
+                      player)))
 
     def award(self, *, player: str, nick: str, points: int, wall: float, game_id: str | None, why: str) -> None:
-        self._db.execute("INSERT INTO ledger VALUES (?,?,?,?,?,?)", (player, nick, points, wall, game_id, why))
+        self._write(("INSERT INTO ledger VALUES (?,?,?,?,?,?)", (player, nick, points, wall, game_id, why)))
 
     def leaderboard(self, period: str, *, wall: float, limit: int = 10) -> list[tuple[str, str, int]]:
         """(player, latest nick, points), best first."""
@@ -170,11 +230,12 @@ class QuizStore:
 
     def submit(self, *, submitter: str, language: str, question: str, answer: str, wrong: tuple[str, ...],
                source: str, wall: float) -> int:
-        cursor = self._db.execute(
-            "INSERT INTO submissions (submitter, language, question, answer, wrong, source, at) "
-            "VALUES (?,?,?,?,?,?,?)", (submitter, language, question, answer, json.dumps(list(wrong)), source, wall))
-        assert cursor.lastrowid is not None
-        return cursor.lastrowid
+        number = self._next_submission
+        self._next_submission += 1
+        self._write(("INSERT INTO submissions (id, submitter, language, question, answer, wrong, source, at) "
+                     "VALUES (?,?,?,?,?,?,?,?)",
+                     (number, submitter, language, question, answer, json.dumps(list(wrong)), source, wall)))
+        return number
 
     def submissions(self, status: str = "pending") -> list[Submission]:
         rows = self._db.execute("SELECT id, submitter, language, question, answer, wrong, source FROM submissions "
@@ -183,13 +244,17 @@ class QuizStore:
                            wrong=tuple(json.loads(r[5])), source=r[6]) for r in rows]
 
     def review(self, submission_id: int, *, accept: bool) -> bool:
-        cursor = self._db.execute("UPDATE submissions SET status = ? WHERE id = ? AND status = 'pending'",
-                                  ("accepted" if accept else "rejected", submission_id))
-        return cursor.rowcount == 1
+        self._flush()
+        if self._db.execute("SELECT 1 FROM submissions WHERE id = ? AND status = 'pending'",
+                            (submission_id,)).fetchone() is None:
+            return False
+        self._write(("UPDATE submissions SET status = ? WHERE id = ? AND status = 'pending'",
+                     ("accepted" if accept else "rejected", submission_id)))
+        return True
 
     def report(self, *, reporter: str, question_id: str, text: str, wall: float) -> None:
-        self._db.execute("INSERT INTO reports (reporter, question_id, text, at) VALUES (?,?,?,?)",
-                         (reporter, question_id, text, wall))
+        self._write(("INSERT INTO reports (reporter, question_id, text, at) VALUES (?,?,?,?)",
+                     (reporter, question_id, text, wall)))
 
     def reports(self) -> list[tuple[str, str, str]]:
         rows = self._db.execute("SELECT reporter, question_id, text FROM reports WHERE status = 'open' ORDER BY id")
@@ -198,19 +263,23 @@ class QuizStore:
     # --- bans and rooms ---------------------------------------------------------------------------
 
     def ban(self, jid: str, *, wall: float) -> None:
-        self._db.execute("INSERT OR REPLACE INTO bans VALUES (?, ?)", (jid, wall))
+        self._write(("INSERT OR REPLACE INTO bans VALUES (?, ?)", (jid, wall)))
 
     def unban(self, jid: str) -> bool:
-        return self._db.execute("DELETE FROM bans WHERE jid = ?", (jid,)).rowcount == 1
+        self._flush()
+        if self._db.execute("SELECT 1 FROM bans WHERE jid = ?", (jid,)).fetchone() is None:
+            return False
+        self._write(("DELETE FROM bans WHERE jid = ?", (jid,)))
+        return True
 
     def banned(self) -> frozenset[str]:
         return frozenset(r[0] for r in self._db.execute("SELECT jid FROM bans"))
 
     def add_room(self, jid: str, *, language: str, owner: str | None, wall: float) -> None:
-        self._db.execute("INSERT OR IGNORE INTO rooms VALUES (?,?,?,?)", (jid, language, owner, wall))
+        self._write(("INSERT OR IGNORE INTO rooms VALUES (?,?,?,?)", (jid, language, owner, wall)))
 
     def remove_room(self, jid: str) -> None:
-        self._db.execute("DELETE FROM rooms WHERE jid = ?", (jid,))
+        self._write(("DELETE FROM rooms WHERE jid = ?", (jid,)))
 
     def rooms(self) -> list[tuple[str, str, str | None]]:
         """(room, language, owner) for rooms joined by command or made by !newgame; rejoined after restarts."""

@@ -66,6 +66,11 @@ def _lxml(stanza: Any) -> etree._Element:
     return etree.fromstring(ElementTree.tostring(stanza.xml))
 
 
+def _quiz_payloads(element: etree._Element) -> tuple[str, ...]:
+    return tuple(etree.QName(child).localname for child in element
+                 if isinstance(child.tag, str) and etree.QName(child).namespace == payload.NS)
+
+
 def _values(submitted: Any, fields: tuple[str, ...]) -> tuple[str, ...]:
     """The submitted data form (slixmpp hands over the form, or a list of payloads) as argument strings."""
     form = next((item for item in submitted if "values" in item.interfaces), None) if isinstance(
@@ -266,13 +271,16 @@ class QuizBotClient:
         element = _lxml(message)
         if element.find(f"{{{NS_DELAY}}}delay") is not None:
             return  # room history: old answers must not count
-        asked = element.find(f"{{{payload.NS}}}question")
+        own = nick == self.joined.get(room)
+        asked = element.find(f"{{{payload.NS}}}question") if own else None
         body = message["body"]
         answer = payload.parse_answer(element)
-        if not body and answer is None and asked is None:
+        quiz_payloads = _quiz_payloads(element)
+        if not body and answer is None and not quiz_payloads:
             return  # subject changes, chat states
-        self._feed(RoomMessage(room=room, nick=nick, body=body, answer=answer, own=nick == self.joined.get(room),
-                               reflected_question=asked.get("id") if asked is not None else None))
+        self._feed(RoomMessage(room=room, nick=nick, body=body, answer=answer, own=own,
+                               reflected_question=asked.get("id") if asked is not None else None,
+                               quiz_payloads=quiz_payloads))
 
     def _on_message(self, message: Any) -> None:
         if message["type"] not in ("chat", "normal"):
@@ -287,7 +295,7 @@ class QuizBotClient:
         via_room = sender.bare in self.joined
         self._feed(PrivateMessage(sender=str(sender), body=message["body"], answer=answer,
                                   room=sender.bare if via_room else None,
-                                  nick=sender.resource if via_room else None))
+                                  nick=sender.resource if via_room else None, quiz_payloads=_quiz_payloads(element)))
 
     # --- orders out -------------------------------------------------------------------------------
 

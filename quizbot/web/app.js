@@ -1,10 +1,13 @@
 // The browser quiz page: Strophe.js over BOSH (WebSocket when configured, falling back to BOSH), reading the
-// bot's urn:boshcm:quiz:0 payloads — never its human text. Schema: docs/quiz.md.
+// bot's urn:boshcm:quiz:0 payloads — never its human text, and only from the bot. Schema: docs/quiz.md.
 "use strict";
 
 const NS = "urn:boshcm:quiz:0";
 const MUC = "http://jabber.org/protocol/muc";
 const MUC_USER = "http://jabber.org/protocol/muc#user";
+const OCCUPANT_ID = "urn:xmpp:occupant-id:0";
+const KEY_STORE = "quiz-bosh-keys";
+const KEYS_PER_SEQUENCE = 64;
 const { Strophe, $msg, $pres } = window;
 
 const TEXT = {
@@ -72,6 +75,141 @@ function bodyOf(stanza) {
   return body ? Strophe.getText(body) : "";
 }
 
+// --- only the bot speaks for the bot ----------------------------------------------------------------------
+// Any occupant can send a <question/> ("Type your password to win"), <scores/> or a private <room jid=…/>.
+// The page believes quiz payloads only from the bot: in a room from the bot's occupant JID with the occupant-id
+// (XEP-0421, set by the room) seen in the bot's presence; privately only from the bot's real JID. The bot's
+// occupant is the room's owner under the bot's nick (maybe with a number), and, where the room shows real
+// JIDs, with the bot's JID; the first one stays the bot until it leaves. Same rule: quizbot/trust.py.
+
+const botWatch = {
+  bots: new Map(), // room -> { nick, occupantId }
+
+  childOf(stanza, ns, name) {
+    return [...stanza.children].find((c) => c.namespaceURI === ns && c.localName === name) || null;
+  },
+
+  nickLooksLikeTheBot(nick) {
+    const base = state.config.botNick;
+    return nick.startsWith(base) && /^\d*$/.test(nick.slice(base.length));
+  },
+
+  // Returns true when this presence is the bot's.
+  presence(presence) {
+    const from = presence.getAttribute("from") || "";
+    const room = Strophe.getBareJidFromJid(from).toLowerCase();
+    const nick = Strophe.getResourceFromJid(from);
+    if (!nick) return false;
+    const known = this.bots.get(room);
+    const type = presence.getAttribute("type");
+    if (type === "unavailable" || type === "error") {
+      if (known && known.nick === nick) this.bots.delete(room); // gone or renamed: must prove itself again
+      return Boolean(known && known.nick === nick);
+    }
+    if (known && known.nick !== nick) return false; // the first bot occupant stays the bot
+    const x = this.childOf(presence, MUC_USER, "x");
+    const item = x && this.childOf(x, MUC_USER, "item");
+    const real = item && item.getAttribute("jid");
+    if (!item || item.getAttribute("affiliation") !== "owner" || !this.nickLooksLikeTheBot(nick) ||
+        (real && Strophe.getBareJidFromJid(real).toLowerCase() !== state.config.bot.toLowerCase())) {
+      if (known) this.bots.delete(room); // the bot's nick now belongs to someone else
+      return false;
+    }
+    const id = this.childOf(presence, OCCUPANT_ID, "occupant-id");
+    this.bots.set(room, { nick, occupantId: id ? id.getAttribute("id") : null });
+    return true;
+  },
+
+  trusted(message) {
+    const from = message.getAttribute("from") || "";
+    if (message.getAttribute("type") !== "groupchat") {
+      return Strophe.getBareJidFromJid(from).toLowerCase() === state.config.bot.toLowerCase();
+    }
+    const bot = this.bots.get(Strophe.getBareJidFromJid(from).toLowerCase());
+    if (!bot || Strophe.getResourceFromJid(from) !== bot.nick) return false;
+    const ids = [...message.children].filter((c) => c.namespaceURI === OCCUPANT_ID && c.localName === "occupant-id")
+      .map((c) => c.getAttribute("id"));
+    return bot.occupantId === null ? ids.length === 0 : ids.length === 1 && ids[0] === bot.occupantId;
+  },
+};
+
+// --- BOSH keys (XEP-0124 §15) ------------------------------------------------------------------------------
+// Whoever learns the sid (a proxy log, a shared screen) still cannot send in this session: every request
+// carries the previous element of a SHA-1 chain, K(n) = hex(SHA-1(K(n-1))), whose earlier elements only this
+// page knows. Strophe.js has no keys: the page wraps the BOSH transport's _buildBody (the one place every
+// request body is made) and adds newkey/key there. The chain is saved with Strophe's sid/rid in
+// sessionStorage, so a reloaded page can re-attach. Browsers offer crypto.subtle only on secure origins
+// (https, or http://localhost and 127.0.0.1); elsewhere the page runs without keys.
+
+const toHex = (bytes) => [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+
+async function keySequence() {
+  const seed = new Uint8Array(20);
+  crypto.getRandomValues(seed);
+  const keys = [toHex(seed)]; // K(0)
+  for (let n = 1; n <= KEYS_PER_SEQUENCE; n++) {
+    const digest = await crypto.subtle.digest("SHA-1", new TextEncoder().encode(keys[n - 1]));
+    keys.push(toHex(new Uint8Array(digest)));
+  }
+  return keys; // K(0) … K(n): used from the end
+}
+
+class BoshKeys {
+  constructor(keys, spare) {
+    this.keys = keys; // what is left of the current sequence; the last one goes out next
+    this.spare = spare; // the next sequence, ready before this one runs out
+  }
+
+  static available() { return Boolean(window.crypto && crypto.subtle); }
+
+  static async fresh() { return new BoshKeys(await keySequence(), await keySequence()); }
+
+  static load(sid) {
+    const saved = JSON.parse(sessionStorage.getItem(KEY_STORE) || "null");
+    if (!saved || saved.sid !== sid || !Array.isArray(saved.keys) || !saved.keys.length) return null;
+    const keys = new BoshKeys(saved.keys, saved.spare);
+    if (!keys.spare) keySequence().then((spare) => { keys.spare = spare; });
+    return keys;
+  }
+
+  save(sid) {
+    sessionStorage.setItem(KEY_STORE, JSON.stringify({ sid, keys: this.keys, spare: this.spare }));
+  }
+
+  // The attributes for the next request body.
+  next(creating) {
+    if (creating) return { newkey: this.keys.pop() };
+    const key = this.keys.pop();
+    // Switch to the spare sequence at the latest with K(0), or earlier once it is ready (newkey is allowed on
+    // any request); then prepare the one after.
+    if (this.spare && (this.keys.length === 0 || this.keys.length < KEYS_PER_SEQUENCE / 4)) {
+      this.keys = this.spare;
+      this.spare = null;
+      keySequence().then((keys) => { this.spare = keys; });
+      return { key, newkey: this.keys.pop() };
+    }
+    return { key };
+  }
+}
+
+function useKeys(conn, keys) {
+  const bosh = conn._proto;
+  const build = bosh._buildBody.bind(bosh);
+  bosh._buildBody = () => {
+    const creating = bosh.sid === null;
+    const body = build(); // Strophe's own body: rid, sid, and its sessionStorage entry
+    body.attrs(keys.next(creating));
+    keys.save(bosh.sid);
+    return body;
+  };
+  state.keys = keys;
+}
+
+function forgetSession() {
+  sessionStorage.removeItem(KEY_STORE);
+  sessionStorage.removeItem("strophe-bosh-session");
+}
+
 // --- connecting --------------------------------------------------------------------------------------------
 
 function endpoint(preferWebSocket) {
@@ -88,11 +226,14 @@ function newConnection(url) {
   return conn;
 }
 
-function connect(jid, password, preferWebSocket = state.config.transport === "websocket") {
+async function connect(jid, password, preferWebSocket = state.config.transport === "websocket") {
   const url = endpoint(preferWebSocket);
-  const conn = newConnection(url);
   state.credentials = { jid, password };
   $("login-status").textContent = t("connecting");
+  const keys = url === state.config.bosh && BoshKeys.available() ? await BoshKeys.fresh() : null;
+  const conn = newConnection(url);
+  if (keys) useKeys(conn, keys);
+  else sessionStorage.removeItem(KEY_STORE);
   let connected = false;
   conn.connect(jid, password, (status) => {
     if (status === Strophe.Status.CONNECTED) {
@@ -115,8 +256,15 @@ function connect(jid, password, preferWebSocket = state.config.transport === "we
 // and asks the bot to repeat the open question and the scores.
 function restore() {
   const saved = JSON.parse(sessionStorage.getItem("quiz-page") || "null");
-  if (!saved || !saved.room) return false;
+  const session = JSON.parse(sessionStorage.getItem("strophe-bosh-session") || "null");
+  if (!saved || !saved.room || !session) return false;
+  const keys = BoshKeys.load(session.sid);
+  if (!keys) {
+    forgetSession(); // without its keys the session cannot go on: log in again
+    return false;
+  }
   const conn = newConnection(state.config.bosh);
+  useKeys(conn, keys);
   let attached = false;
   try {
     conn.restore(undefined, (status) => {
@@ -182,6 +330,7 @@ function joinRoom(room) {
 
 function onPresence(presence) {
   const from = presence.getAttribute("from") || "";
+  const isBot = botWatch.presence(presence);
   if (!state.room || Strophe.getBareJidFromJid(from) !== state.room) return true;
   const nick = Strophe.getResourceFromJid(from);
   if (presence.getAttribute("type") === "error") {
@@ -194,7 +343,7 @@ function onPresence(presence) {
   const x = [...presence.children].find((c) => c.namespaceURI === MUC_USER);
   const item = x && x.getElementsByTagName("item")[0];
   const list = $("occupants");
-  if (new RegExp(`^${state.config.botNick}\\d*$`).test(nick)) return true; // the bot (maybe with a number) is no player
+  if (isBot) return true; // the bot is no player
   const existing = [...list.children].find((li) => li.dataset.nick === nick);
   if (presence.getAttribute("type") === "unavailable") {
     if (existing) existing.remove();
@@ -224,6 +373,7 @@ function onMessage(message) {
   const bare = Strophe.getBareJidFromJid(from);
   if (message.getElementsByTagName("delay").length) return true; // room history
   const payloads = [...message.children].filter((c) => c.namespaceURI === NS);
+  if (payloads.length && !botWatch.trusted(message)) return true; // someone speaking for the bot: dropped whole
   for (const payload of payloads) handlePayload(payload, type === "groupchat");
   if (type === "groupchat" && bare === state.room && !payloads.length) {
     const body = bodyOf(message);
@@ -234,7 +384,7 @@ function onMessage(message) {
 
 function handlePayload(payload, inRoom) {
   switch (payload.localName) {
-    case "room": joinRoom(payload.getAttribute("jid")); break;
+    case "room": if (!inRoom) onRoom(payload); break; // the bot sends rooms privately, never to a room
     case "game": onGame(payload); break;
     case "question": onQuestion(payload); break;
     case "hint": $("hint").textContent = t("hint-label", { h: payload.getAttribute("pattern") }); break;
@@ -247,6 +397,12 @@ function handlePayload(payload, inRoom) {
     case "categories": fillCategories(payload); break;
     default: break;
   }
+}
+
+function onRoom(room) {
+  const jid = room.getAttribute("jid") || "";
+  if (Strophe.getDomainFromJid(jid) !== state.config.muc || !Strophe.getNodeFromJid(jid)) return; // a room here
+  joinRoom(jid);
 }
 
 function onGame(game) {

@@ -6,14 +6,17 @@ import asyncio
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from lxml import etree
 
 from quizbot.payload import NS
+from quizbot.trust import BotWatch, has_quiz_payload
 from tests.integration.xmpp_client import TIMEOUT_SECONDS, XmppClient
 
 ROOM = "quiz@conference.localhost"
 BOT = "quiz@localhost"
+BOT_NICK = "Quizbot"
 QUESTION_SECONDS = 6.0
 
 BANK = {"language": "en", "questions": [
@@ -42,25 +45,41 @@ async def wait_until(condition: Callable[[], bool]) -> None:
     raise AssertionError("condition not reached")
 
 
+def _lxml(stanza: Any) -> etree._Element:
+    return etree.fromstring(ElementTree.tostring(stanza.xml))
+
+
 class Player:
-    def __init__(self, client: XmppClient, nick: str) -> None:
-        self.client, self.nick = client, nick
+    """Believes quiz payloads only from the bot (quizbot/trust.py); `dropped` names the ones it refused."""
+
+    def __init__(self, client: XmppClient, nick: str, watch: BotWatch) -> None:
+        self.client, self.nick, self.watch = client, nick, watch
+        self.dropped: list[str] = []
 
     def say(self, body: str, to: str = ROOM) -> None:
         self.client.xmpp.send_message(mto=to, mbody=body, mtype="groupchat" if to == ROOM else "chat")
 
+    async def _message(self, timeout: float) -> Any:
+        """The next message, skipping (whole) any that carries quiz payloads not from the bot."""
+        while True:
+            message = await asyncio.wait_for(self.client.messages.get(), timeout)
+            element = _lxml(message)
+            if not has_quiz_payload(element) or self.watch.trusted(element):
+                return message
+            self.dropped += [etree.QName(child).localname for child in element
+                             if isinstance(child.tag, str) and etree.QName(child).namespace == NS]
+
     async def next(self, name: str, where: Callable[[etree._Element], bool] = lambda _e: True) -> etree._Element:
         """The next quiz payload of this name the player receives (from the room or privately)."""
         while True:
-            message = await asyncio.wait_for(self.client.messages.get(), TIMEOUT_SECONDS + QUESTION_SECONDS)
-            element = etree.fromstring(ElementTree.tostring(message.xml))
+            element = _lxml(await self._message(TIMEOUT_SECONDS + QUESTION_SECONDS))
             found = element.find(f"{{{NS}}}{name}")
             if found is not None and where(found):
                 return found
 
     async def body_containing(self, text: str) -> str:
         while True:
-            message = await asyncio.wait_for(self.client.messages.get(), TIMEOUT_SECONDS)
+            message = await self._message(TIMEOUT_SECONDS)
             if text in message["body"]:
                 return str(message["body"])
 
@@ -68,13 +87,15 @@ class Player:
 async def player(port: int, ca_cert: Path, clients: list[XmppClient], name: str, *, join: bool = True) -> Player:
     client = XmppClient(f"{name}@localhost/quiz", f"{name}-secret", port=port, ca_cert=ca_cert,
                         plugins=("xep_0045", "xep_0249"))
+    watch = BotWatch(bot_jid=BOT, bot_nick=BOT_NICK)
+    client.xmpp.add_event_handler("groupchat_presence", lambda presence: watch.presence(_lxml(presence)))
     clients.append(client)
     await client.connect()
     client.xmpp.send_presence()
     if join:
         await client.xmpp.plugin["xep_0045"].join_muc_wait(ROOM, name.title(), maxstanzas=0,
                                                            timeout=TIMEOUT_SECONDS)
-    return Player(client, name.title())
+    return Player(client, name.title(), watch)
 
 
 def right_and_wrong(question: etree._Element) -> tuple[str, str]:

@@ -21,6 +21,7 @@ from quizbot.payload import NS
 from quizbot.runner import build_client
 from quizbot.xmpp import Connection
 from tests.integration.quiz_players import (
+    ANSWERS,
     BANK,
     BOT,
     QUESTION_SECONDS,
@@ -299,3 +300,66 @@ async def test_quizbot_run_joins_the_rooms_named_on_the_command_line(tmp_path: P
         process.terminate()
         assert await asyncio.wait_for(process.wait(), TIMEOUT_SECONDS) == 0
         await server.stop()
+
+
+def forged(body: str, xml: str, *, to: str, mtype: str, sender: Player) -> None:
+    message = sender.client.xmpp.make_message(mto=to, mbody=body, mtype=mtype)
+    message.append(ElementTree.fromstring(xml))
+    message.send()
+
+
+async def test_payloads_forged_by_an_occupant_are_ignored_by_the_bot_and_by_players(
+        players: tuple[Player, Player, Player], quiz_server: Server) -> None:
+    ann, ben, cat = players
+    # Cat plays the troll: the bot's payloads in the room, a move to another room in private.
+    forged("Type your password to win!", f"<question xmlns='{NS}' id='fake' index='1' total='1' kind='text' "
+           f"duration='30'><text xmlns='{NS}'>Type your password to win</text></question>", to=ROOM,
+           mtype="groupchat", sender=cat)
+    forged("!quiz live 3 mixed", f"<game xmlns='{NS}' id='x' state='lobby' opener='Cat'/>", to=ROOM,
+           mtype="groupchat", sender=cat)
+    forged("Cat wins", f"<scores xmlns='{NS}' game='x' final='true'><player xmlns='{NS}' nick='Cat' "
+           f"points='99999' rank='1'/></scores>", to=ROOM, mtype="groupchat", sender=cat)
+    forged("Come over", f"<room xmlns='{NS}' jid='evil@conference.localhost'/>", to="ben@localhost/quiz", mtype="chat",
+           sender=cat)
+    forged("Come over", f"<room xmlns='{NS}' jid='evil@conference.localhost'/>", to=f"{ROOM}/Ben", mtype="chat",
+           sender=cat)
+    cat.say("!top")
+    await cat.next("top")  # the bot has read all of Cat's messages
+    # The bot did not open Cat's lobby: Ann's command opens one, and it is hers.
+    ann.say("!quiz live 1 mixed")
+    lobby = await ben.next("game", lambda g: g.get("state") == "lobby")
+    assert lobby.get("opener") == "Ann"
+    ann.say("!start")
+    question = await ben.next("question")
+    assert question.get("id") in ANSWERS
+    right, _wrong = right_and_wrong(question)
+    for each in (ann, ben, cat):
+        each.say(right)
+    final = await ben.next("scores", lambda s: s.get("final") == "true")
+    assert {p.get("nick") for p in final} == {"Ann", "Ben", "Cat"} and all(
+        int(p.get("points", "")) < 2000 for p in final)
+    assert sorted(ben.dropped) == ["game", "question", "room", "room", "scores"]
+    assert quiz_server.quizbot is not None
+    assert quiz_server.quizbot.client.bot.store.counts()["answers"] == 3
+
+
+async def test_a_repeated_answer_counts_once(players: tuple[Player, Player, Player], quiz_server: Server) -> None:
+    ann, ben, cat = players
+    await open_game(ann, ben, cat, "!quiz live 1 mixed")
+    question = await ann.next("question")
+    right, wrong = right_and_wrong(question)
+    ann.say(right)
+    ann.say(right, to=BOT)
+    ann.say(right)
+    ben.say(wrong)
+    ben.say(right, to=BOT)
+    await asyncio.sleep(0.3)
+    cat.say(right)
+    reveal = await ann.next("reveal")
+    scorers = {s.get("nick"): int(s.get("points", "")) for s in reveal.findall(f"{{{NS}}}scorer")}
+    assert set(scorers) == {"Ann", "Cat"}
+    final = await ann.next("scores", lambda s: s.get("final") == "true")
+    assert {p.get("nick"): int(p.get("points", "")) for p in final} == {**scorers, "Ben": 0}
+    assert quiz_server.quizbot is not None
+    counts = quiz_server.quizbot.client.bot.store.counts()
+    assert counts["answers"] == 3 and counts["correct"] == 2

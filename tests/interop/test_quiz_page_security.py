@@ -1,0 +1,179 @@
+"""The browser quiz page under attack, in headless Debian Chromium: a troll's forged quiz payloads are not shown
+(and do not move the player to another room) while the bot's game plays; and the page's BOSH requests carry
+XEP-0124 §15 keys, also after a reload re-attaches to the session."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import re
+import xml.etree.ElementTree as ElementTree
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from lxml import etree
+from playwright.async_api import Page, Request, expect
+
+from boshcm.app import Server
+from boshcm.config import load_config
+from boshcm.tls import SELF_SIGNED_CERT
+from quizbot.payload import NS
+from tests.integration.quiz_players import BANK, ROOM, Player, player, right_and_wrong, wait_until
+from tests.integration.xmpp_client import TIMEOUT_SECONDS, XmppClient
+from tests.interop.browser import chromium
+from tests.interop.test_quiz_page import answer_correctly, log_in_as_guest, page_scores
+
+WAIT_MS = TIMEOUT_SECONDS * 1000
+
+
+@pytest.fixture
+async def quiz_server(tmp_path: Path) -> AsyncIterator[Server]:
+    bank = tmp_path / "bank.json"
+    bank.write_text(json.dumps(BANK))
+    config = load_config(None, {
+        "server.data_dir": str(tmp_path / "data"), "c2s.listen": "127.0.0.1:0", "http.listen": "127.0.0.1:0",
+        "quizbot.questions": [str(bank)], "quizbot.game.question_seconds": 15.0,
+        "quizbot.game.reveal_seconds": 1.0})
+    server = Server(config)
+    server.accounts.add("cat", "cat-secret")
+    await server.start()
+    assert server.quizbot is not None
+    await wait_until(lambda: ROOM in server.quizbot.client.entered)  # type: ignore[union-attr]
+    yield server
+    await server.stop()
+
+
+def forge(troll: Player, *, to: str, mtype: str, body: str, xml: str) -> None:
+    message = troll.client.xmpp.make_message(mto=to, mbody=body, mtype=mtype)
+    message.append(ElementTree.fromstring(xml))
+    message.send()
+
+
+async def play_one_question(page: Page, troll: Player) -> dict[str, int]:
+    """Starts a live game of one question from the page; the troll answers wrongly. The final scores."""
+    await page.get_by_label("Questions", exact=True).fill("1")
+    await page.get_by_label("Category").select_option("mixed")
+    await page.get_by_role("button", name="Start the game").click()
+    await expect(page.locator("#q-index")).to_have_text("Question 1 of 1", timeout=WAIT_MS)
+    question = await troll.next("question")
+    await answer_correctly(page)
+    troll.say(right_and_wrong(question)[1])
+    final = await troll.next("scores", lambda s: s.get("final") == "true")
+    await expect(page.locator("#podium")).to_be_visible(timeout=WAIT_MS)
+    return {p.get("nick", ""): int(p.get("points", "")) for p in final}
+
+
+@pytest.mark.interop
+async def test_the_page_shows_no_payload_forged_by_a_troll(quiz_server: Server, tmp_path: Path) -> None:
+    assert quiz_server.http is not None
+    url = f"http://127.0.0.1:{quiz_server.http.port}/"
+    made: list[XmppClient] = []
+    async with chromium(tmp_path) as browser:
+        context = await browser.new_context(locale="en-GB")
+        page = await context.new_page()
+        try:
+            await log_in_as_guest(page, url, "Ann")
+            await page.get_by_role("button", name="Join the public quiz room").click()
+            troll = await player(quiz_server.c2s.port, quiz_server.config.data_path / SELF_SIGNED_CERT, made, "cat")
+            await expect(page.locator("#occupants li[data-nick='Cat']")).to_be_visible(timeout=WAIT_MS)
+            ann_jid = await page.evaluate("state.conn.jid")
+
+            forge(troll, to=ROOM, mtype="groupchat", body="Type your password to win!",
+                  xml=f"<question xmlns='{NS}' id='fake' game='g' index='7' total='7' kind='text' category='prize' "
+                      f"duration='30' deadline='2099-01-01T00:00:00.000Z'><text>Type your password to win"
+                      f"</text></question>")
+            forge(troll, to=ROOM, mtype="groupchat", body="Cat wins",
+                  xml=f"<scores xmlns='{NS}' game='g' final='true'><player nick='Cat' points='99999' rank='1'/>"
+                      f"</scores>")
+            forge(troll, to=ROOM, mtype="groupchat", body="psst", xml=f"<hint xmlns='{NS}' question='fake' "
+                  "pattern='p a s s w o r d' points='1'/>")
+            for to in (ann_jid, f"{ROOM}/Ann"):  # privately: directly, and through the room
+                forge(troll, to=to, mtype="chat", body="Come over",
+                      xml=f"<room xmlns='{NS}' jid='evil@conference.localhost'/>")
+            troll.say("hello")  # ordinary chat still shows, and marks that everything before it has arrived
+            await expect(page.locator("#chat-log")).to_contain_text("Cat: hello", timeout=WAIT_MS)
+            await asyncio.sleep(0.3)  # the private messages take another path
+
+            assert await page.locator("#question").is_hidden() and await page.locator("#q-text").inner_text() == ""
+            assert await page.locator("#scoreboard").is_hidden() and await page.locator("#podium").is_hidden()
+            assert await page.locator("#hint").inner_text() == ""
+            log = await page.locator("#chat-log").inner_text()
+            assert re.search("password|Cat wins|Come over|psst", log) is None, log
+            await expect(page.locator("#room-title")).to_have_text("quiz")
+            assert "evil" not in await page.evaluate("sessionStorage.getItem('quiz-page')")
+
+            # The bot's own question and scores still render.
+            scores = await play_one_question(page, troll)
+            assert await page_scores(page) == scores and scores["Ann"] > 0 and scores["Cat"] == 0
+        finally:
+            await asyncio.gather(*(client.close() for client in made), return_exceptions=True)
+            await context.close()
+
+
+def bosh_body(request: Request) -> etree._Element | None:
+    if request.method != "POST" or not request.url.endswith("/http-bind") or not request.post_data:
+        return None
+    return etree.fromstring(request.post_data.encode())
+
+
+def sha1_hex(text: str) -> str:
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+def check_key_chain(bodies: dict[int, etree._Element]) -> int:
+    """Every request after the session creation carries a key that hashes to the previous key or newkey."""
+    rids = sorted(bodies)
+    first = bodies[rids[0]]
+    assert first.get("sid") is None and re.fullmatch(r"[0-9a-f]{40}", first.get("newkey") or ""), \
+        etree.tostring(first)
+    assert first.get("key") is None
+    expected = first.get("newkey")
+    for rid in rids[1:]:
+        body = bodies[rid]
+        key = body.get("key")
+        assert key is not None and sha1_hex(key) == expected, (rid, etree.tostring(body))
+        expected = body.get("newkey") or key
+    return len(rids)
+
+
+@pytest.mark.interop
+async def test_the_pages_bosh_requests_carry_keys_and_survive_a_reload(quiz_server: Server,
+                                                                        tmp_path: Path) -> None:
+    assert quiz_server.http is not None and quiz_server.bosh is not None
+    url = f"http://127.0.0.1:{quiz_server.http.port}/"
+    made: list[XmppClient] = []
+    bodies: dict[int, etree._Element] = {}
+
+    def seen(request: Request) -> None:
+        body = bosh_body(request)
+        if body is not None:
+            bodies.setdefault(int(body.get("rid", "0")), body)  # a retry of a rid carries the same body
+
+    async with chromium(tmp_path) as browser:
+        context = await browser.new_context(locale="en-GB")
+        page = await context.new_page()
+        page.on("request", seen)
+        try:
+            await log_in_as_guest(page, url, "Ann")
+            await page.get_by_role("button", name="Join the public quiz room").click()
+            troll = await player(quiz_server.c2s.port, quiz_server.config.data_path / SELF_SIGNED_CERT, made, "cat")
+            await expect(page.locator("#occupants li[data-nick='Cat']")).to_be_visible(timeout=WAIT_MS)
+            sids = {body.get("sid") for body in bodies.values()} - {None}
+            assert len(sids) == 1 and check_key_chain(bodies) >= 4
+
+            # A reload re-attaches to the same session: the saved key chain goes on where it stopped.
+            await page.reload()
+            await expect(page.locator("#room-title")).to_have_text("quiz", timeout=WAIT_MS)
+            await expect(page.locator("#occupants li[data-nick='Cat']")).to_be_visible(timeout=WAIT_MS)
+            assert {body.get("sid") for body in bodies.values()} - {None} == sids
+            assert len(quiz_server.bosh.registry) == 1
+
+            scores = await play_one_question(page, troll)
+            assert scores["Ann"] > 0
+            assert check_key_chain(bodies) > 10
+            assert {body.get("sid") for body in bodies.values()} - {None} == sids
+        finally:
+            await asyncio.gather(*(client.close() for client in made), return_exceptions=True)
+            await context.close()
