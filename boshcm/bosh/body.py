@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -16,6 +17,11 @@ NS_XBOSH: Final = "urn:xmpp:xbosh"
 # XEP-0124 §5: rid values never exceed 2^53 - 1, so clients can hold them in JavaScript numbers.
 MAX_RID: Final = 9_007_199_254_740_991
 BODY_TAG: Final = qname(NS_HTTPBIND, "body")
+DEFAULT_CONTENT_TYPE: Final = "text/xml; charset=utf-8"
+_TOKEN = r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*"
+_MEDIA_TYPE = re.compile(rf'(?P<type>{_TOKEN})/(?P<subtype>{_TOKEN})(\s*;\s*{_TOKEN}=({_TOKEN}|"[^"\\\x00-\x1f]*"))*')
+# Types a browser would run as a page on the BOSH origin, whatever the client asked for.
+_ACTIVE_TYPES: Final = frozenset({"application/xhtml+xml", "image/svg+xml"})
 
 
 class BadRequest(Exception):
@@ -57,6 +63,28 @@ class RequestBody:
         return self.attrs.get(qname(NS_XML, "lang"))
 
 
+def parse_content_type(value: str | None) -> str:
+    """XEP-0124 §7.1 'content': the Content-Type for every response; XML or plain text only."""
+    if value is None:
+        return DEFAULT_CONTENT_TYPE
+    match = _MEDIA_TYPE.fullmatch(value)
+    if match is None:
+        raise BadRequest("content is not a media type")
+    media = f"{match['type']}/{match['subtype']}".lower()
+    subtype = match["subtype"].lower()
+    if media in _ACTIVE_TYPES or not (media == "text/plain" or subtype == "xml" or subtype.endswith("+xml")):
+        raise BadRequest("content must be an XML or text/plain media type")
+    return value
+
+
+def parse_version(value: str) -> tuple[int, int]:
+    """XEP-0124 §7.1 'ver': "major.minor", each part an integer of its own (1.11 is above 1.6)."""
+    major, dot, minor = value.partition(".")
+    if not (dot and major.isdigit() and minor.isdigit() and len(value) <= 16):
+        raise BadRequest("ver must be major.minor")
+    return int(major), int(minor)
+
+
 def parse_request(root: Element) -> RequestBody:
     if root.tag != BODY_TAG:
         raise BadRequest("not a BOSH <body/>")
@@ -75,6 +103,15 @@ def build_body(attrs: dict[str, str], payloads: Sequence[Element] = ()) -> Eleme
     for payload in payloads:
         body.append(payload)
     return body
+
+
+def with_payloads(empty_body: bytes, payloads: Sequence[bytes]) -> bytes:
+    """Put already serialised stanzas into a serialised empty <body/>: each stanza is serialised only once."""
+    if not payloads:
+        return empty_body
+    if not empty_body.endswith(b"/>"):
+        raise ValueError("not an empty element")
+    return b"".join((empty_body[:-2], b">", *payloads, b"</body>"))
 
 
 def build_terminate(condition: BoshCondition | None, payloads: Sequence[Element] = ()) -> Element:

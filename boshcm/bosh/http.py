@@ -14,10 +14,12 @@ from typing import Protocol
 
 from aiohttp import web
 
-from boshcm.bosh.body import BadRequest, build_terminate, parse_request
+from boshcm.address_slots import AddressSlots, Slot
+from boshcm.bosh.body import DEFAULT_CONTENT_TYPE, BadRequest, build_terminate, parse_request
 from boshcm.bosh.registry import SessionRegistry
 from boshcm.bosh.session import (
     AddressCheck,
+    Authenticated,
     BoshAction,
     BoshEvent,
     BoshLimits,
@@ -28,6 +30,7 @@ from boshcm.bosh.session import (
     RequestAborted,
     RequestArrived,
     Respond,
+    ResponseUndelivered,
     RestartUpstream,
     ServerClosed,
     ServerStanzas,
@@ -45,7 +48,7 @@ from boshcm.xml.writer import serialize
 log = logging.getLogger(__name__)
 wire_log = logging.getLogger("boshcm.wire")
 
-CONTENT_TYPE = "text/xml; charset=utf-8"
+CONTENT_TYPE = DEFAULT_CONTENT_TYPE
 # A held request's future outlives 'wait' only by this much: a safety net, never the protocol's timer.
 RESPONSE_GRACE_SECONDS = 10.0
 
@@ -65,8 +68,10 @@ LinkFactory = Callable[["BoshConnection", OpenUpstream, str], Link]
 class BoshConnection:
     """One BOSH session with its link and the futures of its held HTTP requests."""
 
-    def __init__(self, endpoint: BoshEndpoint, session: BoshSession, remote: str, secure: bool) -> None:
+    def __init__(self, endpoint: BoshEndpoint, session: BoshSession, remote: str, secure: bool,
+                 unauthenticated: Slot) -> None:
         self.endpoint = endpoint
+        self.unauthenticated = unauthenticated  # given back once the session has logged in, or ends
         self.session = session
         self.remote = remote
         self.secure = secure
@@ -104,15 +109,19 @@ class BoshConnection:
                 case CloseUpstream():
                     if self.link is not None:
                         self.link.close()
+                case Authenticated():
+                    self.unauthenticated.release()
                 case SessionEnded(condition=condition):
                     log.debug("bosh session %s ended (%s)", self.session.sid, condition)
                     self.endpoint.registry.remove(self.session.sid)
+                    self.unauthenticated.release()
         self.endpoint.reschedule(self)
 
 
 class BoshEndpoint:
     def __init__(self, *, clock: Clock, cors: Cors, limits: BoshLimits, link_factory: LinkFactory,
                  max_body_bytes: int, max_depth: int, max_sessions: int = 100_000,
+                 unauthenticated: AddressSlots | None = None, body_read_timeout_seconds: float = 10.0,
                  check_address: AddressCheck = lambda to, route: None) -> None:
         self._check_address = check_address
         self.clock = clock
@@ -120,7 +129,10 @@ class BoshEndpoint:
         self.limits = limits
         self.link_factory = link_factory
         self.registry: SessionRegistry[BoshConnection] = SessionRegistry(max_sessions=max_sessions)
+        # Sessions not logged in yet, per client address (shared with c2s and WebSocket): a stranger's quota.
+        self.unauthenticated = AddressSlots(per_address=8) if unauthenticated is None else unauthenticated
         self._max_body_bytes = max_body_bytes
+        self._body_read_timeout_seconds = body_read_timeout_seconds
         self._max_depth = max_depth
         self._request_ids = itertools.count(1)
         self._futures: dict[int, asyncio.Future[bytes]] = {}
@@ -144,55 +156,117 @@ class BoshEndpoint:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         headers = self.cors.headers(request)
+        origin = request.headers.get("Origin")
+        address = request.remote or ""  # the client's, behind trusted proxies (web.TrustedProxies)
         if request.content_length is not None and request.content_length > self._max_body_bytes:
-            return self._terminate_response(BoshCondition.POLICY_VIOLATION, headers)
-        data = await request.content.read(self._max_body_bytes + 1)
-        if len(data) > self._max_body_bytes:
-            return self._terminate_response(BoshCondition.POLICY_VIOLATION, headers)
-        wire_log.debug("%s BOSH RECV %r", request.remote, data)
+            return self._too_large(headers)
+        try:
+            data = await self._read_body(request)
+        except TimeoutError:
+            log.debug("BOSH request body from %s not complete in %ss", address, self._body_read_timeout_seconds)
+            return await self._refuse_unread(request, headers)
+        if data is None:
+            return self._too_large(headers)
+        wire_log.debug("%s BOSH RECV %r", address, data)
         try:
             body = parse_request(parse_document(data, max_bytes=self._max_body_bytes, max_depth=self._max_depth))
         except (RemoteProtocolError, BadRequest) as error:
-            log.debug("bad BOSH request from %s: %s", request.remote, error)
+            log.debug("bad BOSH request from %s: %s", address, error)
             return self._terminate_response(BoshCondition.BAD_REQUEST, headers)
-        request_id = next(self._request_ids)
-        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self._futures[request_id] = future
-        arrived = RequestArrived(request_id=request_id, body=body)
+        arrived = RequestArrived(request_id=next(self._request_ids), body=body, origin=origin, size_bytes=len(data))
+        request_id = arrived.request_id
         if body.sid is None:
-            if self.registry.full:
-                self._futures.pop(request_id)
-                return self._terminate_response(BoshCondition.SYSTEM_SHUTDOWN, headers)
-            connection = BoshConnection(self, BoshSession(
-                sid=self.registry.new_sid(), first=arrived, now=self.clock.now(), limits=self.limits,
-                serialize=serialize, check_address=self._check_address), request.remote or "",
-                is_secure_request(request))
-            self.registry.add(connection.session.sid, connection)
-            connection.perform(connection.session.start(self.clock.now()))
+            connection = self._create(arrived, request, address)
+            if isinstance(connection, BoshCondition):
+                return self._terminate_response(connection, headers)
         elif (found := self.registry.get(body.sid)) is None:
-            self._futures.pop(request_id)
             return self._terminate_response(BoshCondition.ITEM_NOT_FOUND, headers)
         else:
             connection = found
-            connection.event(arrived)
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._futures[request_id] = future
         try:
+            if body.sid is None:
+                connection.perform(connection.session.start(self.clock.now()))
+            else:
+                connection.event(arrived)
             payload = await asyncio.wait_for(asyncio.shield(future), self.limits.max_wait_seconds
                                              + RESPONSE_GRACE_SECONDS)
         except TimeoutError:
             payload = serialize(build_terminate(BoshCondition.INTERNAL_SERVER_ERROR))
         except asyncio.CancelledError:
-            # The client went away while we held its request.
-            if not future.done():
-                connection.event(RequestAborted(request_id=request_id))
+            # The client went away (aiohttp handler_cancellation): before its answer, or just as it was made.
+            connection.event(ResponseUndelivered(request_id=request_id) if future.done()
+                             else RequestAborted(request_id=request_id))
             raise
         finally:
             self._futures.pop(request_id, None)
-        wire_log.debug("%s BOSH SEND %r", request.remote, payload)
-        return web.Response(body=payload, content_type="text/xml", charset="utf-8", headers=headers)
+        response = web.Response(body=payload, headers={**headers, "Content-Type": connection.session.content_type})
+        # Whatever an answer that cannot be written carried is given back to the session for the next request.
+        if request.transport is None or request.transport.is_closing():
+            connection.event(ResponseUndelivered(request_id=request_id))
+            return response
+        try:
+            await response.prepare(request)
+            await response.write_eof()
+        except ConnectionResetError:
+            connection.event(ResponseUndelivered(request_id=request_id))
+            return response
+        except asyncio.CancelledError:
+            connection.event(ResponseUndelivered(request_id=request_id))
+            raise
+        wire_log.debug("%s BOSH SEND %r", address, payload)
+        return response
+
+    def _create(self, arrived: RequestArrived, request: web.Request, address: str) -> BoshConnection | BoshCondition:
+        """A session-creation request: check who may create one, then make the session."""
+        if not self.cors.allows(request):
+            log.debug("BOSH session refused for origin %r from %s", arrived.origin, address)
+            return BoshCondition.POLICY_VIOLATION  # a page on an origin http.cors_origins does not allow
+        if self.registry.full:
+            return BoshCondition.SYSTEM_SHUTDOWN
+        if (slot := self.unauthenticated.take(address)) is None:
+            log.debug("BOSH session refused: %s has too many unauthenticated sessions", address)
+            return BoshCondition.POLICY_VIOLATION
+        sid = self.registry.new_sid()
+        session = BoshSession(sid=sid, first=arrived, now=self.clock.now(), limits=self.limits, serialize=serialize,
+                              check_address=self._check_address)
+        connection = BoshConnection(self, session, address, is_secure_request(request), slot)
+        self.registry.add(sid, connection)
+        return connection
+
+    async def _read_body(self, request: web.Request) -> bytes | None:
+        """The whole body (it may arrive in many TCP segments), or None beyond max_body_bytes."""
+        chunks: list[bytes] = []
+        size = 0
+        async with asyncio.timeout(self._body_read_timeout_seconds):
+            while chunk := await request.content.readany():
+                size += len(chunk)
+                if size > self._max_body_bytes:
+                    return None
+                chunks.append(chunk)
+        return b"".join(chunks)
 
     def _terminate_response(self, condition: BoshCondition, headers: dict[str, str]) -> web.Response:
         return web.Response(body=serialize(build_terminate(condition)), content_type="text/xml", charset="utf-8",
                             headers=headers)
+
+    def _too_large(self, headers: dict[str, str]) -> web.Response:
+        """policy-violation; aiohttp reads and drops the rest of the body (briefly), then closes."""
+        response = self._terminate_response(BoshCondition.POLICY_VIOLATION, headers)
+        response.force_close()
+        return response
+
+    async def _refuse_unread(self, request: web.Request, headers: dict[str, str]) -> web.StreamResponse:
+        """policy-violation for a body too slow, then close at once: a stalled client gets no more time."""
+        response = self._terminate_response(BoshCondition.POLICY_VIOLATION, headers)
+        response.force_close()
+        with contextlib.suppress(ConnectionResetError):
+            await response.prepare(request)
+            await response.write_eof()
+        if request.protocol is not None:
+            request.protocol.force_close()  # the transport still sends what was written, then closes
+        return response
 
     def resolve(self, request_id: int, data: bytes) -> None:
         future = self._futures.get(request_id)

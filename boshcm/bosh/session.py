@@ -1,11 +1,12 @@
 """One BOSH session (XEP-0124, XEP-0206): the rid window, held requests, wait, inactivity, keys, pause.
 
 Theory of operation. The adapter hands in facts: a request arrived (`RequestArrived`, with the adapter's own
-`request_id` for the HTTP exchange it holds open), a request's client went away (`RequestAborted`), the
-XMPP side produced stanzas (`ServerStanzas`) or ended (`ServerClosed`), and time passed (`handle_timeout`).
+`request_id` for the HTTP exchange it holds open), a request's client went away (`RequestAborted`), an answer
+could not be written because its connection was already closing (`ResponseUndelivered`), the XMPP side
+produced stanzas (`ServerStanzas`) or ended (`ServerClosed`), and time passed (`handle_timeout`).
 Orders come back: answer a held request with these bytes (`Respond`), start/restart/stop the XMPP stream
-(`OpenUpstream`, `RestartUpstream`, `CloseUpstream`), pass the client's payloads on (`ForwardToServer`), and
-forget the session (`SessionEnded`).
+(`OpenUpstream`, `RestartUpstream`, `CloseUpstream`), pass the client's payloads on (`ForwardToServer`), stop
+counting the session as unauthenticated (`Authenticated`), and forget the session (`SessionEnded`).
 
 Requests are processed strictly in rid order (§14.1) within a window of `requests` rids; a request that
 arrives early waits for the gap to fill. After processing, a request is *held* until there is something to
@@ -14,22 +15,42 @@ send or its `wait` runs out. At most `hold` requests are held; the oldest surplu
 gets the same bytes again (§14.3). One deadline (`next_deadline`) covers every held request's wait and the
 session's inactivity (§10).
 
+A sid is a bearer ticket, so nothing is given away on the sid alone: every request must come from the
+`Origin` the session was created with, and with §15 keys every path (in order, early, a repeated held rid, a
+cached rid, a retry after a lost answer) checks the key first. A repeat of rid N must carry the key rid N
+carried. A request that fails these checks is refused alone (`item-not-found` for that request), never the
+session: whoever learns a sid must not be able to end it either.
+
+Outgoing stanzas are serialised once, on arrival; their byte count bounds the queue (`max_pending_bytes`,
+then `policy-violation`) and each response (`max_response_bytes`; a larger stanza goes alone).
+
 This file knows nothing of HTTP, asyncio or XMPP routing.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
+import secrets
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum, auto
 
-from boshcm.bosh.body import BadRequest, RequestBody, build_body, build_terminate
+from boshcm.bosh.body import (
+    BadRequest,
+    RequestBody,
+    build_body,
+    build_terminate,
+    parse_content_type,
+    parse_version,
+    with_payloads,
+)
 from boshcm.errors import BoshCondition
 from boshcm.stanza import NS_XML, Element, qname
 
-BOSH_VERSION = "1.11"
+BOSH_VERSION = (1, 11)
+SASL_SUCCESS = qname("urn:ietf:params:xml:ns:xmpp-sasl", "success")
+_CLOSE_TAG_OVERHEAD = len(b"></body>") - len(b"/>")
 # (to, route) -> a refusal condition, or None when the session may go there.
 AddressCheck = Callable[[str, str | None], BoshCondition | None]
 
@@ -41,6 +62,10 @@ class BoshLimits:
     inactivity_seconds: float = 60.0
     polling_seconds: float = 2.0
     max_pause_seconds: float = 120.0
+    max_pending_bytes: int = 4_194_304
+    max_response_bytes: int = 262_144
+    # Until the server has accepted the client's SASL, a request body may be only this large.
+    max_body_bytes_before_auth: int = 4_096
 
 
 # --- events ---------------------------------------------------------------------------------------
@@ -49,10 +74,19 @@ class BoshLimits:
 class RequestArrived:
     request_id: int
     body: RequestBody
+    origin: str | None = None   # the HTTP Origin header: browsers send it, other clients need not
+    size_bytes: int = 0         # of the whole request body, as received
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RequestAborted:
+    request_id: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResponseUndelivered:
+    """An answer was produced, but its connection was already closing: the client never saw it."""
+
     request_id: int
 
 
@@ -73,7 +107,7 @@ class ServerClosed:
     stanzas: tuple[Element, ...] = ()
 
 
-BoshEvent = RequestArrived | RequestAborted | UpstreamOpened | ServerStanzas | ServerClosed
+BoshEvent = RequestArrived | RequestAborted | ResponseUndelivered | UpstreamOpened | ServerStanzas | ServerClosed
 
 
 # --- actions --------------------------------------------------------------------------------------
@@ -109,11 +143,17 @@ class CloseUpstream:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Authenticated:
+    """The server accepted the client's SASL: the session no longer counts as a stranger's."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SessionEnded:
     condition: BoshCondition | None
 
 
-BoshAction = Respond | OpenUpstream | ForwardToServer | RestartUpstream | CloseUpstream | SessionEnded
+BoshAction = (Respond | OpenUpstream | ForwardToServer | RestartUpstream | CloseUpstream | Authenticated
+              | SessionEnded)
 
 
 class _State(Enum):
@@ -127,6 +167,18 @@ class _Held:
     request_id: int
     rid: int
     expires_at: float
+    key: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Sent:
+    """An answer, kept for §14.3 retransmission and for giving its stanzas back if it never arrived."""
+
+    request_id: int
+    data: bytes
+    sent_at: float
+    key: str | None
+    payloads: tuple[bytes, ...]
 
 
 class BoshSession:
@@ -146,16 +198,25 @@ class BoshSession:
                         limits.max_wait_seconds)
         self.hold = min(client_hold if client_hold is not None else 1, limits.max_hold)
         self.requests = self.hold + 1
+        self.content_type = parse_content_type(None)
+        self.authenticated = False
         self._acks = body.get("ack") == "1"
         self._key = body.get("newkey")
+        self._uses_keys = self._key is not None
+        self._origin = first.origin
+        self._version = BOSH_VERSION
         self._state = _State.CREATING
         self._last_rid = body.rid           # highest rid processed in order
         self._early: dict[int, RequestArrived] = {}
         self._held: list[_Held] = []
-        self._cache: OrderedDict[int, tuple[bytes, float]] = OrderedDict()   # rid -> (response, sent at)
+        self._cache: OrderedDict[int, _Sent] = OrderedDict()
+        # rids whose request went away unanswered or whose answer was lost: a retry is held again (rid -> key)
+        self._retryable: OrderedDict[int, str | None] = OrderedDict()
         self._report: tuple[int, float] | None = None
-        self._pending: list[Element] = []
+        self._pending: deque[bytes] = deque()
+        self._pending_bytes = 0
         self._closing: ServerClosed | None = None
+        self._upstream_closed = False
         self._stream_id = ""
         self._domain = body.get("to") or ""
         self._inactive_since = now
@@ -169,6 +230,10 @@ class BoshSession:
     def ended(self) -> bool:
         return self._state is _State.ENDED
 
+    @property
+    def pending_bytes(self) -> int:
+        return self._pending_bytes
+
     def next_deadline(self) -> float | None:
         if self._state is _State.ENDED:
             return None
@@ -180,13 +245,23 @@ class BoshSession:
 
     def start(self, now: float) -> list[BoshAction]:
         """Process the session-creation request (XEP-0124 §7.1, XEP-0206 §4)."""
-        body = self._created_request.body
+        request = self._created_request
+        body = request.body
         if not body.get("to"):
-            return self._terminate_now(self._created_request.request_id, BoshCondition.IMPROPER_ADDRESSING)
+            return self._terminate_now(request.request_id, BoshCondition.IMPROPER_ADDRESSING)
+        if self._too_large_for_a_stranger(request):
+            return self._terminate_now(request.request_id, BoshCondition.POLICY_VIOLATION, close_upstream=False)
+        try:
+            self.content_type = parse_content_type(body.get("content"))
+            if (ver := body.get("ver")) is not None:
+                # XEP-0124 §7.2: the highest version we support that is not above the client's.
+                self._version = min(BOSH_VERSION, parse_version(ver))
+        except BadRequest:
+            return self._terminate_now(request.request_id, BoshCondition.BAD_REQUEST, close_upstream=False)
         if (refusal := self._check_address(body.get("to") or "", body.get("route"))) is not None:
             # XEP-0124 §7.1: only hosts the operator allows; never an open proxy.
-            return self._terminate_now(self._created_request.request_id, refusal, close_upstream=False)
-        self._hold_request(self._created_request.request_id, body.rid, now)
+            return self._terminate_now(request.request_id, refusal, close_upstream=False)
+        self._hold_request(request.request_id, body.rid, now, key=None)
         return [OpenUpstream(to=body.get("to") or "", lang=body.lang, version=body.xmpp_version,
                              route=body.get("route"), secure=body.get("secure") != "false")]
 
@@ -195,19 +270,16 @@ class BoshSession:
             case RequestArrived():
                 return self._on_request(event, now)
             case RequestAborted(request_id=request_id):
-                self._held = [held for held in self._held if held.request_id != request_id]
-                if not self._held:
-                    self._inactive_since = now
-                return []
+                return self._on_aborted(request_id, now)
+            case ResponseUndelivered(request_id=request_id):
+                return self._on_undelivered(request_id, now)
             case UpstreamOpened(stream_id=stream_id, domain=domain):
                 self._stream_id, self._domain = stream_id, domain or self._domain
                 return []
             case ServerStanzas(stanzas=stanzas):
-                if self._state is _State.ENDED:
-                    return []
-                self._pending.extend(stanzas)
-                return self._flush(now)
+                return self._on_server_stanzas(stanzas, now)
             case ServerClosed():
+                self._upstream_closed = True
                 if self._state is _State.ENDED or self._closing is not None:
                     return []
                 self._closing = event
@@ -229,52 +301,75 @@ class BoshSession:
 
     def _on_request(self, event: RequestArrived, now: float) -> list[BoshAction]:
         rid = event.body.rid
-        if self._state is _State.ENDED:
-            return [Respond(request_id=event.request_id,
-                            data=self._serialize(build_terminate(BoshCondition.ITEM_NOT_FOUND)))]
+        if self._state is _State.ENDED or event.origin != self._origin:
+            # Another page (or no browser at all) using this sid: refuse it, leave the session alone.
+            return [self._refuse(event.request_id)]
         if rid <= self._last_rid:
             return self._repeat(event, now)
         if rid > self._last_rid + self.requests:
+            if self._uses_keys:
+                return [self._refuse(event.request_id)]  # its key cannot be checked: never end the session for it
             # XEP-0124 §14.3: beyond the window.
             return self._terminate_now(event.request_id, BoshCondition.ITEM_NOT_FOUND)
-        if rid in self._early:
+        if self._uses_keys and not self._key_reaches(event.body.get("key"), rid - self._last_rid):
+            return [self._refuse(event.request_id)]  # XEP-0124 §15, early rids too (checked that many steps on)
+        if (replaced := self._early.get(rid)) is not None:
             self._early[rid] = event  # the client retried an early request on a new connection
-            return []
+            return [self._recoverable_error(replaced.request_id)]
         if len(self._held) + len(self._early) >= self.requests:
             # XEP-0124 §11: more simultaneous requests than allowed.
             return self._terminate_now(event.request_id, BoshCondition.POLICY_VIOLATION)
         self._early[rid] = event
         actions: list[BoshAction] = []
         while (ready := self._early.pop(self._last_rid + 1, None)) is not None:
+            if not self._accept_key(ready.body):
+                # An early request checked against the key chain before a 'newkey' switched it.
+                actions.append(self._refuse(ready.request_id))
+                break
             self._last_rid += 1
             actions += self._process(ready, now)
             if self.ended:
-                actions += [Respond(request_id=late.request_id,
-                                    data=self._serialize(build_terminate(BoshCondition.ITEM_NOT_FOUND)))
-                            for late in self._early.values()]
+                actions += [self._refuse(late.request_id) for late in self._early.values()]
                 self._early.clear()
                 break
         return actions
 
     def _repeat(self, event: RequestArrived, now: float) -> list[BoshAction]:
-        rid = event.body.rid
+        rid, key = event.body.rid, event.body.get("key")
         for held in self._held:
             if held.rid == rid:
+                if not self._same_key(held.key, key):
+                    return [self._refuse(event.request_id)]
                 # INTEROP.md: a held rid on a new connection is the client retrying; the new one replaces it.
-                # The old connection is most likely dead; it gets an empty body so nothing waits forever.
+                # XEP-0124 §14.3: the original request gets a recoverable binding error (§17.1).
                 stale, held.request_id = held.request_id, event.request_id
-                return [Respond(request_id=stale, data=self._serialize(build_body({})))]
-        if (cached := self._cache.get(rid)) is not None:
-            return [Respond(request_id=event.request_id, data=cached[0])]  # XEP-0124 §14.3, byte for byte
+                return [self._recoverable_error(stale)]
+        if (sent := self._cache.get(rid)) is not None:
+            if not self._same_key(sent.key, key):
+                return [self._refuse(event.request_id)]
+            return [Respond(request_id=event.request_id, data=sent.data)]  # XEP-0124 §14.3, byte for byte
+        if rid in self._retryable:
+            if not self._same_key(self._retryable[rid], key):
+                return [self._refuse(event.request_id)]
+            # Its first connection went away unanswered (or its answer was lost): hold the retry instead.
+            del self._retryable[rid]
+            self._hold_request(event.request_id, rid, now, key=key)
+            return self._settle(now)
+        if self._uses_keys:
+            return [self._refuse(event.request_id)]  # no key to check it against: never end the session for it
         return self._terminate_now(event.request_id, BoshCondition.ITEM_NOT_FOUND)
+
+    def _too_large_for_a_stranger(self, event: RequestArrived) -> bool:
+        """Before login a body may be a few KiB, as an element may on c2s and WebSocket."""
+        return not self.authenticated and event.size_bytes > self._limits.max_body_bytes_before_auth
 
     def _process(self, event: RequestArrived, now: float) -> list[BoshAction]:
         body = event.body
-        if (problem := self._check_key(body)) is not None:
-            return self._terminate_now(event.request_id, problem)
+        if self._too_large_for_a_stranger(event):
+            return self._terminate_now(event.request_id, BoshCondition.POLICY_VIOLATION)
         self._note_client_ack(body, now)
         actions: list[BoshAction] = []
-        if body.payloads and self._state is not _State.ENDED:
+        if body.payloads and self._state is not _State.ENDED and not self._upstream_closed:
             actions.append(ForwardToServer(stanzas=body.payloads))
         if body.is_terminate:
             # XEP-0124 §13: payloads (e.g. unavailable presence) first, then the session ends.
@@ -283,22 +378,80 @@ class BoshSession:
             actions.append(RestartUpstream())  # XEP-0206 §5
         if (policy := self._polling_violation(body, now)) is not None:
             return actions + self._terminate_now(event.request_id, policy)
-        self._hold_request(event.request_id, body.rid, now)
+        self._hold_request(event.request_id, body.rid, now, key=body.get("key"))
         if (pause := body.get("pause")) is not None:
             return actions + self._pause(pause, now)
+        return actions + self._settle(now)
+
+    def _settle(self, now: float) -> list[BoshAction]:
+        """XEP-0124 §8: with more than 'hold' requests held, the oldest is answered at once."""
+        actions: list[BoshAction] = []
         while len(self._held) > self.hold and self._state is _State.ACTIVE:
             actions += self._answer(self._held[0], now, empty=not self._pending)
         return actions + self._flush(now)
 
-    def _check_key(self, body: RequestBody) -> BoshCondition | None:
-        """XEP-0124 §15: each key must hash to the previous one."""
-        if self._key is None:
-            return None
+    def _on_aborted(self, request_id: int, now: float) -> list[BoshAction]:
+        for held in self._held:
+            if held.request_id == request_id:
+                self._held.remove(held)
+                self._remember_retryable(held.rid, held.key)
+                break
+        for rid, early in list(self._early.items()):
+            if early.request_id == request_id:
+                del self._early[rid]  # never processed: its retry is simply a new early request
+        if not self._held:
+            self._inactive_since = now
+        return []
+
+    def _on_undelivered(self, request_id: int, now: float) -> list[BoshAction]:
+        if self._state is not _State.ACTIVE:
+            return []
+        found = [(rid, sent) for rid, sent in self._cache.items() if sent.request_id == request_id]
+        if not found:
+            return []  # a repeat of cached bytes, an error answer, or long forgotten: nothing to give back
+        ((rid, sent),) = found
+        # Nobody read it: its stanzas go first in the next answer, and a retry of its rid is held afresh
+        # instead of getting the cached copy (which would deliver them twice).
+        del self._cache[rid]
+        self._remember_retryable(rid, sent.key)
+        self._pending.extendleft(reversed(sent.payloads))
+        self._pending_bytes += sum(len(payload) for payload in sent.payloads)
+        return self._flush(now)
+
+    def _remember_retryable(self, rid: int, key: str | None) -> None:
+        self._retryable[rid] = key
+        while len(self._retryable) > self.requests:
+            self._retryable.popitem(last=False)
+
+    # --- keys (XEP-0124 §15) ----------------------------------------------------------------------
+
+    def _key_reaches(self, key: str | None, depth: int) -> bool:
+        """Does hashing `key` `depth` times give the current key? (depth 1: the next request's key)."""
+        if key is None or self._key is None or len(key) > 256:
+            return False
+        value = key
+        for _ in range(depth):
+            value = hashlib.sha1(value.encode()).hexdigest()
+        return secrets.compare_digest(value.encode(), self._key.encode())
+
+    def _accept_key(self, body: RequestBody) -> bool:
+        """Check the key of the next request in order and advance the chain ('newkey' starts a new one)."""
+        if not self._uses_keys:
+            return True
         key = body.get("key")
-        if key is None or hashlib.sha1(key.encode()).hexdigest() != self._key:
-            return BoshCondition.ITEM_NOT_FOUND
+        if key is None or not self._key_reaches(key, 1):
+            return False
         self._key = body.get("newkey") or key
-        return None
+        return True
+
+    def _same_key(self, expected: str | None, given: str | None) -> bool:
+        """A repeated rid must carry the key that rid carried the first time."""
+        if not self._uses_keys:
+            return True
+        return expected is not None and given is not None and secrets.compare_digest(expected.encode(),
+                                                                                     given.encode())
+
+    # --- request details --------------------------------------------------------------------------
 
     def _note_client_ack(self, body: RequestBody, now: float) -> None:
         """XEP-0124 §9.2: a client ack below a response we already sent means that response was lost."""
@@ -308,7 +461,7 @@ class BoshSession:
         lost = [rid for rid in self._cache if ack < rid < body.rid]
         if lost:
             rid = min(lost)
-            self._report = (rid, now - self._cache[rid][1])
+            self._report = (rid, now - self._cache[rid].sent_at)
 
     def _pause(self, pause_text: str, now: float) -> list[BoshAction]:
         """XEP-0124 §10: answer everything held (this request too), then allow a longer silence once."""
@@ -329,22 +482,49 @@ class BoshSession:
             return BoshCondition.POLICY_VIOLATION
         return None
 
-    def _hold_request(self, request_id: int, rid: int, now: float) -> None:
-        self._held.append(_Held(request_id=request_id, rid=rid, expires_at=now + self.wait))
+    def _hold_request(self, request_id: int, rid: int, now: float, *, key: str | None) -> None:
+        self._held.append(_Held(request_id=request_id, rid=rid, expires_at=now + self.wait, key=key))
         self._held.sort(key=lambda held: held.rid)
         self._inactivity_seconds = self._limits.inactivity_seconds
+
+    # --- stanzas from the server ------------------------------------------------------------------
+
+    def _on_server_stanzas(self, stanzas: tuple[Element, ...], now: float) -> list[BoshAction]:
+        if self._state is _State.ENDED or self._closing is not None:
+            return []
+        actions: list[BoshAction] = []
+        for stanza in stanzas:
+            if stanza.tag == SASL_SUCCESS and not self.authenticated:
+                self.authenticated = True   # RFC 6120 §6.4.6: the server says so; the client cannot fake it
+                actions.append(Authenticated())
+            data = self._serialize(stanza)
+            self._pending.append(data)
+            self._pending_bytes += len(data)
+        actions += self._flush(now)
+        if self._pending_bytes > self._limits.max_pending_bytes:
+            # The client cannot keep up (or stopped asking): end it rather than buffer without bound.
+            self._pending.clear()
+            self._pending_bytes = 0
+            self._closing = ServerClosed(condition=BoshCondition.POLICY_VIOLATION)
+            actions += self._close_upstream()
+            actions += self._flush(now)
+        return actions
 
     # --- responses --------------------------------------------------------------------------------
 
     def _flush(self, now: float) -> list[BoshAction]:
-        """Send what is pending in the oldest held request; a terminate goes last of all."""
+        """Send what is pending in the oldest held requests; a terminate goes last of all."""
         actions: list[BoshAction] = []
-        if self._pending and self._held and (self._state is _State.ACTIVE or self._stream_id):
+        while self._pending and self._held and (self._state is _State.ACTIVE or self._stream_id):
             actions += self._answer(self._held[0], now, empty=False)
         if self._closing is not None and self._held and not self._pending:
-            held = self._held.pop(0)
+            first, *others = self._held
+            self._held.clear()
             closing = self._closing
-            actions.append(self._respond(held, build_terminate(closing.condition, closing.stanzas), now))
+            final = self._serialize(build_terminate(closing.condition, closing.stanzas))
+            actions.append(self._respond(first, final, now, ()))
+            terminate = self._serialize(build_terminate(closing.condition))
+            actions += [Respond(request_id=held.request_id, data=terminate) for held in others]
             actions += self._end(closing.condition, close_upstream=False)
         return actions
 
@@ -352,9 +532,6 @@ class BoshSession:
         self._held.remove(held)
         if not self._held:
             self._inactive_since = now
-        payloads = () if empty else tuple(self._pending)
-        if not empty:
-            self._pending.clear()
         attrs: dict[str, str] = {}
         if self._state is _State.CREATING:
             attrs = self._creation_attrs(held.rid)
@@ -364,14 +541,28 @@ class BoshSession:
         if self._report is not None:
             (report, elapsed), self._report = self._report, None
             attrs |= {"report": str(report), "time": str(int(elapsed * 1000))}
-        return [self._respond(held, build_body(attrs, payloads), now)]
+        head = self._serialize(build_body(attrs))
+        payloads = () if empty else self._take_pending(self._limits.max_response_bytes - len(head)
+                                                       - _CLOSE_TAG_OVERHEAD)
+        return [self._respond(held, with_payloads(head, payloads), now, payloads)]
+
+    def _take_pending(self, budget: int) -> tuple[bytes, ...]:
+        """As many pending stanzas as fit in `budget` bytes, and at least one."""
+        taken: list[bytes] = []
+        size = 0
+        while self._pending and (not taken or size + len(self._pending[0]) <= budget):
+            payload = self._pending.popleft()
+            taken.append(payload)
+            size += len(payload)
+        self._pending_bytes -= size
+        return tuple(taken)
 
     def _creation_attrs(self, rid: int) -> dict[str, str]:
         """XEP-0124 §7.2 and XEP-0206 §4 session creation response."""
         attrs = {"sid": self.sid, "wait": str(int(self.wait)), "requests": str(self.requests),
                  "hold": str(self.hold), "inactivity": str(int(self._limits.inactivity_seconds)),
                  "polling": str(int(self._limits.polling_seconds)),
-                 "maxpause": str(int(self._limits.max_pause_seconds)), "ver": BOSH_VERSION,
+                 "maxpause": str(int(self._limits.max_pause_seconds)), "ver": "{}.{}".format(*self._version),
                  "from": self._domain, "authid": self._stream_id, "secure": "true",
                  qname("urn:xmpp:xbosh", "version"): "1.0",
                  qname("urn:xmpp:xbosh", "restartlogic"): "true", qname(NS_XML, "lang"): "en"}
@@ -379,12 +570,20 @@ class BoshSession:
             attrs["ack"] = str(rid)
         return attrs
 
-    def _respond(self, held: _Held, body: Element, now: float) -> Respond:
-        data = self._serialize(body)
-        self._cache[held.rid] = (data, now)
+    def _respond(self, held: _Held, data: bytes, now: float, payloads: tuple[bytes, ...]) -> Respond:
+        self._cache[held.rid] = _Sent(request_id=held.request_id, data=data, sent_at=now, key=held.key,
+                                      payloads=payloads)
         while len(self._cache) > self.requests:
             self._cache.popitem(last=False)
         return Respond(request_id=held.request_id, data=data)
+
+    def _refuse(self, request_id: int) -> Respond:
+        """Answer one request with item-not-found without touching the session."""
+        return Respond(request_id=request_id, data=self._serialize(build_terminate(BoshCondition.ITEM_NOT_FOUND)))
+
+    def _recoverable_error(self, request_id: int) -> Respond:
+        """XEP-0124 §17.1: a recoverable binding error; the session goes on."""
+        return Respond(request_id=request_id, data=self._serialize(build_body({"type": "error"})))
 
     def _terminate_now(self, request_id: int, condition: BoshCondition | None, *,
                        close_upstream: bool = True) -> list[BoshAction]:
@@ -396,11 +595,17 @@ class BoshSession:
         actions.append(Respond(request_id=request_id, data=terminate))
         return actions + self._end(condition, close_upstream=close_upstream)
 
+    def _close_upstream(self) -> list[BoshAction]:
+        if self._upstream_closed:
+            return []
+        self._upstream_closed = True
+        return [CloseUpstream()]
+
     def _end(self, condition: BoshCondition | None, *, close_upstream: bool) -> list[BoshAction]:
         if self._state is _State.ENDED:
             return []
         self._state = _State.ENDED
         self._pending.clear()
-        actions: list[BoshAction] = [CloseUpstream()] if close_upstream else []
+        self._pending_bytes = 0
+        actions = self._close_upstream() if close_upstream else []
         return [*actions, SessionEnded(condition=condition)]
-

@@ -202,3 +202,38 @@ async def test_get_on_the_endpoint_explains_itself_and_aliases_work(
     client = BoshClient(http, f"http://127.0.0.1:{server.http.port}/bosh")
     created = await client.create()
     assert created.get("sid")
+
+
+async def test_the_content_attribute_sets_the_content_type_of_every_response(
+    server: Server, http: aiohttp.ClientSession
+) -> None:
+    # XEP-0124 §7.1: "the connection manager MUST use that value in the Content-Type header of all responses".
+    client = BoshClient(http, bosh_url(server))
+    content = "application/xml; charset=utf-8"
+    async with http.post(bosh_url(server), data=client.body(to="localhost", wait="5", hold="1", content=content)) as r:
+        assert r.headers["Content-Type"] == content
+        client.sid = etree.fromstring(await r.read()).get("sid")
+    no_such = "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='X-NONE'/>"
+    async with http.post(bosh_url(server), data=client.body(no_such)) as reply:  # <failure/> at once
+        assert reply.headers["Content-Type"] == content
+    async with http.post(bosh_url(server), data=client.body(type="terminate")) as reply:
+        assert reply.headers["Content-Type"] == content
+
+
+async def test_a_content_type_that_a_browser_would_render_as_a_page_is_bad_request(
+    server: Server, http: aiohttp.ClientSession
+) -> None:
+    client = BoshClient(http, bosh_url(server))
+    answer = etree.fromstring(await client.post_raw(client.body(to="localhost", content="text/html")))
+    assert answer.get("type") == "terminate" and answer.get("condition") == "bad-request"
+
+
+@pytest.mark.parametrize(("asked", "answered"), [("1.6", "1.6"), ("1.11", "1.11"), ("1.20", "1.11"), ("2.0", "1.11")])
+async def test_ver_is_the_highest_we_support_not_above_the_clients(
+    server: Server, http: aiohttp.ClientSession, asked: str, answered: str
+) -> None:
+    # XEP-0124 §7.2: "the highest version ... that the connection manager supports, or the version specified
+    # by the client in its request, whichever is lower".
+    client = BoshClient(http, bosh_url(server))
+    created = await client.post(client.body(to="localhost", wait="5", hold="1", ver=asked))
+    assert created.get("ver") == answered

@@ -10,6 +10,7 @@ from lxml import etree
 
 from boshcm.bosh.body import parse_request
 from boshcm.bosh.session import (
+    Authenticated,
     BoshAction,
     BoshLimits,
     BoshSession,
@@ -19,6 +20,7 @@ from boshcm.bosh.session import (
     RequestAborted,
     RequestArrived,
     Respond,
+    ResponseUndelivered,
     RestartUpstream,
     ServerClosed,
     ServerStanzas,
@@ -54,6 +56,8 @@ class Client:
         newkey: str | None = None,
         to: str = "localhost",
         route: str | None = None,
+        origin: str | None = None,
+        **extra: str,
     ) -> None:
         self.now = 1000.0
         self.rid = FIRST_RID
@@ -75,7 +79,9 @@ class Client:
             attrs["newkey"] = newkey
         if route:
             attrs["route"] = route
-        first = RequestArrived(request_id=next(self.ids), body=self.body_of(attrs))
+        attrs |= extra
+        self.origin = origin
+        first = RequestArrived(request_id=next(self.ids), body=self.body_of(attrs), origin=origin)  # type: ignore[arg-type]
         self.creation_id = first.request_id
         self.session = BoshSession(
             sid="s1", first=first, now=self.now, limits=limits or BoshLimits(), serialize=serialize
@@ -104,13 +110,14 @@ class Client:
         self.take(self.session.handle(UpstreamOpened(stream_id="abc", domain="localhost"), self.now))
         self.take(self.session.handle(ServerStanzas(stanzas=(features(),)), self.now))
 
-    def request(self, payload: str = "", *, rid: int | None = None, **attrs: str) -> int:
+    def request(self, payload: str = "", *, rid: int | None = None, origin: str | None = "same", **attrs: str) -> int:
         if rid is None:
             self.rid += 1
             rid = self.rid
         request_id = next(self.ids)
         body = self.body_of({"rid": str(rid), "sid": "s1", **attrs}, payload)
-        self.take(self.session.handle(RequestArrived(request_id=request_id, body=body), self.now))  # type: ignore[arg-type]
+        arrived = RequestArrived(request_id=request_id, body=body, origin=self.origin if origin == "same" else origin)  # type: ignore[arg-type]
+        self.take(self.session.handle(arrived, self.now))
         return request_id
 
     def server_sends(self, *texts: str) -> None:
@@ -245,7 +252,8 @@ def test_held_rid_sent_again_on_a_new_connection_replaces_the_old_request() -> N
     client = started(hold=1)
     original = client.request()
     retry = client.request(rid=FIRST_RID + 1)
-    assert len(client.response(original)) == 0  # the dead connection is released with an empty body
+    # XEP-0124 §14.3: the original request gets a recoverable binding error (§17.1), not an empty body
+    assert client.response(original).get("type") == "error" and len(client.response(original)) == 0
     client.server_sends("for the retry")
     assert client.bodies(retry) == ["for the retry"]
 
@@ -338,15 +346,84 @@ def test_requests_after_the_end_get_item_not_found() -> None:
     assert client.response(late).get("condition") == "item-not-found"
 
 
-def test_key_sequence_is_checked_and_a_wrong_key_ends_the_session_section_15() -> None:
-    keys = ["k3", "k2", "k1"]
-    chain = [hashlib.sha1(k.encode()).hexdigest() for k in keys]  # K(n) = sha1(K(n-1))
-    client = started(newkey=chain[0])
-    ok = client.request(key=keys[0])
+def key_chain(count: int) -> list[str]:
+    """Keys in the order a client uses them: K(n) (the newkey), K(n-1), ... where K(i) = sha1(K(i-1))."""
+    chain = ["seed"]
+    for _ in range(count):
+        chain.append(hashlib.sha1(chain[-1].encode()).hexdigest())
+    return list(reversed(chain))
+
+
+def test_a_wrong_key_refuses_that_request_alone_and_the_session_goes_on_section_15() -> None:
+    keys = key_chain(5)
+    client = started(newkey=keys[0])
+    ok = client.request(key=keys[1])
     assert not client.session.ended and not client.answered(ok)
-    hijacker = client.request(key="guessed")
+    hijacker = client.request(key="guessed", rid=FIRST_RID + 2)
     assert client.response(hijacker).get("condition") == "item-not-found"
-    assert client.session.ended
+    assert not client.session.ended and not client.answered(ok)  # an attacker cannot end the session either
+    nxt = client.request(key=keys[2], rid=FIRST_RID + 2)
+    assert client.answered(ok) and not client.answered(nxt) and not client.session.ended
+
+
+def test_a_held_rid_resent_without_its_key_is_refused_and_the_held_request_keeps_its_slot_section_15() -> None:
+    keys = key_chain(5)
+    client = started(newkey=keys[0])
+    held = client.request(key=keys[1])
+    for key in ("guessed", keys[2], None):
+        attrs = {"key": key} if key else {}
+        thief = client.request(rid=FIRST_RID + 1, **attrs)
+        assert client.response(thief).get("condition") == "item-not-found"
+    client.server_sends("for the owner")
+    assert client.bodies(held) == ["for the owner"] and not client.session.ended
+
+
+def test_a_held_rid_resent_with_its_own_key_is_the_client_retrying_section_14_3() -> None:
+    keys = key_chain(5)
+    client = started(newkey=keys[0])
+    original = client.request(key=keys[1])
+    retry = client.request(rid=FIRST_RID + 1, key=keys[1])
+    assert client.response(original).get("type") == "error"
+    client.server_sends("for the retry")
+    assert client.bodies(retry) == ["for the retry"]
+
+
+def test_a_cached_rid_is_repeated_only_with_the_key_it_carried_section_14_3_and_15() -> None:
+    keys = key_chain(5)
+    client = started(newkey=keys[0])
+    first = client.request(key=keys[1])
+    client.server_sends("private")
+    thief = client.request(rid=FIRST_RID + 1, key="guessed")
+    assert client.response(thief).get("condition") == "item-not-found"
+    assert b"private" not in client.responses[thief]
+    repeat = client.request(rid=FIRST_RID + 1, key=keys[1])
+    assert client.responses[repeat] == client.responses[first]
+    assert not client.session.ended
+
+
+def test_an_early_rid_with_a_wrong_key_is_refused_and_cannot_block_the_real_one_section_15() -> None:
+    keys = key_chain(5)
+    client = started(newkey=keys[0], hold=2)
+    early_thief = client.request(rid=FIRST_RID + 2, key="guessed")
+    assert client.response(early_thief).get("condition") == "item-not-found"
+    for far in (FIRST_RID + 50, 2**53 - 1):  # beyond the window: refused, not fatal, and not hashed 2^53 times
+        far_thief = client.request(rid=far, key="guessed")
+        assert client.response(far_thief).get("condition") == "item-not-found"
+    early = client.request(rid=FIRST_RID + 2, key=keys[2])  # checked against the chain two steps ahead
+    client.request(rid=FIRST_RID + 1, key=keys[1])
+    assert not client.session.ended and not client.answered(early)
+
+
+def test_without_keys_a_request_from_another_origin_is_refused_and_the_session_goes_on() -> None:
+    client = Client(origin="https://quiz.example")
+    client.server_opens()
+    held = client.request()
+    for origin in ("https://evil.example", None):
+        for rid in (FIRST_RID + 1, FIRST_RID + 2):  # the held rid, and the next one
+            thief = client.request(rid=rid, origin=origin)
+            assert client.response(thief).get("condition") == "item-not-found"
+    client.server_sends("still mine")
+    assert client.bodies(held) == ["still mine"] and not client.session.ended
 
 
 def test_newkey_switches_to_a_new_key_sequence_section_15() -> None:
@@ -441,3 +518,120 @@ def test_large_rids_work(rid: int) -> None:
     request = client.request()
     client.server_sends("fine")
     assert client.bodies(request) == ["fine"]
+
+
+def test_a_retry_of_a_held_rid_whose_connection_went_away_is_held_again() -> None:
+    client = started()
+    held = client.request()
+    client.take(client.session.handle(RequestAborted(request_id=held), client.now))
+    client.server_sends("meanwhile")
+    retry = client.request(rid=FIRST_RID + 1)  # Strophe resends the rid of a failed request
+    assert client.bodies(retry) == ["meanwhile"] and not client.session.ended
+
+
+def test_stanzas_of_an_answer_that_could_not_be_written_go_in_the_next_request() -> None:
+    client = started()
+    held = client.request()
+    client.server_sends("one", "two")
+    client.take(client.session.handle(ResponseUndelivered(request_id=held), client.now))
+    client.server_sends("three")
+    following = client.request()
+    assert client.bodies(following) == ["one", "two", "three"]
+
+
+def test_an_answer_that_could_not_be_written_is_delivered_once_when_its_rid_is_retried() -> None:
+    client = started(hold=1)
+    held = client.request()
+    client.server_sends("only once")
+    client.take(client.session.handle(ResponseUndelivered(request_id=held), client.now))
+    retry = client.request(rid=FIRST_RID + 1)
+    assert client.bodies(retry) == ["only once"]
+    following = client.request()
+    client.advance(30)
+    assert client.bodies(following) == []
+
+
+def test_a_response_is_split_at_max_response_bytes_and_a_larger_stanza_goes_alone() -> None:
+    client = started(hold=1, limits=BoshLimits(max_response_bytes=1_000))
+    client.server_sends(*[f"{index}" + "x" * 200 for index in range(8)], "big" + "y" * 3_000, "last")
+    sizes, received = [], []
+    while len(received) < 10:
+        request = client.request()
+        sizes.append(len(client.responses[request]))
+        received += client.bodies(request)
+    assert [text[0] for text in received[:8]] == [str(index) for index in range(8)]
+    assert received[8].startswith("big") and received[9] == "last"
+    assert all(size <= 1_000 for size in sizes if size < 3_000)  # only the big stanza's answer is larger
+    assert any(size > 3_000 for size in sizes)
+    assert client.session.pending_bytes == 0
+
+
+def test_a_client_whose_queue_outgrows_max_pending_bytes_is_ended_with_policy_violation() -> None:
+    client = started(limits=BoshLimits(max_pending_bytes=2_000))
+    client.server_sends(*["z" * 500] * 3)
+    assert not client.session.ended
+    client.server_sends("z" * 500)
+    assert any(isinstance(order, CloseUpstream) for order in client.orders)
+    client.server_sends("dropped")  # nothing more is queued
+    assert client.session.pending_bytes == 0
+    late = client.request()
+    assert client.response(late).get("condition") == "policy-violation"
+    assert client.session.ended
+
+
+def test_when_the_server_closes_every_held_request_is_answered() -> None:
+    client = started(hold=2)
+    first, second = client.request(), client.request()
+    client.take(client.session.handle(ServerClosed(condition=BoshCondition.SYSTEM_SHUTDOWN), client.now))
+    assert client.response(first).get("condition") == "system-shutdown"
+    assert client.response(second).get("condition") == "system-shutdown"
+
+
+def test_sasl_success_from_the_server_marks_the_session_authenticated_once() -> None:
+    client = started()
+    success = etree.fromstring("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>")
+    assert not client.session.authenticated
+    client.take(client.session.handle(ServerStanzas(stanzas=(success,)), client.now))
+    client.take(client.session.handle(ServerStanzas(stanzas=(success,)), client.now))
+    assert client.session.authenticated
+    assert sum(isinstance(order, Authenticated) for order in client.orders) == 1
+
+
+def test_before_login_a_request_body_may_only_be_a_few_kib() -> None:
+    def sized(client: Client, size_bytes: int) -> int:
+        client.rid += 1
+        arrived = RequestArrived(request_id=next(client.ids), size_bytes=size_bytes,
+                                 body=client.body_of({"rid": str(client.rid), "sid": "s1"}))  # type: ignore[arg-type]
+        client.take(client.session.handle(arrived, client.now))
+        return arrived.request_id
+
+    limits = BoshLimits(max_body_bytes_before_auth=4096)
+    stranger = started(limits=limits)
+    refused = sized(stranger, 4097)
+    assert stranger.response(refused).get("condition") == "policy-violation"
+    assert any(isinstance(order, CloseUpstream) for order in stranger.orders)
+    member = started(limits=limits)
+    success = etree.fromstring("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>")
+    member.take(member.session.handle(ServerStanzas(stanzas=(success,)), member.now))
+    sized(member, 4097)
+    sized(member, 200_000)
+    assert not member.session.ended
+
+
+@pytest.mark.parametrize(("asked", "answered"), [(None, "1.11"), ("1.6", "1.6"), ("1.10", "1.10"), ("1.12", "1.11"),
+                                                 ("2.0", "1.11"), ("0.9", "0.9")])
+def test_ver_is_the_lower_of_the_clients_and_ours_section_7_2(asked: str | None, answered: str) -> None:
+    client = started(**({"ver": asked} if asked else {}))
+    assert client.response(client.creation_id).get("ver") == answered
+
+
+@pytest.mark.parametrize("content", ["text/html", "text/xml\r\nSet-Cookie: x=y", "nonsense", "image/svg+xml"])
+def test_a_content_type_that_is_not_xml_or_plain_text_is_bad_request_section_7_1(content: str) -> None:
+    client = Client(content=content)
+    assert client.response(client.creation_id).get("condition") == "bad-request"
+
+
+def test_the_content_attribute_becomes_the_sessions_content_type_section_7_1() -> None:
+    client = started(content="application/xml; charset=utf-8")
+    assert client.session.content_type == "application/xml; charset=utf-8"
+    assert started().session.content_type == "text/xml; charset=utf-8"
