@@ -8,14 +8,16 @@ import signal
 import ssl
 from pathlib import Path
 
+from boshcm.address_slots import AddressSlots
 from boshcm.bosh.http import BoshConnection, BoshEndpoint
 from boshcm.bosh.session import BoshLimits, OpenUpstream
 from boshcm.bosh.upstream import OffboardLink, OnboardLink, UpstreamListener, upstream_tls_context
 from boshcm.clock import Clock, SystemClock
 from boshcm.config import Config, parse_host_port
 from boshcm.errors import BoshCondition
+from boshcm.jid import JID
 from boshcm.tls import ensure_self_signed, server_context
-from boshcm.web import Cors, HttpServer, build_app
+from boshcm.web import Cors, HttpServer, TrustedProxies, build_app
 from boshcm.websocket import WebSocketEndpoint
 from boshcm.xml.parser import StreamParser
 from boshcm.xmpp.accounts import AccountStore
@@ -26,7 +28,7 @@ from boshcm.xmpp.muc.service import MucService, RoomStore
 from boshcm.xmpp.router import Router
 from boshcm.xmpp.storage import SqliteStore
 from boshcm.xmpp.stream import ClientSession, SessionSettings, TlsPolicy, Transport
-from boshcm.xmpp.throttle import AuthThrottle
+from boshcm.xmpp.throttle import AuthThrottle, ThrottleSettings
 from quizbot.page import page_routes
 from quizbot.runner import EmbeddedBot
 
@@ -63,7 +65,8 @@ class Server:
         data.mkdir(parents=True, exist_ok=True)
         self.accounts = open_accounts(config)
         self.users = LiveUsers(self.accounts)
-        self.store = SqliteStore(data / STORE_FILE)
+        self.store = SqliteStore(data / STORE_FILE, max_offline_messages=config.server.max_offline_messages,
+                                 max_offline_bytes=config.server.max_offline_bytes)
         self.router = Router(domain=config.server.domain, users=self.users, store=self.store,
                              wall_clock=self.clock.wall)
         self.hub = Hub()
@@ -71,19 +74,39 @@ class Server:
         self.muc: MucService | None = None
         if config.muc.enabled:
             self.rooms = RoomStore(data / ROOMS_FILE)
+            muc, domain = config.muc, config.server.domain
+            # The embedded quiz bot makes a room per !newgame requester: its rooms are not counted.
+            exempt = [*muc.room_quota_exempt, *([config.quizbot.account] if config.quizbot.enabled else [])]
+            guests = self.users.anonymous
             self.muc = MucService(domain=config.muc_domain, store=self.rooms, wall_clock=self.clock.wall,
-                                  name=config.muc.name, lock_seconds=config.muc.lock_seconds,
-                                  default_config=RoomConfig(history_length=config.muc.history_length))
+                                  name=muc.name, lock_seconds=muc.lock_seconds,
+                                  default_config=RoomConfig(history_length=muc.history_length),
+                                  max_occupants=muc.max_occupants, max_rooms_per_account=muc.max_rooms_per_account,
+                                  quota_exempt=frozenset(JID.make(name, domain) for name in exempt),
+                                  is_guest=lambda jid: jid.domain == domain and jid.local in guests,
+                                  max_pending_iqs=muc.max_pending_iqs, iq_timeout_seconds=muc.iq_timeout_seconds)
             self.router.add_component(config.muc_domain, self.muc, config.muc.name)
         c2s = config.c2s
-        self.throttle = AuthThrottle(max_failures=c2s.auth_max_failures, window_seconds=c2s.auth_window_seconds,
-                                     lockout_seconds=c2s.auth_lockout_seconds)
+        self.throttle = AuthThrottle(ThrottleSettings(
+            account_free_failures=c2s.auth_account_free_failures,
+            address_free_failures=c2s.auth_address_free_failures,
+            first_delay_seconds=c2s.auth_first_delay_seconds, max_delay_seconds=c2s.auth_max_delay_seconds,
+            forget_seconds=c2s.auth_window_seconds, remember_seconds=c2s.auth_remember_seconds,
+            max_entries=c2s.auth_max_tracked))
+        # The embedded quiz bot speaks for whole rooms: its stanzas are not rate-limited.
+        bot_account = [config.quizbot.account] if config.quizbot.enabled else []
         self.session_settings = SessionSettings(
             domain=config.server.domain, tls_policy=TlsPolicy(c2s.starttls),
             allow_plain_without_tls=c2s.allow_plain_without_tls, anonymous=c2s.anonymous,
             anonymous_web=config.http.anonymous,
-            negotiation_timeout_seconds=c2s.negotiation_timeout_seconds)
+            negotiation_timeout_seconds=c2s.negotiation_timeout_seconds,
+            stanza_rate_per_second=c2s.stanza_rate_per_second, stanza_burst=c2s.stanza_burst,
+            guest_stanza_rate_per_second=c2s.guest_stanza_rate_per_second,
+            guest_stanza_burst=c2s.guest_stanza_burst, stanza_flood_refusals=c2s.stanza_flood_refusals,
+            stanza_rate_exempt=frozenset([*c2s.stanza_rate_exempt, *bot_account]))
         self.tls_context = self._tls_context(data) if c2s.starttls != "disabled" else None
+        # One count for every transport: an address holds at most this many sessions that have not logged in.
+        self.unauthenticated = AddressSlots(per_address=c2s.max_unauthenticated_per_address)
         host, port = parse_host_port(c2s.listen, "c2s.listen")
         self.c2s = C2sServer(host=host, port=port, connection_factory=self._new_c2s_connection)
         # Off-board (like Punjab): BOSH sessions go to another XMPP server; the embedded one stays dark.
@@ -106,12 +129,18 @@ class Server:
                              accounts=self.accounts, throttle=self.throttle, now=self.clock.now(),
                              guests=self.users.anonymous)
 
-    def new_parser(self) -> StreamParser:
-        return StreamParser(max_stanza_bytes=self.config.c2s.max_stanza_bytes, max_depth=self.config.c2s.max_depth)
+    def max_stanza_bytes(self, authenticated: bool) -> int:
+        """Strangers get a few KiB per element until they have authenticated (every transport)."""
+        c2s = self.config.c2s
+        return c2s.max_stanza_bytes if authenticated else c2s.max_stanza_bytes_before_auth
+
+    def new_parser(self, authenticated: bool) -> StreamParser:
+        return StreamParser(max_stanza_bytes=self.max_stanza_bytes(authenticated), max_depth=self.config.c2s.max_depth)
 
     def _new_c2s_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> C2sConnection:
         return C2sConnection(reader, writer, hub=self.hub, clock=self.clock, new_session=self.new_session,
-                             new_parser=self.new_parser, tls_context=self.tls_context)
+                             new_parser=self.new_parser, tls_context=self.tls_context,
+                             unauthenticated=self.unauthenticated)
 
     def _new_link(self, connection: BoshConnection, order: OpenUpstream, remote: str) -> OnboardLink | OffboardLink:
         if not self.offboard:
@@ -149,19 +178,23 @@ class Server:
         self.bosh = BoshEndpoint(
             clock=self.clock, cors=cors, link_factory=self._new_link, max_body_bytes=bosh.max_body_bytes,
             max_depth=self.config.c2s.max_depth, max_sessions=bosh.max_sessions, check_address=self._check_address,
+            unauthenticated=self.unauthenticated, body_read_timeout_seconds=bosh.body_read_timeout_seconds,
             limits=BoshLimits(max_wait_seconds=bosh.max_wait_seconds, max_hold=bosh.max_hold,
                               inactivity_seconds=bosh.inactivity_seconds, polling_seconds=bosh.polling_seconds,
-                              max_pause_seconds=bosh.max_pause_seconds))
+                              max_pause_seconds=bosh.max_pause_seconds, max_pending_bytes=bosh.max_pending_bytes,
+                              max_response_bytes=bosh.max_response_bytes,
+                              max_body_bytes_before_auth=self.config.c2s.max_stanza_bytes_before_auth))
         self.websocket = WebSocketEndpoint(
-            hub=self.hub, clock=self.clock, new_session=self.new_session,
-            max_frame_bytes=self.config.c2s.max_stanza_bytes, max_depth=self.config.c2s.max_depth,
-            relay=self._relay_link if self.offboard else None)
+            hub=self.hub, clock=self.clock, new_session=self.new_session, max_frame_bytes=self.max_stanza_bytes,
+            max_depth=self.config.c2s.max_depth, cors=cors,
+            per_address=AddressSlots(per_address=http.max_websockets_per_address),
+            unauthenticated=self.unauthenticated, relay=self._relay_link if self.offboard else None)
         pages = page_routes(self.config) if http.quiz_page and not self.offboard else []
         app = build_app(cors=cors, bosh_path=http.bosh_path, bosh_handler=self.bosh.handle,
                         websocket_path=http.websocket_path, websocket_handler=self.websocket.handle,
-                        static_routes=pages)
+                        static_routes=pages, proxies=TrustedProxies(http.trusted_proxies))
         host, port = parse_host_port(http.listen, "http.listen")
-        return HttpServer(app, host=host, port=port)
+        return HttpServer(app, host=host, port=port, idle_timeout_seconds=http.idle_timeout_seconds)
 
     async def start(self) -> None:
         if self.config.c2s.enabled and not self.offboard:
@@ -201,7 +234,11 @@ class Server:
 async def serve(config: Config) -> None:
     """Run until SIGINT/SIGTERM."""
     server = Server(config)
-    await server.start()
+    try:
+        await server.start()
+    except BaseException:
+        await server.stop()  # a fault late in start-up (the quiz bot's store) must not leave listeners behind
+        raise
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

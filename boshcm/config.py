@@ -8,6 +8,7 @@ dropped or coerced. Command-line flags arrive as dotted-key overrides applied af
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,8 @@ class ServerConfig:
     domain: str = "localhost"
     data_dir: str = "data"
     name: str = "boshcm"
+    max_offline_messages: int = 100
+    max_offline_bytes: int = 1_048_576
 
     def validate(self, section: str) -> None:
         try:
@@ -42,6 +45,8 @@ class ServerConfig:
             raise ConfigError(f"{section}.domain", str(exc)) from exc
         if jid.local is not None or jid.resource is not None:
             raise ConfigError(f"{section}.domain", f"must be a bare domain; got {self.domain!r}")
+        for name in ("max_offline_messages", "max_offline_bytes"):
+            _positive(f"{section}.{name}", getattr(self, name))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,20 +59,43 @@ class C2sConfig:
     allow_plain_without_tls: bool = False
     anonymous: bool = False
     max_stanza_bytes: int = 262_144
+    max_stanza_bytes_before_auth: int = 4_096
+    max_unauthenticated_per_address: int = 8
     max_depth: int = 64
     negotiation_timeout_seconds: float = 60.0
-    auth_max_failures: int = 5
-    auth_window_seconds: float = 60.0
-    auth_lockout_seconds: float = 60.0
+    # Logins (every transport): see docs/security.md "Logins".
+    auth_account_free_failures: int = 5
+    auth_address_free_failures: int = 10
+    auth_first_delay_seconds: float = 1.0
+    auth_max_delay_seconds: float = 300.0
+    auth_window_seconds: float = 900.0
+    auth_remember_seconds: float = 2_592_000.0
+    auth_max_tracked: int = 20_000
+    # Bound stanzas per session (every transport): see docs/security.md "Stanza rates".
+    stanza_rate_per_second: float = 50.0
+    stanza_burst: int = 200
+    guest_stanza_rate_per_second: float = 10.0
+    guest_stanza_burst: int = 100
+    stanza_flood_refusals: int = 2000
+    stanza_rate_exempt: list[str] = field(default_factory=list)
 
     def validate(self, section: str) -> None:
         parse_host_port(self.listen, f"{section}.listen")
         _one_of(f"{section}.starttls", self.starttls, ("required", "optional", "disabled"))
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ConfigError(f"{section}.tls_cert", "tls_cert and tls_key must be given together")
-        for name in ("max_stanza_bytes", "max_depth", "negotiation_timeout_seconds", "auth_max_failures",
-                     "auth_window_seconds", "auth_lockout_seconds"):
+        for name in ("max_stanza_bytes", "max_stanza_bytes_before_auth", "max_unauthenticated_per_address",
+                     "max_depth", "negotiation_timeout_seconds", "auth_first_delay_seconds",
+                     "auth_max_delay_seconds", "auth_window_seconds", "auth_remember_seconds", "auth_max_tracked",
+                     "stanza_rate_per_second", "stanza_burst", "guest_stanza_rate_per_second", "guest_stanza_burst",
+                     "stanza_flood_refusals"):
             _positive(f"{section}.{name}", getattr(self, name))
+        for name in ("auth_account_free_failures", "auth_address_free_failures"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{section}.{name}", "must not be negative")
+        for index, username in enumerate(self.stanza_rate_exempt):
+            if not username or "@" in username:
+                raise ConfigError(f"{section}.stanza_rate_exempt[{index}]", "must be a local part like 'quiz'")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -80,9 +108,19 @@ class HttpConfig:
     anonymous: bool = True
     quiz_page: bool = True
     quiz_page_transport: str = "bosh"
+    trusted_proxies: list[str] = field(default_factory=list)
+    idle_timeout_seconds: float = 15.0
+    max_websockets_per_address: int = 64
 
     def validate(self, section: str) -> None:
         parse_host_port(self.listen, f"{section}.listen")
+        for index, network in enumerate(self.trusted_proxies):
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError as exc:
+                raise ConfigError(f"{section}.trusted_proxies[{index}]", str(exc)) from exc
+        for name in ("idle_timeout_seconds", "max_websockets_per_address"):
+            _positive(f"{section}.{name}", getattr(self, name))
         _one_of(f"{section}.quiz_page_transport", self.quiz_page_transport, ("bosh", "websocket"))
         for name in ("bosh_path", "websocket_path"):
             if not getattr(self, name).startswith("/"):
@@ -98,10 +136,14 @@ class BoshConfig:
     max_pause_seconds: float = 120.0
     max_body_bytes: int = 1_048_576
     max_sessions: int = 100_000
+    body_read_timeout_seconds: float = 10.0
+    max_pending_bytes: int = 4_194_304
+    max_response_bytes: int = 262_144
 
     def validate(self, section: str) -> None:
         for name in ("max_wait_seconds", "inactivity_seconds", "polling_seconds", "max_pause_seconds",
-                     "max_body_bytes", "max_sessions"):
+                     "max_body_bytes", "max_sessions", "body_read_timeout_seconds", "max_pending_bytes",
+                     "max_response_bytes"):
             _positive(f"{section}.{name}", getattr(self, name))
         if not 0 <= self.max_hold <= 10:
             raise ConfigError(f"{section}.max_hold", f"must be between 0 and 10; got {self.max_hold}")
@@ -130,6 +172,12 @@ class MucConfig:
     name: str = "Chatrooms"
     lock_seconds: float = 10.0
     history_length: int = 20
+    # Rooms under attack: see docs/security.md "Rooms".
+    max_occupants: int = 5_000
+    max_rooms_per_account: int = 10
+    room_quota_exempt: list[str] = field(default_factory=list)
+    max_pending_iqs: int = 10_000
+    iq_timeout_seconds: float = 60.0
 
     def validate(self, section: str) -> None:
         if self.domain:
@@ -141,6 +189,13 @@ class MucConfig:
             raise ConfigError(f"{section}.lock_seconds", "must not be negative")
         if self.history_length < 0:
             raise ConfigError(f"{section}.history_length", "must not be negative")
+        for name in ("max_occupants", "max_pending_iqs", "iq_timeout_seconds"):
+            _positive(f"{section}.{name}", getattr(self, name))
+        if self.max_rooms_per_account < 0:
+            raise ConfigError(f"{section}.max_rooms_per_account", "must not be negative (0: no limit)")
+        for index, username in enumerate(self.room_quota_exempt):
+            if not username or "@" in username:
+                raise ConfigError(f"{section}.room_quota_exempt[{index}]", "must be a local part like 'quiz'")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,11 +1,17 @@
-"""The HTTP listener: one aiohttp application for BOSH, WebSocket and the quiz page, with CORS."""
+"""The HTTP listener: one aiohttp application for BOSH, WebSocket and the quiz page.
+
+Also the HTTP-level defences every route shares: CORS answers and origin checks, the client's real address
+and scheme behind trusted reverse proxies, and the idle timeout that ends slow or silent connections.
+"""
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 from aiohttp import web
+from multidict import CIMultiDictProxy
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +33,14 @@ class Cors:
             return "*"
         return origin if origin in self._allowed else None
 
+    def allows(self, request: web.Request) -> bool:
+        """May a browser page from this request's origin use the endpoint? Non-browser clients send no
+        Origin and are allowed; a page served by boshcm itself (same origin) always is."""
+        origin = request.headers.get("Origin")
+        if origin is None or origin == f"{request.scheme}://{request.host}":
+            return True
+        return self.allow_origin(origin) is not None
+
     def headers(self, request: web.Request) -> dict[str, str]:
         allowed = self.allow_origin(request.headers.get("Origin"))
         if allowed is None:
@@ -45,10 +59,81 @@ class Cors:
         return web.Response(status=200, headers=headers)
 
 
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class TrustedProxies:
+    """The client's address and scheme as reported by reverse proxies we trust, and only by those.
+
+    Behind nginx every peer is the proxy; the client is the rightmost address in `Forwarded` (RFC 7239) or
+    `X-Forwarded-For` that is not itself a trusted proxy. A peer that is not a trusted proxy is the client,
+    whatever headers it sends (they are forgeable).
+    """
+
+    def __init__(self, networks: Sequence[str]) -> None:
+        self._networks: tuple[IpNetwork, ...] = tuple(ipaddress.ip_network(net, strict=False) for net in networks)
+
+    def trusts(self, address: str | None) -> bool:
+        try:
+            ip = ipaddress.ip_address(address or "")
+        except ValueError:
+            return False
+        return any(ip in network for network in self._networks)
+
+    def client(self, peer: str | None, headers: CIMultiDictProxy[str]) -> tuple[str | None, str | None]:
+        """(client address, scheme) from the forwarding headers, or (None, None) to keep the peer's own."""
+        if not self._networks or not self.trusts(peer):
+            return None, None
+        hops, schemes = _forwarded_hops(headers)
+        client = None
+        for hop in reversed(hops):
+            client = hop
+            if not self.trusts(hop):
+                break
+        scheme = schemes[-1] if schemes else None
+        return client, scheme if scheme in ("http", "https") else None
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        remote, scheme = self.client(request.remote, request.headers)
+        if remote is not None or scheme is not None:
+            # One clone: a clone does not inherit an earlier clone's remote.
+            request = request.clone(remote=remote or request.remote or "", scheme=scheme or request.scheme)
+        return await handler(request)
+
+
+def _forwarded_hops(headers: CIMultiDictProxy[str]) -> tuple[list[str], list[str]]:
+    """Client addresses and schemes, nearest proxy last. RFC 7239 `Forwarded` wins over X-Forwarded-*."""
+    if forwarded := headers.getall("Forwarded", []):
+        hops: list[str] = []
+        schemes: list[str] = []
+        for element in ",".join(forwarded).split(","):
+            for pair in element.split(";"):
+                name, _, value = pair.strip().partition("=")
+                value = value.strip().strip('"')
+                if name.lower() == "for":
+                    hops.append(_strip_port(value))
+                elif name.lower() == "proto":
+                    schemes.append(value.lower())
+        return hops, schemes
+    hops = [hop.strip() for hop in ",".join(headers.getall("X-Forwarded-For", [])).split(",") if hop.strip()]
+    schemes = [s.strip().lower() for s in ",".join(headers.getall("X-Forwarded-Proto", [])).split(",") if s.strip()]
+    return [_strip_port(hop) for hop in hops], schemes
+
+
+def _strip_port(hop: str) -> str:
+    """'[2001:db8::1]:4711' -> '2001:db8::1', '192.0.2.1:4711' -> '192.0.2.1'."""
+    if hop.startswith("["):
+        return hop[1:].partition("]")[0]
+    if hop.count(":") == 1:
+        return hop.partition(":")[0]
+    return hop
+
+
 def build_app(*, cors: Cors, bosh_path: str, bosh_handler: Handler | None, websocket_path: str,
-              websocket_handler: Handler | None, static_routes: Sequence[web.AbstractRouteDef] = ()
-              ) -> web.Application:
-    app = web.Application()
+              websocket_handler: Handler | None, static_routes: Sequence[web.AbstractRouteDef] = (),
+              proxies: TrustedProxies | None = None) -> web.Application:
+    app = web.Application(middlewares=[proxies.middleware] if proxies is not None else [])
     if bosh_handler is not None:
         for path in dict.fromkeys((bosh_path, BOSH_ALIAS)):
             app.router.add_route("POST", path, bosh_handler)
@@ -73,8 +158,12 @@ async def _bosh_page(_request: web.Request) -> web.Response:
 
 
 class HttpServer:
-    def __init__(self, app: web.Application, *, host: str, port: int) -> None:
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, handler_cancellation=True)
+    def __init__(self, app: web.Application, *, host: str, port: int, idle_timeout_seconds: float = 15.0) -> None:
+        # aiohttp's keep-alive timer runs while a connection waits for a complete request head, from the
+        # connection's start or the previous response: it is also the header timeout that ends slowloris
+        # connections. Cancelling handlers of departed clients lets a held BOSH request be noticed at once.
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, handler_cancellation=True,
+                                     keepalive_timeout=idle_timeout_seconds)
         self._host, self._port = host, port
         self._site: web.TCPSite | None = None
 

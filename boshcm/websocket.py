@@ -15,9 +15,11 @@ from typing import Any, Final, Protocol
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from boshcm.address_slots import AddressSlots, Slot
 from boshcm.clock import Clock
 from boshcm.errors import BoshCondition, RemoteProtocolError, StreamErrorCondition
 from boshcm.stanza import NS_FRAMING, Element, element, local_name, namespace_of, stream_error_element
+from boshcm.web import Cors
 from boshcm.xml.parser import parse_document
 from boshcm.xml.writer import serialize
 from boshcm.xmpp.hub import Hub, HubSeat
@@ -47,6 +49,8 @@ SUBPROTOCOL: Final = "xmpp"
 # INTEROP.md: Strophe recognises the server's close only in exactly this form.
 CLOSE_FRAME: Final = '<close xmlns="urn:ietf:params:xml:ns:xmpp-framing" />'
 CLOSE_TIMEOUT_SECONDS: Final = 2.0
+# A client that stops reading must not grow our memory without bound (as for TCP in xmpp/c2s.py).
+MAX_QUEUED_BYTES: Final = 4 * 1024 * 1024
 
 
 def is_secure_request(request: web.Request) -> bool:
@@ -59,20 +63,43 @@ def is_secure_request(request: web.Request) -> bool:
 
 
 class _FrameWriter:
-    """One writer task per socket: frames are queued synchronously (sinks must not block) and sent in order."""
+    """One writer task per socket: frames are queued synchronously (sinks must not block) and sent in order.
 
-    def __init__(self, ws: web.WebSocketResponse, peer: str) -> None:
+    The queue is bounded in bytes: past `MAX_QUEUED_BYTES` the frames not yet sent are dropped, the subclass
+    is told (`_overflowed`) so it can end the stream, and a socket that does not take even that is aborted.
+    """
+
+    def __init__(self, ws: web.WebSocketResponse, peer: str, transport: asyncio.Transport | None,
+                 max_queued_bytes: int = MAX_QUEUED_BYTES) -> None:
         self._ws, self._peer = ws, peer
+        self._transport = transport
         self._outgoing: asyncio.Queue[str | None] = asyncio.Queue()
+        self._queued_bytes = 0
+        self._max_queued_bytes = max_queued_bytes
+        self._overflow = False
 
     def _send(self, frame: str) -> None:
         self._outgoing.put_nowait(frame)
+        self._queued_bytes += len(frame)
+        if self._queued_bytes > self._max_queued_bytes and not self._overflow:
+            self._overflow = True
+            while not self._outgoing.empty():
+                self._outgoing.get_nowait()
+            self._queued_bytes = 0
+            if self._transport is not None:
+                # The last frames get a short chance; a client that reads nothing is cut off.
+                asyncio.get_running_loop().call_later(CLOSE_TIMEOUT_SECONDS, self._transport.abort)
+            self._overflowed()
+
+    def _overflowed(self) -> None:
+        """The client is not keeping up; end the stream."""
 
     def _end_writes(self) -> None:
         self._outgoing.put_nowait(None)
 
     async def _write_loop(self) -> None:
         while (frame := await self._outgoing.get()) is not None:
+            self._queued_bytes -= len(frame)
             wire_log.debug("%s WS SEND %r", self._peer, frame)
             try:
                 await self._ws.send_str(frame)
@@ -83,13 +110,22 @@ class _FrameWriter:
                 await asyncio.wait_for(self._ws.close(code=WSCloseCode.OK), CLOSE_TIMEOUT_SECONDS)
 
 
+FrameLimit = Callable[[bool], int]  # authenticated -> largest frame accepted
+
+
 class WebSocketConnection(_FrameWriter):
     def __init__(self, ws: web.WebSocketResponse, session: ClientSession, *, hub: Hub, clock: Clock,
-                 max_frame_bytes: int, max_depth: int, peer: str) -> None:
-        super().__init__(ws, peer)
+                 max_frame_bytes: FrameLimit, max_depth: int, peer: str,
+                 transport: asyncio.Transport | None, unauthenticated: Slot) -> None:
+        super().__init__(ws, peer, transport)
         self._session, self._hub, self._clock = session, hub, clock
+        self._unauthenticated = unauthenticated  # given back once the session has logged in
         self._max_frame_bytes, self._max_depth = max_frame_bytes, max_depth
         self._seat = HubSeat(hub, self)
+
+    def _overflowed(self) -> None:
+        self._perform(self._session.handle(PeerError(condition=StreamErrorCondition.RESOURCE_CONSTRAINT,
+                                                     text="Client is not reading"), self._clock.now()))
 
     # --- SessionSink ------------------------------------------------------------------------------
 
@@ -135,7 +171,8 @@ class WebSocketConnection(_FrameWriter):
 
     def _on_frame(self, data: bytes) -> None:
         try:
-            received = parse_document(data, max_bytes=self._max_frame_bytes, max_depth=self._max_depth)
+            received = parse_document(data, max_bytes=self._max_frame_bytes(self._session.authenticated),
+                                      max_depth=self._max_depth)
         except RemoteProtocolError as error:
             self._perform(self._session.handle(PeerError(condition=error.condition, text=error.text),
                                                self._clock.now()))
@@ -171,6 +208,8 @@ class WebSocketConnection(_FrameWriter):
                     self._end_writes()
                 case _:
                     self._hub.perform([action])
+        if self._session.authenticated:
+            self._unauthenticated.release()
         if self._session.closed:
             self._seat.release()
 
@@ -178,35 +217,58 @@ class WebSocketEndpoint:
     """The aiohttp handler for the WebSocket path."""
 
     def __init__(self, *, hub: Hub, clock: Clock, new_session: Callable[[Transport], ClientSession],
-                 max_frame_bytes: int, max_depth: int, relay: RelayFactory | None = None) -> None:
+                 max_frame_bytes: FrameLimit, max_depth: int, cors: Cors, per_address: AddressSlots,
+                 unauthenticated: AddressSlots, relay: RelayFactory | None = None) -> None:
         self._hub, self._clock, self._new_session = hub, clock, new_session
         self._relay = relay
         self._max_frame_bytes, self._max_depth = max_frame_bytes, max_depth
+        self._cors = cors
+        self._per_address, self._unauthenticated = per_address, unauthenticated
         self.connections: set[WebSocketConnection] = set()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(protocols=(SUBPROTOCOL,), max_msg_size=2 * self._max_frame_bytes,
-                                 heartbeat=30)
-        await ws.prepare(request)
-        if ws.ws_protocol != SUBPROTOCOL:
-            # RFC 7395 §3.1: without the xmpp subprotocol there is no XMPP session to speak of.
-            await ws.close(code=WSCloseCode.PROTOCOL_ERROR, message=b"xmpp subprotocol required")
-            return ws
-        if self._relay is not None:
-            await WebSocketRelay(ws, new_link=self._relay, max_frame_bytes=self._max_frame_bytes,
-                                 max_depth=self._max_depth, peer=request.remote or "?").run()
-            return ws
-        session = self._new_session(Transport(secure=is_secure_request(request), can_starttls=False, web=True,
-                                              remote_address=request.remote or ""))
-        connection = WebSocketConnection(ws, session, hub=self._hub, clock=self._clock,
-                                         max_frame_bytes=self._max_frame_bytes, max_depth=self._max_depth,
-                                         peer=request.remote or "?")
-        self.connections.add(connection)
+        if not self._cors.allows(request):
+            # Browsers send Origin on every WebSocket upgrade; a page the operator did not allow gets nothing.
+            return web.Response(status=403, text="Origin not allowed")
+        address = request.remote or ""
+        if (slot := self._per_address.take(address)) is None:
+            return web.Response(status=429, text="Too many WebSocket connections from your address")
         try:
-            await connection.run()
+            return await self._serve(request, address)
         finally:
-            self.connections.discard(connection)
-        return ws
+            slot.release()
+
+    async def _serve(self, request: web.Request, address: str) -> web.StreamResponse:
+        slot = None
+        if self._relay is None and (slot := self._unauthenticated.take(address)) is None:
+            return web.Response(status=429, text="Too many unauthenticated connections from your address")
+        try:
+            ws = web.WebSocketResponse(protocols=(SUBPROTOCOL,), max_msg_size=2 * self._max_frame_bytes(True),
+                                       heartbeat=30)
+            await ws.prepare(request)
+            if ws.ws_protocol != SUBPROTOCOL:
+                # RFC 7395 §3.1: without the xmpp subprotocol there is no XMPP session to speak of.
+                await ws.close(code=WSCloseCode.PROTOCOL_ERROR, message=b"xmpp subprotocol required")
+                return ws
+            if self._relay is not None:
+                await WebSocketRelay(ws, new_link=self._relay, max_frame_bytes=self._max_frame_bytes(True),
+                                     max_depth=self._max_depth, peer=address, transport=request.transport).run()
+                return ws
+            assert slot is not None
+            session = self._new_session(Transport(secure=is_secure_request(request), can_starttls=False,
+                                                  web=True, remote_address=address))
+            connection = WebSocketConnection(ws, session, hub=self._hub, clock=self._clock,
+                                             max_frame_bytes=self._max_frame_bytes, max_depth=self._max_depth,
+                                             peer=address, transport=request.transport, unauthenticated=slot)
+            self.connections.add(connection)
+            try:
+                await connection.run()
+            finally:
+                self.connections.discard(connection)
+            return ws
+        finally:
+            if slot is not None:
+                slot.release()
 
 
 class UpstreamLink(Protocol):
@@ -224,8 +286,8 @@ class WebSocketRelay(_FrameWriter):
     """Off-board: one WebSocket relayed to an upstream XMPP server over TCP (the framing is translated)."""
 
     def __init__(self, ws: web.WebSocketResponse, *, new_link: RelayFactory, max_frame_bytes: int,
-                 max_depth: int, peer: str) -> None:
-        super().__init__(ws, peer)
+                 max_depth: int, peer: str, transport: asyncio.Transport | None) -> None:
+        super().__init__(ws, peer, transport)
         self._new_link = new_link
         self._max_frame_bytes, self._max_depth = max_frame_bytes, max_depth
         self._link: UpstreamLink | None = None

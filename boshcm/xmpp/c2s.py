@@ -11,6 +11,7 @@ import logging
 import ssl
 from collections.abc import Callable
 
+from boshcm.address_slots import AddressSlots, Slot
 from boshcm.clock import Clock
 from boshcm.errors import StreamErrorCondition
 from boshcm.stanza import Element, stream_error_element
@@ -46,23 +47,28 @@ READ_CHUNK_BYTES = 65_536
 MAX_WRITE_BUFFER_BYTES = 4 * 1024 * 1024
 
 SessionFactory = Callable[[Transport], ClientSession]
+# authenticated -> a parser with the limits for that stage (much smaller before authentication)
+ParserFactory = Callable[[bool], StreamParser]
 
 
 class C2sConnection:
     """One TCP client connection."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, hub: Hub, clock: Clock,
-                 new_session: SessionFactory, new_parser: Callable[[], StreamParser],
-                 tls_context: ssl.SSLContext | None) -> None:
+                 new_session: SessionFactory, new_parser: ParserFactory, tls_context: ssl.SSLContext | None,
+                 unauthenticated: AddressSlots) -> None:
         self._reader, self._writer = reader, writer
         self._hub, self._clock = hub, clock
         self._parser_factory = new_parser
-        self._parser = new_parser()
+        self._parser = new_parser(False)
         self._tls_context = tls_context
         peer = writer.get_extra_info("peername")
         self._peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self._address = str(peer[0]) if isinstance(peer, tuple) else ""
         self._session = new_session(Transport(secure=False, can_starttls=tls_context is not None,
-                                              remote_address=str(peer[0]) if isinstance(peer, tuple) else ""))
+                                              remote_address=self._address))
+        self._unauthenticated = unauthenticated
+        self._slot: Slot | None = None
         self._closing = False
         self._tls_requested = False
         self._restart_pending = False
@@ -83,6 +89,11 @@ class C2sConnection:
 
     async def run(self) -> None:
         log.debug("c2s connection from %s", self._peer)
+        self._slot = self._unauthenticated.take(self._address)
+        if self._slot is None:
+            self._perform(self._session.handle(PeerError(
+                condition=StreamErrorCondition.POLICY_VIOLATION,
+                text="Too many unauthenticated connections from your address"), self._clock.now()))
         try:
             while not self._closing:
                 data = await self._read()
@@ -101,6 +112,8 @@ class C2sConnection:
             log.debug("c2s connection %s lost: %s", self._peer, exc)
             self._perform(self._session.handle(TransportClosed(), self._clock.now()))
         finally:
+            if self._slot is not None:
+                self._slot.release()
             await self._close_transport()
 
     async def _read(self) -> bytes | None:
@@ -113,6 +126,8 @@ class C2sConnection:
             return None
 
     def _feed(self, data: bytes) -> None:
+        # A restart ordered before these bytes (after STARTTLS) is already in place: they belong to the new stream.
+        self._restart_pending = False
         for parsed in self._parser.feed(data):
             event = _session_event(parsed)
             self._perform(self._session.handle(event, self._clock.now()))
@@ -126,7 +141,7 @@ class C2sConnection:
         self._tls_requested = False
         await self._drain()
         await self._writer.start_tls(self._tls_context)
-        self._parser = self._parser_factory()
+        self._parser = self._parser_factory(False)
         self._perform(self._session.handle(TlsEstablished(), self._clock.now()))
 
     # --- performing orders ------------------------------------------------------------------------
@@ -141,7 +156,7 @@ class C2sConnection:
                 case StartTls():
                     self._tls_requested = True
                 case ExpectRestart():
-                    self._parser = self._parser_factory()
+                    self._parser = self._parser_factory(self._session.authenticated)
                     self._restart_pending = True
                 case Bound(jid=jid):
                     self._seat.take(jid)
@@ -154,6 +169,8 @@ class C2sConnection:
                     self._writer.close()
                 case _:
                     self._hub.perform([action])
+        if self._slot is not None and (self._session.authenticated or self._session.closed):
+            self._slot.release()
         if self._session.closed and not self._closing:
             self._closing = True
             self._seat.release()

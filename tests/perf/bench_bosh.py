@@ -104,9 +104,15 @@ class BoshcmTarget(Target):
         adduser = await asyncio.create_subprocess_exec(sys.executable, "-m", "boshcm", "adduser", "bench",
                                                        "--password", "bench-secret", *data)
         await adduser.wait()
+        # Every simulated client comes from 127.0.0.1: lift the per-address caps and the rate limit of the bench
+        # sender and the quiz bot, which exist for strangers, not for a load generator (Prosody has neither by default).
+        config = self.directory / "bench.toml"
+        config.write_text("[c2s]\nmax_unauthenticated_per_address = 1000000\n"
+                          "stanza_rate_exempt = [\"bench\", \"quiz\"]\n"
+                          "[http]\nmax_websockets_per_address = 1000000\n")
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "boshcm", "serve", *data, "--c2s", f"127.0.0.1:{self.c2s_port}",
-            "--http", f"127.0.0.1:{self.port}", "--log-level", "warning", "--no-quizbot")
+            sys.executable, "-m", "boshcm", "serve", "--config", str(config), *data, "--c2s",
+            f"127.0.0.1:{self.c2s_port}", "--http", f"127.0.0.1:{self.port}", "--log-level", "warning", "--no-quizbot")
         self.pid = self.process.pid
         await wait_for_port(self.port)
 
