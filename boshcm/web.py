@@ -73,6 +73,10 @@ class TrustedProxies:
     def __init__(self, networks: Sequence[str]) -> None:
         self._networks: tuple[IpNetwork, ...] = tuple(ipaddress.ip_network(net, strict=False) for net in networks)
 
+    @property
+    def configured(self) -> bool:
+        return bool(self._networks)
+
     def trusts(self, address: str | None) -> bool:
         try:
             ip = ipaddress.ip_address(address or "")
@@ -133,7 +137,8 @@ def _strip_port(hop: str) -> str:
 def build_app(*, cors: Cors, bosh_path: str, bosh_handler: Handler | None, websocket_path: str,
               websocket_handler: Handler | None, static_routes: Sequence[web.AbstractRouteDef] = (),
               proxies: TrustedProxies | None = None) -> web.Application:
-    app = web.Application(middlewares=[proxies.middleware] if proxies is not None else [])
+    # Without trusted proxies there is nothing to rewrite: no middleware layer on every request.
+    app = web.Application(middlewares=[proxies.middleware] if proxies is not None and proxies.configured else [])
     if bosh_handler is not None:
         for path in dict.fromkeys((bosh_path, BOSH_ALIAS)):
             app.router.add_route("POST", path, bosh_handler)

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum, auto
@@ -182,6 +181,14 @@ class _Sent:
 
 
 class BoshSession:
+
+    # Thousands of idle sessions: no per-instance dict.
+    __slots__ = ("_acks", "_cache", "_check_address", "_closing", "_created_request", "_domain", "_early", "_held",
+                 "_inactive_since", "_inactivity_seconds", "_key", "_last_empty_poll", "_last_rid", "_limits",
+                 "_origin", "_pending", "_pending_bytes", "_report", "_retryable", "_serialize", "_state",
+                 "_stream_id", "_upstream_closed", "_uses_keys", "_version", "authenticated", "content_type", "hold",
+                 "requests", "sid", "wait")
+
     def __init__(self, *, sid: str, first: RequestArrived, now: float, limits: BoshLimits,
                  serialize: Callable[[Element], bytes], check_address: AddressCheck = lambda to, route: None) -> None:
         self.sid = sid
@@ -209,11 +216,11 @@ class BoshSession:
         self._last_rid = body.rid           # highest rid processed in order
         self._early: dict[int, RequestArrived] = {}
         self._held: list[_Held] = []
-        self._cache: OrderedDict[int, _Sent] = OrderedDict()
+        self._cache: dict[int, _Sent] = {}  # insertion order: oldest first
         # rids whose request went away unanswered or whose answer was lost: a retry is held again (rid -> key)
-        self._retryable: OrderedDict[int, str | None] = OrderedDict()
+        self._retryable: dict[int, str | None] = {}
         self._report: tuple[int, float] | None = None
-        self._pending: deque[bytes] = deque()
+        self._pending: list[bytes] = []  # serialised stanzas, oldest first
         self._pending_bytes = 0
         self._closing: ServerClosed | None = None
         self._upstream_closed = False
@@ -414,14 +421,14 @@ class BoshSession:
         # instead of getting the cached copy (which would deliver them twice).
         del self._cache[rid]
         self._remember_retryable(rid, sent.key)
-        self._pending.extendleft(reversed(sent.payloads))
+        self._pending[:0] = sent.payloads
         self._pending_bytes += sum(len(payload) for payload in sent.payloads)
         return self._flush(now)
 
     def _remember_retryable(self, rid: int, key: str | None) -> None:
         self._retryable[rid] = key
         while len(self._retryable) > self.requests:
-            self._retryable.popitem(last=False)
+            del self._retryable[next(iter(self._retryable))]
 
     # --- keys (XEP-0124 §15) ----------------------------------------------------------------------
 
@@ -548,14 +555,16 @@ class BoshSession:
 
     def _take_pending(self, budget: int) -> tuple[bytes, ...]:
         """As many pending stanzas as fit in `budget` bytes, and at least one."""
-        taken: list[bytes] = []
-        size = 0
-        while self._pending and (not taken or size + len(self._pending[0]) <= budget):
-            payload = self._pending.popleft()
-            taken.append(payload)
+        count = size = 0
+        for payload in self._pending:
+            if count and size + len(payload) > budget:
+                break
+            count += 1
             size += len(payload)
+        taken = tuple(self._pending[:count])
+        del self._pending[:count]
         self._pending_bytes -= size
-        return tuple(taken)
+        return taken
 
     def _creation_attrs(self, rid: int) -> dict[str, str]:
         """XEP-0124 §7.2 and XEP-0206 §4 session creation response."""
@@ -574,7 +583,7 @@ class BoshSession:
         self._cache[held.rid] = _Sent(request_id=held.request_id, data=data, sent_at=now, key=held.key,
                                       payloads=payloads)
         while len(self._cache) > self.requests:
-            self._cache.popitem(last=False)
+            del self._cache[next(iter(self._cache))]
         return Respond(request_id=held.request_id, data=data)
 
     def _refuse(self, request_id: int) -> Respond:

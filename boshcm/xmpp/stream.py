@@ -229,6 +229,11 @@ class Transport:
 
 
 class ClientSession:
+    # One per connected client: no per-instance dict.
+    __slots__ = ("_accounts", "_anonymous", "_bucket", "_guests", "_id_factory", "_jid", "_negotiation_deadline",
+                 "_resource_factory", "_router", "_sasl", "_sasl_failures", "_secure", "_settings", "_state",
+                 "_throttle", "_transport", "_username", "stream_id")
+
     def __init__(self, *, settings: SessionSettings, transport: Transport, router: Router,
                  accounts: CredentialSource, throttle: AuthThrottle, now: float, guests: set[str] | None = None,
                  id_factory: Callable[[], str] = lambda: secrets.token_hex(8),

@@ -181,6 +181,8 @@ class TokenBucket:
     `refused` counts refusals since the bucket was last full: a client that never lets it refill is flooding.
     """
 
+    __slots__ = ("_burst", "_rate", "_tokens", "_updated_at", "refused")
+
     def __init__(self, *, rate_per_second: float, burst: int, now: float) -> None:
         self._rate = rate_per_second
         self._burst = float(burst)
