@@ -9,21 +9,14 @@ from pathlib import Path
 import pytest
 
 from boshcm.app import Server
-from boshcm.config import load_config
 from tests.integration.xmpp_client import XmppClient
+from tests.servers import running_server
 
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[Server]:
-    config = load_config(None, {"quizbot.enabled": False,
-                                "server.data_dir": str(tmp_path / "data"), "c2s.listen": "127.0.0.1:0",
-                                "http.listen": "127.0.0.1:0", "c2s.max_stanza_bytes": 65_536})
-    running = Server(config)
-    running.accounts.add("alice", "alice-secret")
-    running.accounts.add("bob", "bob-secret")
-    await running.start()
-    yield running
-    await running.stop()
+    async with running_server(tmp_path, {"c2s.max_stanza_bytes": 65_536}) as running:
+        yield running
 
 
 @pytest.fixture

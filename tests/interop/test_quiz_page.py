@@ -8,9 +8,7 @@ Screenshots of the lobby, a question and the podium go to test-output/screenshot
 from __future__ import annotations
 
 import asyncio
-import json
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -19,29 +17,12 @@ from playwright.async_api import Page, expect
 from boshcm.app import Server
 from boshcm.config import load_config
 from boshcm.tls import SELF_SIGNED_CERT
-from tests.integration.quiz_players import ANSWERS, BANK, Player, player, wait_until
+from tests.integration.quiz_players import ANSWERS, BANK, Player, player
 from tests.integration.xmpp_client import TIMEOUT_SECONDS, XmppClient
 from tests.interop.browser import chromium
 
 SCREENSHOTS = Path(__file__).parents[2] / "test-output" / "screenshots"
 TEXT_ANSWERS = {q["question"]: q["answer"] for q in BANK["questions"]}  # type: ignore[index]
-
-
-@pytest.fixture
-async def quiz_server(tmp_path: Path) -> AsyncIterator[Server]:
-    bank = tmp_path / "bank.json"
-    bank.write_text(json.dumps(BANK))
-    config = load_config(None, {
-        "server.data_dir": str(tmp_path / "data"), "c2s.listen": "127.0.0.1:0", "http.listen": "127.0.0.1:0",
-        "quizbot.questions": [str(bank)], "quizbot.game.question_seconds": 15.0,
-        "quizbot.game.reveal_seconds": 2.0})
-    server = Server(config)
-    server.accounts.add("cat", "cat-secret")
-    await server.start()
-    assert server.quizbot is not None
-    await wait_until(lambda: "quiz@conference.localhost" in server.quizbot.client.entered)  # type: ignore[union-attr]
-    yield server
-    await server.stop()
 
 
 async def log_in_as_guest(page: Page, url: str, nick: str) -> None:

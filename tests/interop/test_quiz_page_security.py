@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import re
 import xml.etree.ElementTree as ElementTree
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -17,32 +15,14 @@ from lxml import etree
 from playwright.async_api import Page, Request, expect
 
 from boshcm.app import Server
-from boshcm.config import load_config
 from boshcm.tls import SELF_SIGNED_CERT
 from quizbot.payload import NS
-from tests.integration.quiz_players import BANK, ROOM, Player, player, right_and_wrong, wait_until
+from tests.integration.quiz_players import ROOM, Player, player, right_and_wrong
 from tests.integration.xmpp_client import TIMEOUT_SECONDS, XmppClient
 from tests.interop.browser import chromium
 from tests.interop.test_quiz_page import answer_correctly, log_in_as_guest, page_scores
 
 WAIT_MS = TIMEOUT_SECONDS * 1000
-
-
-@pytest.fixture
-async def quiz_server(tmp_path: Path) -> AsyncIterator[Server]:
-    bank = tmp_path / "bank.json"
-    bank.write_text(json.dumps(BANK))
-    config = load_config(None, {
-        "server.data_dir": str(tmp_path / "data"), "c2s.listen": "127.0.0.1:0", "http.listen": "127.0.0.1:0",
-        "quizbot.questions": [str(bank)], "quizbot.game.question_seconds": 15.0,
-        "quizbot.game.reveal_seconds": 1.0})
-    server = Server(config)
-    server.accounts.add("cat", "cat-secret")
-    await server.start()
-    assert server.quizbot is not None
-    await wait_until(lambda: ROOM in server.quizbot.client.entered)  # type: ignore[union-attr]
-    yield server
-    await server.stop()
 
 
 def forge(troll: Player, *, to: str, mtype: str, body: str, xml: str) -> None:

@@ -5,48 +5,20 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 import aiohttp
 from lxml import etree
 
 from boshcm.app import Server
-from boshcm.config import load_config
 
 NS_HTTPBIND = "http://jabber.org/protocol/httpbind"
 Element = etree._Element
 
 
-@asynccontextmanager
-async def running_server(tmp_path: Path, **overrides: object) -> AsyncIterator[Server]:
-    """The embedded server on ephemeral ports, like tests/conftest.py's, with extra dotted-key overrides."""
-    config = load_config(None, {"quizbot.enabled": False, "server.data_dir": str(tmp_path / "data"),
-                                "c2s.listen": "127.0.0.1:0", "http.listen": "127.0.0.1:0", **overrides})
-    server = Server(config)
-    server.accounts.add("alice", "alice-secret")
-    server.accounts.add("bob", "bob-secret")
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
-
-
 def bosh_url(server: Server) -> str:
     assert server.http is not None
     return f"http://127.0.0.1:{server.http.port}/http-bind"
-
-
-def rss_kib() -> int:
-    """VmRSS of this process (the server runs in it)."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
 
 
 @dataclass

@@ -14,7 +14,9 @@ import aiohttp
 import pytest
 from lxml import etree
 
-from tests.security.bosh_attack import PING, Client, bodies, body, chat, rss_kib, running_server
+from tests.security.bosh_attack import PING, Client, bodies, body, chat
+from tests.security.transports import rss_kib
+from tests.servers import running_server
 
 GOOD = "http://quiz.example"
 EVIL = "http://evil.example"
@@ -44,7 +46,7 @@ def use_keys(request: pytest.FixtureRequest) -> bool:
 
 
 async def test_resending_the_held_rid_does_not_take_the_victims_held_slot(tmp_path: Path, use_keys: bool) -> None:
-    async with running_server(tmp_path, **{"http.cors_origins": [GOOD]}) as server, \
+    async with running_server(tmp_path, {"http.cors_origins": [GOOD]}) as server, \
             aiohttp.ClientSession() as http:
         victim, bob = Client(http, server, origin=GOOD, use_keys=use_keys), Client(http, server)
         await victim.login("alice", "alice-secret")
@@ -61,7 +63,7 @@ async def test_resending_the_held_rid_does_not_take_the_victims_held_slot(tmp_pa
 
 
 async def test_replaying_a_cached_rid_does_not_return_the_victims_response(tmp_path: Path, use_keys: bool) -> None:
-    async with running_server(tmp_path, **{"http.cors_origins": [GOOD]}) as server, \
+    async with running_server(tmp_path, {"http.cors_origins": [GOOD]}) as server, \
             aiohttp.ClientSession() as http:
         victim = Client(http, server, origin=GOOD, use_keys=use_keys)
         await victim.login("alice", "alice-secret")
@@ -79,7 +81,7 @@ async def test_replaying_a_cached_rid_does_not_return_the_victims_response(tmp_p
 
 async def test_the_next_rid_without_the_key_or_from_another_origin_does_not_take_over(
         tmp_path: Path, use_keys: bool) -> None:
-    async with running_server(tmp_path, **{"http.cors_origins": [GOOD]}) as server, \
+    async with running_server(tmp_path, {"http.cors_origins": [GOOD]}) as server, \
             aiohttp.ClientSession() as http:
         victim = Client(http, server, origin=GOOD, use_keys=use_keys)
         await victim.login("alice", "alice-secret")
@@ -107,7 +109,7 @@ async def test_a_request_without_the_origin_the_session_was_created_with_is_refu
 
 
 async def test_a_legitimate_client_retrying_its_held_rid_still_works(tmp_path: Path, use_keys: bool) -> None:
-    async with running_server(tmp_path, **{"http.cors_origins": [GOOD]}) as server, \
+    async with running_server(tmp_path, {"http.cors_origins": [GOOD]}) as server, \
             aiohttp.ClientSession() as http:
         victim, bob = Client(http, server, origin=GOOD, use_keys=use_keys), Client(http, server)
         await victim.login("alice", "alice-secret")
@@ -123,7 +125,7 @@ async def test_a_legitimate_client_retrying_its_held_rid_still_works(tmp_path: P
 
 
 async def test_session_creation_from_an_origin_not_allowed_is_refused(tmp_path: Path) -> None:
-    async with running_server(tmp_path, **{"http.cors_origins": [GOOD]}) as server, \
+    async with running_server(tmp_path, {"http.cors_origins": [GOOD]}) as server, \
             aiohttp.ClientSession() as http:
         evil = await Client(http, server, origin=EVIL).create()
         assert evil.get("type") == "terminate" and evil.get("condition") == "policy-violation"

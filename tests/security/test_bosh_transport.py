@@ -12,7 +12,9 @@ import aiohttp
 from lxml import etree
 
 from boshcm.app import Server
-from tests.security.bosh_attack import PING, Client, RawRequest, bodies, body, chat, rss_kib, running_server
+from tests.security.bosh_attack import PING, Client, RawRequest, bodies, body, chat
+from tests.security.transports import rss_kib
+from tests.servers import running_server
 
 MIB = 1024
 
@@ -40,7 +42,7 @@ async def test_a_2_kib_body_written_in_three_pieces_300_ms_apart_is_read_whole(t
 
 
 async def test_a_body_that_stops_half_way_is_refused_after_the_read_timeout(tmp_path: Path) -> None:
-    async with running_server(tmp_path, **{"bosh.body_read_timeout_seconds": 0.5}) as server, \
+    async with running_server(tmp_path, {"bosh.body_read_timeout_seconds": 0.5}) as server, \
             aiohttp.ClientSession() as http:
         alice = Client(http, server)
         await alice.login("alice", "alice-secret")
@@ -121,7 +123,7 @@ async def test_stanzas_resolved_into_a_request_whose_connection_just_closed_go_i
 
 async def test_a_client_that_stops_polling_is_ended_with_policy_violation_when_its_queue_is_full(
         tmp_path: Path) -> None:
-    async with running_server(tmp_path, **{"bosh.max_pending_bytes": 65_536}) as server, \
+    async with running_server(tmp_path, {"bosh.max_pending_bytes": 65_536}) as server, \
             aiohttp.ClientSession() as http:
         alice, bob, bystander = Client(http, server), Client(http, server), Client(http, server)
         await alice.login("alice", "alice-secret")
@@ -140,7 +142,7 @@ async def test_a_client_that_stops_polling_is_ended_with_policy_violation_when_i
 
 
 async def test_a_response_never_exceeds_max_response_bytes_and_the_rest_comes_next(tmp_path: Path) -> None:
-    async with running_server(tmp_path, **{"bosh.max_response_bytes": 16_384}) as server, \
+    async with running_server(tmp_path, {"bosh.max_response_bytes": 16_384}) as server, \
             aiohttp.ClientSession() as http:
         alice, bob = Client(http, server), Client(http, server)
         await alice.login("alice", "alice-secret")
@@ -162,7 +164,7 @@ async def test_a_response_never_exceeds_max_response_bytes_and_the_rest_comes_ne
 
 
 async def test_unauthenticated_sessions_per_address_are_capped(tmp_path: Path) -> None:
-    async with running_server(tmp_path, **{"c2s.max_unauthenticated_per_address": 3}) as server, \
+    async with running_server(tmp_path, {"c2s.max_unauthenticated_per_address": 3}) as server, \
             aiohttp.ClientSession() as http:
         before = rss_kib()
         alice = Client(http, server)

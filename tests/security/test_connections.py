@@ -14,7 +14,6 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from boshcm.address_slots import AddressSlots
 from boshcm.app import Server
-from boshcm.config import load_config
 from boshcm.web import TrustedProxies
 from tests.security.transports import (
     NS_SASL,
@@ -24,19 +23,14 @@ from tests.security.transports import (
     rss_kib,
     until_stream_error,
 )
+from tests.servers import running_server
 
 
 @pytest.fixture
 async def strict_server(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Server]:
     """A server with the options a test passes through `@pytest.mark.parametrize(..., indirect=True)`."""
-    overrides = {"quizbot.enabled": False, "server.data_dir": str(tmp_path / "data"), "c2s.listen": "127.0.0.1:0",
-                 "http.listen": "127.0.0.1:0", **getattr(request, "param", {})}
-    running = Server(load_config(None, overrides))
-    running.accounts.add("alice", "alice-secret")
-    running.accounts.add("bob", "bob-secret")
-    await running.start()
-    yield running
-    await running.stop()
+    async with running_server(tmp_path, getattr(request, "param", {})) as running:
+        yield running
 
 
 # --- per-address caps -------------------------------------------------------------------------------

@@ -15,17 +15,16 @@ import re
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
 from lxml import etree
 
 from boshcm.app import Server
-from boshcm.config import load_config
 from boshcm.tls import SELF_SIGNED_CERT
 from tests.integration.bosh_client import BoshClient
 from tests.integration.xmpp_client import XmppClient
+from tests.servers import running_server
 
 TRANSPORTS = ("c2s", "bosh", "websocket")
 NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
@@ -40,17 +39,8 @@ Outcome = tuple[str, str]
 
 @contextlib.asynccontextmanager
 async def running(tmp_path: Path, **auth: object) -> AsyncIterator[Server]:
-    overrides: dict[str, Any] = {"quizbot.enabled": False, "server.data_dir": str(tmp_path / "data"),
-                                 "c2s.listen": "127.0.0.1:0", "http.listen": "127.0.0.1:0"}
-    overrides.update({f"c2s.auth_{key}": value for key, value in auth.items()})
-    server = Server(load_config(None, overrides))
-    server.accounts.add("alice", "alice-secret")
-    server.accounts.add("bob", "bob-secret")
-    await server.start()
-    try:
+    async with running_server(tmp_path, {f"c2s.auth_{key}": value for key, value in auth.items()}) as server:
         yield server
-    finally:
-        await server.stop()
 
 
 def outcome_of(reply: etree._Element | None) -> Outcome:

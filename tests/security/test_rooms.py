@@ -16,7 +16,6 @@ from lxml import etree
 from slixmpp.exceptions import IqError, PresenceError
 
 from boshcm.app import Server
-from boshcm.config import load_config
 from boshcm.jid import JID
 from boshcm.tls import SELF_SIGNED_CERT
 from tests.integration.quiz_players import ROOM as QUIZ_ROOM
@@ -24,6 +23,7 @@ from tests.integration.quiz_players import player, wait_until
 from tests.integration.test_muc import ROOM, create_instant_room, muc_client
 from tests.integration.test_quizbot import quiz_server  # noqa: F401  (fixture)
 from tests.integration.xmpp_client import TIMEOUT_SECONDS, XmppClient
+from tests.servers import running_server
 
 FULLWIDTH_ALICE = "\uff21\uff4c\uff49\uff43\uff45"
 CYRILLIC_ALICE = "\u0410l\u0456c\u0435"  # Cyrillic A, i and e
@@ -147,15 +147,10 @@ async def test_ping_and_version_through_occupant_jids_come_back(server: Server, 
 
 @pytest.fixture
 async def strict_server(tmp_path: Path) -> AsyncIterator[Server]:
-    config = load_config(None, {"quizbot.enabled": False, "server.data_dir": str(tmp_path / "data"),
-                                "c2s.listen": "127.0.0.1:0", "http.listen": "127.0.0.1:0", "c2s.anonymous": True,
-                                "muc.max_rooms_per_account": 2, "muc.max_occupants": 2})
-    running = Server(config)
-    for name in ("alice", "bob", "carol"):
-        running.accounts.add(name, f"{name}-secret")
-    await running.start()
-    yield running
-    await running.stop()
+    async with running_server(tmp_path, {"c2s.anonymous": True, "muc.max_rooms_per_account": 2,
+                                         "muc.max_occupants": 2},
+                              accounts={name: f"{name}-secret" for name in ("alice", "bob", "carol")}) as running:
+        yield running
 
 
 async def test_room_quotas_for_accounts_guests_and_occupants(strict_server: Server) -> None:

@@ -8,14 +8,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from lxml import etree
 
 from boshcm.app import Server
-from boshcm.config import load_config
 from tests.security.transports import NS_STREAMS, TRANSPORTS, RawClient, connected, stream_error
+from tests.servers import running_server
 
 NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 BURST = 5
@@ -25,16 +24,9 @@ FLOOD_REFUSALS = 10
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[Server]:
     # A rate so low that nothing refills during a test: the burst is exactly what gets through.
-    overrides: dict[str, Any] = {"quizbot.enabled": False, "server.data_dir": str(tmp_path / "data"),
-                                 "c2s.listen": "127.0.0.1:0", "http.listen": "127.0.0.1:0",
-                                 "c2s.stanza_rate_per_second": 0.001, "c2s.stanza_burst": BURST,
-                                 "c2s.stanza_flood_refusals": FLOOD_REFUSALS}
-    running = Server(load_config(None, overrides))
-    running.accounts.add("alice", "alice-secret")
-    running.accounts.add("bob", "bob-secret")
-    await running.start()
-    yield running
-    await running.stop()
+    async with running_server(tmp_path, {"c2s.stanza_rate_per_second": 0.001, "c2s.stanza_burst": BURST,
+                                         "c2s.stanza_flood_refusals": FLOOD_REFUSALS}) as running:
+        yield running
 
 
 def ping(number: int) -> bytes:

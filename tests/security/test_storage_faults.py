@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from boshcm.app import Server
-from boshcm.config import load_config
 from tests.integration.test_c2s import logged_in, make_client
 from tests.integration.xmpp_client import TIMEOUT_SECONDS, XmppClient
+from tests.servers import make_server
 
 BIG = "x" * 20_000  # needs new pages, so it cannot fit in a full database
 
@@ -77,11 +77,7 @@ async def test_recipient_logs_in_and_gets_offline_messages_when_the_store_cannot
 
 
 async def started(tmp_path: Path, **options: object) -> Server:
-    config = load_config(None, {"quizbot.enabled": False, "server.data_dir": str(tmp_path / "data"),
-                                "c2s.listen": "127.0.0.1:0", "http.enabled": False, **options})
-    running = Server(config)
-    running.accounts.add("alice", "alice-secret")
-    running.accounts.add("bob", "bob-secret")
+    running = make_server(tmp_path, {"http.enabled": False, **options})
     await running.start()
     return running
 
