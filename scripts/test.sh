@@ -5,4 +5,5 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh --test
 .venv/bin/ruff check boshcm quizbot tests
 .venv/bin/mypy
-exec .venv/bin/pytest -q "$@"
+# One worker per core; a file's tests stay together (they share fixtures such as a running Prosody).
+exec .venv/bin/pytest -q -n auto --dist loadfile "$@"
