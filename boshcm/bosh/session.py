@@ -35,6 +35,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum, auto
 
+from lxml import etree
+
 from boshcm.bosh.body import (
     BadRequest,
     RequestBody,
@@ -177,7 +179,7 @@ class _Sent:
     data: bytes
     sent_at: float
     key: str | None
-    payloads: tuple[bytes, ...]
+    carried_stanzas: bool   # its stanzas are read back from `data` only if it never arrived (rare)
 
 
 class BoshSession:
@@ -421,8 +423,10 @@ class BoshSession:
         # instead of getting the cached copy (which would deliver them twice).
         del self._cache[rid]
         self._remember_retryable(rid, sent.key)
-        self._pending[:0] = sent.payloads
-        self._pending_bytes += sum(len(payload) for payload in sent.payloads)
+        if sent.carried_stanzas:
+            payloads = [self._serialize(stanza) for stanza in etree.fromstring(sent.data)]
+            self._pending[:0] = payloads
+            self._pending_bytes += sum(len(payload) for payload in payloads)
         return self._flush(now)
 
     def _remember_retryable(self, rid: int, key: str | None) -> None:
@@ -581,7 +585,7 @@ class BoshSession:
 
     def _respond(self, held: _Held, data: bytes, now: float, payloads: tuple[bytes, ...]) -> Respond:
         self._cache[held.rid] = _Sent(request_id=held.request_id, data=data, sent_at=now, key=held.key,
-                                      payloads=payloads)
+                                      carried_stanzas=bool(payloads))
         while len(self._cache) > self.requests:
             del self._cache[next(iter(self._cache))]
         return Respond(request_id=held.request_id, data=data)
