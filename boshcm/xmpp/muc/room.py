@@ -54,6 +54,7 @@ from boshcm.stanza import (
     sub,
 )
 from boshcm.xmpp.muc.config import RoomConfig, config_form, parse_config_submission
+from boshcm.xmpp.muc.iq_proxy import IqProxy
 from boshcm.xmpp.muc.nick import Nick, NickRefused, parse_nick
 
 NS_MUC = "http://jabber.org/protocol/muc"
@@ -67,7 +68,6 @@ AFFILIATIONS = ("owner", "admin", "member", "none", "outcast")
 _RANK = {"owner": 4, "admin": 3, "member": 2, "none": 1, "outcast": 0}
 # Answers still awaited per (requester, target): a fifth request forgets the oldest, so one occupant can hold at
 # most this many entries per other occupant in the table.
-MAX_PENDING_PER_PAIR = 4
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -87,15 +87,6 @@ class Occupant:
     real_jids: list[JID]          # one nick may be joined from several sessions of the same account
     role: str                     # moderator | participant | visitor
     presence: Element             # the last presence, as broadcast (without muc#user)
-
-
-@dataclass(slots=True)
-class _PendingIq:
-    requester: JID                # real full JID that asked
-    request_id: str | None        # the id the requester used
-    target: JID                   # real full JID the request went to: only it may answer
-    target_nick: str
-    expires_at: float
 
 
 @dataclass(slots=True)
@@ -134,8 +125,8 @@ class Room:
         self._reserved: dict[str, JID] = {}            # nick comparison key -> affiliated account
         for bare, nick in list(state.nicks.items()):
             self._reserve(bare, nick)
-        self._pending: dict[str, _PendingIq] = {}      # forwarded iq id -> request; oldest first
-        self._pending_pairs: dict[tuple[JID, JID], deque[str]] = {}
+        self._iqs = IqProxy(max_pending=self.limits.max_pending_iqs, timeout_seconds=self.limits.iq_timeout_seconds,
+                            id_factory=id_factory)
         self._history: deque[_HistoryEntry] = deque()
         self.destroyed = False
 
@@ -594,56 +585,26 @@ class Room:
             return [self._error(iq, StanzaErrorCondition.NOT_ACCEPTABLE)]
         if target is None:
             return [self._error(iq, StanzaErrorCondition.ITEM_NOT_FOUND)]
-        # XEP-0045 §7.5/§18.1: forward under an id of ours, remembered with the requester, so the answer
-        # can go back to them (two requesters may use the same id) and only the target can give it.
-        self._expire_pending(now)
         real = target.real_jids[0]
-        waiting = self._pending_pairs.get((sender, real))
-        if waiting is not None and len(waiting) >= MAX_PENDING_PER_PAIR:
-            self._forget_pending(waiting[0])
-        elif len(self._pending) >= self.limits.max_pending_iqs:
+        forwarded_id = self._iqs.forward(requester=sender, request_id=iq.get("id"), target=real,
+                                         target_nick=target.nick, now=now)
+        if forwarded_id is None:
             return [self._error(iq, StanzaErrorCondition.RESOURCE_CONSTRAINT, text="Too many requests in flight")]
-        forwarded_id = self._id_factory()
-        while forwarded_id in self._pending:
-            forwarded_id = self._id_factory()
-        self._pending[forwarded_id] = _PendingIq(requester=sender, request_id=iq.get("id"), target=real,
-                                                 target_nick=target.nick,
-                                                 expires_at=now + self.limits.iq_timeout_seconds)
-        self._pending_pairs.setdefault((sender, real), deque()).append(forwarded_id)
         forwarded = copy.deepcopy(iq)
         forwarded.set("from", str(self.jid.with_resource(own_nick)))
         forwarded.set("id", forwarded_id)
         return [addressed_copy(forwarded, real)]
 
     def _iq_answer(self, sender: JID, iq: Element, now: float) -> list[Element]:
-        self._expire_pending(now)
-        forwarded_id = iq.get("id", "")
-        pending = self._pending.get(forwarded_id)
-        if pending is None or pending.target != sender:
-            return []  # not awaited, late, or not from the occupant that was asked
-        self._forget_pending(forwarded_id)
+        pending = self._iqs.answered(forwarded_id=iq.get("id", ""), sender=sender, now=now)
+        if pending is None:
+            return []
         answer = copy.deepcopy(iq)
         answer.attrib.pop("id", None)
         if pending.request_id is not None:
             answer.set("id", pending.request_id)
         answer.set("from", str(self.jid.with_resource(self._nick_of.get(sender, pending.target_nick))))
         return [addressed_copy(answer, pending.requester)]
-
-    def _expire_pending(self, now: float) -> None:
-        # Every entry lives iq_timeout_seconds, so insertion order is expiry order.
-        while self._pending:
-            oldest = next(iter(self._pending))
-            if self._pending[oldest].expires_at > now:
-                return
-            self._forget_pending(oldest)
-
-    def _forget_pending(self, forwarded_id: str) -> None:
-        pending = self._pending.pop(forwarded_id)
-        pair = (pending.requester, pending.target)
-        waiting = self._pending_pairs[pair]
-        waiting.remove(forwarded_id)
-        if not waiting:
-            del self._pending_pairs[pair]
 
     def _disco_info(self) -> Element:
         info = element(NS_DISCO_INFO, "query")
