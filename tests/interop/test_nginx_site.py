@@ -7,7 +7,6 @@ offered because the client came over https) and refuses a page from an origin it
 
 from __future__ import annotations
 
-import random
 import re
 import socket
 import subprocess
@@ -21,23 +20,12 @@ from lxml import etree
 
 from boshcm.app import Server
 from tests.integration.bosh_client import BoshClient
+from tests.interop.prosody import free_port
 from tests.servers import running_server
 
 OPERATIONS = Path(__file__).parents[2] / "docs" / "operations.md"
 PAGE_ORIGIN = "https://quiz.example.org"
 NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
-
-
-def low_port() -> int:
-    """A free port below 32768 (../shared/INTEROP.md: above it, outgoing connections may take it)."""
-    while True:
-        port = random.randint(20_000, 32_000)
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
 
 
 def site_from_the_docs(*, listen: int, upstream: int, cert: Path, key: Path) -> str:
@@ -59,7 +47,7 @@ def nginx_port(tmp_path: Path) -> Iterator[tuple[int, int]]:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
                     str(cert), "-days", "1", "-subj", "/CN=quiz.example.org"], check=True, capture_output=True)
-    listen, upstream = low_port(), low_port()
+    listen, upstream = free_port(), free_port()
     temp = "".join(f" {kind}_temp_path {tmp_path / kind};" for kind in ("client_body", "proxy", "fastcgi",
                                                                        "uwsgi", "scgi"))
     (tmp_path / "nginx.conf").write_text(
