@@ -27,6 +27,7 @@ from boshcm.xmpp.stream import (
     Bound,
     ClientSession,
     CloseStream,
+    Detach,
     ElementReceived,
     ExpectRestart,
     OpenStream,
@@ -35,11 +36,13 @@ from boshcm.xmpp.stream import (
     SendElement,
     SessionAction,
     Shutdown,
+    StanzaForClient,
     StartTls,
     StreamEnded,
     StreamStarted,
     Transport,
     TransportClosed,
+    stream_error,
 )
 
 log = logging.getLogger(__name__)
@@ -130,7 +133,8 @@ class WebSocketConnection(_FrameWriter):
     # --- SessionSink ------------------------------------------------------------------------------
 
     def deliver(self, stanza: Element) -> None:
-        self._send(serialize(stanza).decode())
+        # Through the session: with stream management the stanza is counted and kept until acknowledged.
+        self._perform(self._session.handle(StanzaForClient(stanza=stanza), self._clock.now()))
 
     def disconnect(self, condition: StreamErrorCondition) -> None:
         self._perform(self._session.handle(Replaced(condition=condition), self._clock.now()))
@@ -200,10 +204,12 @@ class WebSocketConnection(_FrameWriter):
                     pass  # RFC 7395 §3.4: TLS is the WebSocket's; a restart is just the next <open/>
                 case Bound(jid=jid):
                     self._seat.take(jid)
+                case Detach():
+                    self._seat.park(self._session)
                 case CloseStream(condition=condition, text=text):
                     if condition is not None:
                         log.info("ws %s: stream error %s %s", self._peer, condition.value, text)
-                        self._send(serialize(stream_error_element(condition, text)).decode())
+                        self._send(serialize(stream_error(action)).decode())
                     self._send(CLOSE_FRAME)
                     self._end_writes()
                 case _:
@@ -275,7 +281,7 @@ class UpstreamLink(Protocol):
     def open(self) -> None: ...
     def forward(self, stanzas: tuple[Element, ...]) -> None: ...
     def restart(self) -> None: ...
-    def close(self) -> None: ...
+    def close(self, *, by_client: bool = False) -> None: ...
 
 
 # (listener, to, lang) -> a link to the upstream server, not yet opened

@@ -59,7 +59,7 @@ class Link(Protocol):
     def open(self) -> None: ...
     def forward(self, stanzas: tuple[Element, ...]) -> None: ...
     def restart(self) -> None: ...
-    def close(self) -> None: ...
+    def close(self, *, by_client: bool = False) -> None: ...
 
 
 LinkFactory = Callable[["BoshConnection", OpenUpstream, str], Link]
@@ -106,9 +106,9 @@ class BoshConnection:
                 case RestartUpstream():
                     if self.link is not None:
                         self.link.restart()
-                case CloseUpstream():
+                case CloseUpstream(by_client=by_client):
                     if self.link is not None:
-                        self.link.close()
+                        self.link.close(by_client=by_client)
                 case Authenticated():
                     self.unauthenticated.release()
                 case SessionEnded(condition=condition):

@@ -140,7 +140,10 @@ class RestartUpstream:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CloseUpstream:
-    pass
+    """End the XMPP side. `by_client`: the client terminated the session (XEP-0124 §13), a clean end; otherwise
+    the session was lost (inactivity, an error), which a resumable XEP-0198 stream survives."""
+
+    by_client: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -382,7 +385,7 @@ class BoshSession:
             actions.append(ForwardToServer(stanzas=body.payloads))
         if body.is_terminate:
             # XEP-0124 §13: payloads (e.g. unavailable presence) first, then the session ends.
-            return actions + self._terminate_now(event.request_id, None, close_upstream=True)
+            return actions + self._terminate_now(event.request_id, None, close_upstream=True, by_client=True)
         if body.restart:
             actions.append(RestartUpstream())  # XEP-0206 §5
         if (policy := self._polling_violation(body, now)) is not None:
@@ -599,26 +602,27 @@ class BoshSession:
         return Respond(request_id=request_id, data=self._serialize(build_body({"type": "error"})))
 
     def _terminate_now(self, request_id: int, condition: BoshCondition | None, *,
-                       close_upstream: bool = True) -> list[BoshAction]:
+                       close_upstream: bool = True, by_client: bool = False) -> list[BoshAction]:
         actions: list[BoshAction] = []
         terminate = self._serialize(build_terminate(condition))
         for held in self._held:
             actions.append(Respond(request_id=held.request_id, data=terminate))
         self._held.clear()
         actions.append(Respond(request_id=request_id, data=terminate))
-        return actions + self._end(condition, close_upstream=close_upstream)
+        return actions + self._end(condition, close_upstream=close_upstream, by_client=by_client)
 
-    def _close_upstream(self) -> list[BoshAction]:
+    def _close_upstream(self, *, by_client: bool = False) -> list[BoshAction]:
         if self._upstream_closed:
             return []
         self._upstream_closed = True
-        return [CloseUpstream()]
+        return [CloseUpstream(by_client=by_client)]
 
-    def _end(self, condition: BoshCondition | None, *, close_upstream: bool) -> list[BoshAction]:
+    def _end(self, condition: BoshCondition | None, *, close_upstream: bool,
+             by_client: bool = False) -> list[BoshAction]:
         if self._state is _State.ENDED:
             return []
         self._state = _State.ENDED
         self._pending.clear()
         self._pending_bytes = 0
-        actions = self._close_upstream() if close_upstream else []
+        actions = self._close_upstream(by_client=by_client) if close_upstream else []
         return [*actions, SessionEnded(condition=condition)]

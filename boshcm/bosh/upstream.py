@@ -15,7 +15,7 @@ from typing import Protocol
 
 from boshcm.clock import Clock
 from boshcm.errors import BoshCondition, StreamErrorCondition
-from boshcm.stanza import NS_STREAM, NS_TLS, Element, element, qname, stream_error_element
+from boshcm.stanza import NS_STREAM, NS_TLS, Element, element, qname
 from boshcm.xml.parser import StanzaReceived, StreamClosed, StreamOpened, StreamParseError, StreamParser
 from boshcm.xml.writer import STREAM_CLOSE, serialize, stream_header
 from boshcm.xmpp.hub import Hub, HubSeat
@@ -23,6 +23,7 @@ from boshcm.xmpp.stream import (
     Bound,
     ClientSession,
     CloseStream,
+    Detach,
     ElementReceived,
     ExpectRestart,
     OpenStream,
@@ -30,10 +31,13 @@ from boshcm.xmpp.stream import (
     SendElement,
     SessionAction,
     Shutdown,
+    StanzaForClient,
     StartTls,
     StreamEnded,
     StreamStarted,
     Transport,
+    TransportClosed,
+    stream_error,
 )
 
 log = logging.getLogger(__name__)
@@ -54,7 +58,8 @@ class OnboardLink:
                  remote: str, hub: Hub, clock: Clock, new_session: Callable[[Transport], ClientSession]) -> None:
         self._listener = listener
         self._hub, self._clock = hub, clock
-        self._core = new_session(Transport(secure=secure, can_starttls=False, remote_address=remote, web=True))
+        self._core = new_session(Transport(secure=secure, can_starttls=False, remote_address=remote, web=True,
+                                                advertises_stream_management=False))
         self._start = StreamStarted(to=to, version=version or "1.0", lang=lang)
         self._seat = HubSeat(hub, self)
 
@@ -70,13 +75,17 @@ class OnboardLink:
     def restart(self) -> None:
         self._perform(self._core.handle(self._start, self._clock.now()))
 
-    def close(self) -> None:
-        self._perform(self._core.handle(StreamEnded(), self._clock.now()))
+    def close(self, *, by_client: bool = False) -> None:
+        # The client's terminate is a clean end of the stream; inactivity or an error is a lost transport,
+        # which a resumable session (XEP-0198) survives: it is detached rather than ended.
+        event = StreamEnded() if by_client else TransportClosed()
+        self._perform(self._core.handle(event, self._clock.now()))
 
     # --- SessionSink ------------------------------------------------------------------------------
 
     def deliver(self, stanza: Element) -> None:
-        self._listener.upstream_stanzas((stanza,))
+        # Through the session: with stream management the stanza is counted and kept until acknowledged.
+        self._perform(self._core.handle(StanzaForClient(stanza=stanza), self._clock.now()))
 
     def disconnect(self, condition: StreamErrorCondition) -> None:
         self._perform(self._core.handle(Replaced(condition=condition), self._clock.now()))
@@ -98,7 +107,9 @@ class OnboardLink:
                     pass  # XEP-0206: TLS is HTTPS's job; a restart is the client's xmpp:restart request
                 case Bound(jid=jid):
                     self._seat.take(jid)
-                case CloseStream(condition=condition, text=text):
+                case Detach():
+                    self._seat.park(self._core)
+                case CloseStream(condition=condition):
                     if outgoing:
                         self._listener.upstream_stanzas(tuple(outgoing))
                         outgoing = []
@@ -106,9 +117,12 @@ class OnboardLink:
                         self._listener.upstream_closed(None)
                     else:
                         # XEP-0206 §6: stream errors travel inside a remote-stream-error terminate.
-                        self._listener.upstream_closed(BoshCondition.REMOTE_STREAM_ERROR,
-                                                       (stream_error_element(condition, text),))
+                        self._listener.upstream_closed(BoshCondition.REMOTE_STREAM_ERROR, (stream_error(action),))
                 case _:
+                    if outgoing:
+                        # What this session already said goes first (XEP-0198 counts in wire order).
+                        self._listener.upstream_stanzas(tuple(outgoing))
+                        outgoing = []
                     self._hub.perform([action])
         if outgoing:
             self._listener.upstream_stanzas(tuple(outgoing))
@@ -157,7 +171,7 @@ class OffboardLink:
         self._parser.reset()
         self._write_or_queue(self._header())
 
-    def close(self) -> None:
+    def close(self, *, by_client: bool = False) -> None:
         if self._writer is not None and not self._closed:
             self._writer.write(STREAM_CLOSE)
             self._writer.close()

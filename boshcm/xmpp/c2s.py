@@ -14,7 +14,7 @@ from collections.abc import Callable
 from boshcm.address_slots import AddressSlots, Slot
 from boshcm.clock import Clock
 from boshcm.errors import StreamErrorCondition
-from boshcm.stanza import Element, stream_error_element
+from boshcm.stanza import Element
 from boshcm.xml.parser import StanzaReceived, StreamClosed, StreamOpened, StreamParseError, StreamParser
 from boshcm.xml.writer import STREAM_CLOSE, serialize, stream_header
 from boshcm.xmpp.hub import Hub, HubSeat
@@ -22,6 +22,7 @@ from boshcm.xmpp.stream import (
     Bound,
     ClientSession,
     CloseStream,
+    Detach,
     ElementReceived,
     ExpectRestart,
     OpenStream,
@@ -31,11 +32,13 @@ from boshcm.xmpp.stream import (
     SessionAction,
     SessionEvent,
     Shutdown,
+    StanzaForClient,
     StartTls,
     StreamEnded,
     TlsEstablished,
     Transport,
     TransportClosed,
+    stream_error,
     stream_started_from_header,
 )
 
@@ -77,7 +80,8 @@ class C2sConnection:
     # --- SessionSink (called by the hub, synchronously) -------------------------------------------
 
     def deliver(self, stanza: Element) -> None:
-        self._write(serialize(stanza))
+        # Through the session: with stream management the stanza is counted and kept until acknowledged.
+        self._perform(self._session.handle(StanzaForClient(stanza=stanza), self._clock.now()))
 
     def disconnect(self, condition: StreamErrorCondition) -> None:
         self._perform(self._session.handle(Replaced(condition=condition), self._clock.now()))
@@ -160,10 +164,12 @@ class C2sConnection:
                     self._restart_pending = True
                 case Bound(jid=jid):
                     self._seat.take(jid)
+                case Detach():
+                    self._seat.park(self._session)
                 case CloseStream(condition=condition, text=text):
                     if condition is not None:
                         log.info("c2s %s: stream error %s %s", self._peer, condition.value, text)
-                        self._write(serialize(stream_error_element(condition, text)))
+                        self._write(serialize(stream_error(action)))
                     self._write(STREAM_CLOSE)
                     # Closing flushes what is buffered, and wakes the read loop wherever it waits.
                     self._writer.close()

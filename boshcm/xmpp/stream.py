@@ -12,6 +12,13 @@ Negotiation follows RFC 6120 §4-§7 in this order: [STARTTLS] -> SASL -> restar
 session iq), after which stanzas go to the router, stamped with the bound JID. Everything the client may
 do wrong at each step ends in the RFC's stream error, which closes only this stream.
 
+Stream management (XEP-0198, xmpp/stream_management.py) is offered after authentication: once enabled,
+stanzas are counted both ways and those sent wait in the unacked queue until the client acknowledges them.
+A resumable session whose transport is lost is not ended but *detached* (`Detach`): it stays bound, keeps its
+presence and rooms, and queues what arrives, until a `<resume/>` on any transport (the ids live in
+xmpp/resumption.py) takes it over or its time runs out (`ResumptionExpired`). A session that ends without
+resumption hands its unacknowledged stanzas to the router (RFC 6121 §8.5: redelivered, stored or bounced).
+
 Logins are throttled per account and per address (xmpp/throttle.py): the decision is taken as soon as SASL
 names the username, before any challenge or password check. Bound stanzas pass a token bucket; over the
 rate they are refused with a `policy-violation` stanza error, and a session that keeps flooding is closed.
@@ -24,7 +31,7 @@ from __future__ import annotations
 import math
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum, auto
 from typing import Protocol
 
@@ -49,8 +56,10 @@ from boshcm.stanza import (
     local_name,
     namespace_of,
     qname,
+    stream_error_element,
     sub,
 )
+from boshcm.xmpp.resumption import ResumptionTable
 from boshcm.xmpp.router import Deliver, Disconnect, RouterAction
 from boshcm.xmpp.sasl import (
     CredentialSource,
@@ -63,6 +72,19 @@ from boshcm.xmpp.sasl import (
     decode_sasl_payload,
     encode_sasl_payload,
     offered_mechanisms,
+)
+from boshcm.xmpp.stream_management import (
+    NS_SM,
+    SmLimits,
+    StreamManagement,
+    ack_element,
+    enabled_element,
+    failed_element,
+    handled_count_too_high,
+    parse_h,
+    request_element,
+    resumed_element,
+    sm_feature,
 )
 from boshcm.xmpp.throttle import AuthThrottle, TokenBucket
 
@@ -77,6 +99,7 @@ class Router(Protocol):
     def unbind(self, jid: JID, now: float) -> list[RouterAction]: ...
     def is_bound(self, jid: JID) -> bool: ...
     def handle_stanza(self, sender: JID, stanza: Element, now: float) -> list[RouterAction]: ...
+    def take_over_unacked(self, jid: JID, stanzas: list[Element], now: float) -> list[RouterAction]: ...
 
 
 # --- events (facts) -------------------------------------------------------------------------------
@@ -133,8 +156,20 @@ class Shutdown:
     condition: StreamErrorCondition = StreamErrorCondition.SYSTEM_SHUTDOWN
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StanzaForClient:
+    """The router delivers a stanza to this session (through the hub)."""
+
+    stanza: Element
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResumptionExpired:
+    """A detached session was not resumed in time (XEP-0198 §5)."""
+
+
 SessionEvent = (StreamStarted | ElementReceived | TlsEstablished | StreamEnded | PeerError | TransportClosed
-                | Replaced | Shutdown)
+                | Replaced | Shutdown | StanzaForClient | ResumptionExpired)
 
 
 # --- actions (orders) -----------------------------------------------------------------------------
@@ -172,9 +207,16 @@ class CloseStream:
 
     condition: StreamErrorCondition | None
     text: str = ""
+    detail: Element | None = None  # an application-specific condition inside the stream error
 
 
-SessionAction = OpenStream | SendElement | StartTls | ExpectRestart | Bound | CloseStream | Deliver | Disconnect
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Detach:
+    """The transport is gone but the session waits for a resumption: hand it to the hub (`Hub.park`)."""
+
+
+SessionAction = (OpenStream | SendElement | StartTls | ExpectRestart | Bound | CloseStream | Detach | Deliver
+                 | Disconnect)
 
 
 class TlsPolicy(Enum):
@@ -200,6 +242,7 @@ class SessionSettings:
     stanza_flood_refusals: int = 2000
     # Accounts not rate-limited: the embedded quiz bot speaks for whole rooms.
     stanza_rate_exempt: frozenset[str] = frozenset()
+    stream_management: SmLimits = field(default_factory=SmLimits)
 
 
 class _BadEncoding:
@@ -215,6 +258,7 @@ class _State(Enum):
     AWAIT_TLS = auto()        # <proceed/> sent; the transport is switching
     AUTHENTICATED = auto()    # SASL done, bind expected
     BOUND = auto()            # stanzas routed
+    DETACHED = auto()         # XEP-0198: transport lost, still bound, waiting for a resumption
     CLOSED = auto()
 
 
@@ -226,18 +270,24 @@ class Transport:
     can_starttls: bool        # TCP with a certificate; never for BOSH/WebSocket
     remote_address: str
     web: bool = False         # carried over HTTP (BOSH or WebSocket): a browser
+    # Advertise XEP-0198 in the features. BOSH does not: StanzaJS 12's BOSH transport, offered <sm/>, waits for
+    # an <enabled/> it never asks for and then never disconnects (as Prosody, which offers no SM over BOSH).
+    # <enable/> and <resume/> are still accepted there, so a page may resume its WebSocket session over BOSH.
+    advertises_stream_management: bool = True
 
 
 class ClientSession:
     # One per connected client: no per-instance dict.
     __slots__ = ("_accounts", "_anonymous", "_bucket", "_guests", "_id_factory", "_jid", "_negotiation_deadline",
-                 "_resource_factory", "_router", "_sasl", "_sasl_failures", "_secure", "_settings", "_state",
-                 "_throttle", "_transport", "_username", "stream_id")
+                 "_resource_factory", "_resumptions", "_router", "_sasl", "_sasl_failures", "_secure", "_settings",
+                 "_sm", "_sm_id_factory", "_state", "_throttle", "_transport", "_username", "stream_id")
 
     def __init__(self, *, settings: SessionSettings, transport: Transport, router: Router,
                  accounts: CredentialSource, throttle: AuthThrottle, now: float, guests: set[str] | None = None,
+                 resumptions: ResumptionTable[ClientSession] | None = None,
                  id_factory: Callable[[], str] = lambda: secrets.token_hex(8),
-                 resource_factory: Callable[[], str] = lambda: "boshcm-" + secrets.token_hex(6)) -> None:
+                 resource_factory: Callable[[], str] = lambda: "boshcm-" + secrets.token_hex(6),
+                 sm_id_factory: Callable[[], str] = lambda: secrets.token_urlsafe(18)) -> None:
         self._settings = settings
         self._transport = transport
         self._router = router
@@ -257,6 +307,11 @@ class ClientSession:
         self._bucket: TokenBucket | None = None
         self._negotiation_deadline: float | None = now + settings.negotiation_timeout_seconds
         self.stream_id = ""
+        # XEP-0198: resumable ids are unguessable and known to one table shared by every transport.
+        # None: acks only, resumption not offered.
+        self._resumptions = resumptions
+        self._sm_id_factory = sm_id_factory
+        self._sm: StreamManagement | None = None
 
     # --- queries ----------------------------------------------------------------------------------
 
@@ -273,6 +328,14 @@ class ClientSession:
         return self._state is _State.CLOSED
 
     @property
+    def detached(self) -> bool:
+        return self._state is _State.DETACHED
+
+    @property
+    def stream_management(self) -> StreamManagement | None:
+        return self._sm
+
+    @property
     def authenticated(self) -> bool:
         """SASL has succeeded: adapters lift the pre-authentication limits from here on."""
         return self._username is not None
@@ -285,7 +348,11 @@ class ClientSession:
     def handle(self, event: SessionEvent, now: float) -> list[SessionAction]:
         if self._state is _State.CLOSED:
             return []
+        if self._state is _State.DETACHED:
+            return self._handle_detached(event, now)
         match event:
+            case StanzaForClient(stanza=stanza):
+                return self._to_client(stanza, now)
             case StreamStarted():
                 return self._on_stream_started(event, now)
             case ElementReceived(element=received):
@@ -297,13 +364,25 @@ class ClientSession:
             case PeerError(condition=condition, text=text):
                 return self._close(condition, now, text)
             case TransportClosed():
-                return self._finish(now)
+                return self._transport_lost(now)
             case Replaced(condition=condition):
-                self._jid = None  # the new session owns the binding now
-                return self._close(condition, now, "Replaced by a new session with the same resource")
+                # The new session owns the binding now: leave without unbinding it.
+                return self._close(condition, now, "Replaced by a new session with the same resource", unbind=False)
             case Shutdown(condition=condition):
                 return self._close(condition, now)
+            case ResumptionExpired():
+                return []
         raise AssertionError(f"unknown event {event!r}")
+
+    def _handle_detached(self, event: SessionEvent, now: float) -> list[SessionAction]:
+        match event:
+            case StanzaForClient(stanza=stanza):
+                return self._to_client(stanza, now)
+            case ResumptionExpired() | Shutdown():
+                return self._finish(now)
+            case Replaced():
+                return self._finish(now, unbind=False)
+        return []  # the transport is gone: nothing else can arrive
 
     def handle_timeout(self, now: float) -> list[SessionAction]:
         if self._negotiation_deadline is not None and now >= self._negotiation_deadline:
@@ -342,6 +421,8 @@ class ClientSession:
             sub(features, NS_BIND, "bind")
             # RFC 6121 (2011) made the session iq optional; old clients still send it.
             sub(sub(features, NS_SESSION, "session"), NS_SESSION, "optional")
+            if self._settings.stream_management.enabled and self._transport.advertises_stream_management:
+                features.append(sm_feature())  # XEP-0198 §2: only once authenticated
             return features
         if self._offer_starttls():
             starttls = sub(features, NS_TLS, "starttls")
@@ -370,6 +451,8 @@ class ClientSession:
             return self._close(StreamErrorCondition.NOT_AUTHORIZED, now, "Stream not open")
         if self._state is _State.PRE_AUTH:
             return self._on_negotiation_element(received, now)
+        if namespace_of(received) == NS_SM and self._settings.stream_management.enabled:
+            return self._on_sm(local_name(received), received, now)
         if received.tag not in STANZA_TAGS:
             return self._close(StreamErrorCondition.UNSUPPORTED_STANZA_TYPE, now)
         if self._state is _State.AUTHENTICATED:
@@ -521,11 +604,13 @@ class ClientSession:
         if kind == "presence" or stanza_type == "error" or (kind == "iq" and stanza_type == "result"):
             return []
         # RFC 6120 §8.3.3.12: policy-violation, type wait: the client may retry later.
-        return [SendElement(element=error_reply(stanza, StanzaErrorCondition.POLICY_VIOLATION,
-                                                error_type=StanzaErrorType.WAIT, text="rate limit"))]
+        return self._to_client(error_reply(stanza, StanzaErrorCondition.POLICY_VIOLATION,
+                                           error_type=StanzaErrorType.WAIT, text="rate limit"), now)
 
     def _on_bound_stanza(self, stanza: Element, now: float) -> list[SessionAction]:
         assert self._jid is not None
+        if self._sm is not None:
+            self._sm.stanza_received()  # XEP-0198 §4: every stanza counts, refused ones too
         if self._bucket is not None and not self._bucket.take(now):
             return self._over_rate(stanza, now)
         payload = first_child(stanza)
@@ -533,18 +618,135 @@ class ClientSession:
                 and stanza.get("type") in ("set", "get")):
             if payload.tag == qname(NS_SESSION, "session"):
                 # RFC 3921 §3: a no-op today; answering keeps old clients going.
-                return [SendElement(element=iq_result(stanza))]
+                return self._to_client(iq_result(stanza), now)
             if payload.tag == qname(NS_BIND, "bind"):
-                return [SendElement(element=error_reply(stanza, StanzaErrorCondition.NOT_ALLOWED,
-                                                        text="Already bound"))]
+                return self._to_client(error_reply(stanza, StanzaErrorCondition.NOT_ALLOWED, text="Already bound"),
+                                       now)
         if (sender := stanza.get("from")) is not None and not _from_is_acceptable(sender, self._jid):
             # RFC 6120 §8.1.2.1: the server stamps or refuses a forged from.
             return self._close(StreamErrorCondition.INVALID_FROM, now)
-        return list(self._router.handle_stanza(self._jid, stanza, now))
+        routed = self._router.handle_stanza(self._jid, stanza, now)
+        if self._sm is None:
+            return list(routed)
+        actions: list[SessionAction] = []
+        for action in routed:
+            if isinstance(action, Deliver) and action.to == self._jid:
+                # Our own answers go out in the order they are counted (XEP-0198 resends by position).
+                actions += self._to_client(action.stanza, now)
+            else:
+                actions.append(action)
+        return actions
+
+    # --- stanzas to the client and stream management (XEP-0198) -----------------------------------
+
+    def _to_client(self, stanza: Element, now: float) -> list[SessionAction]:
+        """Every stanza for the client passes here, so that it is counted and kept until acknowledged."""
+        sm = self._sm
+        if sm is None:
+            return [SendElement(element=stanza)] if self._state is _State.BOUND else []
+        if not sm.stanza_sent(stanza):
+            # Bounded: a client that does not acknowledge ends as if not resumable; §8.5 takes the queue.
+            if self._state is _State.DETACHED:
+                return self._finish(now)
+            return self._close(StreamErrorCondition.RESOURCE_CONSTRAINT, now, "Too many unacknowledged stanzas")
+        if self._state is not _State.BOUND:
+            return []  # detached: queued for the resumption
+        if sm.ack_due():
+            return [SendElement(element=stanza), SendElement(element=request_element())]
+        return [SendElement(element=stanza)]
+
+    def _on_sm(self, name: str, received: Element, now: float) -> list[SessionAction]:
+        if name == "enable":
+            return self._on_enable(received)
+        if name == "resume":
+            return self._on_resume(received, now)
+        if name == "r":
+            if self._sm is None:
+                return [SendElement(element=failed_element(StanzaErrorCondition.UNEXPECTED_REQUEST))]
+            return [SendElement(element=ack_element(self._sm.received))]
+        if name == "a":
+            return self._on_ack(received, now)
+        return self._close(StreamErrorCondition.UNSUPPORTED_STANZA_TYPE, now)
+
+    def _on_enable(self, received: Element) -> list[SessionAction]:
+        if self._state is not _State.BOUND or self._sm is not None or self._username is None:
+            # XEP-0198 §3: only after binding, and only once per session.
+            return [SendElement(element=failed_element(StanzaErrorCondition.UNEXPECTED_REQUEST))]
+        limits = self._settings.stream_management
+        seconds = limits.resume_seconds
+        if (requested := parse_h(received.get("max"))) is not None and requested > 0:
+            seconds = min(seconds, float(requested))  # XEP-0198 §5: the client's preference, within ours
+        # Guests cannot authenticate as the same user twice, so their sessions are never resumable.
+        resume = (received.get("resume") in ("true", "1") and not self._anonymous and seconds > 0
+                  and self._resumptions is not None)
+        resume_id = self._sm_id_factory() if resume else None
+        self._sm = StreamManagement(limits=limits, resume_id=resume_id, resume_seconds=seconds)
+        if resume_id is not None and self._resumptions is not None:
+            self._resumptions.register(resume_id, self, self._username)
+        return [SendElement(element=enabled_element(resume_id, seconds))]
+
+    def _on_ack(self, received: Element, now: float) -> list[SessionAction]:
+        sm = self._sm
+        if sm is None:
+            return []  # acks of a stream without stream management mean nothing
+        h = parse_h(received.get("h"))
+        if h is None:
+            return self._close(StreamErrorCondition.INVALID_XML, now, "'h' must be an unsigned 32-bit integer")
+        if not sm.acknowledged(h):
+            # XEP-0198 §6: the client claims more than was sent.
+            return self._close(StreamErrorCondition.UNDEFINED_CONDITION, now, "Acknowledged more than was sent",
+                               detail=handled_count_too_high(h, sm.sent))
+        return []
+
+    def _on_resume(self, received: Element, now: float) -> list[SessionAction]:
+        if self._state is not _State.AUTHENTICATED or self._username is None:
+            # XEP-0198 §5: after authentication, instead of binding.
+            return [SendElement(element=failed_element(StanzaErrorCondition.UNEXPECTED_REQUEST))]
+        previd, h = received.get("previd", ""), parse_h(received.get("h"))
+        if h is None:
+            return [SendElement(element=failed_element(StanzaErrorCondition.BAD_REQUEST))]
+        table = self._resumptions
+        # Another account's id is as unknown as a made-up one.
+        old = table.find(previd, self._username) if table is not None else None
+        old_sm = old._sm if old is not None else None
+        if old is None or old_sm is None:
+            return [SendElement(element=failed_element(StanzaErrorCondition.ITEM_NOT_FOUND))]
+        if not old_sm.acknowledged(h):
+            failed = failed_element(StanzaErrorCondition.UNDEFINED_CONDITION, old_sm.received,
+                                    "Acknowledged more than was sent")
+            failed.append(handled_count_too_high(h, old_sm.sent))
+            return [SendElement(element=failed)]
+        assert table is not None
+        table.remove(previd)
+        jid, self._sm, bucket = old._surrender()
+        assert jid is not None
+        self._jid = jid
+        self._bucket = bucket if bucket is not None else self._stanza_bucket(now)
+        self._state = _State.BOUND
+        self._negotiation_deadline = None
+        table.register(previd, self, self._username)
+        # The old stream (still open, or parked in the hub) is told it was replaced; this one takes its seat.
+        actions: list[SessionAction] = [Disconnect(jid=jid, condition=StreamErrorCondition.CONFLICT), Bound(jid=jid),
+                                        SendElement(element=resumed_element(previd, old_sm.received))]
+        # XEP-0198 §5: everything the client has not handled goes again, in the order it first went.
+        resent = old_sm.unacked()
+        actions += [SendElement(element=stanza) for stanza in resent]
+        if resent:
+            actions.append(SendElement(element=request_element()))
+        return actions
+
+    def _surrender(self) -> tuple[JID | None, StreamManagement | None, TokenBucket | None]:
+        """A resumption takes this session's binding and state; what is left closes without unbinding."""
+        taken = (self._jid, self._sm, self._bucket)
+        self._jid, self._sm = None, None
+        if self._state is _State.DETACHED:
+            self._state = _State.CLOSED  # nobody to tell
+        return taken
 
     # --- closing ----------------------------------------------------------------------------------
 
-    def _close(self, condition: StreamErrorCondition | None, now: float, text: str = "") -> list[SessionAction]:
+    def _close(self, condition: StreamErrorCondition | None, now: float, text: str = "", *,
+               detail: Element | None = None, unbind: bool = True) -> list[SessionAction]:
         if self._state is _State.CLOSED:
             return []
         actions: list[SessionAction] = []
@@ -552,19 +754,44 @@ class ClientSession:
             # RFC 6120 §4.9.1.1: even an error before the client's header goes inside a stream of ours.
             actions.append(OpenStream(attrs={"from": self._settings.domain, "id": self._id_factory(),
                                              "version": "1.0", qname(NS_XML, "lang"): "en"}))
-        actions.append(CloseStream(condition=condition, text=text))
-        return actions + self._finish(now)
+        actions.append(CloseStream(condition=condition, text=text, detail=detail))
+        return actions + self._finish(now, unbind=unbind)
 
-    def _finish(self, now: float) -> list[SessionAction]:
+    def _transport_lost(self, now: float) -> list[SessionAction]:
+        sm = self._sm
+        if (self._state is _State.BOUND and sm is not None and sm.id is not None and self._resumptions is not None
+                and self._resumptions.detach(sm.id, now, sm.resume_seconds)):
+            # XEP-0198 §5: keep the session (binding, presence, rooms) for a resumption.
+            self._state = _State.DETACHED
+            return [Detach()]
+        return self._finish(now)
+
+    def _finish(self, now: float, *, unbind: bool = True) -> list[SessionAction]:
         self._state = _State.CLOSED
         self._negotiation_deadline = None
         self._sasl = None
         jid, self._jid = self._jid, None
+        sm, self._sm = self._sm, None
+        actions: list[SessionAction] = []
+        if sm is not None and sm.id is not None and self._resumptions is not None:
+            self._resumptions.remove(sm.id)
+        if jid is not None and unbind:
+            actions += self._router.unbind(jid, now)
+        if jid is not None and sm is not None and sm.unacked_count:
+            # XEP-0198 §4, RFC 6121 §8.5: what the client never acknowledged is not lost with it.
+            actions += self._router.take_over_unacked(jid, sm.take_unacked(), now)
         if self._anonymous and self._username is not None:
             self._guests.discard(self._username)
-        if jid is not None:
-            return list(self._router.unbind(jid, now))
-        return []
+        return actions
+
+
+def stream_error(close: CloseStream) -> Element:
+    """The <stream:error/> a CloseStream with a condition puts on the wire, whatever the framing."""
+    assert close.condition is not None
+    error = stream_error_element(close.condition, close.text)
+    if close.detail is not None:
+        error.append(close.detail)
+    return error
 
 
 def _domain_of(text: str) -> str | None:

@@ -635,3 +635,14 @@ def test_the_content_attribute_becomes_the_sessions_content_type_section_7_1() -
     client = started(content="application/xml; charset=utf-8")
     assert client.session.content_type == "application/xml; charset=utf-8"
     assert started().session.content_type == "text/xml; charset=utf-8"
+
+
+def test_a_client_terminate_closes_the_xmpp_side_cleanly_and_inactivity_does_not() -> None:
+    """XEP-0124 §13 terminate is the client's goodbye; inactivity (§10) is a lost client, which a resumable
+    XEP-0198 stream behind the session survives."""
+    client = started()
+    client.request(type="terminate")
+    assert [order.by_client for order in client.orders if isinstance(order, CloseUpstream)] == [True]
+    lost = started(limits=BoshLimits(inactivity_seconds=30))
+    lost.advance(31)
+    assert [order.by_client for order in lost.orders if isinstance(order, CloseUpstream)] == [False]

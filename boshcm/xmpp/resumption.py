@@ -1,0 +1,92 @@
+"""The table of resumable sessions (XEP-0198 §5): who may resume which id, and until when.
+
+Every session that enabled resumption is here under its id, attached to a transport or detached from a
+dead one. Detached entries carry their expiry; `expired(now)` hands back those whose time ran out and
+`next_deadline()` says when that next happens. An id is resumable only by the account that enabled it: for
+anyone else it does not exist. A resumption removes the entry and registers its new owner under the same
+id, so of two resumptions of one id exactly one wins.
+
+Pure: `now` is passed in, the owners are opaque (the client sessions), nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+Owner = TypeVar("Owner")
+
+
+@dataclass(slots=True)
+class _Entry(Generic[Owner]):
+    owner: Owner
+    username: str
+    expires_at: float | None = None   # None while attached
+
+
+class ResumptionTable(Generic[Owner]):
+    def __init__(self, *, max_detached: int) -> None:
+        self._max_detached = max_detached
+        self._entries: dict[str, _Entry[Owner]] = {}
+        self._detached = 0
+        # (expires_at, id): stale pairs (resumed or re-detached since) are skipped when they come up.
+        self._expiries: list[tuple[float, str]] = []
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def detached_count(self) -> int:
+        return self._detached
+
+    def register(self, resume_id: str, owner: Owner, username: str) -> None:
+        """A session enabled resumption (or was just resumed) and is attached to a transport."""
+        self.remove(resume_id)
+        self._entries[resume_id] = _Entry(owner=owner, username=username)
+
+    def detach(self, resume_id: str, now: float, seconds: float) -> bool:
+        """The session's transport is gone; False when it cannot wait (unknown id, table of detached full)."""
+        entry = self._entries.get(resume_id)
+        if entry is None:
+            return False
+        if entry.expires_at is None:
+            if self._detached >= self._max_detached:
+                return False
+            self._detached += 1
+        entry.expires_at = now + seconds
+        heapq.heappush(self._expiries, (entry.expires_at, resume_id))
+        return True
+
+    def find(self, resume_id: str, username: str) -> Owner | None:
+        """The owner of `resume_id` when `username` enabled it; for any other account the id does not exist."""
+        entry = self._entries.get(resume_id)
+        if entry is None or entry.username != username:
+            return None
+        return entry.owner
+
+    def remove(self, resume_id: str) -> None:
+        entry = self._entries.pop(resume_id, None)
+        if entry is not None and entry.expires_at is not None:
+            self._detached -= 1
+
+    def next_deadline(self) -> float | None:
+        while self._expiries:
+            expires_at, resume_id = self._expiries[0]
+            entry = self._entries.get(resume_id)
+            if entry is not None and entry.expires_at == expires_at:
+                return expires_at
+            heapq.heappop(self._expiries)
+        return None
+
+    def expired(self, now: float) -> list[Owner]:
+        """The detached sessions whose resumption time is over; they leave the table."""
+        owners: list[Owner] = []
+        while (deadline := self.next_deadline()) is not None and deadline <= now:
+            _expires_at, resume_id = heapq.heappop(self._expiries)
+            owners.append(self._entries[resume_id].owner)
+            self.remove(resume_id)
+        return owners
+
+    def detached_owners(self) -> list[Owner]:
+        return [entry.owner for entry in self._entries.values() if entry.expires_at is not None]
