@@ -1,0 +1,491 @@
+"""The PEP service (XEP-0163) of every account: the XEP-0060 subset PEP clients use, as a pure machine.
+
+Theory of operation. The router hands in iqs in the pubsub namespaces addressed to an account (`handle_iq`),
+available presences (`presence_available`), answers to the capability questions this service asked
+(`iq_answer`) and departures (`resource_gone`); each returns `Send` orders, fully addressed stanzas for the
+router to deliver by its ordinary rules (blocking included). Nodes and items are in a `PepStore`; the only
+working state here is what each online resource is interested in (caps.py).
+
+Subscriptions are implicit (XEP-0163 §4): an account's own resources and its contacts with a presence
+subscription (from/both) get notifications, filtered by the `<node>+notify` features of their entity
+capabilities (XEP-0115). There are no explicit XEP-0060 subscriptions. A resource that newly shows interest in
+a node (initial presence, or caps that add `+notify`) gets the node's last item unless the node says never.
+
+Access models: `presence` (default: the owner and contacts with subscription from/both), `open` (anyone),
+`whitelist` (the owner only). Quotas (`PepLimits`) answer with the XEP-0060 errors listed in
+docs/security.md, "PEP and blocking".
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+from lxml import etree
+
+from boshcm.database import StorageError, StorageFull
+from boshcm.errors import StanzaErrorCondition, StanzaErrorType
+from boshcm.jid import JID, InvalidJID
+from boshcm.stanza import (
+    NS_DISCO_INFO,
+    Element,
+    element,
+    error_reply,
+    iq_result,
+    local_name,
+    make_stanza,
+    namespace_of,
+    qname,
+    sub,
+)
+from boshcm.xmpp.pubsub.caps import CapsBook
+from boshcm.xmpp.pubsub.node import (
+    FORM_NODE_CONFIG,
+    FORM_PUBLISH_OPTIONS,
+    NS_PUBSUB,
+    NS_PUBSUB_ERRORS,
+    NS_PUBSUB_EVENT,
+    NS_PUBSUB_OWNER,
+    AccessModel,
+    InvalidConfig,
+    NodeConfig,
+    SendLast,
+    config_form,
+    form_values,
+    matches,
+    parse_options,
+)
+from boshcm.xmpp.pubsub.store import PepStore, StoredItem
+from boshcm.xmpp.storage import RosterItem
+
+PUBSUB_NAMESPACES = frozenset({NS_PUBSUB, NS_PUBSUB_OWNER})
+
+# What the account's bare JID advertises (XEP-0163 §1.1, XEP-0060 §10 feature names).
+FEATURES = (NS_PUBSUB, *(f"{NS_PUBSUB}#{name}" for name in (
+    "access-open", "access-presence", "access-whitelist", "auto-create", "auto-subscribe", "config-node",
+    "create-and-configure", "create-nodes", "delete-items", "delete-nodes", "filtered-notifications", "item-ids",
+    "last-published", "persistent-items", "presence-notifications", "publish", "publish-options", "purge-nodes",
+    "retract-items", "retrieve-default", "retrieve-items")))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PepLimits:
+    max_nodes_per_account: int = 64
+    max_items_per_node: int = 256
+    max_item_bytes: int = 65_536
+    max_account_bytes: int = 4_194_304
+    max_caps_entries: int = 1024
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Send:
+    """Deliver `stanza` (addressed, `from` set) to the bound full JID `to`."""
+
+    to: JID
+    stanza: Element
+
+
+class RosterSource(Protocol):
+    def roster_item(self, user: str, jid: JID) -> RosterItem | None: ...
+    def roster_items(self, user: str) -> list[RosterItem]: ...
+
+
+class _Refusal(Exception):
+    """A request this service answers with an error; carries the XEP-0060 condition and pubsub#errors child."""
+
+    def __init__(self, condition: StanzaErrorCondition, app: str | None = None, *, text: str | None = None,
+                 feature: str | None = None, error_type: StanzaErrorType | None = None) -> None:
+        super().__init__(condition.value)
+        self.condition, self.app, self.text, self.feature, self.error_type = condition, app, text, feature, error_type
+
+
+class PepService:
+    def __init__(self, *, domain: str, store: PepStore, roster: RosterSource,
+                 online: Callable[[JID], list[JID]], limits: PepLimits | None = None,
+                 id_factory: Callable[[], str] = lambda: uuid.uuid4().hex) -> None:
+        self.domain = domain
+        self.limits = limits or PepLimits()
+        self._store, self._roster, self._online = store, roster, online
+        self._caps = CapsBook(domain=domain, max_entries=self.limits.max_caps_entries)
+        self._new_id = id_factory
+        self._counter = 0
+
+    # --- facts from the router --------------------------------------------------------------------
+
+    def handle_iq(self, owner: JID, iq: Element, *, guest: bool = False) -> list[Send]:
+        """An iq get/set whose payload is in a pubsub namespace, addressed to `owner`'s bare JID."""
+        requester = JID.parse(iq.get("from", ""))
+        payload = next(child for child in iq if isinstance(child.tag, str))
+        try:
+            if namespace_of(payload) == NS_PUBSUB_OWNER:
+                reply, sends = self._owner_request(owner, requester, iq, payload)
+            else:
+                reply, sends = self._request(owner, requester, iq, payload, guest=guest)
+        except _Refusal as refusal:
+            return [Send(to=requester, stanza=_error(iq, owner, refusal))]
+        except StorageError as exc:
+            text = "The server's storage is full" if isinstance(exc, StorageFull) else "The server cannot store it now"
+            return [Send(to=requester, stanza=_error(iq, owner, _Refusal(
+                StanzaErrorCondition.RESOURCE_CONSTRAINT, text=f"{text}; try again later")))]
+        reply.set("from", str(owner))
+        return [Send(to=requester, stanza=reply), *sends]
+
+    def presence_available(self, jid: JID, presence: Element, *, initial: bool) -> list[Send]:
+        """An available presence from a bound resource: learn its caps; last items for new interests."""
+        before = frozenset() if initial else self._caps.interests(jid)
+        query = self._caps.presence(jid, presence)
+        sends = [Send(to=query.to, stanza=query.iq)] if query is not None else []
+        return sends + self._last_items(jid, self._caps.interests(jid) - before)
+
+    def iq_answer(self, iq: Element) -> list[Send] | None:
+        """An iq result/error sent to the server; None when it answers nothing this service asked."""
+        before_jid = iq.get("from", "")
+        try:
+            before = self._caps.interests(JID.parse(before_jid))
+        except InvalidJID:
+            return None
+        jid = self._caps.answer(iq)
+        if jid is None:
+            return None
+        return self._last_items(jid, self._caps.interests(jid) - before)
+
+    def resource_gone(self, jid: JID) -> None:
+        self._caps.forget(jid)
+
+    def delete_user(self, owner: str) -> None:
+        self._store.delete_user(owner)
+
+    # --- service discovery ------------------------------------------------------------------------
+
+    def disco_items(self, owner: JID, requester: JID) -> list[str]:
+        """Nodes of `owner` that `requester` may read (XEP-0163 §? discovering nodes, XEP-0060 §5.2)."""
+        assert owner.local is not None
+        try:
+            nodes = self._store.nodes(owner.local)
+        except StorageError:
+            return []
+        return [name for name, config in nodes.items() if self._may_read(owner, requester, config)]
+
+    # --- requests in the pubsub namespace ---------------------------------------------------------
+
+    def _request(self, owner: JID, requester: JID, iq: Element, pubsub: Element,
+                 *, guest: bool) -> tuple[Element, list[Send]]:
+        if pubsub.tag != qname(NS_PUBSUB, "pubsub"):
+            raise _Refusal(StanzaErrorCondition.BAD_REQUEST)
+        children = [child for child in pubsub if isinstance(child.tag, str)]
+        if not children:
+            raise _Refusal(StanzaErrorCondition.BAD_REQUEST)
+        verb, action = iq.get("type"), local_name(children[0])
+        if verb == "set" and action == "publish":
+            return self._publish(owner, requester, iq, pubsub, children[0], guest=guest)
+        if verb == "set" and action == "retract":
+            return self._retract(owner, requester, iq, children[0])
+        if verb == "set" and action == "create":
+            return self._create(owner, requester, iq, pubsub, children[0], guest=guest)
+        if verb == "get" and action == "items":
+            return self._items(owner, requester, iq, children[0])
+        raise _Refusal(StanzaErrorCondition.FEATURE_NOT_IMPLEMENTED, "unsupported", feature=_FEATURE_OF.get(
+            action, action))
+
+    def _publish(self, owner: JID, requester: JID, iq: Element, pubsub: Element, publish: Element,
+                 *, guest: bool) -> tuple[Element, list[Send]]:
+        node = self._own_node(owner, requester, publish, guest=guest)
+        items = [child for child in publish if isinstance(child.tag, str)]
+        if not items:
+            raise _Refusal(StanzaErrorCondition.BAD_REQUEST, "item-required")       # XEP-0060 §7.1.3.6
+        if len(items) > 1 or items[0].tag != qname(NS_PUBSUB, "item"):
+            raise _Refusal(StanzaErrorCondition.BAD_REQUEST, "invalid-payload")     # XEP-0060 §7.1.3.5
+        payloads = [child for child in items[0] if isinstance(child.tag, str)]
+        if not payloads:
+            raise _Refusal(StanzaErrorCondition.BAD_REQUEST, "payload-required")    # XEP-0060 §7.1.3.6
+        if len(payloads) > 1:
+            raise _Refusal(StanzaErrorCondition.BAD_REQUEST, "invalid-payload")
+        payload = etree.tostring(payloads[0])
+        if len(payload) > self.limits.max_item_bytes:
+            raise _Refusal(StanzaErrorCondition.NOT_ACCEPTABLE, "payload-too-big",   # XEP-0060 §7.1.3.4
+                           text=f"Items are limited to {self.limits.max_item_bytes} bytes")
+        item_id = items[0].get("id") or self._new_id()
+        if len(item_id) > 256:
+            raise _Refusal(StanzaErrorCondition.BAD_REQUEST, "invalid-payload", text="Item id too long")
+        options_form = _form_in(pubsub.find(qname(NS_PUBSUB, "publish-options")))
+        try:
+            changes = parse_options(form_values(options_form), NodeConfig(),
+                                    form_type=FORM_PUBLISH_OPTIONS) if options_form is not None else {}
+        except InvalidConfig as exc:
+            # XEP-0060 §7.1.5: options this service cannot meet are unmet preconditions.
+            raise _Refusal(StanzaErrorCondition.CONFLICT, "precondition-not-met", text=str(exc)) from None
+        assert owner.local is not None
+        config = self._store.node(owner.local, node)
+        if config is None:
+            config = self._new_node(owner.local, node, changes, conflict=True)  # XEP-0163 §3: auto-create
+        elif not matches(config, changes):
+            raise _Refusal(StanzaErrorCondition.CONFLICT, "precondition-not-met",
+                           text="The node's configuration differs from the publish-options")
+        old = next((item for item in self._store.items(owner.local, node) if item.id == item_id), None)
+        growth = len(payload) - (len(old.payload) if old is not None else 0)
+        if self._store.usage_bytes(owner.local) + growth > self.limits.max_account_bytes:
+            raise _Refusal(StanzaErrorCondition.RESOURCE_CONSTRAINT, error_type=StanzaErrorType.CANCEL,
+                           text=f"Each account may store {self.limits.max_account_bytes} bytes of PEP items")
+        self._store.publish(owner.local, node, StoredItem(id=item_id, payload=payload), keep=self._keep(config))
+        result = element(NS_PUBSUB, "pubsub")
+        sub(sub(result, NS_PUBSUB, "publish", {"node": node}), NS_PUBSUB, "item", {"id": item_id})
+        notification = _items_event(node)
+        notification[0].append(_item_element(NS_PUBSUB_EVENT, item_id, payload))
+        return iq_result(iq, result), self._notify(owner, node, config, notification)
+
+    def _retract(self, owner: JID, requester: JID, iq: Element, retract: Element) -> tuple[Element, list[Send]]:
+        node = self._own_node(owner, requester, retract)
+        assert owner.local is not None
+        config = self._existing(owner, node)
+        item = retract.find(qname(NS_PUBSUB, "item"))
+        if item is None or not item.get("id"):
+            raise _Refusal(StanzaErrorCondition.BAD_REQUEST, "item-required")       # XEP-0060 §7.2.3.3
+        item_id = item.get("id", "")
+        if not self._store.retract(owner.local, node, item_id):
+            raise _Refusal(StanzaErrorCondition.ITEM_NOT_FOUND)                      # XEP-0060 §7.2.3.5
+        sends: list[Send] = []
+        if retract.get("notify") in ("1", "true") or config.notify_retract:
+            notification = _items_event(node)
+            sub(notification[0], NS_PUBSUB_EVENT, "retract", {"id": item_id})
+            sends = self._notify(owner, node, config, notification)
+        return iq_result(iq), sends
+
+    def _create(self, owner: JID, requester: JID, iq: Element, pubsub: Element, create: Element,
+                *, guest: bool) -> tuple[Element, list[Send]]:
+        if not create.get("node"):
+            raise _Refusal(StanzaErrorCondition.NOT_ACCEPTABLE, "nodeid-required")  # XEP-0060 §8.1.2: no instant nodes
+        node = self._own_node(owner, requester, create, guest=guest)
+        assert owner.local is not None
+        if self._store.node(owner.local, node) is not None:
+            raise _Refusal(StanzaErrorCondition.CONFLICT)                              # XEP-0060 §8.1.3
+        form = _form_in(pubsub.find(qname(NS_PUBSUB, "configure")))
+        try:
+            changes = parse_options(form_values(form), NodeConfig(),
+                                    form_type=FORM_NODE_CONFIG) if form is not None else {}
+        except InvalidConfig as exc:
+            raise _Refusal(StanzaErrorCondition.NOT_ACCEPTABLE, text=str(exc)) from None
+        self._new_node(owner.local, node, changes, conflict=False)
+        return iq_result(iq), []
+
+    def _items(self, owner: JID, requester: JID, iq: Element, items: Element) -> tuple[Element, list[Send]]:
+        node = items.get("node")
+        if not node:
+            raise _Refusal(StanzaErrorCondition.BAD_REQUEST, "nodeid-required")
+        assert owner.local is not None
+        config = self._store.node(owner.local, node)
+        # Whether a node exists is itself private: a missing node is refused as a default node would be.
+        self._check_read(owner, requester, config or NodeConfig())
+        if config is None:
+            raise _Refusal(StanzaErrorCondition.ITEM_NOT_FOUND)
+        stored = self._store.items(owner.local, node)
+        wanted = {item.get("id") for item in items.iter(qname(NS_PUBSUB, "item")) if item.get("id")}
+        if wanted:
+            stored = [item for item in stored if item.id in wanted]
+        limit = items.get("max_items")
+        if limit is not None:
+            if not limit.isdigit():
+                raise _Refusal(StanzaErrorCondition.BAD_REQUEST)
+            stored = stored[max(0, len(stored) - int(limit)):] if int(limit) else []
+        result = element(NS_PUBSUB, "pubsub")
+        listing = sub(result, NS_PUBSUB, "items", {"node": node})
+        for item in stored:
+            listing.append(_item_element(NS_PUBSUB, item.id, item.payload))
+        return iq_result(iq, result), []
+
+    # --- requests in the pubsub#owner namespace ---------------------------------------------------
+
+    def _owner_request(self, owner: JID, requester: JID, iq: Element,
+                       pubsub: Element) -> tuple[Element, list[Send]]:
+        children = [child for child in pubsub if isinstance(child.tag, str)]
+        if pubsub.tag != qname(NS_PUBSUB_OWNER, "pubsub") or not children:
+            raise _Refusal(StanzaErrorCondition.BAD_REQUEST)
+        verb, request = iq.get("type"), children[0]
+        action = local_name(request)
+        if verb == "get" and action == "default":
+            result = element(NS_PUBSUB_OWNER, "pubsub")
+            sub(result, NS_PUBSUB_OWNER, "default").append(config_form(NodeConfig()))
+            return iq_result(iq, result), []
+        if (verb, action) not in (("get", "configure"), ("set", "configure"), ("set", "delete"), ("set", "purge")):
+            raise _Refusal(StanzaErrorCondition.FEATURE_NOT_IMPLEMENTED, "unsupported",
+                           feature=_FEATURE_OF.get(action, action))
+        node = self._own_node(owner, requester, request)
+        assert owner.local is not None
+        config = self._existing(owner, node)
+        if action == "configure" and verb == "get":
+            result = element(NS_PUBSUB_OWNER, "pubsub")
+            sub(result, NS_PUBSUB_OWNER, "configure", {"node": node}).append(config_form(config))
+            return iq_result(iq, result), []
+        if action == "configure":
+            form = _form_in(request)
+            if form is None:
+                raise _Refusal(StanzaErrorCondition.BAD_REQUEST)
+            if form.get("type") == "cancel":
+                return iq_result(iq), []
+            try:
+                changes = parse_options(form_values(form), config, form_type=FORM_NODE_CONFIG)
+            except InvalidConfig as exc:
+                raise _Refusal(StanzaErrorCondition.NOT_ACCEPTABLE, text=str(exc)) from None  # XEP-0060 §8.2.5.3
+            updated = self._configured(config, changes)
+            self._store.put_node(owner.local, node, updated, keep=self._keep(updated))
+            return iq_result(iq), []
+        notification = element(NS_PUBSUB_EVENT, "event")
+        sub(notification, NS_PUBSUB_EVENT, action, {"node": node})
+        # Who hears of it is decided before the node is gone (XEP-0060 §8.4.2, §8.5.2).
+        sends = self._notify(owner, node, config, notification) if action == "purge" or config.notify_delete else []
+        if action == "delete":
+            self._store.delete_node(owner.local, node)
+        else:
+            self._store.purge(owner.local, node)
+        return iq_result(iq), sends
+
+    # --- rules ------------------------------------------------------------------------------------
+
+    def _own_node(self, owner: JID, requester: JID, request: Element, *, guest: bool = False) -> str:
+        """The node a modifying request names; only the account itself may modify its PEP nodes."""
+        if requester.bare != owner:
+            raise _Refusal(StanzaErrorCondition.FORBIDDEN)                           # XEP-0060 §7.1.3.1
+        if guest:
+            raise _Refusal(StanzaErrorCondition.FORBIDDEN, text="Guests cannot store PEP data")
+        node = request.get("node")
+        if not node:
+            raise _Refusal(StanzaErrorCondition.BAD_REQUEST, "nodeid-required")
+        if len(node) > 256:
+            raise _Refusal(StanzaErrorCondition.NOT_ACCEPTABLE, text="Node names are limited to 256 characters")
+        return node
+
+    def _existing(self, owner: JID, node: str) -> NodeConfig:
+        assert owner.local is not None
+        config = self._store.node(owner.local, node)
+        if config is None:
+            raise _Refusal(StanzaErrorCondition.ITEM_NOT_FOUND)
+        return config
+
+    def _new_node(self, owner: str, node: str, changes: dict[str, object], *, conflict: bool) -> NodeConfig:
+        if len(self._store.nodes(owner)) >= self.limits.max_nodes_per_account:
+            raise _Refusal(StanzaErrorCondition.RESOURCE_CONSTRAINT, error_type=StanzaErrorType.CANCEL,
+                           text=f"Each account may have {self.limits.max_nodes_per_account} PEP nodes")
+        config = self._configured(NodeConfig(), changes)
+        self._store.put_node(owner, node, config, keep=self._keep(config))
+        return config
+
+    def _configured(self, config: NodeConfig, changes: dict[str, object]) -> NodeConfig:
+        max_items = changes.get("max_items", config.max_items)
+        if isinstance(max_items, int) and max_items > self.limits.max_items_per_node:
+            raise _Refusal(StanzaErrorCondition.POLICY_VIOLATION,
+                           text=f"Nodes keep at most {self.limits.max_items_per_node} items; ask for 'max'")
+        return NodeConfig(**{**config.to_json(), **changes})  # type: ignore[arg-type]
+
+    def _keep(self, config: NodeConfig) -> int:
+        return min(config.max_items or self.limits.max_items_per_node, self.limits.max_items_per_node)
+
+    def _may_read(self, owner: JID, requester: JID, config: NodeConfig) -> bool:
+        if requester.bare == owner:
+            return True
+        if config.access_model is AccessModel.OPEN:
+            return True
+        if config.access_model is AccessModel.PRESENCE:
+            assert owner.local is not None
+            item = self._roster.roster_item(owner.local, requester.bare)
+            return item is not None and item.subscription in ("from", "both")
+        return False
+
+    def _check_read(self, owner: JID, requester: JID, config: NodeConfig) -> None:
+        if self._may_read(owner, requester, config):
+            return
+        if config.access_model is AccessModel.PRESENCE:
+            raise _Refusal(StanzaErrorCondition.NOT_AUTHORIZED, "presence-subscription-required")  # §6.5.3
+        raise _Refusal(StanzaErrorCondition.NOT_ALLOWED, "closed-node")                            # §6.5.4
+
+    # --- notifications ----------------------------------------------------------------------------
+
+    def _notify(self, owner: JID, node: str, config: NodeConfig, event: Element) -> list[Send]:
+        """XEP-0163 §4.3: to the owner's and subscribed contacts' resources that asked with +notify."""
+        if not config.deliver_notifications:
+            return []
+        assert owner.local is not None
+        audience = list(self._online(owner))
+        if config.access_model is not AccessModel.WHITELIST:
+            audience += [jid for contact in self._roster.roster_items(owner.local)
+                         if contact.subscription in ("from", "both") and contact.jid != owner
+                         for jid in self._online(contact.jid)]
+        return [self._message(owner, jid, event) for jid in audience if node in self._caps.interests(jid)]
+
+    def _last_items(self, jid: JID, nodes: Iterable[str]) -> list[Send]:
+        """The last item of each interesting node of every account `jid` sees the presence of, and its own."""
+        interesting = frozenset(nodes)
+        if not interesting or jid.local is None:
+            return []
+        owners = [jid.bare] + [item.jid for item in self._roster.roster_items(jid.local)
+                               if item.subscription in ("to", "both") and item.jid.domain == self.domain
+                               and item.jid.local is not None and item.jid != jid.bare]
+        sends: list[Send] = []
+        try:
+            for owner in owners:
+                assert owner.local is not None
+                for node, config in self._store.nodes(owner.local).items():
+                    if node not in interesting or config.send_last_published_item is SendLast.NEVER \
+                            or not config.deliver_notifications or not self._may_read(owner, jid, config):
+                        continue
+                    if items := self._store.items(owner.local, node):
+                        event = _items_event(node)
+                        event[0].append(_item_element(NS_PUBSUB_EVENT, items[-1].id, items[-1].payload))
+                        sends.append(self._message(owner, jid, event))
+        except StorageError:
+            pass  # the last items come with the next presence; nothing else depends on them
+        return sends
+
+    def _message(self, owner: JID, to: JID, event: Element) -> Send:
+        self._counter += 1
+        message = make_stanza("message", {"from": str(owner), "to": str(to), "type": "headline",
+                                          "id": f"pep{self._counter}"})
+        message.append(_copy(event))
+        return Send(to=to, stanza=message)
+
+
+_FEATURE_OF = {"subscribe": "subscribe", "unsubscribe": "subscribe", "options": "subscription-options",
+               "subscriptions": "retrieve-subscriptions", "affiliations": "retrieve-affiliations"}
+
+
+def _copy(event: Element) -> Element:
+    return etree.fromstring(etree.tostring(event))
+
+
+def _items_event(node: str) -> Element:
+    event = element(NS_PUBSUB_EVENT, "event")
+    sub(event, NS_PUBSUB_EVENT, "items", {"node": node})
+    return event
+
+
+def _item_element(namespace: str, item_id: str, payload: bytes) -> Element:
+    item = element(namespace, "item", {"id": item_id})
+    item.append(etree.fromstring(payload, _SAFE_PARSER))
+    return item
+
+
+_SAFE_PARSER = etree.XMLParser(resolve_entities=False, load_dtd=False, no_network=True, huge_tree=False)
+
+
+def _form_in(container: Element | None) -> Element | None:
+    if container is None:
+        return None
+    return container.find("{jabber:x:data}x")
+
+
+def _error(iq: Element, owner: JID, refusal: _Refusal) -> Element:
+    reply = error_reply(iq, refusal.condition, error_type=refusal.error_type, text=refusal.text)
+    reply.set("from", str(owner))
+    if refusal.app is not None:
+        error = reply.find("{jabber:client}error")
+        assert error is not None
+        attrs = {"feature": refusal.feature} if refusal.feature else None
+        sub(error, NS_PUBSUB_ERRORS, refusal.app, attrs)
+    return reply
+
+
+def account_identity(info: Element) -> None:
+    """XEP-0163 §1.1: the account's bare JID is a PEP service."""
+    sub(info, NS_DISCO_INFO, "identity", {"category": "pubsub", "type": "pep"})
+    for feature in FEATURES:
+        sub(info, NS_DISCO_INFO, "feature", {"var": feature})
