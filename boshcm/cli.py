@@ -1,4 +1,7 @@
-"""Command line: serve | adduser | passwd | deluser | users | check-config."""
+"""Command line: serve | adduser | passwd | deluser | users | check-config; --version.
+
+Installed extensions (boshcm/extensions.py) are found through their entry points: each gets a
+`--no-<name>` switch on serve (`<name>.enabled = false`), and its section is validated with the rest."""
 
 from __future__ import annotations
 
@@ -10,8 +13,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from boshcm import __version__
 from boshcm.config import Config, ConfigError, load_config, parse_host_port
 from boshcm.database import DatabaseFault, StorageError
+from boshcm.extensions import installed_names
 from boshcm.jid import JID, InvalidJID
 from boshcm.xmpp.accounts import AccountExists, NoSuchAccount
 
@@ -23,6 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--domain", help="the XMPP domain served (server.domain)")
 
     parser = argparse.ArgumentParser(prog="boshcm", description="BOSH/XMPP connection manager and XMPP server")
+    parser.add_argument("--version", action="version", version=f"boshcm {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", parents=[common], help="run the server")
@@ -31,7 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="log.level")
     serve.add_argument("--upstream", metavar="HOST:PORT",
                        help="off-board: relay BOSH sessions to this XMPP server (upstream.server)")
-    serve.add_argument("--no-quizbot", action="store_true", help="do not start the quiz bot (quizbot.enabled)")
+    for name in installed_names():
+        serve.add_argument(f"--no-{name}", action="append_const", const=name, dest="without",
+                           help=f"do not start the {name} extension ({name}.enabled)")
 
     check = commands.add_parser("check-config", parents=[common], help="validate the configuration and exit")
     check.add_argument("--c2s", metavar="HOST:PORT")
@@ -54,8 +62,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
                "http": "http.listen", "log_level": "log.level", "upstream": "upstream.server"}
     overrides = {dotted: getattr(args, name) for name, dotted in mapping.items()
                  if getattr(args, name, None) is not None}
-    if getattr(args, "no_quizbot", False):
-        overrides["quizbot.enabled"] = False
+    for name in getattr(args, "without", None) or []:
+        overrides[f"{name}.enabled"] = False
     return overrides
 
 

@@ -32,6 +32,11 @@ def parse_host_port(text: str, key: str) -> tuple[str, int]:
 
 def load_toml(schema: type[T], path: Path | str | None = None, overrides: dict[str, Any] | None = None) -> T:
     """Read `path` (if any), apply dotted-key `overrides` (`section.key` or `section.sub.key`), validate."""
+    return build_table(schema, read_toml(path, overrides), "")
+
+
+def read_toml(path: Path | str | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The raw tables of `path` (if any) with dotted-key `overrides` applied; nothing checked yet."""
     raw: dict[str, Any] = {}
     if path is not None:
         try:
@@ -47,8 +52,13 @@ def load_toml(schema: type[T], path: Path | str | None = None, overrides: dict[s
         for section in sections:
             table = table.setdefault(section, {})
         table[key] = value
-    config: T = _build(schema, raw, "")
-    return config
+    return raw
+
+
+def build_table(schema: type[T], raw: Any, prefix: str) -> T:
+    """`raw` as an instance of the dataclass `schema`; errors name `prefix` + the key (e.g. `quizbot.`)."""
+    built: T = _build(schema, raw, prefix)
+    return built
 
 
 def _build(cls: type[Any], raw: Any, prefix: str) -> Any:

@@ -13,10 +13,12 @@ from typing import Any
 
 from boshcm.database import DatabaseFault
 from boshcm.toml_config import ConfigError
+from quizbot import __version__
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="quizbot", description="Multiplayer quiz bot for XMPP rooms")
+    parser.add_argument("--version", action="version", version=f"quizbot {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = commands.add_parser("run", help="run the bot against an XMPP server (see conf/quizbot.toml)")
     run.add_argument("--config", metavar="FILE", help="TOML configuration (conf/quizbot.toml)")

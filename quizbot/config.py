@@ -12,7 +12,8 @@ from boshcm.jid import JID, InvalidJID
 from boshcm.toml_config import ConfigError, load_toml, parse_host_port
 from quizbot.game import GameSettings
 
-SHIPPED_BANKS = Path(__file__).resolve().parents[1] / "conf" / "questions"
+# Package data: found the same way in a checkout and in an installed wheel.
+SHIPPED_BANKS = Path(__file__).resolve().parent / "banks"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -45,7 +46,7 @@ class QuizBotConfig:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EmbeddedQuizbotConfig(QuizBotConfig):
-    """`[quizbot]` in boshcm.toml: the bot `boshcm serve` starts on the embedded server."""
+    """`[quizbot]` in boshcm.toml: the bot `boshcm serve` starts on the embedded server (quizbot/extension.py)."""
 
     enabled: bool = True
     account: str = "quiz"

@@ -1,5 +1,6 @@
-"""The browser quiz page as aiohttp routes: the static files in quizbot/web/, Strophe.js from the npm packages,
-and /quiz/config.json telling the page where everything is."""
+"""The browser quiz page as aiohttp routes: the static files in quizbot/web/, Strophe.js from quizbot/web/vendor/
+(copied there from the npm package by scripts/setup.sh, shipped in the wheel), and /quiz/config.json telling the
+page where everything is."""
 
 from __future__ import annotations
 
@@ -10,13 +11,13 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from boshcm.config import Config
+    from quizbot.config import EmbeddedQuizbotConfig
 
 WEB = Path(__file__).parent / "web"
-STROPHE = Path(__file__).resolve().parents[1] / "node_modules" / "strophe.js" / "dist" / "strophe.umd.min.js"
+STROPHE = WEB / "vendor" / "strophe.umd.min.js"
 
 
-def page_routes(config: Config) -> list[web.RouteDef]:
-    quiz = config.quizbot
+def page_routes(config: Config, quiz: EmbeddedQuizbotConfig) -> list[web.RouteDef]:
     settings = {
         "domain": config.server.domain,
         "muc": config.muc_domain,
@@ -39,7 +40,8 @@ def page_routes(config: Config) -> list[web.RouteDef]:
 
     async def strophe(_request: web.Request) -> web.StreamResponse:
         if not STROPHE.exists():
-            return web.Response(status=503, text="Strophe.js is not installed: run scripts/setup.sh (npm install)")
+            return web.Response(status=503, text="Strophe.js is not installed: run scripts/setup.sh, which copies "
+                                                 "it from node_modules/ into quizbot/web/vendor/")
         return web.FileResponse(STROPHE)
 
     async def asset(request: web.Request) -> web.StreamResponse:

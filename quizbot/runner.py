@@ -1,15 +1,13 @@
-"""Building and running the bot: from boshcm's `[quizbot]` section (in-process, on the embedded server) or from
-conf/quizbot.toml (standalone, against any XMPP server)."""
+"""Building and running the bot: for boshcm's `[quizbot]` section (in-process, on the embedded server, through
+quizbot/extension.py) or from conf/quizbot.toml (standalone, against any XMPP server)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import signal
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from quizbot.bot import BotSettings, QuizBot
 from quizbot.config import QuizBotConfig, StandaloneConfig
@@ -17,12 +15,7 @@ from quizbot.questions import BankSet, Question, load_bank
 from quizbot.store import QuizStore
 from quizbot.xmpp import Connection, QuizBotClient
 
-if TYPE_CHECKING:
-    from boshcm.app import Server
-
 log = logging.getLogger(__name__)
-
-PASSWORD_FILE = "quizbot.password"
 
 
 def load_banks(paths: Sequence[Path]) -> tuple[BankSet, list[str]]:
@@ -53,48 +46,6 @@ def build_client(config: QuizBotConfig, connection: Connection, *, rooms: Sequen
     client = QuizBotClient(bot, connection, nick=config.nick, self_ping_seconds=config.self_ping_seconds,
                            reload_banks=lambda: load_banks(config.bank_paths()))
     return client, store
-
-
-class EmbeddedBot:
-    """The bot `boshcm serve` runs: its account on the embedded server is created (and its password kept in the
-    data directory) automatically; it connects over loopback c2s like any client."""
-
-    def __init__(self, server: Server) -> None:
-        config = server.config
-        self._server = server
-        quiz = config.quizbot
-        self.jid = f"{quiz.account}@{config.server.domain}"
-        password = self._password(config.data_path / PASSWORD_FILE, quiz.account)
-        rooms = ([f"{quiz.room}@{config.muc_domain}"] if quiz.room else []) + list(quiz.rooms)
-        from boshcm.tls import SELF_SIGNED_CERT
-
-        ca_file = None if config.c2s.tls_cert else config.data_path / SELF_SIGNED_CERT
-        connection = Connection(jid=f"{self.jid}/bot", password=password,
-                                server=("127.0.0.1" if server.c2s.host in ("0.0.0.0", "::") else server.c2s.host,
-                                        server.c2s.port),
-                                ca_file=ca_file)
-        self.client, self._store = build_client(quiz, connection, rooms=rooms, muc_domain=config.muc_domain,
-                                                store_path=config.data_path / quiz.store)
-
-    def _password(self, path: Path, account: str) -> str:
-        accounts = self._server.accounts
-        if path.exists() and accounts.exists(account):
-            return path.read_text().strip()
-        password = secrets.token_urlsafe(24)
-        path.touch(mode=0o600)
-        path.write_text(password)
-        if accounts.exists(account):
-            accounts.set_password(account, password)
-        else:
-            accounts.add(account, password)
-        return password
-
-    def start(self) -> None:
-        self.client.start()
-
-    async def stop(self) -> None:
-        await self.client.stop()
-        self._store.close()
 
 
 async def run_standalone(config: StandaloneConfig) -> None:

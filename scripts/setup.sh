@@ -45,3 +45,8 @@ else
   if ! command -v npm >/dev/null && command -v dpkg >/dev/null; then apt_install nodejs npm; fi
   npm install --silent --no-audit --no-fund --omit=dev
 fi
+# The quiz page's Strophe.js and its licence become package data (quizbot/web/vendor/, not in git): served from
+# there in a checkout and shipped in the wheel (`python -m build` after this script).
+mkdir -p quizbot/web/vendor
+cp node_modules/strophe.js/dist/strophe.umd.min.js quizbot/web/vendor/
+cp node_modules/strophe.js/LICENSE.txt quizbot/web/vendor/strophe.js-LICENSE.txt

@@ -6,4 +6,5 @@ scripts/setup.sh --test
 .venv/bin/ruff check boshcm quizbot tests
 .venv/bin/mypy
 # One worker per core; a file's tests stay together (they share fixtures such as a running Prosody).
+# tests/packaging builds the sdist and wheel (python -m build) and smoke-tests the wheel in a fresh venv.
 exec .venv/bin/pytest -q -n auto --dist loadfile "$@"

@@ -1,20 +1,26 @@
-"""Shared fixtures: the embedded server on loopback with ephemeral ports, and real slixmpp clients."""
+"""Shared fixtures: the embedded server on loopback with ephemeral ports, and real slixmpp clients.
+
+The server and slixmpp are imported only by the fixtures that use them, so that a unit test of a pure machine
+does not load the whole application."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from boshcm.app import Server
-from tests.integration.xmpp_client import XmppClient
-from tests.servers import running_server
+if TYPE_CHECKING:
+    from boshcm.app import Server
+    from tests.integration.xmpp_client import XmppClient
 
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[Server]:
+    from tests.servers import running_server
+
     async with running_server(tmp_path, {"c2s.max_stanza_bytes": 65_536}) as running:
         yield running
 

@@ -21,14 +21,19 @@ def test_defaults_need_no_file() -> None:
 def test_example_file_documents_every_option_with_its_default() -> None:
     with open(EXAMPLE, "rb") as handle:
         example = tomllib.load(handle)
-    defaults = Config()
+    defaults = load_config()
+    assert "quizbot" in defaults.extensions  # the installed extension's section is documented like the others
     assert_documented(example, defaults, "")
+    for name, section in defaults.extensions.items():
+        assert_documented(example[name], section.settings, f"{name}.")  # type: ignore[arg-type]
     assert load_config(EXAMPLE) == defaults
 
 
 def assert_documented(table: dict[str, object], defaults: object, prefix: str) -> None:
     """Every option of the dataclass `defaults` is in the TOML `table` with its default; tables nest."""
     for option in dataclasses.fields(defaults):  # type: ignore[arg-type]
+        if option.name == "extensions" and isinstance(defaults, Config):
+            continue  # the extensions' own sections, checked one by one
         key = f"{prefix}{option.name}"
         assert option.name in table, f"{key} missing from the example file"
         value = getattr(defaults, option.name)
@@ -91,9 +96,40 @@ def test_integers_are_accepted_for_float_options() -> None:
 
 def test_configuration_reference_mentions_every_option() -> None:
     reference = (EXAMPLE.parents[1] / "docs" / "configuration.md").read_text()
-    for section in dataclasses.fields(Config):
-        assert f"`[{section.name}]`" in reference
-        for option in dataclasses.fields(getattr(Config(), section.name)):
-            assert f"`{option.name}`" in reference, f"{section.name}.{option.name} undocumented"
+    config = load_config()
+    sections = {field.name: getattr(config, field.name) for field in dataclasses.fields(Config)
+                if field.name != "extensions"}
+    sections.update({name: section.settings for name, section in config.extensions.items()})
+    for name, defaults in sections.items():
+        assert f"`[{name}]`" in reference
+        for option in dataclasses.fields(defaults):
+            assert f"`{option.name}`" in reference, f"{name}.{option.name} undocumented"
     for option in (*dataclasses.fields(GameSettings), *dataclasses.fields(XmppAccountConfig)):
         assert f"`{option.name}`" in reference, f"{option.name} undocumented"
+
+
+def test_an_extension_owns_its_section_unknown_keys_named_and_absent_extensions_refused() -> None:
+    assert load_config(None, {"quizbot.nick": "Quizmaster"}).extensions["quizbot"].settings.nick == "Quizmaster"
+    with pytest.raises(ConfigError, match=r"^quizbot\.colour: unknown option"):
+        load_config(None, {"quizbot.colour": "blue"})
+    with pytest.raises(ConfigError, match=r"^quizbot\.game\.question_secs: unknown option"):
+        load_config(None, {"quizbot.game.question_secs": 3})
+    with pytest.raises(ConfigError, match=r"^quizbot\.language: must be de or en"):
+        load_config(None, {"quizbot.language": "fr"})
+    # Without the extension installed, its section is as unknown as any other.
+    with pytest.raises(ConfigError, match=r"^quizbot: unknown option"):
+        load_config(None, {"quizbot.nick": "Quizmaster"}, extensions=[])
+    with pytest.raises(ConfigError, match=r"^extensions: unknown option"):
+        load_config(None, {"extensions.quizbot": 1})
+
+
+def test_check_config_validates_the_extension_section(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from boshcm.cli import main
+
+    path = tmp_path / "boshcm.toml"
+    path.write_text('[quizbot]\naccount = "quiz@elsewhere"\n')
+    assert main(["check-config", "--config", str(path)]) == 2
+    assert capsys.readouterr().err.strip() == ("boshcm: configuration error: quizbot.account: "
+                                               "must be a local part like 'quiz'")
+    path.write_text('[quizbot]\nenabled = false\nroom = "lobby"\n')
+    assert main(["check-config", "--config", str(path)]) == 0

@@ -1,4 +1,4 @@
-"""The question banks that ship in conf/questions: valid, big and varied enough, sourced, fair."""
+"""The question banks that ship in quizbot/banks: valid, big and varied enough, sourced, fair."""
 
 from __future__ import annotations
 

@@ -1,0 +1,134 @@
+"""The wheel as a user gets it: `python -m build` (sdist, then the wheel from the sdist), installed into a fresh
+virtual environment, run from a directory that is not the repository. The quiz page, its script, Strophe.js and
+the shipped question banks must come from the installed package, and the bot must join its room.
+
+Built once per module; the fresh environment is made without pip and filled by this venv's pip, from its cache
+and the configured package indexes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+import boshcm
+from tests.integration.bosh_client import BoshClient
+from tests.interop.prosody import free_port
+
+ROOT = Path(__file__).parents[2]
+SOURCES = ("pyproject.toml", "README.md", "boshcm", "quizbot")
+ROOM = "quiz@conference.localhost"
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The bin/ directory of a fresh venv with the freshly built wheel installed."""
+    vendored = ROOT / "quizbot" / "web" / "vendor" / "strophe.umd.min.js"
+    assert vendored.exists(), "Strophe.js is not in quizbot/web/vendor/: run scripts/setup.sh before building"
+    work = tmp_path_factory.mktemp("wheel")
+    source = work / "source"  # a copy, so that building leaves nothing (egg-info, build/) in the repository
+    source.mkdir()
+    for name in SOURCES:
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(ROOT / name, source / name)
+    _run([sys.executable, "-m", "build", "--quiet", "--outdir", str(work / "dist"), str(source)])
+    (wheel,) = (work / "dist").glob("boshcm-*.whl")
+    assert list((work / "dist").glob("boshcm-*.tar.gz")), "no sdist"
+    venv = work / "venv"
+    _run([sys.executable, "-m", "venv", "--without-pip", str(venv)])
+    # --no-compile: the few modules a test imports are compiled when imported, not all of every dependency.
+    _run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "--quiet", "--no-compile",
+          str(wheel)])
+    yield venv / "bin"
+
+
+def _run(command: list[str], *, cwd: Path | None = None,
+         env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False, cwd=cwd, env=env)
+    assert result.returncode == 0, f"{command[:4]} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+@pytest.fixture
+async def serving(installed: Path, tmp_path: Path) -> AsyncIterator[tuple[int, Path]]:
+    """`boshcm serve` from the fresh venv, with the quiz bot, in an empty directory; yields the HTTP port."""
+    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    _run([str(installed / "boshcm"), "adduser", "alice", "--password", "alice-secret"], cwd=tmp_path, env=env)
+    (tmp_path / "boshcm.toml").write_text('[quizbot]\nadmins = ["alice@localhost"]\n')
+    http = free_port()
+    process = await asyncio.create_subprocess_exec(
+        str(installed / "boshcm"), "serve", "--config", "boshcm.toml", "--c2s", f"127.0.0.1:{free_port()}",
+        "--http", f"127.0.0.1:{http}", cwd=tmp_path, env=env, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE)
+    try:
+        yield http, tmp_path
+    finally:
+        process.terminate()
+        _out, errors = await asyncio.wait_for(process.communicate(), 10)
+        assert process.returncode == 0, errors.decode()
+        assert b"Traceback" not in errors, errors.decode()
+
+
+def test_the_installed_command_reports_its_version(installed: Path) -> None:
+    result = _run([str(installed / "boshcm"), "--version"], cwd=installed)
+    assert result.stdout.strip() == f"boshcm {boshcm.__version__}"
+    result = _run([str(installed / "quizbot"), "--version"], cwd=installed)
+    assert result.stdout.strip() == f"quizbot {boshcm.__version__}"
+
+
+async def test_the_installed_wheel_serves_the_page_its_scripts_and_the_bot_joins(
+        serving: tuple[int, Path]) -> None:
+    port, _directory = serving
+    base = f"http://127.0.0.1:{port}"
+    async with aiohttp.ClientSession() as http:
+        for _attempt in range(100):
+            try:
+                async with http.get(f"{base}/") as reply:
+                    assert reply.status == 200
+                    page = await reply.text()
+                    break
+            except aiohttp.ClientConnectionError:
+                await asyncio.sleep(0.1)
+        else:
+            pytest.fail("boshcm serve did not listen")
+        # Everything the page loads, as the page names it.
+        assets = re.findall(r'(?:src|href)="(/[^"]+)"', page)
+        assert any("strophe" in asset for asset in assets) and "/quiz/app.js" in assets, assets
+        for asset in [*assets, "/quiz/config.json"]:
+            async with http.get(f"{base}{asset}") as reply:
+                assert reply.status == 200, asset
+                assert len(await reply.read()) > 100, asset
+        bosh = BoshClient(http, f"{base}/http-bind")
+        try:
+            await bosh.login("alice", "alice-secret")
+            bosh.start_polling()
+            # The bot makes the public room when it joins; then a joiner sees the bot in it.
+            for attempt in range(100):
+                await bosh.send(f"<iq xmlns='jabber:client' type='get' id='items{attempt}' to='conference.localhost'>"
+                                "<query xmlns='http://jabber.org/protocol/disco#items'/></iq>")
+                items = await bosh.next("iq", id=f"items{attempt}")
+                if ROOM in [item.get("jid") for item in items.iter("{*}item")]:
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                pytest.fail("the quiz bot did not make its room")
+            await bosh.send(f"<presence xmlns='jabber:client' to='{ROOM}/Tester'>"
+                            "<x xmlns='http://jabber.org/protocol/muc'/></presence>")
+            await bosh.next("presence", **{"from": f"{ROOM}/Quizbot"})
+            # The shipped question banks were found in the installed package.
+            await bosh.send("<message xmlns='jabber:client' type='chat' to='quiz@localhost'>"
+                            "<body>!admin banks</body></message>")
+            report = await bosh.next("message", **{"from": "quiz@localhost/bot"})
+            assert re.search(r"en\.json: \d{3} questions", report.findtext("{*}body") or ""), report
+        finally:
+            await bosh.close()
