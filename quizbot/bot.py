@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from lxml import etree
 
@@ -31,6 +31,7 @@ from quizbot.events import (
     RoomLeft,
     RoomMessage,
     RoundTrip,
+    Send,
 )
 from quizbot.game import GameSettings
 from quizbot.questions import BankSet
@@ -64,6 +65,7 @@ class _RateLimit:
     def __init__(self, count: int, window: float) -> None:
         self._count, self._window = count, window
         self._seen: dict[str, deque[float]] = {}
+        self._told: set[str] = set()  # refused since their last allowed attempt, and told so once
 
     def allow(self, key: str, now: float, cost: int = 1) -> bool:
         seen = self._seen.setdefault(key, deque())
@@ -72,6 +74,14 @@ class _RateLimit:
         if len(seen) + cost > self._count:
             return False
         seen.extend([now] * cost)
+        self._told.discard(key)
+        return True
+
+    def first_refusal(self, key: str) -> bool:
+        """True once per flood: the sender hears "slow down" once, then nothing until they are allowed again."""
+        if key in self._told:
+            return False
+        self._told.add(key)
         return True
 
 
@@ -156,7 +166,17 @@ class QuizBot:
             case RoundTrip(room=jid, nick=nick, seconds=seconds):
                 if jid in self.rooms:
                     self.rooms[jid].round_trip(nick, seconds, now)
-        return orders.items
+        return [order for order in map(self._through_room, orders.items) if order is not None]
+
+    def _through_room(self, order: Order) -> Order | None:
+        """A private message to an occupant JID (room/nick) carries text only: clients believe quiz payloads
+        only from the bot's real JID and would drop the whole message, text and all."""
+        if not isinstance(order, Send) or order.groupchat or not order.payload:
+            return order
+        room, _, nick = order.to.partition("/")
+        if not nick or room not in self.rooms:
+            return order
+        return replace(order, payload=()) if order.body else None
 
     def _entered(self, jid: str, now: float, wall: float, orders: Orders) -> None:
         room = self._room(jid)
@@ -204,11 +224,22 @@ class QuizBot:
         parsed = parse(fact.body.strip())
         if parsed is None:
             room.answer(player=sender.player, nick=fact.nick, text=fact.body.strip(), given=fact.answer,
-                        reply_to=f"{room.jid}/{fact.nick}", now=now, wall=wall, orders=orders)
+                        reply_to=room.private_address(fact.nick), now=now, wall=wall, orders=orders)
             return
-        if not self._commands.allow(sender.player, now):
-            return  # command floods are dropped silently; answers have their own limit in the game
+        if not self._allowed(sender, room, f"{room.jid}/{fact.nick}", now, orders):
+            return
         self._command(parsed, sender, room=room, reply_to=room.jid, now=now, wall=wall, orders=orders)
+
+    def _allowed(self, sender: Sender, room: QuizRoom | None, reply_to: str, now: float, orders: Orders) -> bool:
+        """The command rate (answers have their own limit in the game); a flood is told once to slow down,
+        privately, then dropped."""
+        if self._commands.allow(sender.player, now):
+            return True
+        if self._commands.first_refusal(sender.player):
+            language = room.language if room is not None else self.settings.language
+            orders.say(reply_to, render.say(language, "slow-down", count=self.settings.commands_per_window,
+                                            seconds=render.seconds_text(self.settings.command_window_seconds)))
+        return False
 
     def _private_message(self, fact: PrivateMessage, now: float, wall: float, orders: Orders) -> None:
         if forged(fact.quiz_payloads):
@@ -216,8 +247,11 @@ class QuizBot:
         body = fact.body.strip()
         room: QuizRoom | None
         if fact.room is not None and fact.nick is not None and fact.room in self.rooms:
+            # XEP-0045 §7.5: through the room from an occupant; the room's occupant-id (XEP-0421) names the
+            # person even if the nick changed hands in between. Answers go back the same way.
             room = self.rooms[fact.room]
-            sender = self._sender_in_room(room, fact.nick)
+            by_id = room.occupant_by_id(fact.occupant_id) if fact.occupant_id is not None else None
+            sender = self._sender_in_room(room, by_id.nick if by_id is not None else fact.nick)
             reply_to = f"{fact.room}/{fact.nick}"
         else:
             bare = fact.sender.partition("/")[0]
@@ -235,10 +269,10 @@ class QuizBot:
                 room.answer(player=sender.player, nick=sender.nick, text=body, given=fact.answer, reply_to=reply_to,
                             now=now, wall=wall, orders=orders)
             return
-        if not self._commands.allow(sender.player, now):
+        if not self._allowed(sender, room, reply_to, now, orders):
             return
         self._command(parsed, sender, room=room, reply_to=reply_to, now=now, wall=wall, orders=orders,
-                      private=fact.room is None)
+                      private=True)
 
     def _room_of(self, bare: str) -> QuizRoom | None:
         """The room where this player is in a game with an open question, else any room they are in."""
@@ -337,7 +371,7 @@ class QuizBot:
         for jid in jids:
             orders.items.append(Invite(room=room, jid=jid, reason=render.say(language, "invitation", nick=nick,
                                                                              room=room)))
-        reply(render.say(language, "invite-sent", jids=", ".join(jids), room=room))
+        reply(render.say(language, "invite-sent", jids=", ".join(map(render.shown, jids)), room=room))
 
     def _admin(self, command: Command, language: str, now: float, wall: float, orders: Orders,
                reply: Callable[..., None], reply_to: str) -> None:
@@ -395,8 +429,20 @@ class QuizBot:
                 reply(done if ok else render.say(language, "admin-unknown"))
             case "give":
                 jid, points = arguments[0], int(arguments[1])
-                self.store.award(player=jid, nick=jid.partition("@")[0], points=points, wall=wall, game_id=None,
+                self.store.award(player=jid, nick=self._nick_of(jid, wall), points=points, wall=wall, game_id=None,
                                  why="admin")
                 reply(done)
             case _:
                 raise AssertionError(f"unhandled admin action {action}")
+
+    def _nick_of(self, player: str, wall: float) -> str:
+        """The name a player goes by (the leaderboard shows the latest one): their nick in a room, else the
+        last one the ledger knows, else the JID's localpart."""
+        for room in self.rooms.values():
+            occupant = room.occupant_for_player(player)
+            if occupant is not None:
+                return occupant.nick
+        # Only for `!admin give`, so a scan of the all-time board is cheap enough.
+        known = (nick for key, nick, _points in self.store.leaderboard("all", wall=wall, limit=1_000_000)
+                 if key == player)
+        return next(known, player.partition("@")[0])

@@ -62,6 +62,7 @@ class PrivateMessage:
     answer: AnswerPayload | None = None
     room: str | None = None
     nick: str | None = None
+    occupant_id: str | None = None  # XEP-0421, set by the room on a message through it
     quiz_payloads: tuple[str, ...] = ()  # local names of the urn:boshcm:quiz:0 elements it carries
 
 

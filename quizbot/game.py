@@ -378,7 +378,7 @@ class QuizGame:
             case QuestionReflected():
                 if self._state is _State.OPEN and self._started_at == self._asked_at:
                     self._started_at = now
-                    self._deadline = now + self._settings.question_seconds
+                    self._deadline = self._next_wake(now)  # classic: the first hint, not the end
                 return []
             case AnswerGiven():
                 return self._answer(event, now)
@@ -426,10 +426,7 @@ class QuizGame:
         self._asked_at = self._started_at = now
         self._hints = 0
         self._answered, self._picks, self._awards, self._skip_votes = {}, {}, [], set()
-        first_wake = (
-            self._settings.hint_interval_seconds if self.mode is Mode.CLASSIC else self._settings.question_seconds
-        )
-        self._deadline = now + min(first_wake, self._settings.question_seconds)
+        self._deadline = self._next_wake(now)
         return [
             AskQuestion(
                 index=self._index + 1,
@@ -452,10 +449,15 @@ class QuizGame:
         answer = question.answer
         shown = max(1, len(answer) * self._hints // (self._settings.max_hints + 1))
         pattern = " ".join(char if index < shown or not char.isalnum() else "_" for index, char in enumerate(answer))
-        self._deadline = min(
-            now + self._settings.hint_interval_seconds, self._started_at + self._settings.question_seconds
-        )
+        self._deadline = self._next_wake(now)
         return [ShowHint(question_id=question.id, pattern=pattern, points_now=self._classic_points())]
+
+    def _next_wake(self, now: float) -> float:
+        """While a question is open: the next hint (classic, while hints are left), else its end."""
+        end = self._started_at + self._settings.question_seconds
+        if self.mode is Mode.CLASSIC and self._hints < self._settings.max_hints:
+            return min(now + self._settings.hint_interval_seconds, end)
+        return end
 
     def _classic_points(self) -> int:
         return self._settings.classic_points >> self._hints

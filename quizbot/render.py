@@ -1,10 +1,14 @@
 """The human-readable side of every bot message, in German and English.
 
 One table per language with the same keys; a test checks both tables have the same keys and placeholders.
+This is also the one place where text that users chose (nicks, command words, arguments) is made fit to be
+repeated: without control or format characters (a U+202E would turn the rest of the line around) and at most
+`ECHO_CHARS` long.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 
 from quizbot.game import CHOICE_KEYS, AskQuestion, AwardPoints, RevealAnswer, ShowHint
@@ -18,6 +22,7 @@ TEXTS: dict[str, dict[str, str]] = {
         " (in live games also privately to me).",
         "usage": "Usage: {hint}",
         "unknown": "Unknown command {command}; try !help",
+        "slow-down": "Please slow down: at most {count} commands in {seconds} s.",
         "not-allowed": "Sorry, only the game's opener, room moderators or bot admins may do that.",
         "not-admin": "Sorry, only bot administrators may do that.",
         "banned": "Sorry, you are not allowed to play here.",
@@ -88,6 +93,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "Antworten einfach eintippen (im Live-Spiel auch privat an mich).",
         "usage": "Aufruf: {hint}",
         "unknown": "Unbekannter Befehl {command}; siehe !hilfe",
+        "slow-down": "Bitte langsamer: höchstens {count} Befehle in {seconds} s.",
         "not-allowed": "Das dürfen nur der Eröffner des Spiels, Raum-Moderatoren oder Bot-Admins.",
         "not-admin": "Das dürfen nur Bot-Administratoren.",
         "banned": "Du darfst hier leider nicht mitspielen.",
@@ -155,9 +161,28 @@ TEXTS: dict[str, dict[str, str]] = {
 LANGUAGE_NAMES = {"en": {"en": "English", "de": "German"}, "de": {"en": "Englisch", "de": "Deutsch"}}
 
 
+ECHO_CHARS = 60
+# Placeholders that carry what a user typed or chose; every other value is ours (or already `shown`).
+_USER_VALUES = frozenset({"nick", "command", "what", "category"})
+_UNPRINTABLE = frozenset({"Cc", "Cf"})  # controls (NUL, BEL, newlines) and format characters (bidi overrides)
+
+
+def printable(text: str) -> str:
+    """`text` without control and format characters."""
+    return "".join(char for char in text if unicodedata.category(char) not in _UNPRINTABLE)
+
+
+def shown(text: str, limit: int = ECHO_CHARS) -> str:
+    """User text as the bot repeats it: printable, and at most `limit` characters (an ellipsis marks a cut)."""
+    clean = printable(text)
+    return clean if len(clean) <= limit else clean[: limit - 1] + "…"
+
+
 def say(language: str, key: str, /, **values: object) -> str:
     table = TEXTS.get(language, TEXTS["en"])
-    return table[key].format(**values)
+    clean = {name: (shown(value) if name in _USER_VALUES else printable(value)) if isinstance(value, str) else value
+             for name, value in values.items()}
+    return table[key].format(**clean)
 
 
 def seconds_text(seconds: float) -> str:
@@ -165,7 +190,14 @@ def seconds_text(seconds: float) -> str:
 
 
 def standings_text(standings: Sequence[tuple[str, int]]) -> str:
-    return ", ".join(f"{rank}. {nick} {points}" for rank, (nick, points) in enumerate(standings, start=1))
+    """`1. Ann 20, 2. Ben 10, 2. Cat 10, 4. Dan 5`: equal points share a rank, as in the payload."""
+    parts: list[str] = []
+    rank = 0
+    for position, (nick, points) in enumerate(standings, start=1):
+        if position == 1 or points != standings[position - 2][1]:
+            rank = position
+        parts.append(f"{rank}. {shown(nick)} {points}")
+    return ", ".join(parts)
 
 
 def question_text(language: str, ask: AskQuestion, *, live: bool) -> str:
@@ -190,4 +222,4 @@ def reveal_text(language: str, revealed: RevealAnswer) -> str:
 
 
 def _scorer(award: AwardPoints) -> str:
-    return f"{award.nick} +{award.points} ({award.seconds:.1f} s)"
+    return f"{shown(award.nick)} +{award.points} ({award.seconds:.1f} s)"

@@ -56,6 +56,7 @@ class Occupant:
     real_jid: str | None
     role: str
     affiliation: str
+    occupant_id: str | None = None
 
 
 @dataclass(slots=True)
@@ -66,6 +67,7 @@ class Lobby:
     language: str
     opener: str  # player key
     opener_nick: str
+    game_id: str  # the same id from the lobby to the end of its game
     players: dict[str, str] = field(default_factory=dict)  # key -> nick
 
 
@@ -108,7 +110,7 @@ class QuizRoom:
                          affiliation: str, now: float) -> list[GameAction]:
         player = real_jid or (f"occupant:{self.jid}:{occupant_id}" if occupant_id else f"nick:{self.jid}/{nick}")
         self.occupants[nick] = Occupant(nick=nick, player=player, real_jid=real_jid, role=role,
-                                        affiliation=affiliation)
+                                        affiliation=affiliation, occupant_id=occupant_id)
         self._nick_of_player[player] = nick
         if self.game is not None and (self.game.has_player(player) or self.game.mode is not Mode.SIXBREAK):
             # A rejoin or nick change keeps the points; in live and classic games everyone in the room plays.
@@ -133,6 +135,16 @@ class QuizRoom:
             self.occupants[new_nick] = occupant
             self._nick_of_player[occupant.player] = new_nick
 
+    def occupant_by_id(self, occupant_id: str) -> Occupant | None:
+        """XEP-0421: the occupant the room names by this id (it stays with the person across nick changes)."""
+        return next((o for o in self.occupants.values() if o.occupant_id == occupant_id), None)
+
+    def private_address(self, nick: str) -> str:
+        """Where to say something to one occupant alone: the real JID where the room shows it (clients believe
+        quiz payloads only from the bot's real JID), else the occupant JID through the room."""
+        occupant = self.occupants.get(nick)
+        return occupant.real_jid if occupant is not None and occupant.real_jid else f"{self.jid}/{nick}"
+
     def occupant_for_player(self, player: str) -> Occupant | None:
         nick = self._nick_of_player.get(player)
         return self.occupants.get(nick) if nick is not None else None
@@ -148,7 +160,8 @@ class QuizRoom:
 
     def tick(self, now: float, wall: float, orders: Orders) -> None:
         if self.game is not None:
-            self._perform(self.game.handle_timeout(now), now, wall, orders)
+            after_break = self.game.paused
+            self._perform(self.game.handle_timeout(now), now, wall, orders, after_break=after_break)
 
     def reflected(self, question_id: str, now: float) -> None:
         question = self.game.current_question if self.game is not None else None
@@ -204,7 +217,7 @@ class QuizRoom:
                 else:
                     self.lobby.players[sender.player] = sender.nick
                     orders.say(self.jid, render.say(language, "joined", nick=sender.nick,
-                                                    players=", ".join(self.lobby.players.values())),
+                                                    players=", ".join(map(render.shown, self.lobby.players.values()))),
                                self._lobby_state(), **to_room)
             case "start":
                 if self.lobby is None:
@@ -225,8 +238,10 @@ class QuizRoom:
                 if self.game is not None:
                     self._perform(self.game.handle(HintRequested(), now), now, wall, orders)
             case "repeat":
+                # Only the asker needs it again: in the room, the answer goes to them alone.
+                to = self.private_address(sender.nick) if reply_to == self.jid else reply_to
                 if self.game is not None and self.game.question_open and self._last_ask is not None:
-                    self._say_question(self._last_ask, orders, to=reply_to)
+                    self._say_question(self._last_ask, orders, to=to)
             case "score":
                 self._scores(reply_to, orders)
             case "lang":
@@ -255,9 +270,10 @@ class QuizRoom:
             orders.say(self.jid, render.say(self.language, "no-questions", language=language,
                                             category=f", {command.category}"), groupchat=True)
             return
+        game_id = f"{self.jid.partition('@')[0]}-{int(wall)}-{self._rng.randrange(1 << 32):08x}"
         self.lobby = Lobby(mode=Mode(command.mode), count=command.count or DEFAULT_QUESTION_COUNT,
                            category=command.category, language=language, opener=sender.player,
-                           opener_nick=sender.nick, players={sender.player: sender.nick})
+                           opener_nick=sender.nick, game_id=game_id, players={sender.player: sender.nick})
         self._opener, self._opener_nick = sender.player, sender.nick
         self._stop_votes = set()
         names = render.LANGUAGE_NAMES[self.language]
@@ -269,7 +285,7 @@ class QuizRoom:
     def _lobby_state(self) -> etree._Element:
         lobby = self.lobby
         assert lobby is not None
-        return payload.game_state(game_id="lobby", state="lobby", mode=lobby.mode.value, language=lobby.language,
+        return payload.game_state(game_id=lobby.game_id, state="lobby", mode=lobby.mode.value, language=lobby.language,
                                   total=lobby.count, opener=lobby.opener_nick, category=lobby.category,
                                   players=[payload.PlayerView(nick=nick, points=0) for nick in lobby.players.values()])
 
@@ -289,7 +305,7 @@ class QuizRoom:
                        groupchat=True)
             return
         self.game = QuizGame(mode=lobby.mode, questions=questions, settings=self._settings, rng=self._rng)
-        self.game_id = f"{self.jid.partition('@')[0]}-{int(wall)}-{self._rng.randrange(1 << 32):08x}"
+        self.game_id = lobby.game_id
         self._game_language = lobby.language
         self._store.game_started(game_id=self.game_id, room=self.jid, mode=lobby.mode.value,
                                  language=lobby.language, opener=lobby.opener, wall=wall)
@@ -306,10 +322,10 @@ class QuizRoom:
 
     def _stop(self, sender: Sender, direct: bool, now: float, wall: float, orders: Orders) -> None:
         if self.lobby is not None and (direct or sender.player == self.lobby.opener):
-            self.lobby = None
+            game_id, self.lobby = self.lobby.game_id, None
             self._opener = None
             orders.say(self.jid, render.say(self.language, "end-stopped"),
-                       payload.game_state(game_id="lobby", state="none", mode="", language=self.language, total=0,
+                       payload.game_state(game_id=game_id, state="none", mode="", language=self.language, total=0,
                                           opener=None, players=[]), groupchat=True)
             return
         if self.game is None:
@@ -344,7 +360,8 @@ class QuizRoom:
 
     # --- game orders to messages ------------------------------------------------------------------
 
-    def _perform(self, actions: list[GameAction], now: float, wall: float, orders: Orders) -> None:
+    def _perform(self, actions: list[GameAction], now: float, wall: float, orders: Orders, *,
+                 after_break: bool = False) -> None:
         game = self.game
         if game is None or not actions:
             return
@@ -357,7 +374,9 @@ class QuizRoom:
                     self._ask_deadline_wall = wall + action.duration_seconds
                     self._store.question_asked(game_id=self.game_id or "", question_id=action.question_id,
                                                position=action.index, wall=wall)
-                    self._say_question(action, orders, to=self.jid)
+                    # After a sixbreak pause the game runs again: say so beside the question.
+                    extra = (self._game_state("running"),) if after_break else ()
+                    self._say_question(action, orders, to=self.jid, extra=extra)
                 case ShowHint():
                     orders.say(self.jid, render.hint_text(self.language, action), payload.hint(action),
                                groupchat=True)
@@ -395,11 +414,13 @@ class QuizRoom:
                 if isinstance(action, AwardPoints | Eliminate):
                     self._store.save_player(self.game_id, action.player, game.player_snapshot(action.player))
 
-    def _say_question(self, ask: AskQuestion, orders: Orders, *, to: str) -> None:
+    def _say_question(self, ask: AskQuestion, orders: Orders, *, to: str,
+                      extra: tuple[etree._Element, ...] = ()) -> None:
         game = self.game
         assert game is not None
         text = render.question_text(self.language, ask, live=game.mode is Mode.LIVE)
-        orders.say(to, text, payload.question(ask, game_id=self.game_id or "", deadline_wall=self._ask_deadline_wall),
+        orders.say(to, text, *extra,
+                   payload.question(ask, game_id=self.game_id or "", deadline_wall=self._ask_deadline_wall),
                    groupchat=to == self.jid)
 
     def _finish(self, ended: GameEnded, wall: float, orders: Orders) -> None:

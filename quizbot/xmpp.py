@@ -21,6 +21,8 @@ import slixmpp
 from lxml import etree
 from slixmpp import JID
 from slixmpp.exceptions import IqError, IqTimeout
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher import MatchXPath
 
 from boshcm.clock import Clock, SystemClock
 from quizbot import payload
@@ -110,6 +112,10 @@ class QuizBotClient:
         self.xmpp.add_event_handler("presence_error", self._on_presence_error)
         self.xmpp.add_event_handler("groupchat_message", self._on_groupchat_message)
         self.xmpp.add_event_handler("message", self._on_message)
+        # slixmpp's "message" and "groupchat_message" events need a <body/>; an <answer/> may come without one.
+        self.xmpp.register_handler(Callback(
+            "quizbot answer without body",
+            MatchXPath(f"{{{self.xmpp.default_ns}}}message/{{{payload.NS}}}answer"), self._on_bodyless_answer))
         self._admin_commands_registered = False
 
     def _plugin(self, name: str) -> Any:
@@ -282,20 +288,34 @@ class QuizBotClient:
                                reflected_question=asked.get("id") if asked is not None else None,
                                quiz_payloads=quiz_payloads))
 
+    def _on_bodyless_answer(self, message: Any) -> None:
+        if message["body"]:
+            return  # the events above have it
+        if message["type"] == "groupchat":
+            self._on_groupchat_message(message)
+        else:
+            self._on_message(message)
+
     def _on_message(self, message: Any) -> None:
         if message["type"] not in ("chat", "normal"):
             return
         sender = message["from"]
         element = _lxml(message)
-        if element.find(f"{{{NS_MUC_USER}}}x") is not None or element.find("{jabber:x:conference}x") is not None:
+        via_room = sender.bare in self.joined
+        x = element.find(f"{{{NS_MUC_USER}}}x")
+        if element.find("{jabber:x:conference}x") is not None or (x is not None and len(x)) or (
+                via_room and not sender.resource):
             return  # invitations and room notices, not players
+        # XEP-0045 §7.5: a private message through the room carries an empty muc#user <x/>: a player's.
         answer = payload.parse_answer(element)
         if not message["body"] and answer is None:
             return
-        via_room = sender.bare in self.joined
+        occupant_id = element.find(f"{{{NS_OCCUPANT_ID}}}occupant-id") if via_room else None
         self._feed(PrivateMessage(sender=str(sender), body=message["body"], answer=answer,
                                   room=sender.bare if via_room else None,
-                                  nick=sender.resource if via_room else None, quiz_payloads=_quiz_payloads(element)))
+                                  nick=sender.resource if via_room else None,
+                                  occupant_id=occupant_id.get("id") if occupant_id is not None else None,
+                                  quiz_payloads=_quiz_payloads(element)))
 
     # --- orders out -------------------------------------------------------------------------------
 

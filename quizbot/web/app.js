@@ -70,9 +70,14 @@ function quizChild(stanza, name) {
   return null;
 }
 
+// Text of an element as the sender wrote it. Never Strophe.getText: it XML-escapes (an apostrophe would show
+// as &apos;), and everything here goes into the page with textContent, which needs no escaping at all.
+function textOf(element) {
+  return element ? element.textContent : "";
+}
+
 function bodyOf(stanza) {
-  const body = stanza.getElementsByTagName("body")[0];
-  return body ? Strophe.getText(body) : "";
+  return textOf(stanza.getElementsByTagName("body")[0]);
 }
 
 // --- only the bot speaks for the bot ----------------------------------------------------------------------
@@ -427,7 +432,7 @@ function onQuestion(question) {
   $("hint").textContent = "";
   $("q-index").textContent = t("question", { i: question.getAttribute("index"), n: question.getAttribute("total") });
   $("q-category").textContent = question.getAttribute("category");
-  $("q-text").textContent = Strophe.getText(quizChild(question, "text"));
+  $("q-text").textContent = textOf(quizChild(question, "text"));
   const choices = [...question.children].filter((c) => c.namespaceURI === NS && c.localName === "choice");
   const box = $("choices");
   box.replaceChildren();
@@ -435,7 +440,7 @@ function onQuestion(question) {
     const button = document.createElement("button");
     button.type = "button";
     button.dataset.key = choice.getAttribute("key");
-    button.textContent = `${choice.getAttribute("key")}) ${Strophe.getText(choice)}`;
+    button.textContent = `${choice.getAttribute("key")}) ${textOf(choice)}`;
     button.addEventListener("click", () => answer(button.dataset.key, button.dataset.key, button));
     box.appendChild(button);
   }
@@ -505,6 +510,12 @@ function fillRanking(list, payload) {
     const li = document.createElement("li");
     li.dataset.nick = player.getAttribute("nick");
     li.dataset.points = player.getAttribute("points");
+    // The bot ranks: equal points share a rank (1, 2, 2, 4); the list shows its number, not the position.
+    const rank = Number(player.getAttribute("rank"));
+    if (Number.isInteger(rank) && rank > 0) {
+      li.value = rank;
+      li.dataset.rank = String(rank);
+    }
     li.textContent = `${player.getAttribute("nick")} — ${t("points", { p: player.getAttribute("points") })}`;
     list.appendChild(li);
   }
@@ -524,7 +535,7 @@ function onScores(scores) {
 
 function fillCategories(payload) {
   state.categories = [...payload.children].filter((c) => c.localName === "category")
-    .map((c) => ({ language: c.getAttribute("language"), name: Strophe.getText(c) }));
+    .map((c) => ({ language: c.getAttribute("language"), name: textOf(c) }));
   showCategories();
 }
 

@@ -32,6 +32,12 @@ BANK = {"language": "en", "questions": [
      "answer": planet, "wrong": [p for p in ("Mercury", "Venus", "Earth", "Mars", "Jupiter") if p != planet][:3],
      "source": "https://en.wikipedia.org/wiki/Solar_System"}
     for n, planet in enumerate(("Mercury", "Venus", "Earth"))
+] + [
+    # Text that markup would change: shown as written, never as markup and never as entities.
+    {"id": "x-markup", "category": "tricky", "kind": "choice",
+     "question": "Which one's <b>bold</b> &amp; \"quoted\"?", "answer": "Rock 'n' Roll & <Blues>",
+     "wrong": ["Bach's <i>Fugue</i>", "A &amp; B", "<script>alert(1)</script>"],
+     "source": "https://en.wikipedia.org/wiki/HTML"},
 ]}
 ANSWERS = {q["id"]: q["answer"] for q in BANK["questions"]}
 WRONG = {"m-text": "Lyon", "m-number": "6"}

@@ -11,12 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher import MatchXPath
 
 from boshcm.app import Server
 from boshcm.config import load_config
 from boshcm.jid import JID
 from boshcm.tls import SELF_SIGNED_CERT
 from quizbot.config import QuizBotConfig
+from quizbot.extension import QuizExtension
 from quizbot.payload import NS
 from quizbot.runner import build_client
 from quizbot.xmpp import Connection
@@ -50,8 +53,8 @@ async def quiz_server(tmp_path: Path) -> AsyncIterator[Server]:
     for name in ("ann", "ben", "cat", "root"):
         server.accounts.add(name, f"{name}-secret")
     await server.start()
-    assert server.quizbot is not None
-    await wait_until(lambda: ROOM in server.quizbot.client.entered)  # type: ignore[union-attr]
+    assert server.extension(QuizExtension).client is not None
+    await wait_until(lambda: ROOM in server.extension(QuizExtension).client.entered)  # type: ignore[union-attr]
     yield server
     await server.stop()
 
@@ -219,7 +222,7 @@ async def test_the_bots_room_is_public_and_persistent_and_listed(quiz_server: Se
 
 
 async def test_self_ping_brings_the_bot_back_when_the_room_forgot_it(quiz_server: Server) -> None:
-    assert quiz_server.muc is not None and quiz_server.quizbot is not None
+    assert quiz_server.muc is not None and quiz_server.extension(QuizExtension).client is not None
     room = quiz_server.muc.room(JID.parse(ROOM))
     assert room is not None and "Quizbot" in room._occupants
     # What a MUC service restart looks like to the bot: no presence, it is simply no longer in the room.
@@ -269,8 +272,8 @@ async def test_admin_ad_hoc_commands_answer_admins_and_refuse_others(quiz_server
             f"{BOT}/bot", "quizbot-admin-give", sessionid=first["command"]["sessionid"], payload=form,
             action="complete")
         assert "Done" in str(done["command"]["form"]["values"]["result"])
-        assert quiz_server.quizbot is not None
-        board = quiz_server.quizbot.client.bot.store.leaderboard("all", wall=1e12)
+        assert quiz_server.extension(QuizExtension).client is not None
+        board = quiz_server.extension(QuizExtension).client.bot.store.leaderboard("all", wall=1e12)
         assert ("ann@localhost", "ann", 40) in board
     finally:
         await asyncio.gather(*(client.close() for client in made), return_exceptions=True)
@@ -339,8 +342,8 @@ async def test_payloads_forged_by_an_occupant_are_ignored_by_the_bot_and_by_play
     assert {p.get("nick") for p in final} == {"Ann", "Ben", "Cat"} and all(
         int(p.get("points", "")) < 2000 for p in final)
     assert sorted(ben.dropped) == ["game", "question", "room", "room", "scores"]
-    assert quiz_server.quizbot is not None
-    assert quiz_server.quizbot.client.bot.store.counts()["answers"] == 3
+    assert quiz_server.extension(QuizExtension).client is not None
+    assert quiz_server.extension(QuizExtension).client.bot.store.counts()["answers"] == 3
 
 
 async def test_a_repeated_answer_counts_once(players: tuple[Player, Player, Player], quiz_server: Server) -> None:
@@ -360,6 +363,114 @@ async def test_a_repeated_answer_counts_once(players: tuple[Player, Player, Play
     assert set(scorers) == {"Ann", "Cat"}
     final = await ann.next("scores", lambda s: s.get("final") == "true")
     assert {p.get("nick"): int(p.get("points", "")) for p in final} == {**scorers, "Ben": 0}
-    assert quiz_server.quizbot is not None
-    counts = quiz_server.quizbot.client.bot.store.counts()
+    assert quiz_server.extension(QuizExtension).client is not None
+    counts = quiz_server.extension(QuizExtension).client.bot.store.counts()
     assert counts["answers"] == 3 and counts["correct"] == 2
+
+
+# --- the bot as players meet it (docs/quiz.md) -------------------------------------------------------------
+
+BOT_IN_ROOM = f"{ROOM}/Quizbot"  # the bot's occupant JID: a private message there goes through the room
+
+
+@pytest.fixture
+async def fast_server(tmp_path: Path) -> AsyncIterator[Server]:
+    """A hint every second and a break after every question, so both come in a short game."""
+    bank = tmp_path / "bank.json"
+    bank.write_text(json.dumps(BANK))
+    server = Server(load_config(None, {
+        "server.data_dir": str(tmp_path / "data"), "c2s.listen": "127.0.0.1:0", "http.listen": "127.0.0.1:0",
+        "quizbot.questions": [str(bank)], "quizbot.game.question_seconds": QUESTION_SECONDS,
+        "quizbot.game.reveal_seconds": 0.5, "quizbot.game.hint_interval_seconds": 1.0,
+        "quizbot.game.break_every": 1, "quizbot.game.break_seconds": 1.0}))
+    for name in ("ann", "ben", "cat"):
+        server.accounts.add(name, f"{name}-secret")
+    await server.start()
+    client = server.extension(QuizExtension).client
+    assert client is not None
+    await wait_until(lambda: ROOM in client.entered)
+    yield server
+    await server.stop()
+
+
+async def test_private_messages_through_the_room_are_answers_and_commands(
+        players: tuple[Player, Player, Player]) -> None:
+    ann, ben, cat = players
+    await open_game(ann, ben, cat, "!quiz live 1 choices")
+    question = await ben.next("question")
+    right, wrong = right_and_wrong(question)
+    ben.say(right, to=BOT_IN_ROOM)
+    ann.say(wrong)
+    cat.say(wrong)
+    reveal = await ann.next("reveal")
+    assert [s.get("nick") for s in reveal.findall(f"{{{NS}}}scorer")] == ["Ben"]
+    ben.say("!score", to=BOT_IN_ROOM)
+    assert "Ben" in await ben.body_containing("Scores")
+    cat.say("!help", to=BOT_IN_ROOM)
+    assert "!quiz" in await cat.body_containing("Quiz commands")
+
+
+async def test_classic_hints_arrive_on_their_own(fast_server: Server) -> None:
+    made: list[XmppClient] = []
+    try:
+        ann, ben, cat = [await join(fast_server, made, name) for name in ("ann", "ben", "cat")]
+        await open_game(ann, ben, cat, "!quiz classic 1 mixed")
+        question = await ann.next("question")
+        hint = await ann.next("hint")  # nobody asked for it: hint_interval_seconds (1 s) passed
+        assert hint.get("question") == question.get("id") and hint.get("points") == "50"
+    finally:
+        await asyncio.gather(*(client.close() for client in made), return_exceptions=True)
+
+
+async def test_an_answer_payload_without_a_body_counts(players: tuple[Player, Player, Player]) -> None:
+    ann, ben, cat = players
+    await open_game(ann, ben, cat, "!quiz live 1 choices")
+    question = await ben.next("question")
+    right, wrong = right_and_wrong(question)
+    received: asyncio.Queue[Any] = asyncio.Queue()  # slixmpp's "message" event needs a body; <received/> has none
+    ben.client.xmpp.register_handler(Callback("received", MatchXPath(f"{{jabber:client}}message/{{{NS}}}received"),
+                                              received.put_nowait))
+    message = ben.client.xmpp.make_message(mto=BOT, mtype="chat")
+    message.append(ElementTree.fromstring(f"<answer xmlns='{NS}' question='{question.get('id')}' choice='{right}'/>"))
+    message.send()
+    ack = await asyncio.wait_for(received.get(), TIMEOUT_SECONDS)
+    assert ack["from"] == f"{BOT}/bot" and ack.xml.find(f"{{{NS}}}received").get("question") == question.get("id")
+    ann.say(wrong)
+    cat.say(wrong)
+    reveal = await ann.next("reveal")
+    assert [s.get("nick") for s in reveal.findall(f"{{{NS}}}scorer")] == ["Ben"]
+
+
+async def test_one_game_id_from_lobby_to_end_and_running_again_after_a_sixbreak_pause(
+        fast_server: Server) -> None:
+    made: list[XmppClient] = []
+    try:
+        ann, ben, cat = [await join(fast_server, made, name) for name in ("ann", "ben", "cat")]
+        ann.say("!quiz sixbreak 2 choices")
+        lobby = await cat.next("game", lambda g: g.get("state") == "lobby")
+        game_id = lobby.get("id")
+        ben.say("!join")
+        await cat.next("game", lambda g: len(g) == 2)
+        ann.say("!start")
+        running = await cat.next("game", lambda g: g.get("state") == "running")
+        assert running.get("id") == game_id
+        first = await cat.next("question")
+        assert first.get("game") == game_id
+        right, _wrong = right_and_wrong(first)
+        ann.say(right)
+        ben.say(right)
+        paused = await cat.next("game", lambda g: g.get("state") == "paused")
+        assert paused.get("id") == game_id
+        again = await cat.next("game", lambda g: g.get("state") == "running")  # the break is over
+        assert again.get("id") == game_id
+        message = again.getparent()  # the bot says it beside the next question
+        beside = message.find(f"{{{NS}}}question") if message is not None else None
+        second = beside if beside is not None else await cat.next("question")
+        assert second.get("index") == "2" and second.get("game") == game_id
+        right, wrong = right_and_wrong(second)
+        ann.say(right)
+        ben.say(wrong)  # out: Ann is the last one standing
+        final = await cat.next("scores", lambda s: s.get("final") == "true")
+        assert final.get("game") == game_id
+    finally:
+        await asyncio.gather(*(client.close() for client in made), return_exceptions=True)

@@ -185,3 +185,57 @@ async def test_account_login_over_websocket_and_fallback_to_bosh(tmp_path: Path)
             assert len(server.websocket.connections) == 1 and len(server.bosh.registry) == 1
     finally:
         await server.stop()
+
+
+TRICKY = next(q for q in BANK["questions"] if q["id"] == "x-markup")  # type: ignore[index]
+CHAT = "<script>document.title='pwned'</script> Tom's &amp; Jerry's <b>chat</b>"
+
+
+@pytest.mark.interop
+async def test_text_is_shown_as_written_and_equal_scores_share_a_rank(quiz_server: Server, tmp_path: Path) -> None:
+    assert quiz_server.http is not None
+    url = f"http://127.0.0.1:{quiz_server.http.port}/"
+    made: list[XmppClient] = []
+    async with chromium(tmp_path) as browser:
+        context = await browser.new_context(locale="en-GB")
+        ann = await context.new_page()
+        try:
+            await log_in_as_guest(ann, url, "Ann")
+            await ann.get_by_role("button", name="Create a game for friends").click()
+            await wait_for_value(ann, "#share-link")
+            room = (await ann.get_by_label("Share link").input_value()).split("room=")[1].replace("%40", "@")
+            cat = await player(quiz_server.c2s.port, quiz_server.config.data_path / SELF_SIGNED_CERT, made, "cat",
+                               join=False)
+            await cat.client.xmpp.plugin["xep_0045"].join_muc_wait(room, "Cat", maxstanzas=0,
+                                                                   timeout=TIMEOUT_SECONDS)
+            await expect(ann.locator("#occupants li")).to_have_count(2)
+            cat.client.xmpp.send_message(mto=room, mbody=CHAT, mtype="groupchat")
+            line = ann.locator("#chat-log li", has_text="pwned")
+            await expect(line).to_have_text(f"Cat: {CHAT}")  # once, literally: not markup, not entities
+            await expect(line).to_have_count(1)
+            assert await ann.locator("#chat-log script, #chat-log b").count() == 0
+
+            await ann.get_by_label("Questions", exact=True).fill("1")
+            await ann.get_by_label("Category").select_option("tricky")
+            await ann.get_by_role("button", name="Start the game").click()
+            await expect(ann.locator("#q-text")).to_have_text(str(TRICKY["question"]),
+                                                              timeout=TIMEOUT_SECONDS * 1000)
+            choices = ann.locator("#choices button")
+            shown = {text.split(") ", 1)[1] for text in await choices.all_text_contents()}
+            assert shown == {TRICKY["answer"], *TRICKY["wrong"]}  # type: ignore[misc]
+            assert await ann.locator("#question b, #question i, #question script").count() == 0
+
+            # Both answer wrongly: equal points, so both are first on the board (1, 1), as the bot ranks them.
+            wrong = choices.filter(has_text="A &amp; B")
+            cat.client.xmpp.send_message(mto=room, mbody=await wrong.get_attribute("data-key") or "",
+                                         mtype="groupchat")
+            await wrong.click()
+            final = await cat.next("scores", lambda s: s.get("final") == "true")
+            assert [p.get("rank") for p in final] == ["1", "1"]
+            await expect(ann.locator("#podium")).to_be_visible(timeout=TIMEOUT_SECONDS * 1000)
+            ranks = await ann.locator("#podium-list li").evaluate_all("items => items.map((li) => li.value)")
+            assert ranks == [1, 1]
+            assert await ann.title() != "pwned"
+        finally:
+            await asyncio.gather(*(client.close() for client in made), return_exceptions=True)
+            await context.close()

@@ -272,3 +272,25 @@ def test_live_locks_early_only_when_every_present_player_answered() -> None:
     answer(quiz, "ann", "Zugspitze", 7.0)
     assert of(answer(quiz, "ben", "Zugspitze", 8.0), RevealAnswer)
     assert dict((p, pts) for p, _n, pts in quiz.scores())["cat"] == 0  # absent players keep their place
+
+
+def test_classic_hints_come_on_their_own_after_the_question_is_reflected() -> None:
+    quiz = game(Mode.CLASSIC, [text_question(1)])
+    quiz.handle(Begin(), 0.0)
+    quiz.handle(QuestionReflected(), 0.2)  # the room reflected it: the clock starts now
+    assert quiz.next_deadline() == 5.2  # the first hint, not the end of the question
+    (first,) = quiz.handle_timeout(5.2)
+    assert isinstance(first, ShowHint) and first.points_now == 50
+    (second,) = quiz.handle_timeout(10.2)
+    assert isinstance(second, ShowHint) and second.points_now == 25
+
+
+def test_classic_reveals_at_the_deadline_even_after_the_last_hint() -> None:
+    settings = GameSettings(question_seconds=30, hint_interval_seconds=5, max_hints=3)
+    quiz = QuizGame(mode=Mode.CLASSIC, questions=[text_question(1)], settings=settings, rng=random.Random(7))
+    quiz.handle(Begin(), 0.0)
+    hints = [action for now in (5.0, 10.0, 15.0) for action in quiz.handle_timeout(now)]
+    assert [h.points_now for h in of(hints, ShowHint)] == [50, 25, 12]
+    assert quiz.next_deadline() == 30.0  # no fourth hint, and no reveal 10 s early
+    assert quiz.handle_timeout(20.0) == [] and quiz.question_open
+    assert of(quiz.handle_timeout(30.0), RevealAnswer)

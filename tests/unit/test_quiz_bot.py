@@ -46,11 +46,11 @@ def bank() -> BankSet:
 
 
 class Harness:
-    def __init__(self, store: QuizStore | None = None) -> None:
+    def __init__(self, store: QuizStore | None = None, game: GameSettings = SETTINGS) -> None:
         self.clock = FakeClock()
         self.store = store or QuizStore(":memory:")
         self.bot = QuizBot(settings=BotSettings(jid=BOT, muc_domain="conference.localhost",
-                                                admins=frozenset({"root@localhost"}), rooms=(ROOM,), game=SETTINGS),
+                                                admins=frozenset({"root@localhost"}), rooms=(ROOM,), game=game),
                            store=self.store, banks=bank(), bank_report=["en.json: 6"], rng=random.Random(3))
 
     def feed(self, fact: object) -> list[Order]:
@@ -103,7 +103,7 @@ def test_lobby_join_start_and_a_live_question_scored_by_speed() -> None:
     h.clock.advance(0.3)
     ack = h.say("Ann", "paris", AnswerPayload(question_id=asked.get("id"), choice=None))
     received = payload(ack, "received")
-    assert received.get("question") == asked.get("id") and sends(ack)[0].to == f"{ROOM}/Ann"
+    assert received.get("question") == asked.get("id") and sends(ack)[0].to == "ann@localhost"  # believed there
     h.clock.advance(9.9)  # Ben: 10.2 s after the reflection, minus 0.2 s credit and 0.15 s grace
     revealed = h.say("Ben", "Pariss")  # one typo is forgiven in a five-letter word
     reveal = payload(revealed, "reveal")
@@ -161,7 +161,7 @@ def test_admin_commands_are_refused_to_others_and_work_for_admins() -> None:
     rooms = h.feed(PrivateMessage(sender="root@localhost/laptop", body="!admin rooms"))
     assert ROOM in sends(rooms)[0].body
     h.feed(PrivateMessage(sender="root@localhost/laptop", body="!admin give ben@localhost 25"))
-    assert h.store.leaderboard("week", wall=h.clock.wall()) == [("ben@localhost", "ben", 25)]
+    assert h.store.leaderboard("week", wall=h.clock.wall()) == [("ben@localhost", "Ben", 25)]
     h.feed(PrivateMessage(sender="root@localhost/laptop", body="!admin ban ben@localhost"))
     assert h.say("Ben", "!help") == []  # banned players are ignored
 
@@ -305,3 +305,145 @@ def test_a_faulty_bank_is_refused_and_the_others_load(tmp_path: object) -> None:
     banks, report = load_banks([good, bad])
     assert [q.id for q in banks.questions] == ["g1"]
     assert report[0] == "good.json: 1 questions" and report[1].startswith("bad.json: refused (1 faults: b1:")
+
+
+# --- as players and admins meet the bot ------------------------------------------------------------
+
+
+def through_room(nick: str, body: str, answer: AnswerPayload | None = None) -> PrivateMessage:
+    """A private message to the bot's occupant JID, as the room forwards it (XEP-0045 §7.5)."""
+    return PrivateMessage(sender=f"{ROOM}/{nick}", body=body, answer=answer, room=ROOM, nick=nick)
+
+
+def test_a_private_message_through_the_room_is_the_players_and_is_answered_through_the_room() -> None:
+    h = Harness()
+    h.enter(*PLAYERS)
+    h.say("Ann", "!quiz live 1 music")
+    question = payload(h.say("Ann", "!start"), "question")
+    choices = {c.text: c.get("key") or "" for c in question.findall(f"{{{NS}}}choice")}
+    counted = h.feed(through_room("Ben", choices["Mozart"]))
+    assert all(not s.groupchat for s in sends(counted))  # nothing reaches the room before the reveal
+    (score,) = sends(h.feed(through_room("Ben", "!score")))
+    # Back to the same occupant JID, as text only: clients believe quiz payloads only from the bot's real JID.
+    assert score.to == f"{ROOM}/Ben" and not score.groupchat and "Scores" in score.body and score.payload == ()
+    (others,) = sends(h.feed(through_room("Ben", "!quiz live 3")))
+    assert others.to == f"{ROOM}/Ben" and "works in a quiz room" in others.body and h.bot.rooms[ROOM].lobby is None
+    (helped,) = sends(h.feed(through_room("Ben", "!help")))
+    assert helped.to == f"{ROOM}/Ben" and "!quiz" in helped.body
+    reveal = payload(h.say("Ann", "Bach"), "reveal")
+    assert [s.get("nick") for s in reveal.findall(f"{{{NS}}}scorer")] == ["Ben"]
+
+
+def test_a_private_message_through_the_room_names_the_player_by_occupant_id() -> None:
+    h = Harness()
+    h.feed(RoomEntered(room=ROOM))
+    h.feed(OccupantPresence(room=ROOM, nick="Ann", available=True, occupant_id="id-ann"))
+    h.feed(OccupantPresence(room=ROOM, nick="Ben", available=True, occupant_id="id-ben"))
+    h.say("Ann", "!quiz live 1 geo")
+    h.say("Ann", "!start")
+    # The room says who sent it (occupant-id); a nick taken over in between does not move the answer to Ann.
+    h.feed(PrivateMessage(sender=f"{ROOM}/Ann", body="Paris", room=ROOM, nick="Ann", occupant_id="id-ben"))
+    reveal = payload(h.say("Ann", "Paris"), "reveal")
+    assert sorted(s.get("nick") for s in reveal.findall(f"{{{NS}}}scorer")) == ["Ann", "Ben"]
+
+
+def test_an_answer_payload_without_a_body_counts() -> None:
+    h = Harness()
+    h.enter(*PLAYERS)
+    h.say("Ann", "!quiz live 1 music")
+    question = payload(h.say("Ann", "!start"), "question")
+    right = next(c.get("key") for c in question.findall(f"{{{NS}}}choice") if c.text == "Mozart")
+    ack = h.feed(PrivateMessage(sender="ben@localhost/web", body="",
+                                answer=AnswerPayload(question_id=question.get("id"), choice=right)))
+    assert payload(ack, "received").get("question") == question.get("id")
+    reveal = payload(h.say("Ann", "Bach"), "reveal")
+    assert [s.get("nick") for s in reveal.findall(f"{{{NS}}}scorer")] == ["Ben"]
+
+
+def test_sixbreak_says_running_again_after_the_pause() -> None:
+    h = Harness(game=GameSettings(question_seconds=20, reveal_seconds=3, break_every=1, break_seconds=10))
+    h.enter(*PLAYERS)
+    h.say("Ann", "!quiz sixbreak 2 music")
+    h.say("Ben", "!join")
+    question = payload(h.say("Ann", "!start"), "question")
+    right = next(c.get("key") or "" for c in question.findall(f"{{{NS}}}choice") if c.text == "Mozart")
+    h.say("Ann", right)
+    paused = h.say("Ben", right)
+    assert payload(paused, "game").get("state") == "paused"
+    resumed = h.advance(10.0)
+    assert payload(resumed, "question").get("index") == "2"
+    assert payload(resumed, "game").get("state") == "running"
+
+
+def test_one_game_id_from_the_lobby_to_the_end() -> None:
+    h = Harness()
+    h.enter(*PLAYERS)
+    lobby = payload(h.say("Ann", "!quiz live 1 geo"), "game").get("id")
+    assert lobby and payload(h.say("Ben", "!join"), "game").get("id") == lobby
+    started = h.say("Ann", "!start")
+    assert payload(started, "game").get("id") == lobby and payload(started, "question").get("game") == lobby
+    assert payload(h.say("Ann", "!score"), "scores").get("game") == lobby
+    ended = h.say("Ann", "!stop")
+    assert payload(ended, "scores").get("game") == lobby and payload(ended, "game").get("id") == lobby
+    assert payload(h.say("Ann", "!quiz live 1 geo"), "game").get("id") != lobby  # the next game is another
+
+
+def test_repeat_in_the_room_answers_only_the_asker() -> None:
+    h = Harness()
+    h.enter(*PLAYERS, ("Cat", "cat@localhost", "participant"))
+    h.say("Ann", "!quiz classic 1 geo")
+    asked = payload(h.say("Ann", "!start"), "question")
+    (again,) = sends(h.say("Cat", "!repeat"))
+    assert not again.groupchat and again.to == "cat@localhost"  # her real JID: the payload is believed there
+    assert payload([again], "question").get("id") == asked.get("id")
+
+
+def test_repeat_in_an_anonymous_room_answers_through_the_room_as_text() -> None:
+    h = Harness()
+    h.feed(RoomEntered(room=ROOM))
+    h.feed(OccupantPresence(room=ROOM, nick="Ann", available=True, occupant_id="id-ann"))
+    h.say("Ann", "!quiz classic 1 geo")
+    h.say("Ann", "!start")
+    (again,) = sends(h.say("Ann", "!repeat"))
+    assert again.to == f"{ROOM}/Ann" and not again.groupchat and "Capital number" in again.body
+    assert again.payload == ()
+
+
+def test_replies_echo_user_text_short_and_without_control_characters() -> None:
+    h = Harness()
+    nick = "\u202eevil" + "x" * 1000
+    h.enter((nick, "eve@localhost", "participant"), *PLAYERS)
+    bodies = [s.body for s in sends(h.say(nick, "!quiz live 1 geo"))]
+    bodies += [s.body for s in sends(h.say("Ann", "!join"))]
+    bodies += [s.body for s in sends(h.say("Ann", "!\u202edance\u0007"))]
+    assert bodies and all("\u202e" not in b and "\u0007" not in b and len(b) < 400 for b in bodies), bodies
+    assert "evilxxx" in bodies[0] and "…" in bodies[0]
+
+
+def test_admin_give_keeps_the_players_nick_on_the_leaderboard() -> None:
+    h = Harness()
+    h.enter(*PLAYERS, ("Root", "root@localhost", "participant"))
+    h.say("Ann", "!quiz classic 1 geo")
+    h.say("Ann", "!start")
+    h.say("Ben", "Paris")
+    h.feed(OccupantPresence(room=ROOM, nick="Ben", available=False))  # gone: only the store knows his nick
+    h.feed(PrivateMessage(sender="root@localhost/x", body="!admin give ben@localhost 5"))
+    h.feed(PrivateMessage(sender="root@localhost/x", body="!admin give ann@localhost 7"))
+    h.feed(PrivateMessage(sender="root@localhost/x", body="!admin give dan@localhost 1"))
+    board = h.store.leaderboard("all", wall=h.clock.wall())
+    assert board == [("ben@localhost", "Ben", 105), ("ann@localhost", "Ann", 7), ("dan@localhost", "dan", 1)]
+
+
+def test_commands_over_the_rate_limit_get_one_slow_down() -> None:
+    h = Harness()
+    h.enter(*PLAYERS)
+    for _ in range(6):
+        assert len(sends(h.say("Ben", "!help"))) == 1
+    (slow,) = sends(h.say("Ben", "!help"))
+    assert "slow down" in slow.body and slow.to == f"{ROOM}/Ben" and not slow.groupchat
+    assert h.say("Ben", "!help") == [] and h.say("Ben", "!top") == []  # once, not one per command
+    h.clock.advance(10.0)
+    assert "Quiz commands" in sends(h.say("Ben", "!help"))[0].body
+    for _ in range(5):
+        h.say("Ben", "!help")
+    assert "slow down" in sends(h.say("Ben", "!help"))[0].body  # a new flood is told again
