@@ -8,14 +8,16 @@ dropped or coerced. Command-line flags arrive as dotted-key overrides applied af
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from boshcm.extensions import ExtensionSection, ExtensionSpec, check_spec, installed
 from boshcm.jid import JID, InvalidJID
-from boshcm.toml_config import ConfigError, load_toml, parse_host_port
-from quizbot.config import EmbeddedQuizbotConfig
+from boshcm.toml_config import ConfigError, build_table, parse_host_port, read_toml
 
 __all__ = ["Config", "ConfigError", "load_config", "parse_host_port"]
 
@@ -150,6 +152,26 @@ class BoshConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class StreamManagementConfig:
+    """XEP-0198 on every transport (c2s, WebSocket, on-board BOSH)."""
+
+    enabled: bool = True
+    resume_seconds: float = 300.0
+    max_unacked_stanzas: int = 1_000
+    max_unacked_bytes: int = 1_048_576
+    ack_request_every: int = 5
+    max_detached_sessions: int = 10_000
+
+    def validate(self, section: str) -> None:
+        for name in ("max_unacked_stanzas", "max_unacked_bytes", "max_detached_sessions"):
+            _positive(f"{section}.{name}", getattr(self, name))
+        if self.resume_seconds < 0:
+            raise ConfigError(f"{section}.resume_seconds", "must not be negative (0: no resumption)")
+        if self.ack_request_every < 0:
+            raise ConfigError(f"{section}.ack_request_every", "must not be negative (0: never ask)")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class UpstreamConfig:
     server: str = ""
     starttls: str = "required"
@@ -199,6 +221,34 @@ class MucConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PepConfig:
+    """XEP-0163 personal eventing on every account: see docs/security.md "PEP and blocking"."""
+
+    enabled: bool = True
+    max_nodes_per_account: int = 64
+    max_items_per_node: int = 256
+    max_item_bytes: int = 65_536
+    max_account_bytes: int = 4_194_304
+    max_caps_entries: int = 1_024
+
+    def validate(self, section: str) -> None:
+        for name in ("max_nodes_per_account", "max_items_per_node", "max_item_bytes", "max_account_bytes",
+                     "max_caps_entries"):
+            _positive(f"{section}.{name}", getattr(self, name))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BlockingConfig:
+    """XEP-0191 blocking command."""
+
+    enabled: bool = True
+    max_items: int = 1_000
+
+    def validate(self, section: str) -> None:
+        _positive(f"{section}.max_items", self.max_items)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LogConfig:
     level: str = "info"
 
@@ -212,10 +262,15 @@ class Config:
     c2s: C2sConfig = field(default_factory=C2sConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     bosh: BoshConfig = field(default_factory=BoshConfig)
+    stream_management: StreamManagementConfig = field(default_factory=StreamManagementConfig)
     upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
     muc: MucConfig = field(default_factory=MucConfig)
+    pep: PepConfig = field(default_factory=PepConfig)
+    blocking: BlockingConfig = field(default_factory=BlockingConfig)
     log: LogConfig = field(default_factory=LogConfig)
-    quizbot: EmbeddedQuizbotConfig = field(default_factory=EmbeddedQuizbotConfig)
+    # The sections of installed extensions (boshcm/extensions.py), e.g. [quizbot], by name; each is the
+    # extension's own dataclass, validated by the same loader.
+    extensions: dict[str, ExtensionSection] = field(default_factory=dict)
 
     @property
     def data_path(self) -> Path:
@@ -226,6 +281,20 @@ class Config:
         return self.muc.domain or f"conference.{self.server.domain}"
 
 
-def load_config(path: Path | str | None = None, overrides: dict[str, Any] | None = None) -> Config:
-    """Read `path` (if any), apply dotted-key `overrides`, validate. Raises ConfigError."""
-    return load_toml(Config, path, overrides)
+def load_config(path: Path | str | None = None, overrides: dict[str, Any] | None = None, *,
+                extensions: Sequence[ExtensionSpec] | None = None) -> Config:
+    """Read `path` (if any), apply dotted-key `overrides`, validate. Raises ConfigError.
+
+    `extensions`: whose sections are known besides boshcm's own; default: the installed ones."""
+    specs = installed() if extensions is None else tuple(extensions)
+    raw = read_toml(path, overrides)
+    owned = {spec.name: raw.pop(spec.name, {}) for spec in specs}
+    if "extensions" in raw:  # not a section: where the extensions' sections go
+        raise ConfigError("extensions", "unknown option")
+    config = build_table(Config, raw, "")
+    sections: dict[str, ExtensionSection] = {}
+    for spec in specs:
+        check_spec(spec)
+        sections[spec.name] = ExtensionSection(spec=spec, settings=build_table(spec.schema, owned[spec.name],
+                                                                               f"{spec.name}."))
+    return dataclasses.replace(config, extensions=sections)

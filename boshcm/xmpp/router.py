@@ -19,6 +19,7 @@ from typing import Protocol
 
 from lxml import etree
 
+from boshcm import __version__
 from boshcm.database import StorageError, StorageFull
 from boshcm.errors import StanzaErrorCondition, StreamErrorCondition
 from boshcm.jid import JID, InvalidJID
@@ -41,6 +42,10 @@ from boshcm.stanza import (
     qname,
     sub,
 )
+from boshcm.xmpp.blocking import NS_BLOCKING, Blocklists, blocked_error
+from boshcm.xmpp.blocking import matches as block_matches
+from boshcm.xmpp.pubsub import PUBSUB_NAMESPACES, PepLimits, PepService, PepStore, Send
+from boshcm.xmpp.pubsub.service import account_identity
 from boshcm.xmpp.roster import RosterBook, item_element
 from boshcm.xmpp.storage import OfflineMessage, RosterItem, ServerStore
 
@@ -93,8 +98,9 @@ class _Resource:
 
 class Router:
     def __init__(self, *, domain: str, users: UserDirectory, store: ServerStore, wall_clock: Callable[[], float],
-                 server_name: str = "boshcm", server_version: str = "0.1.0",
-                 extra_features: tuple[str, ...] = ()) -> None:
+                 server_name: str = "boshcm", server_version: str = __version__,
+                 extra_features: tuple[str, ...] = (), pep_store: PepStore | None = None,
+                 pep_limits: PepLimits | None = None, blocking: Blocklists | None = None) -> None:
         self.domain = domain
         self._users = users
         self._store = store
@@ -107,6 +113,10 @@ class Router:
         self._components: dict[str, tuple[Component, str]] = {}
         self._roster = RosterBook(store)
         self._push_counter = 0
+        # XEP-0163 PEP on every account and XEP-0191 blocking: both optional, both pure (pubsub/, blocking.py).
+        self._pep = None if pep_store is None else PepService(
+            domain=domain, store=pep_store, roster=store, online=self._available_resources, limits=pep_limits)
+        self._blocking = blocking
 
     # --- sessions ---------------------------------------------------------------------------------
 
@@ -130,6 +140,10 @@ class Router:
         resource = self._resources.pop(jid, None)
         if resource is None:
             return []
+        if self._pep is not None:
+            self._pep.resource_gone(jid)
+        if self._blocking is not None:
+            self._blocking.resource_gone(jid)
         assert jid.local is not None
         users = self._by_user.get(jid.local, set())
         users.discard(jid)
@@ -146,6 +160,28 @@ class Router:
             actions += self._deliver_all(component.session_ended(jid, now), now)
         return actions
 
+    def take_over_unacked(self, jid: JID, stanzas: list[Element], now: float) -> list[RouterAction]:
+        """XEP-0198 §4: what a session that ended without resumption never acknowledged.
+
+        Each stanza is handled as if it arrived now for the full JID (RFC 6121 §8.5.3.2.1), which is no longer
+        bound: chat and normal messages go to the account's other resources or to offline storage, with a
+        XEP-0203 delay; iq requests and groupchat messages get an error to their sender; headlines, errors,
+        results and presence (stale by now) are dropped as the RFC allows.
+        """
+        actions: list[RouterAction] = []
+        for stanza in stanzas:
+            for action in self._deliver_local(stanza, jid, now):
+                if (isinstance(action, Deliver) and action.to.bare == jid.bare
+                        and local_name(action.stanza) == "message" and action.stanza.get("type") != "error"
+                        and action.stanza.find(qname(NS_DELAY, "delay")) is None):
+                    sub(action.stanza, NS_DELAY, "delay", {"from": self.domain, "stamp": self._delay_stamp()})
+                actions.append(action)
+        return actions
+
+    def _delay_stamp(self) -> str:
+        stamp = datetime.datetime.fromtimestamp(self._wall_clock(), datetime.UTC)
+        return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
     # --- stanzas from bound sessions --------------------------------------------------------------
 
     def handle_stanza(self, sender: JID, stanza: Element, now: float) -> list[RouterAction]:
@@ -156,6 +192,11 @@ class Router:
             target = JID.parse(target_text) if target_text else None
         except InvalidJID:
             return self._bounce(stanza, StanzaErrorCondition.JID_MALFORMED)
+        if target is not None and target.bare != sender.bare and target != JID(None, self.domain, None) \
+                and self._blocks(sender.local, target):
+            # XEP-0191 §3.6: nothing reaches whom the user blocks; messages and iqs learn why.
+            return [] if kind == "presence" or stanza.get("type") in ("error", "result") else \
+                [Deliver(to=sender, stanza=blocked_error(stanza))]
         if kind == "presence":
             return self._outbound_presence(sender, stanza, target, now)
         if target is None or target == sender.bare:
@@ -199,6 +240,9 @@ class Router:
             if kind == "presence":
                 return []
             return self._bounce(stanza, StanzaErrorCondition.SERVICE_UNAVAILABLE)
+        if self._blocked_inbound(target, stanza):
+            # XEP-0191 §3.5: presence is dropped silently, messages and iq requests get service-unavailable.
+            return [] if kind == "presence" else self._bounce(stanza, StanzaErrorCondition.SERVICE_UNAVAILABLE)
         if kind == "presence":
             return self._route_presence_to(target, stanza, now)
         if target.is_full:
@@ -316,6 +360,8 @@ class Router:
         if stanza.get("type") == "unavailable":
             was_available = resource.available
             resource.available, resource.presence = False, None
+            if self._pep is not None:
+                self._pep.resource_gone(sender)
             actions = self._broadcast_presence(sender, stanza, include_self=True) if was_available else []
             for recipient in resource.directed:
                 actions += self._route_presence_to(recipient, addressed_copy(stanza, recipient), now)
@@ -327,6 +373,9 @@ class Router:
         actions = self._broadcast_presence(sender, stanza, include_self=True)
         if initial:
             actions += self._initial_presence_extras(sender)
+        if self._pep is not None:
+            # XEP-0163 §4.3.2, XEP-0115: learn the resource's +notify interests; last items for new ones.
+            actions += self._pep_orders(self._pep.presence_available(sender, stanza, initial=initial))
         return actions
 
     def _initial_presence_extras(self, sender: JID) -> list[RouterAction]:
@@ -337,7 +386,7 @@ class Router:
             if item.subscription in ("to", "both"):
                 for contact in self._available_resources(item.jid):
                     presence = self._resources[contact].presence
-                    if presence is not None:
+                    if presence is not None and not self._blocked_either_way(sender, contact):
                         actions.append(Deliver(to=sender, stanza=addressed_copy(presence, sender)))
             if item.pending_in:
                 actions.append(Deliver(to=sender, stanza=make_stanza("presence",
@@ -352,7 +401,8 @@ class Router:
         recipients = [jid for jid in self._available_resources(sender.bare) if include_self or jid != sender]
         for item in self._store.roster_items(sender.local):
             if item.subscription in ("from", "both") and item.jid.domain == self.domain:
-                recipients += self._available_resources(item.jid)
+                recipients += [contact for contact in self._available_resources(item.jid)
+                               if not self._blocked_either_way(sender, contact)]
         return _fan_out(stanza, recipients)
 
     def _route_presence_to(self, target: JID, stanza: Element, now: float) -> list[RouterAction]:
@@ -385,6 +435,8 @@ class Router:
             return actions + self._bounce(stanza, StanzaErrorCondition.REMOTE_SERVER_NOT_FOUND)
         if contact.local is None or not self._users.exists(contact.local):
             return actions
+        if self._blocks(contact.local, sender):
+            return actions  # XEP-0191 §3.5: subscription requests from the blocked go nowhere, silently
         try:
             outcome = self._roster.inbound(contact.local, user, presence_type)
         except StorageError as exc:
@@ -431,6 +483,8 @@ class Router:
         assert payload is not None
         if payload.tag == qname(NS_ROSTER, "query"):
             return self._roster_iq(sender, iq, payload)
+        if self._blocking is not None and etree.QName(payload).namespace == NS_BLOCKING:
+            return self._blocking_iq(sender, iq)
         return self._iq_for_bare_account(iq)
 
     def _iq_for_bare_account(self, iq: Element) -> list[RouterAction]:
@@ -439,10 +493,22 @@ class Router:
             return problem
         payload = first_child(iq)
         assert payload is not None
-        if iq.get("type") == "get" and payload.tag == qname(NS_DISCO_INFO, "query"):
+        requester = JID.parse(iq.get("from", ""))
+        owner = JID.parse(iq.get("to") or str(requester.bare)).bare
+        if self._pep is not None and etree.QName(payload).namespace in PUBSUB_NAMESPACES:
+            return self._pep_orders(self._pep.handle_iq(owner, iq, guest=self._from_guest(iq)))
+        if iq.get("type") == "get" and payload.tag == qname(NS_DISCO_INFO, "query") and not payload.get("node"):
             info = element(NS_DISCO_INFO, "query")
             sub(info, NS_DISCO_INFO, "identity", {"category": "account", "type": "registered"})
+            if self._pep is not None:
+                account_identity(info)
             return self._reply(iq, iq_result(iq, info))
+        if iq.get("type") == "get" and payload.tag == qname(NS_DISCO_ITEMS, "query") and self._pep is not None \
+                and not payload.get("node"):
+            items = element(NS_DISCO_ITEMS, "query")
+            for node in self._pep.disco_items(owner, requester):
+                sub(items, NS_DISCO_ITEMS, "item", {"jid": str(owner), "node": node})
+            return self._reply(iq, iq_result(iq, items))
         if iq.get("type") == "get" and payload.tag == qname(NS_PING, "ping"):
             return self._reply(iq, iq_result(iq))
         return self._bounce(iq, StanzaErrorCondition.SERVICE_UNAVAILABLE)
@@ -491,6 +557,9 @@ class Router:
     def _server_stanza(self, stanza: Element, now: float) -> list[RouterAction]:
         if local_name(stanza) != "iq":
             return []  # messages and presence to the server itself have no recipient
+        if self._pep is not None and stanza.get("type") in ("result", "error") \
+                and (answered := self._pep.iq_answer(stanza)) is not None:
+            return self._pep_orders(answered)  # XEP-0115 §6.2: a client told us its capabilities
         if (problem := self._iq_problem(stanza)) is not None:
             return problem
         payload = first_child(stanza)
@@ -516,10 +585,62 @@ class Router:
         info = element(NS_DISCO_INFO, "query")
         sub(info, NS_DISCO_INFO, "identity", {"category": "server", "type": "im", "name": self._server_name})
         features = [NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PING, NS_VERSION, NS_ROSTER, "msgoffline", NS_DELAY,
-                    *self._extra_features]
+                    *([NS_BLOCKING] if self._blocking is not None else []), *self._extra_features]
         for feature in sorted(set(features)):
             sub(info, NS_DISCO_INFO, "feature", {"var": feature})
         return info
+
+    # --- PEP and blocking (XEP-0163, XEP-0191) -----------------------------------------------------
+
+    def _pep_orders(self, sends: list[Send]) -> list[RouterAction]:
+        """PEP's stanzas go to bound resources only, and never between a user and whom either blocks."""
+        actions: list[RouterAction] = []
+        for send in sends:
+            source = JID.parse(send.stanza.get("from", self.domain))
+            if send.to in self._resources and not (source.local is not None
+                                                   and self._blocked_either_way(source, send.to)):
+                actions.append(Deliver(to=send.to, stanza=send.stanza))
+        return actions
+
+    def _blocks(self, user: str | None, jid: JID) -> bool:
+        return self._blocking is not None and user is not None and self._blocking.blocks(user, jid)
+
+    def _blocked_either_way(self, one: JID, other: JID) -> bool:
+        return one.bare != other.bare and (self._blocks(one.local, other) or self._blocks(other.local, one))
+
+    def _blocked_inbound(self, target: JID, stanza: Element) -> bool:
+        try:
+            sender = JID.parse(stanza.get("from", ""))
+        except InvalidJID:
+            return False
+        return sender.bare != target.bare and self._blocks(target.local, sender)
+
+    def _blocking_iq(self, sender: JID, iq: Element) -> list[RouterAction]:
+        assert self._blocking is not None and sender.local is not None
+        outcome = self._blocking.handle_iq(sender, iq)
+        actions = self._reply(iq, outcome.reply)
+        actions += [Deliver(to=jid, stanza=push) for jid, push in outcome.pushes if jid in self._resources]
+        if not outcome.blocked and not outcome.unblocked:
+            return actions
+        # XEP-0191 §3.3/§3.4: the newly blocked see the user go offline; the unblocked see it (and are seen) again.
+        own = self._available_resources(sender.bare)
+        for item in self._store.roster_items(sender.local):
+            if item.jid.domain != self.domain or item.jid.local is None:
+                continue
+            for contact in self._available_resources(item.jid):
+                if any(block_matches(blocked, contact) for blocked in outcome.blocked):
+                    if item.subscription in ("from", "both"):
+                        actions += [Deliver(to=contact, stanza=make_stanza("presence", {
+                            "type": "unavailable", "from": str(jid), "to": str(contact)})) for jid in own]
+                elif any(block_matches(unblocked, contact) for unblocked in outcome.unblocked) \
+                        and not self._blocked_either_way(sender, contact):
+                    if item.subscription in ("from", "both"):
+                        actions += [Deliver(to=contact, stanza=addressed_copy(presence, contact)) for jid in own
+                                    if (presence := self._resources[jid].presence) is not None]
+                    if item.subscription in ("to", "both") \
+                            and (presence := self._resources[contact].presence) is not None:
+                        actions += [Deliver(to=jid, stanza=addressed_copy(presence, jid)) for jid in own]
+        return actions
 
     # --- replies ----------------------------------------------------------------------------------
 

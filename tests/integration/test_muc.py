@@ -12,6 +12,7 @@ from boshcm.app import Server
 from boshcm.config import load_config
 from boshcm.jid import JID
 from boshcm.tls import SELF_SIGNED_CERT
+from quizbot.extension import QuizExtension
 from tests.integration.bosh_client import BoshClient
 from tests.integration.quiz_players import ROOM as QUIZ_ROOM
 from tests.integration.quiz_players import open_game, player, wait_until
@@ -200,8 +201,8 @@ async def test_the_quiz_bots_ping_through_the_room_measures_each_players_round_t
         cert = quiz_server.config.data_path / SELF_SIGNED_CERT
         ann, ben, cat = [await player(quiz_server.c2s.port, cert, made, name) for name in ("ann", "ben", "cat")]
         await open_game(ann, ben, cat, "!quiz live 1 mixed")  # the start pings every player
-        assert quiz_server.quizbot is not None
-        room = quiz_server.quizbot.client.bot.rooms[QUIZ_ROOM]
+        assert quiz_server.extension(QuizExtension).client is not None
+        room = quiz_server.extension(QuizExtension).client.bot.rooms[QUIZ_ROOM]
         await wait_until(lambda: room.game is not None)
         assert room.game is not None
         players = room.game._players

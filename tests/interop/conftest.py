@@ -11,6 +11,7 @@ import pytest
 
 from boshcm.app import Server
 from boshcm.config import load_config
+from quizbot.extension import QuizExtension
 from tests.integration.quiz_players import BANK, wait_until
 from tests.interop.prosody import Prosody
 
@@ -36,7 +37,7 @@ async def quiz_server(tmp_path: Path) -> AsyncIterator[Server]:
     server = Server(config)
     server.accounts.add("cat", "cat-secret")
     await server.start()
-    assert server.quizbot is not None
-    await wait_until(lambda: "quiz@conference.localhost" in server.quizbot.client.entered)  # type: ignore[union-attr]
+    assert server.extension(QuizExtension).client is not None
+    await wait_until(lambda: "quiz@conference.localhost" in server.extension(QuizExtension).client.entered)  # type: ignore[union-attr]
     yield server
     await server.stop()

@@ -18,6 +18,7 @@ from slixmpp.exceptions import IqError, PresenceError
 from boshcm.app import Server
 from boshcm.jid import JID
 from boshcm.tls import SELF_SIGNED_CERT
+from quizbot.extension import QuizExtension
 from tests.integration.quiz_players import ROOM as QUIZ_ROOM
 from tests.integration.quiz_players import player, wait_until
 from tests.integration.test_muc import ROOM, create_instant_room, muc_client
@@ -62,7 +63,7 @@ async def test_the_bots_nick_is_refused_to_others_while_it_is_in_and_while_it_is
                                join=False)
         for lookalike in ("quizbot", FULLWIDTH_QUIZBOT):
             assert await refused_join(mallory.client, QUIZ_ROOM, lookalike) == "conflict", lookalike
-        bot = quiz_server.quizbot
+        bot = quiz_server.extension(QuizExtension)
         assert bot is not None
         await bot.client.stop()  # the bot goes away (a restart)
         room = quiz_server.muc.room(JID.parse(QUIZ_ROOM)) if quiz_server.muc else None
