@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -198,3 +199,29 @@ def test_serve_refuses_a_read_only_data_directory_with_one_line(tmp_path: Path) 
     finally:
         (base / "data").chmod(0o755)
         shutil.rmtree(base)
+
+
+def test_deluser_takes_the_vcard_private_storage_and_uploads_with_it(tmp_path: Path) -> None:
+    from boshcm.upload import Slot, UploadStore
+    from boshcm.xmpp.private_storage import SqlitePrivateStore
+    from boshcm.xmpp.vcard import SqliteVCardStore
+
+    data = tmp_path / "data"
+    assert main(["adduser", "bob", "--password", "secret", "--data-dir", str(data)]) == 0
+    with closing(SqliteVCardStore(data / "vcard.sqlite")) as vcards:
+        vcards.put_vcard("bob", b"<vCard xmlns='vcard-temp'/>")
+    with closing(SqlitePrivateStore(data / "private.sqlite")) as private:
+        private.put_fragment("bob", "storage:bookmarks", b"<storage xmlns='storage:bookmarks'/>")
+    (data / "upload").mkdir()
+    (data / "upload" / "s1").write_bytes(b"picture")
+    with closing(UploadStore(data / "upload.sqlite")) as uploads:
+        uploads.add(Slot(id="s1", owner="bob@localhost", filename="a.png", size=7, content_type="image/png",
+                         expires_at=2e9))
+    assert main(["deluser", "bob", "--data-dir", str(data)]) == 0
+    with closing(SqliteVCardStore(data / "vcard.sqlite")) as vcards:
+        assert vcards.vcard("bob") is None
+    with closing(SqlitePrivateStore(data / "private.sqlite")) as private:
+        assert private.keys("bob") == []
+    with closing(UploadStore(data / "upload.sqlite")) as uploads:
+        assert list(uploads.stored()) == []
+    assert not (data / "upload" / "s1").exists()
