@@ -95,6 +95,7 @@ class BoshcmTarget(Target):
         self.directory = directory
         self.port = free_port()
         self.c2s_port = free_port()
+        self.metrics_port = free_port()  # bench_muc reads event-loop lag and GC pauses from /metrics
         self.cert_path = directory / "data" / "tls" / "cert.pem"
         self.url = f"http://127.0.0.1:{self.port}/http-bind"
         self.process: asyncio.subprocess.Process | None = None
@@ -109,7 +110,8 @@ class BoshcmTarget(Target):
         config = self.directory / "bench.toml"
         config.write_text("[c2s]\nmax_unauthenticated_per_address = 1000000\n"
                           "stanza_rate_exempt = [\"bench\", \"quiz\"]\n"
-                          "[http]\nmax_websockets_per_address = 1000000\n")
+                          "[http]\nmax_websockets_per_address = 1000000\n"
+                          f"[metrics]\nenabled = true\nlisten = \"127.0.0.1:{self.metrics_port}\"\n")
         self.process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "boshcm", "serve", "--config", str(config), *data, "--c2s",
             f"127.0.0.1:{self.c2s_port}", "--http", f"127.0.0.1:{self.port}", "--log-level", "warning", "--no-quizbot")

@@ -1,9 +1,11 @@
 """MUC benchmark: one groupchat message to a room of N occupants connected over BOSH, boshcm vs Prosody.
 
-    .venv/bin/python -m tests.perf.bench_muc [--occupants 1000] [--messages 50]
+    .venv/bin/python -m tests.perf.bench_muc [--occupants 1000] [--messages 50] [--broadcast moderator]
 
 For each message, the spread between the first and the last occupant receiving it; prints p50/p99 of the
-spreads and of the full latency (send to last arrival), for both servers measured in the same run.
+spreads and of the full latency (send to last arrival), for both servers measured in the same run; and the
+time for all occupants to join. For boshcm also the event-loop lag and GC pauses, from its /metrics.
+`--broadcast moderator` configures the room's muc#roomconfig_presencebroadcast (XEP-0045 §10.2) first.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ import sys
 import time
 
 import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.bosh_client import BoshClient
 from tests.integration.xmpp_client import XmppClient
-from tests.perf.bench_bosh import Target, bounded, login, measure_both
+from tests.perf.bench_bosh import BoshcmTarget, Target, bounded, login, measure_both
 
 ROOM = "bench@conference.localhost"
 
@@ -28,14 +31,31 @@ async def join(client: BoshClient, nick: str) -> None:
                       "<x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='0'/></x></presence>")
 
 
-async def poll(client: BoshClient, arrivals: dict[str, list[float]]) -> None:
+async def poll(client: BoshClient, arrivals: dict[str, list[float]], index: int) -> None:
     while True:
         response = await client.post(client.body())
         now = time.perf_counter()
         for body in response.iter("{jabber:client}body"):
             arrivals.setdefault(body.text or "", []).append(now)
+        if response.find(".//{http://jabber.org/protocol/muc#user}status[@code='110']") is not None:
+            arrivals.setdefault(f"joined-{index}", []).append(now)   # its own presence: joined
         if response.get("type") == "terminate":
             return
+
+
+async def runtime_figures(http: aiohttp.ClientSession, target: Target) -> dict[str, float]:
+    """Event-loop lag and GC pauses over the whole run, from boshcm's /metrics (Prosody: not measured)."""
+    if not isinstance(target, BoshcmTarget):
+        return dict.fromkeys(("loop lag max bucket (ms)", "GC pauses", "GC pause total (ms)"), float("nan"))
+    async with http.get(f"http://127.0.0.1:{target.metrics_port}/metrics") as response:
+        text = await response.text()
+    samples = [s for family in text_string_to_metric_families(text) for s in family.samples]
+    lag = [(float(s.labels["le"]), s.value) for s in samples if s.name == "boshcm_event_loop_lag_seconds_bucket"]
+    total = max(value for _le, value in lag)
+    worst = min((le for le, value in lag if value >= total), default=float("inf"))   # bucket holding the max
+    return {"loop lag max bucket (ms)": worst * 1000,
+            "GC pauses": sum(s.value for s in samples if s.name == "boshcm_gc_pause_seconds_count"),
+            "GC pause total (ms)": 1000 * sum(s.value for s in samples if s.name == "boshcm_gc_pause_seconds_sum")}
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -49,17 +69,23 @@ async def measure(target: Target, args: argparse.Namespace) -> dict[str, float]:
     await owner.connect()
     muc = owner.xmpp.plugin["xep_0045"]
     await muc.join_muc_wait(ROOM, "Quizmaster", maxstanzas=0, timeout=30)
-    await muc.set_room_config(ROOM, owner.xmpp.plugin["xep_0004"].make_form(ftype="submit"))
+    form = owner.xmpp.plugin["xep_0004"].make_form(ftype="submit")
+    if args.broadcast:
+        form.add_field(var="muc#roomconfig_presencebroadcast", ftype="list-multi", value=args.broadcast.split(","))
+    await muc.set_room_config(ROOM, form)
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=600)) as http:
         occupants = await bounded(args.occupants, 50, lambda i: login(http, target.url, f"o{i}"))
         arrivals: dict[str, list[float]] = {}
-        pollers = [asyncio.create_task(poll(c, arrivals)) for c in occupants]
+        pollers = [asyncio.create_task(poll(c, arrivals, i)) for i, c in enumerate(occupants)]
         started = time.perf_counter()
-        for index, client in enumerate(occupants):
-            await join(client, f"player{index}")
-        await asyncio.sleep(5)
-        print(f"  {target.name}: {len(occupants)} joined in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+        joined = [arrivals.setdefault(f"joined-{index}", []) for index in range(len(occupants))]
+        await asyncio.gather(*(join(client, f"player{index}") for index, client in enumerate(occupants)))
+        while sum(1 for seen in joined if seen) < len(occupants) and time.perf_counter() - started < 60:
+            await asyncio.sleep(0.01)
+        join_seconds = time.perf_counter() - started
+        print(f"  {target.name}: {len(occupants)} joined in {join_seconds:.2f} s", file=sys.stderr)
+        await asyncio.sleep(2)
         sent: dict[str, float] = {}
         for index in range(args.messages):
             token = f"question-{index}"
@@ -72,8 +98,10 @@ async def measure(target: Target, args: argparse.Namespace) -> dict[str, float]:
         complete = sum(1 for t in sent if len(arrivals.get(t, ())) == len(occupants))
         for task in pollers:
             task.cancel()
+        runtime = await runtime_figures(http, target)
     await owner.close()
-    return {"messages reaching every occupant": complete, "spread p50 (ms)": statistics.median(spreads),
+    return {"joins, all (s)": join_seconds, **runtime,
+            "messages reaching every occupant": complete, "spread p50 (ms)": statistics.median(spreads),
             "spread p99 (ms)": percentile(spreads, 0.99), "send to last arrival p50 (ms)": statistics.median(lasts),
             "send to last arrival p99 (ms)": percentile(lasts, 0.99)}
 
@@ -84,6 +112,7 @@ async def main() -> None:
     parser.add_argument("--messages", type=int, default=50)
     parser.add_argument("--interval", type=float, default=0.5, help="seconds between messages")
     parser.add_argument("--only", choices=["boshcm", "prosody"])
+    parser.add_argument("--broadcast", help="roles whose presence the room broadcasts, e.g. moderator")
     args = parser.parse_args()
     results = await measure_both(args, measure)
     if len(results) == 2:

@@ -19,11 +19,11 @@ MUC_USER = "{http://jabber.org/protocol/muc#user}"
 
 
 class Conference:
-    def __init__(self, *, lock_seconds: float = 0.0, **options: Any) -> None:
+    def __init__(self, *, lock_seconds: float = 0.0, store: RoomStore | None = None, **options: Any) -> None:
         ids = itertools.count(1)
         self.service = MucService(
             domain="conference.localhost",
-            store=RoomStore(":memory:"),
+            store=store or RoomStore(":memory:"),
             wall_clock=lambda: 1_700_000_000.0 + self.now,
             lock_seconds=lock_seconds,
             id_factory=lambda: f"id{next(ids)}",
@@ -344,3 +344,99 @@ def test_configuration_form_round_trip_and_non_owners_are_refused_section_10_2()
         "<field var='muc#roomconfig_roomname'><value>Finals</value></field></x></query></iq>",
     )
     assert out[0].get("type") == "result" and any("104" in codes(s) for s in out[1:])
+
+
+# --- muc#roomconfig_presencebroadcast (XEP-0045 §10.2): whose presence the room broadcasts ------------------
+
+
+def broadcast_only(conference: Conference, roles: tuple[str, ...], owner: str = ALICE) -> list[Element]:
+    values = "".join(f"<value>{role}</value>" for role in roles)
+    return conference.send(
+        owner,
+        f"<iq to='{ROOM}' type='set' id='pb'><query xmlns='{MUC}#owner'><x xmlns='jabber:x:data' type='submit'>"
+        f"<field var='muc#roomconfig_presencebroadcast'>{values}</field></x></query></iq>",
+    )
+
+
+def test_presencebroadcast_is_offered_in_the_form_with_every_role_by_default() -> None:
+    conference = Conference()
+    conference.join(ALICE, "Alice")
+    (form,) = conference.send(ALICE, f"<iq to='{ROOM}' type='get' id='g'><query xmlns='{MUC}#owner'/></iq>")
+    (field,) = [f for f in form.iter("{jabber:x:data}field") if f.get("var") == "muc#roomconfig_presencebroadcast"]
+    assert field.get("type") == "list-multi"
+    assert [v.text for v in field.findall("{jabber:x:data}value")] == ["moderator", "participant", "visitor"]
+    assert [o.get("label") for o in field.findall("{jabber:x:data}option")] == ["moderator", "participant", "visitor"]
+
+
+def test_presencebroadcast_refuses_unknown_roles() -> None:
+    conference = Conference()
+    conference.join(ALICE, "Alice")
+    assert error_of(broadcast_only(conference, ("moderator", "owner"))[0]) == "not-acceptable"
+
+
+def test_with_only_moderators_broadcast_a_participant_join_costs_its_own_presence_and_the_moderators() -> None:
+    conference = Conference()
+    conference.join(ALICE, "Quizmaster")
+    broadcast_only(conference, ("moderator",))
+    out = conference.join(BOB, "Bob")
+    # Bob sees the moderator, then himself (110), then the subject; Alice hears nothing of Bob.
+    assert to_and_kind(out) == [(BOB, "presence", f"{ROOM}/Quizmaster"), (BOB, "presence", f"{ROOM}/Bob"),
+                                (BOB, "message", ROOM)]
+    assert "110" in codes(out[1])
+    out = conference.join(CAROL, "Carol")
+    assert to_and_kind(out) == [(CAROL, "presence", f"{ROOM}/Quizmaster"), (CAROL, "presence", f"{ROOM}/Carol"),
+                                (CAROL, "message", ROOM)]
+    # A status change and the leave of a participant stay between the room and that participant.
+    assert to_and_kind(conference.send(BOB, f"<presence to='{ROOM}/Bob'><show>away</show></presence>")) == [
+        (BOB, "presence", f"{ROOM}/Bob")]
+    assert to_and_kind(conference.send(BOB, f"<presence to='{ROOM}/Bob' type='unavailable'/>")) == [
+        (BOB, "presence", f"{ROOM}/Bob")]
+    # The moderator's own presence still reaches everyone, and messages still reach everyone.
+    assert {s.get("to") for s in conference.send(ALICE, f"<presence to='{ROOM}/Quizmaster'><show>chat</show>"
+                                                        "</presence>")} == {ALICE, CAROL}
+    message = conference.send(CAROL, f"<message to='{ROOM}' type='groupchat'><body>hi</body></message>")
+    assert {s.get("to") for s in message} == {ALICE, CAROL}
+
+
+def test_a_participant_made_moderator_appears_and_one_made_visitor_disappears_for_others() -> None:
+    conference = Conference()
+    conference.join(ALICE, "Alice")
+    broadcast_only(conference, ("moderator", "participant"))
+    conference.join(BOB, "Bob")
+    conference.join(CAROL, "Carol")
+    voice = f"<iq to='{ROOM}' type='set' id='v'><query xmlns='{MUC}#admin'><item nick='Bob' role='visitor'/>" \
+            "</query></iq>"
+    out = conference.send(ALICE, voice)[1:]
+    # Others are told Bob is gone from their view (unavailable); Bob himself sees his new role.
+    seen = {(s.get("to"), s.get("type")) for s in out}
+    assert seen == {(ALICE, "unavailable"), (CAROL, "unavailable"), (BOB, None)}
+    dave = "dave@localhost/x"
+    assert [s.get("from") for s in conference.join(dave, "Dave") if s.get("to") == dave][:-1] == [
+        f"{ROOM}/Alice", f"{ROOM}/Carol", f"{ROOM}/Dave"]   # no Bob: visitors are not broadcast
+    back = f"<iq to='{ROOM}' type='set' id='v2'><query xmlns='{MUC}#admin'><item nick='Bob' role='participant'/>" \
+           "</query></iq>"
+    assert {(s.get("to"), s.get("type")) for s in conference.send(ALICE, back)[1:]} == {
+        (ALICE, None), (CAROL, None), (dave, None), (BOB, None)}
+
+
+def test_presencebroadcast_survives_a_restart_of_a_persistent_room() -> None:
+    store = RoomStore(":memory:")
+    conference = Conference(store=store)
+    conference.join(ALICE, "Alice")
+    conference.send(
+        ALICE,
+        f"<iq to='{ROOM}' type='set' id='pb'><query xmlns='{MUC}#owner'><x xmlns='jabber:x:data' type='submit'>"
+        "<field var='muc#roomconfig_persistentroom'><value>1</value></field>"
+        "<field var='muc#roomconfig_presencebroadcast'><value>moderator</value></field></x></query></iq>",
+    )
+    again = Conference(store=store)
+    room = again.service.room(JID.parse(ROOM))
+    assert room is not None and room.config.presence_broadcast == ("moderator",)
+
+
+def test_five_hundred_joins_with_moderator_only_broadcast_cost_linear_stanzas() -> None:
+    conference = Conference()
+    conference.join(ALICE, "Quizmaster")
+    broadcast_only(conference, ("moderator",))
+    total = sum(len(conference.join(f"p{i}@localhost/web", f"player{i}")) for i in range(500))
+    assert total == 500 * 3   # the moderator, itself, the subject: not O(N²)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from boshcm.stanza import NS_DATA_FORMS, Element, element, qname, sub
 
 FORM_TYPE = "http://jabber.org/protocol/muc#roomconfig"
+ROLES = ("moderator", "participant", "visitor")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -24,14 +25,22 @@ class RoomConfig:
     change_subject: bool = False      # participants may change the subject
     allow_invites: bool = True
     history_length: int = 20
+    # XEP-0045 §10.2 muc#roomconfig_presencebroadcast: the roles whose presence everyone sees. A quiz room
+    # broadcasts only its moderators', so N joins cost O(N) stanzas instead of O(N²).
+    presence_broadcast: tuple[str, ...] = ROLES
 
     def to_dict(self) -> dict[str, object]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        data["presence_broadcast"] = list(self.presence_broadcast)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> RoomConfig:
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{key: value for key, value in data.items() if key in known})  # type: ignore[arg-type]
+        values = {key: value for key, value in data.items() if key in known}
+        if isinstance(roles := values.get("presence_broadcast"), list):
+            values["presence_broadcast"] = tuple(role for role in ROLES if role in roles)
+        return cls(**values)  # type: ignore[arg-type]
 
 
 # form variable -> (field name, type)
@@ -49,6 +58,7 @@ _FIELDS: dict[str, tuple[str, str]] = {
     "muc#roomconfig_changesubject": ("change_subject", "boolean"),
     "muc#roomconfig_allowinvites": ("allow_invites", "boolean"),
     "muc#roomconfig_historylength": ("history_length", "text-single"),
+    "muc#roomconfig_presencebroadcast": ("presence_broadcast", "list-multi"),
 }
 
 
@@ -59,6 +69,12 @@ def config_form(config: RoomConfig) -> Element:
     sub(hidden, NS_DATA_FORMS, "value", text=FORM_TYPE)
     for var, (name, field_type) in _FIELDS.items():
         field = sub(form, NS_DATA_FORMS, "field", {"var": var, "type": field_type})
+        if name == "presence_broadcast":
+            for role in ROLES:
+                sub(sub(field, NS_DATA_FORMS, "option", {"label": role}), NS_DATA_FORMS, "value", text=role)
+            for role in config.presence_broadcast:
+                sub(field, NS_DATA_FORMS, "value", text=role)
+            continue
         if name == "password_protected":
             value: object = bool(config.password)
         else:
@@ -81,7 +97,12 @@ def parse_config_submission(form: Element, current: RoomConfig) -> RoomConfig:
             continue
         name, field_type = _FIELDS[var]
         value = field.findtext(qname(NS_DATA_FORMS, "value")) or ""
-        if field_type == "boolean":
+        if name == "presence_broadcast":
+            chosen = {v.text for v in field.iter(qname(NS_DATA_FORMS, "value")) if v.text}
+            if chosen - set(ROLES):
+                raise ValueError(f"{var} takes only {', '.join(ROLES)}")
+            changes[name] = tuple(role for role in ROLES if role in chosen)
+        elif field_type == "boolean":
             flag = value in ("1", "true")
             if name == "password_protected":
                 password_protected = flag

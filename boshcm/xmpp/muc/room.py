@@ -28,7 +28,7 @@ import datetime
 import hashlib
 import hmac
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from lxml import etree
@@ -87,6 +87,7 @@ class Occupant:
     real_jids: list[JID]          # one nick may be joined from several sessions of the same account
     role: str                     # moderator | participant | visitor
     presence: Element             # the last presence, as broadcast (without muc#user)
+    oid: str = ""                 # XEP-0421 occupant-id, computed once per join (an HMAC)
 
 
 @dataclass(slots=True)
@@ -135,6 +136,10 @@ class Room:
     @property
     def empty(self) -> bool:
         return not self._occupants
+
+    @property
+    def occupant_count(self) -> int:
+        return len(self._occupants)
 
     @property
     def config(self) -> RoomConfig:
@@ -232,9 +237,12 @@ class Room:
             rewritten = ("210",) if existing.nick != nick.shown else rewritten
         else:
             occupant = Occupant(nick=nick.shown, keys=nick.keys, bare=sender.bare, real_jids=[sender],
-                                role=self._default_role(affiliation), presence=self._clean_presence(stanza))
+                                role=self._default_role(affiliation), presence=self._clean_presence(stanza),
+                                oid=self.occupant_id(sender.bare))
+            # XEP-0045 §10.2 presencebroadcast: only the broadcast roles' presences; O(those), not O(room).
             for other in self._occupants.values():
-                out.append(self._presence_of(other, to=sender))
+                if self._visible(other):
+                    out.append(self._presence_of(other, to=sender))
             self._occupants[nick.shown] = occupant
             self._nick_of[sender] = nick.shown
             for key in nick.keys:
@@ -327,9 +335,8 @@ class Room:
         if (holder is not None and holder is not occupant) or self._reserved_for_other(nick, sender.bare):
             return [self._error(stanza, StanzaErrorCondition.CONFLICT)]
         new = nick.shown
-        out = [self._presence_of(occupant, to=recipient, presence_type="unavailable", codes=("303",), new_nick=new,
-                                 self_view=recipient in occupant.real_jids)
-               for recipient in self._all_real_jids()]
+        out = self._presences(occupant, self._audience(occupant), selves=occupant.real_jids,
+                              presence_type="unavailable", codes=("303",), new_nick=new)
         del self._occupants[old]
         for key in occupant.keys:
             self._by_key.pop(key, None)
@@ -358,18 +365,48 @@ class Room:
         del self._occupants[nick]
         for key in occupant.keys:
             self._by_key.pop(key, None)
+        audience = self._all_real_jids() if self._visible(occupant) else []
         occupant.role = "none"
-        for recipient in [sender, *self._all_real_jids()]:
-            out.append(self._presence_of(occupant, to=recipient, presence_type="unavailable", codes=codes,
-                                         self_view=recipient == sender, template=leaving, reason=actor_reason))
-        return out
+        return self._presences(occupant, [sender, *audience], selves=(sender,), presence_type="unavailable",
+                               codes=codes, template=leaving, reason=actor_reason)
 
-    def _broadcast_presence(self, occupant: Occupant, *, extra_self_codes: tuple[str, ...] = ()) -> list[Element]:
+    def _visible(self, occupant: Occupant) -> bool:
+        """XEP-0045 §10.2 muc#roomconfig_presencebroadcast: is this occupant's presence shown to others?"""
+        return occupant.role in self.config.presence_broadcast
+
+    def _audience(self, occupant: Occupant) -> list[JID]:
+        """Who sees this occupant's presence: everyone, or (a role not broadcast) only its own sessions."""
+        return self._all_real_jids() if self._visible(occupant) else list(occupant.real_jids)
+
+    def _broadcast_presence(self, occupant: Occupant, *, extra_self_codes: tuple[str, ...] = (),
+                            was_visible: bool = False) -> list[Element]:
         out = []
-        for recipient in self._all_real_jids():
-            self_view = recipient in occupant.real_jids
-            out.append(self._presence_of(occupant, to=recipient, self_view=self_view,
-                                         codes=extra_self_codes if self_view else ()))
+        if was_visible and not self._visible(occupant):
+            # Its role is no longer broadcast: the others drop it from their lists, as if it had left.
+            out += self._presences(occupant, [r for r in self._all_real_jids() if r not in occupant.real_jids],
+                                   selves=(), presence_type="unavailable")
+        return out + self._presences(occupant, self._audience(occupant), selves=occupant.real_jids,
+                                     self_codes=extra_self_codes)
+
+    def _presences(self, occupant: Occupant, recipients: list[JID], *, selves: Collection[JID],
+                   codes: tuple[str, ...] = (), self_codes: tuple[str, ...] = (), presence_type: str | None = None,
+                   new_nick: str | None = None, template: Element | None = None,
+                   reason: str | None = None) -> list[Element]:
+        """One presence to many: each distinct variant (self-view, real JID shown or not) is built once and
+        copied per recipient, so a broadcast to N costs N cheap copies, not N builds (the O(N) join path)."""
+        variants: dict[tuple[bool, bool], Element] = {}
+        out = []
+        for recipient in recipients:
+            self_view = recipient in selves
+            key = (self_view, self._may_see_real_jid(recipient))
+            if (variant := variants.get(key)) is None:
+                variant = variants[key] = self._presence_of(
+                    occupant, to=recipient, presence_type=presence_type, self_view=self_view,
+                    codes=(*codes, *self_codes) if self_view else codes, new_nick=new_nick, template=template,
+                    reason=reason)
+                out.append(variant)
+            else:
+                out.append(addressed_copy(variant, recipient))
         return out
 
     def _presence_of(self, occupant: Occupant, *, to: JID, presence_type: str | None = None,
@@ -398,7 +435,7 @@ class Room:
             all_codes.append("110")
         for code in dict.fromkeys(all_codes):
             sub(x, NS_MUC_USER, "status", {"code": code})
-        sub(presence, NS_OCCUPANT_ID, "occupant-id", {"id": self.occupant_id(occupant.bare)})
+        sub(presence, NS_OCCUPANT_ID, "occupant-id", {"id": occupant.oid or self.occupant_id(occupant.bare)})
         return presence
 
     def _may_see_real_jid(self, viewer: JID) -> bool:
@@ -441,7 +478,7 @@ class Room:
                                                                 qname(NS_OCCUPANT_ID, "occupant-id")):
                 message.append(copy.deepcopy(child))
         sub(message, NS_STANZA_ID, "stanza-id", {"id": self._id_factory(), "by": str(self.jid)})
-        sub(message, NS_OCCUPANT_ID, "occupant-id", {"id": self.occupant_id(occupant.bare)})
+        sub(message, NS_OCCUPANT_ID, "occupant-id", {"id": occupant.oid})
         self._remember(message, now)
         return [addressed_copy(message, recipient) for recipient in self._all_real_jids()]
 
@@ -731,8 +768,9 @@ class Room:
                 return StanzaErrorCondition.NOT_ALLOWED, []
             if role == "none":
                 return None, self._remove_occupant(target, ("307",), reason, now)   # kick, XEP-0045 §8.2
+            was_visible = self._visible(target)
             target.role = role
-            return None, self._broadcast_presence(target)
+            return None, self._broadcast_presence(target, was_visible=was_visible)
         affiliation = item.get("affiliation")
         if affiliation not in AFFILIATIONS:
             return StanzaErrorCondition.BAD_REQUEST, []
@@ -762,9 +800,10 @@ class Room:
             elif self.config.members_only and affiliation == "none":
                 out += self._remove_occupant(occupant, ("321",), reason, now)
             else:
+                was_visible = self._visible(occupant)
                 occupant.role = self._default_role(affiliation) if occupant.role != "moderator" or \
                     affiliation not in ("owner", "admin") else occupant.role
-                out += self._broadcast_presence(occupant)
+                out += self._broadcast_presence(occupant, was_visible=was_visible)
         return None, out
 
     def _remove_occupant(self, occupant: Occupant, codes: tuple[str, ...], reason: str | None,

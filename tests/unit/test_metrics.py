@@ -1,0 +1,76 @@
+"""boshcm/metrics.py: scrape-time readings, GC pauses, event-loop lag, GC tuning."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import time
+from collections.abc import Iterator
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from boshcm.metrics import Metrics, Reading, tune_gc
+
+
+def samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    text = metrics.exposition().decode()
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text) for sample in family.samples}
+
+
+def test_readings_are_taken_at_scrape_time_as_gauges_and_counters_with_labels() -> None:
+    counts = {"c2s": 1, "bosh": 2, "received": 5}
+    metrics = Metrics()
+    for transport in ("c2s", "bosh"):
+        metrics.add(Reading(name="boshcm_sessions", documentation="sessions", labels=(("transport", transport),),
+                            read=lambda transport=transport: counts[transport]))  # type: ignore[misc]
+    metrics.add(Reading(name="boshcm_stanzas_received", documentation="in", read=lambda: counts["received"],
+                        counter=True))
+    assert samples(metrics)[("boshcm_sessions", (("transport", "bosh"),))] == 2
+    counts["bosh"], counts["received"] = 7, 9
+    now = samples(metrics)
+    assert now[("boshcm_sessions", (("transport", "bosh"),))] == 7
+    assert now[("boshcm_sessions", (("transport", "c2s"),))] == 1
+    assert now[("boshcm_stanzas_received_total", ())] == 9
+
+
+def test_gc_pauses_are_observed_by_generation_while_watched() -> None:
+    metrics = Metrics()
+    metrics.watch_gc()
+    try:
+        gc.collect(2)
+    finally:
+        metrics.unwatch_gc()
+    assert samples(metrics)[("boshcm_gc_pause_seconds_count", (("generation", "2"),))] >= 1
+    gc.collect(2)
+    assert samples(metrics)[("boshcm_gc_pause_seconds_count", (("generation", "2"),))] == 1
+
+
+async def test_a_blocked_event_loop_shows_as_lag() -> None:
+    metrics = Metrics()
+    probe = asyncio.create_task(metrics.probe_loop_lag(0.01))
+    await asyncio.sleep(0.02)
+    time.sleep(0.1)   # a synchronous stall, as a long stanza loop would be
+    await asyncio.sleep(0.03)
+    probe.cancel()
+    await asyncio.gather(probe, return_exceptions=True)
+    seen = samples(metrics)
+    assert seen[("boshcm_event_loop_lag_seconds_count", ())] >= 2
+    assert seen[("boshcm_event_loop_lag_seconds_bucket", (("le", "0.05"),))] < \
+        seen[("boshcm_event_loop_lag_seconds_count", ())]   # one probe woke at least 50 ms late
+
+
+@pytest.fixture
+def restored_gc() -> Iterator[None]:
+    threshold = gc.get_threshold()
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*threshold)
+
+
+@pytest.mark.usefixtures("restored_gc")
+def test_tune_gc_raises_the_young_threshold_and_freezes_what_start_up_made() -> None:
+    tune_gc(threshold0=12_345, freeze=True)
+    assert gc.get_threshold()[0] == 12_345
+    assert gc.get_freeze_count() > 0
