@@ -46,7 +46,7 @@ def page_routes(config: Config, quiz: EmbeddedQuizbotConfig) -> list[web.RouteDe
 
     async def asset(request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
-        if name not in {"app.js", "style.css"}:
+        if name not in {"app.js", "sm.js", "style.css"}:
             raise web.HTTPNotFound()
         return web.FileResponse(WEB / name)
 

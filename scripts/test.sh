@@ -5,6 +5,8 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh --test
 .venv/bin/ruff check boshcm quizbot tests
 .venv/bin/mypy
+# The quiz page's own JavaScript modules (quizbot/web/*.js) under node's test runner: tests/js/*.test.mjs.
+npm run --silent test:js
 # One worker per core; a file's tests stay together (they share fixtures such as a running Prosody).
 # tests/packaging builds the sdist and wheel (python -m build) and smoke-tests the wheel in a fresh venv.
 exec .venv/bin/pytest -q -n auto --dist loadfile "$@"

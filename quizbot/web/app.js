@@ -1,6 +1,7 @@
 // The browser quiz page: Strophe.js over BOSH (WebSocket when configured, falling back to BOSH), reading the
 // bot's urn:boshcm:quiz:0 payloads — never its human text, and only from the bot. Schema: docs/quiz.md.
-"use strict";
+// An ES module: XEP-0198 stream management lives in sm.js (pure, tested in node: tests/js/).
+import { NS_SM, StreamManagement, isStanza } from "./sm.js";
 
 const NS = "urn:boshcm:quiz:0";
 const MUC = "http://jabber.org/protocol/muc";
@@ -8,7 +9,7 @@ const MUC_USER = "http://jabber.org/protocol/muc#user";
 const OCCUPANT_ID = "urn:xmpp:occupant-id:0";
 const KEY_STORE = "quiz-bosh-keys";
 const KEYS_PER_SEQUENCE = 64;
-const { Strophe, $msg, $pres } = window;
+const { Strophe, $build, $msg, $pres } = window;
 
 const TEXT = {
   en: {
@@ -90,6 +91,13 @@ function bodyOf(stanza) {
 const botWatch = {
   bots: new Map(), // room -> { nick, occupantId }
 
+  // Kept for a reload: stanzas the server sends again after a resumption come from a bot seen before it.
+  save() { sessionStorage.setItem("quiz-bots", JSON.stringify([...this.bots])); },
+  load() {
+    const saved = JSON.parse(sessionStorage.getItem("quiz-bots") || "[]");
+    if (Array.isArray(saved)) this.bots = new Map(saved.filter((e) => Array.isArray(e) && e.length === 2));
+  },
+
   childOf(stanza, ns, name) {
     return [...stanza.children].find((c) => c.namespaceURI === ns && c.localName === name) || null;
   },
@@ -108,7 +116,7 @@ const botWatch = {
     const known = this.bots.get(room);
     const type = presence.getAttribute("type");
     if (type === "unavailable" || type === "error") {
-      if (known && known.nick === nick) this.bots.delete(room); // gone or renamed: must prove itself again
+      if (known && known.nick === nick) { this.bots.delete(room); this.save(); } // gone or renamed: prove it again
       return Boolean(known && known.nick === nick);
     }
     if (known && known.nick !== nick) return false; // the first bot occupant stays the bot
@@ -117,11 +125,12 @@ const botWatch = {
     const real = item && item.getAttribute("jid");
     if (!item || item.getAttribute("affiliation") !== "owner" || !this.nickLooksLikeTheBot(nick) ||
         (real && Strophe.getBareJidFromJid(real).toLowerCase() !== state.config.bot.toLowerCase())) {
-      if (known) this.bots.delete(room); // the bot's nick now belongs to someone else
+      if (known) { this.bots.delete(room); this.save(); } // the bot's nick now belongs to someone else
       return false;
     }
     const id = this.childOf(presence, OCCUPANT_ID, "occupant-id");
     this.bots.set(room, { nick, occupantId: id ? id.getAttribute("id") : null });
+    this.save();
     return true;
   },
 
@@ -215,6 +224,204 @@ function forgetSession() {
   sessionStorage.removeItem("strophe-bosh-session");
 }
 
+// --- stream management (XEP-0198, sm.js) -------------------------------------------------------------------
+// After binding the page sends <enable resume='true'/> on either transport and keeps, in sessionStorage, what
+// a resumption needs: the id, h, the stanzas the server has not acknowledged, the full JID and the SCRAM keys
+// Strophe derived (never the password). A reload, a network switch or minutes offline then end in a SASL login
+// on a fresh connection (WebSocket, or BOSH when WebSocket does not get through) and <resume previd h/>
+// instead of a bind: same JID, same rooms, and the server sends again whatever this page had not handled —
+// including a response written into a BOSH request the browser abandoned. On <failed/> the page binds and
+// rejoins as before. Guests (SASL ANONYMOUS) get acks only: their BOSH session is re-attached instead.
+// Timers: window.quizTiming (set before the page loads) may shorten them, as the tests do.
+
+const SM_STORE = "quiz-sm";
+const VIEW_STORE = "quiz-view";
+const TIMING = { pingSeconds: 20, timeoutSeconds: 10, retrySeconds: 1, maxRetrySeconds: 15, ...(window.quizTiming || {}) };
+
+const link = {
+  sm: new StreamManagement(),
+  phase: null, // "enable" | "resume" while waiting for the server's answer
+  jid: null, // the full JID a resumption takes back
+  pass: null, // what SASL needs again: the password in memory, SCRAM keys in storage
+  up: false, // what the page shows: connected, or reconnecting
+  lastHeard: 0,
+  pingSentAt: null,
+  retrySeconds: TIMING.retrySeconds,
+  retryTimer: null,
+  attemptTimer: null,
+};
+
+function saveLink() {
+  const keys = state.conn && state.conn.scram_keys;
+  sessionStorage.setItem(SM_STORE, JSON.stringify({ jid: link.jid, pass: keys || null, sm: link.sm.snapshot() }));
+}
+
+function loadLink() {
+  const saved = JSON.parse(sessionStorage.getItem(SM_STORE) || "null");
+  if (!saved || typeof saved.jid !== "string") return null;
+  return saved;
+}
+
+const parseXml = (xml) => new DOMParser().parseFromString(xml, "text/xml").documentElement;
+
+// Wraps the connection's send (to count and keep our stanzas) and its xmlInput (to see every element the
+// server sends, before Strophe's handlers run), without changing Strophe.
+function useStreamManagement(conn) {
+  const send = conn.send.bind(conn);
+  conn.rawSend = send; // nonzas (<r/>, <a/>, <enable/>, <resume/>) are not counted
+  conn.send = (stanza) => {
+    for (const item of Array.isArray(stanza) ? stanza : [stanza]) {
+      const element = item && typeof item.tree === "function" ? item.tree() : item;
+      if (!element) continue;
+      send(element);
+      if (conn === state.conn && isStanza(element.nodeName)) {
+        if (link.sm.sent(Strophe.serialize(element))) send($build("r", { xmlns: NS_SM }));
+        saveLink();
+      }
+    }
+  };
+  conn.xmlInput = (wrapper) => {
+    if (conn !== state.conn) return; // an abandoned connection: whatever it still delivers comes again
+    heard();
+    for (const element of wrapper.children || []) {
+      if (element.namespaceURI === NS_SM) onStreamManagement(conn, element);
+      else if (isStanza(element.localName)) {
+        link.sm.handled(); // counted before Strophe's handlers run it, in the same turn: nothing in between
+        saveLink();
+      }
+    }
+  };
+}
+
+function onStreamManagement(conn, element) {
+  switch (element.localName) {
+    case "r": conn.rawSend($build("a", link.sm.answer())); break;
+    case "a": link.sm.onAck(Number(element.getAttribute("h"))); saveLink(); break;
+    case "enabled":
+      link.phase = null;
+      link.sm.onEnabled({ id: element.getAttribute("id"), resume: element.getAttribute("resume") });
+      saveLink();
+      break;
+    case "resumed": onResumed(conn, element); break;
+    case "failed": {
+      const h = element.hasAttribute("h") ? Number(element.getAttribute("h")) : undefined;
+      link.sm.onFailed(h); // lost stanzas are not sent again: presences and answers to an old question are stale
+      saveLink();
+      if (link.phase === "resume") {
+        link.phase = null;
+        state.restored = Boolean(state.room); // rejoin and ask the bot, as after an expired session
+        conn.bind();
+      }
+      link.phase = null;
+      break;
+    }
+    default: break;
+  }
+}
+
+function onResumed(conn, element) {
+  const again = link.sm.onResumed(Number(element.getAttribute("h")));
+  link.phase = null;
+  // Strophe believes it is still binding: tell it the session is back (the resent stanzas that follow in this
+  // very response must reach the handlers).
+  conn.authenticated = true;
+  conn.do_bind = false;
+  conn.jid = link.jid;
+  for (const xml of again || []) conn.send(parseXml(xml));
+  saveLink();
+  linkUp();
+  if (!state.viewShown) showSavedView();
+}
+
+// --- liveness: "connected" is true ------------------------------------------------------------------------
+
+function heard() {
+  link.lastHeard = Date.now();
+  link.pingSentAt = null;
+  if (!link.up && link.phase === null && state.conn && state.conn.authenticated) linkUp();
+}
+
+function linkUp() {
+  link.up = true;
+  link.retrySeconds = TIMING.retrySeconds;
+  clearTimeout(link.attemptTimer);
+  $("connection").textContent = t("connected");
+  document.body.dataset.connection = "up";
+}
+
+function linkDown() {
+  link.up = false;
+  $("connection").textContent = t("reconnecting");
+  document.body.dataset.connection = "reconnecting";
+}
+
+function watchdog() {
+  const conn = state.conn;
+  if (!conn || !conn.authenticated || link.retryTimer) return;
+  const now = Date.now();
+  if (link.pingSentAt !== null && now - link.pingSentAt > TIMING.timeoutSeconds * 1000) {
+    connectionLost();
+  } else if (link.pingSentAt === null && now - link.lastHeard > TIMING.pingSeconds * 1000 && link.sm.counting) {
+    link.pingSentAt = now; // XEP-0198 §4: any answer, <a/> or a stanza, proves the way back works
+    conn.rawSend($build("r", { xmlns: NS_SM }));
+  }
+}
+
+// The connection is gone or silent. A resumable session is taken over on a fresh connection; a guest's BOSH
+// session is left to Strophe's own retries (it comes back with the same JID), a guest's WebSocket is replaced.
+function connectionLost() {
+  const conn = state.conn;
+  if (!conn || link.retryTimer) return;
+  linkDown();
+  const bosh = conn._proto && "sid" in conn._proto;
+  if (!link.sm.resumable && bosh && conn.connected) {
+    link.pingSentAt = null; // Strophe retries the same BOSH session; ask again later
+    link.lastHeard = Date.now();
+    return;
+  }
+  abandon();
+  if (state.credentials) scheduleRetry();
+  else show("login"); // a re-attached guest session that Strophe gave up: log in again
+}
+
+function abandon() {
+  const conn = state.conn;
+  if (!conn) return;
+  state.conn = null; // from now on its callbacks and data are ignored
+  try {
+    conn._proto._abortAllRequests();
+    conn._doDisconnect(); // local: no terminate, no <close/>, so the server keeps the session for a resumption
+  } catch (error) {
+    // already torn down
+  }
+}
+
+function scheduleRetry() {
+  clearTimeout(link.retryTimer);
+  link.retryTimer = setTimeout(() => {
+    link.retryTimer = null;
+    if (!navigator.onLine) { scheduleRetry(); return; }
+    const { jid, password } = state.credentials;
+    connect(jid, password, state.config.transport === "websocket" && !link.webSocketFailed);
+    // An attempt that neither resumes nor fails in time is abandoned too.
+    clearTimeout(link.attemptTimer);
+    link.attemptTimer = setTimeout(() => {
+      if (link.up) return;
+      // A WebSocket that opens and closes silently (a proxy, a filter) says nothing to Strophe: use BOSH.
+      if (state.conn && !(state.conn._proto && "sid" in state.conn._proto)) link.webSocketFailed = true;
+      abandon();
+      scheduleRetry();
+    },
+                                   (TIMING.timeoutSeconds + 5) * 1000);
+  }, link.retrySeconds * 1000);
+  link.retrySeconds = Math.min(TIMING.maxRetrySeconds, link.retrySeconds * 2);
+}
+
+window.addEventListener("offline", () => { if (link.up) connectionLost(); });
+window.addEventListener("online", () => {
+  if (link.retryTimer) { clearTimeout(link.retryTimer); link.retryTimer = null; link.retrySeconds = TIMING.retrySeconds; scheduleRetry(); }
+});
+
 // --- connecting --------------------------------------------------------------------------------------------
 
 function endpoint(preferWebSocket) {
@@ -224,9 +431,11 @@ function endpoint(preferWebSocket) {
 
 function newConnection(url) {
   // keepalive: Strophe keeps the BOSH session id in sessionStorage, so a reloaded page can re-attach to it.
-  const conn = new Strophe.Connection(url, { keepalive: true });
+  // explicitResourceBinding: after SASL the page chooses between <resume/> and a bind.
+  const conn = new Strophe.Connection(url, { keepalive: true, explicitResourceBinding: true });
   conn.addHandler(onMessage, null, "message");
   conn.addHandler(onPresence, null, "presence");
+  useStreamManagement(conn);
   state.conn = conn;
   return conn;
 }
@@ -234,33 +443,68 @@ function newConnection(url) {
 async function connect(jid, password, preferWebSocket = state.config.transport === "websocket") {
   const url = endpoint(preferWebSocket);
   state.credentials = { jid, password };
-  $("login-status").textContent = t("connecting");
+  if (!state.room) $("login-status").textContent = t("connecting");
   const keys = url === state.config.bosh && BoshKeys.available() ? await BoshKeys.fresh() : null;
   const conn = newConnection(url);
   if (keys) useKeys(conn, keys);
   else sessionStorage.removeItem(KEY_STORE);
   let connected = false;
   conn.connect(jid, password, (status) => {
-    if (status === Strophe.Status.CONNECTED) {
+    if (conn !== state.conn) return; // abandoned
+    if (status === Strophe.Status.BINDREQUIRED) {
+      const resume = link.sm.resume();
+      if (resume && link.jid && Strophe.getBareJidFromJid(link.jid) === Strophe.getBareJidFromJid(jid)) {
+        connected = true;
+        link.phase = "resume";
+        conn.rawSend($build("resume", resume));
+      } else {
+        link.sm.reset();
+        conn.bind();
+      }
+    } else if (status === Strophe.Status.CONNECTED) {
       connected = true;
+      link.jid = conn.jid;
+      link.phase = "enable";
+      conn.rawSend($build("enable", link.sm.enable()));
+      saveLink();
+      linkUp();
       onConnected();
     } else if (status === Strophe.Status.AUTHFAIL) {
       $("login-status").textContent = t("authfail");
-    } else if (status === Strophe.Status.CONNFAIL && !connected && url !== state.config.bosh) {
-      connect(jid, password, false); // WebSocket unavailable: fall back to BOSH
-    } else if (status === Strophe.Status.DISCONNECTED && connected && state.room) {
-      reconnect(); // the network dropped for longer than Strophe's own retries
+    } else if ((status === Strophe.Status.CONNFAIL || status === Strophe.Status.DISCONNECTED) && !connected
+               && url !== state.config.bosh) {
+      connect(jid, password, false); // WebSocket unavailable (refused, or closed at once): fall back to BOSH
+    } else if ((status === Strophe.Status.DISCONNECTED || status === Strophe.Status.CONNFAIL) && connected) {
+      connectionLost(); // the network dropped for longer than Strophe's own retries
+    } else if (status === Strophe.Status.CONNFAIL && link.retryTimer === null && !link.up && state.room) {
+      abandon();
+      scheduleRetry(); // still offline: try again later
     } else if (status === Strophe.Status.CONNFAIL) {
       $("login-status").textContent = t("failed");
     }
   });
 }
 
-// A reloaded page (same tab) re-attaches to its BOSH session while the server keeps it (inactivity limit):
-// same JID, so the bot still knows the player and their points. Then it rejoins the room to see who is there
-// and asks the bot to repeat the open question and the scores.
+// A reloaded page (same tab) resumes its XEP-0198 session when it has one; a guest re-attaches to its BOSH
+// session while the server keeps it (inactivity limit). Either way: same JID, so the bot still knows the
+// player and their points. A resumed page shows what it saved and gets what it missed from the server; a
+// re-attached one rejoins the room to see who is there and asks the bot to repeat the question and scores.
 function restore() {
   const saved = JSON.parse(sessionStorage.getItem("quiz-page") || "null");
+  const resumable = loadLink();
+  if (saved && saved.room && resumable && resumable.pass) {
+    link.sm = StreamManagement.fromSnapshot(resumable.sm);
+    if (link.sm.resumable) {
+      link.jid = resumable.jid;
+      state.nick = saved.nick;
+      state.room = saved.room;
+      botWatch.load();
+      showRoom(saved.room);
+      linkDown();
+      connect(resumable.jid, resumable.pass);
+      return true;
+    }
+  }
   const session = JSON.parse(sessionStorage.getItem("strophe-bosh-session") || "null");
   if (!saved || !saved.room || !session) return false;
   const keys = BoshKeys.load(session.sid);
@@ -270,14 +514,20 @@ function restore() {
   }
   const conn = newConnection(state.config.bosh);
   useKeys(conn, keys);
+  if (resumable) { // the same stream goes on: so do its counters
+    link.sm = StreamManagement.fromSnapshot(resumable.sm);
+    link.jid = resumable.jid;
+  }
   let attached = false;
   try {
     conn.restore(undefined, (status) => {
+      if (conn !== state.conn) return;
       if (status === Strophe.Status.ATTACHED) {
         attached = true;
         state.nick = saved.nick;
         state.room = saved.room;
         state.restored = true;
+        linkUp();
         onConnected();
       } else if (status === Strophe.Status.DISCONNECTED && attached) {
         reconnectOrLogin();
@@ -298,7 +548,7 @@ function reconnectOrLogin() {
 
 function reconnect() {
   if (!state.credentials) { show("login"); return; }
-  $("connection").textContent = t("reconnecting");
+  linkDown();
   setTimeout(() => connect(state.credentials.jid, state.credentials.password), 1000);
 }
 
@@ -308,6 +558,8 @@ function onConnected() {
   show("login", false);
   const toBot = (text) => state.conn.send($msg({ to: state.config.bot, type: "chat" }).c("body").t(text));
   if (state.restored) {
+    state.restored = false;
+    if (!state.viewShown) showSavedView();
     state.conn.send($pres({ to: `${state.room}/${state.nick}`, type: "unavailable" }));
     joinRoom(state.room);
     toBot("!repeat");
@@ -318,17 +570,52 @@ function onConnected() {
   toBot("!categories");
 }
 
+// --- what the page shows, kept for a reload ------------------------------------------------------------
+// The bot's latest payloads (question, hint, received, reveal, scores, game, categories) as it sent them, so a
+// resumed page draws the game as it was; the server then sends what came meanwhile.
+
+const VIEW_KINDS = ["categories", "game", "scores", "question", "hint", "received", "reveal"];
+
+function keepPayload(payload) {
+  if (!VIEW_KINDS.includes(payload.localName)) return;
+  const view = JSON.parse(sessionStorage.getItem(VIEW_STORE) || "{}");
+  if (payload.localName === "question") {
+    for (const kind of ["hint", "received", "reveal", "answered"]) delete view[kind]; // a new question: unanswered
+  }
+  view[payload.localName] = Strophe.serialize(payload);
+  sessionStorage.setItem(VIEW_STORE, JSON.stringify(view));
+}
+
+function showSavedView() {
+  state.viewShown = true;
+  const view = JSON.parse(sessionStorage.getItem(VIEW_STORE) || "{}");
+  for (const kind of VIEW_KINDS) {
+    if (typeof view[kind] === "string") handlePayload(parseXml(view[kind]), true, false);
+  }
+  if (view.answered) {
+    state.answered = true;
+    for (const b of $("choices").children) b.disabled = true;
+  }
+  const occupants = JSON.parse(sessionStorage.getItem("quiz-occupants") || "[]");
+  for (const nick of occupants) addOccupant(nick);
+}
+
 // --- rooms -------------------------------------------------------------------------------------------------
 
-function joinRoom(room) {
+function showRoom(room) {
   state.room = room;
-  state.joined = false;
+  show("login", false);
   show("home", false);
   show("room");
   $("room-title").textContent = room.split("@")[0];
   const link = new URL(location.href);
   link.search = "?room=" + encodeURIComponent(room);
   $("share-link").value = link.toString();
+}
+
+function joinRoom(room) {
+  showRoom(room);
+  state.joined = false;
   state.conn.send($pres({ to: `${room}/${state.nick}` }).c("x", { xmlns: MUC }).c("history", { maxstanzas: 0 }));
   sessionStorage.setItem("quiz-page", JSON.stringify({ room, nick: state.nick }));
 }
@@ -352,12 +639,8 @@ function onPresence(presence) {
   const existing = [...list.children].find((li) => li.dataset.nick === nick);
   if (presence.getAttribute("type") === "unavailable") {
     if (existing) existing.remove();
-  } else if (!existing) {
-    const li = document.createElement("li");
-    li.dataset.nick = nick;
-    li.textContent = nick;
-    list.appendChild(li);
-  }
+  } else addOccupant(nick);
+  sessionStorage.setItem("quiz-occupants", JSON.stringify([...list.children].map((li) => li.dataset.nick)));
   const self = x && [...x.getElementsByTagName("status")].some((s) => s.getAttribute("code") === "110");
   if (self && presence.getAttribute("type") !== "unavailable") {
     state.joined = true;
@@ -368,6 +651,15 @@ function onPresence(presence) {
     show("waiting", !state.owner);
   }
   return true;
+}
+
+function addOccupant(nick) {
+  const list = $("occupants");
+  if ([...list.children].some((li) => li.dataset.nick === nick)) return;
+  const li = document.createElement("li");
+  li.dataset.nick = nick;
+  li.textContent = nick;
+  list.appendChild(li);
 }
 
 // --- messages ----------------------------------------------------------------------------------------------
@@ -387,7 +679,8 @@ function onMessage(message) {
   return true;
 }
 
-function handlePayload(payload, inRoom) {
+function handlePayload(payload, inRoom, fresh = true) {
+  if (fresh) keepPayload(payload);
   switch (payload.localName) {
     case "room": if (!inRoom) onRoom(payload); break; // the bot sends rooms privately, never to a room
     case "game": onGame(payload); break;
@@ -395,7 +688,7 @@ function handlePayload(payload, inRoom) {
     case "hint": $("hint").textContent = t("hint-label", { h: payload.getAttribute("pattern") }); break;
     case "received": if (state.question === payload.getAttribute("question")) $("received").textContent = t("received"); break;
     case "reveal": onReveal(payload); break;
-    case "scores": onScores(payload); break;
+    case "scores": onScores(payload, fresh); break;
     case "top": fillRanking($("top-list"), payload); break;
     case "eliminated": chatLine("", t("out", { n: payload.getAttribute("nick") })); break;
     case "pause": $("hint").textContent = t("pause-label", { t: new Date(payload.getAttribute("until")).toLocaleTimeString() }); break;
@@ -475,6 +768,8 @@ function answer(text, choice, button) {
   const message = $msg({ to: state.config.bot, type: "chat" }).c("body").t(text).up()
     .c("answer", { xmlns: NS, question: state.question, ...(choice ? { choice } : {}) });
   state.conn.send(message); // privately to the bot: nobody in the room can copy it
+  const view = JSON.parse(sessionStorage.getItem(VIEW_STORE) || "{}");
+  sessionStorage.setItem(VIEW_STORE, JSON.stringify({ ...view, answered: true }));
 }
 
 function onReveal(reveal) {
@@ -521,7 +816,7 @@ function fillRanking(list, payload) {
   }
 }
 
-function onScores(scores) {
+function onScores(scores, fresh) {
   fillRanking($("scores"), scores);
   show("scoreboard");
   if (scores.getAttribute("final") === "true") {
@@ -529,7 +824,7 @@ function onScores(scores) {
     show("question", false);
     show("podium");
     state.question = null;
-    state.conn.send($msg({ to: state.config.bot, type: "chat" }).c("body").t("!top all 10"));
+    if (fresh) state.conn.send($msg({ to: state.config.bot, type: "chat" }).c("body").t("!top all 10"));
   }
 }
 
@@ -562,11 +857,20 @@ function sendToRoom(text) {
 
 // --- wiring ------------------------------------------------------------------------------------------------
 
+// A new login: nothing of an earlier session in this tab is resumed or shown.
+function startOver() {
+  for (const key of [SM_STORE, VIEW_STORE, "quiz-bots", "quiz-occupants", "quiz-page"]) sessionStorage.removeItem(key);
+  link.sm = new StreamManagement();
+  link.jid = null;
+  state.viewShown = true;
+}
+
 async function main() {
   state.config = await (await fetch("/quiz/config.json")).json();
   const params = new URLSearchParams(location.search);
   state.wantRoom = params.get("room");
   applyLanguage(localStorage.getItem("quiz-language") || (navigator.language || "en").slice(0, 2));
+  setInterval(watchdog, 250);
   restore();
   $("language").addEventListener("change", (event) => {
     localStorage.setItem("quiz-language", event.target.value);
@@ -575,12 +879,14 @@ async function main() {
   $("guest-form").addEventListener("submit", (event) => {
     event.preventDefault();
     state.nick = $("nick").value.trim();
+    startOver();
     connect(state.config.domain, null); // SASL ANONYMOUS
   });
   $("account-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const jid = $("jid").value.trim();
     state.nick = $("nick").value.trim() || Strophe.getNodeFromJid(jid);
+    startOver();
     connect(jid.includes("/") ? jid : `${jid}/quiz-${Math.random().toString(36).slice(2, 8)}`, $("password").value);
   });
   $("create-game").addEventListener("click", () => {

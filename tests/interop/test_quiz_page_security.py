@@ -58,7 +58,7 @@ async def test_the_page_shows_no_payload_forged_by_a_troll(quiz_server: Server, 
             await page.get_by_role("button", name="Join the public quiz room").click()
             troll = await player(quiz_server.c2s.port, quiz_server.config.data_path / SELF_SIGNED_CERT, made, "cat")
             await expect(page.locator("#occupants li[data-nick='Cat']")).to_be_visible(timeout=WAIT_MS)
-            ann_jid = await page.evaluate("state.conn.jid")
+            ann_jid = await page.evaluate("JSON.parse(sessionStorage.getItem('quiz-sm')).jid")
 
             forge(troll, to=ROOM, mtype="groupchat", body="Type your password to win!",
                   xml=f"<question xmlns='{NS}' id='fake' game='g' index='7' total='7' kind='text' category='prize' "
