@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 import ssl
+from contextlib import closing
 from pathlib import Path
 from typing import TypeVar
 
@@ -16,10 +17,13 @@ from boshcm.bosh.session import BoshLimits, OpenUpstream
 from boshcm.bosh.upstream import OffboardLink, OnboardLink, UpstreamListener, upstream_tls_context
 from boshcm.clock import Clock, SystemClock
 from boshcm.config import Config, parse_host_port
+from boshcm.database import StorageError
 from boshcm.errors import BoshCondition
 from boshcm.extensions import Extension
 from boshcm.jid import JID
+from boshcm.metrics import Metrics, Reading, tune_gc
 from boshcm.tls import SELF_SIGNED_CERT, ensure_self_signed, server_context
+from boshcm.upload import UploadHttp, UploadLimits, UploadService, UploadSlots, UploadStore
 from boshcm.web import Cors, HttpServer, TrustedProxies, build_app
 from boshcm.websocket import WebSocketEndpoint
 from boshcm.xml.parser import StreamParser
@@ -27,8 +31,10 @@ from boshcm.xmpp.accounts import AccountStore
 from boshcm.xmpp.blocking import Blocklists, SqliteBlocklistStore
 from boshcm.xmpp.c2s import C2sConnection, C2sServer
 from boshcm.xmpp.hub import Hub
+from boshcm.xmpp.mam import ArchiveService, MamLimits, SqliteArchiveStore
 from boshcm.xmpp.muc.config import RoomConfig
 from boshcm.xmpp.muc.service import MucService, RoomStore
+from boshcm.xmpp.private_storage import PrivateStorage, SqlitePrivateStore
 from boshcm.xmpp.pubsub import PepLimits, SqlitePepStore
 from boshcm.xmpp.resumption import ResumptionTable
 from boshcm.xmpp.router import Router
@@ -36,6 +42,7 @@ from boshcm.xmpp.storage import SqliteStore
 from boshcm.xmpp.stream import ClientSession, SessionSettings, TlsPolicy, Transport
 from boshcm.xmpp.stream_management import SmLimits
 from boshcm.xmpp.throttle import AuthThrottle, ThrottleSettings
+from boshcm.xmpp.vcard import SqliteVCardStore, VCards
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +53,12 @@ STORE_FILE = "server.sqlite"
 ROOMS_FILE = "rooms.sqlite"
 PEP_FILE = "pep.sqlite"
 BLOCKLIST_FILE = "blocklist.sqlite"
+MAM_FILE = "mam.sqlite"
+ARCHIVE_PURGE_SECONDS = 86_400.0
+VCARD_FILE = "vcard.sqlite"
+PRIVATE_FILE = "private.sqlite"
+UPLOAD_FILE = "upload.sqlite"
+UPLOAD_DIR = "upload"
 
 
 def open_accounts(config: Config) -> AccountStore:
@@ -79,6 +92,19 @@ class Server:
         pep = config.pep
         self.pep_store = SqlitePepStore(data / PEP_FILE) if pep.enabled else None
         self.blocklists = SqliteBlocklistStore(data / BLOCKLIST_FILE) if config.blocking.enabled else None
+        profile = config.profile
+        self.vcard_store = SqliteVCardStore(data / VCARD_FILE) if profile.enabled else None
+        self.private_store = SqlitePrivateStore(data / PRIVATE_FILE) if profile.enabled else None
+        # XEP-0313: one store; account and room archives differ only in their caps.
+        mam = config.mam
+        self.archive_store = SqliteArchiveStore(data / MAM_FILE) if mam.enabled else None
+        self.account_archive = None if self.archive_store is None else ArchiveService(
+            store=self.archive_store, limits=MamLimits(retention_days=mam.retention_days, max_page=mam.max_page,
+                                                       max_messages_per_archive=mam.max_messages_per_account))
+        self.room_archive = None if self.archive_store is None or not mam.rooms else ArchiveService(
+            store=self.archive_store, limits=MamLimits(retention_days=mam.retention_days, max_page=mam.max_page,
+                                                       max_messages_per_archive=mam.max_messages_per_room))
+        self._archive_purge: asyncio.Task[None] | None = None
         self.router = Router(domain=config.server.domain, users=self.users, store=self.store,
                              wall_clock=self.clock.wall, server_name=config.server.name, server_version=__version__,
                              pep_store=self.pep_store, pep_limits=PepLimits(
@@ -86,7 +112,13 @@ class Server:
                                  max_items_per_node=pep.max_items_per_node, max_item_bytes=pep.max_item_bytes,
                                  max_account_bytes=pep.max_account_bytes, max_caps_entries=pep.max_caps_entries),
                              blocking=None if self.blocklists is None else Blocklists(
-                                 self.blocklists, max_items=config.blocking.max_items))
+                                 self.blocklists, max_items=config.blocking.max_items),
+                             archive=self.account_archive,
+                             vcards=None if self.vcard_store is None else VCards(
+                                 self.vcard_store, pep_store=self.pep_store, max_bytes=profile.max_vcard_bytes),
+                             private=None if self.private_store is None else PrivateStorage(
+                                 self.private_store, pep_store=self.pep_store,
+                                 max_bytes=profile.max_private_bytes, max_items=profile.max_private_items))
         sm = config.stream_management
         # XEP-0198: one table of resumable sessions for every transport; the hub parks and expires them.
         self.resumptions: ResumptionTable[ClientSession] = ResumptionTable(max_detached=sm.max_detached_sessions)
@@ -112,8 +144,26 @@ class Server:
                                   max_occupants=muc.max_occupants, max_rooms_per_account=muc.max_rooms_per_account,
                                   quota_exempt=frozenset(JID.make(name, domain) for name in exempt),
                                   is_guest=lambda jid: jid.domain == domain and jid.local in guests,
-                                  max_pending_iqs=muc.max_pending_iqs, iq_timeout_seconds=muc.iq_timeout_seconds)
+                                  max_pending_iqs=muc.max_pending_iqs, iq_timeout_seconds=muc.iq_timeout_seconds,
+                                  archive=self.room_archive)
             self.router.add_component(config.muc_domain, self.muc, config.muc.name)
+        # XEP-0363: a component for slot requests; the HTTP listener serves the files (needs http.enabled).
+        self.upload_slots: UploadSlots | None = None
+        self.upload_store: UploadStore | None = None
+        self.upload_http: UploadHttp | None = None
+        self._upload_expiry: asyncio.Task[None] | None = None
+        if config.upload.enabled and config.http.enabled:
+            upload = config.upload
+            self.upload_slots = UploadSlots(UploadLimits(
+                max_file_bytes=upload.max_file_bytes, quota_bytes=upload.quota_bytes,
+                slot_seconds=upload.slot_seconds, file_seconds=upload.file_seconds,
+                max_pending_slots=upload.max_pending_slots))
+            self.upload_store = UploadStore(data / UPLOAD_FILE)
+            domain, guests = config.server.domain, self.users.anonymous
+            self.router.add_component(config.upload_domain, UploadService(
+                domain=config.upload_domain, slots=self.upload_slots, base_url=self.upload_base_url,
+                wall_clock=self.clock.wall, is_guest=lambda jid: jid.domain == domain and jid.local in guests,
+                server_domain=domain), "HTTP File Upload")
         c2s = config.c2s
         self.throttle = AuthThrottle(ThrottleSettings(
             account_free_failures=c2s.auth_account_free_failures,
@@ -146,6 +196,19 @@ class Server:
         self.http: HttpServer | None = None
         self.bosh: BoshEndpoint | None = None
         self.websocket: WebSocketEndpoint | None = None
+        self.metrics: Metrics | None = None          # [metrics]: docs/operations.md
+        self.metrics_http: HttpServer | None = None
+        self._lag_probe: asyncio.Task[None] | None = None
+
+    def upload_base_url(self) -> str:
+        """Where clients reach the HTTP listener: upload.public_url, or the listener's own address."""
+        if self.config.upload.public_url:
+            return self.config.upload.public_url
+        host, port = parse_host_port(self.config.http.listen, "http.listen")
+        if self.http is not None:
+            port = self.http.port
+        host = "127.0.0.1" if host in ("0.0.0.0", "") else "[::1]" if host == "::" else host
+        return f"http://{host}:{port}"
 
     def _tls_context(self, data: Path) -> ssl.SSLContext:
         c2s = self.config.c2s
@@ -226,6 +289,11 @@ class Server:
             per_address=AddressSlots(per_address=http.max_websockets_per_address),
             unauthenticated=self.unauthenticated, relay=self._relay_link if self.offboard else None)
         pages = [route for extension in self.extensions for route in extension.routes()]
+        if self.upload_slots is not None and self.upload_store is not None:
+            self.upload_http = UploadHttp(slots=self.upload_slots, store=self.upload_store,
+                                          directory=self.config.data_path / UPLOAD_DIR, cors=cors,
+                                          wall_clock=self.clock.wall)
+            pages += self.upload_http.routes()
         app = build_app(cors=cors, bosh_path=http.bosh_path, bosh_handler=self.bosh.handle,
                         websocket_path=http.websocket_path, websocket_handler=self.websocket.handle,
                         static_routes=pages, proxies=TrustedProxies(http.trusted_proxies))
@@ -234,6 +302,8 @@ class Server:
 
     async def start(self) -> None:
         self._expiry = asyncio.get_running_loop().create_task(self.hub.run_expiry())
+        if self.account_archive is not None:
+            self._archive_purge = asyncio.get_running_loop().create_task(self._purge_archives(self.account_archive))
         if self.config.c2s.enabled and not self.offboard:
             await self.c2s.start()
         if self.config.http.enabled:
@@ -241,6 +311,10 @@ class Server:
             await self.http.start()
             assert self.bosh is not None
             self.bosh.start()
+            if self.upload_http is not None:
+                self._upload_expiry = asyncio.get_running_loop().create_task(self.upload_http.run_expiry())
+        if self.config.metrics.enabled:
+            await self._start_metrics()
         handle = _Handle(self)
         for extension in self.extensions:
             await extension.start(handle)
@@ -264,6 +338,13 @@ class Server:
         if self._expiry is not None:
             self._expiry.cancel()
             await asyncio.gather(self._expiry, return_exceptions=True)
+        await self._stop_metrics()
+        if self._upload_expiry is not None:
+            self._upload_expiry.cancel()
+            await asyncio.gather(self._upload_expiry, return_exceptions=True)
+        if self._archive_purge is not None:
+            self._archive_purge.cancel()
+            await asyncio.gather(self._archive_purge, return_exceptions=True)
         self.hub.end_parked()  # XEP-0198: waiting sessions end; their unacked messages are stored offline
         self.store.close()
         self.accounts.close()
@@ -273,6 +354,80 @@ class Server:
             self.pep_store.close()
         if self.blocklists is not None:
             self.blocklists.close()
+        if self.archive_store is not None:
+            self.archive_store.close()
+        for closable in (self.vcard_store, self.private_store, self.upload_store):
+            if closable is not None:
+                closable.close()
+
+
+    # --- metrics (boshcm/metrics.py): scrape-time readings of counts the server keeps anyway -------------
+
+    async def _start_metrics(self) -> None:
+        self.metrics = metrics = Metrics()
+        for reading in self._readings():
+            metrics.add(reading)
+        metrics.watch_gc()
+        self._lag_probe = asyncio.get_running_loop().create_task(
+            metrics.probe_loop_lag(self.config.metrics.loop_lag_interval_seconds))
+        host, port = parse_host_port(self.config.metrics.listen, "metrics.listen")
+        self.metrics_http = HttpServer(metrics.app(), host=host, port=port)
+        await self.metrics_http.start()
+
+    async def _stop_metrics(self) -> None:
+        if self.metrics_http is not None:
+            await self.metrics_http.stop()
+        if self._lag_probe is not None:
+            self._lag_probe.cancel()
+            await asyncio.gather(self._lag_probe, return_exceptions=True)
+        if self.metrics is not None:
+            self.metrics.unwatch_gc()
+
+    def _readings(self) -> list[Reading]:
+        sessions = "boshcm_sessions"
+        sessions_doc = "Client sessions by transport (detached: XEP-0198, waiting for a resumption)"
+        bosh, websocket = self.bosh, self.websocket
+        readings = [
+            Reading(name=sessions, documentation=sessions_doc, labels=(("transport", "c2s"),),
+                    read=lambda: self.c2s.connection_count()),
+            Reading(name=sessions, documentation=sessions_doc, labels=(("transport", "detached"),),
+                    read=lambda: self.resumptions.detached_count),
+            Reading(name="boshcm_stanzas_received", documentation="Stanzas from bound client sessions",
+                    read=lambda: self.router.received, counter=True),
+            Reading(name="boshcm_stanzas_delivered", documentation="Stanzas handed to client sessions",
+                    read=lambda: self.hub.delivered, counter=True),
+            Reading(name="boshcm_logins", documentation="Passwords evaluated and accepted (SASL)",
+                    read=lambda: self.throttle.logins, counter=True),
+            Reading(name="boshcm_login_failures", documentation="Passwords evaluated and refused (SASL)",
+                    read=lambda: self.throttle.failures, counter=True),
+        ]
+        if bosh is not None:
+            readings += [
+                Reading(name=sessions, documentation=sessions_doc, labels=(("transport", "bosh"),),
+                        read=lambda: len(bosh.registry)),
+                Reading(name="boshcm_bosh_held_requests", documentation="BOSH HTTP requests held open",
+                        read=bosh.held_requests),
+                Reading(name="boshcm_bosh_queue_bytes", documentation="Bytes queued for BOSH clients",
+                        read=lambda: sum(c.session.pending_bytes for c in bosh.registry.values()))]
+        if websocket is not None:
+            readings.append(Reading(name=sessions, documentation=sessions_doc, labels=(("transport", "websocket"),),
+                                    read=lambda: len(websocket.connections)))
+        if (muc := self.muc) is not None:
+            readings += [
+                Reading(name="boshcm_muc_rooms", documentation="Rooms in memory", read=lambda: len(muc.rooms())),
+                Reading(name="boshcm_muc_occupants", documentation="Occupants of all rooms",
+                        read=lambda: sum(room.occupant_count for room in muc.rooms()))]
+        return readings
+
+
+    async def _purge_archives(self, archive: ArchiveService) -> None:
+        """XEP-0313 retention ([mam] retention_days): at start-up, then once a day (rooms share the store)."""
+        while True:
+            try:
+                archive.purge_expired(self.clock.wall())
+            except StorageError as exc:
+                log.error("cannot delete expired archived messages (%s); trying again tomorrow", exc)
+            await asyncio.sleep(ARCHIVE_PURGE_SECONDS)
 
 
 class _Handle:
@@ -308,6 +463,8 @@ async def serve(config: Config) -> None:
     except BaseException:
         await server.stop()  # a fault late in start-up (the quiz bot's store) must not leave listeners behind
         raise
+    # No stop-the-world pauses: start-up's long-lived objects leave the collector's walk (docs/performance.md).
+    tune_gc(threshold0=config.metrics.gc_threshold0, freeze=config.metrics.gc_freeze)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -328,19 +485,22 @@ def _route_target(route: str | None) -> str | None:
 
 
 def delete_user_data(config: Config, username: str) -> None:
-    """Roster, offline messages, PEP nodes and the blocklist go with the account."""
-    store = SqliteStore(config.data_path / STORE_FILE)
-    try:
+    """Everything stored for an account goes with it: roster, offline messages, PEP nodes, blocklist, archive,
+    vCard, private storage and uploaded files."""
+    data, bare = config.data_path, str(JID.make(username, config.server.domain))
+    with closing(SqliteStore(data / STORE_FILE)) as store:
         store.delete_user(username)
-    finally:
-        store.close()
-    pep = SqlitePepStore(config.data_path / PEP_FILE)
-    try:
+    with closing(SqlitePepStore(data / PEP_FILE)) as pep:
         pep.delete_user(username)
-    finally:
-        pep.close()
-    blocklists = SqliteBlocklistStore(config.data_path / BLOCKLIST_FILE)
-    try:
+    with closing(SqliteBlocklistStore(data / BLOCKLIST_FILE)) as blocklists:
         blocklists.delete_user(username)
-    finally:
-        blocklists.close()
+    with closing(SqliteArchiveStore(data / MAM_FILE)) as archive:
+        archive.delete_archive(bare)
+    with closing(SqliteVCardStore(data / VCARD_FILE)) as vcards:
+        vcards.delete_user(username)
+    with closing(SqlitePrivateStore(data / PRIVATE_FILE)) as private:
+        private.delete_user(username)
+    with closing(UploadStore(data / UPLOAD_FILE)) as uploads:
+        for slot in [slot for slot in uploads.stored() if slot.owner == bare]:
+            (data / UPLOAD_DIR / slot.id).unlink(missing_ok=True)
+            uploads.remove(slot.id)

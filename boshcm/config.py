@@ -249,6 +249,81 @@ class BlockingConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class UploadConfig:
+    """XEP-0363 HTTP file upload, served by the HTTP listener: see docs/security.md "Profiles and uploads"."""
+
+    enabled: bool = True
+    domain: str = ""                  # default: upload.<server.domain>
+    public_url: str = ""              # what clients reach the HTTP listener at; default http://<http.listen>
+    max_file_bytes: int = 10_485_760
+    quota_bytes: int = 104_857_600
+    slot_seconds: float = 300.0
+    file_seconds: float = 2_592_000.0
+    max_pending_slots: int = 16
+
+    def validate(self, section: str) -> None:
+        for name in ("max_file_bytes", "quota_bytes", "slot_seconds", "file_seconds", "max_pending_slots"):
+            _positive(f"{section}.{name}", getattr(self, name))
+        if self.public_url and not self.public_url.startswith(("http://", "https://")):
+            raise ConfigError(f"{section}.public_url", f"must start with http:// or https://; got {self.public_url!r}")
+        if self.domain:
+            try:
+                jid = JID.parse(self.domain)
+            except InvalidJID as exc:
+                raise ConfigError(f"{section}.domain", str(exc)) from exc
+            if jid.local is not None or jid.resource is not None:
+                raise ConfigError(f"{section}.domain", f"must be a bare domain; got {self.domain!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProfileConfig:
+    """XEP-0054 vCards and XEP-0049 private storage (with XEP-0398 and XEP-0411 conversion to PEP)."""
+
+    enabled: bool = True
+    max_vcard_bytes: int = 131_072
+    max_private_bytes: int = 65_536
+    max_private_items: int = 64
+
+    def validate(self, section: str) -> None:
+        for name in ("max_vcard_bytes", "max_private_bytes", "max_private_items"):
+            _positive(f"{section}.{name}", getattr(self, name))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MetricsConfig:
+    """Prometheus /metrics on a listener of its own (docs/operations.md), and garbage-collector tuning."""
+
+    enabled: bool = False
+    listen: str = "127.0.0.1:9464"
+    loop_lag_interval_seconds: float = 0.5
+    gc_threshold0: int = 10_000       # Python's default is 700: fewer young-generation collections
+    gc_freeze: bool = True            # gc.freeze() once started: long-lived objects leave the collector's walk
+
+    def validate(self, section: str) -> None:
+        parse_host_port(self.listen, f"{section}.listen")
+        _positive(f"{section}.loop_lag_interval_seconds", self.loop_lag_interval_seconds)
+        _positive(f"{section}.gc_threshold0", self.gc_threshold0)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MamConfig:
+    """XEP-0313 message archives of accounts and persistent rooms: see docs/security.md "Mobile clients"."""
+
+    enabled: bool = True
+    rooms: bool = True                   # persistent rooms archive their groupchat messages
+    retention_days: float = 365.0        # 0: kept until the per-archive caps push them out
+    max_messages_per_account: int = 10_000
+    max_messages_per_room: int = 10_000
+    max_page: int = 250
+
+    def validate(self, section: str) -> None:
+        if self.retention_days < 0:
+            raise ConfigError(f"{section}.retention_days", f"must be 0 or more; got {self.retention_days!r}")
+        for name in ("max_messages_per_account", "max_messages_per_room", "max_page"):
+            _positive(f"{section}.{name}", getattr(self, name))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LogConfig:
     level: str = "info"
 
@@ -267,6 +342,10 @@ class Config:
     muc: MucConfig = field(default_factory=MucConfig)
     pep: PepConfig = field(default_factory=PepConfig)
     blocking: BlockingConfig = field(default_factory=BlockingConfig)
+    mam: MamConfig = field(default_factory=MamConfig)
+    profile: ProfileConfig = field(default_factory=ProfileConfig)
+    upload: UploadConfig = field(default_factory=UploadConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     log: LogConfig = field(default_factory=LogConfig)
     # The sections of installed extensions (boshcm/extensions.py), e.g. [quizbot], by name; each is the
     # extension's own dataclass, validated by the same loader.
@@ -279,6 +358,10 @@ class Config:
     @property
     def muc_domain(self) -> str:
         return self.muc.domain or f"conference.{self.server.domain}"
+
+    @property
+    def upload_domain(self) -> str:
+        return self.upload.domain or f"upload.{self.server.domain}"
 
 
 def load_config(path: Path | str | None = None, overrides: dict[str, Any] | None = None, *,

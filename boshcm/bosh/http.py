@@ -136,6 +136,7 @@ class BoshEndpoint:
         self._max_depth = max_depth
         self._request_ids = itertools.count(1)
         self._futures: dict[int, asyncio.Future[bytes]] = {}
+        self.held_requests = self._futures.__len__  # held HTTP requests, read by boshcm/metrics.py
         self._wakeup = asyncio.Event()
         self._timer: asyncio.Task[None] | None = None
 

@@ -224,6 +224,7 @@ class C2sServer:
         self._factory = connection_factory
         self._server: asyncio.Server | None = None
         self._connections: set[C2sConnection] = set()
+        self.connection_count = self._connections.__len__  # boshcm/metrics.py
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property

@@ -47,6 +47,7 @@ class Hub:
         self._clock = clock
         self.resumptions = resumptions
         self._wakeup = asyncio.Event()
+        self.delivered = 0  # stanzas handed to sessions, read by boshcm/metrics.py
 
     def register(self, jid: JID, sink: SessionSink) -> None:
         self._sinks[jid] = sink
@@ -63,6 +64,7 @@ class Hub:
                     # The router only addresses bound JIDs; a session that went away meanwhile loses the
                     # stanza exactly as if it had disconnected a moment earlier.
                     if (sink := self._sinks.get(to)) is not None:
+                        self.delivered += 1
                         sink.deliver(stanza)
                 case Disconnect(jid=jid, condition=condition):
                     if (sink := self._sinks.pop(jid, None)) is not None:

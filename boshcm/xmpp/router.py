@@ -44,10 +44,16 @@ from boshcm.stanza import (
 )
 from boshcm.xmpp.blocking import NS_BLOCKING, Blocklists, blocked_error
 from boshcm.xmpp.blocking import matches as block_matches
+from boshcm.xmpp.carbons import NS_CARBONS, Carbons, carbon_copy
+from boshcm.xmpp.carbons import eligible as carbons_eligible
+from boshcm.xmpp.mam import NS_MAM, NS_STANZA_ID, ArchiveService, Party
+from boshcm.xmpp.private_storage import NS_BOOKMARKS_CONVERSION, NS_PRIVATE, PrivateStorage
 from boshcm.xmpp.pubsub import PUBSUB_NAMESPACES, PepLimits, PepService, PepStore, Send
+from boshcm.xmpp.pubsub.node import NS_PUBSUB
 from boshcm.xmpp.pubsub.service import account_identity
 from boshcm.xmpp.roster import RosterBook, item_element
 from boshcm.xmpp.storage import OfflineMessage, RosterItem, ServerStore
+from boshcm.xmpp.vcard import NS_AVATAR_METADATA, NS_CONVERSION, NS_VCARD, VCards
 
 SUBSCRIPTION_TYPES = frozenset({"subscribe", "subscribed", "unsubscribe", "unsubscribed"})
 _SAFE_PARSER = etree.XMLParser(resolve_entities=False, load_dtd=False, no_network=True)
@@ -100,7 +106,9 @@ class Router:
     def __init__(self, *, domain: str, users: UserDirectory, store: ServerStore, wall_clock: Callable[[], float],
                  server_name: str = "boshcm", server_version: str = __version__,
                  extra_features: tuple[str, ...] = (), pep_store: PepStore | None = None,
-                 pep_limits: PepLimits | None = None, blocking: Blocklists | None = None) -> None:
+                 pep_limits: PepLimits | None = None, blocking: Blocklists | None = None,
+                 vcards: VCards | None = None, private: PrivateStorage | None = None,
+                 archive: ArchiveService | None = None) -> None:
         self.domain = domain
         self._users = users
         self._store = store
@@ -113,10 +121,16 @@ class Router:
         self._components: dict[str, tuple[Component, str]] = {}
         self._roster = RosterBook(store)
         self._push_counter = 0
+        self.received = 0  # stanzas from bound sessions, read by boshcm/metrics.py
         # XEP-0163 PEP on every account and XEP-0191 blocking: both optional, both pure (pubsub/, blocking.py).
         self._pep = None if pep_store is None else PepService(
             domain=domain, store=pep_store, roster=store, online=self._available_resources, limits=pep_limits)
         self._blocking = blocking
+        # XEP-0280 carbons (always offered) and XEP-0313 account archives (optional), both pure.
+        self._carbons = Carbons()
+        self._archive = archive
+        # XEP-0054/0153/0398 vCards and XEP-0049/0411 private storage: optional, pure (vcard.py, private_storage.py).
+        self._vcards, self._private = vcards, private
 
     # --- sessions ---------------------------------------------------------------------------------
 
@@ -144,6 +158,7 @@ class Router:
             self._pep.resource_gone(jid)
         if self._blocking is not None:
             self._blocking.resource_gone(jid)
+        self._carbons.resource_gone(jid)
         assert jid.local is not None
         users = self._by_user.get(jid.local, set())
         users.discard(jid)
@@ -185,6 +200,7 @@ class Router:
     # --- stanzas from bound sessions --------------------------------------------------------------
 
     def handle_stanza(self, sender: JID, stanza: Element, now: float) -> list[RouterAction]:
+        self.received += 1
         stanza.set("from", str(sender))  # RFC 6120 §8.1.2.1: the server stamps the bound JID
         kind = local_name(stanza)
         target_text = stanza.get("to")
@@ -199,6 +215,8 @@ class Router:
                 [Deliver(to=sender, stanza=blocked_error(stanza))]
         if kind == "presence":
             return self._outbound_presence(sender, stanza, target, now)
+        if kind == "message" and target is not None and target.bare != sender.bare:
+            return self._outbound_message(sender, stanza, target, now)
         if target is None or target == sender.bare:
             # RFC 6120 §10.3: no 'to' means the user's own account.
             if kind == "iq":
@@ -217,6 +235,51 @@ class Router:
         if target.local is None:
             return self._server_stanza(stanza, now)
         return self._deliver_local(stanza, target, now)
+
+    # --- messages between accounts: archive (XEP-0313) and carbons (XEP-0280) ----------------------
+
+    def _outbound_message(self, sender: JID, stanza: Element, target: JID, now: float) -> list[RouterAction]:
+        if target.domain == self.domain and target.local is not None and self._archive is not None:
+            self._archive_chat(sender, stanza, target)
+        routed = self._route(stanza, target, now)
+        if not carbons_eligible(stanza):
+            return routed
+        actions = list(routed)
+        # XEP-0280 §6: the sender's other resources see what it sent ...
+        for jid in self._carbons.copies_to(self._bound(sender.bare), skip={sender}):
+            actions.append(Deliver(to=jid, stanza=carbon_copy("sent", sender, jid, stanza)))
+        # ... and the recipient's resources that did not get the message itself see what arrived (§5).
+        delivered = [action for action in routed if isinstance(action, Deliver) and action.to.bare == target.bare
+                     and local_name(action.stanza) == "message" and action.stanza.get("type") != "error"]
+        if delivered:
+            for jid in self._carbons.copies_to(self._bound(target.bare), skip={action.to for action in delivered}):
+                actions.append(Deliver(to=jid, stanza=carbon_copy("received", target, jid, delivered[0].stanza)))
+        return actions
+
+    def _bound(self, bare: JID) -> list[JID]:
+        return sorted(self._by_user.get(bare.local or "", ()), key=str) if bare.domain == self.domain else []
+
+    def _archive_chat(self, sender: JID, stanza: Element, target: JID) -> None:
+        """XEP-0313 §5.1.1: a chat or normal message with a body goes into both parties' archives (one
+        write), and the recipient's copy says under which id (XEP-0359)."""
+        assert self._archive is not None and target.local is not None
+        for claimed in stanza.findall(qname(NS_STANZA_ID, "stanza-id")):
+            if claimed.get("by") in (str(sender.bare), str(target.bare)):
+                stanza.remove(claimed)  # XEP-0359 §3.1: only the archive itself says what its ids are
+        if stanza.get("type", "normal") not in ("chat", "normal") or stanza.find(qname(NS_CLIENT, "body")) is None:
+            return
+        if not self._users.exists(target.local) or self._blocked_inbound(target, stanza):
+            return
+        # Guests' archives would outlive them: only accounts keep one.
+        parties = [Party(archive=owner.bare, peer=peer) for owner, peer in ((sender, target), (target, sender))
+                   if owner.local not in self._users.anonymous]
+        if not parties:
+            return
+        try:
+            archived_id = self._archive.archive(parties, stanza, self._wall_clock())
+        except StorageError:
+            return  # the message itself still goes; only its archive copy is missing
+        sub(stanza, NS_STANZA_ID, "stanza-id", {"id": archived_id, "by": str(target.bare)})
 
     def route_from_component(self, stanza: Element, now: float) -> list[RouterAction]:
         """A stanza a component sends on its own initiative (timers, invitations)."""
@@ -370,6 +433,9 @@ class Router:
         initial = not resource.available
         resource.available, resource.presence = True, copy.deepcopy(stanza)
         resource.priority = _priority(stanza)
+        if self._vcards is not None and sender.local is not None:
+            self._vcards.stamp_presence(sender.local, stanza)  # XEP-0153 §4.1, XEP-0398 §4
+            resource.presence = copy.deepcopy(stanza)
         actions = self._broadcast_presence(sender, stanza, include_self=True)
         if initial:
             actions += self._initial_presence_extras(sender)
@@ -483,6 +549,8 @@ class Router:
         assert payload is not None
         if payload.tag == qname(NS_ROSTER, "query"):
             return self._roster_iq(sender, iq, payload)
+        if self._carbons.handles(iq):
+            return self._reply(iq, self._carbons.handle_iq(sender, iq))
         if self._blocking is not None and etree.QName(payload).namespace == NS_BLOCKING:
             return self._blocking_iq(sender, iq)
         return self._iq_for_bare_account(iq)
@@ -496,12 +564,35 @@ class Router:
         requester = JID.parse(iq.get("from", ""))
         owner = JID.parse(iq.get("to") or str(requester.bare)).bare
         if self._pep is not None and etree.QName(payload).namespace in PUBSUB_NAMESPACES:
-            return self._pep_orders(self._pep.handle_iq(owner, iq, guest=self._from_guest(iq)))
+            sends = self._pep.handle_iq(owner, iq, guest=self._from_guest(iq))
+            if self._vcards is not None and owner.local is not None and sends[0].stanza.get("type") == "result" \
+                    and (metadata := _published(iq, NS_AVATAR_METADATA)) is not None:
+                self._vcards.avatar_published(owner.local, metadata)  # XEP-0398 §3: PEP avatar to vCard
+            return self._pep_orders(sends)
+        if self._archive is not None and etree.QName(payload).namespace == NS_MAM:
+            if requester.bare != owner:
+                return self._bounce(iq, StanzaErrorCondition.FORBIDDEN)  # XEP-0313 §4: the owner only
+            return [Deliver(to=requester, stanza=answer) for answer in
+                    self._archive.handle_iq(owner, iq, self._wall_clock())] if requester in self._resources else []
+        if payload.tag in (qname(NS_VCARD, "vCard"), qname(NS_PRIVATE, "query")) and iq.get("type") == "set" \
+                and self._from_guest(iq) and (self._vcards is not None or self._private is not None):
+            return self._bounce(iq, StanzaErrorCondition.FORBIDDEN, text="Guests cannot store profile data")
+        if self._vcards is not None and payload.tag == qname(NS_VCARD, "vCard") and owner.local is not None:
+            outcome = self._vcards.handle_iq(requester, owner, iq)
+            return self._reply(iq, outcome.reply) + self._as_account(outcome.publishes)
+        if self._private is not None and payload.tag == qname(NS_PRIVATE, "query") and requester.local is not None:
+            private = self._private.handle_iq(requester, iq)
+            return self._reply(iq, private.reply) + self._as_account(private.pubsub)
         if iq.get("type") == "get" and payload.tag == qname(NS_DISCO_INFO, "query") and not payload.get("node"):
             info = element(NS_DISCO_INFO, "query")
             sub(info, NS_DISCO_INFO, "identity", {"category": "account", "type": "registered"})
+            if self._archive is not None and requester.bare == owner:
+                sub(info, NS_DISCO_INFO, "feature", {"var": NS_MAM})
             if self._pep is not None:
                 account_identity(info)
+                for feature in ([NS_CONVERSION] if self._vcards is not None else []) + \
+                        ([NS_BOOKMARKS_CONVERSION] if self._private is not None else []):
+                    sub(info, NS_DISCO_INFO, "feature", {"var": feature})  # XEP-0398 §5, XEP-0411 §4
             return self._reply(iq, iq_result(iq, info))
         if iq.get("type") == "get" and payload.tag == qname(NS_DISCO_ITEMS, "query") and self._pep is not None \
                 and not payload.get("node"):
@@ -584,8 +675,10 @@ class Router:
     def _disco_info(self) -> Element:
         info = element(NS_DISCO_INFO, "query")
         sub(info, NS_DISCO_INFO, "identity", {"category": "server", "type": "im", "name": self._server_name})
-        features = [NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PING, NS_VERSION, NS_ROSTER, "msgoffline", NS_DELAY,
-                    *([NS_BLOCKING] if self._blocking is not None else []), *self._extra_features]
+        features = [NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PING, NS_VERSION, NS_ROSTER, "msgoffline", NS_DELAY, NS_CARBONS,
+                    *([NS_BLOCKING] if self._blocking is not None else []),
+                    *([NS_VCARD] if self._vcards is not None else []),
+                    *([NS_PRIVATE] if self._private is not None else []), *self._extra_features]
         for feature in sorted(set(features)):
             sub(info, NS_DISCO_INFO, "feature", {"var": feature})
         return info
@@ -600,6 +693,18 @@ class Router:
             if send.to in self._resources and not (source.local is not None
                                                    and self._blocked_either_way(source, send.to)):
                 actions.append(Deliver(to=send.to, stanza=send.stanza))
+        return actions
+
+    def _as_account(self, requests: list[Element]) -> list[RouterAction]:
+        """XEP-0398/XEP-0411 conversions: pubsub requests run as the account; only their notifications go out."""
+        actions: list[RouterAction] = []
+        for request in requests:
+            if self._pep is None:
+                break
+            sender = JID.parse(request.get("from", ""))
+            sends = self._pep.handle_iq(sender.bare, request)
+            actions += self._pep_orders([send for send in sends if send.stanza.get("id") != request.get("id")
+                                         or send.stanza.tag != request.tag])
         return actions
 
     def _blocks(self, user: str | None, jid: JID) -> bool:
@@ -682,6 +787,16 @@ class Router:
 
 def _fan_out(stanza: Element, recipients: Iterable[JID]) -> list[RouterAction]:
     return [Deliver(to=jid, stanza=addressed_copy(stanza, jid)) for jid in recipients]
+
+
+def _published(iq: Element, node: str) -> Element | None:
+    """The payload of an XEP-0060 publish to `node` in this iq, if it is one."""
+    if iq.get("type") != "set":
+        return None
+    publish = iq.find(f"{qname(NS_PUBSUB, 'pubsub')}/{qname(NS_PUBSUB, 'publish')}")
+    if publish is None or publish.get("node") != node:
+        return None
+    return next((child for item in publish for child in item if isinstance(child.tag, str)), None)
 
 
 def _priority(presence: Element) -> int:

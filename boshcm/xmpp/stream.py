@@ -59,6 +59,7 @@ from boshcm.stanza import (
     stream_error_element,
     sub,
 )
+from boshcm.xmpp.csi import DEFAULT_MAX_HELD, NS_CSI, ClientState
 from boshcm.xmpp.resumption import ResumptionTable
 from boshcm.xmpp.router import Deliver, Disconnect, RouterAction
 from boshcm.xmpp.sasl import (
@@ -243,6 +244,8 @@ class SessionSettings:
     # Accounts not rate-limited: the embedded quiz bot speaks for whole rooms.
     stanza_rate_exempt: frozenset[str] = frozenset()
     stream_management: SmLimits = field(default_factory=SmLimits)
+    # XEP-0352: senders whose presence or chat state an inactive client's session holds at most.
+    csi_max_held: int = DEFAULT_MAX_HELD
 
 
 class _BadEncoding:
@@ -278,7 +281,8 @@ class Transport:
 
 class ClientSession:
     # One per connected client: no per-instance dict.
-    __slots__ = ("_accounts", "_anonymous", "_bucket", "_guests", "_id_factory", "_jid", "_negotiation_deadline",
+    __slots__ = ("_accounts", "_anonymous", "_bucket", "_csi", "_guests", "_id_factory", "_jid",
+                 "_negotiation_deadline",
                  "_resource_factory", "_resumptions", "_router", "_sasl", "_sasl_failures", "_secure", "_settings",
                  "_sm", "_sm_id_factory", "_state", "_throttle", "_transport", "_username", "stream_id")
 
@@ -312,6 +316,7 @@ class ClientSession:
         self._resumptions = resumptions
         self._sm_id_factory = sm_id_factory
         self._sm: StreamManagement | None = None
+        self._csi = ClientState(max_held=settings.csi_max_held)
 
     # --- queries ----------------------------------------------------------------------------------
 
@@ -423,6 +428,7 @@ class ClientSession:
             sub(sub(features, NS_SESSION, "session"), NS_SESSION, "optional")
             if self._settings.stream_management.enabled and self._transport.advertises_stream_management:
                 features.append(sm_feature())  # XEP-0198 §2: only once authenticated
+            sub(features, NS_CSI, "csi")  # XEP-0352 §4
             return features
         if self._offer_starttls():
             starttls = sub(features, NS_TLS, "starttls")
@@ -453,6 +459,8 @@ class ClientSession:
             return self._on_negotiation_element(received, now)
         if namespace_of(received) == NS_SM and self._settings.stream_management.enabled:
             return self._on_sm(local_name(received), received, now)
+        if namespace_of(received) == NS_CSI:
+            return self._on_csi(local_name(received), now)
         if received.tag not in STANZA_TAGS:
             return self._close(StreamErrorCondition.UNSUPPORTED_STANZA_TYPE, now)
         if self._state is _State.AUTHENTICATED:
@@ -640,7 +648,31 @@ class ClientSession:
     # --- stanzas to the client and stream management (XEP-0198) -----------------------------------
 
     def _to_client(self, stanza: Element, now: float) -> list[SessionAction]:
-        """Every stanza for the client passes here, so that it is counted and kept until acknowledged."""
+        """Every stanza for the client passes here: held while the client is inactive (XEP-0352), counted
+        and kept until acknowledged (XEP-0198)."""
+        if self._state is not _State.BOUND:
+            return self._send_counted(stanza, now)
+        return self._send_all(self._csi.outgoing(stanza), now)
+
+    def _send_all(self, stanzas: list[Element], now: float) -> list[SessionAction]:
+        actions: list[SessionAction] = []
+        for stanza in stanzas:
+            if self._state is _State.CLOSED:
+                break  # the unacked queue overflowed: the rest has nowhere to go
+            actions += self._send_counted(stanza, now)
+        return actions
+
+    def _on_csi(self, name: str, now: float) -> list[SessionAction]:
+        if name == "active":
+            return self._send_all(self._csi.set_active(), now) if self._state is _State.BOUND else []
+        if name == "inactive":
+            # XEP-0352 §5: meaningful once bound; before that there is nothing to hold.
+            if self._state is _State.BOUND:
+                self._csi.set_inactive()
+            return []
+        return self._close(StreamErrorCondition.UNSUPPORTED_STANZA_TYPE, now)
+
+    def _send_counted(self, stanza: Element, now: float) -> list[SessionAction]:
         sm = self._sm
         if sm is None:
             return [SendElement(element=stanza)] if self._state is _State.BOUND else []
@@ -761,9 +793,10 @@ class ClientSession:
         sm = self._sm
         if (self._state is _State.BOUND and sm is not None and sm.id is not None and self._resumptions is not None
                 and self._resumptions.detach(sm.id, now, sm.resume_seconds)):
-            # XEP-0198 §5: keep the session (binding, presence, rooms) for a resumption.
+            # XEP-0198 §5: keep the session (binding, presence, rooms) for a resumption; what CSI held is
+            # queued with the rest so that the resumed stream gets it.
             self._state = _State.DETACHED
-            return [Detach()]
+            return [Detach(), *self._send_all(self._csi.set_active(), now)]
         return self._finish(now)
 
     def _finish(self, now: float, *, unbind: bool = True) -> list[SessionAction]:

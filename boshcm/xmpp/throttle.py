@@ -132,6 +132,7 @@ class AuthThrottle:
         self._accounts: _Table[_Counter] = _Table(size)
         self._addresses: _Table[_Counter] = _Table(size)
         self._trusted: _Table[_Trusted] = _Table(size)
+        self.logins = self.failures = 0  # evaluated attempts, read by boshcm/metrics.py
 
     def tracked(self) -> int:
         """Entries held in all tables (each bounded by max_entries)."""
@@ -149,6 +150,7 @@ class AuthThrottle:
     def record_failure(self, *, address: str, username: str, account_exists: bool, now: float) -> None:
         """A password was evaluated and was wrong (or named no account)."""
         settings = self._settings
+        self.failures += 1
         trusted = self._trusted_pair(address, username, now)
         if trusted is not None:
             trusted.counter.fail(now, settings.account_free_failures, settings)
@@ -158,6 +160,7 @@ class AuthThrottle:
 
     def record_success(self, *, address: str, username: str, now: float) -> None:
         """The pair becomes trusted. Other counters stay: a login of one's own must not reset an attack."""
+        self.logins += 1
         self._trusted.put(_digest(address_key(address), username), _Trusted(succeeded_at=now, counter=_Counter()),
                           now)
 

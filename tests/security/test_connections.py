@@ -137,7 +137,11 @@ async def test_a_request_trickled_byte_by_byte_is_cut_off_too(strict_server: Ser
 
 # --- WebSocket clients that stop reading -------------------------------------------------------------
 
-async def test_a_websocket_client_that_stops_reading_is_ended_with_resource_constraint(server: Server) -> None:
+@pytest.mark.parametrize("strict_server", [{"c2s.max_stanza_bytes": 65_536, "c2s.stanza_rate_exempt": ["alice"],
+                                            "mam.enabled": False}], indirect=True)
+async def test_a_websocket_client_that_stops_reading_is_ended_with_resource_constraint(strict_server: Server) -> None:
+    # alice is a fast sender here (no rate limit, no archive): what is measured is bob's queue alone.
+    server = strict_server
     assert server.websocket is not None
     before = rss_kib()
     async with connected("websocket", server, login=("bob", "bob-secret")) as bob, \
@@ -147,7 +151,7 @@ async def test_a_websocket_client_that_stops_reading_is_ended_with_resource_cons
         # bob never reads again; alice sends him far more than the server queues for one client (and far
         # more than the socket buffers on both sides absorb).
         body = b"x" * 60_000
-        for _ in range(250):
+        for _ in range(500):
             await alice.send_raw(b"<message xmlns='jabber:client' to='bob@localhost' type='chat'><body>" + body
                                  + b"</body></message>")
             if not server.websocket.connections:

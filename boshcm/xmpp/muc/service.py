@@ -6,6 +6,8 @@ A component of the router: stanzas to the service or its rooms in, addressed sta
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import json
 import logging
 import secrets
@@ -14,10 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from lxml import etree
+
 from boshcm.database import DatabaseFault, StorageError, open_database, storage_errors, transaction
 from boshcm.errors import StanzaErrorCondition
 from boshcm.jid import JID, InvalidJID
 from boshcm.stanza import (
+    NS_CLIENT,
     NS_DISCO_INFO,
     NS_DISCO_ITEMS,
     Element,
@@ -26,8 +31,10 @@ from boshcm.stanza import (
     first_child,
     iq_result,
     local_name,
+    qname,
     sub,
 )
+from boshcm.xmpp.mam import NS_MAM, NS_STANZA_ID, ArchiveService, Party
 from boshcm.xmpp.muc.config import RoomConfig
 from boshcm.xmpp.muc.room import NS_MUC, Room, RoomLimits, RoomState, room_secret
 
@@ -131,7 +138,8 @@ class MucService:
                  id_factory: Callable[[], str] = lambda: secrets.token_urlsafe(12),
                  max_occupants: int = 5_000, max_rooms_per_account: int = 10,
                  quota_exempt: frozenset[JID] = frozenset(), is_guest: Callable[[JID], bool] = lambda _jid: False,
-                 max_pending_iqs: int = 10_000, iq_timeout_seconds: float = 60.0) -> None:
+                 max_pending_iqs: int = 10_000, iq_timeout_seconds: float = 60.0,
+                 archive: ArchiveService | None = None) -> None:
         self.domain = domain
         self.name = name
         self._store = store
@@ -148,6 +156,8 @@ class MucService:
         self._rooms: dict[JID, Room] = {}
         self._owned: dict[JID, set[JID]] = {}   # account -> rooms it owns, for the quota
         self._locked_until: dict[JID, float] = {}
+        # XEP-0313: persistent rooms keep an archive of their groupchat messages (docs/protocol.md).
+        self._archive = archive
         for jid, state in store.load().items():
             self._rooms[jid] = self._new_room(jid, state)
             self._count_owners(jid, {}, state.affiliations)
@@ -158,6 +168,9 @@ class MucService:
 
     def room(self, jid: JID) -> Room | None:
         return self._rooms.get(jid.bare)
+
+    def rooms(self) -> list[Room]:  # boshcm/metrics.py counts rooms and occupants at scrape time
+        return list(self._rooms.values())
 
     # --- Component --------------------------------------------------------------------------------
 
@@ -186,10 +199,53 @@ class MucService:
                 return [error_reply(stanza, StanzaErrorCondition.ITEM_NOT_FOUND)]
         elif room.locked and self._locked_until.get(room_jid, 0.0) <= now:
             room.locked = False  # the creator never configured it: instant-room defaults apply
+        if self._archive is not None and to.resource is None and local_name(stanza) == "iq" \
+                and (payload := first_child(stanza)) is not None and etree.QName(payload).namespace == NS_MAM:
+            return self._archive_query(room, sender, stanza)
         before = _snapshot(room)
         out = room.handle(stanza, now)
+        if self._archive is not None and room.config.persistent:
+            self._archive_hooks(room, stanza, out)
         self._after(room, before)
         return out
+
+    # --- the room archive (XEP-0313 §5.1.2) -------------------------------------------------------
+
+    def _archive_hooks(self, room: Room, stanza: Element, out: list[Element]) -> None:
+        """One archive entry per room message (not per occupant's copy), under the room's stanza-id."""
+        assert self._archive is not None
+        kind, stanza_type = local_name(stanza), stanza.get("type")
+        if kind == "iq" and stanza_type == "get":
+            for reply in out:
+                info = reply.find(qname(NS_DISCO_INFO, "query"))
+                if reply.get("type") == "result" and info is not None and not info.get("node"):
+                    sub(info, NS_DISCO_INFO, "feature", {"var": NS_MAM})
+            return
+        if kind != "message" or stanza_type != "groupchat" or stanza.find(qname(NS_CLIENT, "body")) is None:
+            return
+        for reflection in out:
+            stanza_id = reflection.find(qname(NS_STANZA_ID, "stanza-id"))
+            if reflection.get("type") == "groupchat" and stanza_id is not None \
+                    and stanza_id.get("by") == str(room.jid) and reflection.find(qname(NS_CLIENT, "body")) is not None:
+                archived = copy.deepcopy(reflection)
+                archived.attrib.pop("to", None)
+                # A failed write loses only the archive copy: the message itself went to everyone.
+                with contextlib.suppress(StorageError, InvalidJID):
+                    self._archive.archive([Party(archive=room.jid, peer=JID.parse(reflection.get("from", "")))],
+                                          archived, self._wall_clock(), message_id=stanza_id.get("id"))
+                return
+
+    def _archive_query(self, room: Room, sender: JID, iq: Element) -> list[Element]:
+        assert self._archive is not None
+        if not room.config.persistent:
+            return [error_reply(iq, StanzaErrorCondition.SERVICE_UNAVAILABLE, text="This room keeps no archive")]
+        affiliation = room.affiliation(sender)
+        closed = room.config.members_only or bool(room.config.password)
+        if affiliation == "outcast" or (closed and affiliation not in ("member", "admin", "owner")
+                                        and not room.has_session(sender)):
+            # XEP-0313 §5.1.2: whoever could not join may not read what was said either.
+            return [error_reply(iq, StanzaErrorCondition.FORBIDDEN)]
+        return self._archive.handle_iq(room.jid, iq, self._wall_clock())
 
     def session_ended(self, jid: JID, now: float) -> list[Element]:
         out: list[Element] = []
@@ -238,6 +294,11 @@ class MucService:
                 self._forget(room)
 
     def _forget(self, room: Room) -> None:
+        if self._archive is not None:
+            try:
+                self._archive.delete_archive(room.jid)  # a later room of the same name starts afresh
+            except StorageError:
+                log.error("cannot delete the archive of %s", room.jid)
         del self._rooms[room.jid]
         self._locked_until.pop(room.jid, None)
         self._count_owners(room.jid, room.state.affiliations, {})
