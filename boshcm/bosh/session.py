@@ -341,9 +341,7 @@ class BoshSession:
             self._last_rid += 1
             actions += self._process(ready, now)
             if self.ended:
-                actions += [self._refuse(late.request_id) for late in self._early.values()]
-                self._early.clear()
-                break
+                break  # _end answered the requests still waiting
         return actions
 
     def _repeat(self, event: RequestArrived, now: float) -> list[BoshAction]:
@@ -624,5 +622,11 @@ class BoshSession:
         self._state = _State.ENDED
         self._pending.clear()
         self._pending_bytes = 0
-        actions = self._close_upstream(by_client=by_client) if close_upstream else []
+        # Requests that arrived early (waiting for a gap in the rids) are answered too: nothing waits forever.
+        terminate = self._serialize(build_terminate(condition))
+        actions: list[BoshAction] = [Respond(request_id=early.request_id, data=terminate)
+                                     for early in self._early.values()]
+        self._early.clear()
+        if close_upstream:
+            actions += self._close_upstream(by_client=by_client)
         return [*actions, SessionEnded(condition=condition)]

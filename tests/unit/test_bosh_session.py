@@ -646,3 +646,14 @@ def test_a_client_terminate_closes_the_xmpp_side_cleanly_and_inactivity_does_not
     lost = started(limits=BoshLimits(inactivity_seconds=30))
     lost.advance(31)
     assert [order.by_client for order in lost.orders if isinstance(order, CloseUpstream)] == [False]
+
+
+def test_requests_waiting_for_a_gap_are_answered_when_the_session_ends() -> None:
+    """An early rid (waiting for the one before it) must not hang when the session ends meanwhile."""
+    client = started(hold=1)
+    held = client.request()
+    early = client.request(rid=client.rid + 2)
+    assert not client.answered(early)
+    client.take(client.session.handle(ServerClosed(condition=BoshCondition.SYSTEM_SHUTDOWN), client.now))
+    assert client.response(held).get("condition") == "system-shutdown"
+    assert client.response(early).get("type") == "terminate"
