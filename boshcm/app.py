@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import ssl
 from contextlib import closing
 from pathlib import Path
@@ -22,6 +21,7 @@ from boshcm.errors import BoshCondition
 from boshcm.extensions import Extension
 from boshcm.jid import JID
 from boshcm.metrics import Metrics, Reading, tune_gc
+from boshcm.shutdown import until_stop_signal
 from boshcm.tls import SELF_SIGNED_CERT, ensure_self_signed, server_context
 from boshcm.upload import UploadHttp, UploadLimits, UploadService, UploadSlots, UploadStore
 from boshcm.web import Cors, HttpServer, TrustedProxies, build_app
@@ -465,13 +465,9 @@ async def serve(config: Config) -> None:
         raise
     # No stop-the-world pauses: start-up's long-lived objects leave the collector's walk (docs/performance.md).
     tune_gc(threshold0=config.metrics.gc_threshold0, freeze=config.metrics.gc_freeze)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
     log.info("boshcm serving %s (data in %s)", config.server.domain, config.data_path.resolve())
     try:
-        await stop.wait()
+        await until_stop_signal()
     finally:
         log.info("shutting down")
         await server.stop()

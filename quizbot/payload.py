@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from lxml import etree
 
+from boshcm.timestamps import xep0082
 from quizbot.game import CHOICE_KEYS, AskQuestion, AwardPoints, RevealAnswer, ShowHint
 
 NS = "urn:boshcm:quiz:0"
@@ -44,8 +44,6 @@ def _text(value: str | int | float) -> str:
     return str(value)
 
 
-def timestamp(wall: float) -> str:
-    return datetime.fromtimestamp(wall, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -69,7 +67,7 @@ def game_state(*, game_id: str, state: str, mode: str, language: str, total: int
 def question(ask: AskQuestion, *, game_id: str, deadline_wall: float) -> etree._Element:
     element = _element("question", id=ask.question_id, game=game_id, index=ask.index, total=ask.total,
                        kind=ask.kind.value, category=ask.category, duration=ask.duration_seconds,
-                       deadline=timestamp(deadline_wall))
+                       deadline=xep0082(deadline_wall))
     _child(element, "text", ask.text)
     for key, choice in zip(CHOICE_KEYS, ask.choices, strict=False):
         _child(element, "choice", choice, key=key)
@@ -104,7 +102,7 @@ def eliminated(*, question_id: str, nick: str) -> etree._Element:
 
 
 def pause(*, until_wall: float) -> etree._Element:
-    return _element("pause", until=timestamp(until_wall))
+    return _element("pause", until=xep0082(until_wall))
 
 
 def scores(*, game_id: str, standings: Sequence[tuple[str, int]], final: bool, reason: str | None = None

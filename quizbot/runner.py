@@ -3,12 +3,11 @@ quizbot/extension.py) or from conf/quizbot.toml (standalone, against any XMPP se
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
 from collections.abc import Sequence
 from pathlib import Path
 
+from boshcm.shutdown import until_stop_signal
 from quizbot.bot import BotSettings, QuizBot
 from quizbot.config import QuizBotConfig, StandaloneConfig
 from quizbot.questions import BankSet, Question, load_bank
@@ -63,12 +62,8 @@ async def run_standalone(config: StandaloneConfig) -> None:
     client, store = build_client(quiz, connection, rooms=quiz.rooms, muc_domain=muc_domain,
                                  store_path=Path(quiz.store))
     client.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
     try:
-        await stop.wait()
+        await until_stop_signal()
     finally:
         await client.stop()
         store.close()

@@ -41,6 +41,7 @@ from boshcm.stanza import (
     qname,
     sub,
 )
+from boshcm.timestamps import xep0082
 from boshcm.xmpp.mam.store import ArchivedMessage, ArchiveStore, Filter
 
 NS_MAM = "urn:xmpp:mam:2"
@@ -186,7 +187,7 @@ class ArchiveService:
         if query_id is not None:
             result.set("queryid", query_id)
         forwarded = sub(result, NS_FORWARD, "forwarded")
-        sub(forwarded, NS_DELAY, "delay", {"stamp": _stamp(message.at)})
+        sub(forwarded, NS_DELAY, "delay", {"stamp": xep0082(message.at)})
         forwarded.append(etree.fromstring(message.stanza, _SAFE_PARSER))
         return wrapper
 
@@ -238,6 +239,3 @@ def _parse_stamp(text: str | None, name: str) -> float | None:
     return stamp.timestamp()
 
 
-def _stamp(wall: float) -> str:
-    stamp = datetime.datetime.fromtimestamp(wall, datetime.UTC)
-    return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")

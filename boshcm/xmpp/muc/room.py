@@ -53,6 +53,7 @@ from boshcm.stanza import (
     qname,
     sub,
 )
+from boshcm.timestamps import xep0082
 from boshcm.xmpp.muc.config import RoomConfig, config_form, parse_config_submission
 from boshcm.xmpp.muc.iq_proxy import IqProxy
 from boshcm.xmpp.muc.nick import Nick, NickRefused, parse_nick
@@ -583,9 +584,7 @@ class Room:
         out = []
         for entry in entries:
             message = addressed_copy(entry.stanza, to)
-            stamp = datetime.datetime.fromtimestamp(entry.wall, datetime.UTC)
-            sub(message, NS_DELAY, "delay", {"from": str(self.jid),
-                                             "stamp": stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")})
+            sub(message, NS_DELAY, "delay", {"from": str(self.jid), "stamp": xep0082(entry.wall)})
             out.append(message)
         return out
 

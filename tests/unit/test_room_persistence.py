@@ -1,0 +1,106 @@
+"""Persistent rooms come back after a restart, through SQLite (boshcm/xmpp/muc/service.py RoomStore); temporary
+ones do not. A restart here is what the server does: close the store, open the file again, build a new service."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+from lxml import etree
+
+from boshcm.jid import JID
+from boshcm.stanza import Element
+from boshcm.xmpp.muc.service import MucService, RoomStore
+
+ROOM = "quiz@conference.localhost"
+ALICE, BOB, CAROL = "alice@localhost/desk", "bob@localhost/phone", "carol@localhost/web"
+MUC = "http://jabber.org/protocol/muc"
+
+
+class Conference:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.store = RoomStore(path)
+        ids = itertools.count(1)
+        self.service = MucService(domain="conference.localhost", store=self.store,
+                                  wall_clock=lambda: 1_700_000_000.0, lock_seconds=0.0,
+                                  id_factory=lambda: f"id{next(ids)}")
+
+    def send(self, sender: str, text: str) -> list[Element]:
+        stanza = etree.fromstring(f"<x xmlns='jabber:client'>{text}</x>")[0]
+        stanza.set("from", sender)
+        return self.service.handle_stanza(stanza, 1.0)
+
+    def join(self, sender: str, nick: str) -> list[Element]:
+        return self.send(sender, f"<presence to='{ROOM}/{nick}'><x xmlns='{MUC}'/></presence>")
+
+    def configure(self, fields: dict[str, str]) -> None:
+        rendered = "".join(f"<field var='{var}'><value>{value}</value></field>" for var, value in fields.items())
+        reply = self.send(ALICE, f"<iq to='{ROOM}' type='set' id='cfg'><query xmlns='{MUC}#owner'>"
+                                 f"<x xmlns='jabber:x:data' type='submit'>{rendered}</x></query></iq>")
+        assert reply[0].get("type") == "result", etree.tostring(reply[0])
+
+    def restart(self) -> Conference:
+        self.store.close()
+        return Conference(self.path)
+
+
+def make_quiz_room(path: Path, *, persistent: bool) -> Conference:
+    conference = Conference(path)
+    conference.join(ALICE, "Quizmaster")
+    conference.configure({"muc#roomconfig_persistentroom": "1" if persistent else "0",
+                          "muc#roomconfig_roomname": "Friday quiz",
+                          "muc#roomconfig_membersonly": "1",
+                          "muc#roomconfig_presencebroadcast": "moderator"})
+    made = conference.send(ALICE, f"<iq to='{ROOM}' type='set' id='aff'><query xmlns='{MUC}#admin'>"
+                                  "<item jid='bob@localhost' affiliation='member'/></query></iq>")
+    assert made[0].get("type") == "result", etree.tostring(made[0])
+    conference.send(ALICE, f"<message to='{ROOM}' type='groupchat'><subject>Round one</subject></message>")
+    conference.join(BOB, "Bobby")     # a member's nick is reserved for him
+    conference.send(BOB, f"<presence to='{ROOM}/Bobby' type='unavailable'/>")
+    return conference
+
+
+def test_a_persistent_rooms_config_affiliations_subject_nicks_and_broadcast_survive_a_restart(
+        tmp_path: Path) -> None:
+    before = make_quiz_room(tmp_path / "rooms.sqlite", persistent=True)
+    before.send(ALICE, f"<presence to='{ROOM}/Quizmaster' type='unavailable'/>")
+    after = before.restart()
+    room = after.service.room(JID.parse(ROOM))
+    assert room is not None
+    assert room.config.persistent and room.config.name == "Friday quiz" and room.config.members_only
+    assert room.config.presence_broadcast == ("moderator",)
+    assert room.affiliation(JID.parse(ALICE)) == "owner" and room.affiliation(JID.parse(BOB)) == "member"
+    assert room.state.subject == "Round one"
+    # Carol is no member: members-only still holds after the restart.
+    refused = after.join(CAROL, "Carol")
+    assert refused[0].get("type") == "error"
+    # The member's reserved nick is still his: the owner cannot take it.
+    taken = after.join(ALICE, "Bobby")
+    assert taken[0].get("type") == "error", etree.tostring(taken[0])
+    # And the subject comes to whoever joins.
+    joined = after.join(BOB, "Bobby")
+    assert joined[-1].findtext("{jabber:client}subject") == "Round one"
+
+
+def test_a_temporary_room_is_gone_after_a_restart(tmp_path: Path) -> None:
+    before = make_quiz_room(tmp_path / "rooms.sqlite", persistent=False)
+    assert before.service.room(JID.parse(ROOM)) is not None   # alive while the owner is in it
+    after = before.restart()
+    assert after.service.room(JID.parse(ROOM)) is None
+    assert after.join(CAROL, "Carol")[0].get("type") is None  # the name is free: Carol makes a new room
+
+
+def test_a_room_made_temporary_is_forgotten_by_the_store(tmp_path: Path) -> None:
+    before = make_quiz_room(tmp_path / "rooms.sqlite", persistent=True)
+    before.configure({"muc#roomconfig_persistentroom": "0"})
+    after = before.restart()
+    assert after.service.room(JID.parse(ROOM)) is None
+
+
+def test_a_destroyed_persistent_room_does_not_come_back(tmp_path: Path) -> None:
+    before = make_quiz_room(tmp_path / "rooms.sqlite", persistent=True)
+    done = before.send(ALICE, f"<iq to='{ROOM}' type='set' id='d'><query xmlns='{MUC}#owner'><destroy/></query></iq>")
+    assert any(reply.get("type") == "result" for reply in done)
+    after = before.restart()
+    assert after.service.room(JID.parse(ROOM)) is None
