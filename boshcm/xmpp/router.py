@@ -12,7 +12,6 @@ Subscription bookkeeping lives in xmpp/roster.py; this file owns routing and pre
 from __future__ import annotations
 
 import copy
-import datetime
 from collections.abc import Callable, Iterable, Set
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -42,12 +41,13 @@ from boshcm.stanza import (
     qname,
     sub,
 )
+from boshcm.timestamps import xep0082
 from boshcm.xmpp.blocking import NS_BLOCKING, Blocklists, blocked_error
 from boshcm.xmpp.blocking import matches as block_matches
 from boshcm.xmpp.carbons import NS_CARBONS, Carbons, carbon_copy
 from boshcm.xmpp.carbons import eligible as carbons_eligible
 from boshcm.xmpp.mam import NS_MAM, NS_STANZA_ID, ArchiveService, Party
-from boshcm.xmpp.private_storage import NS_BOOKMARKS_CONVERSION, NS_PRIVATE, PrivateStorage
+from boshcm.xmpp.private_storage import NS_BOOKMARKS, NS_BOOKMARKS_CONVERSION, NS_PRIVATE, PrivateStorage
 from boshcm.xmpp.pubsub import PUBSUB_NAMESPACES, PepLimits, PepService, PepStore, Send
 from boshcm.xmpp.pubsub.node import NS_PUBSUB
 from boshcm.xmpp.pubsub.service import account_identity
@@ -56,6 +56,7 @@ from boshcm.xmpp.storage import OfflineMessage, RosterItem, ServerStore
 from boshcm.xmpp.vcard import NS_AVATAR_METADATA, NS_CONVERSION, NS_VCARD, VCards
 
 SUBSCRIPTION_TYPES = frozenset({"subscribe", "subscribed", "unsubscribe", "unsubscribed"})
+NS_BOOKMARKS_COMPAT = f"{NS_BOOKMARKS}#compat"  # XEP-0402 §5.3
 _SAFE_PARSER = etree.XMLParser(resolve_entities=False, load_dtd=False, no_network=True)
 
 
@@ -189,13 +190,9 @@ class Router:
                 if (isinstance(action, Deliver) and action.to.bare == jid.bare
                         and local_name(action.stanza) == "message" and action.stanza.get("type") != "error"
                         and action.stanza.find(qname(NS_DELAY, "delay")) is None):
-                    sub(action.stanza, NS_DELAY, "delay", {"from": self.domain, "stamp": self._delay_stamp()})
+                    sub(action.stanza, NS_DELAY, "delay", {"from": self.domain, "stamp": xep0082(self._wall_clock())})
                 actions.append(action)
         return actions
-
-    def _delay_stamp(self) -> str:
-        stamp = datetime.datetime.fromtimestamp(self._wall_clock(), datetime.UTC)
-        return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
     # --- stanzas from bound sessions --------------------------------------------------------------
 
@@ -281,10 +278,6 @@ class Router:
             return  # the message itself still goes; only its archive copy is missing
         sub(stanza, NS_STANZA_ID, "stanza-id", {"id": archived_id, "by": str(target.bare)})
 
-    def route_from_component(self, stanza: Element, now: float) -> list[RouterAction]:
-        """A stanza a component sends on its own initiative (timers, invitations)."""
-        return self._deliver_all([stanza], now)
-
     def _deliver_all(self, stanzas: list[Element], now: float) -> list[RouterAction]:
         actions: list[RouterAction] = []
         for stanza in stanzas:
@@ -345,9 +338,7 @@ class Router:
             return self._bounce(stanza, StanzaErrorCondition.SERVICE_UNAVAILABLE,
                                 text="Guests cannot leave offline messages")
         stored = copy.deepcopy(stanza)
-        stamp = datetime.datetime.fromtimestamp(self._wall_clock(), datetime.UTC)
-        sub(stored, NS_DELAY, "delay", {"from": self.domain,
-                                        "stamp": stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")})
+        sub(stored, NS_DELAY, "delay", {"from": self.domain, "stamp": xep0082(self._wall_clock())})
         try:
             accepted = self._store.store_offline(bare.local, etree.tostring(stored))
         except StorageError as exc:
@@ -584,16 +575,8 @@ class Router:
             private = self._private.handle_iq(requester, iq)
             return self._reply(iq, private.reply) + self._as_account(private.pubsub)
         if iq.get("type") == "get" and payload.tag == qname(NS_DISCO_INFO, "query") and not payload.get("node"):
-            info = element(NS_DISCO_INFO, "query")
-            sub(info, NS_DISCO_INFO, "identity", {"category": "account", "type": "registered"})
-            if self._archive is not None and requester.bare == owner:
-                sub(info, NS_DISCO_INFO, "feature", {"var": NS_MAM})
-            if self._pep is not None:
-                account_identity(info)
-                for feature in ([NS_CONVERSION] if self._vcards is not None else []) + \
-                        ([NS_BOOKMARKS_CONVERSION] if self._private is not None else []):
-                    sub(info, NS_DISCO_INFO, "feature", {"var": feature})  # XEP-0398 §5, XEP-0411 §4
-            return self._reply(iq, iq_result(iq, info))
+            return self._reply(iq, iq_result(iq, self._account_disco_info(
+                own=requester.bare == owner and not self._from_guest(iq))))
         if iq.get("type") == "get" and payload.tag == qname(NS_DISCO_ITEMS, "query") and self._pep is not None \
                 and not payload.get("node"):
             items = element(NS_DISCO_ITEMS, "query")
@@ -680,6 +663,27 @@ class Router:
                     *([NS_VCARD] if self._vcards is not None else []),
                     *([NS_PRIVATE] if self._private is not None else []), *self._extra_features]
         for feature in sorted(set(features)):
+            sub(info, NS_DISCO_INFO, "feature", {"var": feature})
+        return info
+
+    def _account_disco_info(self, *, own: bool) -> Element:
+        """XEP-0030 on an account's bare JID: what the server does for that account, and nothing else."""
+        info = element(NS_DISCO_INFO, "query")
+        sub(info, NS_DISCO_INFO, "identity", {"category": "account", "type": "registered"})
+        features = [NS_DISCO_INFO]
+        # XEP-0313 §2.3.1: the archive is on the owner's bare JID, and only the owner queries it and gets the
+        # XEP-0359 stanza-ids it stamps (so it advertises urn:xmpp:sid:0). Guests keep no archive.
+        if self._archive is not None and own:
+            features += [NS_MAM, NS_STANZA_ID]
+        if self._pep is not None:
+            account_identity(info)  # XEP-0163 §1.1: pubsub/pep and the PEP service's features
+            features.append(NS_DISCO_ITEMS)  # the account's PEP nodes
+            if self._vcards is not None:
+                features.append(NS_CONVERSION)  # XEP-0398 §5
+            if self._private is not None:
+                # XEP-0411 §2 and XEP-0402 §5.3: storage:bookmarks in private storage is the bookmarks node.
+                features += [NS_BOOKMARKS_CONVERSION, NS_BOOKMARKS_COMPAT]
+        for feature in features:
             sub(info, NS_DISCO_INFO, "feature", {"var": feature})
         return info
 

@@ -65,6 +65,7 @@ PUBSUB_NAMESPACES = frozenset({NS_PUBSUB, NS_PUBSUB_OWNER})
 # What the account's bare JID advertises (XEP-0163 §1.1, XEP-0060 §10 feature names).
 FEATURES = (NS_PUBSUB, *(f"{NS_PUBSUB}#{name}" for name in (
     "access-open", "access-presence", "access-whitelist", "auto-create", "auto-subscribe", "config-node",
+    "config-node-max",  # pubsub#max_items "max" (XEP-0060 §16.4.4.1): Converse.js checks it for XEP-0402
     "create-and-configure", "create-nodes", "delete-items", "delete-nodes", "filtered-notifications", "item-ids",
     "last-published", "persistent-items", "presence-notifications", "publish", "publish-options", "purge-nodes",
     "retract-items", "retrieve-default", "retrieve-items")))
