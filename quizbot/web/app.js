@@ -9,7 +9,10 @@ const MUC_USER = "http://jabber.org/protocol/muc#user";
 const OCCUPANT_ID = "urn:xmpp:occupant-id:0";
 const KEY_STORE = "quiz-bosh-keys";
 const KEYS_PER_SEQUENCE = 64;
+const CHAT_LINES = 200; // a phone keeps the last ones; a long evening's chat does not pile up in the DOM
 const { Strophe, $build, $msg, $pres } = window;
+// Strophe logs every request at DEBUG to the console: work and noise on a phone, for nobody.
+Strophe.setLogLevel(Strophe.LogLevel.WARN);
 
 const TEXT = {
   en: {
@@ -280,10 +283,10 @@ function useStreamManagement(conn) {
       }
     }
   };
-  conn.xmlInput = (wrapper) => {
+  conn.xmlInput = (received) => {
     if (conn !== state.conn) return; // an abandoned connection: whatever it still delivers comes again
     heard();
-    for (const element of wrapper.children || []) {
+    for (const element of topLevel(received)) {
       if (element.namespaceURI === NS_SM) onStreamManagement(conn, element);
       else if (isStanza(element.localName)) {
         link.sm.handled(); // counted before Strophe's handlers run it, in the same turn: nothing in between
@@ -291,6 +294,15 @@ function useStreamManagement(conn) {
       }
     }
   };
+}
+
+// What Strophe hands xmlInput: over BOSH the whole <body/>, whose children are the top-level elements; over
+// WebSocket each top-level element itself (Strophe strips its <wrapper/>), or the <open/>/<close/> framing.
+// Reading only children made a WebSocket page miss <enabled/> (never resumable) and miscount h.
+function topLevel(received) {
+  if (!received || typeof received.localName !== "string") return []; // a raw MessageEvent (<close/>)
+  if (received.localName === "body" && received.namespaceURI === Strophe.NS.HTTPBIND) return [...received.children];
+  return [received];
 }
 
 function onStreamManagement(conn, element) {
@@ -449,6 +461,7 @@ async function connect(jid, password, preferWebSocket = state.config.transport =
   if (keys) useKeys(conn, keys);
   else sessionStorage.removeItem(KEY_STORE);
   let connected = false;
+  let fellBack = false;
   conn.connect(jid, password, (status) => {
     if (conn !== state.conn) return; // abandoned
     if (status === Strophe.Status.BINDREQUIRED) {
@@ -473,7 +486,12 @@ async function connect(jid, password, preferWebSocket = state.config.transport =
       $("login-status").textContent = t("authfail");
     } else if ((status === Strophe.Status.CONNFAIL || status === Strophe.Status.DISCONNECTED) && !connected
                && url !== state.config.bosh) {
-      connect(jid, password, false); // WebSocket unavailable (refused, or closed at once): fall back to BOSH
+      // WebSocket unavailable (refused, or closed at once): fall back to BOSH, once (CONNFAIL comes with a
+      // DISCONNECTED, and two BOSH logins would race for the session).
+      if (fellBack) return;
+      fellBack = true;
+      link.webSocketFailed = true;
+      connect(jid, password, false);
     } else if ((status === Strophe.Status.DISCONNECTED || status === Strophe.Status.CONNFAIL) && connected) {
       connectionLost(); // the network dropped for longer than Strophe's own retries
     } else if (status === Strophe.Status.CONNFAIL && link.retryTimer === null && !link.up && state.room) {
@@ -594,7 +612,7 @@ function showSavedView() {
   }
   if (view.answered) {
     state.answered = true;
-    for (const b of $("choices").children) b.disabled = true;
+    lockAnswers(true);
   }
   const occupants = JSON.parse(sessionStorage.getItem("quiz-occupants") || "[]");
   for (const nick of occupants) addOccupant(nick);
@@ -738,11 +756,17 @@ function onQuestion(question) {
     box.appendChild(button);
   }
   show("answer-form", choices.length === 0);
+  lockAnswers(false);
   $("answer").type = question.getAttribute("kind") === "number" ? "text" : "text";
   $("answer").inputMode = question.getAttribute("kind") === "number" ? "decimal" : "text";
   $("answer").value = "";
   if (choices.length) box.firstChild.focus(); else $("answer").focus();
   startCountdown(Date.parse(question.getAttribute("deadline")), Number(question.getAttribute("duration")));
+}
+
+// One answer per question: after it (or the reveal) the choices, the text box and its button are locked.
+function lockAnswers(locked) {
+  for (const control of [...$("choices").children, ...$("answer-form").elements]) control.disabled = locked;
 }
 
 function startCountdown(deadline, duration) {
@@ -763,7 +787,7 @@ function answer(text, choice, button) {
   if (state.answered || !state.question) return;
   state.answered = true;
   if (button) button.classList.add("chosen");
-  for (const b of $("choices").children) b.disabled = true;
+  lockAnswers(true);
   $("received").textContent = t("sent-answer");
   const message = $msg({ to: state.config.bot, type: "chat" }).c("body").t(text).up()
     .c("answer", { xmlns: NS, question: state.question, ...(choice ? { choice } : {}) });
@@ -775,8 +799,8 @@ function answer(text, choice, button) {
 function onReveal(reveal) {
   clearInterval(state.timer);
   state.answered = true;
+  lockAnswers(true);
   for (const b of $("choices").children) {
-    b.disabled = true;
     const choice = [...reveal.children].find((c) => c.localName === "choice" && c.getAttribute("key") === b.dataset.key);
     if (choice && choice.getAttribute("correct") === "true") b.classList.add("correct");
   }
@@ -847,7 +871,9 @@ function showCategories() {
 function chatLine(nick, text) {
   const li = document.createElement("li");
   li.textContent = nick ? `${nick}: ${text}` : text;
-  $("chat-log").appendChild(li);
+  const log = $("chat-log");
+  log.appendChild(li);
+  while (log.childElementCount > CHAT_LINES) log.firstElementChild.remove();
   li.scrollIntoView({ block: "nearest" });
 }
 

@@ -198,3 +198,44 @@ async def test_offline_page_shows_reconnecting_then_resumes_with_nothing_missed(
         finally:
             await asyncio.gather(*(client.close() for client in made), return_exceptions=True)
             await context.close()
+
+
+@pytest.mark.interop
+async def test_page_whose_websocket_is_blocked_after_joining_resumes_over_bosh(
+        websocket_site: tuple[Server, Relay], tmp_path: Path) -> None:
+    """Issue 13: the first connection is a WebSocket; then upgrades are refused (a proxy, a filter) and the live
+    one drops. The page falls back to BOSH and resumes there (<resume/>, not a fresh bind): same JID, and the chat
+    line sent meanwhile shows once."""
+    server, relay = websocket_site
+    made: list[XmppClient] = []
+    async with chromium(tmp_path) as browser:
+        context = await browser.new_context(locale="en-GB")
+        page = await context.new_page()
+        sockets: list[str] = []
+        page.on("websocket", lambda ws: sockets.append(ws.url))
+        bosh_bodies: list[str] = []
+        page.on("request", lambda r: bosh_bodies.append(r.post_data or "") if r.url.endswith("/http-bind") else None)
+        try:
+            cat = await cat_joins(server, made)
+            await log_in(page, f"http://127.0.0.1:{relay.port}/")
+            assert sockets and not bosh_bodies  # joined over WebSocket
+            jid = await saved_jid(page)
+
+            async def refuse(ws: Any) -> None:
+                await ws.close(code=1006)  # as a browser reports a refused upgrade; never reaches the server
+
+            await page.route_web_socket(re.compile(r"^wss?://"), refuse)
+            relay.drop()  # the live WebSocket dies
+            await expect(page.locator("#connection")).to_have_text(re.compile("reconnecting"), timeout=WAIT_MS)
+            cat.say("anyone on BOSH?")
+            await expect(page.locator("#connection")).to_have_text("Connected.", timeout=3 * WAIT_MS)
+            await expect(page.locator("#chat-log li", has_text="Cat: anyone on BOSH?")).to_have_count(
+                1, timeout=WAIT_MS)
+            assert any("<resume" in body for body in bosh_bodies), "BOSH resumed the session"
+            assert not any("<enable" in body or "<bind" in body for body in bosh_bodies)
+            assert await saved_jid(page) == jid
+            await asyncio.sleep(0.5)
+            await expect(page.locator("#chat-log li", has_text="Cat: anyone on BOSH?")).to_have_count(1)
+        finally:
+            await asyncio.gather(*(client.close() for client in made), return_exceptions=True)
+            await context.close()
