@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up (Python packages, npm packages, Prosody and Chromium from Debian) and run every test.
+# Set up (Python packages, npm packages, Prosody, Chromium and nginx from Debian) and run every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
@@ -7,6 +7,7 @@ scripts/setup.sh --test
 .venv/bin/mypy
 # The quiz page's own JavaScript modules (quizbot/web/*.js) under node's test runner: tests/js/*.test.mjs.
 npm run --silent test:js
-# One worker per core; a file's tests stay together (they share fixtures such as a running Prosody).
+# One worker per core and one more (the browser and interop tests spend much of their time waiting); a file's
+# tests stay together (they share fixtures such as a running Prosody).
 # tests/packaging builds the sdist and wheel (python -m build) and smoke-tests the wheel in a fresh venv.
-exec .venv/bin/pytest -q -n auto --dist loadfile "$@"
+exec .venv/bin/pytest -q -n "$(( $(nproc) + 1 ))" --dist loadfile "$@"
