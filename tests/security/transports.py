@@ -89,9 +89,9 @@ class C2sRawClient:
 
     async def connect(self) -> None:
         self._reader, self._writer = await asyncio.open_connection("127.0.0.1", self._port)
-        await self._open()
+        await self.open_stream()
 
-    async def _open(self) -> None:
+    async def open_stream(self) -> None:
         self._parser = etree.XMLPullParser(events=("start", "end"))
         self._depth = 0
         await self.send_raw(b"<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
@@ -112,20 +112,13 @@ class C2sRawClient:
         context = ssl.create_default_context()
         context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
         await self._writer.start_tls(context)
-        await self._open()
+        await self.open_stream()
 
     async def login(self, username: str, password: str) -> str:
         if self._reader is None:
             await self.connect()
         await self.starttls()
-        await self.features()
-        token = base64.b64encode(f"\0{username}\0{password}".encode()).decode()
-        await self.send_raw(f"<auth xmlns='{NS_SASL}' mechanism='PLAIN'>{token}</auth>".encode())
-        success = await self.next_element()
-        assert success is not None and success.tag == f"{{{NS_SASL}}}success", success
-        await self._open()
-        await self.features()
-        return await _bind(self)
+        return await _authenticate_and_bind(self, username, password)
 
     async def send_raw(self, data: bytes) -> None:
         assert self._writer is not None
@@ -179,9 +172,9 @@ class WebSocketRawClient:
     async def connect(self) -> None:
         self._http = aiohttp.ClientSession()
         self.ws = await self._http.ws_connect(self._url, protocols=("xmpp",), headers=self._headers)
-        await self._open()
+        await self.open_stream()
 
-    async def _open(self) -> None:
+    async def open_stream(self) -> None:
         await self.send_raw(f"<open xmlns='{NS_FRAMING}' to='localhost' version='1.0'/>".encode())
         opened = await self.next_element()
         assert opened is not None and opened.tag == f"{{{NS_FRAMING}}}open", opened
@@ -194,14 +187,7 @@ class WebSocketRawClient:
     async def login(self, username: str, password: str) -> str:
         if self.ws is None:
             await self.connect()
-        await self.features()
-        token = base64.b64encode(f"\0{username}\0{password}".encode()).decode()
-        await self.send_raw(f"<auth xmlns='{NS_SASL}' mechanism='PLAIN'>{token}</auth>".encode())
-        success = await self.next_element()
-        assert success is not None and success.tag == f"{{{NS_SASL}}}success", success
-        await self._open()
-        await self.features()
-        return await _bind(self)
+        return await _authenticate_and_bind(self, username, password)
 
     async def send_raw(self, data: bytes) -> None:
         assert self.ws is not None
@@ -275,6 +261,18 @@ class BoshRawClient:
     async def close(self) -> None:
         if self._http is not None:
             await self._http.close()
+
+
+async def _authenticate_and_bind(client: C2sRawClient | WebSocketRawClient, username: str, password: str) -> str:
+    """SASL PLAIN on a stream whose features are next, the restart, then a generated resource."""
+    await client.features()
+    token = base64.b64encode(f"\0{username}\0{password}".encode()).decode()
+    await client.send_raw(f"<auth xmlns='{NS_SASL}' mechanism='PLAIN'>{token}</auth>".encode())
+    success = await client.next_element()
+    assert success is not None and success.tag == f"{{{NS_SASL}}}success", success
+    await client.open_stream()
+    await client.features()
+    return await _bind(client)
 
 
 async def _bind(client: C2sRawClient | WebSocketRawClient) -> str:
