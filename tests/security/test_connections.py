@@ -14,6 +14,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from boshcm.address_slots import AddressSlots
 from boshcm.app import Server
+from boshcm.jid import JID
 from boshcm.web import TrustedProxies
 from tests.security.transports import (
     NS_SASL,
@@ -144,30 +145,35 @@ async def test_a_websocket_client_that_stops_reading_is_ended_with_resource_cons
     server = strict_server
     assert server.websocket is not None
     before = rss_kib()
-    async with connected("websocket", server, login=("bob", "bob-secret")) as bob, \
-            connected("c2s", server, login=("alice", "alice-secret")) as alice:
-        assert isinstance(bob, WebSocketRawClient) and bob.ws is not None
-        await bob.send_raw(b"<presence xmlns='jabber:client'/>")
-        # bob never reads again; alice sends him far more than the server queues for one client (and far
-        # more than the socket buffers on both sides absorb).
-        body = b"x" * 60_000
-        for _ in range(500):
-            await alice.send_raw(b"<message xmlns='jabber:client' to='bob@localhost' type='chat'><body>" + body
-                                 + b"</body></message>")
-            if not server.websocket.connections:
-                break
-        async with asyncio.timeout(10):
-            while server.websocket.connections:
-                await asyncio.sleep(0.05)
-        grown = rss_kib() - before
-        print(f"RSS growth with a WebSocket reader that stopped reading: {grown} KiB")
-        assert grown < 16_384
-        # alice is unaffected.
-        await alice.send_raw(b"<iq xmlns='jabber:client' type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>")
-        pong = await alice.next_element()
-        while pong is not None and pong.get("id") != "p":
+    bob = WebSocketRawClient(server)
+    bob_jid = JID.parse(await bob.login("bob", "bob-secret"))
+    try:
+        async with connected("c2s", server, login=("alice", "alice-secret")) as alice:
+            await bob.send_raw(b"<presence xmlns='jabber:client'/>")
+            # bob never reads again; alice sends him far more than the server queues for one client (and far
+            # more than the socket buffers on both sides absorb), until his session has been ended. (Sending on
+            # would bounce from his offline store into alice's socket, which this test does not read.)
+            body = b"x" * 60_000
+            for _ in range(500):
+                await alice.send_raw(b"<message xmlns='jabber:client' to='bob@localhost' type='chat'><body>" + body
+                                     + b"</body></message>")
+                if not server.router.is_bound(bob_jid):
+                    break
+            assert not server.router.is_bound(bob_jid), "bob's session was never ended"
+            async with asyncio.timeout(10):
+                while server.websocket.connections:
+                    await asyncio.sleep(0.05)
+            grown = rss_kib() - before
+            print(f"RSS growth with a WebSocket reader that stopped reading: {grown} KiB")
+            assert grown < 16_384
+            # alice is unaffected.
+            await alice.send_raw(b"<iq xmlns='jabber:client' type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>")
             pong = await alice.next_element()
-        assert pong is not None and pong.get("type") == "result"
+            while pong is not None and pong.get("id") != "p":
+                pong = await alice.next_element()
+            assert pong is not None and pong.get("type") == "result"
+    finally:
+        await bob.close()
 
 
 # --- origins -----------------------------------------------------------------------------------------
