@@ -12,11 +12,13 @@ import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Page, Route, expect
+from playwright.async_api import BrowserContext, Page, Route, expect
 
 from boshcm.app import Server
 from boshcm.config import load_config
@@ -116,44 +118,64 @@ async def missed_reveal_is_shown(page: Page, cat: Player) -> None:
     await expect(page.locator("#reveal .scorers")).to_contain_text("Dan")
 
 
+@dataclass
+class Scene:
+    context: BrowserContext
+    page: Page
+    cat: Player  # a slixmpp player in the public room
+
+
+@asynccontextmanager
+async def scene(server: Server, tmp_path: Path) -> AsyncIterator[Scene]:
+    """A browser page (not logged in yet) and Cat already in the room; everything closed afterwards."""
+    made: list[XmppClient] = []
+    async with chromium(tmp_path) as browser:
+        context = await browser.new_context(locale="en-GB")
+        try:
+            page = await context.new_page()
+            yield Scene(context=context, page=page, cat=await cat_joins(server, made))
+        finally:
+            await asyncio.gather(*(client.close() for client in made), return_exceptions=True)
+            await context.close()
+
+
+async def first_question_answered(page: Page, relay: Relay) -> str:
+    """Dan logs in through the relay, starts a two-question game and answers the first: his full JID."""
+    await log_in(page, f"http://127.0.0.1:{relay.port}/")
+    jid = await saved_jid(page)
+    await start_game(page, 2)
+    await expect(page.locator("#q-index")).to_have_text("Question 1 of 2", timeout=WAIT_MS)
+    await answer_right(page)
+    return jid
+
+
 @pytest.mark.interop
 async def test_reload_mid_question_resumes_the_same_player_and_shows_the_missed_reveal(
         bosh_site: tuple[Server, Relay], tmp_path: Path) -> None:
     server, relay = bosh_site
-    made: list[XmppClient] = []
-    async with chromium(tmp_path) as browser:
-        context = await browser.new_context(locale="en-GB")
-        page = await context.new_page()
-        try:
-            cat = await cat_joins(server, made)
-            await log_in(page, f"http://127.0.0.1:{relay.port}/")
-            jid = await saved_jid(page)
-            await start_game(page, 2)
-            await cat.next("question")
-            await expect(page.locator("#q-index")).to_have_text("Question 1 of 2", timeout=WAIT_MS)
-            await answer_right(page)
+    async with scene(server, tmp_path) as it:
+        page, cat = it.page, it.cat
+        jid = await first_question_answered(page, relay)
+        await cat.next("question")
 
-            # The reloaded page is held back (its config request waits) until the question has run out.
-            release = asyncio.Event()
+        # The reloaded page is held back (its config request waits) until the question has run out.
+        release = asyncio.Event()
 
-            async def hold(route: Route) -> None:
-                await release.wait()
-                await route.continue_()
+        async def hold(route: Route) -> None:
+            await release.wait()
+            await route.continue_()
 
-            await page.route("**/quiz/config.json", hold)
-            await page.reload(wait_until="commit")
-            await missed_reveal_is_shown(page, await_release(release, cat))
-            assert await saved_jid(page) == jid  # the same resource: the bot's same player
-            await expect(page.locator("#occupants li[data-nick='Cat']")).to_have_count(1)  # the room as it was
-            await expect(page.locator("#q-index")).to_have_text("Question 2 of 2", timeout=WAIT_MS)
-            await answer_right(page)
-            final = await cat.next("scores", lambda s: s.get("final") == "true")
-            points = {p.get("nick"): int(p.get("points", "0")) for p in final}
-            assert set(points) == {"Dan", "Cat"} and points["Dan"] > 0  # one Dan, with both answers
-            await expect(page.locator("#podium")).to_be_visible(timeout=WAIT_MS)
-        finally:
-            await asyncio.gather(*(client.close() for client in made), return_exceptions=True)
-            await context.close()
+        await page.route("**/quiz/config.json", hold)
+        await page.reload(wait_until="commit")
+        await missed_reveal_is_shown(page, await_release(release, cat))
+        assert await saved_jid(page) == jid  # the same resource: the bot's same player
+        await expect(page.locator("#occupants li[data-nick='Cat']")).to_have_count(1)  # the room as it was
+        await expect(page.locator("#q-index")).to_have_text("Question 2 of 2", timeout=WAIT_MS)
+        await answer_right(page)
+        final = await cat.next("scores", lambda s: s.get("final") == "true")
+        points = {p.get("nick"): int(p.get("points", "0")) for p in final}
+        assert set(points) == {"Dan", "Cat"} and points["Dan"] > 0  # one Dan, with both answers
+        await expect(page.locator("#podium")).to_be_visible(timeout=WAIT_MS)
 
 
 def await_release(release: asyncio.Event, cat: Player) -> Any:
@@ -172,32 +194,21 @@ def await_release(release: asyncio.Event, cat: Player) -> Any:
 async def test_offline_page_shows_reconnecting_then_resumes_with_nothing_missed(
         bosh_site: tuple[Server, Relay], tmp_path: Path) -> None:
     server, relay = bosh_site
-    made: list[XmppClient] = []
-    async with chromium(tmp_path) as browser:
-        context = await browser.new_context(locale="en-GB")
-        page = await context.new_page()
-        try:
-            cat = await cat_joins(server, made)
-            await log_in(page, f"http://127.0.0.1:{relay.port}/")
-            jid = await saved_jid(page)
-            await start_game(page, 2)
-            await expect(page.locator("#q-index")).to_have_text("Question 1 of 2", timeout=WAIT_MS)
-            await answer_right(page)
-            await context.set_offline(True)
-            relay.drop()  # what was in flight dies with the network
-            await expect(page.locator("#connection")).to_have_text(re.compile("reconnecting"), timeout=WAIT_MS)
-            reveal = await cat.next("reveal")
-            cat.say("still here?")
-            await asyncio.sleep(8 - 4)  # 8 s offline in all
-            await context.set_offline(False)
-            await expect(page.locator("#connection")).to_have_text("Connected.", timeout=WAIT_MS)
-            await expect(page.locator("#reveal .answer")).to_contain_text(reveal.get("answer", ""), timeout=WAIT_MS)
-            await expect(page.locator("#chat-log")).to_contain_text("Cat: still here?")
-            assert await saved_jid(page) == jid
-            await expect(page.locator("#q-index")).to_have_text("Question 2 of 2", timeout=WAIT_MS)
-        finally:
-            await asyncio.gather(*(client.close() for client in made), return_exceptions=True)
-            await context.close()
+    async with scene(server, tmp_path) as it:
+        page, cat = it.page, it.cat
+        jid = await first_question_answered(page, relay)
+        await it.context.set_offline(True)
+        relay.drop()  # what was in flight dies with the network
+        await expect(page.locator("#connection")).to_have_text(re.compile("reconnecting"), timeout=WAIT_MS)
+        reveal = await cat.next("reveal")
+        cat.say("still here?")
+        await asyncio.sleep(8 - 4)  # 8 s offline in all
+        await it.context.set_offline(False)
+        await expect(page.locator("#connection")).to_have_text("Connected.", timeout=WAIT_MS)
+        await expect(page.locator("#reveal .answer")).to_contain_text(reveal.get("answer", ""), timeout=WAIT_MS)
+        await expect(page.locator("#chat-log")).to_contain_text("Cat: still here?")
+        assert await saved_jid(page) == jid
+        await expect(page.locator("#q-index")).to_have_text("Question 2 of 2", timeout=WAIT_MS)
 
 
 @pytest.mark.interop
@@ -207,35 +218,28 @@ async def test_page_whose_websocket_is_blocked_after_joining_resumes_over_bosh(
     one drops. The page falls back to BOSH and resumes there (<resume/>, not a fresh bind): same JID, and the chat
     line sent meanwhile shows once."""
     server, relay = websocket_site
-    made: list[XmppClient] = []
-    async with chromium(tmp_path) as browser:
-        context = await browser.new_context(locale="en-GB")
-        page = await context.new_page()
+    async with scene(server, tmp_path) as it:
+        page, cat = it.page, it.cat
         sockets: list[str] = []
         page.on("websocket", lambda ws: sockets.append(ws.url))
         bosh_bodies: list[str] = []
         page.on("request", lambda r: bosh_bodies.append(r.post_data or "") if r.url.endswith("/http-bind") else None)
-        try:
-            cat = await cat_joins(server, made)
-            await log_in(page, f"http://127.0.0.1:{relay.port}/")
-            assert sockets and not bosh_bodies  # joined over WebSocket
-            jid = await saved_jid(page)
+        await log_in(page, f"http://127.0.0.1:{relay.port}/")
+        assert sockets and not bosh_bodies  # joined over WebSocket
+        jid = await saved_jid(page)
 
-            async def refuse(ws: Any) -> None:
-                await ws.close(code=1006)  # as a browser reports a refused upgrade; never reaches the server
+        async def refuse(ws: Any) -> None:
+            await ws.close(code=1006)  # as a browser reports a refused upgrade; never reaches the server
 
-            await page.route_web_socket(re.compile(r"^wss?://"), refuse)
-            relay.drop()  # the live WebSocket dies
-            await expect(page.locator("#connection")).to_have_text(re.compile("reconnecting"), timeout=WAIT_MS)
-            cat.say("anyone on BOSH?")
-            await expect(page.locator("#connection")).to_have_text("Connected.", timeout=3 * WAIT_MS)
-            await expect(page.locator("#chat-log li", has_text="Cat: anyone on BOSH?")).to_have_count(
-                1, timeout=WAIT_MS)
-            assert any("<resume" in body for body in bosh_bodies), "BOSH resumed the session"
-            assert not any("<enable" in body or "<bind" in body for body in bosh_bodies)
-            assert await saved_jid(page) == jid
-            await asyncio.sleep(0.5)
-            await expect(page.locator("#chat-log li", has_text="Cat: anyone on BOSH?")).to_have_count(1)
-        finally:
-            await asyncio.gather(*(client.close() for client in made), return_exceptions=True)
-            await context.close()
+        await page.route_web_socket(re.compile(r"^wss?://"), refuse)
+        relay.drop()  # the live WebSocket dies
+        await expect(page.locator("#connection")).to_have_text(re.compile("reconnecting"), timeout=WAIT_MS)
+        cat.say("anyone on BOSH?")
+        await expect(page.locator("#connection")).to_have_text("Connected.", timeout=3 * WAIT_MS)
+        await expect(page.locator("#chat-log li", has_text="Cat: anyone on BOSH?")).to_have_count(
+            1, timeout=WAIT_MS)
+        assert any("<resume" in body for body in bosh_bodies), "BOSH resumed the session"
+        assert not any("<enable" in body or "<bind" in body for body in bosh_bodies)
+        assert await saved_jid(page) == jid
+        await asyncio.sleep(0.5)
+        await expect(page.locator("#chat-log li", has_text="Cat: anyone on BOSH?")).to_have_count(1)
