@@ -28,10 +28,10 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 if $want_test; then
-  # Real peers for the interop tests: Prosody (reference server), Chromium (browser), nginx (the documented
-  # reverse-proxy site), Node (JS clients).
+  # Real peers for the interop tests: Prosody and ejabberd (reference servers; ejabberd also as the off-board
+  # cluster), Chromium (browser), nginx (the documented reverse-proxy site and the round-robin front), Node.
   if command -v dpkg >/dev/null; then
-    apt_install prosody chromium go-sendxmpp nginx-light openssl
+    apt_install prosody ejabberd chromium go-sendxmpp nginx-light openssl
     # Node may come from elsewhere (e.g. NodeSource, which bundles npm); only install Debian's when absent.
     command -v npm >/dev/null || apt_install nodejs npm
   fi
