@@ -440,3 +440,16 @@ def test_five_hundred_joins_with_moderator_only_broadcast_cost_linear_stanzas() 
     broadcast_only(conference, ("moderator",))
     total = sum(len(conference.join(f"p{i}@localhost/web", f"player{i}")) for i in range(500))
     assert total == 500 * 3   # the moderator, itself, the subject: not O(N²)
+
+
+def test_a_second_session_joining_the_same_nick_learns_who_else_is_in_the_room() -> None:
+    conference = Conference()
+    conference.join(ALICE, "Alice")
+    conference.instant()
+    conference.join(BOB, "Bob")
+    alice_phone = "alice@localhost/phone"
+    out = conference.join(alice_phone, "Alice")
+    to_phone = [s for s in out if s.get("to") == alice_phone and etree.QName(s).localname == "presence"]
+    # XEP-0045 §7.2.3 for the new session too: every other occupant, then its own presence with 110.
+    assert [s.get("from") for s in to_phone] == [f"{ROOM}/Bob", f"{ROOM}/Alice"]
+    assert "110" in codes(to_phone[-1]) and "110" not in codes(to_phone[0])

@@ -229,7 +229,10 @@ class Room:
         if existing is None and len(self._occupants) >= self.max_users and _RANK[affiliation] < _RANK["admin"]:
             # XEP-0045 §7.2.10: admins and owners may still enter.
             return [self._error(stanza, StanzaErrorCondition.SERVICE_UNAVAILABLE)]
-        out: list[Element] = []
+        # XEP-0045 §7.2.3 and §10.2 presencebroadcast: the broadcast roles' presences first, also for a second
+        # session of an occupant already here; O(those), not O(room).
+        out = [self._presence_of(other, to=sender) for other in self._occupants.values()
+               if other is not existing and self._visible(other)]
         if existing is not None:
             # The same account joining the same nick from another session shares the occupant.
             existing.real_jids.append(sender)
@@ -240,10 +243,6 @@ class Room:
             occupant = Occupant(nick=nick.shown, keys=nick.keys, bare=sender.bare, real_jids=[sender],
                                 role=self._default_role(affiliation), presence=self._clean_presence(stanza),
                                 oid=self.occupant_id(sender.bare))
-            # XEP-0045 §10.2 presencebroadcast: only the broadcast roles' presences; O(those), not O(room).
-            for other in self._occupants.values():
-                if self._visible(other):
-                    out.append(self._presence_of(other, to=sender))
             self._occupants[nick.shown] = occupant
             self._nick_of[sender] = nick.shown
             for key in nick.keys:
