@@ -66,8 +66,14 @@ class _RateLimit:
         self._count, self._window = count, window
         self._seen: dict[str, deque[float]] = {}
         self._told: set[str] = set()  # refused since their last allowed attempt, and told so once
+        self._next_sweep = 0.0
+
+    def __len__(self) -> int:
+        return len(self._seen)
 
     def allow(self, key: str, now: float, cost: int = 1) -> bool:
+        if now >= self._next_sweep:
+            self._forget_quiet(now)
         seen = self._seen.setdefault(key, deque())
         while seen and seen[0] <= now - self._window:
             seen.popleft()
@@ -83,6 +89,15 @@ class _RateLimit:
             return False
         self._told.add(key)
         return True
+
+    def _forget_quiet(self, now: float) -> None:
+        # Once per window, drop everyone with nothing inside it: the table holds recent senders, not everyone
+        # a public room ever saw.
+        quiet = [key for key, seen in self._seen.items() if not seen or seen[-1] <= now - self._window]
+        for key in quiet:
+            del self._seen[key]
+            self._told.discard(key)
+        self._next_sweep = now + self._window
 
 
 class QuizBot:

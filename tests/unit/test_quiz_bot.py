@@ -447,3 +447,20 @@ def test_commands_over_the_rate_limit_get_one_slow_down() -> None:
     for _ in range(5):
         h.say("Ben", "!help")
     assert "slow down" in sends(h.say("Ben", "!help"))[0].body  # a new flood is told again
+
+
+def test_the_command_rate_table_forgets_players_who_went_quiet() -> None:
+    from quizbot.bot import _RateLimit
+
+    limit = _RateLimit(2, 10.0)
+    for index in range(1000):
+        assert limit.allow(f"player{index}@localhost", now=float(index % 5))
+    assert len(limit) == 1000
+    # A window later only the sender of now is remembered: a public room's passers-by cost nothing.
+    assert limit.allow("late@localhost", now=20.0)
+    assert len(limit) == 1
+    # And a flood is still told once, then again only after a quiet window.
+    assert limit.allow("x", 21.0) and limit.allow("x", 21.0) and not limit.allow("x", 21.0)
+    assert limit.first_refusal("x") and not limit.first_refusal("x")
+    assert not limit.allow("x", 25.0) and not limit.first_refusal("x")
+    assert limit.allow("x", 40.0) and not limit.allow("x", 40.0, cost=2) and limit.first_refusal("x")
