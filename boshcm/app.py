@@ -145,6 +145,7 @@ class Server:
                                   quota_exempt=frozenset(JID.make(name, domain) for name in exempt),
                                   is_guest=lambda jid: jid.domain == domain and jid.local in guests,
                                   max_pending_iqs=muc.max_pending_iqs, iq_timeout_seconds=muc.iq_timeout_seconds,
+                                  max_affiliations=muc.max_affiliations_per_room, max_rooms=muc.max_rooms,
                                   archive=self.room_archive)
             self.router.add_component(config.muc_domain, self.muc, config.muc.name)
         # XEP-0363: a component for slot requests; the HTTP listener serves the files (needs http.enabled).

@@ -197,6 +197,8 @@ class MucConfig:
     # Rooms under attack: see docs/security.md "Rooms".
     max_occupants: int = 5_000
     max_rooms_per_account: int = 10
+    max_rooms: int = 10_000
+    max_affiliations_per_room: int = 10_000
     room_quota_exempt: list[str] = field(default_factory=list)
     max_pending_iqs: int = 10_000
     iq_timeout_seconds: float = 60.0
@@ -211,7 +213,8 @@ class MucConfig:
             raise ConfigError(f"{section}.lock_seconds", "must not be negative")
         if self.history_length < 0:
             raise ConfigError(f"{section}.history_length", "must not be negative")
-        for name in ("max_occupants", "max_pending_iqs", "iq_timeout_seconds"):
+        for name in ("max_occupants", "max_pending_iqs", "iq_timeout_seconds", "max_rooms",
+                     "max_affiliations_per_room"):
             _positive(f"{section}.{name}", getattr(self, name))
         if self.max_rooms_per_account < 0:
             raise ConfigError(f"{section}.max_rooms_per_account", "must not be negative (0: no limit)")

@@ -165,3 +165,34 @@ def test_occupants_per_room_are_capped_by_the_service_and_owners_may_not_raise_t
     (form,) = conference.send(ALICE, f"<iq to='{ROOM}' type='get' id='g'><query xmlns='{MUC}#owner'/></iq>")
     values = {f.get("var"): f.findtext("{jabber:x:data}value") for f in form.iter("{jabber:x:data}field")}
     assert values["muc#roomconfig_maxusers"] == "2"
+
+
+def test_the_service_holds_only_so_many_rooms_however_many_accounts_create_them() -> None:
+    conference = Conference(max_rooms=3, quota_exempt=frozenset({JID.parse("quiz@localhost")}))
+    for index in range(3):
+        assert conference.send(f"user{index}@localhost/x",
+                               f"<presence to='r{index}@conference.localhost/U'><x xmlns='{MUC}'/></presence>")
+    (refused,) = conference.send("mallory@localhost/x",
+                                 f"<presence to='r9@conference.localhost/M'><x xmlns='{MUC}'/></presence>")
+    assert error_of(refused) == "not-allowed"
+    assert conference.service.room(JID.parse("r9@conference.localhost")) is None
+    # Existing rooms can still be joined, and the quiz's service account is not locked out of its own rooms.
+    assert conference.send(BOB, f"<presence to='r0@conference.localhost/B'><x xmlns='{MUC}'/></presence>")
+    assert conference.send("quiz@localhost/bot",
+                           f"<presence to='q@conference.localhost/Q'><x xmlns='{MUC}'/></presence>")
+
+
+def test_affiliations_per_room_are_capped_and_changing_an_existing_one_still_works() -> None:
+    conference = room_with_alice_and_bob(max_affiliations=3)   # alice (owner) + two more
+
+    def affiliate(jid: str, affiliation: str) -> Element:
+        (answer, *_) = conference.send(ALICE, f"<iq to='{ROOM}' type='set' id='a'><query xmlns='{MUC}#admin'>"
+                                              f"<item jid='{jid}' affiliation='{affiliation}'/></query></iq>")
+        return answer
+
+    assert affiliate("m1@localhost", "member").get("type") == "result"
+    assert affiliate("m2@localhost", "member").get("type") == "result"
+    assert error_of(affiliate("m3@localhost", "outcast")) == "resource-constraint"
+    assert affiliate("m2@localhost", "outcast").get("type") == "result"   # a change, not one more
+    assert affiliate("m1@localhost", "none").get("type") == "result"
+    assert affiliate("m3@localhost", "member").get("type") == "result"    # room again after a removal

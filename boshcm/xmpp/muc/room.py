@@ -78,6 +78,7 @@ class RoomLimits:
     max_occupants: int = 5_000        # occupants besides admins and owners
     max_pending_iqs: int = 10_000     # iqs forwarded through occupant JIDs and not yet answered
     iq_timeout_seconds: float = 60.0  # after this an answer is no longer routed back
+    max_affiliations: int = 10_000    # affiliated accounts (each is stored, and checked on every join)
 
 
 @dataclass(slots=True)
@@ -786,6 +787,8 @@ class Room:
             return StanzaErrorCondition.CONFLICT, []   # XEP-0045 §10.6: the last owner stays
         if affiliation == "none":
             self.state.affiliations.pop(jid, None)
+        elif jid not in self.state.affiliations and len(self.state.affiliations) >= self.limits.max_affiliations:
+            return StanzaErrorCondition.RESOURCE_CONSTRAINT, []
         else:
             self.state.affiliations[jid] = affiliation
         if _RANK[affiliation] < _RANK["member"]:

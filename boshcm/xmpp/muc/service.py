@@ -130,8 +130,9 @@ class RoomStore:
 
 class MucService:
     """Quotas (docs/security.md, "Rooms"): an account may own at most `max_rooms_per_account` rooms, temporary
-    or persistent (0: no limit; accounts in `quota_exempt` have none); a guest (`is_guest`: anonymous login)
-    may create temporary rooms only. Per-room limits (`max_occupants`, the iq table) are `RoomLimits`."""
+    or persistent (0: no limit; accounts in `quota_exempt` have none); the service holds at most `max_rooms`;
+    a guest (`is_guest`: anonymous login) may create temporary rooms only. Per-room limits (`max_occupants`,
+    the iq table, affiliations) are `RoomLimits`."""
 
     def __init__(self, *, domain: str, store: RoomStore, wall_clock: Callable[[], float],
                  name: str = "Chatrooms", lock_seconds: float = 10.0, default_config: RoomConfig | None = None,
@@ -139,6 +140,7 @@ class MucService:
                  max_occupants: int = 5_000, max_rooms_per_account: int = 10,
                  quota_exempt: frozenset[JID] = frozenset(), is_guest: Callable[[JID], bool] = lambda _jid: False,
                  max_pending_iqs: int = 10_000, iq_timeout_seconds: float = 60.0,
+                 max_affiliations: int = 10_000, max_rooms: int = 10_000,
                  archive: ArchiveService | None = None) -> None:
         self.domain = domain
         self.name = name
@@ -149,7 +151,8 @@ class MucService:
         self._default_config = default_config or RoomConfig()
         self._id_factory = id_factory
         self._limits = RoomLimits(max_occupants=max_occupants, max_pending_iqs=max_pending_iqs,
-                                  iq_timeout_seconds=iq_timeout_seconds)
+                                  iq_timeout_seconds=iq_timeout_seconds, max_affiliations=max_affiliations)
+        self._max_rooms = max_rooms
         self._max_rooms_per_account = max_rooms_per_account
         self._quota_exempt = frozenset(jid.bare for jid in quota_exempt)
         self._is_guest = is_guest
@@ -263,6 +266,8 @@ class MucService:
         """Why this account may not create a room now, or None."""
         if self._default_config.persistent and self._is_guest(creator):
             return "Guests may only create temporary rooms"
+        if len(self._rooms) >= self._max_rooms and creator.bare not in self._quota_exempt:
+            return "The service holds as many rooms as it may"
         owned = self._owned.get(creator.bare, ())
         if self._max_rooms_per_account and len(owned) >= self._max_rooms_per_account \
                 and creator.bare not in self._quota_exempt:
