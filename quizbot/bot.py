@@ -56,9 +56,19 @@ class BotSettings:
     invite_window_seconds: float = 600.0
 
 
+PLAYER_PAYLOADS = frozenset({"answer", "command"})
+
+
 def forged(quiz_payloads: tuple[str, ...]) -> bool:
-    """Players send the bot only <answer/>; any other quiz payload from someone else speaks for the bot."""
-    return any(name != "answer" for name in quiz_payloads)
+    """Players send the bot only <answer/> and <command/>; any other quiz payload speaks for the bot."""
+    return any(name not in PLAYER_PAYLOADS for name in quiz_payloads)
+
+
+def typed(body: str, command: str | None) -> Command | UsageError | None:
+    """The command a message carries, as a payload or typed; None for chat and answers."""
+    if command is None:
+        return parse(body)
+    return parse("!" + command) if command else None
 
 
 class _RateLimit:
@@ -236,8 +246,10 @@ class QuizBot:
         sender = self._sender_in_room(room, fact.nick)
         if sender.real_jid in self._banned:
             return
-        parsed = parse(fact.body.strip())
+        parsed = typed(fact.body.strip(), fact.command)
         if parsed is None:
+            if fact.command is not None:
+                return  # an empty <command/>: not an answer either
             room.answer(player=sender.player, nick=fact.nick, text=fact.body.strip(), given=fact.answer,
                         reply_to=room.private_address(fact.nick), now=now, wall=wall, orders=orders)
             return
@@ -276,11 +288,11 @@ class QuizBot:
                             is_admin=bare in self.settings.admins,
                             is_moderator=occupant is not None and occupant.role == "moderator")
             reply_to = fact.sender
-        if sender.real_jid in self._banned or (not body and fact.answer is None):
+        if sender.real_jid in self._banned or (not body and fact.answer is None and fact.command is None):
             return
-        parsed = parse(body)
+        parsed = typed(body, fact.command)
         if parsed is None:
-            if room is not None:
+            if room is not None and fact.command is None:
                 room.answer(player=sender.player, nick=sender.nick, text=body, given=fact.answer, reply_to=reply_to,
                             now=now, wall=wall, orders=orders)
             return

@@ -51,6 +51,7 @@ class RoomMessage:
     own: bool = False
     reflected_question: str | None = None  # the id in our own <question/>, seen coming back from the room
     quiz_payloads: tuple[str, ...] = ()  # local names of the urn:boshcm:quiz:0 elements it carries
+    command: str | None = None  # a <command/> payload as typed after the prefix: "quiz live 10"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -64,6 +65,7 @@ class PrivateMessage:
     nick: str | None = None
     occupant_id: str | None = None  # XEP-0421, set by the room on a message through it
     quiz_payloads: tuple[str, ...] = ()  # local names of the urn:boshcm:quiz:0 elements it carries
+    command: str | None = None  # a <command/> payload as typed after the prefix: "score"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -156,3 +156,21 @@ def parse_answer(stanza: etree._Element) -> AnswerPayload | None:
     if choice is not None and (len(choice) != 1 or choice.upper() not in CHOICE_KEYS):
         choice = None  # a bad choice attribute falls back to the body text
     return AnswerPayload(question_id=found.get("question"), choice=choice.upper() if choice else None)
+
+
+MAX_COMMAND_PAYLOAD_CHARS = 600  # name and arguments; the longest typed command (!submit) fits
+
+
+def parse_command(stanza: etree._Element) -> str | None:
+    """`<command xmlns='urn:boshcm:quiz:0' name='quiz'>live 10 en</command>` as the text typed after the prefix.
+
+    Pages and bots steer the quiz without chat lines or the players' language; the arguments then go through the
+    very grammar typed commands do (quizbot/commands.py), so both ways accept and refuse the same things."""
+    found = stanza.find(f"{{{NS}}}command")
+    if found is None:
+        return None
+    name = (found.get("name") or "").strip()
+    arguments = " ".join((found.text or "").split())
+    if not name or " " in name:
+        return ""  # nothing to run: the bot ignores it rather than taking it for an answer
+    return f"{name} {arguments}".strip()[:MAX_COMMAND_PAYLOAD_CHARS]

@@ -112,10 +112,12 @@ class QuizBotClient:
         self.xmpp.add_event_handler("presence_error", self._on_presence_error)
         self.xmpp.add_event_handler("groupchat_message", self._on_groupchat_message)
         self.xmpp.add_event_handler("message", self._on_message)
-        # slixmpp's "message" and "groupchat_message" events need a <body/>; an <answer/> may come without one.
-        self.xmpp.register_handler(Callback(
-            "quizbot answer without body",
-            MatchXPath(f"{{{self.xmpp.default_ns}}}message/{{{payload.NS}}}answer"), self._on_bodyless_answer))
+        # slixmpp's "message" and "groupchat_message" events need a <body/>; an <answer/> or a <command/> may come
+        # without one.
+        for name in ("answer", "command"):
+            self.xmpp.register_handler(Callback(
+                f"quizbot {name} without body",
+                MatchXPath(f"{{{self.xmpp.default_ns}}}message/{{{payload.NS}}}{name}"), self._on_bodyless_payload))
         self._admin_commands_registered = False
 
     def _plugin(self, name: str) -> Any:
@@ -286,9 +288,9 @@ class QuizBotClient:
             return  # subject changes, chat states
         self._feed(RoomMessage(room=room, nick=nick, body=body, answer=answer, own=own,
                                reflected_question=asked.get("id") if asked is not None else None,
-                               quiz_payloads=quiz_payloads))
+                               quiz_payloads=quiz_payloads, command=payload.parse_command(element)))
 
-    def _on_bodyless_answer(self, message: Any) -> None:
+    def _on_bodyless_payload(self, message: Any) -> None:
         if message["body"]:
             return  # the events above have it
         if message["type"] == "groupchat":
@@ -308,14 +310,15 @@ class QuizBotClient:
             return  # invitations and room notices, not players
         # XEP-0045 §7.5: a private message through the room carries an empty muc#user <x/>: a player's.
         answer = payload.parse_answer(element)
-        if not message["body"] and answer is None:
+        command = payload.parse_command(element)
+        if not message["body"] and answer is None and command is None:
             return
         occupant_id = element.find(f"{{{NS_OCCUPANT_ID}}}occupant-id") if via_room else None
         self._feed(PrivateMessage(sender=str(sender), body=message["body"], answer=answer,
                                   room=sender.bare if via_room else None,
                                   nick=sender.resource if via_room else None,
                                   occupant_id=occupant_id.get("id") if occupant_id is not None else None,
-                                  quiz_payloads=_quiz_payloads(element)))
+                                  quiz_payloads=_quiz_payloads(element), command=command))
 
     # --- orders out -------------------------------------------------------------------------------
 

@@ -474,3 +474,22 @@ async def test_one_game_id_from_lobby_to_end_and_running_again_after_a_sixbreak_
         assert final.get("game") == game_id
     finally:
         await asyncio.gather(*(client.close() for client in made), return_exceptions=True)
+
+
+async def test_command_payloads_without_a_body_steer_the_game(players: tuple[Player, Player, Player]) -> None:
+    ann, ben, cat = players
+
+    def command(who: Player, name: str, arguments: str = "", to: str = ROOM) -> None:
+        message = who.client.xmpp.make_message(mto=to, mtype="groupchat" if to == ROOM else "chat")
+        message.append(ElementTree.fromstring(f"<command xmlns='{NS}' name='{name}'>{arguments}</command>"))
+        message.send()
+
+    command(ann, "quiz", "live 1 choices")
+    await ann.next("game", lambda g: g.get("state") == "lobby")
+    command(ben, "join")
+    command(cat, "join")
+    await ann.next("game", lambda g: len(g) == 3)
+    command(ann, "start")
+    question = await cat.next("question")
+    command(cat, "repeat", to=BOT_IN_ROOM)   # privately through the room: the answer comes back that way
+    assert question.get("index") == "1" and "1/1" in await cat.body_containing("1/1")

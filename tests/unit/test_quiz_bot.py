@@ -464,3 +464,39 @@ def test_the_command_rate_table_forgets_players_who_went_quiet() -> None:
     assert limit.first_refusal("x") and not limit.first_refusal("x")
     assert not limit.allow("x", 25.0) and not limit.first_refusal("x")
     assert limit.allow("x", 40.0) and not limit.allow("x", 40.0, cost=2) and limit.first_refusal("x")
+
+
+def test_command_payloads_steer_the_game_like_typed_commands_and_are_never_answers() -> None:
+    h = Harness()
+    h.enter(*PLAYERS)
+    lobby = h.feed(RoomMessage(room=ROOM, nick="Ann", body="", command="quiz live 2 geo",
+                               quiz_payloads=("command",)))
+    assert payload(lobby, "game").get("state") == "lobby" and payload(lobby, "game").get("mode") == "live"
+    # The same grammar and permissions as typed: Ben may not start Ann's game, bad arguments get the usage hint.
+    assert "only the game's opener" in sends(h.feed(RoomMessage(room=ROOM, nick="Ben", body="", command="start",
+                                                                 quiz_payloads=("command",))))[0].body
+    assert "!quiz [classic" in sends(h.feed(RoomMessage(room=ROOM, nick="Ann", body="", command="quiz live 0",
+                                                         quiz_payloads=("command",))))[0].body
+    started = h.feed(RoomMessage(room=ROOM, nick="Ann", body="", command="start", quiz_payloads=("command",)))
+    asked = payload(started, "question")
+    # An empty <command/> while a question is open is nothing, and certainly not the answer "".
+    assert h.feed(RoomMessage(room=ROOM, nick="Ben", body="Paris", command="", quiz_payloads=("command",))) == []
+    # Through the room privately (how the page asks), the reply goes back the same way.
+    repeat = h.feed(PrivateMessage(sender=f"{ROOM}/Ben", body="", command="repeat", room=ROOM, nick="Ben",
+                                   quiz_payloads=("command",)))
+    assert [send.to for send in sends(repeat)] == [f"{ROOM}/Ben"] and "Capital number" in sends(repeat)[0].body
+    assert asked.get("index") == "1"
+
+
+def test_command_payload_text_is_bounded_and_blank_names_run_nothing() -> None:
+    from quizbot.payload import MAX_COMMAND_PAYLOAD_CHARS, parse_command
+
+    def message(inner: str) -> etree._Element:
+        return etree.fromstring(f"<message xmlns='jabber:client'>{inner}</message>")
+
+    assert parse_command(message(f"<command xmlns='{NS}' name='quiz'> live\n 10  en </command>")) == "quiz live 10 en"
+    assert parse_command(message(f"<command xmlns='{NS}' name=' '/>")) == ""
+    assert parse_command(message(f"<command xmlns='{NS}' name='a b'/>")) == ""
+    assert len(parse_command(message(f"<command xmlns='{NS}' name='report'>{'x ' * 5000}</command>")) or "") \
+        == MAX_COMMAND_PAYLOAD_CHARS
+    assert parse_command(message("<command xmlns='urn:other'/>")) is None
