@@ -6,9 +6,10 @@ import dataclasses
 from dataclasses import dataclass
 
 from boshcm.stanza import NS_DATA_FORMS, Element, element, qname, sub
+from boshcm.xmpp.muc.roles import PRESENT_ROLES as ROLES
+from boshcm.xmpp.muc.roles import Role
 
 FORM_TYPE = "http://jabber.org/protocol/muc#roomconfig"
-ROLES = ("moderator", "participant", "visitor")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -27,7 +28,7 @@ class RoomConfig:
     history_length: int = 20
     # XEP-0045 §10.2 muc#roomconfig_presencebroadcast: the roles whose presence everyone sees. A quiz room
     # broadcasts only its moderators', so N joins cost O(N) stanzas instead of O(N²).
-    presence_broadcast: tuple[str, ...] = ROLES
+    presence_broadcast: tuple[Role, ...] = ROLES
 
     def to_dict(self) -> dict[str, object]:
         data = dataclasses.asdict(self)

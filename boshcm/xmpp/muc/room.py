@@ -24,10 +24,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import datetime
 import hashlib
 import hmac
-from collections import deque
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
@@ -38,7 +36,6 @@ from boshcm.jid import JID, InvalidJID
 from boshcm.stanza import (
     NS_CLIENT,
     NS_DATA_FORMS,
-    NS_DELAY,
     NS_DISCO_INFO,
     NS_DISCO_ITEMS,
     NS_PING,
@@ -53,10 +50,11 @@ from boshcm.stanza import (
     qname,
     sub,
 )
-from boshcm.timestamps import xep0082
 from boshcm.xmpp.muc.config import RoomConfig, config_form, parse_config_submission
+from boshcm.xmpp.muc.history import History
 from boshcm.xmpp.muc.iq_proxy import IqProxy
 from boshcm.xmpp.muc.nick import Nick, NickRefused, parse_nick
+from boshcm.xmpp.muc.roles import Affiliation, Role
 
 NS_MUC = "http://jabber.org/protocol/muc"
 NS_MUC_USER = "http://jabber.org/protocol/muc#user"
@@ -65,8 +63,6 @@ NS_MUC_OWNER = "http://jabber.org/protocol/muc#owner"
 NS_STANZA_ID = "urn:xmpp:sid:0"
 NS_OCCUPANT_ID = "urn:xmpp:occupant-id:0"
 
-AFFILIATIONS = ("owner", "admin", "member", "none", "outcast")
-_RANK = {"owner": 4, "admin": 3, "member": 2, "none": 1, "outcast": 0}
 # Answers still awaited per (requester, target): a fifth request forgets the oldest, so one occupant can hold at
 # most this many entries per other occupant in the table.
 
@@ -87,23 +83,15 @@ class Occupant:
     keys: tuple[str, str]         # comparison keys of the nick (nick.py)
     bare: JID                     # the account behind the nick
     real_jids: list[JID]          # one nick may be joined from several sessions of the same account
-    role: str                     # moderator | participant | visitor
+    role: Role
     presence: Element             # the last presence, as broadcast (without muc#user)
     oid: str = ""                 # XEP-0421 occupant-id, computed once per join (an HMAC)
 
 
 @dataclass(slots=True)
-class _HistoryEntry:
-    stanza: Element
-    at: float
-    wall: float
-    size: int
-
-
-@dataclass(slots=True)
 class RoomState:
     config: RoomConfig
-    affiliations: dict[JID, str] = field(default_factory=dict)
+    affiliations: dict[JID, Affiliation] = field(default_factory=dict)
     subject: str = ""
     subject_from: str = ""
     # XEP-0045 §7.10-style registered nicks: the last nick of each affiliated account, reserved for it.
@@ -130,7 +118,7 @@ class Room:
             self._reserve(bare, nick)
         self._iqs = IqProxy(max_pending=self.limits.max_pending_iqs, timeout_seconds=self.limits.iq_timeout_seconds,
                             id_factory=id_factory)
-        self._history: deque[_HistoryEntry] = deque()
+        self._history = History(jid)
         self.destroyed = False
 
     # --- queries ----------------------------------------------------------------------------------
@@ -152,8 +140,8 @@ class Room:
         digest = hmac.digest(self._secret, f"{self.jid}\0{bare}".encode(), "sha256")
         return digest[:12].hex()
 
-    def affiliation(self, jid: JID) -> str:
-        return self.state.affiliations.get(jid.bare, "none")
+    def affiliation(self, jid: JID) -> Affiliation:
+        return self.state.affiliations.get(jid.bare, Affiliation.NONE)
 
     def has_session(self, real: JID) -> bool:
         return real in self._nick_of
@@ -213,21 +201,21 @@ class Room:
               now: float) -> list[Element]:
         affiliation = self.affiliation(sender)
         muc = stanza.find(qname(NS_MUC, "x"))
-        if self.locked and affiliation != "owner":
+        if self.locked and affiliation != Affiliation.OWNER:
             return [self._error(stanza, StanzaErrorCondition.ITEM_NOT_FOUND, text="The room is not configured yet")]
-        if affiliation == "outcast":
+        if affiliation == Affiliation.OUTCAST:
             return [self._error(stanza, StanzaErrorCondition.FORBIDDEN)]
-        if self.config.members_only and _RANK[affiliation] < _RANK["member"]:
+        if self.config.members_only and affiliation.rank < Affiliation.MEMBER.rank:
             return [self._error(stanza, StanzaErrorCondition.REGISTRATION_REQUIRED)]
         existing = self._holder(nick)
         if (existing is not None and existing.bare != sender.bare) or self._reserved_for_other(nick, sender.bare):
             # XEP-0045 §7.2.9: in use, or reserved by an affiliated user, under this nick or a look-alike.
             return [self._error(stanza, StanzaErrorCondition.CONFLICT)]
-        if self.config.password and affiliation != "owner":
+        if self.config.password and affiliation != Affiliation.OWNER:
             given = muc.findtext(qname(NS_MUC, "password")) if muc is not None else None
             if given != self.config.password:
                 return [self._error(stanza, StanzaErrorCondition.NOT_AUTHORIZED)]
-        if existing is None and len(self._occupants) >= self.max_users and _RANK[affiliation] < _RANK["admin"]:
+        if existing is None and len(self._occupants) >= self.max_users and affiliation.rank < Affiliation.ADMIN.rank:
             # XEP-0045 §7.2.10: admins and owners may still enter.
             return [self._error(stanza, StanzaErrorCondition.SERVICE_UNAVAILABLE)]
         # XEP-0045 §7.2.3 and §10.2 presencebroadcast: the broadcast roles' presences first, also for a second
@@ -252,7 +240,7 @@ class Room:
         created = self._creating
         self._creating = False
         out += self._broadcast_presence(occupant, extra_self_codes=("201", *rewritten) if created else rewritten)
-        out += self._history_for(sender, muc, now)
+        out += self._history.for_joiner(sender, muc, now)
         out.append(self._subject_message(sender))
         return out
 
@@ -271,13 +259,13 @@ class Room:
     def _reserved_for_other(self, nick: Nick, bare: JID) -> bool:
         for key in nick.keys:
             owner = self._reserved.get(key)
-            if owner is not None and owner != bare and _RANK[self.affiliation(owner)] >= _RANK["member"]:
+            if owner is not None and owner != bare and self.affiliation(owner).rank >= Affiliation.MEMBER.rank:
                 return True
         return False
 
     def _register_nick(self, occupant: Occupant) -> None:
         """An affiliated account's nick stays theirs while they are away (as Prosody's registered nicks)."""
-        if _RANK[self.affiliation(occupant.bare)] < _RANK["member"]:
+        if self.affiliation(occupant.bare).rank < Affiliation.MEMBER.rank:
             return
         if self.state.nicks.get(occupant.bare) == occupant.nick:
             return
@@ -321,12 +309,12 @@ class Room:
         """The next join is the creator's (XEP-0045 §10.1: status 201)."""
         self._creating = True
 
-    def _default_role(self, affiliation: str) -> str:
-        if affiliation in ("owner", "admin"):
-            return "moderator"
-        if self.config.moderated and affiliation != "member":
-            return "visitor"
-        return "participant"
+    def _default_role(self, affiliation: Affiliation) -> Role:
+        if affiliation in (Affiliation.OWNER, Affiliation.ADMIN):
+            return Role.MODERATOR
+        if self.config.moderated and affiliation != Affiliation.MEMBER:
+            return Role.VISITOR
+        return Role.PARTICIPANT
 
     def _change_nick(self, sender: JID, old: str, nick: Nick, rewritten: tuple[str, ...],
                      stanza: Element) -> list[Element]:
@@ -367,7 +355,7 @@ class Room:
         for key in occupant.keys:
             self._by_key.pop(key, None)
         audience = self._all_real_jids() if self._visible(occupant) else []
-        occupant.role = "none"
+        occupant.role = Role.NONE
         return self._presences(occupant, [sender, *audience], selves=(sender,), presence_type="unavailable",
                                codes=codes, template=leaving, reason=actor_reason)
 
@@ -421,7 +409,7 @@ class Room:
         if presence_type is not None:
             presence.set("type", presence_type)
         x = sub(presence, NS_MUC_USER, "x")
-        item_attrs = {"affiliation": self.affiliation(occupant.bare), "role": occupant.role}
+        item_attrs: dict[str, str] = {"affiliation": self.affiliation(occupant.bare), "role": occupant.role}
         if self._may_see_real_jid(to):
             item_attrs["jid"] = str(occupant.real_jids[0]) if occupant.real_jids else str(occupant.bare)
         if new_nick is not None:
@@ -443,7 +431,7 @@ class Room:
         if self.config.whois == "anyone":
             return True
         nick = self._nick_of.get(viewer)
-        return nick is not None and self._occupants[nick].role == "moderator"
+        return nick is not None and self._occupants[nick].role == Role.MODERATOR
 
     # --- messages ---------------------------------------------------------------------------------
 
@@ -465,7 +453,7 @@ class Room:
         subject = stanza.find(qname(NS_CLIENT, "subject"))
         if subject is not None and stanza.find(qname(NS_CLIENT, "body")) is None:
             return self._set_subject(occupant, subject.text or "", stanza)
-        if occupant.role == "visitor":
+        if occupant.role == Role.VISITOR:
             return [self._error(stanza, StanzaErrorCondition.FORBIDDEN, text="Visitors may not speak")]
         return self._reflect(occupant, stanza, now)
 
@@ -480,7 +468,7 @@ class Room:
                 message.append(copy.deepcopy(child))
         sub(message, NS_STANZA_ID, "stanza-id", {"id": self._id_factory(), "by": str(self.jid)})
         sub(message, NS_OCCUPANT_ID, "occupant-id", {"id": occupant.oid})
-        self._remember(message, now)
+        self._history.remember(message, length=self.config.history_length, now=now, wall=self._wall_clock())
         return [addressed_copy(message, recipient) for recipient in self._all_real_jids()]
 
     def _private_message(self, occupant: Occupant, nick: str, stanza: Element) -> list[Element]:
@@ -497,7 +485,7 @@ class Room:
         return [addressed_copy(message, real) for real in target.real_jids]
 
     def _set_subject(self, occupant: Occupant, subject: str, stanza: Element) -> list[Element]:
-        if occupant.role != "moderator" and not (self.config.change_subject and occupant.role == "participant"):
+        if occupant.role != Role.MODERATOR and not (self.config.change_subject and occupant.role == Role.PARTICIPANT):
             return [self._error(stanza, StanzaErrorCondition.FORBIDDEN)]
         self.state.subject = subject
         self.state.subject_from = occupant.nick
@@ -519,15 +507,15 @@ class Room:
         if invite is not None:
             if nick is None:
                 return [self._error(stanza, StanzaErrorCondition.NOT_ACCEPTABLE)]
-            if self.config.members_only and _RANK[self.affiliation(sender)] < _RANK["admin"] \
+            if self.config.members_only and self.affiliation(sender).rank < Affiliation.ADMIN.rank \
                     and not self.config.allow_invites:
                 return [self._error(stanza, StanzaErrorCondition.FORBIDDEN)]
             try:
                 invitee = JID.parse(invite.get("to", ""))
             except InvalidJID:
                 return [self._error(stanza, StanzaErrorCondition.JID_MALFORMED)]
-            if self.config.members_only and self.affiliation(invitee) == "none":
-                self.state.affiliations[invitee.bare] = "member"
+            if self.config.members_only and self.affiliation(invitee) == Affiliation.NONE:
+                self.state.affiliations[invitee.bare] = Affiliation.MEMBER
             message = make_stanza("message", {"from": str(self.jid), "to": str(invitee)})
             out_x = sub(message, NS_MUC_USER, "x")
             forwarded = sub(out_x, NS_MUC_USER, "invite", {"from": str(sender.bare)})
@@ -549,44 +537,6 @@ class Room:
         if (reason := decline.findtext(qname(NS_MUC_USER, "reason"))) is not None:
             sub(forwarded, NS_MUC_USER, "reason", text=reason)
         return [message]
-
-    # --- history (XEP-0045 §7.2.15) --------------------------------------------------------------
-
-    def _remember(self, message: Element, now: float) -> None:
-        if self.config.history_length <= 0 or message.find(qname(NS_CLIENT, "body")) is None:
-            return
-        self._history.append(_HistoryEntry(stanza=message, at=now, wall=self._wall_clock(),
-                                           size=len(etree.tostring(message))))
-        while len(self._history) > self.config.history_length:
-            self._history.popleft()
-
-    def _history_for(self, to: JID, muc: Element | None, now: float) -> list[Element]:
-        request = muc.find(qname(NS_MUC, "history")) if muc is not None else None
-        entries = list(self._history)
-        if request is not None:
-            if (seconds := _int_attr(request, "seconds")) is not None:
-                entries = [e for e in entries if now - e.at <= seconds]
-            if (since := request.get("since")) is not None:
-                cutoff = _parse_stamp(since)
-                if cutoff is not None:
-                    entries = [e for e in entries if e.wall > cutoff]
-            if (max_stanzas := _int_attr(request, "maxstanzas")) is not None:
-                entries = entries[len(entries) - max_stanzas:] if max_stanzas > 0 else []
-            if (max_chars := _int_attr(request, "maxchars")) is not None:
-                kept: list[_HistoryEntry] = []
-                total = 0
-                for entry in reversed(entries):
-                    total += entry.size
-                    if total > max_chars:
-                        break
-                    kept.append(entry)
-                entries = list(reversed(kept))
-        out = []
-        for entry in entries:
-            message = addressed_copy(entry.stanza, to)
-            sub(message, NS_DELAY, "delay", {"from": str(self.jid), "stamp": xep0082(entry.wall)})
-            out.append(message)
-        return out
 
     # --- iq ---------------------------------------------------------------------------------------
 
@@ -664,7 +614,7 @@ class Room:
         return info
 
     def _owner(self, sender: JID, iq: Element, payload: Element, now: float) -> list[Element]:
-        if self.affiliation(sender) != "owner":
+        if self.affiliation(sender) != Affiliation.OWNER:
             return [self._error(iq, StanzaErrorCondition.FORBIDDEN)]
         if iq.get("type") == "get":
             query = element(NS_MUC_OWNER, "query")
@@ -709,7 +659,7 @@ class Room:
                 presence = make_stanza("presence", {"type": "unavailable", "to": str(real),
                                                     "from": str(self.jid.with_resource(occupant.nick))})
                 x = sub(presence, NS_MUC_USER, "x")
-                sub(x, NS_MUC_USER, "item", {"affiliation": "none", "role": "none"})
+                sub(x, NS_MUC_USER, "item", {"affiliation": Affiliation.NONE, "role": Role.NONE})
                 destroy = sub(x, NS_MUC_USER, "destroy", {"jid": alternate} if alternate else None)
                 if reason:
                     sub(destroy, NS_MUC_USER, "reason", text=reason)
@@ -722,21 +672,21 @@ class Room:
 
     def _admin(self, sender: JID, iq: Element, payload: Element, now: float) -> list[Element]:
         actor_nick = self._nick_of.get(sender)
-        actor_role = self._occupants[actor_nick].role if actor_nick else "none"
+        actor_role = self._occupants[actor_nick].role if actor_nick else Role.NONE
         actor_affiliation = self.affiliation(sender)
         items = payload.findall(qname(NS_MUC_ADMIN, "item"))
         if iq.get("type") == "get":
             if len(items) != 1:
                 return [self._error(iq, StanzaErrorCondition.BAD_REQUEST)]
             wanted = items[0]
-            if _RANK[actor_affiliation] < _RANK["admin"] and actor_role != "moderator":
+            if actor_affiliation.rank < Affiliation.ADMIN.rank and actor_role != Role.MODERATOR:
                 return [self._error(iq, StanzaErrorCondition.FORBIDDEN)]
             result = element(NS_MUC_ADMIN, "query")
-            if (affiliation := wanted.get("affiliation")) is not None:
+            if (affiliation := Affiliation.parse(wanted.get("affiliation"))) is not None:
                 for jid, held in sorted(self.state.affiliations.items(), key=lambda pair: str(pair[0])):
                     if held == affiliation:
                         sub(result, NS_MUC_ADMIN, "item", {"affiliation": held, "jid": str(jid)})
-            elif (role := wanted.get("role")) is not None:
+            elif (role := Role.parse(wanted.get("role"))) is not None:
                 for occupant in self._occupants.values():
                     if occupant.role == role:
                         sub(result, NS_MUC_ADMIN, "item", {"role": role, "nick": occupant.nick,
@@ -751,27 +701,28 @@ class Room:
             out += effects
         return [self._reply(iq, None), *out]
 
-    def _apply_admin_item(self, sender: JID, actor_role: str, actor_affiliation: str, item: Element,
+    def _apply_admin_item(self, sender: JID, actor_role: Role, actor_affiliation: Affiliation, item: Element,
                           now: float) -> tuple[StanzaErrorCondition | None, list[Element]]:
         reason = item.findtext(qname(NS_MUC_ADMIN, "reason"))
-        if (role := item.get("role")) is not None:
+        if item.get("role") is not None:
+            role = Role.parse(item.get("role"))
             target = self._find(item.get("nick", ""))
             if target is None:
                 return StanzaErrorCondition.ITEM_NOT_FOUND, []
-            if actor_role != "moderator" or role not in ("none", "visitor", "participant", "moderator"):
+            if actor_role != Role.MODERATOR or role is None:
                 return StanzaErrorCondition.NOT_ALLOWED, []
-            if _RANK[self.affiliation(target.bare)] >= _RANK["admin"] and role != "moderator" \
-                    and _RANK[actor_affiliation] <= _RANK[self.affiliation(target.bare)]:
+            if self.affiliation(target.bare).rank >= Affiliation.ADMIN.rank and role != Role.MODERATOR \
+                    and actor_affiliation.rank <= self.affiliation(target.bare).rank:
                 return StanzaErrorCondition.NOT_ALLOWED, []
-            if role == "moderator" and _RANK[actor_affiliation] < _RANK["admin"]:
+            if role == Role.MODERATOR and actor_affiliation.rank < Affiliation.ADMIN.rank:
                 return StanzaErrorCondition.NOT_ALLOWED, []
-            if role == "none":
+            if role == Role.NONE:
                 return None, self._remove_occupant(target, ("307",), reason, now)   # kick, XEP-0045 §8.2
             was_visible = self._visible(target)
             target.role = role
             return None, self._broadcast_presence(target, was_visible=was_visible)
-        affiliation = item.get("affiliation")
-        if affiliation not in AFFILIATIONS:
+        affiliation = Affiliation.parse(item.get("affiliation"))
+        if affiliation is None:
             return StanzaErrorCondition.BAD_REQUEST, []
         try:
             by_nick = None if item.get("jid") else self._find(item.get("nick", ""))
@@ -779,31 +730,31 @@ class Room:
         except InvalidJID:
             return StanzaErrorCondition.ITEM_NOT_FOUND, []
         current = self.affiliation(jid)
-        needs_owner = affiliation in ("owner", "admin") or current in ("owner", "admin")
-        if _RANK[actor_affiliation] < (_RANK["owner"] if needs_owner else _RANK["admin"]):
+        needs_owner = Affiliation.ADMIN.rank <= max(affiliation.rank, current.rank)
+        if actor_affiliation.rank < (Affiliation.OWNER.rank if needs_owner else Affiliation.ADMIN.rank):
             return StanzaErrorCondition.FORBIDDEN, []
-        if current == "owner" and affiliation != "owner" and \
-                sum(1 for held in self.state.affiliations.values() if held == "owner") == 1:
+        if current == Affiliation.OWNER and affiliation != Affiliation.OWNER and \
+                sum(1 for held in self.state.affiliations.values() if held == Affiliation.OWNER) == 1:
             return StanzaErrorCondition.CONFLICT, []   # XEP-0045 §10.6: the last owner stays
-        if affiliation == "none":
+        if affiliation == Affiliation.NONE:
             self.state.affiliations.pop(jid, None)
         elif jid not in self.state.affiliations and len(self.state.affiliations) >= self.limits.max_affiliations:
             return StanzaErrorCondition.RESOURCE_CONSTRAINT, []
         else:
             self.state.affiliations[jid] = affiliation
-        if _RANK[affiliation] < _RANK["member"]:
+        if affiliation.rank < Affiliation.MEMBER.rank:
             self._unregister_nick(jid)
         out: list[Element] = []
         for occupant in [o for o in self._occupants.values() if o.bare == jid]:
             self._register_nick(occupant)
-            if affiliation == "outcast":
+            if affiliation == Affiliation.OUTCAST:
                 out += self._remove_occupant(occupant, ("301",), reason, now)   # ban, XEP-0045 §9.1
-            elif self.config.members_only and affiliation == "none":
+            elif self.config.members_only and affiliation == Affiliation.NONE:
                 out += self._remove_occupant(occupant, ("321",), reason, now)
             else:
                 was_visible = self._visible(occupant)
-                occupant.role = self._default_role(affiliation) if occupant.role != "moderator" or \
-                    affiliation not in ("owner", "admin") else occupant.role
+                occupant.role = self._default_role(affiliation) if occupant.role != Role.MODERATOR or \
+                    affiliation not in (Affiliation.OWNER, Affiliation.ADMIN) else occupant.role
                 out += self._broadcast_presence(occupant, was_visible=was_visible)
         return None, out
 
@@ -857,18 +808,6 @@ class Room:
         return reply
 
 
-
-
-def _int_attr(node: Element, name: str) -> int | None:
-    value = node.get(name)
-    return int(value) if value is not None and value.isdigit() else None
-
-
-def _parse_stamp(text: str) -> float | None:
-    try:
-        return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 def room_secret(service_secret: bytes, room: JID) -> bytes:

@@ -36,6 +36,7 @@ from boshcm.stanza import (
 )
 from boshcm.xmpp.mam import NS_MAM, NS_STANZA_ID, ArchiveService, Party
 from boshcm.xmpp.muc.config import RoomConfig
+from boshcm.xmpp.muc.roles import Affiliation
 from boshcm.xmpp.muc.room import NS_MUC, Room, RoomLimits, RoomState, room_secret
 
 log = logging.getLogger(__name__)
@@ -116,7 +117,7 @@ class RoomStore:
             rooms[JID.parse(jid_text)] = RoomState(
                 config=RoomConfig.from_dict(data["config"]), subject=data["subject"],
                 subject_from=data["subject_from"],
-                affiliations={JID.parse(k): v for k, v in data["affiliations"].items()},
+                affiliations={JID.parse(k): Affiliation(v) for k, v in data["affiliations"].items()},
                 nicks={JID.parse(k): v for k, v in data.get("nicks", {}).items()})
         return rooms
 
@@ -244,8 +245,8 @@ class MucService:
             return [error_reply(iq, StanzaErrorCondition.SERVICE_UNAVAILABLE, text="This room keeps no archive")]
         affiliation = room.affiliation(sender)
         closed = room.config.members_only or bool(room.config.password)
-        if affiliation == "outcast" or (closed and affiliation not in ("member", "admin", "owner")
-                                        and not room.has_session(sender)):
+        if affiliation == Affiliation.OUTCAST or (closed and affiliation.rank < Affiliation.MEMBER.rank
+                                                  and not room.has_session(sender)):
             # XEP-0313 §5.1.2: whoever could not join may not read what was said either.
             return [error_reply(iq, StanzaErrorCondition.FORBIDDEN)]
         return self._archive.handle_iq(room.jid, iq, self._wall_clock())
@@ -275,7 +276,7 @@ class MucService:
         return None
 
     def _create(self, jid: JID, creator: JID, now: float) -> Room:
-        state = RoomState(config=self._default_config, affiliations={creator.bare: "owner"})
+        state = RoomState(config=self._default_config, affiliations={creator.bare: Affiliation.OWNER})
         room = self._rooms[jid] = self._new_room(jid, state, locked=True)
         self._count_owners(jid, {}, state.affiliations)
         room.mark_created()
@@ -308,16 +309,16 @@ class MucService:
         self._locked_until.pop(room.jid, None)
         self._count_owners(room.jid, room.state.affiliations, {})
 
-    def _count_owners(self, room: JID, before: dict[JID, str], after: dict[JID, str]) -> None:
-        for account in {jid for jid, held in before.items() if held == "owner"}:
-            if after.get(account) != "owner":
+    def _count_owners(self, room: JID, before: dict[JID, Affiliation], after: dict[JID, Affiliation]) -> None:
+        for account in {jid for jid, held in before.items() if held == Affiliation.OWNER}:
+            if after.get(account) != Affiliation.OWNER:
                 owned = self._owned.get(account)
                 if owned is not None:
                     owned.discard(room)
                     if not owned:
                         del self._owned[account]
         for account, held in after.items():
-            if held == "owner":
+            if held == Affiliation.OWNER:
                 self._owned.setdefault(account, set()).add(room)
 
     # --- the service itself (XEP-0045 §6) ---------------------------------------------------------
@@ -346,7 +347,7 @@ class _Snapshot:
     """What a stanza may change that must be saved (persistent rooms) or counted (owners)."""
 
     config: RoomConfig
-    affiliations: dict[JID, str]
+    affiliations: dict[JID, Affiliation]
     subject: str
     nicks: dict[JID, str]
 
