@@ -6,6 +6,12 @@ dead one. Detached entries carry their expiry; `expired(now)` hands back those w
 anyone else it does not exist. A resumption removes the entry and registers its new owner under the same
 id, so of two resumptions of one id exactly one wins.
 
+Guests (SASL ANONYMOUS) get a new random name at every login, so no login can show it is "the same
+account" (XEP-0198 §5). For them the id itself is the proof: 24 unguessable bytes that only the stream that
+enabled it was told, presented by another anonymous login (as Jitsi's Prosody module for anonymous
+resumption does). A guest's id is never resumable by an account, nor an account's by a guest. Detached
+guests count against the same `max_detached` as everyone else.
+
 Pure: `now` is passed in, the owners are opaque (the client sessions), nothing here does I/O.
 """
 
@@ -22,6 +28,7 @@ Owner = TypeVar("Owner")
 class _Entry(Generic[Owner]):
     owner: Owner
     username: str
+    guest: bool = False               # enabled by an anonymous login: any anonymous login may present the id
     expires_at: float | None = None   # None while attached
 
 
@@ -40,10 +47,10 @@ class ResumptionTable(Generic[Owner]):
     def detached_count(self) -> int:
         return self._detached
 
-    def register(self, resume_id: str, owner: Owner, username: str) -> None:
+    def register(self, resume_id: str, owner: Owner, username: str, *, guest: bool = False) -> None:
         """A session enabled resumption (or was just resumed) and is attached to a transport."""
         self.remove(resume_id)
-        self._entries[resume_id] = _Entry(owner=owner, username=username)
+        self._entries[resume_id] = _Entry(owner=owner, username=username, guest=guest)
 
     def detach(self, resume_id: str, now: float, seconds: float) -> bool:
         """The session's transport is gone; False when it cannot wait (unknown id, table of detached full)."""
@@ -58,10 +65,11 @@ class ResumptionTable(Generic[Owner]):
         heapq.heappush(self._expiries, (entry.expires_at, resume_id))
         return True
 
-    def find(self, resume_id: str, username: str) -> Owner | None:
-        """The owner of `resume_id` when `username` enabled it; for any other account the id does not exist."""
+    def find(self, resume_id: str, username: str, *, guest: bool = False) -> Owner | None:
+        """The owner of `resume_id` when `username` enabled it, or, for a `guest` login, when a guest enabled
+        it; for anyone else the id does not exist."""
         entry = self._entries.get(resume_id)
-        if entry is None or entry.username != username:
+        if entry is None or entry.guest != guest or (not guest and entry.username != username):
             return None
         return entry.owner
 

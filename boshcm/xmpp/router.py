@@ -11,6 +11,7 @@ Subscription bookkeeping lives in xmpp/roster.py; this file owns routing and pre
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Callable, Iterable, Set
 from dataclasses import dataclass, field
@@ -174,6 +175,10 @@ class Router:
                 actions += self._route_presence_to(recipient, addressed_copy(unavailable, recipient), now)
         for component, _name in self._components.values():
             actions += self._deliver_all(component.session_ended(jid, now), now)
+        if not users and jid.local in self._users.anonymous:
+            # A guest's name is never given again: what it kept on the server (a roster) goes with it.
+            with contextlib.suppress(StorageError):
+                self._store.delete_user(jid.local)
         return actions
 
     def take_over_unacked(self, jid: JID, stanzas: list[Element], now: float) -> list[RouterAction]:
@@ -276,7 +281,9 @@ class Router:
             archived_id = self._archive.archive(parties, stanza, self._wall_clock())
         except StorageError:
             return  # the message itself still goes; only its archive copy is missing
-        sub(stanza, NS_STANZA_ID, "stanza-id", {"id": archived_id, "by": str(target.bare)})
+        if target.local not in self._users.anonymous:
+            # XEP-0359 §4: the id names an entry in the recipient's archive; a guest has none.
+            sub(stanza, NS_STANZA_ID, "stanza-id", {"id": archived_id, "by": str(target.bare)})
 
     def _deliver_all(self, stanzas: list[Element], now: float) -> list[RouterAction]:
         actions: list[RouterAction] = []
@@ -333,6 +340,11 @@ class Router:
 
     def _store_offline(self, bare: JID, stanza: Element) -> list[RouterAction]:
         assert bare.local is not None
+        if bare.local in self._users.anonymous:
+            # RFC 6121 §8.5.2.2.1: a guest never comes back for stored messages (its name dies with its
+            # session), so what it cannot take now goes back to the sender.
+            return self._bounce(stanza, StanzaErrorCondition.SERVICE_UNAVAILABLE,
+                                text="Guests have no offline storage")
         if self._from_guest(stanza):
             # RFC 6121 §8.5.2.2.1: the server may bounce instead of storing; guests never fill a store.
             return self._bounce(stanza, StanzaErrorCondition.SERVICE_UNAVAILABLE,

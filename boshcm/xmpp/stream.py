@@ -18,6 +18,7 @@ A resumable session whose transport is lost is not ended but *detached* (`Detach
 presence and rooms, and queues what arrives, until a `<resume/>` on any transport (the ids live in
 xmpp/resumption.py) takes it over or its time runs out (`ResumptionExpired`). A session that ends without
 resumption hands its unacknowledged stanzas to the router (RFC 6121 §8.5: redelivered, stored or bounced).
+Guests resume too: another anonymous login presents the id, takes back the guest's name and drops its own.
 
 Logins are throttled per account and per address (xmpp/throttle.py): the decision is taken as soon as SASL
 names the username, before any challenge or password check. Bound stanzas pass a token bucket; over the
@@ -708,13 +709,12 @@ class ClientSession:
         seconds = limits.resume_seconds
         if (requested := parse_h(received.get("max"))) is not None and requested > 0:
             seconds = min(seconds, float(requested))  # XEP-0198 §5: the client's preference, within ours
-        # Guests cannot authenticate as the same user twice, so their sessions are never resumable.
-        resume = (received.get("resume") in ("true", "1") and not self._anonymous and seconds > 0
-                  and self._resumptions is not None)
+        # Guests too (xmpp/resumption.py: for them the unguessable id is the proof of who resumes).
+        resume = received.get("resume") in ("true", "1") and seconds > 0 and self._resumptions is not None
         resume_id = self._sm_id_factory() if resume else None
         self._sm = StreamManagement(limits=limits, resume_id=resume_id, resume_seconds=seconds)
         if resume_id is not None and self._resumptions is not None:
-            self._resumptions.register(resume_id, self, self._username)
+            self._resumptions.register(resume_id, self, self._username, guest=self._anonymous)
         return [SendElement(element=enabled_element(resume_id, seconds))]
 
     def _on_ack(self, received: Element, now: float) -> list[SessionAction]:
@@ -738,8 +738,8 @@ class ClientSession:
         if h is None:
             return [SendElement(element=failed_element(StanzaErrorCondition.BAD_REQUEST))]
         table = self._resumptions
-        # Another account's id is as unknown as a made-up one.
-        old = table.find(previd, self._username) if table is not None else None
+        # Another account's id is as unknown as a made-up one; a guest's id is known only to anonymous logins.
+        old = table.find(previd, self._username, guest=self._anonymous) if table is not None else None
         old_sm = old._sm if old is not None else None
         if old is None or old_sm is None:
             return [SendElement(element=failed_element(StanzaErrorCondition.ITEM_NOT_FOUND))]
@@ -751,12 +751,16 @@ class ClientSession:
         assert table is not None
         table.remove(previd)
         jid, self._sm, bucket = old._surrender()
-        assert jid is not None
+        assert jid is not None and jid.local is not None
+        if self._anonymous:
+            # The guest comes back under its old name; the one this login was just given is thrown away.
+            self._guests.discard(self._username)
+            self._username = jid.local
         self._jid = jid
         self._bucket = bucket if bucket is not None else self._stanza_bucket(now)
         self._state = _State.BOUND
         self._negotiation_deadline = None
-        table.register(previd, self, self._username)
+        table.register(previd, self, self._username, guest=self._anonymous)
         # The old stream (still open, or parked in the hub) is told it was replaced; this one takes its seat.
         actions: list[SessionAction] = [Disconnect(jid=jid, condition=StreamErrorCondition.CONFLICT), Bound(jid=jid),
                                         SendElement(element=resumed_element(previd, old_sm.received))]
@@ -771,6 +775,7 @@ class ClientSession:
         """A resumption takes this session's binding and state; what is left closes without unbinding."""
         taken = (self._jid, self._sm, self._bucket)
         self._jid, self._sm = None, None
+        self._anonymous = False  # a guest's name goes with the session: closing this stream must not drop it
         if self._state is _State.DETACHED:
             self._state = _State.CLOSED  # nobody to tell
         return taken

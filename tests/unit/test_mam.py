@@ -265,3 +265,77 @@ def test_the_archive_is_advertised_on_the_account() -> None:
     ((_, info),) = delivered(server.send(ALICE_DESK, "<iq type='get' id='d' to='alice@localhost'>"
                                                      "<query xmlns='http://jabber.org/protocol/disco#info'/></iq>"))
     assert NS_MAM in [feature.get("var") for feature in info.iter("{*}feature")]
+
+
+# --- the byte cap per archive ----------------------------------------------------------------------
+
+def stored_bytes(store: ArchiveStore, archive: str = "alice@localhost") -> int:
+    return sum(len(row.stanza) for _seq, row in store.page(archive, Filter(), after=None, before=None,
+                                                           limit=100_000, newest_first=False))
+
+
+def test_each_archive_keeps_only_its_newest_messages_within_its_byte_cap(store: ArchiveStore) -> None:
+    size = len(etree.tostring(chat("bob@localhost/laptop", "alice@localhost", "m0")))
+    archive = service(store, max_bytes_per_archive=3 * size + size // 2)
+    fill(archive, 5)
+    results, reply = query(archive)
+    # The oldest went first, just enough for each new one to fit: three fit under the cap, four would not.
+    assert bodies(results) == ["m2", "m3", "m4"] and fin(reply)[3] == "3"
+    assert stored_bytes(store) <= 3 * size + size // 2
+    # Another archive has its own cap.
+    archive.archive([Party(archive=JID.parse("bob@localhost"), peer=ALICE)],
+                    chat("alice@localhost/desk", "bob@localhost", "b0"), T0)
+    assert store.count("bob@localhost", Filter()) == 1 and store.count("alice@localhost", Filter()) == 3
+
+
+def test_a_large_message_pushes_out_as_many_old_ones_as_it_needs(store: ArchiveStore) -> None:
+    small = len(etree.tostring(chat("bob@localhost/laptop", "alice@localhost", "m0")))
+    archive = service(store, max_bytes_per_archive=6 * small)
+    fill(archive, 5)
+    archive.archive([Party(archive=ALICE, peer=JID.parse("bob@localhost/laptop"))],
+                    chat("bob@localhost/laptop", "alice@localhost", "L" * (3 * small)), T0 + 10)
+    results, _ = query(archive)
+    assert [len(b) for b in bodies(results)] == [2, 2, 3 * small]  # m3, m4 and the large one
+    assert stored_bytes(store) <= 6 * small
+
+
+def test_the_sqlite_byte_cap_holds_after_a_restart_and_a_deletion(tmp_path: Path) -> None:
+    size = len(etree.tostring(chat("bob@localhost/laptop", "alice@localhost", "m0")))
+    store = SqliteArchiveStore(tmp_path / "mam.sqlite", trim_every=64)
+    archive = service(store, max_bytes_per_archive=4 * size)
+    fill(archive, 6)
+    assert store.count("alice@localhost", Filter()) == 4  # the byte cap is exact, not every few messages
+    store.close()
+    reopened = SqliteArchiveStore(tmp_path / "mam.sqlite", trim_every=64)
+    archive = service(reopened, max_bytes_per_archive=4 * size)
+    fill(archive, 2, start=T0 + 100, prefix="n")
+    results, _ = query(archive)
+    assert bodies(results) == ["m4", "m5", "n0", "n1"]
+    reopened.delete_archive("alice@localhost")
+    fill(archive, 4, start=T0 + 200, prefix="p")
+    assert reopened.count("alice@localhost", Filter()) == 4
+    reopened.close()
+
+
+# --- guests keep no archive -----------------------------------------------------------------------
+
+class UsersWithAGuest:
+    anonymous = frozenset({"anon-1"})
+
+    def exists(self, username: str) -> bool:
+        return username in {"alice", "bob", "anon-1"}
+
+
+def test_a_message_to_a_guest_carries_no_stanza_id_and_only_the_sender_archives_it() -> None:
+    guest = JID.parse("anon-1@localhost/web")
+    store = MemoryArchiveStore()
+    router = Router(domain="localhost", users=UsersWithAGuest(), store=MemoryStore(), wall_clock=lambda: T0,
+                    archive=service(store))
+    for jid in (guest, BOB):
+        router.bind(jid, 0.0)
+        router.handle_stanza(jid, make_stanza("presence"), 0.0)
+    message = chat("bob@localhost/laptop", "anon-1@localhost/web", "hello guest")
+    sub(message, NS_STANZA_ID, "stanza-id", {"by": "anon-1@localhost", "id": "planted"})
+    ((to, live),) = delivered(router.handle_stanza(BOB, message, 0.0))
+    assert to == str(guest) and live.findall(f"{{{NS_STANZA_ID}}}stanza-id") == []
+    assert store.count("bob@localhost", Filter()) == 1 and store.count("anon-1@localhost", Filter()) == 0

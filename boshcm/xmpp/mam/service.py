@@ -10,8 +10,9 @@ original in a XEP-0297 `<forwarded/>` with its XEP-0203 delay, followed by the i
 `<fin/>` with the page's first and last ids, the total count and `complete` when no page lies beyond.
 
 Limits (docs/security.md, "Mobile clients"): pages hold at most `max_page` messages, whatever the client asks;
-each archive keeps its `max_messages_per_archive` newest; what is older than `retention_days` is deleted when
-its archive is queried and by `purge_expired()` (start-up, daily).
+each archive keeps its `max_messages_per_archive` newest and, of those, the newest that fit in
+`max_bytes_per_archive` (a message larger than that is not archived); what is older than `retention_days` is
+deleted when its archive is queried and by `purge_expired()` (start-up, daily).
 
 Pure: the wall-clock time arrives as `wall`; the store is called synchronously, like the router's own.
 """
@@ -54,8 +55,9 @@ _DAY_SECONDS = 86_400.0
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MamLimits:
-    retention_days: float = 365.0          # 0: keep until the per-archive cap pushes them out
+    retention_days: float = 365.0          # 0: keep until the per-archive caps push them out
     max_messages_per_archive: int = 10_000
+    max_bytes_per_archive: int = 10_485_760  # serialised stanzas; the oldest go first
     max_page: int = 250                    # XEP-0059 §2.1: the server may return fewer than asked
     default_page: int = 50
 
@@ -91,9 +93,14 @@ class ArchiveService:
         for child in stored.findall(qname(NS_STANZA_ID, "stanza-id")):
             stored.remove(child)
         data = etree.tostring(stored)
+        limits = self._limits
+        if len(data) > limits.max_bytes_per_archive:
+            # It could only be kept by emptying the archive: one message must not wipe someone's history.
+            return archived_id
         self._store.append([ArchivedMessage(archive=str(party.archive.bare), id=archived_id, at=wall,
                                             peer=str(party.peer), peer_bare=str(party.peer.bare), stanza=data)
-                            for party in parties], keep=self._limits.max_messages_per_archive)
+                            for party in parties], keep=limits.max_messages_per_archive,
+                           keep_bytes=limits.max_bytes_per_archive)
         return archived_id
 
     def purge_expired(self, wall: float) -> None:

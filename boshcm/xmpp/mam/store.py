@@ -39,8 +39,9 @@ class Filter:
 
 
 class ArchiveStore(Protocol):
-    def append(self, messages: Sequence[ArchivedMessage], *, keep: int) -> None:
-        """Archive in order (one transaction); then each touched archive keeps only its `keep` newest."""
+    def append(self, messages: Sequence[ArchivedMessage], *, keep: int, keep_bytes: int) -> None:
+        """Archive in order (one transaction); then each touched archive keeps only its `keep` newest, and
+        its newest that fit in `keep_bytes` (sizes of the stored stanzas): the oldest go first."""
     def position(self, archive: str, message_id: str) -> int | None: ...
     def page(self, archive: str, where: Filter, *, after: int | None, before: int | None, limit: int,
              newest_first: bool) -> list[tuple[int, ArchivedMessage]]:
@@ -65,13 +66,19 @@ class MemoryArchiveStore:
         self._rows: list[tuple[int, ArchivedMessage]] = []
         self._seq = 0
 
-    def append(self, messages: Sequence[ArchivedMessage], *, keep: int) -> None:
+    def append(self, messages: Sequence[ArchivedMessage], *, keep: int, keep_bytes: int) -> None:
         for message in messages:
             self._seq += 1
             self._rows.append((self._seq, message))
         for archive in {message.archive for message in messages}:
-            mine = [seq for seq, row in self._rows if row.archive == archive]
-            dropped = set(mine[:max(0, len(mine) - keep)])
+            mine = [(seq, len(row.stanza)) for seq, row in self._rows if row.archive == archive]
+            dropped = {seq for seq, _size in mine[:max(0, len(mine) - keep)]}
+            total = sum(size for _seq, size in mine)
+            for seq, size in mine:
+                if total <= keep_bytes:
+                    break
+                dropped.add(seq)
+                total -= size
             self._rows = [(seq, row) for seq, row in self._rows if seq not in dropped]
 
     def position(self, archive: str, message_id: str) -> int | None:
@@ -106,24 +113,38 @@ _SCHEMA = """
 
 
 class SqliteArchiveStore:
-    """`trim_every`: an archive's cap is enforced every this many messages archived in it, so the hot path is
-    one INSERT; an archive may hold up to `trim_every - 1` messages over its cap in between."""
+    """`trim_every`: an archive's count cap is enforced every this many messages archived in it, so the hot
+    path is one INSERT; an archive may hold up to `trim_every - 1` messages over its count cap in between.
+    The byte cap is exact: each archive's total is known (summed once, then kept up to date), so only a
+    message that would take an archive over its cap costs a look at the oldest rows and a DELETE."""
 
     def __init__(self, path: Path | str, *, trim_every: int = 64) -> None:
         self._db = open_database(path, _SCHEMA)
         self._trim_every = trim_every
         # Messages archived since the archive was last trimmed; an archive leaves the table when trimmed.
         self._since_trim: dict[str, int] = {}
+        # Bytes of stored stanzas per archive, for archives touched since start-up; dropped when unsure.
+        self._bytes: dict[str, int] = {}
 
     @property
     def connection(self) -> sqlite3.Connection:
         return self._db
 
-    def append(self, messages: Sequence[ArchivedMessage], *, keep: int) -> None:
+    def append(self, messages: Sequence[ArchivedMessage], *, keep: int, keep_bytes: int) -> None:
+        added: dict[str, int] = {}
+        for message in messages:
+            added[message.archive] = added.get(message.archive, 0) + len(message.stanza)
+        totals: dict[str, int] = {}
         with transaction(self._db):
+            for archive in added:
+                # Before the INSERT, so that a total summed now does not count the new rows twice.
+                totals[archive] = self._total_bytes(archive) + added[archive]
             self._db.executemany(
                 "INSERT INTO messages (archive, id, at, peer, peer_bare, stanza) VALUES (?, ?, ?, ?, ?, ?)",
                 [(m.archive, m.id, m.at, m.peer, m.peer_bare, m.stanza) for m in messages])
+            for archive, total in totals.items():
+                if total > keep_bytes:
+                    totals[archive] = self._trim_bytes(archive, total, keep_bytes)
             due = []
             for message in messages:
                 count = self._since_trim.get(message.archive, 0) + 1
@@ -134,8 +155,32 @@ class SqliteArchiveStore:
                 # Everything at or below the (keep+1)-th newest position goes.
                 self._db.execute("DELETE FROM messages WHERE archive = ? AND seq <= (SELECT seq FROM messages "
                                  "WHERE archive = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)", (archive, archive, keep))
+        # Only once the transaction is in: a failed write leaves the old rows and so the old totals.
+        self._bytes.update(totals)
         for archive in due:
             self._since_trim.pop(archive, None)
+            self._bytes.pop(archive, None)  # the count trim removed rows of unknown size
+
+    def _total_bytes(self, archive: str) -> int:
+        if (known := self._bytes.get(archive)) is not None:
+            return known
+        row = self._db.execute("SELECT COALESCE(SUM(length(stanza)), 0) FROM messages WHERE archive = ?",
+                               (archive,)).fetchone()
+        return int(row[0])
+
+    def _trim_bytes(self, archive: str, total: int, keep_bytes: int) -> int:
+        """Delete the oldest rows of `archive` until its `total` fits in `keep_bytes`; the new total."""
+        last = None
+        rows = self._db.execute("SELECT seq, length(stanza) FROM messages WHERE archive = ? ORDER BY seq",
+                                (archive,))
+        for seq, size in rows:
+            if total <= keep_bytes:
+                break
+            last, total = seq, total - int(size)
+        rows.close()
+        if last is not None:
+            self._db.execute("DELETE FROM messages WHERE archive = ? AND seq <= ?", (archive, last))
+        return total
 
     def position(self, archive: str, message_id: str) -> int | None:
         with storage_errors():
@@ -180,6 +225,10 @@ class SqliteArchiveStore:
         return int(row[0])
 
     def delete_older(self, before: float, archive: str | None = None) -> None:
+        if archive is None:
+            self._bytes.clear()
+        else:
+            self._bytes.pop(archive, None)
         with storage_errors():
             if archive is None:
                 self._db.execute("DELETE FROM messages WHERE at < ?", (before,))
@@ -187,6 +236,7 @@ class SqliteArchiveStore:
                 self._db.execute("DELETE FROM messages WHERE archive = ? AND at < ?", (archive, before))
 
     def delete_archive(self, archive: str) -> None:
+        self._bytes.pop(archive, None)
         with storage_errors():
             self._db.execute("DELETE FROM messages WHERE archive = ?", (archive,))
 
