@@ -10,7 +10,8 @@ Guests (SASL ANONYMOUS) get a new random name at every login, so no login can sh
 account" (XEP-0198 §5). For them the id itself is the proof: 24 unguessable bytes that only the stream that
 enabled it was told, presented by another anonymous login (as Jitsi's Prosody module for anonymous
 resumption does). A guest's id is never resumable by an account, nor an account's by a guest. Detached
-guests count against the same `max_detached` as everyone else.
+guests count against `max_detached` like everyone else and also against their own `max_detached_guests`, so
+anonymous logins (free for anyone) cannot crowd the accounts' resumptions out of the table.
 
 Pure: `now` is passed in, the owners are opaque (the client sessions), nothing here does I/O.
 """
@@ -33,10 +34,12 @@ class _Entry(Generic[Owner]):
 
 
 class ResumptionTable(Generic[Owner]):
-    def __init__(self, *, max_detached: int) -> None:
+    def __init__(self, *, max_detached: int, max_detached_guests: int | None = None) -> None:
         self._max_detached = max_detached
+        self._max_detached_guests = max_detached if max_detached_guests is None else max_detached_guests
         self._entries: dict[str, _Entry[Owner]] = {}
         self._detached = 0
+        self._detached_guests = 0
         # (expires_at, id): stale pairs (resumed or re-detached since) are skipped when they come up.
         self._expiries: list[tuple[float, str]] = []
 
@@ -58,9 +61,11 @@ class ResumptionTable(Generic[Owner]):
         if entry is None:
             return False
         if entry.expires_at is None:
-            if self._detached >= self._max_detached:
+            if self._detached >= self._max_detached or (
+                    entry.guest and self._detached_guests >= self._max_detached_guests):
                 return False
             self._detached += 1
+            self._detached_guests += entry.guest
         entry.expires_at = now + seconds
         heapq.heappush(self._expiries, (entry.expires_at, resume_id))
         return True
@@ -77,6 +82,7 @@ class ResumptionTable(Generic[Owner]):
         entry = self._entries.pop(resume_id, None)
         if entry is not None and entry.expires_at is not None:
             self._detached -= 1
+            self._detached_guests -= entry.guest
 
     def next_deadline(self) -> float | None:
         while self._expiries:

@@ -110,6 +110,18 @@ def test_the_number_of_detached_sessions_is_bounded() -> None:
     assert table.detach("b", 0.0, 300.0)
 
 
+def test_guests_have_their_own_share_of_the_detached_table_and_cannot_crowd_out_accounts() -> None:
+    table: ResumptionTable[str] = ResumptionTable(max_detached=3, max_detached_guests=2)
+    for name in ("g1", "g2", "g3"):
+        table.register(name, f"session-{name}", f"anon-{name}", guest=True)
+    assert table.detach("g1", 0.0, 300.0) and table.detach("g2", 0.0, 300.0)
+    assert not table.detach("g3", 0.0, 300.0)            # the guests' share is full
+    table.register("a", "session-a", "alice")
+    assert table.detach("a", 0.0, 300.0)                 # an account still finds room
+    assert sorted(table.expired(301.0)) == ["session-a", "session-g1", "session-g2"]
+    assert table.detach("g3", 302.0, 300.0)              # expiry gave the share back
+
+
 # --- sessions over a real router -------------------------------------------------------------------
 
 class Users:
