@@ -11,11 +11,13 @@ from typing import TypeVar
 
 from boshcm import __version__
 from boshcm.address_slots import AddressSlots
-from boshcm.bosh.http import BoshConnection, BoshEndpoint
+from boshcm.bosh.http import RESPONSE_GRACE_SECONDS, BoshConnection, BoshEndpoint
+from boshcm.bosh.nodes import INTERNAL_IDLE_TIMEOUT_SECONDS, InternalEndpoint, NodePeers
 from boshcm.bosh.session import BoshLimits, OpenUpstream
 from boshcm.bosh.upstream import OffboardLink, OnboardLink, UpstreamListener, upstream_tls_context
 from boshcm.clock import Clock, SystemClock
-from boshcm.config import Config, parse_host_port
+from boshcm.cluster import ClusterError, UpstreamServers, parse_nodes, read_secret
+from boshcm.config import Config, ConfigError, parse_host_port
 from boshcm.database import StorageError
 from boshcm.errors import BoshCondition
 from boshcm.extensions import Extension
@@ -100,10 +102,12 @@ class Server:
         self.archive_store = SqliteArchiveStore(data / MAM_FILE) if mam.enabled else None
         self.account_archive = None if self.archive_store is None else ArchiveService(
             store=self.archive_store, limits=MamLimits(retention_days=mam.retention_days, max_page=mam.max_page,
-                                                       max_messages_per_archive=mam.max_messages_per_account))
+                                                       max_messages_per_archive=mam.max_messages_per_account,
+                                                       max_bytes_per_archive=mam.max_bytes_per_account))
         self.room_archive = None if self.archive_store is None or not mam.rooms else ArchiveService(
             store=self.archive_store, limits=MamLimits(retention_days=mam.retention_days, max_page=mam.max_page,
-                                                       max_messages_per_archive=mam.max_messages_per_room))
+                                                       max_messages_per_archive=mam.max_messages_per_room,
+                                                       max_bytes_per_archive=mam.max_bytes_per_room))
         self._archive_purge: asyncio.Task[None] | None = None
         self.router = Router(domain=config.server.domain, users=self.users, store=self.store,
                              wall_clock=self.clock.wall, server_name=config.server.name, server_version=__version__,
@@ -121,7 +125,8 @@ class Server:
                                  max_bytes=profile.max_private_bytes, max_items=profile.max_private_items))
         sm = config.stream_management
         # XEP-0198: one table of resumable sessions for every transport; the hub parks and expires them.
-        self.resumptions: ResumptionTable[ClientSession] = ResumptionTable(max_detached=sm.max_detached_sessions)
+        self.resumptions: ResumptionTable[ClientSession] = ResumptionTable(
+            max_detached=sm.max_detached_sessions, max_detached_guests=sm.max_detached_guest_sessions)
         self.hub = Hub(clock=self.clock, resumptions=self.resumptions)
         self._expiry: asyncio.Task[None] | None = None
         # Extensions (boshcm/extensions.py), e.g. the quiz: their service accounts are exempt from the room
@@ -194,6 +199,16 @@ class Server:
         self.offboard = bool(config.upstream.server)
         self._upstream_tls = upstream_tls_context(verify=config.upstream.verify_tls)
         self._upstream_tasks: set[asyncio.Task[None]] = set()
+        # Several upstream servers (an XMPP cluster's nodes): new sessions round robin, skipping one that is down.
+        self.upstreams = UpstreamServers([parse_host_port(server, "upstream.server")
+                                          for server in config.upstream.server] or [("", 0)],  # on-board: unused
+                                         down_seconds=config.upstream.down_seconds)
+        # Several boshcm nodes (docs/scaling.md): requests for another node's session are passed on to it.
+        self.peers: NodePeers | None = None
+        self.internal_http: HttpServer | None = None
+        self._secret = b""
+        if config.cluster.node:
+            self._secret = _read_cluster_secret(config.cluster.secret_file)
         self.http: HttpServer | None = None
         self.bosh: BoshEndpoint | None = None
         self.websocket: WebSocketEndpoint | None = None
@@ -255,11 +270,22 @@ class Server:
     def offboard_link(self, listener: UpstreamListener, *, to: str, lang: str | None,
                       route: str | None = None) -> OffboardLink:
         upstream = self.config.upstream
-        host, port = parse_host_port(_route_target(route) or upstream.server, "upstream.server")
-        return OffboardLink(listener, to=to, lang=lang, host=host, port=port,
+        target = _route_target(route)
+        servers = ([parse_host_port(target, "route")] if target is not None
+                   else self.upstreams.candidates(self.clock.now()))
+        return OffboardLink(listener, to=to, lang=lang, servers=servers,
                             starttls_required=upstream.starttls == "required", tls_context=self._upstream_tls,
                             tasks=self._upstream_tasks, max_stanza_bytes=self.config.c2s.max_stanza_bytes,
-                            max_depth=self.config.c2s.max_depth)
+                            max_depth=self.config.c2s.max_depth,
+                            connect_timeout_seconds=upstream.connect_timeout_seconds, report=self._upstream_report)
+
+    def _upstream_report(self, server: tuple[str, int], ok: bool) -> None:
+        if server not in self.upstreams.servers:
+            return  # a 'route' target: not one of the servers taken in turn
+        if ok:
+            self.upstreams.succeeded(server)
+        else:
+            self.upstreams.failed(server, self.clock.now())
 
     def _check_address(self, to: str, route: str | None) -> BoshCondition | None:
         """XEP-0124 §7.1 'to' and 'route': only where the operator allows."""
@@ -273,9 +299,16 @@ class Server:
         return None
 
     def _build_http(self) -> HttpServer:
-        http, bosh = self.config.http, self.config.bosh
+        http, bosh, cluster = self.config.http, self.config.bosh, self.config.cluster
         cors = Cors(http.cors_origins)
+        if cluster.node:
+            # A held request passed on waits as long as the owner may hold it, and a little more.
+            self.peers = NodePeers(me=cluster.node, nodes=parse_nodes(cluster.nodes), secret=self._secret,
+                                   wall_clock=self.clock.wall,
+                                   timeout_seconds=bosh.max_wait_seconds + RESPONSE_GRACE_SECONDS
+                                   + cluster.forward_margin_seconds)
         self.bosh = BoshEndpoint(
+            node=cluster.node, forwarder=self.peers,
             clock=self.clock, cors=cors, link_factory=self._new_link, max_body_bytes=bosh.max_body_bytes,
             max_depth=self.config.c2s.max_depth, max_sessions=bosh.max_sessions, check_address=self._check_address,
             unauthenticated=self.unauthenticated, body_read_timeout_seconds=bosh.body_read_timeout_seconds,
@@ -312,6 +345,8 @@ class Server:
             await self.http.start()
             assert self.bosh is not None
             self.bosh.start()
+            if self.config.cluster.node:
+                await self._start_internal(self.bosh)
             if self.upload_http is not None:
                 self._upload_expiry = asyncio.get_running_loop().create_task(self.upload_http.run_expiry())
         if self.config.metrics.enabled:
@@ -321,7 +356,34 @@ class Server:
             await extension.start(handle)
             self._started.append(extension)
 
+    async def _start_internal(self, bosh: BoshEndpoint) -> None:
+        """The listener for requests the other nodes pass on (never the public one)."""
+        cluster = self.config.cluster
+        internal = InternalEndpoint(bosh=bosh, me=cluster.node, nodes=parse_nodes(cluster.nodes),
+                                    secret=self._secret, wall_clock=self.clock.wall,
+                                    max_skew_seconds=cluster.max_skew_seconds)
+        host, port = parse_host_port(cluster.listen, "cluster.listen")
+        self.internal_http = HttpServer(internal.app(), host=host, port=port,
+                                        idle_timeout_seconds=INTERNAL_IDLE_TIMEOUT_SECONDS)
+        await self.internal_http.start()
+
+    async def drain(self) -> None:
+        """Stop taking clients and end the sessions there are so that they reconnect elsewhere (docs/scaling.md):
+        close the public listener (a round-robin front then gets connection-refused and tries another node),
+        answer held BOSH requests with `system-shutdown`, end WebSockets with a `system-shutdown` stream error,
+        drop (not close) the off-board links, and wait up to `cluster.drain_timeout_seconds` for the answers to
+        be written. The internal listener stays open meanwhile: requests passed on by other nodes are answered."""
+        if self.http is None or self.bosh is None or self.bosh.draining:
+            return
+        await _stop_listening(self.http)
+        self.bosh.end_sessions()
+        if self.websocket is not None:
+            self.websocket.end_sessions()
+        if not await self.bosh.wait_idle(self.config.cluster.drain_timeout_seconds):
+            log.info("drain: HTTP requests still open after %ss", self.config.cluster.drain_timeout_seconds)
+
     async def stop(self) -> None:
+        await self.drain()
         while self._started:
             await self._started.pop().stop()
         await self.c2s.stop()
@@ -332,6 +394,10 @@ class Server:
             await self.bosh.stop()
         if self.http is not None:
             await self.http.stop()
+        if self.internal_http is not None:
+            await self.internal_http.stop()
+        if self.peers is not None:
+            await self.peers.close()
         for task in list(self._upstream_tasks):
             task.cancel()
         if self._upstream_tasks:
@@ -472,6 +538,22 @@ async def serve(config: Config) -> None:
     finally:
         log.info("shutting down")
         await server.stop()
+
+
+async def _stop_listening(http: HttpServer) -> None:
+    """Close the listening socket, keep the connections (their answers are still to be written)."""
+    site = http._site  # to move into web.HttpServer as stop_listening() (web.py is not this change's file)
+    if site is not None:
+        await site.stop()
+
+
+def _read_cluster_secret(path: str) -> bytes:
+    try:
+        return read_secret(Path(path).read_bytes())
+    except OSError as exc:
+        raise ConfigError("cluster.secret_file", f"cannot read {path}: {exc.strerror}") from exc
+    except ClusterError as exc:
+        raise ConfigError("cluster.secret_file", str(exc)) from exc
 
 
 def _route_target(route: str | None) -> str | None:

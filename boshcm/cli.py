@@ -35,8 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--c2s", metavar="HOST:PORT", help="client-to-server TCP listener (c2s.listen)")
     serve.add_argument("--http", metavar="HOST:PORT", help="BOSH/WebSocket HTTP listener (http.listen)")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="log.level")
-    serve.add_argument("--upstream", metavar="HOST:PORT",
-                       help="off-board: relay BOSH sessions to this XMPP server (upstream.server)")
+    serve.add_argument("--upstream", metavar="HOST:PORT", action="append",
+                       help="off-board: relay BOSH and WebSocket sessions to this XMPP server; repeat it or give a "
+                            "comma-separated list for a cluster's nodes (upstream.server)")
     for name in installed_names():
         serve.add_argument(f"--no-{name}", action="append_const", const=name, dest="without",
                            help=f"do not start the {name} extension ({name}.enabled)")
@@ -45,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--c2s", metavar="HOST:PORT")
     check.add_argument("--http", metavar="HOST:PORT")
     check.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
-    check.add_argument("--upstream", metavar="HOST:PORT")
+    check.add_argument("--upstream", metavar="HOST:PORT", action="append")
 
     for name, text in (("adduser", "create an account"), ("passwd", "change an account's password")):
         command = commands.add_parser(name, parents=[common], help=text)
@@ -62,6 +63,9 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
                "http": "http.listen", "log_level": "log.level", "upstream": "upstream.server"}
     overrides = {dotted: getattr(args, name) for name, dotted in mapping.items()
                  if getattr(args, name, None) is not None}
+    if "upstream.server" in overrides:
+        overrides["upstream.server"] = [server.strip() for value in overrides["upstream.server"]
+                                        for server in value.split(",") if server.strip()]
     for name in getattr(args, "without", None) or []:
         overrides[f"{name}.enabled"] = False
     return overrides
@@ -85,6 +89,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         try:
             asyncio.run(serve(config))
+        except ConfigError as exc:  # found only when starting, e.g. an unreadable cluster.secret_file
+            print(f"boshcm: configuration error: {exc}", file=sys.stderr)
+            return 2
         except DatabaseFault as exc:
             print(f"boshcm: {exc}", file=sys.stderr)
             return 1

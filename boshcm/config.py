@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from boshcm.cluster import ClusterError, parse_nodes, valid_node_id
 from boshcm.extensions import ExtensionSection, ExtensionSpec, check_spec, installed
 from boshcm.jid import JID, InvalidJID
 from boshcm.toml_config import ConfigError, build_table, parse_host_port, read_toml
@@ -161,9 +162,11 @@ class StreamManagementConfig:
     max_unacked_bytes: int = 1_048_576
     ack_request_every: int = 5
     max_detached_sessions: int = 10_000
+    max_detached_guest_sessions: int = 2_000
 
     def validate(self, section: str) -> None:
-        for name in ("max_unacked_stanzas", "max_unacked_bytes", "max_detached_sessions"):
+        for name in ("max_unacked_stanzas", "max_unacked_bytes", "max_detached_sessions",
+                     "max_detached_guest_sessions"):
             _positive(f"{section}.{name}", getattr(self, name))
         if self.resume_seconds < 0:
             raise ConfigError(f"{section}.resume_seconds", "must not be negative (0: no resumption)")
@@ -173,18 +176,55 @@ class StreamManagementConfig:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UpstreamConfig:
-    server: str = ""
+    # Off-board: the XMPP servers (e.g. the nodes of an ejabberd cluster); new sessions go round robin.
+    server: list[str] = field(default_factory=list)
     starttls: str = "required"
     verify_tls: bool = True
     domains: list[str] = field(default_factory=list)
     routes: list[str] = field(default_factory=list)
+    connect_timeout_seconds: float = 3.0
+    down_seconds: float = 30.0
 
     def validate(self, section: str) -> None:
-        if self.server:
-            parse_host_port(self.server, f"{section}.server")
+        for index, server in enumerate(self.server):
+            parse_host_port(server, f"{section}.server[{index}]")
         _one_of(f"{section}.starttls", self.starttls, ("required", "optional"))
         for index, route in enumerate(self.routes):
             parse_host_port(route, f"{section}.routes[{index}]")
+        for name in ("connect_timeout_seconds", "down_seconds"):
+            _positive(f"{section}.{name}", getattr(self, name))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClusterConfig:
+    """Several off-board nodes behind a round-robin load balancer (docs/scaling.md)."""
+
+    node: str = ""                     # this node's id; empty: a single node, sids name no node
+    listen: str = "127.0.0.1:5281"     # the internal listener for requests passed on by the other nodes
+    nodes: list[str] = field(default_factory=list)   # "ID=http://HOST:PORT" for every node, this one too
+    secret_file: str = ""
+    max_skew_seconds: float = 30.0
+    forward_margin_seconds: float = 5.0
+    drain_timeout_seconds: float = 10.0
+
+    def validate(self, section: str) -> None:
+        for name in ("max_skew_seconds", "forward_margin_seconds"):
+            _positive(f"{section}.{name}", getattr(self, name))
+        if self.drain_timeout_seconds < 0:
+            raise ConfigError(f"{section}.drain_timeout_seconds", "must not be negative")
+        try:
+            table = parse_nodes(self.nodes)
+        except ClusterError as exc:
+            raise ConfigError(f"{section}.nodes", str(exc)) from exc
+        if not self.node:
+            return
+        if not valid_node_id(self.node):
+            raise ConfigError(f"{section}.node", f"must be 1-32 of a-z, 0-9 and '-'; got {self.node!r}")
+        parse_host_port(self.listen, f"{section}.listen")
+        if self.node not in table:
+            raise ConfigError(f"{section}.nodes", f"must list this node {self.node!r}")
+        if not self.secret_file:
+            raise ConfigError(f"{section}.secret_file", "required when cluster.node is set")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -317,12 +357,15 @@ class MamConfig:
     retention_days: float = 365.0        # 0: kept until the per-archive caps push them out
     max_messages_per_account: int = 10_000
     max_messages_per_room: int = 10_000
+    max_bytes_per_account: int = 10_485_760  # stored stanzas; the oldest go first
+    max_bytes_per_room: int = 10_485_760
     max_page: int = 250
 
     def validate(self, section: str) -> None:
         if self.retention_days < 0:
             raise ConfigError(f"{section}.retention_days", f"must be 0 or more; got {self.retention_days!r}")
-        for name in ("max_messages_per_account", "max_messages_per_room", "max_page"):
+        for name in ("max_messages_per_account", "max_messages_per_room", "max_bytes_per_account",
+                     "max_bytes_per_room", "max_page"):
             _positive(f"{section}.{name}", getattr(self, name))
 
 
@@ -342,6 +385,7 @@ class Config:
     bosh: BoshConfig = field(default_factory=BoshConfig)
     stream_management: StreamManagementConfig = field(default_factory=StreamManagementConfig)
     upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     muc: MucConfig = field(default_factory=MucConfig)
     pep: PepConfig = field(default_factory=PepConfig)
     blocking: BlockingConfig = field(default_factory=BlockingConfig)
@@ -353,6 +397,11 @@ class Config:
     # The sections of installed extensions (boshcm/extensions.py), e.g. [quizbot], by name; each is the
     # extension's own dataclass, validated by the same loader.
     extensions: dict[str, ExtensionSection] = field(default_factory=dict)
+
+    def validate(self, section: str) -> None:
+        if self.cluster.node and not self.upstream.server:
+            # The embedded server's state lives in one process: only off-board nodes can share the load.
+            raise ConfigError("cluster.node", "needs upstream.server (several nodes work off-board only)")
 
     @property
     def data_path(self) -> Path:

@@ -231,11 +231,25 @@ class WebSocketEndpoint:
         self._cors = cors
         self._per_address, self._unauthenticated = per_address, unauthenticated
         self.connections: set[WebSocketConnection] = set()
+        self.relays: set[WebSocketRelay] = set()   # off-board
+        self.draining = False
+
+    def end_sessions(self) -> None:
+        """Draining: no new WebSockets; each one ends with a `system-shutdown` stream error and `<close/>`."""
+        self.draining = True
+        for relay in list(self.relays):
+            relay.shutdown()
+        for connection in list(self.connections):
+            connection.shutdown()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         if not self._cors.allows(request):
             # Browsers send Origin on every WebSocket upgrade; a page the operator did not allow gets nothing.
             return web.Response(status=403, text="Origin not allowed")
+        if self.draining:
+            response = web.Response(status=503, text="Shutting down")
+            response.force_close()
+            return response
         address = request.remote or ""
         if (slot := self._per_address.take(address)) is None:
             return web.Response(status=429, text="Too many WebSocket connections from your address")
@@ -257,8 +271,13 @@ class WebSocketEndpoint:
                 await ws.close(code=WSCloseCode.PROTOCOL_ERROR, message=b"xmpp subprotocol required")
                 return ws
             if self._relay is not None:
-                await WebSocketRelay(ws, new_link=self._relay, max_frame_bytes=self._max_frame_bytes(True),
-                                     max_depth=self._max_depth, peer=address, transport=request.transport).run()
+                relay = WebSocketRelay(ws, new_link=self._relay, max_frame_bytes=self._max_frame_bytes(True),
+                                       max_depth=self._max_depth, peer=address, transport=request.transport)
+                self.relays.add(relay)
+                try:
+                    await relay.run()
+                finally:
+                    self.relays.discard(relay)
                 return ws
             assert slot is not None
             session = self._new_session(Transport(secure=is_secure_request(request), can_starttls=False,
@@ -308,7 +327,9 @@ class WebSocketRelay(_FrameWriter):
                         break
                     self._on_frame(message.data.encode())
             finally:
-                if self._link is not None and not self._done:
+                if self._link is not None:
+                    # Lost, not closed (or already closed, which makes this a no-op): no `</stream:stream>`, so a
+                    # XEP-0198 stream stays resumable.
                     self._link.close()
                 self._end_writes()
             await writer
@@ -328,7 +349,7 @@ class WebSocketRelay(_FrameWriter):
                 self._link.restart()  # RFC 7395 §3.7: the client's new <open/> after SASL
         elif namespace_of(received) == NS_FRAMING and local_name(received) == "close":
             if self._link is not None:
-                self._link.close()
+                self._link.close(by_client=True)
             self._finish()
         elif self._link is not None:
             self._link.forward((received,))
@@ -350,6 +371,15 @@ class WebSocketRelay(_FrameWriter):
             self._fail(stream_error_element(StreamErrorCondition.REMOTE_CONNECTION_FAILED))
         else:
             self._finish()
+
+    def shutdown(self) -> None:
+        """The node stops: the client hears `system-shutdown` and reconnects (through another node); the
+        upstream link is dropped without `</stream:stream>`, so its XEP-0198 stream can be resumed there."""
+        if self._done:
+            return
+        if self._link is not None:
+            self._link.close(by_client=False)
+        self._fail(stream_error_element(StreamErrorCondition.SYSTEM_SHUTDOWN))
 
     def _fail(self, error: Element) -> None:
         self._send(serialize(error).decode())

@@ -9,14 +9,15 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Protocol
 
 from aiohttp import web
 
 from boshcm.address_slots import AddressSlots, Slot
 from boshcm.bosh.body import DEFAULT_CONTENT_TYPE, BadRequest, build_terminate, parse_request
-from boshcm.bosh.registry import SessionRegistry
+from boshcm.bosh.registry import SessionRegistry, new_sid
 from boshcm.bosh.session import (
     AddressCheck,
     Authenticated,
@@ -38,6 +39,7 @@ from boshcm.bosh.session import (
     UpstreamOpened,
 )
 from boshcm.clock import Clock
+from boshcm.cluster import node_of, sid_factory
 from boshcm.errors import BoshCondition, RemoteProtocolError
 from boshcm.stanza import Element
 from boshcm.web import Cors
@@ -63,6 +65,30 @@ class Link(Protocol):
 
 
 LinkFactory = Callable[["BoshConnection", OpenUpstream, str], Link]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Forwarded:
+    """A request another node passed on, signed (boshcm/cluster.py): the client's address is trusted."""
+
+    sid: str
+    client: str
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OwnerAnswer:
+    body: bytes
+    content_type: str
+
+
+class Forwarder(Protocol):
+    """Passes a request to the node that owns its session (bosh/nodes.py)."""
+
+    def knows(self, node: str) -> bool: ...
+
+    async def forward(self, node: str, *, sid: str, body: bytes, client: str,
+                      origin: str | None) -> OwnerAnswer | None: ...
 
 
 class BoshConnection:
@@ -122,13 +148,22 @@ class BoshEndpoint:
     def __init__(self, *, clock: Clock, cors: Cors, limits: BoshLimits, link_factory: LinkFactory,
                  max_body_bytes: int, max_depth: int, max_sessions: int = 100_000,
                  unauthenticated: AddressSlots | None = None, body_read_timeout_seconds: float = 10.0,
-                 check_address: AddressCheck = lambda to, route: None) -> None:
+                 check_address: AddressCheck = lambda to, route: None, node: str = "",
+                 forwarder: Forwarder | None = None) -> None:
         self._check_address = check_address
         self.clock = clock
         self.cors = cors
         self.limits = limits
         self.link_factory = link_factory
-        self.registry: SessionRegistry[BoshConnection] = SessionRegistry(max_sessions=max_sessions)
+        # Several nodes (docs/scaling.md): a sid names the node that owns it, so no node needs a shared table.
+        self.node = node
+        self._forwarder = forwarder
+        self.registry: SessionRegistry[BoshConnection] = SessionRegistry(
+            max_sessions=max_sessions, sid_factory=sid_factory(node) if node else new_sid)
+        self.draining = False       # stopping: no new sessions, every answer closes its connection
+        self._in_flight = 0         # HTTP requests being handled, read while draining
+        self._idle = asyncio.Event()
+        self._idle.set()
         # Sessions not logged in yet, per client address (shared with c2s and WebSocket): a stranger's quota.
         self.unauthenticated = AddressSlots(per_address=8) if unauthenticated is None else unauthenticated
         self._max_body_bytes = max_body_bytes
@@ -145,6 +180,24 @@ class BoshEndpoint:
     def start(self) -> None:
         self._timer = asyncio.get_running_loop().create_task(self._run_timer())
 
+    def end_sessions(self) -> None:
+        """Draining: no new sessions; each session answers its held requests with what is pending and a
+        `system-shutdown` terminate (clients reconnect on it), and its XMPP link is dropped, not closed, so
+        that a XEP-0198 stream stays resumable at the XMPP server."""
+        self.draining = True
+        for connection in self.registry.values():
+            connection.event(ServerClosed(condition=BoshCondition.SYSTEM_SHUTDOWN))
+            if connection.link is not None:
+                connection.link.close(by_client=False)
+
+    async def wait_idle(self, timeout_seconds: float) -> bool:
+        """Until no HTTP request is being handled (answers written), at most `timeout_seconds`."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout_seconds)
+        except TimeoutError:
+            return False
+        return True
+
     async def stop(self) -> None:
         for connection in self.registry.values():
             connection.event(ServerClosed(condition=BoshCondition.SYSTEM_SHUTDOWN))
@@ -156,17 +209,45 @@ class BoshEndpoint:
     # --- HTTP -------------------------------------------------------------------------------------
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        with self._counted():
+            response = await self._handle(request, None)
+            if self.draining:
+                response.force_close()  # the client's next request opens a connection, to another node
+            return response
+
+    async def handle_forwarded(self, request: web.Request, forwarded: Forwarded) -> web.StreamResponse:
+        """A request passed on by another node, its signature checked (bosh/nodes.py)."""
+        with self._counted():
+            return await self._handle(request, forwarded)
+
+    @contextlib.contextmanager
+    def _counted(self) -> Iterator[None]:
+        """Requests being handled, so that draining knows when every answer is written."""
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._idle.set()
+
+    async def _handle(self, request: web.Request, forwarded: Forwarded | None) -> web.StreamResponse:
         headers = self.cors.headers(request)
         origin = request.headers.get("Origin")
-        address = request.remote or ""  # the client's, behind trusted proxies (web.TrustedProxies)
-        if request.content_length is not None and request.content_length > self._max_body_bytes:
+        # The client's: behind trusted proxies (web.TrustedProxies), or as the node that passed it on saw it.
+        address = (request.remote or "") if forwarded is None else forwarded.client
+        if forwarded is not None:
+            data: bytes | None = forwarded.body  # read (within the same limits) and signed by the internal listener
+        elif request.content_length is not None and request.content_length > self._max_body_bytes:
             return self._too_large(headers)
-        try:
-            data = await self._read_body(request)
-        except TimeoutError:
-            log.debug("BOSH request body from %s not complete in %ss", address, self._body_read_timeout_seconds)
-            return await self._refuse_unread(request, headers)
-        if data is None:
+        else:
+            try:
+                data = await self.read_body(request)
+            except TimeoutError:
+                log.debug("BOSH request body from %s not complete in %ss", address, self._body_read_timeout_seconds)
+                return await self._refuse_unread(request, headers)
+        if data is None or len(data) > self._max_body_bytes:
             return self._too_large(headers)
         wire_log.debug("%s BOSH RECV %r", address, data)
         try:
@@ -174,6 +255,17 @@ class BoshEndpoint:
         except (RemoteProtocolError, BadRequest) as error:
             log.debug("bad BOSH request from %s: %s", address, error)
             return self._terminate_response(BoshCondition.BAD_REQUEST, headers)
+        if forwarded is not None and body.sid != forwarded.sid:
+            return web.Response(status=403, text="sid does not match the signed sid")
+        if body.sid is not None and self.node and (owner := node_of(body.sid)) != self.node:
+            # Before any session lookup: another node's session is passed on (one hop at most), never served here.
+            if owner is None or forwarded is not None or self._forwarder is None or not self._forwarder.knows(owner):
+                return self._terminate_response(BoshCondition.ITEM_NOT_FOUND, headers)
+            answer = await self._forwarder.forward(owner, sid=body.sid, body=data, client=address, origin=origin)
+            if answer is None:
+                # The owner is gone (or unreachable): so is the session. XEP-0198 clients reconnect and resume.
+                return self._terminate_response(BoshCondition.ITEM_NOT_FOUND, headers)
+            return web.Response(body=answer.body, headers={**headers, "Content-Type": answer.content_type})
         arrived = RequestArrived(request_id=next(self._request_ids), body=body, origin=origin, size_bytes=len(data))
         request_id = arrived.request_id
         if body.sid is None:
@@ -224,6 +316,8 @@ class BoshEndpoint:
         if not self.cors.allows(request):
             log.debug("BOSH session refused for origin %r from %s", arrived.origin, address)
             return BoshCondition.POLICY_VIOLATION  # a page on an origin http.cors_origins does not allow
+        if self.draining:
+            return BoshCondition.SYSTEM_SHUTDOWN  # stopping: the client retries, through another node
         if self.registry.full:
             return BoshCondition.SYSTEM_SHUTDOWN
         if (slot := self.unauthenticated.take(address)) is None:
@@ -236,7 +330,7 @@ class BoshEndpoint:
         self.registry.add(sid, connection)
         return connection
 
-    async def _read_body(self, request: web.Request) -> bytes | None:
+    async def read_body(self, request: web.Request) -> bytes | None:
         """The whole body (it may arrive in many TCP segments), or None beyond max_body_bytes."""
         chunks: list[bytes] = []
         size = 0

@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from boshcm.clock import Clock
+from boshcm.cluster import Address
 from boshcm.errors import BoshCondition, StreamErrorCondition
 from boshcm.stanza import NS_STREAM, NS_TLS, Element, element, qname
 from boshcm.xml.parser import StanzaReceived, StreamClosed, StreamOpened, StreamParseError, StreamParser
@@ -41,6 +42,9 @@ from boshcm.xmpp.stream import (
 )
 
 log = logging.getLogger(__name__)
+
+# Each step of the upstream's stream opening and STARTTLS (the TCP connect has its own, shorter, timeout).
+NEGOTIATION_TIMEOUT_SECONDS = 10.0
 
 
 class UpstreamListener(Protocol):
@@ -137,11 +141,14 @@ class OffboardLink:
     stanzas — is the client's, passed through in both directions (XEP-0206 §2).
     """
 
-    def __init__(self, listener: UpstreamListener, *, to: str, lang: str | None, host: str, port: int,
+    def __init__(self, listener: UpstreamListener, *, to: str, lang: str | None, servers: Sequence[Address],
                  starttls_required: bool, tls_context: ssl.SSLContext, tasks: set[asyncio.Task[None]],
-                 max_stanza_bytes: int, max_depth: int, connect_timeout_seconds: float = 10.0) -> None:
+                 max_stanza_bytes: int, max_depth: int, connect_timeout_seconds: float = 10.0,
+                 report: Callable[[Address, bool], None] = lambda server, ok: None) -> None:
         self._listener = listener
-        self._host, self._port = host, port
+        self._servers = tuple(servers)   # tried in this order, each once, until one gives a stream
+        self._report = report
+        self._host, self._port = self._servers[0]
         self._domain = to
         self._lang = lang or "en"
         self._starttls_required = starttls_required
@@ -172,9 +179,14 @@ class OffboardLink:
         self._write_or_queue(self._header())
 
     def close(self, *, by_client: bool = False) -> None:
+        """The client's end is a clean `</stream:stream>`; a lost session (inactivity, a node stopping) drops
+        the TCP connection without it, so the server keeps a XEP-0198 stream resumable (a clean close ends it)."""
         if self._writer is not None and not self._closed:
-            self._writer.write(STREAM_CLOSE)
-            self._writer.close()
+            if by_client:
+                self._writer.write(STREAM_CLOSE)
+                self._writer.close()
+            else:
+                self._writer.transport.abort()
         self._closed = True
 
     # --- the TCP side -----------------------------------------------------------------------------
@@ -188,12 +200,36 @@ class OffboardLink:
         elif not self._ready:
             self._outbox.append(data)
 
+    async def _connect(self) -> tuple[asyncio.StreamReader, Element]:
+        """The first server that gives a stream, in order; each failure is reported (and skipped for a while)."""
+        for index, (host, port) in enumerate(self._servers):
+            self._host, self._port = host, port
+            self._parser.reset()
+            self._opened = None
+            try:
+                reader, self._writer = await asyncio.wait_for(asyncio.open_connection(host, port),
+                                                              self._connect_timeout_seconds)
+                features = await self._negotiate_tls(reader)
+            except (OSError, TimeoutError, ssl.SSLError, _UpstreamFailure) as error:
+                log.info("upstream %s:%d failed: %s", host, port, error)
+                self._report((host, port), False)
+                if self._writer is not None:
+                    self._writer.transport.abort()
+                    self._writer = None
+                if index == len(self._servers) - 1 or self._closed:
+                    raise
+                continue
+            self._report((host, port), True)
+            return reader, features
+        raise _UpstreamFailure("no upstream server")
+
     async def _run(self) -> None:
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(self._host, self._port), self._connect_timeout_seconds)
-            self._writer = writer
-            features = await self._negotiate_tls(reader)
+            reader, features = await self._connect()
+            writer = self._writer
+            assert writer is not None
+            if self._closed:
+                return
             self._ready = True
             self._listener.upstream_stanzas((features,))
             for data in self._outbox:
@@ -204,8 +240,9 @@ class OffboardLink:
             log.info("upstream %s:%d failed: %s", self._host, self._port, error)
             self._listener.upstream_closed(BoshCondition.REMOTE_CONNECTION_FAILED)
         finally:
-            if self._writer is not None:
-                self._writer.close()
+            if self._writer is not None and not self._writer.is_closing():
+                # Never a clean `</stream:stream>` here: the task ends because the node stops or the link failed.
+                self._writer.transport.abort()
 
     async def _negotiate_tls(self, reader: asyncio.StreamReader) -> Element:
         """Open the stream, do STARTTLS when offered, and return the features the client should see."""
@@ -243,7 +280,7 @@ class OffboardLink:
 
     async def _next_element(self, reader: asyncio.StreamReader) -> Element:
         while True:
-            data = await asyncio.wait_for(reader.read(65_536), self._connect_timeout_seconds)
+            data = await asyncio.wait_for(reader.read(65_536), NEGOTIATION_TIMEOUT_SECONDS)
             if not data:
                 raise _UpstreamFailure("server closed the connection during negotiation")
             for parsed in self._parser.feed(data):

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.interop
 async def offboard_boshcm(tmp_path: Path, upstream: str, **extra: object) -> Server:
     config = load_config(None, {"quizbot.enabled": False,
                                 "server.data_dir": str(tmp_path / "boshcm"), "http.listen": "127.0.0.1:0",
-                                "c2s.listen": "127.0.0.1:0", "upstream.server": upstream,
+                                "c2s.listen": "127.0.0.1:0", "upstream.server": [upstream],
                                 "upstream.verify_tls": False, **extra})
     server = Server(config)
     await server.start()
