@@ -15,8 +15,8 @@ from dataclasses import dataclass, field, replace
 
 from lxml import etree
 
-from quizbot import payload, render
-from quizbot.commands import Command, UsageError, parse
+from quizbot import names, payload, render
+from quizbot.commands import LANGUAGES, Command, UsageError, parse
 from quizbot.events import (
     Fact,
     Invite,
@@ -39,7 +39,7 @@ from quizbot.room import QuizRoom, Sender
 from quizbot.store import QuizStore
 
 ROOM_COMMANDS = frozenset({"quiz", "join", "start", "stop", "skip", "hint", "repeat", "score", "lang", "report"})
-PRIVATE_COMMANDS = frozenset({"newgame", "invite"})
+PRIVATE_COMMANDS = frozenset({"newgame", "invite", "pin"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -123,6 +123,9 @@ class QuizBot:
         self._commands = _RateLimit(settings.commands_per_window, settings.command_window_seconds)
         self._invites = _RateLimit(settings.invites_per_window, settings.invite_window_seconds)
         self._owned_rooms = {owner: room for room, _language, owner in store.rooms() if owner}
+        # Game PINs and readable names of the rooms the bot serves, kept for each room's life.
+        self._views = {room: payload.RoomView(name=name, pin=pin) for room, pin, name in store.pins()}
+        self._by_pin = {view.pin: room for room, view in self._views.items() if view.pin}
         self._greet_owner: dict[str, str] = {}  # room -> owner to invite once the bot is in
         self._resumed: set[str] = set()
 
@@ -135,7 +138,8 @@ class QuizBot:
     def start(self) -> list[Order]:
         """Join the configured rooms and every room joined by command or made by !newgame before a restart."""
         orders: list[Order] = [JoinRoom(room=room) for room in self.settings.rooms]
-        orders += [JoinRoom(room=room, public=owner is None) for room, _language, owner in self.store.rooms()
+        orders += [JoinRoom(room=room, public=owner is None, name=self._views.get(room, payload.RoomView()).name
+                            or "Quiz") for room, _language, owner in self.store.rooms()
                    if room not in self.settings.rooms]
         return orders
 
@@ -169,7 +173,24 @@ class QuizBot:
             room = self.rooms[jid] = QuizRoom(jid=jid, language=language, store=self.store,
                                               banks=self._with_submissions(self._banks), settings=self.settings.game,
                                               rng=self._rng)
+            room.view = self._view(jid, render.say(language, "public-room-name"))
         return room
+
+    def _view(self, jid: str, name: str) -> payload.RoomView:
+        """The room's PIN and name: as stored, else a new PIN (unique among the bot's rooms) under `name`."""
+        view = self._views.get(jid)
+        if view is None:
+            pin = names.new_pin(self._rng, self._by_pin)
+            view = self._views[jid] = payload.RoomView(name=name, pin=pin)
+            self._by_pin[pin] = jid
+            self.store.set_pin(jid, pin=pin, name=name)
+        return view
+
+    def _forget_view(self, jid: str) -> None:
+        view = self._views.pop(jid, None)
+        if view is not None and view.pin is not None:
+            self._by_pin.pop(view.pin, None)
+            self.store.remove_pin(jid)
 
     # --- facts ------------------------------------------------------------------------------------
 
@@ -214,8 +235,9 @@ class QuizBot:
                                 orders=orders)
         owner = self._greet_owner.pop(jid, None)
         if owner is not None:
-            orders.say(owner, render.say(room.language, "newgame", room=jid), payload.invitation(room=jid))
-            orders.items.append(Invite(room=jid, jid=owner, reason=render.say(room.language, "newgame", room=jid)))
+            text = render.say(room.language, "newgame", room=jid, name=room.view.name, pin=room.view.pin)
+            orders.say(owner, text, payload.invitation(room=jid, view=room.view))
+            orders.items.append(Invite(room=jid, jid=owner, reason=text))
 
     def _presence(self, fact: OccupantPresence, now: float, wall: float, orders: Orders) -> None:
         room = self._room(fact.room)
@@ -318,8 +340,9 @@ class QuizBot:
             orders.say(reply_to, text, *elements, groupchat=groupchat)
 
         if isinstance(parsed, UsageError):
-            key = "unknown" if parsed.hint.startswith("unknown command") else "usage"
-            reply(render.say(language, key, command=f"!{parsed.command}", hint=parsed.hint))
+            unknown = parsed.hint.startswith("unknown command")
+            reply(render.say(language, "unknown", command=f"!{parsed.command}") if unknown
+                  else render.usage(language, parsed))
             return
         name = parsed.name
         if name in ROOM_COMMANDS:
@@ -331,7 +354,10 @@ class QuizBot:
             if not private or sender.real_jid is None:
                 reply(render.say(language, "private-only"))
             elif name == "newgame":
-                self._newgame(sender.real_jid, language, wall, orders, reply)
+                self._newgame(sender.real_jid, parsed.text or sender.nick, language, wall, orders, reply)
+            elif name == "pin":
+                assert parsed.text is not None
+                self._pin(parsed.text, language, reply)
             else:
                 self._invite(sender, parsed.jids, language, now, orders, reply)
         elif name == "admin":
@@ -357,10 +383,12 @@ class QuizBot:
                              categories=len(pool.categories(language)), language=language, games=counts["games"],
                              answers=counts["answers"], correct=counts["correct"]))
         elif name == "categories":
+            # The categories of the question language asked for, else of the room's language.
             pool = room.banks if room is not None else self._banks
-            reply(render.say(language, "categories", language=language,
-                             categories=", ".join(pool.categories(language))),
-                  payload.categories({lang: pool.categories(lang) for lang in ("de", "en")}))
+            asked = parsed.language or language
+            reply(render.say(language, "categories", language=render.LANGUAGE_NAMES[language][asked],
+                             categories=", ".join(pool.categories(asked)) or "-"),
+                  payload.categories(asked, {lang: pool.category_counts(lang) for lang in LANGUAGES}))
         elif name == "submit":
             question, answer, *wrong, source = parsed.fields
             number = self.store.submit(submitter=sender.real_jid or sender.player, language=language,
@@ -369,20 +397,35 @@ class QuizBot:
         else:
             raise AssertionError(f"unhandled command {name}")
 
-    def _newgame(self, owner: str, language: str, wall: float, orders: Orders,
+    def _newgame(self, owner: str, nick: str, language: str, wall: float, orders: Orders,
                  reply: Callable[..., None]) -> None:
         existing = self._owned_rooms.get(owner)
         if existing is not None:
-            reply(render.say(language, "newgame-limit", room=existing), payload.invitation(room=existing))
-            orders.items.append(Invite(room=existing, jid=owner, reason=render.say(language, "newgame",
-                                                                                   room=existing)))
+            view = self._room(existing).view
+            reply(render.say(language, "newgame-limit", room=existing, name=view.name, pin=view.pin),
+                  payload.invitation(room=existing, view=view))
+            orders.items.append(Invite(room=existing, jid=owner, reason=render.say(
+                language, "newgame", room=existing, name=view.name, pin=view.pin)))
             return
-        room = f"quiz-{self._rng.randrange(1 << 40):010x}@{self.settings.muc_domain}"
+        taken = {jid.partition("@")[0] for jid in [*self.rooms, *self._views, *self._owned_rooms.values()]}
+        room = f"{names.new_localpart(self._rng, taken)}@{self.settings.muc_domain}"
+        name = render.say(language, "room-name", nick=nick)
         self._owned_rooms[owner] = room
         self.store.add_room(room, language=language, owner=owner, wall=wall)
+        self._view(room, name)
         self._room(room).language = language
         self._greet_owner[room] = owner
-        orders.items.append(JoinRoom(room=room, public=False, owner=owner))
+        orders.items.append(JoinRoom(room=room, public=False, owner=owner, name=name))
+
+    def _pin(self, pin: str, language: str, reply: Callable[..., None]) -> None:
+        """A game PIN to its room. Guessing costs a command like any other (the command rate per sender)."""
+        room = self._by_pin.get(pin)
+        if room is None:
+            reply(render.say(language, "pin-unknown", pin=pin))
+            return
+        view = self._views[room]
+        reply(render.say(language, "pin-found", pin=pin, name=view.name, room=room),
+              payload.invitation(room=room, view=view))
 
     def _invite(self, sender: Sender, jids: tuple[str, ...], language: str, now: float, orders: Orders,
                 reply: Callable[..., None]) -> None:
@@ -418,6 +461,7 @@ class QuizBot:
                 if room is not None:
                     room.stop_by_admin(now, wall, orders)
                 self.store.remove_room(arguments[0])
+                self._forget_view(arguments[0])  # its PIN is free again
                 orders.items.append(LeaveRoom(room=arguments[0]))
                 reply(done)
             case "stop":

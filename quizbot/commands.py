@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 from boshcm.jid import JID, InvalidJID
+from quizbot.names import is_pin
 
 MODES = ("classic", "live", "sixbreak")
 LANGUAGES = ("de", "en")
@@ -52,6 +53,7 @@ ALIASES = {
     "submit": ("submit", "einreichen"),
     "newgame": ("newgame", "neuesspiel"),
     "invite": ("invite", "einladen"),
+    "pin": ("pin", "spielpin"),
     "admin": ("admin",),
 }
 _BY_ALIAS = {alias: name for name, aliases in ALIASES.items() for alias in aliases}
@@ -64,6 +66,7 @@ MAX_QUESTION_CHARS = 300
 MAX_ANSWER_CHARS = 100  # the answer and each wrong choice of a submission
 MAX_URL_CHARS = 500
 MAX_INVITES = 10  # JIDs in one !invite
+MAX_NAME_CHARS = 40  # the name in !newgame NAME (the room is called "NAME's quiz")
 MAX_JID_CHARS = 320
 MAX_GIVE_POINTS = 100_000  # |N| in !admin give
 MAX_ID = 999_999_999  # submission ids in !admin accept/reject
@@ -76,6 +79,9 @@ USAGE = {
     "report": "!report TEXT",
     "submit": "!submit QUESTION | ANSWER | WRONG1 | WRONG2 | WRONG3 | SOURCE-URL",
     "invite": "!invite JID [JID ...]",
+    "pin": "!pin NNNNNN",
+    "newgame": "!newgame [NAME]",
+    "categories": "!categories [de|en]",
     "admin": "!admin rooms|join ROOM|leave ROOM|stop ROOM|banks|reload|stats|ban JID|unban JID|review|"
     "accept ID|reject ID|give JID N",
 }
@@ -106,9 +112,9 @@ class Command:
     mode: str | None = None  # quiz
     count: int | None = None  # quiz, top
     category: str | None = None  # quiz
-    language: str | None = None  # quiz, lang
+    language: str | None = None  # quiz, lang, categories
     period: str | None = None  # top
-    text: str | None = None  # report
+    text: str | None = None  # report; pin: the six digits; newgame: the name to call the room after
     fields: tuple[str, ...] = ()  # submit: question, answer, three wrong choices, source
     jids: tuple[str, ...] = ()  # invite
     action: str | None = None  # admin
@@ -118,7 +124,9 @@ class Command:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UsageError:
     command: str
-    hint: str
+    hint: str  # in English; quizbot/render.py says it in German from the command, `note` and `values`
+    note: str | None = None  # a quizbot/render.py key: what was out of bounds
+    values: tuple[tuple[str, int | str], ...] = ()
 
 
 def parse(text: str, *, prefix: str = "!", max_count: int = 50) -> Command | UsageError | None:
@@ -143,20 +151,37 @@ def parse(text: str, *, prefix: str = "!", max_count: int = 50) -> Command | Usa
             if not rest.strip():
                 return UsageError(command=name, hint=USAGE["report"])
             if len(rest.strip()) > MAX_REPORT_CHARS:
-                return UsageError(command=name, hint=f"{USAGE['report']} (at most {MAX_REPORT_CHARS} characters)")
+                return UsageError(command=name, hint=f"{USAGE['report']} (at most {MAX_REPORT_CHARS} characters)",
+                                  note="usage-chars", values=(("count", MAX_REPORT_CHARS),))
             return Command(name=name, text=rest.strip())
         case "submit":
             return _submit(rest)
+        case "newgame":
+            name_text = " ".join(arguments)
+            if len(name_text) > MAX_NAME_CHARS:
+                return UsageError(command=name, hint=f"{USAGE['newgame']} (at most {MAX_NAME_CHARS} characters)",
+                                  note="usage-chars", values=(("count", MAX_NAME_CHARS),))
+            return Command(name=name, text=name_text or None)
+        case "pin":
+            if len(arguments) != 1 or not is_pin(arguments[0]):
+                return UsageError(command=name, hint=USAGE["pin"])
+            return Command(name=name, text=arguments[0])
+        case "categories":
+            if len(arguments) > 1 or (arguments and arguments[0].casefold() not in LANGUAGES):
+                return UsageError(command=name, hint=USAGE["categories"])
+            return Command(name=name, language=arguments[0].casefold() if arguments else None)
         case "invite":
             jids = [bare_jid(jid) for jid in arguments]
             if not arguments or len(arguments) > MAX_INVITES or None in jids:
-                return UsageError(command=name, hint=USAGE["invite"] + f" (at most {MAX_INVITES})")
+                return UsageError(command=name, hint=USAGE["invite"] + f" (at most {MAX_INVITES})",
+                                  note="usage-at-most", values=(("count", MAX_INVITES),))
             return Command(name=name, jids=tuple(jid for jid in jids if jid is not None))
         case "admin":
             return _admin(arguments)
         case _:
             if arguments:
-                return UsageError(command=name, hint=f"!{name} takes no arguments")
+                return UsageError(command=name, hint=f"!{name} takes no arguments", note="usage-no-arguments",
+                                  values=(("command", name),))
             return Command(name=name)
 
 
@@ -169,7 +194,8 @@ def _quiz(arguments: list[str], max_count: int) -> Command | UsageError:
         elif _looks_numeric(lowered) and count is None:
             count = number(lowered, 1, max_count)
             if count is None:
-                return UsageError(command="quiz", hint=f"{USAGE['quiz']} (N from 1 to {max_count})")
+                return UsageError(command="quiz", hint=f"{USAGE['quiz']} (N from 1 to {max_count})",
+                                  note="usage-range", values=(("low", 1), ("high", max_count)))
         elif lowered in LANGUAGES and language is None:
             language = lowered
         elif (category is None and not _looks_numeric(lowered) and lowered not in MODES and lowered not in LANGUAGES
@@ -189,7 +215,8 @@ def _top(arguments: list[str], max_count: int) -> Command | UsageError:
         elif count is None and (wanted := number(lowered, 1, max_count)) is not None:
             count = wanted
         else:
-            return UsageError(command="top", hint=f"{USAGE['top']} (N from 1 to {max_count})")
+            return UsageError(command="top", hint=f"{USAGE['top']} (N from 1 to {max_count})", note="usage-range",
+                              values=(("low", 1), ("high", max_count)))
     return Command(name="top", period=period or "all", count=count or 10)
 
 
@@ -203,14 +230,17 @@ def _admin(arguments: list[str]) -> Command | UsageError:
         case "join" | "leave" | "stop" | "ban" | "unban" | "give":
             jid = bare_jid(rest[0])
             if jid is None:
-                return UsageError(command="admin", hint=f"!admin {action} JID (like name@host)")
+                return UsageError(command="admin", hint=f"!admin {action} JID (like name@host)", note="usage-jid")
             rest = (jid, *rest[1:])
             if action == "give" and number(rest[1], -MAX_GIVE_POINTS, MAX_GIVE_POINTS) is None:
-                return UsageError(command="admin", hint=f"!admin give JID N (N from -{MAX_GIVE_POINTS} to "
+                return UsageError(command="admin", note="usage-range", values=(("low", -MAX_GIVE_POINTS),
+                                                                                ("high", MAX_GIVE_POINTS)),
+                                  hint=f"!admin give JID N (N from -{MAX_GIVE_POINTS} to "
                                   f"{MAX_GIVE_POINTS})")
         case "accept" | "reject":
             if number(rest[0], 1, MAX_ID) is None:
-                return UsageError(command="admin", hint=f"!admin {action} ID (a number from !admin review)")
+                return UsageError(command="admin", hint=f"!admin {action} ID (a number from !admin review)",
+                                  note="usage-id")
     return Command(name="admin", action=action, arguments=rest)
 
 
@@ -225,7 +255,9 @@ def _submit(rest: str) -> Command | UsageError:
         return UsageError(command="submit", hint=USAGE["submit"])
     limits = (MAX_QUESTION_CHARS, *(MAX_ANSWER_CHARS,) * 4, MAX_URL_CHARS)
     if any(len(field) > limit for field, limit in zip(fields, limits, strict=True)):
-        return UsageError(command="submit", hint=f"!submit (question up to {MAX_QUESTION_CHARS} characters, "
+        return UsageError(command="submit", note="usage-submit", values=(
+            ("question", MAX_QUESTION_CHARS), ("answer", MAX_ANSWER_CHARS), ("url", MAX_URL_CHARS)),
+                          hint=f"!submit (question up to {MAX_QUESTION_CHARS} characters, "
                           f"answers up to {MAX_ANSWER_CHARS}, the URL up to {MAX_URL_CHARS})")
     return Command(name="submit", fields=fields)
 

@@ -93,6 +93,7 @@ class JoinRoom:
     room: str
     public: bool = True  # configuration to apply if the join creates the room
     owner: str | None = None  # bare JID made owner once the bot is in (rooms made by !newgame)
+    name: str = "Quiz"  # muc#roomconfig_roomname, if the join creates the room
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -303,6 +303,12 @@ class QuizGame:
         """Live and sixbreak: whether the player's counted attempt at the open question was right."""
         return self._answered.get(player)
 
+    def progress(self) -> tuple[int, int]:
+        """Live and sixbreak, while a question is open: (answered, players) — who has answered, of everyone the
+        question waits for (active players in the room, and whoever answered it)."""
+        waiting = {p for p in self._active_players() if self._players[p].present}
+        return len(self._answered), len(waiting | self._answered.keys())
+
     def is_eliminated(self, player: str) -> bool:
         return player in self._players and self._players[player].eliminated
 

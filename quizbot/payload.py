@@ -17,17 +17,17 @@ from quizbot.game import CHOICE_KEYS, AskQuestion, AwardPoints, RevealAnswer, Sh
 NS = "urn:boshcm:quiz:0"
 
 
-def _element(name: str, **attributes: str | int | float | None) -> etree._Element:
-    element = etree.Element(f"{{{NS}}}{name}", nsmap={None: NS})
+def _element(tag: str, /, **attributes: str | int | float | None) -> etree._Element:
+    element = etree.Element(f"{{{NS}}}{tag}", nsmap={None: NS})
     for key, value in attributes.items():
         if value is not None:
             element.set(key, _text(value))
     return element
 
 
-def _child(parent: etree._Element, name: str, text: str | None = None, **attributes: str | int | float | None
+def _child(parent: etree._Element, tag: str, text: str | None = None, /, **attributes: str | int | float | None
            ) -> etree._Element:
-    child = etree.SubElement(parent, f"{{{NS}}}{name}")
+    child = etree.SubElement(parent, f"{{{NS}}}{tag}")
     for key, value in attributes.items():
         if value is not None:
             child.set(key, _text(value))
@@ -53,11 +53,20 @@ class PlayerView:
     eliminated: bool = False
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoomView:
+    """How players find a room again: its readable name and its game PIN."""
+
+    name: str | None = None
+    pin: str | None = None
+
+
 def game_state(*, game_id: str, state: str, mode: str, language: str, total: int, opener: str | None,
-               players: Iterable[PlayerView], category: str | None = None) -> etree._Element:
+               players: Iterable[PlayerView], category: str | None = None, room: RoomView = RoomView()
+               ) -> etree._Element:
     """state: lobby | running | paused | ended | none (no game in the room)."""
     element = _element("game", id=game_id, state=state, mode=mode, language=language, total=total, opener=opener,
-                       category=category)
+                       category=category, pin=room.pin, name=room.name)
     for player in players:
         _child(element, "player", nick=player.nick, points=player.points,
                eliminated="true" if player.eliminated else None)
@@ -76,6 +85,11 @@ def question(ask: AskQuestion, *, game_id: str, deadline_wall: float) -> etree._
 
 def hint(shown: ShowHint) -> etree._Element:
     return _element("hint", question=shown.question_id, pattern=shown.pattern, points=shown.points_now)
+
+
+def progress(*, question_id: str, answered: int, players: int) -> etree._Element:
+    """To the room while a live or sixbreak question is open: how many have answered (for a host view)."""
+    return _element("progress", question=question_id, answered=answered, players=players)
 
 
 def received(question_id: str) -> etree._Element:
@@ -127,18 +141,21 @@ def _ranked(parent: etree._Element, standings: Sequence[tuple[str, int]]) -> Non
         _child(parent, "player", nick=nick, points=points, rank=rank)
 
 
-def categories(by_language: dict[str, list[str]]) -> etree._Element:
-    """Reply to !categories: every category of every language, so a page can offer them per language."""
-    element = _element("categories")
-    for language, names in sorted(by_language.items()):
-        for name in names:
-            _child(element, "category", name, language=language)
+def categories(language: str, by_language: dict[str, Sequence[tuple[str, int]]]) -> etree._Element:
+    """Reply to !categories: `language` is the one asked for (else the room's) and its categories come first; the
+    other languages' follow, each child naming its language, so a page can offer the ones of any question
+    language from one reply."""
+    element = _element("categories", language=language)
+    ordered = sorted(by_language.items(), key=lambda item: (item[0] != language, item[0]))
+    for category_language, counted in ordered:
+        for name, count in counted:
+            _child(element, "category", name, language=category_language, name=name, count=count)
     return element
 
 
-def invitation(*, room: str) -> etree._Element:
-    """Answer to !newgame for rich clients: the room that was created for the requester."""
-    return _element("room", jid=room)
+def invitation(*, room: str, view: RoomView = RoomView()) -> etree._Element:
+    """A room for rich clients: the answer to !newgame (the requester's room) and to !pin."""
+    return _element("room", jid=room, name=view.name, pin=view.pin)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -152,12 +152,21 @@ class BankSet:
         return sum(1 for q in self._questions if q.language == language)
 
     def categories(self, language: str) -> list[str]:
-        return sorted({q.category for q in self._questions if q.language == language})
+        return [name for name, _count in self.category_counts(language)]
+
+    def category_counts(self, language: str) -> list[tuple[str, int]]:
+        """(category, questions) of one language, by name; categories compare case-insensitively."""
+        counts: dict[str, int] = {}
+        for q in self._questions:
+            if q.language == language:
+                counts[q.category.casefold()] = counts.get(q.category.casefold(), 0) + 1
+        return sorted(counts.items())
 
     def pick(self, count: int, *, language: str, rng: random.Random, category: str | None = None,
              kinds: Sequence[QuestionKind] | None = None, exclude_ids: frozenset[str] = frozenset()) -> list[Question]:
+        wanted = category.casefold() if category is not None else None
         pool = [q for q in self._questions if q.language == language and q.id not in exclude_ids
-                and (category is None or q.category == category) and (kinds is None or q.kind in kinds)]
+                and (wanted is None or q.category.casefold() == wanted) and (kinds is None or q.kind in kinds)]
         rng.shuffle(pool)
         # Round-robin over categories so one quiz mixes topics instead of drawing five geography questions.
         by_category: dict[str, list[Question]] = {}

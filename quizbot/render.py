@@ -11,16 +11,24 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Sequence
 
+from quizbot.commands import UsageError
 from quizbot.game import CHOICE_KEYS, AskQuestion, AwardPoints, RevealAnswer, ShowHint
 
 TEXTS: dict[str, dict[str, str]] = {
     "en": {
         "help": "Quiz commands: !quiz [classic|live|sixbreak] [N] [category] [de|en] opens a game, !join, !start "
-        "(opener), !stop, !skip, !hint, !repeat, !score, !top [day|week|all] [N], !stats, !categories, "
+        "(opener), !stop, !skip, !hint, !repeat, !score, !top [day|week|all] [N], !stats, !categories [de|en], "
         "!lang de|en, !report TEXT, !submit QUESTION | ANSWER | WRONG1 | WRONG2 | WRONG3 | SOURCE-URL. "
-        "Privately to me: !newgame (your own room), !invite JID... Answer by just typing it"
-        " (in live games also privately to me).",
+        "Privately to me: !newgame [NAME] (your own room), !invite JID..., !pin NNNNNN (find a game). "
+        "Answer by just typing it (in live games also privately to me).",
         "usage": "Usage: {hint}",
+        "usage-range": "N from {low} to {high}",
+        "usage-chars": "at most {count} characters",
+        "usage-at-most": "at most {count}",
+        "usage-jid": "JID like name@host",
+        "usage-id": "ID: a number from !admin review",
+        "usage-submit": "question up to {question} characters, answers up to {answer}, the URL up to {url}",
+        "usage-no-arguments": "!{command} takes no arguments",
         "unknown": "Unknown command {command}; try !help",
         "slow-down": "Please slow down: at most {count} commands in {seconds} s.",
         "not-allowed": "Sorry, only the game's opener, room moderators or bot admins may do that.",
@@ -34,6 +42,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "joined": "{nick} is in. Players: {players}.",
         "already-joined": "{nick}, you are already in.",
         "no-questions": "No questions for that choice ({language}{category}); see !categories.",
+        "no-category": "There is no category {category} in {language}. Categories in {language}: {categories}.",
+        "no-category-elsewhere": "{category} is a category in {other}, not in {language}. Categories in "
+        "{language}: {categories}.",
         "start": "The {mode} quiz starts: {count} questions. Good luck!",
         "question": "Question {index}/{total} [{category}] ({seconds} s): {text}",
         "question-live": "Question {index}/{total} [{category}] ({seconds} s, fast answers score more; "
@@ -68,8 +79,13 @@ TEXTS: dict[str, dict[str, str]] = {
         "submit-thanks": "Thanks! Your question is #{id} in the review queue.",
         "skip-vote": "{nick} wants to skip ({votes} of {needed} votes).",
         "stop-vote": "{nick} wants to stop the game ({votes} of {needed} votes).",
-        "newgame": "Your room is ready: {room} (you are its owner). Invite friends with !invite JID...",
-        "newgame-limit": "You already have a room: {room}.",
+        "newgame": "Your room {name} is ready: {room}, game PIN {pin} (you are its owner). Invite friends with "
+        "!invite JID... or give them the PIN.",
+        "newgame-limit": "You already have a room: {name}, {room}, game PIN {pin}.",
+        "room-name": "{nick}'s quiz",
+        "public-room-name": "Quiz",
+        "pin-found": "Game PIN {pin}: {name}, {room}",
+        "pin-unknown": "No game has the PIN {pin}.",
         "invite-sent": "Invited {jids} to {room}.",
         "invite-no-room": "Create your room first with !newgame.",
         "invite-limit": "Too many invitations; please wait a little.",
@@ -88,10 +104,18 @@ TEXTS: dict[str, dict[str, str]] = {
     "de": {
         "help": "Quiz-Befehle: !quiz [classic|live|sixbreak] [N] [Kategorie] [de|en] eröffnet ein Spiel, "
         "!mitmachen, !los (Eröffner), !stopp, !weiter, !tipp, !nochmal, !punkte, !bestenliste [tag|woche|alle] "
-        "[N], !statistik, !kategorien, !sprache de|en, !melden TEXT, !einreichen FRAGE | ANTWORT | FALSCH1 | "
-        "FALSCH2 | FALSCH3 | QUELLEN-URL. Privat an mich: !neuesspiel (eigener Raum), !einladen JID... "
+        "[N], !statistik, !kategorien [de|en], !sprache de|en, !melden TEXT, !einreichen FRAGE | ANTWORT | FALSCH1 | "
+        "FALSCH2 | FALSCH3 | QUELLEN-URL. Privat an mich: !neuesspiel [NAME] (eigener Raum), !einladen JID..., "
+        "!spielpin NNNNNN (ein Spiel finden). "
         "Antworten einfach eintippen (im Live-Spiel auch privat an mich).",
         "usage": "Aufruf: {hint}",
+        "usage-range": "N von {low} bis {high}",
+        "usage-chars": "höchstens {count} Zeichen",
+        "usage-at-most": "höchstens {count}",
+        "usage-jid": "JID wie name@host",
+        "usage-id": "ID: eine Nummer aus !admin review",
+        "usage-submit": "Frage bis {question} Zeichen, Antworten bis {answer}, die URL bis {url}",
+        "usage-no-arguments": "!{command} braucht keine Argumente",
         "unknown": "Unbekannter Befehl {command}; siehe !hilfe",
         "slow-down": "Bitte langsamer: höchstens {count} Befehle in {seconds} s.",
         "not-allowed": "Das dürfen nur der Eröffner des Spiels, Raum-Moderatoren oder Bot-Admins.",
@@ -105,6 +129,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "joined": "{nick} ist dabei. Mitspieler: {players}.",
         "already-joined": "{nick}, du bist schon dabei.",
         "no-questions": "Keine Fragen für diese Wahl ({language}{category}); siehe !kategorien.",
+        "no-category": "Die Kategorie {category} gibt es auf {language} nicht. Kategorien auf {language}: "
+        "{categories}.",
+        "no-category-elsewhere": "{category} ist eine Kategorie auf {other}, nicht auf {language}. Kategorien auf "
+        "{language}: {categories}.",
         "start": "Das {mode}-Quiz beginnt: {count} Fragen. Viel Glück!",
         "question": "Frage {index}/{total} [{category}] ({seconds} s): {text}",
         "question-live": "Frage {index}/{total} [{category}] ({seconds} s, schnelle Antworten zählen mehr; "
@@ -139,8 +167,13 @@ TEXTS: dict[str, dict[str, str]] = {
         "submit-thanks": "Danke! Deine Frage ist Nr. {id} in der Prüfwarteschlange.",
         "skip-vote": "{nick} möchte überspringen ({votes} von {needed} Stimmen).",
         "stop-vote": "{nick} möchte das Spiel beenden ({votes} von {needed} Stimmen).",
-        "newgame": "Dein Raum ist bereit: {room} (du bist Besitzer). Lade Freunde ein mit !einladen JID...",
-        "newgame-limit": "Du hast schon einen Raum: {room}.",
+        "newgame": "Dein Raum {name} ist bereit: {room}, Spiel-PIN {pin} (du bist Besitzer). Lade Freunde ein "
+        "mit !einladen JID... oder gib ihnen die PIN.",
+        "newgame-limit": "Du hast schon einen Raum: {name}, {room}, Spiel-PIN {pin}.",
+        "room-name": "Quiz von {nick}",
+        "public-room-name": "Quiz",
+        "pin-found": "Spiel-PIN {pin}: {name}, {room}",
+        "pin-unknown": "Kein Spiel hat die PIN {pin}.",
         "invite-sent": "{jids} eingeladen in {room}.",
         "invite-no-room": "Erstelle zuerst deinen Raum mit !neuesspiel.",
         "invite-limit": "Zu viele Einladungen; bitte warte etwas.",
@@ -156,6 +189,21 @@ TEXTS: dict[str, dict[str, str]] = {
         "admin-review-none": "Keine offenen Einreichungen.",
         "admin-unknown": "Dazu gibt es nichts mit dieser Nummer.",
     },
+}
+
+# Command lines for usage hints in German (English ones are the hints from quizbot/commands.py).
+USAGE_DE = {
+    "quiz": "!quiz [classic|live|sixbreak] [N] [Kategorie] [de|en]",
+    "top": "!bestenliste [tag|woche|alle] [N]",
+    "lang": "!sprache de|en",
+    "report": "!melden TEXT",
+    "submit": "!einreichen FRAGE | ANTWORT | FALSCH1 | FALSCH2 | FALSCH3 | QUELLEN-URL",
+    "invite": "!einladen JID [JID ...]",
+    "pin": "!spielpin NNNNNN",
+    "newgame": "!neuesspiel [NAME]",
+    "categories": "!kategorien [de|en]",
+    "admin": "!admin rooms|join RAUM|leave RAUM|stop RAUM|banks|reload|stats|ban JID|unban JID|review|accept ID|"
+    "reject ID|give JID N",
 }
 
 LANGUAGE_NAMES = {"en": {"en": "English", "de": "German"}, "de": {"en": "Englisch", "de": "Deutsch"}}
@@ -183,6 +231,16 @@ def say(language: str, key: str, /, **values: object) -> str:
     clean = {name: (shown(value) if name in _USER_VALUES else printable(value)) if isinstance(value, str) else value
              for name, value in values.items()}
     return table[key].format(**clean)
+
+
+def usage(language: str, error: UsageError) -> str:
+    """The one-line usage hint for a malformed command, in the room's language."""
+    if language != "de":
+        return say(language, "usage", hint=error.hint)
+    note = say(language, error.note, **dict(error.values)) if error.note is not None else None
+    line = USAGE_DE.get(error.command) if error.note != "usage-no-arguments" else None
+    hint = f"{line} ({note})" if line and note else line or note or error.hint
+    return say(language, "usage", hint=hint)
 
 
 def seconds_text(seconds: float) -> str:

@@ -47,6 +47,9 @@ if TYPE_CHECKING:
     from quizbot.payload import AnswerPayload
 
 DEFAULT_QUESTION_COUNT = 10
+# A host view shows "N of M answered"; with thousands of players one room message per answer would flood the
+# room, so the counts go out at most this often (and once more when the last player has answered).
+PROGRESS_INTERVAL_SECONDS = 1.0
 
 
 @dataclass(slots=True)
@@ -103,6 +106,9 @@ class QuizRoom:
         self._last_ask: AskQuestion | None = None
         self._ask_deadline_wall = 0.0
         self._stop_votes: set[str] = set()
+        self.view = payload.RoomView()  # name and game PIN, given by the bot
+        self._progress_sent_at: float | None = None  # the open question's last <progress/>
+        self._progress_due: float | None = None  # when the counts that arrived since go out
 
     # --- occupants --------------------------------------------------------------------------------
 
@@ -156,9 +162,14 @@ class QuizRoom:
         return self.game is not None or self.lobby is not None
 
     def next_deadline(self) -> float | None:
-        return self.game.next_deadline() if self.game is not None else None
+        deadlines = [d for d in (self.game.next_deadline() if self.game is not None else None, self._progress_due)
+                     if d is not None]
+        return min(deadlines, default=None)
 
     def tick(self, now: float, wall: float, orders: Orders) -> None:
+        if self._progress_due is not None and now >= self._progress_due:
+            self._progress_due = None
+            self._send_progress(now, orders)
         if self.game is not None:
             after_break = self.game.paused
             self._perform(self.game.handle_timeout(now), now, wall, orders, after_break=after_break)
@@ -192,7 +203,28 @@ class QuizRoom:
                                points=0, seconds=None, wall=wall)
         if given is not None and verdict is not None and game.mode is not Mode.CLASSIC:
             orders.say(reply_to, "", payload.received(question.id))  # rich clients show "answer received"
+        if before is None and verdict is not None and game.mode is not Mode.CLASSIC and not any(
+                isinstance(a, RevealAnswer) for a in actions):
+            self._progress_later(now, orders)  # the last answer locks the question: the reveal carries the counts
         self._perform(actions, now, wall, orders)
+
+    def _progress_later(self, now: float, orders: Orders) -> None:
+        """Coalesced: at once if the last <progress/> is a second old, else once that second is over."""
+        if self._progress_sent_at is None or now >= self._progress_sent_at + PROGRESS_INTERVAL_SECONDS:
+            self._send_progress(now, orders)
+        elif self._progress_due is None:
+            self._progress_due = self._progress_sent_at + PROGRESS_INTERVAL_SECONDS
+
+    def _send_progress(self, now: float, orders: Orders) -> None:
+        game = self.game
+        question = game.current_question if game is not None else None
+        if game is None or question is None or not game.question_open:
+            return
+        answered, players = game.progress()
+        self._progress_sent_at, self._progress_due = now, None
+        # No body: ordinary clients would get a chat line a second; the host view reads the payload.
+        orders.say(self.jid, "", payload.progress(question_id=question.id, answered=answered, players=players),
+                   groupchat=True)
 
     # --- commands ---------------------------------------------------------------------------------
 
@@ -267,8 +299,7 @@ class QuizRoom:
         assert command.mode is not None
         language = command.language or self.language
         if command.category is not None and command.category not in self.banks.categories(language):
-            orders.say(self.jid, render.say(self.language, "no-questions", language=language,
-                                            category=f", {command.category}"), groupchat=True)
+            orders.say(self.jid, self._no_category(command.category, language), groupchat=True)
             return
         game_id = f"{self.jid.partition('@')[0]}-{int(wall)}-{self._rng.randrange(1 << 32):08x}"
         self.lobby = Lobby(mode=Mode(command.mode), count=command.count or DEFAULT_QUESTION_COUNT,
@@ -282,12 +313,24 @@ class QuizRoom:
                                         category=f", {command.category}" if command.category else ""),
                    self._lobby_state(), groupchat=True)
 
+    def _no_category(self, category: str, language: str) -> str:
+        """Not "no questions": which categories this question language has, and where the asked one lives."""
+        names = render.LANGUAGE_NAMES[self.language]
+        here = ", ".join(self.banks.categories(language)) or "-"
+        elsewhere = [other for other in names if other != language and category in self.banks.categories(other)]
+        if elsewhere:
+            return render.say(self.language, "no-category-elsewhere", category=category, other=names[elsewhere[0]],
+                              language=names[language], categories=here)
+        return render.say(self.language, "no-category", category=category, language=names[language],
+                          categories=here)
+
     def _lobby_state(self) -> etree._Element:
         lobby = self.lobby
         assert lobby is not None
         return payload.game_state(game_id=lobby.game_id, state="lobby", mode=lobby.mode.value, language=lobby.language,
                                   total=lobby.count, opener=lobby.opener_nick, category=lobby.category,
-                                  players=[payload.PlayerView(nick=nick, points=0) for nick in lobby.players.values()])
+                                  players=[payload.PlayerView(nick=nick, points=0) for nick in lobby.players.values()],
+                                  room=self.view)
 
     def _start(self, now: float, wall: float, orders: Orders) -> None:
         lobby = self.lobby
@@ -326,7 +369,7 @@ class QuizRoom:
             self._opener = None
             orders.say(self.jid, render.say(self.language, "end-stopped"),
                        payload.game_state(game_id=game_id, state="none", mode="", language=self.language, total=0,
-                                          opener=None, players=[]), groupchat=True)
+                                          opener=None, players=[], room=self.view), groupchat=True)
             return
         if self.game is None:
             orders.say(self.jid, render.say(self.language, "no-game"), groupchat=True)
@@ -371,6 +414,7 @@ class QuizRoom:
                     question = game.current_question
                     assert question is not None
                     self._last_question, self._last_ask = question, action
+                    self._progress_sent_at = self._progress_due = None
                     self._ask_deadline_wall = wall + action.duration_seconds
                     self._store.question_asked(game_id=self.game_id or "", question_id=action.question_id,
                                                position=action.index, wall=wall)
@@ -391,10 +435,16 @@ class QuizRoom:
                                payload.eliminated(question_id=self._last_question.id if self._last_question else "",
                                                   nick=action.nick), groupchat=True)
                 case RevealAnswer():
+                    self._progress_due = None
                     standings = [(nick, points) for _player, nick, points in game.scores()]
+                    # Live and sixbreak: the final "N of M answered" rides with the reveal (when the last player
+                    # answered, M of M) instead of a message of its own.
+                    answered, players = game.progress()
+                    counts = (payload.progress(question_id=action.question_id, answered=answered, players=players),
+                              ) if game.mode is not Mode.CLASSIC else ()
                     orders.say(self.jid, render.reveal_text(self.language, action),
                                payload.reveal(action, choices=self._last_ask.choices if self._last_ask else ()),
-                               payload.scores(game_id=self.game_id or "", standings=standings, final=False),
+                               payload.scores(game_id=self.game_id or "", standings=standings, final=False), *counts,
                                groupchat=True)
                     self._ping_players(orders)
                 case Pause():
@@ -436,6 +486,7 @@ class QuizRoom:
             self._store.game_ended(self.game_id, reason=ended.reason, wall=wall)
         self.game = None
         self.game_id = None
+        self._progress_due = None
         self._opener = None
         self._stop_votes = set()
 
@@ -446,7 +497,7 @@ class QuizRoom:
                    for player, nick, points in game.scores()]
         return payload.game_state(game_id=self.game_id or "", state=state, mode=game.mode.value,
                                   language=self._game_language, total=game.question_count, opener=self._opener_nick,
-                                  players=players)
+                                  players=players, room=self.view)
 
     def _scores(self, reply_to: str, orders: Orders) -> None:
         groupchat = reply_to == self.jid

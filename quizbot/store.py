@@ -56,6 +56,7 @@ CREATE TABLE IF NOT EXISTS game_players (
 CREATE TABLE IF NOT EXISTS bans (jid TEXT PRIMARY KEY, at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS rooms (
     jid TEXT PRIMARY KEY, language TEXT NOT NULL, owner TEXT, created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS pins (room TEXT PRIMARY KEY, pin TEXT NOT NULL UNIQUE, name TEXT NOT NULL);
 """
 
 PERIODS = ("day", "week", "all")
@@ -280,6 +281,17 @@ class QuizStore:
 
     def remove_room(self, jid: str) -> None:
         self._write(("DELETE FROM rooms WHERE jid = ?", (jid,)))
+
+    def set_pin(self, room: str, *, pin: str, name: str) -> None:
+        """A room's game PIN and readable name, kept for the room's life (across restarts)."""
+        self._write(("INSERT OR REPLACE INTO pins VALUES (?,?,?)", (room, pin, name)))
+
+    def remove_pin(self, room: str) -> None:
+        self._write(("DELETE FROM pins WHERE room = ?", (room,)))
+
+    def pins(self) -> list[tuple[str, str, str]]:
+        """(room, pin, name) of every room the bot serves or served."""
+        return [(r[0], r[1], r[2]) for r in self._db.execute("SELECT room, pin, name FROM pins ORDER BY room")]
 
     def rooms(self) -> list[tuple[str, str, str | None]]:
         """(room, language, owner) for rooms joined by command or made by !newgame; rejoined after restarts."""

@@ -253,7 +253,7 @@ class QuizBotClient:
         try:
             submit = self._plugin("xep_0004").make_form(ftype="submit")
             submit.add_field(var="FORM_TYPE", ftype="hidden", value="http://jabber.org/protocol/muc#roomconfig")
-            submit.add_field(var="muc#roomconfig_roomname", ftype="text-single", value="Quiz")
+            submit.add_field(var="muc#roomconfig_roomname", ftype="text-single", value=wanted.name)
             submit.add_field(var="muc#roomconfig_persistentroom", ftype="boolean", value=True)
             submit.add_field(var="muc#roomconfig_publicroom", ftype="boolean", value=wanted.public)
             await muc.set_room_config(room, submit)
@@ -427,8 +427,12 @@ class QuizBotClient:
         """Run `!admin ACTION ARGS` as if sent privately; the bot's reply becomes the command's result note."""
         replies: list[str] = []
         text = " ".join(["!admin", action, *arguments])
-        for order in self.bot.handle(PrivateMessage(sender=str(sender), body=text), self._clock.now(),
-                                     self._clock.wall()):
+        # XEP-0045 §7.5: through the room (to our occupant JID) the iq comes from the admin's occupant JID; the
+        # room's real JID of that occupant decides, as for a private message through the room.
+        via_room = sender.bare in self.joined and bool(sender.resource)
+        fact = PrivateMessage(sender=str(sender), body=text, room=sender.bare if via_room else None,
+                              nick=sender.resource if via_room else None)
+        for order in self.bot.handle(fact, self._clock.now(), self._clock.wall()):
             if isinstance(order, Send) and order.to == str(sender):
                 replies.append(order.body)
             else:

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import xml.etree.ElementTree as ElementTree
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from slixmpp.exceptions import IqError
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
@@ -493,3 +495,85 @@ async def test_command_payloads_without_a_body_steer_the_game(players: tuple[Pla
     question = await cat.next("question")
     command(cat, "repeat", to=BOT_IN_ROOM)   # privately through the room: the answer comes back that way
     assert question.get("index") == "1" and "1/1" in await cat.body_containing("1/1")
+
+
+# --- quiz night (issue 17): PINs, readable rooms, "N of M answered", ad-hoc commands ---------------------
+
+
+async def test_a_game_pin_brings_a_friend_into_a_readable_private_room(quiz_server: Server) -> None:
+    made: list[XmppClient] = []
+    try:
+        ann = await join(quiz_server, made, "ann", join=False)
+        ben = await join(quiz_server, made, "ben", join=False)
+        ann.say("!newgame", to=BOT)
+        made_room = await ann.next("room")
+        room, pin = made_room.get("jid", ""), made_room.get("pin", "")
+        assert made_room.get("name") == "ann's quiz" and len(pin) == 6 and pin.isdigit()
+        assert re.fullmatch(r"[a-z]+-[a-z]+-[0-9]{4}@conference\.localhost", room)
+        await ann.client.xmpp.plugin["xep_0045"].join_muc_wait(room, "Ann", maxstanzas=0, timeout=TIMEOUT_SECONDS)
+        # Clients show the room's name (muc#roomconfig_roomname), not its address.
+        ben.client.xmpp.register_plugin("xep_0030")
+        info = await ben.client.xmpp.plugin["xep_0030"].get_info(jid=room, timeout=TIMEOUT_SECONDS)
+        identities = {(category, kind, name) for category, kind, _lang, name in info["disco_info"]["identities"]}
+        assert ("conference", "text", "ann's quiz") in identities
+
+        # Ben types the PIN on the start page: the page asks the bot with a <command/> and follows its <room/>.
+        message = ben.client.xmpp.make_message(mto=BOT, mtype="chat")
+        message.append(ElementTree.fromstring(f"<command xmlns='{NS}' name='pin'>{pin}</command>"))
+        message.send()
+        found = await ben.next("room")
+        assert (found.get("jid"), found.get("pin"), found.get("name")) == (room, pin, "ann's quiz")
+        ben.say("!pin 100000" if pin != "100000" else "!pin 100001", to=BOT)
+        assert "No game has the PIN" in await ben.body_containing("PIN")
+        await ben.client.xmpp.plugin["xep_0045"].join_muc_wait(room, "Ben", maxstanzas=0, timeout=TIMEOUT_SECONDS)
+        ann.client.xmpp.send_message(mto=room, mbody="!quiz live 1 mixed", mtype="groupchat")
+        lobby = await ben.next("game", lambda g: g.get("state") == "lobby")
+        assert (lobby.get("pin"), lobby.get("name")) == (pin, "ann's quiz")
+    finally:
+        await asyncio.gather(*(client.close() for client in made), return_exceptions=True)
+
+
+async def test_the_room_hears_how_many_have_answered(players: tuple[Player, Player, Player]) -> None:
+    ann, ben, cat = players
+    # A <progress/> has no body (no chat line a second), and slixmpp's "message" event wants one.
+    cat.client.xmpp.register_handler(Callback(
+        "progress", MatchXPath(f"{{jabber:client}}message/{{{NS}}}progress"),
+        lambda message: None if message["body"] else cat.client.messages.put_nowait(message)))
+    await open_game(ann, ben, cat, "!quiz live 1 choices")
+    question = await cat.next("question")
+    right, wrong = right_and_wrong(question)
+    ann.say(right, to=BOT)  # privately: the room learns that someone answered, not who or what
+    first = await cat.next("progress")
+    assert (first.get("question"), first.get("answered"), first.get("players")) == (question.get("id"), "1", "3")
+    ben.say(wrong)
+    cat.say(right)
+    last = await cat.next("progress")  # within the second: no message of its own, but beside the reveal at once
+    assert (last.get("answered"), last.get("players")) == ("3", "3")
+
+
+async def test_ad_hoc_commands_are_listed_at_the_full_jid_and_through_the_room(
+        quiz_server: Server, players: tuple[Player, Player, Player]) -> None:
+    made: list[XmppClient] = []
+    try:
+        root = await join(quiz_server, made, "root")
+        root.client.xmpp.register_plugin("xep_0050")
+        adhoc = root.client.xmpp.plugin["xep_0050"]
+        full = {item[1] for item in (await adhoc.get_commands(jid=f"{BOT}/bot"))["disco_items"]["items"]}
+        assert "quizbot-admin-rooms" in full
+        # XEP-0045 §7.5: the room forwards an iq to an occupant's JID, so the bot's nick in the room reaches the bot.
+        via_room = await adhoc.get_commands(jid=BOT_IN_ROOM)
+        assert {item[1] for item in via_room["disco_items"]["items"]} == full
+        # And running one that way: the room shows the bot the occupant's real JID, and that is what counts.
+        result = await adhoc.send_command(BOT_IN_ROOM, "quizbot-admin-rooms")
+        assert ROOM in str(result["command"]["form"]["values"]["result"])
+        ann = players[0]
+        ann.client.xmpp.register_plugin("xep_0050")
+        refused = await ann.client.xmpp.plugin["xep_0050"].send_command(BOT_IN_ROOM, "quizbot-admin-rooms")
+        assert "only bot administrators" in str(refused["command"]["form"]["values"]["result"])
+        # The bare JID is the account: the server answers for it (RFC 6120 §10.5.4), with an error to whoever
+        # does not share presence with the bot, and never with the bot's commands.
+        with pytest.raises(IqError) as refused:
+            await adhoc.get_commands(jid=BOT)
+        assert refused.value.iq["error"]["condition"] == "service-unavailable"
+    finally:
+        await asyncio.gather(*(client.close() for client in made), return_exceptions=True)
