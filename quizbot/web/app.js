@@ -256,7 +256,14 @@ const link = {
 
 function saveLink() {
   const keys = state.conn && state.conn.scram_keys;
-  sessionStorage.setItem(SM_STORE, JSON.stringify({ jid: link.jid, pass: keys || null, sm: link.sm.snapshot() }));
+  sessionStorage.setItem(SM_STORE, JSON.stringify({ jid: link.jid, pass: keys || null, guest: isGuestLogin(),
+                                                    sm: link.sm.snapshot() }));
+}
+
+// A guest (SASL ANONYMOUS) logs in to the bare domain and gets a new name each time: its resumption id, not its
+// name, is what takes the session back (the server drops the new name), so any anonymous login may present it.
+function isGuestLogin() {
+  return Boolean(state.credentials) && !Strophe.getNodeFromJid(state.credentials.jid);
 }
 
 function loadLink() {
@@ -353,8 +360,18 @@ function heard() {
   if (!link.up && link.phase === null && state.conn && state.conn.authenticated) linkUp();
 }
 
+// What the player does while no stream is up (an answer given during a reconnect) waits here and goes out on
+// the stream that comes back, after what the server asked to have again: nothing the player did is lost.
+const outbox = [];
+
+function send(stanza) {
+  if (state.conn && link.up) state.conn.send(stanza);
+  else outbox.push(stanza);
+}
+
 function linkUp() {
   link.up = true;
+  while (outbox.length && state.conn) state.conn.send(outbox.shift());
   link.retrySeconds = TIMING.retrySeconds;
   clearTimeout(link.attemptTimer);
   $("connection").textContent = t("connected");
@@ -466,7 +483,8 @@ async function connect(jid, password, preferWebSocket = state.config.transport =
     if (conn !== state.conn) return; // abandoned
     if (status === Strophe.Status.BINDREQUIRED) {
       const resume = link.sm.resume();
-      if (resume && link.jid && Strophe.getBareJidFromJid(link.jid) === Strophe.getBareJidFromJid(jid)) {
+      const sameLogin = isGuestLogin() || Strophe.getBareJidFromJid(link.jid || "") === Strophe.getBareJidFromJid(jid);
+      if (resume && link.jid && sameLogin) {
         connected = true;
         link.phase = "resume";
         conn.rawSend($build("resume", resume));
@@ -510,7 +528,7 @@ async function connect(jid, password, preferWebSocket = state.config.transport =
 function restore() {
   const saved = JSON.parse(sessionStorage.getItem("quiz-page") || "null");
   const resumable = loadLink();
-  if (saved && saved.room && resumable && resumable.pass) {
+  if (saved && saved.room && resumable && (resumable.pass || resumable.guest)) {
     link.sm = StreamManagement.fromSnapshot(resumable.sm);
     if (link.sm.resumable) {
       link.jid = resumable.jid;
@@ -519,7 +537,8 @@ function restore() {
       botWatch.load();
       showRoom(saved.room);
       linkDown();
-      connect(resumable.jid, resumable.pass);
+      if (resumable.guest) connect(state.config.domain, null);
+      else connect(resumable.jid, resumable.pass);
       return true;
     }
   }
@@ -791,7 +810,7 @@ function answer(text, choice, button) {
   $("received").textContent = t("sent-answer");
   const message = $msg({ to: state.config.bot, type: "chat" }).c("body").t(text).up()
     .c("answer", { xmlns: NS, question: state.question, ...(choice ? { choice } : {}) });
-  state.conn.send(message); // privately to the bot: nobody in the room can copy it
+  send(message); // privately to the bot: nobody in the room can copy it
   const view = JSON.parse(sessionStorage.getItem(VIEW_STORE) || "{}");
   sessionStorage.setItem(VIEW_STORE, JSON.stringify({ ...view, answered: true }));
 }
@@ -848,7 +867,7 @@ function onScores(scores, fresh) {
     show("question", false);
     show("podium");
     state.question = null;
-    if (fresh) state.conn.send($msg({ to: state.config.bot, type: "chat" }).c("body").t("!top all 10"));
+    if (fresh) send($msg({ to: state.config.bot, type: "chat" }).c("body").t("!top all 10"));
   }
 }
 
@@ -878,7 +897,7 @@ function chatLine(nick, text) {
 }
 
 function sendToRoom(text) {
-  state.conn.send($msg({ to: state.room, type: "groupchat" }).c("body").t(text));
+  send($msg({ to: state.room, type: "groupchat" }).c("body").t(text));
 }
 
 // --- wiring ------------------------------------------------------------------------------------------------
@@ -888,6 +907,7 @@ function startOver() {
   for (const key of [SM_STORE, VIEW_STORE, "quiz-bots", "quiz-occupants", "quiz-page"]) sessionStorage.removeItem(key);
   link.sm = new StreamManagement();
   link.jid = null;
+  outbox.length = 0;
   state.viewShown = true;
 }
 
@@ -917,7 +937,7 @@ async function main() {
   });
   $("create-game").addEventListener("click", () => {
     $("connection").textContent = t("creating");
-    state.conn.send($msg({ to: state.config.bot, type: "chat" }).c("body").t("!newgame"));
+    send($msg({ to: state.config.bot, type: "chat" }).c("body").t("!newgame"));
   });
   $("quiz-language").addEventListener("change", showCategories);
   $("join-public").addEventListener("click", () => joinRoom(state.config.room));
