@@ -114,7 +114,9 @@ class Server:
                              pep_store=self.pep_store, pep_limits=PepLimits(
                                  max_nodes_per_account=pep.max_nodes_per_account,
                                  max_items_per_node=pep.max_items_per_node, max_item_bytes=pep.max_item_bytes,
-                                 max_account_bytes=pep.max_account_bytes, max_caps_entries=pep.max_caps_entries),
+                                 max_account_bytes=pep.max_account_bytes, max_caps_entries=pep.max_caps_entries,
+                                 max_affiliations_per_node=pep.max_affiliations_per_node,
+                                 max_subscriptions_per_node=pep.max_subscriptions_per_node),
                              blocking=None if self.blocklists is None else Blocklists(
                                  self.blocklists, max_items=config.blocking.max_items),
                              archive=self.account_archive,

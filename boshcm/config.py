@@ -273,10 +273,12 @@ class PepConfig:
     max_item_bytes: int = 65_536
     max_account_bytes: int = 4_194_304
     max_caps_entries: int = 1_024
+    max_affiliations_per_node: int = 256
+    max_subscriptions_per_node: int = 256
 
     def validate(self, section: str) -> None:
         for name in ("max_nodes_per_account", "max_items_per_node", "max_item_bytes", "max_account_bytes",
-                     "max_caps_entries"):
+                     "max_caps_entries", "max_affiliations_per_node", "max_subscriptions_per_node"):
             _positive(f"{section}.{name}", getattr(self, name))
 
 

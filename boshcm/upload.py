@@ -33,6 +33,7 @@ from boshcm.stanza import (
     NS_DATA_FORMS,
     NS_DISCO_INFO,
     NS_DISCO_ITEMS,
+    NS_PING,
     Element,
     element,
     error_reply,
@@ -195,12 +196,16 @@ class UploadService:
         payload = first_child(stanza)
         if payload is None:
             return [error_reply(stanza, StanzaErrorCondition.BAD_REQUEST)]
-        if stanza.get("type") == "get" and payload.tag == qname(NS_DISCO_INFO, "query") and not payload.get("node"):
+        if stanza.get("type") == "get" and payload.tag == qname(NS_DISCO_INFO, "query"):
+            if payload.get("node"):
+                return [error_reply(stanza, StanzaErrorCondition.ITEM_NOT_FOUND)]  # XEP-0030 §3.1: no nodes here
             return [iq_result(stanza, self.disco_info())]
         if stanza.get("type") == "get" and payload.tag == qname(NS_DISCO_ITEMS, "query"):
             return [iq_result(stanza, element(NS_DISCO_ITEMS, "query"))]
         if stanza.get("type") == "get" and payload.tag == qname(NS_UPLOAD, "request"):
             return [self._slot_request(stanza, payload)]
+        if stanza.get("type") == "get" and payload.tag == qname(NS_PING, "ping"):
+            return [iq_result(stanza)]  # XEP-0199 §4.3: a component answers pings like a server
         return [error_reply(stanza, StanzaErrorCondition.SERVICE_UNAVAILABLE)]
 
     def session_ended(self, jid: JID, now: float) -> list[Element]:
@@ -209,7 +214,9 @@ class UploadService:
     def disco_info(self) -> Element:
         info = element(NS_DISCO_INFO, "query")
         sub(info, NS_DISCO_INFO, "identity", {"category": "store", "type": "file", "name": "HTTP File Upload"})
-        sub(info, NS_DISCO_INFO, "feature", {"var": NS_UPLOAD})
+        # XEP-0030 §3.1: every entity lists disco#info itself; XEP-0363 §2: the upload feature.
+        for feature in (NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PING, NS_UPLOAD):
+            sub(info, NS_DISCO_INFO, "feature", {"var": feature})
         # XEP-0363 §2: the size limit, as an extended disco form (XEP-0128).
         form = sub(info, NS_DATA_FORMS, "x", {"type": "result"})
         sub(sub(form, NS_DATA_FORMS, "field", {"var": "FORM_TYPE", "type": "hidden"}), NS_DATA_FORMS, "value",
@@ -289,6 +296,7 @@ class UploadHttp:
                  wall_clock: Callable[[], float]) -> None:
         self._slots, self._store, self._directory, self._cors = slots, store, directory, cors
         self._wall_clock = wall_clock
+        self._new_deadline = asyncio.Event()     # a stored file may expire before the sweep's next wake-up
         directory.mkdir(parents=True, exist_ok=True)
         for leftover in directory.glob("*.part"):
             leftover.unlink()                    # a PUT cut short by a crash
@@ -332,6 +340,7 @@ class UploadHttp:
             os.replace(part, self._directory / slot_id)
             slot = self._slots.put_done(slot_id, self._wall_clock())
             self._store.add(slot)
+            self._new_deadline.set()
         except BaseException:
             self._slots.put_failed(slot_id)
             with contextlib.suppress(OSError):
@@ -374,9 +383,11 @@ class UploadHttp:
             self._store.remove(slot.id)
 
     async def run_expiry(self) -> None:
-        """Delete expired uploads; wakes at the next deadline, at least once a minute."""
+        """Delete expired uploads; wakes at the next deadline (an upload may bring it closer), once a minute."""
         while True:
             deadline = self._slots.next_deadline()
             delay = 60.0 if deadline is None else min(60.0, max(0.0, deadline - self._wall_clock()))
-            await asyncio.sleep(delay + 0.01)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._new_deadline.wait(), delay + 0.01)
+            self._new_deadline.clear()
             self._sweep()

@@ -126,7 +126,8 @@ class Router:
         self.received = 0  # stanzas from bound sessions, read by boshcm/metrics.py
         # XEP-0163 PEP on every account and XEP-0191 blocking: both optional, both pure (pubsub/, blocking.py).
         self._pep = None if pep_store is None else PepService(
-            domain=domain, store=pep_store, roster=store, online=self._available_resources, limits=pep_limits)
+            domain=domain, store=pep_store, roster=store, online=self._available_resources, limits=pep_limits,
+            wall_clock=wall_clock)
         self._blocking = blocking
         # XEP-0280 carbons (always offered) and XEP-0313 account archives (optional), both pure.
         self._carbons = Carbons()

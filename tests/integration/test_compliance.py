@@ -93,7 +93,7 @@ async def test_components_disco_lists_exactly_their_features(server: Server, cli
     assert features == {*DISCO, "http://jabber.org/protocol/muc", "urn:xmpp:occupant-id:0", "urn:xmpp:sid:0"}
     identities, features = await info_of(alice, "upload.localhost")
     assert identities == {("store", "file")}
-    assert features == {"urn:xmpp:http:upload:0"}
+    assert features == {*DISCO, "urn:xmpp:ping", "urn:xmpp:http:upload:0"}
 
 
 async def test_a_guest_is_not_offered_an_archive_it_never_gets(tmp_path: Path) -> None:

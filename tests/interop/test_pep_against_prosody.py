@@ -1,4 +1,5 @@
-"""The same PEP and blocking scenario against boshcm and against Prosody 0.12 (mod_pep, mod_blocklist).
+"""The same PEP (with explicit subscriptions and affiliations) and blocking scenario against boshcm and against
+Prosody 0.12 (mod_pep, mod_blocklist).
 
 Recorded: for each step, whether it succeeded and with which error condition and pubsub/blocking error, and what
 items a reader gets. Ids the service makes up and error texts are not recorded.
@@ -94,6 +95,44 @@ async def scenario(port: int, cert: Path) -> dict[str, Outcome]:
         seen["stranger reads a missing node"] = await attempt(bob_pubsub.get_items(
             "alice@localhost", "urn:missing", timeout=TIMEOUT_SECONDS))
 
+        # Explicit subscriptions and affiliations (XEP-0060 §6.1, §6.2, §5.6, §8.8, §8.9).
+        bob_events: asyncio.Queue[Any] = asyncio.Queue()
+        bob.xmpp.add_event_handler("pubsub_publish", bob_events.put_nowait)
+        seen["stranger subscribes to device list"] = await attempt(bob_pubsub.subscribe(
+            "alice@localhost", DEVICES, timeout=TIMEOUT_SECONDS))
+        last = await asyncio.wait_for(bob_events.get(), TIMEOUT_SECONDS)
+        seen["last item on subscribe"] = (str(last["from"]), last["pubsub_event"]["items"]["item"]["id"])
+        mine = await bob_pubsub.get_subscriptions("alice@localhost", timeout=TIMEOUT_SECONDS)
+        seen["subscriber's subscriptions"] = tuple(sorted(
+            (s["node"], str(s["jid"]), s["subscription"]) for s in mine["pubsub"]["subscriptions"]))
+        theirs = await pubsub.get_node_subscriptions("alice@localhost", DEVICES, timeout=TIMEOUT_SECONDS)
+        seen["owner's view of subscriptions"] = tuple(sorted(
+            (str(s["jid"]), s["subscription"]) for s in theirs["pubsub_owner"]["subscriptions"]))
+        await pubsub.publish(None, DEVICES, id="current", payload=devices, timeout=TIMEOUT_SECONDS)
+        live = await asyncio.wait_for(bob_events.get(), TIMEOUT_SECONDS)
+        seen["subscriber notified"] = (str(live["from"]), live["pubsub_event"]["items"]["item"]["id"])
+        seen["unsubscribe"] = await attempt(bob_pubsub.unsubscribe(
+            "alice@localhost", DEVICES, timeout=TIMEOUT_SECONDS))
+        seen["unsubscribe again"] = await attempt(bob_pubsub.unsubscribe(
+            "alice@localhost", DEVICES, timeout=TIMEOUT_SECONDS))
+        seen["subscribe to a missing node"] = await attempt(bob_pubsub.subscribe(
+            "alice@localhost", "urn:missing", timeout=TIMEOUT_SECONDS))
+        seen["stranger subscribes to tune"] = await attempt(bob_pubsub.subscribe(
+            "alice@localhost", "http://jabber.org/protocol/tune", timeout=TIMEOUT_SECONDS))
+        seen["stranger changes affiliations"] = await attempt(bob_pubsub.modify_affiliations(
+            "alice@localhost", BOOKMARKS, affiliations=[("bob@localhost", "member")], timeout=TIMEOUT_SECONDS))
+        seen["owner makes a member"] = await attempt(pubsub.modify_affiliations(
+            "alice@localhost", BOOKMARKS, affiliations=[("bob@localhost", "member")], timeout=TIMEOUT_SECONDS))
+        seen["member reads bookmarks"] = tuple(item["id"] for item in (await bob_pubsub.get_items(
+            "alice@localhost", BOOKMARKS, timeout=TIMEOUT_SECONDS))["pubsub"]["items"])
+        listing = await pubsub.get_node_affiliations("alice@localhost", BOOKMARKS, timeout=TIMEOUT_SECONDS)
+        seen["owner's view of affiliations"] = tuple(sorted(
+            (str(a["jid"]), a["affiliation"]) for a in listing["pubsub_owner"]["affiliations"]))
+        seen["owner makes an outcast"] = await attempt(pubsub.modify_affiliations(
+            "alice@localhost", DEVICES, affiliations=[("bob@localhost", "outcast")], timeout=TIMEOUT_SECONDS))
+        seen["outcast reads device list"] = await attempt(bob_pubsub.get_items(
+            "alice@localhost", DEVICES, timeout=TIMEOUT_SECONDS))
+
         blocking = alice.xmpp.plugin["xep_0191"]
         seen["block"] = await attempt(blocking.block(SlixJID("bob@localhost"), timeout=TIMEOUT_SECONDS))
         seen["blocklist"] = tuple(sorted(str(jid) for jid in await blocking.get_blocked_jids(timeout=TIMEOUT_SECONDS)))
@@ -139,8 +178,8 @@ async def test_pep_and_blocking_behave_as_prosody(tmp_path: Path) -> None:
         ours = await scenario(server.c2s.port, server.config.data_path / SELF_SIGNED_CERT)
     finally:
         await server.stop()
-    # Where Prosody 0.12 refuses every read with `forbidden`, we give the conditions XEP-0060 names (§6.5.3 for
-    # the presence access model, which a node that does not exist is treated as; §6.5.4 for whitelist).
+    # Where Prosody 0.12 refuses every read or subscription with `forbidden`, we give the conditions XEP-0060 names
+    # (§6.5.3 for the presence access model, which a node that does not exist is treated as; §6.5.4 for whitelist).
     for step, (prosody_says, we_say) in XEP_NOT_PROSODY.items():
         assert (reference.pop(step), ours.pop(step)) == (prosody_says, we_say), step
     assert ours == reference
@@ -151,4 +190,13 @@ XEP_NOT_PROSODY: dict[str, tuple[Outcome, Outcome]] = {
     "stranger reads a missing node": (("error", "forbidden"),
                                       ("error", "not-authorized", "presence-subscription-required")),
     "stranger reads bookmarks": (("error", "forbidden"), ("error", "not-allowed", "closed-node")),
+    # The same for subscriptions (XEP-0060 §6.1.3.2; a missing node is not told apart from one the stranger may
+    # not see).
+    "stranger subscribes to tune": (("error", "forbidden"),
+                                    ("error", "not-authorized", "presence-subscription-required")),
+    "subscribe to a missing node": (("error", "forbidden"),
+                                    ("error", "not-authorized", "presence-subscription-required")),
+    # XEP-0060 §8.9.1.1 (example 194) lists the owner among the affiliations; Prosody 0.12 leaves it out.
+    "owner's view of affiliations": ((("bob@localhost", "member"),),
+                                     (("alice@localhost", "owner"), ("bob@localhost", "member"))),
 }

@@ -202,9 +202,9 @@ def test_malformed_publishes_get_the_xep_0060_errors() -> None:
     no_node = server.send(ALICE, f"<iq type='set' id='p'><pubsub xmlns='{PUBSUB}'><publish>"
                                  "<item><a xmlns='urn:a'/></item></publish></pubsub></iq>")
     assert error_of(reply(no_node, ALICE)) == ("bad-request", "nodeid-required")
-    subscribe = server.send(ALICE, f"<iq type='set' id='s' to='bob@localhost'><pubsub xmlns='{PUBSUB}'>"
-                                   "<subscribe node='n' jid='alice@localhost'/></pubsub></iq>")
-    assert error_of(reply(subscribe, ALICE)) == ("feature-not-implemented", "unsupported")
+    options = server.send(ALICE, f"<iq type='get' id='s' to='bob@localhost'><pubsub xmlns='{PUBSUB}'>"
+                                 "<options node='n' jid='alice@localhost'/></pubsub></iq>")
+    assert error_of(reply(options, ALICE)) == ("feature-not-implemented", "unsupported")
 
 
 def test_max_items_keeps_the_newest_and_max_means_the_quota() -> None:

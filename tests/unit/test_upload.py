@@ -146,3 +146,17 @@ def test_an_unknown_content_type_is_stored_as_octet_stream() -> None:
     upload.handle_stanza(request("alice@localhost/x", content_type="text/html\r\nX-Evil: 1"), 0.0)
     assert upload.slots.begin_put("slot000000000000000000", "cat.png", 10, 0.0) is PutVerdict.ACCEPT
     assert upload.slots.put_done("slot000000000000000000", 0.0).content_type == "application/octet-stream"
+
+
+def test_the_component_lists_its_features_and_answers_pings() -> None:
+    features = [feature.get("var") for feature in service().disco_info().iter("{*}feature")]
+    assert features == ["http://jabber.org/protocol/disco#info", "http://jabber.org/protocol/disco#items",
+                        "urn:xmpp:ping", NS_UPLOAD]
+    ping = make_stanza("iq", {"type": "get", "id": "p1", "from": "alice@localhost/x", "to": "upload.localhost"})
+    sub(ping, "urn:xmpp:ping", "ping")
+    (pong,) = service().handle_stanza(ping, 0.0)
+    assert (pong.get("type"), pong.get("id"), pong.get("to")) == ("result", "p1", "alice@localhost/x")
+    node = make_stanza("iq", {"type": "get", "id": "d1", "from": "alice@localhost/x", "to": "upload.localhost"})
+    sub(node, "http://jabber.org/protocol/disco#info", "query", {"node": "nothing"})
+    (missing,) = service().handle_stanza(node, 0.0)
+    assert missing.find(".//{*}item-not-found") is not None

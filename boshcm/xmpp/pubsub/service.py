@@ -8,18 +8,25 @@ working state here is what each online resource is interested in (caps.py).
 
 Subscriptions are implicit (XEP-0163 §4): an account's own resources and its contacts with a presence
 subscription (from/both) get notifications, filtered by the `<node>+notify` features of their entity
-capabilities (XEP-0115). There are no explicit XEP-0060 subscriptions. A resource that newly shows interest in
-a node (initial presence, or caps that add `+notify`) gets the node's last item unless the node says never.
+capabilities (XEP-0115). A resource that newly shows interest in a node (initial presence, or caps that add
+`+notify`) gets the node's last item unless the node says never. Explicit XEP-0060 subscriptions (§6.1) are
+offered too, to whoever the access model lets read the node: they get every notification without `+notify`,
+and the last item when they subscribe. Last items carry the time they were published (XEP-0203 delay).
 
 Access models: `presence` (default: the owner and contacts with subscription from/both), `open` (anyone),
-`whitelist` (the owner only). Quotas (`PepLimits`) answer with the XEP-0060 errors listed in
+`whitelist` (the owner and the JIDs the owner made members, XEP-0060 §8.9). An `outcast` affiliation keeps a
+JID out whatever the model. Subscriptions of an entity that may no longer read the node (affiliation or access
+model changed) are cancelled. Quotas (`PepLimits`) answer with the XEP-0060 errors listed in
 docs/security.md, "PEP and blocking".
+
+Time: the wall clock is injected (`wall_clock`) and read only to stamp a published item.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -29,6 +36,7 @@ from boshcm.database import StorageError, StorageFull
 from boshcm.errors import StanzaErrorCondition, StanzaErrorType
 from boshcm.jid import JID, InvalidJID
 from boshcm.stanza import (
+    NS_DELAY,
     NS_DISCO_INFO,
     Element,
     element,
@@ -40,6 +48,7 @@ from boshcm.stanza import (
     qname,
     sub,
 )
+from boshcm.timestamps import xep0082
 from boshcm.xmpp.pubsub.caps import CapsBook
 from boshcm.xmpp.pubsub.node import (
     FORM_NODE_CONFIG,
@@ -67,8 +76,15 @@ FEATURES = (NS_PUBSUB, *(f"{NS_PUBSUB}#{name}" for name in (
     "access-open", "access-presence", "access-whitelist", "auto-create", "auto-subscribe", "config-node",
     "config-node-max",  # pubsub#max_items "max" (XEP-0060 §16.4.4.1): Converse.js checks it for XEP-0402
     "create-and-configure", "create-nodes", "delete-items", "delete-nodes", "filtered-notifications", "item-ids",
-    "last-published", "persistent-items", "presence-notifications", "publish", "publish-options", "purge-nodes",
-    "retract-items", "retrieve-default", "retrieve-items")))
+    "last-published", "manage-subscriptions", "member-affiliation", "modify-affiliations", "outcast-affiliation",
+    "persistent-items", "presence-notifications", "publish", "publish-options", "purge-nodes", "retract-items",
+    "retrieve-affiliations", "retrieve-default", "retrieve-items", "retrieve-subscriptions", "subscribe")))
+
+OWNER, MEMBER, OUTCAST, NONE = "owner", "member", "outcast", "none"
+# XEP-0060 §4.1: the affiliations other than the owner's own that a PEP owner may give (publishing stays the
+# owner's, XEP-0163 §3); `none` removes one.
+_GRANTABLE = frozenset({MEMBER, OUTCAST, NONE})
+_AFFILIATIONS = frozenset({OWNER, "publisher", "publish-only", MEMBER, NONE, OUTCAST})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -78,6 +94,8 @@ class PepLimits:
     max_item_bytes: int = 65_536
     max_account_bytes: int = 4_194_304
     max_caps_entries: int = 1024
+    max_affiliations_per_node: int = 256
+    max_subscriptions_per_node: int = 256
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -105,10 +123,12 @@ class _Refusal(Exception):
 class PepService:
     def __init__(self, *, domain: str, store: PepStore, roster: RosterSource,
                  online: Callable[[JID], list[JID]], limits: PepLimits | None = None,
-                 id_factory: Callable[[], str] = lambda: uuid.uuid4().hex) -> None:
+                 id_factory: Callable[[], str] = lambda: uuid.uuid4().hex,
+                 wall_clock: Callable[[], float] = time.time) -> None:
         self.domain = domain
         self.limits = limits or PepLimits()
         self._store, self._roster, self._online = store, roster, online
+        self._wall_clock = wall_clock
         self._caps = CapsBook(domain=domain, max_entries=self.limits.max_caps_entries)
         self._new_id = id_factory
         self._counter = 0
@@ -165,9 +185,10 @@ class PepService:
         assert owner.local is not None
         try:
             nodes = self._store.nodes(owner.local)
+            return [name for name, config in nodes.items()
+                    if self._may_read(owner, requester, config, self._affiliations(owner, name))]
         except StorageError:
             return []
-        return [name for name, config in nodes.items() if self._may_read(owner, requester, config)]
 
     # --- requests in the pubsub namespace ---------------------------------------------------------
 
@@ -187,6 +208,14 @@ class PepService:
             return self._create(owner, requester, iq, pubsub, children[0], guest=guest)
         if verb == "get" and action == "items":
             return self._items(owner, requester, iq, children[0])
+        if verb == "set" and action == "subscribe":
+            return self._subscribe(owner, requester, iq, children[0], guest=guest)
+        if verb == "set" and action == "unsubscribe":
+            return self._unsubscribe(owner, requester, iq, children[0])
+        if verb == "get" and action == "subscriptions":
+            return self._own_subscriptions(owner, requester, iq, children[0])
+        if verb == "get" and action == "affiliations":
+            return self._own_affiliations(owner, requester, iq, children[0])
         raise _Refusal(StanzaErrorCondition.FEATURE_NOT_IMPLEMENTED, "unsupported", feature=_FEATURE_OF.get(
             action, action))
 
@@ -229,7 +258,8 @@ class PepService:
         if self._store.usage_bytes(owner.local) + growth > self.limits.max_account_bytes:
             raise _Refusal(StanzaErrorCondition.RESOURCE_CONSTRAINT, error_type=StanzaErrorType.CANCEL,
                            text=f"Each account may store {self.limits.max_account_bytes} bytes of PEP items")
-        self._store.publish(owner.local, node, StoredItem(id=item_id, payload=payload), keep=self._keep(config))
+        self._store.publish(owner.local, node, StoredItem(id=item_id, payload=payload,
+                                                          published_at=self._wall_clock()), keep=self._keep(config))
         result = element(NS_PUBSUB, "pubsub")
         sub(sub(result, NS_PUBSUB, "publish", {"node": node}), NS_PUBSUB, "item", {"id": item_id})
         notification = _items_event(node)
@@ -275,11 +305,7 @@ class PepService:
         if not node:
             raise _Refusal(StanzaErrorCondition.BAD_REQUEST, "nodeid-required")
         assert owner.local is not None
-        config = self._store.node(owner.local, node)
-        # Whether a node exists is itself private: a missing node is refused as a default node would be.
-        self._check_read(owner, requester, config or NodeConfig())
-        if config is None:
-            raise _Refusal(StanzaErrorCondition.ITEM_NOT_FOUND)
+        self._readable(owner, requester, node)
         stored = self._store.items(owner.local, node)
         wanted = {item.get("id") for item in items.iter(qname(NS_PUBSUB, "item")) if item.get("id")}
         if wanted:
@@ -295,6 +321,86 @@ class PepService:
             listing.append(_item_element(NS_PUBSUB, item.id, item.payload))
         return iq_result(iq, result), []
 
+    def _subscribe(self, owner: JID, requester: JID, iq: Element, request: Element,
+                   *, guest: bool) -> tuple[Element, list[Send]]:
+        node, jid = self._subscriber(requester, request, mismatch=StanzaErrorCondition.BAD_REQUEST)
+        if guest:
+            raise _Refusal(StanzaErrorCondition.FORBIDDEN, text="Guests cannot subscribe")  # XEP-0060 §6.1.3.6
+        config = self._readable(owner, requester, node)
+        self._add_subscription(owner, node, jid)
+        result = element(NS_PUBSUB, "pubsub")
+        sub(result, NS_PUBSUB, "subscription", {"node": node, "jid": str(jid), "subscription": "subscribed"})
+        # XEP-0060 §6.1.7: the last item goes to the new subscriber (after the result, as Prosody does).
+        sends: list[Send] = []
+        if config.send_last_published_item is not SendLast.NEVER and config.deliver_notifications:
+            assert owner.local is not None
+            if items := self._store.items(owner.local, node):
+                sends = [self._last_item_message(owner, to, node, items[-1]) for to in self._targets(jid)]
+        return iq_result(iq, result), sends
+
+    def _unsubscribe(self, owner: JID, requester: JID, iq: Element, request: Element) -> tuple[Element, list[Send]]:
+        node, jid = self._subscriber(requester, request, mismatch=StanzaErrorCondition.FORBIDDEN)  # §6.2.3.3
+        assert owner.local is not None
+        if self._store.node(owner.local, node) is None:
+            self._check_read(owner, requester, NodeConfig(), {})
+            raise _Refusal(StanzaErrorCondition.ITEM_NOT_FOUND)                         # XEP-0060 §6.2.3.4
+        if not self._store.set_subscription(owner.local, node, str(jid), False):
+            raise _Refusal(StanzaErrorCondition.UNEXPECTED_REQUEST, "not-subscribed")   # XEP-0060 §6.2.3.2
+        result = element(NS_PUBSUB, "pubsub")
+        sub(result, NS_PUBSUB, "subscription", {"node": node, "jid": str(jid), "subscription": "none"})
+        return iq_result(iq, result), []
+
+    def _own_subscriptions(self, owner: JID, requester: JID, iq: Element,
+                           request: Element) -> tuple[Element, list[Send]]:
+        """XEP-0060 §5.6: the requester's own subscriptions at this account's PEP service."""
+        result = element(NS_PUBSUB, "pubsub")
+        listing = sub(result, NS_PUBSUB, "subscriptions")
+        for node in self._nodes_named(owner, request.get("node")):
+            assert owner.local is not None
+            for jid in self._store.subscriptions(owner.local, node):
+                if JID.parse(jid).bare == requester.bare:
+                    sub(listing, NS_PUBSUB, "subscription", {"node": node, "jid": jid, "subscription": "subscribed"})
+        return iq_result(iq, result), []
+
+    def _own_affiliations(self, owner: JID, requester: JID, iq: Element,
+                          request: Element) -> tuple[Element, list[Send]]:
+        """XEP-0060 §5.7: the requester's own affiliations at this account's PEP service."""
+        result = element(NS_PUBSUB, "pubsub")
+        listing = sub(result, NS_PUBSUB, "affiliations")
+        for node in self._nodes_named(owner, request.get("node")):
+            affiliation = self._affiliation_of(owner, requester, self._affiliations(owner, node))
+            if affiliation != NONE:
+                sub(listing, NS_PUBSUB, "affiliation", {"node": node, "affiliation": affiliation})
+        return iq_result(iq, result), []
+
+    def _subscriber(self, requester: JID, request: Element, *, mismatch: StanzaErrorCondition) -> tuple[str, JID]:
+        node = request.get("node")
+        if not node:
+            raise _Refusal(StanzaErrorCondition.BAD_REQUEST, "nodeid-required")
+        try:
+            jid = JID.parse(request.get("jid", ""))
+        except InvalidJID:
+            raise _Refusal(StanzaErrorCondition.BAD_REQUEST, "invalid-jid") from None
+        if jid.bare != requester.bare:
+            # XEP-0060 §6.1.3.1 / §6.2.3.3: one subscribes and unsubscribes only oneself.
+            raise _Refusal(mismatch, "invalid-jid" if mismatch is StanzaErrorCondition.BAD_REQUEST else None)
+        return node, jid
+
+    def _nodes_named(self, owner: JID, node: str | None) -> list[str]:
+        assert owner.local is not None
+        nodes = self._store.nodes(owner.local)
+        return [node] if node is not None and node in nodes else [] if node is not None else sorted(nodes)
+
+    def _add_subscription(self, owner: JID, node: str, jid: JID) -> None:
+        assert owner.local is not None
+        subscribers = self._store.subscriptions(owner.local, node)
+        if str(jid) in subscribers:
+            return                                               # XEP-0060 §6.1.6: one subscription per JID
+        if len(subscribers) >= self.limits.max_subscriptions_per_node:
+            raise _Refusal(StanzaErrorCondition.RESOURCE_CONSTRAINT, error_type=StanzaErrorType.CANCEL,
+                           text=f"A node has at most {self.limits.max_subscriptions_per_node} subscriptions")
+        self._store.set_subscription(owner.local, node, str(jid), True)
+
     # --- requests in the pubsub#owner namespace ---------------------------------------------------
 
     def _owner_request(self, owner: JID, requester: JID, iq: Element,
@@ -308,12 +414,17 @@ class PepService:
             result = element(NS_PUBSUB_OWNER, "pubsub")
             sub(result, NS_PUBSUB_OWNER, "default").append(config_form(NodeConfig()))
             return iq_result(iq, result), []
-        if (verb, action) not in (("get", "configure"), ("set", "configure"), ("set", "delete"), ("set", "purge")):
+        if action not in ("configure", "delete", "purge", "affiliations", "subscriptions") \
+                or (verb == "get" and action in ("delete", "purge")):
             raise _Refusal(StanzaErrorCondition.FEATURE_NOT_IMPLEMENTED, "unsupported",
                            feature=_FEATURE_OF.get(action, action))
         node = self._own_node(owner, requester, request)
         assert owner.local is not None
         config = self._existing(owner, node)
+        if action == "affiliations":
+            return self._owner_affiliations(owner, iq, node, config, request)
+        if action == "subscriptions":
+            return self._owner_subscriptions(owner, iq, node, config, request)
         if action == "configure" and verb == "get":
             result = element(NS_PUBSUB_OWNER, "pubsub")
             sub(result, NS_PUBSUB_OWNER, "configure", {"node": node}).append(config_form(config))
@@ -330,6 +441,7 @@ class PepService:
                 raise _Refusal(StanzaErrorCondition.NOT_ACCEPTABLE, text=str(exc)) from None  # XEP-0060 §8.2.5.3
             updated = self._configured(config, changes)
             self._store.put_node(owner.local, node, updated, keep=self._keep(updated))
+            self._prune_subscriptions(owner, node, updated)  # e.g. presence -> whitelist
             return iq_result(iq), []
         notification = element(NS_PUBSUB_EVENT, "event")
         sub(notification, NS_PUBSUB_EVENT, action, {"node": node})
@@ -340,6 +452,76 @@ class PepService:
         else:
             self._store.purge(owner.local, node)
         return iq_result(iq), sends
+
+    def _owner_affiliations(self, owner: JID, iq: Element, node: str, config: NodeConfig,
+                            request: Element) -> tuple[Element, list[Send]]:
+        """XEP-0060 §8.9: the owner lists or changes who is a member (whitelist) or an outcast."""
+        assert owner.local is not None
+        current = self._store.affiliations(owner.local, node)
+        if iq.get("type") == "get":
+            result = element(NS_PUBSUB_OWNER, "pubsub")
+            listing = sub(result, NS_PUBSUB_OWNER, "affiliations", {"node": node})
+            sub(listing, NS_PUBSUB_OWNER, "affiliation", {"jid": str(owner), "affiliation": OWNER})
+            for member, affiliation in current.items():
+                sub(listing, NS_PUBSUB_OWNER, "affiliation", {"jid": member, "affiliation": affiliation})
+            return iq_result(iq, result), []
+        changes: dict[str, str] = {}
+        for entry in request.iter(qname(NS_PUBSUB_OWNER, "affiliation")):
+            affiliation = entry.get("affiliation", "")
+            try:
+                jid = JID.parse(entry.get("jid", "")).bare
+            except InvalidJID:
+                raise _Refusal(StanzaErrorCondition.BAD_REQUEST, "invalid-jid") from None
+            if affiliation not in _AFFILIATIONS:
+                raise _Refusal(StanzaErrorCondition.BAD_REQUEST, text=f"No affiliation {affiliation!r}")
+            if jid == owner:
+                if affiliation != OWNER:
+                    # XEP-0060 §8.9.2: a node keeps its owner; PEP nodes have exactly one (the account).
+                    raise _Refusal(StanzaErrorCondition.NOT_ACCEPTABLE, text="The account owns its PEP nodes")
+                continue
+            if affiliation not in _GRANTABLE:
+                raise _Refusal(StanzaErrorCondition.FEATURE_NOT_IMPLEMENTED, "unsupported",
+                               feature=f"{affiliation}-affiliation")
+            changes[str(jid)] = affiliation
+        after = {**current, **changes}
+        if sum(affiliation != NONE for affiliation in after.values()) > self.limits.max_affiliations_per_node:
+            raise _Refusal(StanzaErrorCondition.RESOURCE_CONSTRAINT, error_type=StanzaErrorType.CANCEL,
+                           text=f"A node has at most {self.limits.max_affiliations_per_node} affiliations")
+        for member, affiliation in changes.items():
+            self._store.set_affiliation(owner.local, node, member, None if affiliation == NONE else affiliation)
+        self._prune_subscriptions(owner, node, config)           # XEP-0060 §8.9.2: outcasts lose subscriptions
+        return iq_result(iq), []
+
+    def _owner_subscriptions(self, owner: JID, iq: Element, node: str, config: NodeConfig,
+                             request: Element) -> tuple[Element, list[Send]]:
+        """XEP-0060 §8.8: the owner lists the node's subscriptions, adds allowed ones or removes any."""
+        assert owner.local is not None
+        if iq.get("type") == "get":
+            result = element(NS_PUBSUB_OWNER, "pubsub")
+            listing = sub(result, NS_PUBSUB_OWNER, "subscriptions", {"node": node})
+            for subscriber in self._store.subscriptions(owner.local, node):
+                sub(listing, NS_PUBSUB_OWNER, "subscription", {"jid": subscriber, "subscription": "subscribed"})
+            return iq_result(iq, result), []
+        wanted: list[tuple[JID, bool]] = []
+        for entry in request.iter(qname(NS_PUBSUB_OWNER, "subscription")):
+            try:
+                jid = JID.parse(entry.get("jid", ""))
+            except InvalidJID:
+                raise _Refusal(StanzaErrorCondition.BAD_REQUEST, "invalid-jid") from None
+            state = entry.get("subscription")
+            if state not in ("subscribed", "none"):
+                # XEP-0060 §8.8.2: pending and unconfigured states need approval and options, not offered here.
+                raise _Refusal(StanzaErrorCondition.FEATURE_NOT_IMPLEMENTED, "unsupported",
+                               feature="subscription-options" if state == "unconfigured" else "manage-subscriptions")
+            if state == "subscribed":
+                self._check_read(owner, jid, config, self._affiliations(owner, node))
+            wanted.append((jid, state == "subscribed"))
+        for jid, subscribed in wanted:
+            if subscribed:
+                self._add_subscription(owner, node, jid)
+            else:
+                self._store.set_subscription(owner.local, node, str(jid), False)
+        return iq_result(iq), []
 
     # --- rules ------------------------------------------------------------------------------------
 
@@ -381,9 +563,20 @@ class PepService:
     def _keep(self, config: NodeConfig) -> int:
         return min(config.max_items or self.limits.max_items_per_node, self.limits.max_items_per_node)
 
-    def _may_read(self, owner: JID, requester: JID, config: NodeConfig) -> bool:
-        if requester.bare == owner:
+    def _affiliations(self, owner: JID, node: str) -> dict[str, str]:
+        assert owner.local is not None
+        return self._store.affiliations(owner.local, node)
+
+    @staticmethod
+    def _affiliation_of(owner: JID, jid: JID, affiliations: Mapping[str, str]) -> str:
+        return OWNER if jid.bare == owner else affiliations.get(str(jid.bare), NONE)
+
+    def _may_read(self, owner: JID, requester: JID, config: NodeConfig, affiliations: Mapping[str, str]) -> bool:
+        affiliation = self._affiliation_of(owner, requester, affiliations)
+        if affiliation in (OWNER, MEMBER):
             return True
+        if affiliation == OUTCAST:
+            return False                                           # XEP-0060 §4.1: whatever the access model
         if config.access_model is AccessModel.OPEN:
             return True
         if config.access_model is AccessModel.PRESENCE:
@@ -392,12 +585,39 @@ class PepService:
             return item is not None and item.subscription in ("from", "both")
         return False
 
-    def _check_read(self, owner: JID, requester: JID, config: NodeConfig) -> None:
-        if self._may_read(owner, requester, config):
+    def _check_read(self, owner: JID, requester: JID, config: NodeConfig, affiliations: Mapping[str, str]) -> None:
+        if self._may_read(owner, requester, config, affiliations):
             return
+        if self._affiliation_of(owner, requester, affiliations) == OUTCAST:
+            raise _Refusal(StanzaErrorCondition.FORBIDDEN)                                           # §6.1.3.8
         if config.access_model is AccessModel.PRESENCE:
             raise _Refusal(StanzaErrorCondition.NOT_AUTHORIZED, "presence-subscription-required")  # §6.5.3
         raise _Refusal(StanzaErrorCondition.NOT_ALLOWED, "closed-node")                            # §6.5.4
+
+    def _readable(self, owner: JID, requester: JID, node: str) -> NodeConfig:
+        """The node's configuration if `requester` may read it; the XEP-0060 refusal otherwise."""
+        assert owner.local is not None
+        config = self._store.node(owner.local, node)
+        # Whether a node exists is itself private: a missing node is refused as a default node would be.
+        self._check_read(owner, requester, config or NodeConfig(), self._affiliations(owner, node) if config else {})
+        if config is None:
+            raise _Refusal(StanzaErrorCondition.ITEM_NOT_FOUND)
+        return config
+
+    def _prune_subscriptions(self, owner: JID, node: str, config: NodeConfig) -> None:
+        """Subscriptions of entities that may no longer read the node are cancelled."""
+        assert owner.local is not None
+        affiliations = self._affiliations(owner, node)
+        for jid in self._store.subscriptions(owner.local, node):
+            if not self._may_read(owner, JID.parse(jid), config, affiliations):
+                self._store.set_subscription(owner.local, node, jid, False)
+
+    def _targets(self, subscriber: JID) -> list[JID]:
+        """The online resources an explicit subscription reaches: all for a bare JID, else that one."""
+        if subscriber.domain != self.domain or subscriber.local is None:
+            return []  # no server-to-server: only local accounts are reachable
+        online = self._online(subscriber.bare)
+        return online if subscriber.resource is None else [jid for jid in online if jid == subscriber]
 
     # --- notifications ----------------------------------------------------------------------------
 
@@ -406,12 +626,17 @@ class PepService:
         if not config.deliver_notifications:
             return []
         assert owner.local is not None
-        audience = list(self._online(owner))
-        if config.access_model is not AccessModel.WHITELIST:
-            audience += [jid for contact in self._roster.roster_items(owner.local)
-                         if contact.subscription in ("from", "both") and contact.jid != owner
-                         for jid in self._online(contact.jid)]
-        return [self._message(owner, jid, event) for jid in audience if node in self._caps.interests(jid)]
+        affiliations = self._affiliations(owner, node)
+        implicit = list(self._online(owner)) + [
+            jid for contact in self._roster.roster_items(owner.local)
+            if contact.subscription in ("from", "both") and contact.jid != owner
+            and self._may_read(owner, contact.jid, config, affiliations) for jid in self._online(contact.jid)]
+        audience = [jid for jid in implicit if node in self._caps.interests(jid)]
+        for subscriber in self._store.subscriptions(owner.local, node):  # explicit: no +notify needed
+            jid = JID.parse(subscriber)
+            if self._may_read(owner, jid, config, affiliations):
+                audience += [to for to in self._targets(jid) if to not in audience]
+        return [self._message(owner, jid, event) for jid in audience]
 
     def _last_items(self, jid: JID, nodes: Iterable[str]) -> list[Send]:
         """The last item of each interesting node of every account `jid` sees the presence of, and its own."""
@@ -427,15 +652,23 @@ class PepService:
                 assert owner.local is not None
                 for node, config in self._store.nodes(owner.local).items():
                     if node not in interesting or config.send_last_published_item is SendLast.NEVER \
-                            or not config.deliver_notifications or not self._may_read(owner, jid, config):
+                            or not config.deliver_notifications \
+                            or not self._may_read(owner, jid, config, self._affiliations(owner, node)):
                         continue
                     if items := self._store.items(owner.local, node):
-                        event = _items_event(node)
-                        event[0].append(_item_element(NS_PUBSUB_EVENT, items[-1].id, items[-1].payload))
-                        sends.append(self._message(owner, jid, event))
+                        sends.append(self._last_item_message(owner, jid, node, items[-1]))
         except StorageError:
             pass  # the last items come with the next presence; nothing else depends on them
         return sends
+
+    def _last_item_message(self, owner: JID, to: JID, node: str, item: StoredItem) -> Send:
+        event = _items_event(node)
+        event[0].append(_item_element(NS_PUBSUB_EVENT, item.id, item.payload))
+        send = self._message(owner, to, event)
+        if item.published_at is not None:
+            # XEP-0060 §6.1.7: the last item is stamped with the time it was published (XEP-0203).
+            sub(send.stanza, NS_DELAY, "delay", {"from": str(owner), "stamp": xep0082(item.published_at)})
+        return send
 
     def _message(self, owner: JID, to: JID, event: Element) -> Send:
         self._counter += 1
@@ -445,8 +678,7 @@ class PepService:
         return Send(to=to, stanza=message)
 
 
-_FEATURE_OF = {"subscribe": "subscribe", "unsubscribe": "subscribe", "options": "subscription-options",
-               "subscriptions": "retrieve-subscriptions", "affiliations": "retrieve-affiliations"}
+_FEATURE_OF = {"options": "subscription-options"}
 
 
 def _copy(event: Element) -> Element:

@@ -1,9 +1,11 @@
-"""Where PEP nodes and their items live: `MemoryPepStore` for unit tests, `SqlitePepStore` (pep.sqlite) for the
-server; both satisfy `PepStore`.
+"""Where PEP nodes, their items, affiliations and subscriptions live: `MemoryPepStore` for unit tests,
+`SqlitePepStore` (pep.sqlite) for the server; both satisfy `PepStore`.
 
 Every method may raise `StorageFull` / `StorageUnavailable` (boshcm/database.py); a failed write leaves what
 was stored before (each write is one statement or one transaction). Items are kept in publication order; a
-re-published item id moves to the end (XEP-0060 §7.1.2: it replaces the old item).
+re-published item id moves to the end (XEP-0060 §7.1.2: it replaces the old item). The items of a node
+configured with `pubsub#persist_items` false are kept in memory only (XEP-0060 §16.4): served while the
+server runs, gone after a restart; the node itself, its affiliations and subscriptions are stored.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from boshcm.xmpp.pubsub.node import NodeConfig
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StoredItem:
     id: str
-    payload: bytes          # the serialised <item/> children (one payload element)
+    payload: bytes                      # the serialised <item/> children (one payload element)
+    published_at: float | None = None   # wall-clock seconds; None for items stored before it was kept
 
 
 class PepStore(Protocol):
@@ -38,13 +41,28 @@ class PepStore(Protocol):
     def purge(self, owner: str, node: str) -> None: ...
     def usage_bytes(self, owner: str) -> int:
         """Bytes of item payloads the account stores."""
-    def delete_user(self, owner: str) -> None: ...
+    def affiliations(self, owner: str, node: str) -> dict[str, str]:
+        """Bare JID -> affiliation, for the affiliations other than the owner's own."""
+    def set_affiliation(self, owner: str, node: str, jid: str, affiliation: str | None) -> None:
+        """Set or (None) remove one entity's affiliation."""
+    def subscriptions(self, owner: str, node: str) -> list[str]:
+        """The subscribed JIDs (bare or full), oldest first."""
+    def set_subscription(self, owner: str, node: str, jid: str, subscribed: bool) -> bool:
+        """Subscribe or unsubscribe `jid`; whether anything changed."""
+    def delete_user(self, owner: str) -> None:
+        """The account's nodes, and every affiliation and subscription of the account at other accounts."""
+
+
+def _is_of_user(jid: str, owner: str) -> bool:
+    return jid.startswith(f"{owner}@")
 
 
 class MemoryPepStore:
     def __init__(self) -> None:
         self._nodes: dict[str, dict[str, NodeConfig]] = {}
         self._items: dict[tuple[str, str], list[StoredItem]] = {}
+        self._affiliations: dict[tuple[str, str], dict[str, str]] = {}
+        self._subscriptions: dict[tuple[str, str], list[str]] = {}
 
     def nodes(self, owner: str) -> dict[str, NodeConfig]:
         return dict(self._nodes.get(owner, {}))
@@ -59,7 +77,8 @@ class MemoryPepStore:
 
     def delete_node(self, owner: str, node: str) -> None:
         self._nodes.get(owner, {}).pop(node, None)
-        self._items.pop((owner, node), None)
+        for table in (self._items, self._affiliations, self._subscriptions):
+            table.pop((owner, node), None)
 
     def items(self, owner: str, node: str) -> list[StoredItem]:
         return list(self._items.get((owner, node), []))
@@ -81,10 +100,41 @@ class MemoryPepStore:
         return sum(len(item.payload) for (user, _node), items in self._items.items() if user == owner
                    for item in items)
 
+    def affiliations(self, owner: str, node: str) -> dict[str, str]:
+        return dict(self._affiliations.get((owner, node), {}))
+
+    def set_affiliation(self, owner: str, node: str, jid: str, affiliation: str | None) -> None:
+        table = self._affiliations.setdefault((owner, node), {})
+        if affiliation is None:
+            table.pop(jid, None)
+        else:
+            table[jid] = affiliation
+
+    def subscriptions(self, owner: str, node: str) -> list[str]:
+        return list(self._subscriptions.get((owner, node), []))
+
+    def set_subscription(self, owner: str, node: str, jid: str, subscribed: bool) -> bool:
+        table = self._subscriptions.setdefault((owner, node), [])
+        if subscribed == (jid in table):
+            return False
+        if subscribed:
+            table.append(jid)
+        else:
+            table.remove(jid)
+        return True
+
     def delete_user(self, owner: str) -> None:
         self._nodes.pop(owner, None)
         for key in [key for key in self._items if key[0] == owner]:
             del self._items[key]
+        for affiliations in self._affiliations.values():
+            for jid in [jid for jid in affiliations if _is_of_user(jid, owner)]:
+                del affiliations[jid]
+        for subscribers in self._subscriptions.values():
+            subscribers[:] = [jid for jid in subscribers if not _is_of_user(jid, owner)]
+        for key in [key for key in (*self._affiliations, *self._subscriptions) if key[0] == owner]:
+            self._affiliations.pop(key, None)
+            self._subscriptions.pop(key, None)
 
 
 _SCHEMA = """
@@ -92,14 +142,31 @@ _SCHEMA = """
                                       PRIMARY KEY (owner, node));
     CREATE TABLE IF NOT EXISTS items (seq INTEGER PRIMARY KEY AUTOINCREMENT, owner TEXT NOT NULL,
                                       node TEXT NOT NULL, id TEXT NOT NULL, payload BLOB NOT NULL,
-                                      UNIQUE (owner, node, id));
+                                      published_at REAL, UNIQUE (owner, node, id));
     CREATE INDEX IF NOT EXISTS items_node ON items (owner, node, seq);
+    CREATE TABLE IF NOT EXISTS affiliations (owner TEXT NOT NULL, node TEXT NOT NULL, jid TEXT NOT NULL,
+                                             affiliation TEXT NOT NULL, PRIMARY KEY (owner, node, jid));
+    CREATE TABLE IF NOT EXISTS subscriptions (seq INTEGER PRIMARY KEY AUTOINCREMENT, owner TEXT NOT NULL,
+                                              node TEXT NOT NULL, jid TEXT NOT NULL, UNIQUE (owner, node, jid));
 """
+
+
+def _user_pattern(owner: str) -> str:
+    """A LIKE pattern for every JID of the account `owner` (local parts may hold % and _)."""
+    return owner.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "@%"
 
 
 class SqlitePepStore:
     def __init__(self, path: Path | str) -> None:
         self._db = open_database(path, _SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(items)")}
+        if "published_at" not in columns:  # a pep.sqlite from before publication times were kept
+            self._db.execute("ALTER TABLE items ADD COLUMN published_at REAL")
+        # (owner, node) -> items of nodes with persist_items false: in memory only, empty after a restart.
+        self._volatile: dict[tuple[str, str], list[StoredItem]] = {}
+        for owner, node, config in self._db.execute("SELECT owner, node, config FROM nodes"):
+            if not NodeConfig.from_json(json.loads(config)).persist_items:
+                self._volatile[(owner, node)] = []
 
     @property
     def connection(self) -> sqlite3.Connection:
@@ -118,28 +185,56 @@ class SqlitePepStore:
         return None if row is None else NodeConfig.from_json(json.loads(row[0]))
 
     def put_node(self, owner: str, node: str, config: NodeConfig, *, keep: int) -> None:
+        key, moved = (owner, node), list[StoredItem]()
         with transaction(self._db):
             self._db.execute("INSERT OR REPLACE INTO nodes VALUES (?, ?, ?)",
                              (owner, node, json.dumps(config.to_json())))
+            if config.persist_items and key in self._volatile:
+                # Asked to persist from now on: what is in memory goes to disk.
+                for item in self._volatile[key]:
+                    self._insert(owner, node, item)
+            elif not config.persist_items and key not in self._volatile:
+                # Asked not to persist: what is on disk moves to memory.
+                moved = self._rows(owner, node)
+                self._db.execute("DELETE FROM items WHERE owner = ? AND node = ?", (owner, node))
             self._trim(owner, node, keep)
+        if config.persist_items:
+            self._volatile.pop(key, None)
+        elif key not in self._volatile:
+            self._volatile[key] = moved
+        if key in self._volatile:
+            del self._volatile[key][:max(0, len(self._volatile[key]) - keep)]
 
     def delete_node(self, owner: str, node: str) -> None:
         with transaction(self._db):
-            self._db.execute("DELETE FROM items WHERE owner = ? AND node = ?", (owner, node))
-            self._db.execute("DELETE FROM nodes WHERE owner = ? AND node = ?", (owner, node))
+            for table in ("items", "affiliations", "subscriptions", "nodes"):
+                self._db.execute(f"DELETE FROM {table} WHERE owner = ? AND node = ?", (owner, node))
+        self._volatile.pop((owner, node), None)
 
     def items(self, owner: str, node: str) -> list[StoredItem]:
+        if (owner, node) in self._volatile:
+            return list(self._volatile[(owner, node)])
         with storage_errors():
-            rows = self._db.execute("SELECT id, payload FROM items WHERE owner = ? AND node = ? ORDER BY seq",
-                                    (owner, node)).fetchall()
-        return [StoredItem(id=row[0], payload=bytes(row[1])) for row in rows]
+            return self._rows(owner, node)
+
+    def _rows(self, owner: str, node: str) -> list[StoredItem]:
+        rows = self._db.execute("SELECT id, payload, published_at FROM items WHERE owner = ? AND node = ? "
+                                "ORDER BY seq", (owner, node)).fetchall()
+        return [StoredItem(id=row[0], payload=bytes(row[1]), published_at=row[2]) for row in rows]
 
     def publish(self, owner: str, node: str, item: StoredItem, *, keep: int) -> None:
+        if (volatile := self._volatile.get((owner, node))) is not None:
+            volatile[:] = [old for old in volatile if old.id != item.id] + [item]
+            del volatile[:max(0, len(volatile) - keep)]
+            return
         with transaction(self._db):
-            self._db.execute("DELETE FROM items WHERE owner = ? AND node = ? AND id = ?", (owner, node, item.id))
-            self._db.execute("INSERT INTO items (owner, node, id, payload) VALUES (?, ?, ?, ?)",
-                             (owner, node, item.id, item.payload))
+            self._insert(owner, node, item)
             self._trim(owner, node, keep)
+
+    def _insert(self, owner: str, node: str, item: StoredItem) -> None:
+        self._db.execute("DELETE FROM items WHERE owner = ? AND node = ? AND id = ?", (owner, node, item.id))
+        self._db.execute("INSERT INTO items (owner, node, id, payload, published_at) VALUES (?, ?, ?, ?, ?)",
+                         (owner, node, item.id, item.payload, item.published_at))
 
     def _trim(self, owner: str, node: str, keep: int) -> None:
         self._db.execute("DELETE FROM items WHERE owner = ? AND node = ? AND seq NOT IN "
@@ -147,12 +242,20 @@ class SqlitePepStore:
                          (owner, node, owner, node, keep))
 
     def retract(self, owner: str, node: str, item_id: str) -> bool:
+        if (volatile := self._volatile.get((owner, node))) is not None:
+            remaining = [item for item in volatile if item.id != item_id]
+            changed = len(remaining) != len(volatile)
+            volatile[:] = remaining
+            return changed
         with storage_errors():
             cursor = self._db.execute("DELETE FROM items WHERE owner = ? AND node = ? AND id = ?",
                                       (owner, node, item_id))
         return cursor.rowcount > 0
 
     def purge(self, owner: str, node: str) -> None:
+        if (volatile := self._volatile.get((owner, node))) is not None:
+            volatile.clear()
+            return
         with storage_errors():
             self._db.execute("DELETE FROM items WHERE owner = ? AND node = ?", (owner, node))
 
@@ -160,12 +263,50 @@ class SqlitePepStore:
         with storage_errors():
             row = self._db.execute("SELECT COALESCE(SUM(LENGTH(payload)), 0) FROM items WHERE owner = ?",
                                    (owner,)).fetchone()
-        return int(row[0])
+        in_memory = sum(len(item.payload) for (user, _node), items in self._volatile.items() if user == owner
+                        for item in items)
+        return int(row[0]) + in_memory
+
+    def affiliations(self, owner: str, node: str) -> dict[str, str]:
+        with storage_errors():
+            rows = self._db.execute("SELECT jid, affiliation FROM affiliations WHERE owner = ? AND node = ? "
+                                    "ORDER BY jid", (owner, node)).fetchall()
+        return {row[0]: row[1] for row in rows}
+
+    def set_affiliation(self, owner: str, node: str, jid: str, affiliation: str | None) -> None:
+        with storage_errors():
+            if affiliation is None:
+                self._db.execute("DELETE FROM affiliations WHERE owner = ? AND node = ? AND jid = ?",
+                                 (owner, node, jid))
+            else:
+                self._db.execute("INSERT OR REPLACE INTO affiliations VALUES (?, ?, ?, ?)",
+                                 (owner, node, jid, affiliation))
+
+    def subscriptions(self, owner: str, node: str) -> list[str]:
+        with storage_errors():
+            rows = self._db.execute("SELECT jid FROM subscriptions WHERE owner = ? AND node = ? ORDER BY seq",
+                                    (owner, node)).fetchall()
+        return [row[0] for row in rows]
+
+    def set_subscription(self, owner: str, node: str, jid: str, subscribed: bool) -> bool:
+        with storage_errors():
+            if subscribed:
+                cursor = self._db.execute("INSERT OR IGNORE INTO subscriptions (owner, node, jid) VALUES (?, ?, ?)",
+                                          (owner, node, jid))
+            else:
+                cursor = self._db.execute("DELETE FROM subscriptions WHERE owner = ? AND node = ? AND jid = ?",
+                                          (owner, node, jid))
+        return cursor.rowcount > 0
 
     def delete_user(self, owner: str) -> None:
+        pattern = _user_pattern(owner)
         with transaction(self._db):
-            self._db.execute("DELETE FROM items WHERE owner = ?", (owner,))
-            self._db.execute("DELETE FROM nodes WHERE owner = ?", (owner,))
+            for table in ("items", "nodes", "affiliations", "subscriptions"):
+                self._db.execute(f"DELETE FROM {table} WHERE owner = ?", (owner,))
+            for table in ("affiliations", "subscriptions"):
+                self._db.execute(f"DELETE FROM {table} WHERE jid LIKE ? ESCAPE '\\'", (pattern,))
+        for key in [key for key in self._volatile if key[0] == owner]:
+            del self._volatile[key]
 
     def close(self) -> None:
         self._db.close()
