@@ -30,7 +30,7 @@ http_ports = {{ {http_port} }}
 http_interfaces = {{ "127.0.0.1" }}
 https_ports = {{}}
 modules_enabled = {{ "roster", "saslauth", "tls", "disco", "ping", "version", "posix", "bosh", "websocket",
-                    "offline", "time", "uptime" }}
+                    "offline", "time", "uptime"{modules} }}
 modules_disabled = {{ "s2s" }}
 authentication = "internal_hashed"
 c2s_require_encryption = true
@@ -38,9 +38,18 @@ allow_unencrypted_plain_auth = false
 consider_bosh_secure = true
 consider_websocket_secure = true
 ssl = {{ certificate = "{cert}", key = "{key}" }}
-VirtualHost "{domain}"
+{http_default_host}VirtualHost "{domain}"
 Component "conference.{domain}" "muc"
     restrict_room_creation = false
+{components}"""
+
+# XEP-0363 upload component (mod_http_file_share). Prosody routes HTTP by the Host header: requests to
+# 127.0.0.1 (not a host of its own) go to `http_default_host`, and `http_external_url` makes the slot URLs point
+# there.
+UPLOAD_DEFAULT_HOST = 'http_default_host = "upload.{domain}"\n'
+UPLOAD_COMPONENT = """\
+Component "upload.{domain}" "http_file_share"
+    http_external_url = "http://127.0.0.1:{http_port}/"
 """
 
 
@@ -58,7 +67,10 @@ def free_port() -> int:
 
 
 class Prosody:
-    def __init__(self, directory: Path, domain: str = "localhost") -> None:
+    """`modules`: more modules for `modules_enabled` (e.g. "pep"); `upload`: an `upload.<domain>` component."""
+
+    def __init__(self, directory: Path, domain: str = "localhost", *, modules: tuple[str, ...] = (),
+                 upload: bool = False) -> None:
         self.directory = directory
         self.domain = domain
         self.c2s_port = free_port()
@@ -66,9 +78,11 @@ class Prosody:
         self.config_path = directory / "prosody.cfg.lua"
         self.cert_path, key_path = ensure_self_signed(directory, domain)
         (directory / "data").mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(CONFIG.format(dir=directory, c2s_port=self.c2s_port,
-                                                  http_port=self.http_port, cert=self.cert_path, key=key_path,
-                                                  domain=domain))
+        self.config_path.write_text(CONFIG.format(
+            dir=directory, c2s_port=self.c2s_port, http_port=self.http_port, cert=self.cert_path, key=key_path,
+            domain=domain, modules="".join(f', "{name}"' for name in modules),
+            http_default_host=UPLOAD_DEFAULT_HOST.format(domain=domain) if upload else "",
+            components=UPLOAD_COMPONENT.format(domain=domain, http_port=self.http_port) if upload else ""))
         self._process: asyncio.subprocess.Process | None = None
 
     @property

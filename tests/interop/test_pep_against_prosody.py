@@ -158,9 +158,7 @@ def _message_outcome(message: Any) -> Outcome:
 
 
 async def test_pep_and_blocking_behave_as_prosody(tmp_path: Path) -> None:
-    prosody = Prosody(tmp_path / "prosody")
-    config = prosody.config_path.read_text()
-    prosody.config_path.write_text(config.replace('"uptime" }', '"uptime", "pep", "blocklist" }'))
+    prosody = Prosody(tmp_path / "prosody", modules=("pep", "blocklist"))
     prosody.register("alice", "alice-secret")
     prosody.register("bob", "bob-secret")
     await prosody.start()
