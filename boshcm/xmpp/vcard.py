@@ -107,6 +107,14 @@ def publish_iq(sender: JID, node: str, item_id: str, payload: Element, *, reques
     return iq
 
 
+def retract_iq(sender: JID, node: str, item_id: str, *, request_id: str) -> Element:
+    """An XEP-0060 §7.2 retract from `sender` of an item of its own PEP node, contacts told."""
+    iq = make_stanza("iq", {"type": "set", "id": request_id, "from": str(sender), "to": str(sender.bare)})
+    retract = sub(sub(iq, NS_PUBSUB, "pubsub"), NS_PUBSUB, "retract", {"node": node, "notify": "true"})
+    sub(retract, NS_PUBSUB, "item", {"id": item_id})
+    return iq
+
+
 class VCards:
     def __init__(self, store: VCardStore, *, pep_store: PepStore | None = None, max_bytes: int = 131_072,
                  max_cached: int = 4096) -> None:
@@ -143,14 +151,17 @@ class VCards:
                                                   text="The server cannot store it now; try again later"))
 
     def _to_pep(self, sender: JID, photo: tuple[str, bytes] | None, before: str) -> list[Element]:
-        """XEP-0398 §3: a new vCard photo becomes the PEP avatar; a removed one disables it (XEP-0084 §4.6)."""
+        """XEP-0398 §3: a new vCard photo becomes the PEP avatar; a removed one disables it (XEP-0084 §4.6) and
+        its picture is retracted too: whoever removes a photo expects nobody to read it any more."""
         if self._pep is None:
             return []
         metadata = element(NS_AVATAR_METADATA, "metadata")
         if photo is None:
             if not before:
                 return []
-            return [self._publish(sender, NS_AVATAR_METADATA, "current", metadata)]
+            self._counter += 1
+            return [self._publish(sender, NS_AVATAR_METADATA, "current", metadata),
+                    retract_iq(sender, NS_AVATAR_DATA, before, request_id=f"vcard-pep{self._counter}")]
         media, data = photo
         digest = hashlib.sha1(data).hexdigest()
         if digest == before:

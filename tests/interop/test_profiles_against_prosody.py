@@ -268,9 +268,6 @@ async def test_avatars_and_vcards_behave_as_prosody(tmp_path: Path) -> None:
         # the old picture; we publish empty metadata, which XEP-0084 §4.6 defines as "avatar disabled".
         "contact notified of photo removal": ((), (("publish", "current", ()),)),
         "metadata after photo removed": ((), ((),)),
-        # ... and Prosody deletes the picture too; we leave the data item (XEP-0084 §4.6 disables an avatar by the
-        # metadata alone), readable by whom the node's access model lets in, as before.
-        "avatar data after photo removed": ((), (hashlib.sha1(PNG_2).hexdigest(),)),
         # Only the account may set its vCard: Prosody has no handler for a set addressed to another account and
         # answers service-unavailable, as for any unknown iq; we give what XEP-0054 §3.2 says it SHOULD be.
         "set someone else's vcard": (("error", "service-unavailable"), ("error", "forbidden")),

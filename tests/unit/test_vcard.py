@@ -70,6 +70,14 @@ def test_a_vcard_photo_is_published_as_the_pep_avatar() -> None:
     assert {iq.get("from") for iq in outcome.publishes} == {str(ALICE)}
     # The same photo again publishes nothing.
     assert vcards.handle_iq(ALICE, ALICE.bare, vcard_iq("set", ALICE, photo=PNG, name="A.")).publishes == []
+    # No photo any more: the avatar is disabled (empty metadata, XEP-0084 §4.6) and the picture itself retracted.
+    removed = vcards.handle_iq(ALICE, ALICE.bare, vcard_iq("set", ALICE, name="A.")).publishes
+    metadata, retract = removed
+    assert metadata.find(f".//{{{NS_AVATAR_METADATA}}}metadata") is not None
+    assert len(metadata.find(f".//{{{NS_AVATAR_METADATA}}}metadata")) == 0  # type: ignore[arg-type]
+    retracted = retract.find(".//{*}retract")
+    assert retracted is not None and retracted.get("node") == NS_AVATAR_DATA
+    assert [item.get("id") for item in retracted] == [DIGEST]
 
 
 def test_a_pep_avatar_becomes_the_vcard_photo_and_the_presence_hash() -> None:
