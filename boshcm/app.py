@@ -40,6 +40,7 @@ from boshcm.xmpp.private_storage import PrivateStorage, SqlitePrivateStore
 from boshcm.xmpp.pubsub import PepLimits, SqlitePepStore
 from boshcm.xmpp.resumption import ResumptionTable
 from boshcm.xmpp.router import Router
+from boshcm.xmpp.session_adapter import key_derivation_pool
 from boshcm.xmpp.storage import SqliteStore
 from boshcm.xmpp.stream import ClientSession, SessionSettings, TlsPolicy, Transport
 from boshcm.xmpp.stream_management import SmLimits
@@ -193,6 +194,8 @@ class Server:
                                        max_unacked_bytes=sm.max_unacked_bytes, ack_request_every=sm.ack_request_every,
                                        max_detached_sessions=sm.max_detached_sessions))
         self.tls_context = self._tls_context(data) if c2s.starttls != "disabled" else None
+        # SASL PLAIN's PBKDF2 runs here, off the event loop, for every transport (xmpp/session_adapter.py).
+        self.key_pool = key_derivation_pool()
         # One count for every transport: an address holds at most this many sessions that have not logged in.
         self.unauthenticated = AddressSlots(per_address=c2s.max_unauthenticated_per_address)
         host, port = parse_host_port(c2s.listen, "c2s.listen")
@@ -257,13 +260,13 @@ class Server:
     def _new_c2s_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> C2sConnection:
         return C2sConnection(reader, writer, hub=self.hub, clock=self.clock, new_session=self.new_session,
                              new_parser=self.new_parser, tls_context=self.tls_context,
-                             unauthenticated=self.unauthenticated)
+                             unauthenticated=self.unauthenticated, key_pool=self.key_pool)
 
     def _new_link(self, connection: BoshConnection, order: OpenUpstream, remote: str) -> OnboardLink | OffboardLink:
         if not self.offboard:
             return OnboardLink(connection, to=order.to, lang=order.lang, version=order.version,
                                secure=connection.secure and order.secure, remote=remote, hub=self.hub,
-                               clock=self.clock, new_session=self.new_session)
+                               clock=self.clock, new_session=self.new_session, key_pool=self.key_pool)
         return self.offboard_link(connection, to=order.to, lang=order.lang, route=order.route)
 
     def _relay_link(self, listener: UpstreamListener, to: str, lang: str | None) -> OffboardLink:
@@ -323,7 +326,8 @@ class Server:
             hub=self.hub, clock=self.clock, new_session=self.new_session, max_frame_bytes=self.max_stanza_bytes,
             max_depth=self.config.c2s.max_depth, cors=cors,
             per_address=AddressSlots(per_address=http.max_websockets_per_address),
-            unauthenticated=self.unauthenticated, relay=self._relay_link if self.offboard else None)
+            unauthenticated=self.unauthenticated, relay=self._relay_link if self.offboard else None,
+            key_pool=self.key_pool)
         pages = [route for extension in self.extensions for route in extension.routes()]
         if self.upload_slots is not None and self.upload_store is not None:
             self.upload_http = UploadHttp(slots=self.upload_slots, store=self.upload_store,
@@ -377,7 +381,7 @@ class Server:
         be written. The internal listener stays open meanwhile: requests passed on by other nodes are answered."""
         if self.http is None or self.bosh is None or self.bosh.draining:
             return
-        await _stop_listening(self.http)
+        await self.http.stop_listening()
         self.bosh.end_sessions()
         if self.websocket is not None:
             self.websocket.end_sessions()
@@ -415,6 +419,7 @@ class Server:
             self._archive_purge.cancel()
             await asyncio.gather(self._archive_purge, return_exceptions=True)
         self.hub.end_parked()  # XEP-0198: waiting sessions end; their unacked messages are stored offline
+        self.key_pool.shutdown(wait=False, cancel_futures=True)
         self.store.close()
         self.accounts.close()
         if self.rooms is not None:
@@ -540,13 +545,6 @@ async def serve(config: Config) -> None:
     finally:
         log.info("shutting down")
         await server.stop()
-
-
-async def _stop_listening(http: HttpServer) -> None:
-    """Close the listening socket, keep the connections (their answers are still to be written)."""
-    site = http._site  # to move into web.HttpServer as stop_listening() (web.py is not this change's file)
-    if site is not None:
-        await site.stop()
 
 
 def _read_cluster_secret(path: str) -> bytes:

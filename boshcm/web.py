@@ -185,5 +185,10 @@ class HttpServer:
         await self._site.start()
         log.info("http listening on %s:%d", self._host, self.port)
 
+    async def stop_listening(self) -> None:
+        """Close the listening socket, keep the connections (draining: their answers are still to be written)."""
+        if self._site is not None:
+            await self._site.stop()
+
     async def stop(self) -> None:
         await self._runner.cleanup()

@@ -11,33 +11,26 @@ import contextlib
 import ipaddress
 import logging
 from collections.abc import Callable
-from typing import Any, Final, Protocol
+from concurrent.futures import Executor
+from typing import Any, Final
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from boshcm.address_slots import AddressSlots, Slot
+from boshcm.bosh.upstream import Link
 from boshcm.clock import Clock
 from boshcm.errors import BoshCondition, RemoteProtocolError, StreamErrorCondition
 from boshcm.stanza import NS_FRAMING, Element, element, local_name, namespace_of, stream_error_element
 from boshcm.web import Cors
 from boshcm.xml.parser import parse_document
 from boshcm.xml.writer import serialize
-from boshcm.xmpp.hub import Hub, HubSeat
+from boshcm.xmpp.hub import Hub
+from boshcm.xmpp.session_adapter import SessionAdapter
 from boshcm.xmpp.stream import (
-    Bound,
     ClientSession,
     CloseStream,
-    Detach,
     ElementReceived,
-    ExpectRestart,
-    OpenStream,
     PeerError,
-    Replaced,
-    SendElement,
-    SessionAction,
-    Shutdown,
-    StanzaForClient,
-    StartTls,
     StreamEnded,
     StreamStarted,
     Transport,
@@ -117,30 +110,23 @@ FrameLimit = Callable[[bool], int]  # authenticated -> largest frame accepted
 
 
 class WebSocketConnection(_FrameWriter):
+    """One on-board WebSocket: the transport of one SessionAdapter."""
+
     def __init__(self, ws: web.WebSocketResponse, session: ClientSession, *, hub: Hub, clock: Clock,
                  max_frame_bytes: FrameLimit, max_depth: int, peer: str,
-                 transport: asyncio.Transport | None, unauthenticated: Slot) -> None:
+                 transport: asyncio.Transport | None, unauthenticated: Slot, key_pool: Executor | None = None) -> None:
         super().__init__(ws, peer, transport)
-        self._session, self._hub, self._clock = session, hub, clock
-        self._unauthenticated = unauthenticated  # given back once the session has logged in
+        self._session = session
+        self._adapter = SessionAdapter(session, self, hub=hub, clock=clock, key_pool=key_pool,
+                                       unauthenticated=unauthenticated)
         self._max_frame_bytes, self._max_depth = max_frame_bytes, max_depth
-        self._seat = HubSeat(hub, self)
 
     def _overflowed(self) -> None:
-        self._perform(self._session.handle(PeerError(condition=StreamErrorCondition.RESOURCE_CONSTRAINT,
-                                                     text="Client is not reading"), self._clock.now()))
-
-    # --- SessionSink ------------------------------------------------------------------------------
-
-    def deliver(self, stanza: Element) -> None:
-        # Through the session: with stream management the stanza is counted and kept until acknowledged.
-        self._perform(self._session.handle(StanzaForClient(stanza=stanza), self._clock.now()))
-
-    def disconnect(self, condition: StreamErrorCondition) -> None:
-        self._perform(self._session.handle(Replaced(condition=condition), self._clock.now()))
+        self._adapter.handle(PeerError(condition=StreamErrorCondition.RESOURCE_CONSTRAINT,
+                                       text="Client is not reading"))
 
     def shutdown(self) -> None:
-        self._perform(self._session.handle(Shutdown(), self._clock.now()))
+        self._adapter.shutdown()
 
     # --- loops ------------------------------------------------------------------------------------
 
@@ -149,28 +135,33 @@ class WebSocketConnection(_FrameWriter):
             writer = group.create_task(self._write_loop())
             try:
                 await self._read_loop()
+            except asyncio.CancelledError:
+                # aiohttp cancels the handler when the client's TCP connection goes without a close frame
+                # (handler_cancellation, boshcm/web.py): a lost transport, which a resumable session survives.
+                if not self._session.closed:
+                    self._adapter.handle(TransportClosed())
+                raise
             finally:
+                self._adapter.close()
                 self._end_writes()
             await writer
 
     async def _read_loop(self) -> None:
         while not self._session.closed:
-            deadline = self._session.next_deadline()
-            timeout = None if deadline is None else max(0.0, deadline - self._clock.now())
             try:
-                message = await asyncio.wait_for(self._ws.receive(), timeout)
+                message = await asyncio.wait_for(self._ws.receive(), self._adapter.seconds_to_deadline())
             except TimeoutError:
-                self._perform(self._session.handle_timeout(self._clock.now()))
+                self._adapter.handle_timeout()
                 continue
             if message.type is WSMsgType.TEXT:
                 wire_log.debug("%s WS RECV %r", self._peer, message.data)
                 self._on_frame(message.data.encode())
             elif message.type is WSMsgType.BINARY:
                 # RFC 7395 §3.2: XMPP frames are text.
-                self._perform(self._session.handle(PeerError(condition=StreamErrorCondition.BAD_FORMAT,
-                                                             text="Binary frames are not XMPP"), self._clock.now()))
+                self._adapter.handle(PeerError(condition=StreamErrorCondition.BAD_FORMAT,
+                                               text="Binary frames are not XMPP"))
             else:  # close, closing, closed, error
-                self._perform(self._session.handle(TransportClosed(), self._clock.now()))
+                self._adapter.handle(TransportClosed())
                 return
 
     def _on_frame(self, data: bytes) -> None:
@@ -178,54 +169,51 @@ class WebSocketConnection(_FrameWriter):
             received = parse_document(data, max_bytes=self._max_frame_bytes(self._session.authenticated),
                                       max_depth=self._max_depth)
         except RemoteProtocolError as error:
-            self._perform(self._session.handle(PeerError(condition=error.condition, text=error.text),
-                                               self._clock.now()))
+            self._adapter.handle(PeerError(condition=error.condition, text=error.text))
             return
-        now = self._clock.now()
         if namespace_of(received) == NS_FRAMING and local_name(received) == "open":
-            self._perform(self._session.handle(StreamStarted(
+            self._adapter.handle(StreamStarted(
                 to=received.get("to"), from_=received.get("from"), version=received.get("version"),
-                lang=received.get("{http://www.w3.org/XML/1998/namespace}lang")), now))
+                lang=received.get("{http://www.w3.org/XML/1998/namespace}lang")))
         elif namespace_of(received) == NS_FRAMING and local_name(received) == "close":
-            self._perform(self._session.handle(StreamEnded(), now))
+            self._adapter.handle(StreamEnded())
         else:
-            self._perform(self._session.handle(ElementReceived(element=received), now))
+            self._adapter.handle(ElementReceived(element=received))
 
-    # --- orders -----------------------------------------------------------------------------------
+    # --- SessionTransport -------------------------------------------------------------------------
 
-    def _perform(self, actions: list[SessionAction]) -> None:
-        for action in actions:
-            match action:
-                case OpenStream(attrs=attrs):
-                    self._send(serialize(element(NS_FRAMING, "open", attrs)).decode())
-                case SendElement(element=sent):
-                    self._send(serialize(sent).decode())
-                case StartTls() | ExpectRestart():
-                    pass  # RFC 7395 §3.4: TLS is the WebSocket's; a restart is just the next <open/>
-                case Bound(jid=jid):
-                    self._seat.take(jid)
-                case Detach():
-                    self._seat.park(self._session)
-                case CloseStream(condition=condition, text=text):
-                    if condition is not None:
-                        log.info("ws %s: stream error %s %s", self._peer, condition.value, text)
-                        self._send(serialize(stream_error(action)).decode())
-                    self._send(CLOSE_FRAME)
-                    self._end_writes()
-                case _:
-                    self._hub.perform([action])
-        if self._session.authenticated:
-            self._unauthenticated.release()
-        if self._session.closed:
-            self._seat.release()
+    def write_open(self, attrs: dict[str, str]) -> None:
+        self._send(serialize(element(NS_FRAMING, "open", attrs)).decode())
+
+    def write_element(self, element: Element) -> None:
+        self._send(serialize(element).decode())
+
+    def write_close(self, close: CloseStream) -> None:
+        if close.condition is not None:
+            log.info("ws %s: stream error %s %s", self._peer, close.condition.value, close.text)
+            self._send(serialize(stream_error(close)).decode())
+        self._send(CLOSE_FRAME)
+        self._end_writes()
+
+    def start_tls(self) -> None:
+        pass  # RFC 7395 §3.4: TLS is the WebSocket's
+
+    def expect_restart(self) -> None:
+        pass  # RFC 7395 §3.4: a restart is just the client's next <open/>
+
+    def end_batch(self) -> None:
+        pass  # one frame per element, queued as they come
+
 
 class WebSocketEndpoint:
     """The aiohttp handler for the WebSocket path."""
 
     def __init__(self, *, hub: Hub, clock: Clock, new_session: Callable[[Transport], ClientSession],
                  max_frame_bytes: FrameLimit, max_depth: int, cors: Cors, per_address: AddressSlots,
-                 unauthenticated: AddressSlots, relay: RelayFactory | None = None) -> None:
+                 unauthenticated: AddressSlots, relay: RelayFactory | None = None,
+                 key_pool: Executor | None = None) -> None:
         self._hub, self._clock, self._new_session = hub, clock, new_session
+        self._key_pool = key_pool
         self._relay = relay
         self._max_frame_bytes, self._max_depth = max_frame_bytes, max_depth
         self._cors = cors
@@ -284,7 +272,8 @@ class WebSocketEndpoint:
                                                   web=True, remote_address=address))
             connection = WebSocketConnection(ws, session, hub=self._hub, clock=self._clock,
                                              max_frame_bytes=self._max_frame_bytes, max_depth=self._max_depth,
-                                             peer=address, transport=request.transport, unauthenticated=slot)
+                                             peer=address, transport=request.transport, unauthenticated=slot,
+                                             key_pool=self._key_pool)
             self.connections.add(connection)
             try:
                 await connection.run()
@@ -296,15 +285,8 @@ class WebSocketEndpoint:
                 slot.release()
 
 
-class UpstreamLink(Protocol):
-    def open(self) -> None: ...
-    def forward(self, stanzas: tuple[Element, ...]) -> None: ...
-    def restart(self) -> None: ...
-    def close(self, *, by_client: bool = False) -> None: ...
-
-
 # (listener, to, lang) -> a link to the upstream server, not yet opened
-RelayFactory = Callable[[Any, str, "str | None"], UpstreamLink]
+RelayFactory = Callable[[Any, str, "str | None"], Link]
 
 
 class WebSocketRelay(_FrameWriter):
@@ -315,7 +297,7 @@ class WebSocketRelay(_FrameWriter):
         super().__init__(ws, peer, transport)
         self._new_link = new_link
         self._max_frame_bytes, self._max_depth = max_frame_bytes, max_depth
-        self._link: UpstreamLink | None = None
+        self._link: Link | None = None
         self._done = False
 
     async def run(self) -> None:

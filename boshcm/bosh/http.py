@@ -38,6 +38,7 @@ from boshcm.bosh.session import (
     SessionEnded,
     UpstreamOpened,
 )
+from boshcm.bosh.upstream import Link
 from boshcm.clock import Clock
 from boshcm.cluster import node_of, sid_factory
 from boshcm.errors import BoshCondition, RemoteProtocolError
@@ -53,15 +54,6 @@ wire_log = logging.getLogger("boshcm.wire")
 CONTENT_TYPE = DEFAULT_CONTENT_TYPE
 # A held request's future outlives 'wait' only by this much: a safety net, never the protocol's timer.
 RESPONSE_GRACE_SECONDS = 10.0
-
-
-class Link(Protocol):
-    """The XMPP side of one BOSH session: the embedded server's session core, or a TCP stream upstream."""
-
-    def open(self) -> None: ...
-    def forward(self, stanzas: tuple[Element, ...]) -> None: ...
-    def restart(self) -> None: ...
-    def close(self, *, by_client: bool = False) -> None: ...
 
 
 LinkFactory = Callable[["BoshConnection", OpenUpstream, str], Link]

@@ -1,8 +1,8 @@
 """The XMPP side of a BOSH session.
 
-On-board, a BOSH session *is* a client session of the embedded server: the same ClientSession core as TCP
-and WebSocket, with no loopback hop and no second serialisation. Off-board, the link is a TCP stream to any
-XMPP server (see OffboardLink).
+On-board, a BOSH session *is* a client session of the embedded server: the same ClientSession core and the
+same adapter (xmpp/session_adapter.py) as TCP and WebSocket, with no loopback hop and no second serialisation.
+Off-board, the link is a TCP stream to any XMPP server (see OffboardLink).
 """
 
 from __future__ import annotations
@@ -11,29 +11,21 @@ import asyncio
 import logging
 import ssl
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from typing import Protocol
 
 from boshcm.clock import Clock
 from boshcm.cluster import Address
-from boshcm.errors import BoshCondition, StreamErrorCondition
+from boshcm.errors import BoshCondition
 from boshcm.stanza import NS_STREAM, NS_TLS, Element, element, qname
 from boshcm.xml.parser import StanzaReceived, StreamClosed, StreamOpened, StreamParseError, StreamParser
 from boshcm.xml.writer import STREAM_CLOSE, serialize, stream_header
-from boshcm.xmpp.hub import Hub, HubSeat
+from boshcm.xmpp.hub import Hub
+from boshcm.xmpp.session_adapter import SessionAdapter
 from boshcm.xmpp.stream import (
-    Bound,
     ClientSession,
     CloseStream,
-    Detach,
     ElementReceived,
-    ExpectRestart,
-    OpenStream,
-    Replaced,
-    SendElement,
-    SessionAction,
-    Shutdown,
-    StanzaForClient,
-    StartTls,
     StreamEnded,
     StreamStarted,
     Transport,
@@ -55,83 +47,76 @@ class UpstreamListener(Protocol):
     def upstream_closed(self, condition: BoshCondition | None, stanzas: tuple[Element, ...] = ()) -> None: ...
 
 
+class Link(Protocol):
+    """The XMPP side of one BOSH session or off-board WebSocket: the embedded server's session core
+    (`OnboardLink`), or a TCP stream to an upstream server (`OffboardLink`)."""
+
+    def open(self) -> None: ...
+    def forward(self, stanzas: tuple[Element, ...]) -> None: ...
+    def restart(self) -> None: ...
+    def close(self, *, by_client: bool = False) -> None: ...
+
+
 class OnboardLink:
-    """A BOSH session bound straight to the client-session core; also the hub's sink for its JID."""
+    """A BOSH session bound straight to the client-session core: the transport of one SessionAdapter.
+
+    The elements of one perform go to the BOSH session as one batch (`end_batch`), so they share a response.
+    """
 
     def __init__(self, listener: UpstreamListener, *, to: str, lang: str | None, version: str | None, secure: bool,
-                 remote: str, hub: Hub, clock: Clock, new_session: Callable[[Transport], ClientSession]) -> None:
+                 remote: str, hub: Hub, clock: Clock, new_session: Callable[[Transport], ClientSession],
+                 key_pool: Executor | None = None) -> None:
         self._listener = listener
-        self._hub, self._clock = hub, clock
-        self._core = new_session(Transport(secure=secure, can_starttls=False, remote_address=remote, web=True,
-                                                advertises_stream_management=False))
+        session = new_session(Transport(secure=secure, can_starttls=False, remote_address=remote, web=True,
+                                        advertises_stream_management=False))
+        self._adapter = SessionAdapter(session, self, hub=hub, clock=clock, key_pool=key_pool)
         self._start = StreamStarted(to=to, version=version or "1.0", lang=lang)
-        self._seat = HubSeat(hub, self)
+        self._outgoing: list[Element] = []
 
-    # --- orders from the BOSH session -------------------------------------------------------------
+    # --- orders from the BOSH session (Link) ------------------------------------------------------
 
     def open(self) -> None:
-        self._perform(self._core.handle(self._start, self._clock.now()))
+        self._adapter.handle(self._start)
 
     def forward(self, stanzas: tuple[Element, ...]) -> None:
         for stanza in stanzas:
-            self._perform(self._core.handle(ElementReceived(element=stanza), self._clock.now()))
+            self._adapter.handle(ElementReceived(element=stanza))
 
     def restart(self) -> None:
-        self._perform(self._core.handle(self._start, self._clock.now()))
+        self._adapter.handle(self._start)
 
     def close(self, *, by_client: bool = False) -> None:
         # The client's terminate is a clean end of the stream; inactivity or an error is a lost transport,
         # which a resumable session (XEP-0198) survives: it is detached rather than ended.
-        event = StreamEnded() if by_client else TransportClosed()
-        self._perform(self._core.handle(event, self._clock.now()))
+        self._adapter.handle(StreamEnded() if by_client else TransportClosed())
+        self._adapter.close()
 
-    # --- SessionSink ------------------------------------------------------------------------------
+    # --- SessionTransport -------------------------------------------------------------------------
 
-    def deliver(self, stanza: Element) -> None:
-        # Through the session: with stream management the stanza is counted and kept until acknowledged.
-        self._perform(self._core.handle(StanzaForClient(stanza=stanza), self._clock.now()))
+    def write_open(self, attrs: dict[str, str]) -> None:
+        self._listener.upstream_opened(attrs["id"], attrs["from"])
 
-    def disconnect(self, condition: StreamErrorCondition) -> None:
-        self._perform(self._core.handle(Replaced(condition=condition), self._clock.now()))
+    def write_element(self, element: Element) -> None:
+        self._outgoing.append(element)
 
-    def shutdown(self) -> None:
-        self._perform(self._core.handle(Shutdown(), self._clock.now()))
+    def write_close(self, close: CloseStream) -> None:
+        self.end_batch()
+        if close.condition is None:
+            self._listener.upstream_closed(None)
+        else:
+            # XEP-0206 §6: stream errors travel inside a remote-stream-error terminate.
+            self._listener.upstream_closed(BoshCondition.REMOTE_STREAM_ERROR, (stream_error(close),))
 
-    # --- orders from the session core -------------------------------------------------------------
+    def start_tls(self) -> None:
+        pass  # XEP-0206: TLS is HTTPS's job
 
-    def _perform(self, actions: list[SessionAction]) -> None:
-        outgoing: list[Element] = []
-        for action in actions:
-            match action:
-                case OpenStream(attrs=attrs):
-                    self._listener.upstream_opened(attrs["id"], attrs["from"])
-                case SendElement(element=element):
-                    outgoing.append(element)
-                case StartTls() | ExpectRestart():
-                    pass  # XEP-0206: TLS is HTTPS's job; a restart is the client's xmpp:restart request
-                case Bound(jid=jid):
-                    self._seat.take(jid)
-                case Detach():
-                    self._seat.park(self._core)
-                case CloseStream(condition=condition):
-                    if outgoing:
-                        self._listener.upstream_stanzas(tuple(outgoing))
-                        outgoing = []
-                    if condition is None:
-                        self._listener.upstream_closed(None)
-                    else:
-                        # XEP-0206 §6: stream errors travel inside a remote-stream-error terminate.
-                        self._listener.upstream_closed(BoshCondition.REMOTE_STREAM_ERROR, (stream_error(action),))
-                case _:
-                    if outgoing:
-                        # What this session already said goes first (XEP-0198 counts in wire order).
-                        self._listener.upstream_stanzas(tuple(outgoing))
-                        outgoing = []
-                    self._hub.perform([action])
-        if outgoing:
-            self._listener.upstream_stanzas(tuple(outgoing))
-        if self._core.closed:
-            self._seat.release()
+    def expect_restart(self) -> None:
+        pass  # XEP-0206 §5: a restart is the client's xmpp:restart request
+
+    def end_batch(self) -> None:
+        if self._outgoing:
+            outgoing, self._outgoing = tuple(self._outgoing), []
+            self._listener.upstream_stanzas(outgoing)
 
 
 class OffboardLink:

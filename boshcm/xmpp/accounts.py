@@ -1,7 +1,11 @@
 """Accounts in SQLite: SCRAM salted secrets (RFC 5802 §3) for SHA-1 and SHA-256, never passwords.
 
 PLAIN is verified by deriving the salted password with the stored salt and iteration count and comparing
-StoredKey, so one secret per hash serves every mechanism we offer.
+StoredKey, so one secret per hash serves every mechanism we offer. That derivation is slow on purpose
+(PBKDF2): a login's is described by a `KeyDerivation`, which the session adapter runs in a thread pool, off the
+event loop (xmpp/session_adapter.py). Creating or changing an account (`add`, `set_password`,
+`verify_password`) derives synchronously: it runs only at start-up (the extensions' service accounts) and in
+the command line (`boshcm adduser`/`passwd`), never for a client.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ import hashlib
 import hmac
 import os
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from boshcm.database import open_database, storage_errors, transaction
@@ -61,11 +65,30 @@ def prepare_password(password: str) -> bytes:
 
 
 def derive(hash_name: str, password: str, salt: bytes, iterations: int) -> ScramCredentials:
-    salted = hashlib.pbkdf2_hmac(hash_name, prepare_password(password), salt, iterations)
+    """ValueError when the password cannot be prepared (`prepare_password`)."""
+    return derive_prepared(hash_name, prepare_password(password), salt, iterations)
+
+
+def derive_prepared(hash_name: str, prepared: bytes, salt: bytes, iterations: int) -> ScramCredentials:
+    # RFC 5802 §3: SaltedPassword = Hi(Normalize(password), salt, i); CPython's PBKDF2 releases the GIL.
+    salted = hashlib.pbkdf2_hmac(hash_name, prepared, salt, iterations)
     client_key = hmac.digest(salted, b"Client Key", hash_name)
     return ScramCredentials(salt=salt, iterations=iterations,
                             stored_key=hashlib.new(hash_name, client_key).digest(),
                             server_key=hmac.digest(salted, b"Server Key", hash_name))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeyDerivation:
+    """The slow part of checking a password: the work an adapter runs off the event loop (`run`)."""
+
+    hash_name: str
+    prepared_password: bytes = field(repr=False)  # SASLprep'd; never in a log line
+    salt: bytes
+    iterations: int
+
+    def run(self) -> ScramCredentials:
+        return derive_prepared(self.hash_name, self.prepared_password, self.salt, self.iterations)
 
 
 class AccountStore:

@@ -1,6 +1,7 @@
-"""c2s over TCP: the asyncio adapter around StreamParser and ClientSession.
+"""c2s over TCP: the asyncio transport around StreamParser, for the one session adapter.
 
-Read, feed, perform, drain, time out — nothing else. Protocol decisions live in xmpp/stream.py.
+Read, feed, write, drain, time out — nothing else. Protocol decisions live in xmpp/stream.py; performing the
+session's orders (hub seat, key derivation) in xmpp/session_adapter.py.
 """
 
 from __future__ import annotations
@@ -10,30 +11,22 @@ import contextlib
 import logging
 import ssl
 from collections.abc import Callable
+from concurrent.futures import Executor
 
-from boshcm.address_slots import AddressSlots, Slot
+from boshcm.address_slots import AddressSlots
 from boshcm.clock import Clock
 from boshcm.errors import StreamErrorCondition
 from boshcm.stanza import Element
 from boshcm.xml.parser import StanzaReceived, StreamClosed, StreamOpened, StreamParseError, StreamParser
 from boshcm.xml.writer import STREAM_CLOSE, serialize, stream_header
-from boshcm.xmpp.hub import Hub, HubSeat
+from boshcm.xmpp.hub import Hub
+from boshcm.xmpp.session_adapter import SessionAdapter
 from boshcm.xmpp.stream import (
-    Bound,
     ClientSession,
     CloseStream,
-    Detach,
     ElementReceived,
-    ExpectRestart,
-    OpenStream,
     PeerError,
-    Replaced,
-    SendElement,
-    SessionAction,
     SessionEvent,
-    Shutdown,
-    StanzaForClient,
-    StartTls,
     StreamEnded,
     TlsEstablished,
     Transport,
@@ -55,13 +48,12 @@ ParserFactory = Callable[[bool], StreamParser]
 
 
 class C2sConnection:
-    """One TCP client connection."""
+    """One TCP client connection: the transport of one SessionAdapter."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, hub: Hub, clock: Clock,
                  new_session: SessionFactory, new_parser: ParserFactory, tls_context: ssl.SSLContext | None,
-                 unauthenticated: AddressSlots) -> None:
+                 unauthenticated: AddressSlots, key_pool: Executor | None = None) -> None:
         self._reader, self._writer = reader, writer
-        self._hub, self._clock = hub, clock
         self._parser_factory = new_parser
         self._parser = new_parser(False)
         self._tls_context = tls_context
@@ -70,42 +62,30 @@ class C2sConnection:
         self._address = str(peer[0]) if isinstance(peer, tuple) else ""
         self._session = new_session(Transport(secure=False, can_starttls=tls_context is not None,
                                               remote_address=self._address))
+        self._adapter = SessionAdapter(self._session, self, hub=hub, clock=clock, key_pool=key_pool)
         self._unauthenticated = unauthenticated
-        self._slot: Slot | None = None
-        self._closing = False
         self._tls_requested = False
         self._restart_pending = False
-        self._seat = HubSeat(hub, self)
-
-    # --- SessionSink (called by the hub, synchronously) -------------------------------------------
-
-    def deliver(self, stanza: Element) -> None:
-        # Through the session: with stream management the stanza is counted and kept until acknowledged.
-        self._perform(self._session.handle(StanzaForClient(stanza=stanza), self._clock.now()))
-
-    def disconnect(self, condition: StreamErrorCondition) -> None:
-        self._perform(self._session.handle(Replaced(condition=condition), self._clock.now()))
 
     def shutdown(self) -> None:
-        self._perform(self._session.handle(Shutdown(), self._clock.now()))
+        self._adapter.shutdown()
 
     # --- the loop ---------------------------------------------------------------------------------
 
     async def run(self) -> None:
         log.debug("c2s connection from %s", self._peer)
-        self._slot = self._unauthenticated.take(self._address)
-        if self._slot is None:
-            self._perform(self._session.handle(PeerError(
-                condition=StreamErrorCondition.POLICY_VIOLATION,
-                text="Too many unauthenticated connections from your address"), self._clock.now()))
+        self._adapter.unauthenticated = self._unauthenticated.take(self._address)
+        if self._adapter.unauthenticated is None:
+            self._adapter.handle(PeerError(condition=StreamErrorCondition.POLICY_VIOLATION,
+                                           text="Too many unauthenticated connections from your address"))
         try:
-            while not self._closing:
+            while not self._session.closed:
                 data = await self._read()
                 if data is None:
-                    self._perform(self._session.handle_timeout(self._clock.now()))
+                    self._adapter.handle_timeout()
                     continue
                 if not data:
-                    self._perform(self._session.handle(TransportClosed(), self._clock.now()))
+                    self._adapter.handle(TransportClosed())
                     break
                 wire_log.debug("%s RECV %r", self._peer, data)
                 self._feed(data)
@@ -114,18 +94,15 @@ class C2sConnection:
                 await self._drain()
         except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError) as exc:
             log.debug("c2s connection %s lost: %s", self._peer, exc)
-            self._perform(self._session.handle(TransportClosed(), self._clock.now()))
+            self._adapter.handle(TransportClosed())
         finally:
-            if self._slot is not None:
-                self._slot.release()
+            self._adapter.close()
             await self._close_transport()
 
     async def _read(self) -> bytes | None:
         """Bytes, b'' at EOF, or None when the session's deadline passed first."""
-        deadline = self._session.next_deadline()
-        timeout = None if deadline is None else max(0.0, deadline - self._clock.now())
         try:
-            return await asyncio.wait_for(self._reader.read(READ_CHUNK_BYTES), timeout)
+            return await asyncio.wait_for(self._reader.read(READ_CHUNK_BYTES), self._adapter.seconds_to_deadline())
         except TimeoutError:
             return None
 
@@ -133,9 +110,8 @@ class C2sConnection:
         # A restart ordered before these bytes (after STARTTLS) is already in place: they belong to the new stream.
         self._restart_pending = False
         for parsed in self._parser.feed(data):
-            event = _session_event(parsed)
-            self._perform(self._session.handle(event, self._clock.now()))
-            if self._restart_pending or self._tls_requested or self._closing:
+            self._adapter.handle(_session_event(parsed))
+            if self._restart_pending or self._tls_requested or self._session.closed:
                 # Whatever followed belongs to a stream that no longer exists (RFC 6120 §4.3.3).
                 self._restart_pending = False
                 return
@@ -146,40 +122,33 @@ class C2sConnection:
         await self._drain()
         await self._writer.start_tls(self._tls_context)
         self._parser = self._parser_factory(False)
-        self._perform(self._session.handle(TlsEstablished(), self._clock.now()))
+        self._adapter.handle(TlsEstablished())
 
-    # --- performing orders ------------------------------------------------------------------------
+    # --- SessionTransport -------------------------------------------------------------------------
 
-    def _perform(self, actions: list[SessionAction]) -> None:
-        for action in actions:
-            match action:
-                case OpenStream(attrs=attrs):
-                    self._write(stream_header(attrs=attrs))
-                case SendElement(element=element):
-                    self._write(serialize(element))
-                case StartTls():
-                    self._tls_requested = True
-                case ExpectRestart():
-                    self._parser = self._parser_factory(self._session.authenticated)
-                    self._restart_pending = True
-                case Bound(jid=jid):
-                    self._seat.take(jid)
-                case Detach():
-                    self._seat.park(self._session)
-                case CloseStream(condition=condition, text=text):
-                    if condition is not None:
-                        log.info("c2s %s: stream error %s %s", self._peer, condition.value, text)
-                        self._write(serialize(stream_error(action)))
-                    self._write(STREAM_CLOSE)
-                    # Closing flushes what is buffered, and wakes the read loop wherever it waits.
-                    self._writer.close()
-                case _:
-                    self._hub.perform([action])
-        if self._slot is not None and (self._session.authenticated or self._session.closed):
-            self._slot.release()
-        if self._session.closed and not self._closing:
-            self._closing = True
-            self._seat.release()
+    def write_open(self, attrs: dict[str, str]) -> None:
+        self._write(stream_header(attrs=attrs))
+
+    def write_element(self, element: Element) -> None:
+        self._write(serialize(element))
+
+    def write_close(self, close: CloseStream) -> None:
+        if close.condition is not None:
+            log.info("c2s %s: stream error %s %s", self._peer, close.condition.value, close.text)
+            self._write(serialize(stream_error(close)))
+        self._write(STREAM_CLOSE)
+        # Closing flushes what is buffered, and wakes the read loop wherever it waits.
+        self._writer.close()
+
+    def start_tls(self) -> None:
+        self._tls_requested = True
+
+    def expect_restart(self) -> None:
+        self._parser = self._parser_factory(self._session.authenticated)
+        self._restart_pending = True
+
+    def end_batch(self) -> None:
+        pass  # written as they come; the read loop drains
 
     def _write(self, data: bytes) -> None:
         if self._writer.is_closing():
@@ -187,8 +156,8 @@ class C2sConnection:
         wire_log.debug("%s SEND %r", self._peer, data)
         self._writer.write(data)
         if self._writer.transport.get_write_buffer_size() > MAX_WRITE_BUFFER_BYTES and not self._session.closed:
-            self._perform(self._session.handle(PeerError(condition=StreamErrorCondition.RESOURCE_CONSTRAINT,
-                                                         text="Client is not reading"), self._clock.now()))
+            self._adapter.handle(PeerError(condition=StreamErrorCondition.RESOURCE_CONSTRAINT,
+                                           text="Client is not reading"))
 
     async def _drain(self) -> None:
         with contextlib.suppress(ConnectionError):

@@ -4,6 +4,9 @@ Payloads arrive already base64-decoded. Peer mistakes are SaslFailure results, n
 user looks exactly like a wrong password, SCRAM salt and PLAIN's key derivation included, so accounts cannot
 be enumerated. Once the username is known, and before any challenge or password check, the caller's `admit`
 may refuse the attempt (login throttling); afterwards `username` and `account_exists` say whom it concerned.
+
+PLAIN's key derivation (PBKDF2, slow on purpose) is not run here: the exchange answers `SaslKeyNeeded` with the
+work to do, its caller has it done off the event loop and hands the result to `key_derived`.
 """
 
 from __future__ import annotations
@@ -18,7 +21,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from boshcm.xmpp.accounts import DEFAULT_ITERATIONS, ScramCredentials, derive, normalise_username
+from boshcm.xmpp.accounts import (
+    DEFAULT_ITERATIONS,
+    KeyDerivation,
+    ScramCredentials,
+    normalise_username,
+    prepare_password,
+)
 
 SCRAM_HASHES = {"SCRAM-SHA-256": "sha256", "SCRAM-SHA-1": "sha1"}
 # Used only for fake salts of unknown users.
@@ -59,7 +68,14 @@ class SaslFailure:
     text: str = ""
 
 
-SaslResult = SaslChallenge | SaslSuccess | SaslFailure
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SaslKeyNeeded:
+    """No answer yet: derive this key (off the event loop) and pass it to `SaslExchange.key_derived`."""
+
+    work: KeyDerivation
+
+
+SaslResult = SaslChallenge | SaslSuccess | SaslFailure | SaslKeyNeeded
 
 
 class CredentialSource(Protocol):
@@ -112,6 +128,8 @@ class SaslExchange:
         self._domain = domain
         self._nonce_factory = nonce_factory
         self._scram: _ScramState | None = None
+        self._plain_stored: ScramCredentials | None = None  # PLAIN: what the derived key is compared with
+        self._awaiting_key = False
         self._done = False
         self.username: str | None = None  # normalised, once the client has named it
         self.account_exists = False
@@ -132,7 +150,7 @@ class SaslExchange:
                 return self._scram_first(initial_response, admit)
 
     def respond(self, data: bytes, *, admit: Admit | None = None) -> SaslResult:
-        if self._done:
+        if self._done or self._awaiting_key:
             return _MALFORMED
         if self._mechanism == "PLAIN":
             return self._finish(self._plain(data, admit))
@@ -144,7 +162,19 @@ class SaslExchange:
 
     def abort(self) -> SaslFailure:
         self._done = True
+        self._awaiting_key = False
         return SaslFailure(condition=SaslCondition.ABORTED)
+
+    def key_derived(self, candidate: ScramCredentials) -> SaslResult:
+        """PLAIN: the key `SaslKeyNeeded` asked for; success only if it matches the stored one."""
+        if not self._awaiting_key:
+            return self._finish(_MALFORMED)
+        self._awaiting_key = False
+        stored = self._plain_stored
+        if stored is None or not hmac.compare_digest(candidate.stored_key, stored.stored_key):
+            return self._finish(_NOT_AUTHORIZED)
+        assert self.username is not None
+        return self._finish(SaslSuccess(username=self.username))
 
     def _finish(self, result: SaslResult) -> SaslResult:
         self._done = True
@@ -171,12 +201,12 @@ class SaslExchange:
         # The key derivation runs for made-up names too, with their fake salt: no timing difference.
         salt, iterations = (stored.salt, stored.iterations) if stored else (_fake_salt(username), DEFAULT_ITERATIONS)
         try:
-            candidate = derive("sha256", password, salt, iterations)
+            prepared = prepare_password(password)
         except ValueError:
             return _NOT_AUTHORIZED
-        if stored is None or not hmac.compare_digest(candidate.stored_key, stored.stored_key):
-            return _NOT_AUTHORIZED
-        return SaslSuccess(username=username)
+        self._plain_stored, self._awaiting_key = stored, True
+        return SaslKeyNeeded(work=KeyDerivation(hash_name="sha256", prepared_password=prepared, salt=salt,
+                                                iterations=iterations))
 
     # --- SCRAM (RFC 5802, RFC 7677) ---------------------------------------------------------------
 

@@ -1,12 +1,12 @@
 """The client-session core: one XMPP client stream from open to close, for every transport.
 
-Theory of operation. A `ClientSession` is a pure machine. Its adapter (TCP in xmpp/c2s.py, BOSH in
-bosh/upstream.py, WebSocket in websocket.py) turns the transport's framing into four facts — a stream was
-opened (`StreamStarted`), a top-level element arrived (`ElementReceived`), TLS is now up (`TlsEstablished`),
-the peer is gone (`TransportClosed`) — and performs the orders that come back: open a stream (`OpenStream`,
-formatted as a TCP header, a BOSH session-creation body or a WebSocket `<open/>`), send an element, switch
-to TLS, close with or without a stream error. Router orders (`Deliver`, `Disconnect`) pass through for the
-hub; `Bound` tells the adapter to register itself under its JID.
+Theory of operation. A `ClientSession` is a pure machine. Its adapter (xmpp/session_adapter.py, the same
+for every transport: TCP in xmpp/c2s.py, BOSH in bosh/upstream.py, WebSocket in websocket.py) turns the
+transport's framing into four facts — a stream was opened (`StreamStarted`), a top-level element arrived
+(`ElementReceived`), TLS is now up (`TlsEstablished`), the peer is gone (`TransportClosed`) — and performs the
+orders that come back: open a stream (`OpenStream`, formatted as a TCP header, a BOSH session-creation body or
+a WebSocket `<open/>`), send an element, switch to TLS, close with or without a stream error. Router orders
+(`Deliver`, `Disconnect`) pass through for the hub; `Bound` tells the adapter to register itself under its JID.
 
 Negotiation follows RFC 6120 §4-§7 in this order: [STARTTLS] -> SASL -> restart -> bind (+ the legacy
 session iq), after which stanzas go to the router, stamped with the bound JID. Everything the client may
@@ -20,9 +20,16 @@ xmpp/resumption.py) takes it over or its time runs out (`ResumptionExpired`). A 
 resumption hands its unacknowledged stanzas to the router (RFC 6121 §8.5: redelivered, stored or bounced).
 Guests resume too: another anonymous login presents the id, takes back the guest's name and drops its own.
 
+PLAIN's key derivation (PBKDF2) is slow on purpose, so it is an order too: `DeriveKey` carries the work, the
+session waits (what the client sends meanwhile is held, in order, and handled after the answer) until the
+adapter, having run it in a thread pool, reports `KeyDerived`. A session that closed or timed out meanwhile
+ignores the late result.
+
 Logins are throttled per account and per address (xmpp/throttle.py): the decision is taken as soon as SASL
-names the username, before any challenge or password check. Bound stanzas pass a token bucket; over the
-rate they are refused with a `policy-violation` stanza error, and a session that keeps flooding is closed.
+names the username, before any challenge or password check, and again when a derived key is about to be
+compared, so that guesses run in parallel stop being evaluated once the first failures set a delay. Bound
+stanzas pass a token bucket; over the rate they are refused with a `policy-violation` stanza error, and a
+session that keeps flooding is closed.
 
 This file must not know about sockets, framing, asyncio or the clock; time arrives as `now`.
 """
@@ -60,6 +67,7 @@ from boshcm.stanza import (
     stream_error_element,
     sub,
 )
+from boshcm.xmpp.accounts import KeyDerivation, ScramCredentials
 from boshcm.xmpp.csi import DEFAULT_MAX_HELD, NS_CSI, ClientState
 from boshcm.xmpp.resumption import ResumptionTable
 from boshcm.xmpp.router import Deliver, Disconnect, RouterAction
@@ -69,6 +77,7 @@ from boshcm.xmpp.sasl import (
     SaslCondition,
     SaslExchange,
     SaslFailure,
+    SaslKeyNeeded,
     SaslResult,
     SaslSuccess,
     decode_sasl_payload,
@@ -92,6 +101,8 @@ from boshcm.xmpp.throttle import AuthThrottle, TokenBucket
 
 # RFC 6120 §6.4.5: allow a reasonable number of retries (at least 2, at most 5) before closing.
 MAX_SASL_ATTEMPTS_PER_STREAM = 3
+# Elements a client may send while its password is being checked; they are handled after the answer.
+MAX_HELD_WHILE_DERIVING = 16
 
 
 class Router(Protocol):
@@ -170,8 +181,16 @@ class ResumptionExpired:
     """A detached session was not resumed in time (XEP-0198 §5)."""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeyDerived:
+    """The key a `DeriveKey` order asked for; `request` says which order."""
+
+    request: int
+    key: ScramCredentials = field(repr=False)
+
+
 SessionEvent = (StreamStarted | ElementReceived | TlsEstablished | StreamEnded | PeerError | TransportClosed
-                | Replaced | Shutdown | StanzaForClient | ResumptionExpired)
+                | Replaced | Shutdown | StanzaForClient | ResumptionExpired | KeyDerived)
 
 
 # --- actions (orders) -----------------------------------------------------------------------------
@@ -217,8 +236,16 @@ class Detach:
     """The transport is gone but the session waits for a resumption: hand it to the hub (`Hub.park`)."""
 
 
-SessionAction = (OpenStream | SendElement | StartTls | ExpectRestart | Bound | CloseStream | Detach | Deliver
-                 | Disconnect)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeriveKey:
+    """Run `work` off the event loop (it is slow on purpose) and answer `KeyDerived(request=request, ...)`."""
+
+    request: int
+    work: KeyDerivation
+
+
+SessionAction = (OpenStream | SendElement | StartTls | ExpectRestart | Bound | CloseStream | Detach | DeriveKey
+                 | Deliver | Disconnect)
 
 
 class TlsPolicy(Enum):
@@ -282,8 +309,8 @@ class Transport:
 
 class ClientSession:
     # One per connected client: no per-instance dict.
-    __slots__ = ("_accounts", "_anonymous", "_bucket", "_csi", "_guests", "_id_factory", "_jid",
-                 "_negotiation_deadline",
+    __slots__ = ("_accounts", "_anonymous", "_bucket", "_csi", "_derivations", "_deriving", "_guests", "_held",
+                 "_id_factory", "_jid", "_negotiation_deadline",
                  "_resource_factory", "_resumptions", "_router", "_sasl", "_sasl_failures", "_secure", "_settings",
                  "_sm", "_sm_id_factory", "_state", "_throttle", "_transport", "_username", "stream_id")
 
@@ -309,6 +336,9 @@ class ClientSession:
         self._jid: JID | None = None
         self._sasl: SaslExchange | None = None
         self._sasl_failures = 0
+        self._derivations = 0                  # DeriveKey orders given so far: each names its answer
+        self._deriving: int | None = None      # the one being waited for
+        self._held: list[StreamStarted | ElementReceived] = []  # what the client sent meanwhile
         self._bucket: TokenBucket | None = None
         self._negotiation_deadline: float | None = now + settings.negotiation_timeout_seconds
         self.stream_id = ""
@@ -356,6 +386,8 @@ class ClientSession:
             return []
         if self._state is _State.DETACHED:
             return self._handle_detached(event, now)
+        if self._deriving is not None and isinstance(event, StreamStarted | ElementReceived):
+            return self._hold(event, now)
         match event:
             case StanzaForClient(stanza=stanza):
                 return self._to_client(stanza, now)
@@ -378,6 +410,8 @@ class ClientSession:
                 return self._close(condition, now)
             case ResumptionExpired():
                 return []
+            case KeyDerived(request=request, key=key):
+                return self._on_key_derived(request, key, now)
         raise AssertionError(f"unknown event {event!r}")
 
     def _handle_detached(self, event: SessionEvent, now: float) -> list[SessionAction]:
@@ -530,8 +564,32 @@ class ClientSession:
         decoded = decode_sasl_payload(text)
         return _BAD_ENCODING if decoded is None else decoded
 
+    def _hold(self, event: StreamStarted | ElementReceived, now: float) -> list[SessionAction]:
+        """The password is being checked: the client's next words wait for the answer (bounded)."""
+        if len(self._held) >= MAX_HELD_WHILE_DERIVING:
+            return self._close(StreamErrorCondition.POLICY_VIOLATION, now, "Wait for the authentication result")
+        self._held.append(event)
+        return []
+
+    def _on_key_derived(self, request: int, key: ScramCredentials, now: float) -> list[SessionAction]:
+        if request != self._deriving or self._sasl is None:
+            return []  # a late answer to an exchange that is over
+        self._deriving = None
+        username = self._sasl.username
+        # Parallel guesses were admitted before any of them failed: once a delay is set, none is evaluated.
+        refused = self._admit(username, now) if username is not None else None
+        actions = self._sasl_result(refused if refused is not None else self._sasl.key_derived(key), now)
+        held, self._held = self._held, []
+        for event in held:
+            actions += self.handle(event, now)  # in order; a new derivation holds the rest again
+        return actions
+
     def _sasl_result(self, result: SaslResult, now: float) -> list[SessionAction]:
         match result:
+            case SaslKeyNeeded(work=work):
+                self._derivations += 1
+                self._deriving = self._derivations
+                return [DeriveKey(request=self._deriving, work=work)]
             case SaslChallenge(data=data):
                 return [SendElement(element=element(NS_SASL, "challenge", text=encode_sasl_payload(data)))]
             case SaslSuccess():
@@ -808,6 +866,7 @@ class ClientSession:
         self._state = _State.CLOSED
         self._negotiation_deadline = None
         self._sasl = None
+        self._deriving, self._held = None, []  # a derivation still running is answered into the void
         jid, self._jid = self._jid, None
         sm, self._sm = self._sm, None
         actions: list[SessionAction] = []

@@ -18,8 +18,10 @@ from boshcm.xmpp.stream import (
     Bound,
     ClientSession,
     CloseStream,
+    DeriveKey,
     ElementReceived,
     ExpectRestart,
+    KeyDerived,
     OpenStream,
     PeerError,
     Replaced,
@@ -63,6 +65,9 @@ class RecordingRouter:
         self.stanzas.append((sender, stanza))
         return [Deliver(to=sender, stanza=stanza)]
 
+    def take_over_unacked(self, jid: JID, stanzas: list[Element], now: float) -> list[RouterAction]:
+        return []
+
 
 def xml(text: str) -> Element:
     return etree.fromstring(text)
@@ -70,6 +75,18 @@ def xml(text: str) -> Element:
 
 def sent(actions: list[SessionAction]) -> list[Element]:
     return [action.element for action in actions if isinstance(action, SendElement)]
+
+
+def with_keys_derived(session: ClientSession, actions: list[SessionAction], now: float) -> list[SessionAction]:
+    """What the adapter does with `DeriveKey` (in a thread pool), done at once: the key goes back to the session."""
+    done: list[SessionAction] = []
+    for action in actions:
+        if isinstance(action, DeriveKey):
+            done += with_keys_derived(session, session.handle(
+                KeyDerived(request=action.request, key=action.work.run()), now), now)
+        else:
+            done.append(action)
+    return done
 
 
 def alice_store() -> AccountStore:
@@ -96,7 +113,8 @@ class Conversation:
         return self.session.handle(StreamStarted(to=to, version=version), self.now)
 
     def send(self, text: str) -> list[SessionAction]:
-        return self.session.handle(ElementReceived(element=xml(text)), self.now)
+        return with_keys_derived(self.session, self.session.handle(ElementReceived(element=xml(text)), self.now),
+                                 self.now)
 
     def starttls(self) -> None:
         self.open()
@@ -468,3 +486,110 @@ def test_guests_have_their_own_rate_and_exempt_accounts_none() -> None:
     for number in range(50):
         assert sent(exempt.send(message(number))) == []
     assert len(exempt.router.stanzas) == 50
+
+
+# --- PLAIN's key derivation is an order: the session waits for KeyDerived ------------------------------
+
+def plain_payload(user: str, password: str) -> str:
+    return base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+
+
+def derivation_asked(talk: Conversation, user: str = "alice", password: str = "wonderland") -> DeriveKey:
+    """A secure stream, PLAIN sent: the one order is the key derivation, and nothing is answered yet."""
+    talk.open()
+    actions = talk.session.handle(ElementReceived(element=xml(
+        f"<auth xmlns='{NS_SASL}' mechanism='PLAIN'>{plain_payload(user, password)}</auth>")), talk.now)
+    (order,) = actions
+    assert isinstance(order, DeriveKey)
+    return order
+
+
+def secure_talk(**settings: Any) -> Conversation:
+    return Conversation(secure=True, can_starttls=False, **settings)
+
+
+def test_plain_orders_its_key_derivation_and_answers_when_the_key_comes_back() -> None:
+    talk = secure_talk()
+    order = derivation_asked(talk)
+    stored = talk.accounts.scram_credentials("alice", "sha256")
+    assert stored is not None and (order.work.salt, order.work.iterations) == (stored.salt, stored.iterations)
+    actions = talk.session.handle(KeyDerived(request=order.request, key=order.work.run()), NOW)
+    assert sasl_outcome(actions) == ("success", "") and any(isinstance(a, ExpectRestart) for a in actions)
+    assert talk.session.authenticated
+
+
+def test_a_wrong_password_is_refused_once_its_key_comes_back_and_charged_to_the_throttle() -> None:
+    talk = secure_talk()
+    order = derivation_asked(talk, password="wrong")
+    assert talk.throttle.failures == 0  # nothing evaluated yet
+    assert sasl_outcome(talk.session.handle(KeyDerived(request=order.request, key=order.work.run()), NOW)) == (
+        "not-authorized", "")
+    assert talk.throttle.failures == 1 and not talk.session.authenticated
+
+
+def test_a_made_up_name_asks_for_the_same_derivation_and_is_refused_alike() -> None:
+    real, made_up = secure_talk(), secure_talk()
+    real_order, made_up_order = derivation_asked(real, password="x"), derivation_asked(made_up, "nobody", "x")
+    assert made_up_order.work.iterations == real_order.work.iterations
+    assert len(made_up_order.work.salt) == len(real_order.work.salt)
+    assert sasl_outcome(made_up.session.handle(KeyDerived(request=made_up_order.request,
+                                                          key=made_up_order.work.run()), NOW)) == (
+        sasl_outcome(real.session.handle(KeyDerived(request=real_order.request, key=real_order.work.run()), NOW)))
+
+
+def test_what_the_client_sends_while_its_key_is_derived_waits_and_follows_in_order() -> None:
+    """A WebSocket client may send its restart <open/> and <bind/> right behind <auth/>: as if it had waited."""
+    talk = secure_talk()
+    order = derivation_asked(talk)
+    assert talk.session.handle(StreamStarted(to="localhost"), NOW) == []
+    bind = f"<iq xmlns='{NS_CLIENT}' type='set' id='b1'><bind xmlns='{NS_BIND}'><resource>r</resource></bind></iq>"
+    assert talk.session.handle(ElementReceived(element=xml(bind)), NOW) == []
+    actions = talk.session.handle(KeyDerived(request=order.request, key=order.work.run()), NOW)
+    assert [type(a).__name__ for a in actions] == ["SendElement", "ExpectRestart", "OpenStream", "SendElement",
+                                                   "Bound", "SendElement"]
+    assert talk.session.jid == JID.parse("alice@localhost/r")
+
+
+def test_a_client_that_keeps_talking_while_its_key_is_derived_is_closed() -> None:
+    talk = secure_talk()
+    derivation_asked(talk)
+    presence = ElementReceived(element=xml(f"<presence xmlns='{NS_CLIENT}'/>"))
+    for _ in range(16):
+        assert talk.session.handle(presence, NOW) == []
+    assert closed_with(talk.session.handle(presence, NOW)) is StreamErrorCondition.POLICY_VIOLATION
+    assert talk.session.closed
+
+
+def test_a_key_that_comes_back_after_the_stream_closed_or_timed_out_is_dropped() -> None:
+    lost = secure_talk()
+    order = derivation_asked(lost)
+    assert lost.session.handle(TransportClosed(), NOW) == []
+    assert lost.session.handle(KeyDerived(request=order.request, key=order.work.run()), NOW) == []
+    assert lost.throttle.logins == 0 and not lost.session.authenticated
+    slow = secure_talk(negotiation_timeout_seconds=5)
+    order = derivation_asked(slow)
+    assert closed_with(slow.session.handle_timeout(NOW + 5)) is StreamErrorCondition.CONNECTION_TIMEOUT
+    assert slow.session.handle(KeyDerived(request=order.request, key=order.work.run()), NOW + 6) == []
+    assert slow.throttle.logins == 0
+
+
+def test_a_key_for_another_request_is_ignored() -> None:
+    talk = secure_talk()
+    order = derivation_asked(talk)
+    assert talk.session.handle(KeyDerived(request=order.request + 1, key=order.work.run()), NOW) == []
+    assert sasl_outcome(talk.session.handle(KeyDerived(request=order.request, key=order.work.run()), NOW)) == (
+        "success", "")
+
+
+def test_parallel_guesses_are_not_evaluated_once_the_first_failures_set_a_delay() -> None:
+    """Guesses admitted together (one per connection) wait for their keys; the first failures set a delay,
+    and the rest, the right password included, are refused without being compared."""
+    throttle, accounts = AuthThrottle(ThrottleSettings(account_free_failures=1, first_delay_seconds=60)), alice_store()
+    guesses = [secure_talk(throttle=throttle, accounts=accounts, remote_address=f"198.51.100.{n}") for n in range(3)]
+    orders = [derivation_asked(guesses[0], password="wrong1"), derivation_asked(guesses[1], password="wrong2"),
+              derivation_asked(guesses[2])]
+    outcomes = [sasl_outcome(talk.session.handle(KeyDerived(request=order.request, key=order.work.run()), NOW))
+                for talk, order in zip(guesses, orders, strict=True)]
+    assert [condition for condition, _text in outcomes] == ["not-authorized", "not-authorized",
+                                                            "temporary-auth-failure"]
+    assert not guesses[2].session.authenticated and throttle.logins == 0

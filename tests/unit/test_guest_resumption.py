@@ -39,6 +39,7 @@ from boshcm.xmpp.stream import (
 )
 from boshcm.xmpp.stream_management import NS_SM, SmLimits
 from boshcm.xmpp.throttle import AuthThrottle
+from tests.unit.test_client_session import with_keys_derived
 
 SM = f"xmlns='{NS_SM}'"
 ROOM = "lobby@conference.localhost"
@@ -102,6 +103,7 @@ class Client:
         self.detached = False
 
     def take(self, actions: list[SessionAction]) -> None:
+        actions = with_keys_derived(self.session, actions, self.world.now)
         for action in actions:
             if isinstance(action, SendElement):
                 self.received.append(action.element)

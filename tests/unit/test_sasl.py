@@ -13,6 +13,8 @@ from boshcm.xmpp.sasl import (
     SaslCondition,
     SaslExchange,
     SaslFailure,
+    SaslKeyNeeded,
+    SaslResult,
     SaslSuccess,
     decode_sasl_payload,
     encode_sasl_payload,
@@ -32,6 +34,12 @@ def accounts() -> AccountStore:
 def exchange(accounts: AccountStore, mechanism: str, server_nonce: str = "SERVERNONCE") -> SaslExchange:
     return SaslExchange(mechanism=mechanism, offered=ALL, accounts=accounts, domain="localhost",
                         nonce_factory=lambda: server_nonce)
+
+
+def plain(sasl: SaslExchange, message: bytes) -> SaslResult:
+    """PLAIN as an adapter runs it: the key derivation asked for is done (here, at once) and handed back."""
+    result = sasl.start(message)
+    return sasl.key_derived(result.work.run()) if isinstance(result, SaslKeyNeeded) else result
 
 
 def test_scram_sha_1_matches_rfc_5802_example() -> None:
@@ -99,8 +107,8 @@ def test_scram_without_initial_response_gets_an_empty_challenge_first(accounts: 
 
 
 def test_plain_accepts_right_password_and_matching_authzid(accounts: AccountStore) -> None:
-    assert exchange(accounts, "PLAIN").start(b"\0alice\0wonderland") == SaslSuccess(username="alice")
-    assert exchange(accounts, "PLAIN").start(b"alice@localhost\0alice\0wonderland") == SaslSuccess(username="alice")
+    assert plain(exchange(accounts, "PLAIN"), b"\0alice\0wonderland") == SaslSuccess(username="alice")
+    assert plain(exchange(accounts, "PLAIN"), b"alice@localhost\0alice\0wonderland") == SaslSuccess(username="alice")
 
 
 @pytest.mark.parametrize(("message", "condition"), [
@@ -111,7 +119,40 @@ def test_plain_accepts_right_password_and_matching_authzid(accounts: AccountStor
     (b"\0alice\0", SaslCondition.NOT_AUTHORIZED),
 ])
 def test_plain_failures(accounts: AccountStore, message: bytes, condition: SaslCondition) -> None:
-    assert exchange(accounts, "PLAIN").start(message) == SaslFailure(condition=condition)
+    assert plain(exchange(accounts, "PLAIN"), message) == SaslFailure(condition=condition)
+
+
+def test_plain_asks_for_its_key_derivation_instead_of_running_it(accounts: AccountStore) -> None:
+    """PBKDF2 is slow on purpose: the exchange names the work (for a thread pool) and waits for the key."""
+    sasl = exchange(accounts, "PLAIN")
+    needed = sasl.start(b"\0alice\0wonderland")
+    assert isinstance(needed, SaslKeyNeeded)
+    stored = accounts.scram_credentials("alice", "sha256")
+    assert stored is not None
+    work = needed.work
+    assert (work.hash_name, work.salt, work.iterations) == ("sha256", stored.salt, stored.iterations)
+    assert "wonderland" not in repr(needed)  # an order may be logged; the password must not be
+    assert sasl.respond(b"\0alice\0wonderland") == SaslFailure(condition=SaslCondition.MALFORMED_REQUEST)
+    assert sasl.key_derived(work.run()) == SaslSuccess(username="alice")
+    assert sasl.key_derived(work.run()) == SaslFailure(condition=SaslCondition.MALFORMED_REQUEST)  # only once
+
+
+def test_a_made_up_name_asks_for_the_same_work_as_a_real_one(accounts: AccountStore) -> None:
+    """No timing difference: a made-up name's derivation has a fake salt of the same size, same iterations."""
+    real = exchange(accounts, "PLAIN").start(b"\0alice\0x")
+    made_up = exchange(accounts, "PLAIN").start(b"\0nobody\0x")
+    assert isinstance(real, SaslKeyNeeded) and isinstance(made_up, SaslKeyNeeded)
+    assert made_up.work.iterations == real.work.iterations and len(made_up.work.salt) == len(real.work.salt)
+    again = exchange(accounts, "PLAIN").start(b"\0nobody\0y")
+    assert isinstance(again, SaslKeyNeeded) and again.work.salt == made_up.work.salt  # the same name, the same salt
+
+
+def test_a_derived_key_after_an_abort_is_not_evaluated(accounts: AccountStore) -> None:
+    sasl = exchange(accounts, "PLAIN")
+    needed = sasl.start(b"\0alice\0wonderland")
+    assert isinstance(needed, SaslKeyNeeded)
+    assert sasl.abort() == SaslFailure(condition=SaslCondition.ABORTED)
+    assert sasl.key_derived(needed.work.run()) == SaslFailure(condition=SaslCondition.MALFORMED_REQUEST)
 
 
 def test_anonymous_gives_a_fresh_random_user(accounts: AccountStore) -> None:
@@ -152,7 +193,7 @@ def _fastest_plain_failure(accounts: AccountStore, username: str) -> float:
     timings = []
     for _ in range(15):
         started = time.perf_counter()
-        assert exchange(accounts, "PLAIN").start(f"\0{username}\0wrong".encode()) == SaslFailure(
+        assert plain(exchange(accounts, "PLAIN"), f"\0{username}\0wrong".encode()) == SaslFailure(
             condition=SaslCondition.NOT_AUTHORIZED)
         timings.append(time.perf_counter() - started)
     return min(timings)
@@ -197,7 +238,7 @@ def test_admit_is_asked_with_the_username_before_any_challenge_or_password_check
 
 def test_the_exchange_reports_whom_a_failure_concerned(accounts: AccountStore) -> None:
     real, made_up = exchange(accounts, "PLAIN"), exchange(accounts, "SCRAM-SHA-256")
-    real.start(b"\0alice\0wrong", admit=lambda _username: None)
+    assert isinstance(real.start(b"\0alice\0wrong", admit=lambda _username: None), SaslKeyNeeded)
     made_up.start(b"n,,n=nobody,r=abc")
     assert (real.username, real.account_exists) == ("alice", True)
     assert (made_up.username, made_up.account_exists) == ("nobody", False)

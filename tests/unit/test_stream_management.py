@@ -38,6 +38,7 @@ from boshcm.xmpp.stream import (
 )
 from boshcm.xmpp.stream_management import NS_SM, SEQUENCE_MODULUS, SmLimits, StreamManagement
 from boshcm.xmpp.throttle import AuthThrottle
+from tests.unit.test_client_session import with_keys_derived
 
 SM = f"xmlns='{NS_SM}'"
 
@@ -172,6 +173,7 @@ class Client:
         self.detached = False
 
     def take(self, actions: list[SessionAction]) -> None:
+        actions = with_keys_derived(self.session, actions, self.world.now)
         for action in actions:
             if isinstance(action, SendElement):
                 self.received.append(action.element)
