@@ -5,12 +5,18 @@ page where everything is.
 Phones on slow links load the page once and then keep it: every file is read and gzip-compressed once, when the
 routes are made, and served with an ETag. The page's references carry the content's hash (`?v=…`), so a
 versioned URL is cached for a year without asking again, and a new release is new URLs; index.html and app.js
-are revalidated on every load (a 304 when nothing changed)."""
+are revalidated on every load (a 304 when nothing changed).
+
+The page's JavaScript is ES modules (quizbot/web/*.js, app.js the entry): each module's imports of its siblings
+are rewritten to their versioned URLs (a module's version covers the versions it imports, so a change anywhere
+below renames everything above it), and index.html gets a `<link rel="modulepreload">` for every module app.js
+imports, directly or not, so the browser fetches them all at once instead of one import level at a time."""
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,8 +30,10 @@ if TYPE_CHECKING:
 WEB = Path(__file__).parent / "web"
 STROPHE = WEB / "vendor" / "strophe.umd.min.js"
 STROPHE_URL = "/quiz/lib/strophe.umd.min.js"
-ASSETS = {"app.js": "text/javascript", "sm.js": "text/javascript", "style.css": "text/css",
-          "favicon.svg": "image/svg+xml"}
+ENTRY = "app.js"
+OTHER_ASSETS = {"style.css": "text/css", "favicon.svg": "image/svg+xml"}
+# `from "./sm.js"` / `import "./x.js"`: a sibling module (the page's modules name each other only this way).
+IMPORT = re.compile(r'(\bfrom\s*|\bimport\s*)"\./([A-Za-z0-9_-]+\.js)"')
 REVALIDATE = "no-cache"  # keep it, but ask (If-None-Match) before using it
 FOREVER = "public, max-age=31536000, immutable"  # a versioned URL never changes
 
@@ -77,26 +85,75 @@ def respond(request: web.Request, asset: Asset, cache_control: str) -> web.Respo
                         charset=None if asset.content_type.startswith("image/") else "utf-8", headers=headers)
 
 
+def module_imports(source: str) -> list[str]:
+    """The sibling modules a module imports, in order of appearance."""
+    return list(dict.fromkeys(match.group(2) for match in IMPORT.finditer(source)))
+
+
+def without_comment_lines(source: str) -> str:
+    """The module with each line that is only a `//` comment left empty: a quarter less on the wire, gzipped, and
+    the same line numbers as the source in a browser's stack traces. (The modules have no multi-line strings or
+    template literals, where such a line would be text; tests/unit/test_quiz_page_assets.py checks.)"""
+    return "\n".join("" if line.lstrip().startswith("//") else line for line in source.split("\n"))
+
+
+def build_modules(sources: dict[str, str]) -> dict[str, Asset]:
+    """Every module served, its imports pointing at the versioned URLs of what they import. The imports must form
+    no cycle (a version is a hash over the versions below it) and name only modules there are."""
+    built: dict[str, Asset] = {}
+
+    def build(name: str, path: tuple[str, ...]) -> Asset:
+        if name in built:
+            return built[name]
+        if name in path:
+            raise ValueError(f"quiz page modules import each other in a cycle: {' -> '.join((*path, name))}")
+        if name not in sources:
+            raise ValueError(f"quiz page module {path[-1]} imports {name}, which is not in quizbot/web/")
+        versions = {imported: build(imported, (*path, name)).version for imported in module_imports(sources[name])}
+        text = IMPORT.sub(lambda m: f'{m.group(1)}"./{m.group(2)}?v={versions[m.group(2)]}"',
+                          without_comment_lines(sources[name]))
+        built[name] = Asset.of(text.encode(), "text/javascript")
+        return built[name]
+
+    for name in sorted(sources):
+        build(name, ())
+    return built
+
+
+def imported_by(name: str, sources: dict[str, str]) -> list[str]:
+    """The modules `name` imports, directly or not, each once, nearest first."""
+    found: list[str] = []
+    queue = [name]
+    while queue:
+        for imported in module_imports(sources[queue.pop(0)]):
+            if imported not in found and imported != name:
+                found.append(imported)
+                queue.append(imported)
+    return found
+
+
 def build_assets() -> tuple[Asset, dict[str, Asset], Asset | None]:
     """index.html, the assets by name, and Strophe.js (None until scripts/setup.sh copied it), with every
-    reference in index.html and app.js pointing at the versioned URL of what it loads."""
-    assets: dict[str, Asset] = {}
-    sm = Asset.of((WEB / "sm.js").read_bytes(), ASSETS["sm.js"])
-    assets["sm.js"] = sm
-    app = (WEB / "app.js").read_text(encoding="utf-8")
-    assets["app.js"] = Asset.of(app.replace('from "./sm.js"', f'from "./sm.js?v={sm.version}"').encode(),
-                                ASSETS["app.js"])
-    for name in ("style.css", "favicon.svg"):
-        assets[name] = Asset.of((WEB / name).read_bytes(), ASSETS[name])
+    reference in index.html and the modules pointing at the versioned URL of what it loads."""
+    sources = {path.name: path.read_text(encoding="utf-8") for path in sorted(WEB.glob("*.js"))}
+    assets: dict[str, Asset] = build_modules(sources)
+    for name, content_type in OTHER_ASSETS.items():
+        assets[name] = Asset.of((WEB / name).read_bytes(), content_type)
     strophe = Asset.of(STROPHE.read_bytes(), "text/javascript") if STROPHE.exists() else None
     html = (WEB / "index.html").read_text(encoding="utf-8")
-    for name, asset in assets.items():
-        # sm.js is loaded by app.js; app.js keeps its plain URL (revalidated on each load, a 304 when unchanged)
-        # because deployment checks name it (tests/packaging/test_wheel.py).
-        if name not in {"sm.js", "app.js"}:
-            html = html.replace(f'"/quiz/{name}"', f'"/quiz/{name}?v={asset.version}"')
+    for name in OTHER_ASSETS:
+        html = html.replace(f'"/quiz/{name}"', f'"/quiz/{name}?v={assets[name].version}"')
     if strophe is not None:
         html = html.replace(f'"{STROPHE_URL}"', f'"{STROPHE_URL}?v={strophe.version}"')
+    # app.js keeps its plain URL (revalidated on each load, a 304 when unchanged) because deployment checks name
+    # it (tests/packaging/test_wheel.py); the modules it loads are preloaded by their versioned URLs, the very
+    # URLs the imports name (a module is fetched and run once per URL).
+    entry = f'<script type="module" src="/quiz/{ENTRY}"></script>'
+    if entry not in html:
+        raise ValueError(f"quizbot/web/index.html does not load {ENTRY} as {entry}")
+    preloads = "".join(f'\n<link rel="modulepreload" href="/quiz/{name}?v={assets[name].version}">'
+                       for name in imported_by(ENTRY, sources))
+    html = html.replace(entry, entry + preloads)
     return Asset.of(html.encode(), "text/html"), assets, strophe
 
 

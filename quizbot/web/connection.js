@@ -1,0 +1,397 @@
+// The page's XMPP connection: Strophe.js over BOSH (WebSocket when configured, falling back to BOSH), BOSH keys
+// (keys.js), XEP-0198 stream management (sm.js), liveness pings, reconnecting and resuming, and an outbox for
+// what the player does while no stream is up. The rest of the page sees a small API (createConnection):
+// login(jid, password), restore(), send(stanza), onStanza(name, handler), forget(), and events: status(kind)
+// with kind "connecting" | "up" | "reconnecting" | "authfail" | "failed" | "login" (log in again),
+// ready(reason) when a session is there to use ("login", "attached": a reloaded page re-attached to its BOSH
+// session, "rebound": a resumption failed and the page bound afresh) and resumed() after a XEP-0198 resumption.
+//
+// Stream management: after binding the page sends <enable resume='true'/> on either transport and keeps, in
+// sessionStorage, what a resumption needs: the id, h, the stanzas the server has not acknowledged, the full JID
+// and the SCRAM keys Strophe derived (never the password). A reload, a network switch or minutes offline then end
+// in a SASL login on a fresh connection (WebSocket, or BOSH when WebSocket does not get through) and
+// <resume previd h/> instead of a bind: same JID, same rooms, and the server sends again whatever this page had
+// not handled — including a response written into a BOSH request the browser abandoned. On <failed/> the page
+// binds and rejoins as before. Guests (SASL ANONYMOUS) get acks only: their BOSH session is re-attached instead.
+// Timers: window.quizTiming (set before the page loads) may shorten them, as the tests do.
+import { BoshKeys, KEY_STORE, useKeys } from "./keys.js";
+import { bareJid, nodeOf } from "./protocol.js";
+import { NS_SM, StreamManagement, isStanza } from "./sm.js";
+
+const { Strophe, $build } = window;
+// Strophe logs every request at DEBUG to the console: work and noise on a phone, for nobody.
+Strophe.setLogLevel(Strophe.LogLevel.WARN);
+
+export const SM_STORE = "quiz-sm";
+const BOSH_SESSION = "strophe-bosh-session"; // Strophe's own (keepalive)
+const TIMING = { pingSeconds: 20, timeoutSeconds: 10, retrySeconds: 1, maxRetrySeconds: 15, ...(window.quizTiming || {}) };
+
+const parseXml = (xml) => new DOMParser().parseFromString(xml, "text/xml").documentElement;
+
+// What Strophe hands xmlInput: over BOSH the whole <body/>, whose children are the top-level elements; over
+// WebSocket each top-level element itself (Strophe strips its <wrapper/>), or the <open/>/<close/> framing.
+// Reading only children made a WebSocket page miss <enabled/> (never resumable) and miscount h.
+function topLevel(received) {
+  if (!received || typeof received.localName !== "string") return []; // a raw MessageEvent (<close/>)
+  if (received.localName === "body" && received.namespaceURI === Strophe.NS.HTTPBIND) return [...received.children];
+  return [received];
+}
+
+// config: /quiz/config.json; storage: sessionStorage; inRoom(): whether the page is in a room (an attempt that
+// fails there is retried rather than reported); events: { status, ready, resumed }.
+export function createConnection({ config, storage, inRoom, events }) {
+  let conn = null; // the Strophe connection in use; an abandoned one is ignored from then on
+  let credentials = null; // { jid, password } of the last login: reconnecting needs them again
+  const handlers = []; // [name, handler] for every new Strophe connection
+  const link = {
+    sm: new StreamManagement(),
+    phase: null, // "enable" | "resume" while waiting for the server's answer
+    jid: null, // the full JID a resumption takes back
+    up: false, // what the page shows: connected, or reconnecting
+    lastHeard: 0,
+    pingSentAt: null,
+    retrySeconds: TIMING.retrySeconds,
+    retryTimer: null,
+    attemptTimer: null,
+    webSocketFailed: false,
+  };
+  // What the player does while no stream is up (an answer given during a reconnect) waits here and goes out on
+  // the stream that comes back, after what the server asked to have again: nothing the player did is lost.
+  const outbox = [];
+
+  const isBosh = (c) => Boolean(c && c._proto && "sid" in c._proto);
+
+  // A guest (SASL ANONYMOUS) logs in to the bare domain and gets a new name each time: its resumption id, not
+  // its name, is what takes the session back (the server drops the new name), so any anonymous login may
+  // present it.
+  const isGuestLogin = () => Boolean(credentials) && !nodeOf(credentials.jid);
+
+  function saveLink() {
+    const keys = conn && conn.scram_keys;
+    storage.setItem(SM_STORE, JSON.stringify({ jid: link.jid, pass: keys || null, guest: isGuestLogin(),
+                                               sm: link.sm.snapshot() }));
+  }
+
+  function loadLink() {
+    const saved = JSON.parse(storage.getItem(SM_STORE) || "null");
+    if (!saved || typeof saved.jid !== "string") return null;
+    return saved;
+  }
+
+  function forgetSession() {
+    storage.removeItem(KEY_STORE);
+    storage.removeItem(BOSH_SESSION);
+  }
+
+  // Wraps the connection's send (to count and keep our stanzas) and its xmlInput (to see every element the
+  // server sends, before Strophe's handlers run), without changing Strophe.
+  function useStreamManagement(c) {
+    const send = c.send.bind(c);
+    c.rawSend = send; // nonzas (<r/>, <a/>, <enable/>, <resume/>) are not counted
+    c.send = (stanza) => {
+      for (const item of Array.isArray(stanza) ? stanza : [stanza]) {
+        const element = item && typeof item.tree === "function" ? item.tree() : item;
+        if (!element) continue;
+        send(element);
+        if (c === conn && isStanza(element.nodeName)) {
+          if (link.sm.sent(Strophe.serialize(element))) send($build("r", { xmlns: NS_SM }));
+          saveLink();
+        }
+      }
+    };
+    c.xmlInput = (received) => {
+      if (c !== conn) return; // an abandoned connection: whatever it still delivers comes again
+      heard();
+      for (const element of topLevel(received)) {
+        if (element.namespaceURI === NS_SM) onStreamManagement(c, element);
+        else if (isStanza(element.localName)) {
+          link.sm.handled(); // counted before Strophe's handlers run it, in the same turn: nothing in between
+          saveLink();
+        }
+      }
+    };
+  }
+
+  function onStreamManagement(c, element) {
+    switch (element.localName) {
+      case "r": c.rawSend($build("a", link.sm.answer())); break;
+      case "a": link.sm.onAck(Number(element.getAttribute("h"))); saveLink(); break;
+      case "enabled":
+        link.phase = null;
+        link.sm.onEnabled({ id: element.getAttribute("id"), resume: element.getAttribute("resume") });
+        saveLink();
+        break;
+      case "resumed": onResumed(c, element); break;
+      case "failed": {
+        const h = element.hasAttribute("h") ? Number(element.getAttribute("h")) : undefined;
+        link.sm.onFailed(h); // lost stanzas are not sent again: presences and answers to an old question are stale
+        saveLink();
+        if (link.phase === "resume") {
+          link.phase = null;
+          rebound = true; // rejoin and ask the bot, as after an expired session
+          c.bind();
+        }
+        link.phase = null;
+        break;
+      }
+      default: break;
+    }
+  }
+  let rebound = false;
+
+  function onResumed(c, element) {
+    const again = link.sm.onResumed(Number(element.getAttribute("h")));
+    link.phase = null;
+    // Strophe believes it is still binding: tell it the session is back (the resent stanzas that follow in this
+    // very response must reach the handlers).
+    c.authenticated = true;
+    c.do_bind = false;
+    c.jid = link.jid;
+    for (const xml of again || []) c.send(parseXml(xml));
+    saveLink();
+    linkUp();
+    events.resumed();
+  }
+
+  // --- liveness: "connected" is true ----------------------------------------------------------------------
+
+  function heard() {
+    link.lastHeard = Date.now();
+    link.pingSentAt = null;
+    if (!link.up && link.phase === null && conn && conn.authenticated) linkUp();
+  }
+
+  function send(stanza) {
+    if (conn && link.up) conn.send(stanza);
+    else outbox.push(stanza);
+  }
+
+  function linkUp() {
+    link.up = true;
+    while (outbox.length && conn) conn.send(outbox.shift());
+    link.retrySeconds = TIMING.retrySeconds;
+    clearTimeout(link.attemptTimer);
+    events.status("up");
+  }
+
+  function linkDown() {
+    link.up = false;
+    events.status("reconnecting");
+  }
+
+  function watchdog() {
+    if (!conn || !conn.authenticated || link.retryTimer) return;
+    const now = Date.now();
+    if (link.pingSentAt !== null && now - link.pingSentAt > TIMING.timeoutSeconds * 1000) {
+      connectionLost();
+    } else if (link.pingSentAt === null && now - link.lastHeard > TIMING.pingSeconds * 1000 && link.sm.counting) {
+      link.pingSentAt = now; // XEP-0198 §4: any answer, <a/> or a stanza, proves the way back works
+      conn.rawSend($build("r", { xmlns: NS_SM }));
+    }
+  }
+
+  // The connection is gone or silent. A resumable session is taken over on a fresh connection; a guest's BOSH
+  // session is left to Strophe's own retries (it comes back with the same JID), a guest's WebSocket is replaced.
+  function connectionLost() {
+    if (!conn || link.retryTimer) return;
+    linkDown();
+    if (!link.sm.resumable && isBosh(conn) && conn.connected) {
+      link.pingSentAt = null; // Strophe retries the same BOSH session; ask again later
+      link.lastHeard = Date.now();
+      return;
+    }
+    abandon();
+    if (credentials) scheduleRetry();
+    else events.status("login"); // a re-attached guest session that Strophe gave up: log in again
+  }
+
+  function abandon() {
+    const c = conn;
+    if (!c) return;
+    conn = null; // from now on its callbacks and data are ignored
+    try {
+      c._proto._abortAllRequests();
+      c._doDisconnect(); // local: no terminate, no <close/>, so the server keeps the session for a resumption
+    } catch {
+      // already torn down
+    }
+  }
+
+  function scheduleRetry() {
+    clearTimeout(link.retryTimer);
+    link.retryTimer = setTimeout(() => {
+      link.retryTimer = null;
+      if (!navigator.onLine) { scheduleRetry(); return; }
+      const { jid, password } = credentials;
+      connect(jid, password, config.transport === "websocket" && !link.webSocketFailed);
+      // An attempt that neither resumes nor fails in time is abandoned too.
+      clearTimeout(link.attemptTimer);
+      link.attemptTimer = setTimeout(() => {
+        if (link.up) return;
+        // A WebSocket that opens and closes silently (a proxy, a filter) says nothing to Strophe: use BOSH.
+        if (conn && !isBosh(conn)) link.webSocketFailed = true;
+        abandon();
+        scheduleRetry();
+      }, (TIMING.timeoutSeconds + 5) * 1000);
+    }, link.retrySeconds * 1000);
+    link.retrySeconds = Math.min(TIMING.maxRetrySeconds, link.retrySeconds * 2);
+  }
+
+  // --- connecting ------------------------------------------------------------------------------------------
+
+  function endpoint(preferWebSocket) {
+    return preferWebSocket && config.websocket && "WebSocket" in window ? config.websocket : config.bosh;
+  }
+
+  function newConnection(url) {
+    // keepalive: Strophe keeps the BOSH session id in sessionStorage, so a reloaded page can re-attach to it.
+    // explicitResourceBinding: after SASL the page chooses between <resume/> and a bind.
+    const c = new Strophe.Connection(url, { keepalive: true, explicitResourceBinding: true });
+    for (const [name, handler] of handlers) c.addHandler(handler, null, name);
+    useStreamManagement(c);
+    conn = c;
+    return c;
+  }
+
+  // The session is there: enable stream management and tell the page.
+  function connected(c, reason) {
+    link.jid = c.jid;
+    link.phase = "enable";
+    c.rawSend($build("enable", link.sm.enable()));
+    saveLink();
+    linkUp();
+    events.ready(reason);
+  }
+
+  async function connect(jid, password, preferWebSocket = config.transport === "websocket") {
+    const url = endpoint(preferWebSocket);
+    credentials = { jid, password };
+    events.status("connecting");
+    const keys = url === config.bosh && BoshKeys.available() ? await BoshKeys.fresh() : null;
+    const c = newConnection(url);
+    if (keys) useKeys(c, keys, storage);
+    else storage.removeItem(KEY_STORE);
+    let established = false;
+    let fellBack = false;
+    c.connect(jid, password, (status) => {
+      if (c !== conn) return; // abandoned
+      if (status === Strophe.Status.BINDREQUIRED) {
+        const resume = link.sm.resume();
+        const sameLogin = isGuestLogin() || bareJid(link.jid || "") === bareJid(jid);
+        if (resume && link.jid && sameLogin) {
+          established = true;
+          link.phase = "resume";
+          c.rawSend($build("resume", resume));
+        } else {
+          link.sm.reset();
+          c.bind();
+        }
+      } else if (status === Strophe.Status.CONNECTED) {
+        established = true;
+        const reason = rebound ? "rebound" : "login";
+        rebound = false;
+        connected(c, reason);
+      } else if (status === Strophe.Status.AUTHFAIL) {
+        events.status("authfail");
+      } else if ((status === Strophe.Status.CONNFAIL || status === Strophe.Status.DISCONNECTED) && !established
+                 && url !== config.bosh) {
+        // WebSocket unavailable (refused, or closed at once): fall back to BOSH, once (CONNFAIL comes with a
+        // DISCONNECTED, and two BOSH logins would race for the session).
+        if (fellBack) return;
+        fellBack = true;
+        link.webSocketFailed = true;
+        connect(jid, password, false);
+      } else if ((status === Strophe.Status.DISCONNECTED || status === Strophe.Status.CONNFAIL) && established) {
+        connectionLost(); // the network dropped for longer than Strophe's own retries
+      } else if (status === Strophe.Status.CONNFAIL && link.retryTimer === null && !link.up && inRoom()) {
+        abandon();
+        scheduleRetry(); // still offline: try again later
+      } else if (status === Strophe.Status.CONNFAIL) {
+        events.status("failed");
+      }
+    });
+  }
+
+  // A reloaded page (same tab) resumes its XEP-0198 session when it has one (beforeResume() is called first: the
+  // page draws the room it was in); a guest re-attaches to its BOSH session while the server keeps it (inactivity
+  // limit), and ready("attached") follows. Either way: same JID, so the bot still knows the player and their
+  // points. False when there is nothing to take back: the player logs in again.
+  function restore({ beforeResume }) {
+    const resumable = loadLink();
+    if (resumable && (resumable.pass || resumable.guest)) {
+      link.sm = StreamManagement.fromSnapshot(resumable.sm);
+      if (link.sm.resumable) {
+        link.jid = resumable.jid;
+        beforeResume();
+        linkDown();
+        if (resumable.guest) connect(config.domain, null);
+        else connect(resumable.jid, resumable.pass);
+        return true;
+      }
+    }
+    const session = JSON.parse(storage.getItem(BOSH_SESSION) || "null");
+    if (!session) return false;
+    const keys = BoshKeys.load(storage, session.sid);
+    if (!keys) {
+      forgetSession(); // without its keys the session cannot go on: log in again
+      return false;
+    }
+    const c = newConnection(config.bosh);
+    useKeys(c, keys, storage);
+    if (resumable) { // the same stream goes on: so do its counters
+      link.sm = StreamManagement.fromSnapshot(resumable.sm);
+      link.jid = resumable.jid;
+    }
+    let attached = false;
+    try {
+      c.restore(undefined, (status) => {
+        if (c !== conn) return;
+        if (status === Strophe.Status.ATTACHED) {
+          attached = true;
+          linkUp();
+          events.ready("attached");
+        } else if (status === Strophe.Status.DISCONNECTED && attached) {
+          reconnectOrLogin();
+        } else if ((status === Strophe.Status.CONNFAIL || status === Strophe.Status.DISCONNECTED) && !attached) {
+          events.status("login"); // the session is gone: log in again
+        }
+      });
+    } catch {
+      return false; // nothing to restore
+    }
+    return true;
+  }
+
+  function reconnectOrLogin() {
+    if (!credentials) { events.status("login"); return; }
+    linkDown();
+    setTimeout(() => connect(credentials.jid, credentials.password), 1000);
+  }
+
+  setInterval(watchdog, 250);
+  window.addEventListener("offline", () => { if (link.up) connectionLost(); });
+  window.addEventListener("online", () => {
+    if (link.retryTimer) {
+      clearTimeout(link.retryTimer);
+      link.retryTimer = null;
+      link.retrySeconds = TIMING.retrySeconds;
+      scheduleRetry();
+    }
+  });
+
+  return {
+    // Stanzas of this kind ("message", "presence") from the server go to handler(stanza), which returns true.
+    onStanza(name, handler) { handlers.push([name, handler]); if (conn) conn.addHandler(handler, null, name); },
+    // A new login (SASL ANONYMOUS when password is null): nothing of an earlier session in this tab is resumed.
+    login(jid, password) {
+      storage.removeItem(SM_STORE);
+      link.sm = new StreamManagement();
+      link.jid = null;
+      outbox.length = 0;
+      connect(jid, password);
+    },
+    restore,
+    send,
+    get jid() { return link.jid; },
+  };
+}

@@ -1,0 +1,111 @@
+// The bot's urn:boshcm:quiz:0 payloads (docs/quiz.md, "Payloads") read into plain objects, and the page's own
+// <answer/> and <command/> built as attributes and text. Pure: it reads elements (anything with localName,
+// namespaceURI, children, getAttribute, textContent) and touches no DOM, network or clock, so node tests it
+// (tests/js/protocol.test.mjs). Also the few JID helpers the page needs, as Strophe.js defines them.
+
+export const NS = "urn:boshcm:quiz:0";
+export const MUC = "http://jabber.org/protocol/muc";
+export const MUC_USER = "http://jabber.org/protocol/muc#user";
+export const OCCUPANT_ID = "urn:xmpp:occupant-id:0";
+
+// --- addresses (the same results as Strophe.getBareJidFromJid & co.) ------------------------------------------
+
+export const bareJid = (jid) => (jid ? jid.split("/")[0] : null);
+export function resourceOf(jid) {
+  if (!jid) return null;
+  const parts = jid.split("/");
+  return parts.length < 2 ? null : parts.slice(1).join("/");
+}
+export const nodeOf = (jid) => (jid && jid.indexOf("@") >= 0 ? jid.split("@")[0] : null);
+export function domainOf(jid) {
+  const bare = bareJid(jid);
+  if (!bare) return null;
+  return bare.indexOf("@") < 0 ? bare : bare.split("@").slice(1).join("@");
+}
+
+// --- reading ---------------------------------------------------------------------------------------------
+
+export const childrenOf = (element, ns, name) =>
+  [...element.children].filter((c) => c.namespaceURI === ns && (name === undefined || c.localName === name));
+export const childOf = (element, ns, name) => childrenOf(element, ns, name)[0] || null;
+
+// Text of an element as the sender wrote it. Never Strophe.getText: it XML-escapes (an apostrophe would show
+// as &apos;), and everything here goes into the page with textContent, which needs no escaping at all.
+export const textOf = (element) => (element ? element.textContent : "");
+
+// A numeric attribute; null when absent or not a number.
+function num(element, name) {
+  const value = element.getAttribute(name);
+  if (value === null || value.trim() === "") return null;
+  const number = Number(value);
+  return Number.isFinite(number) ? number : null;
+}
+
+const players = (element) => childrenOf(element, NS, "player").map((p) => ({
+  nick: p.getAttribute("nick"), points: num(p, "points"), rank: num(p, "rank"),
+  eliminated: p.getAttribute("eliminated") === "true",
+}));
+
+const READERS = {
+  room: (e) => ({ jid: e.getAttribute("jid") || "", name: e.getAttribute("name"), pin: e.getAttribute("pin") }),
+  game: (e) => ({
+    id: e.getAttribute("id"), state: e.getAttribute("state"), mode: e.getAttribute("mode"),
+    language: e.getAttribute("language"), total: num(e, "total"), opener: e.getAttribute("opener"),
+    category: e.getAttribute("category"), pin: e.getAttribute("pin"), name: e.getAttribute("name"),
+    players: players(e),
+  }),
+  question: (e) => ({
+    id: e.getAttribute("id"), game: e.getAttribute("game"), index: num(e, "index"), total: num(e, "total"),
+    kind: e.getAttribute("kind"), category: e.getAttribute("category"), duration: num(e, "duration"),
+    deadline: Date.parse(e.getAttribute("deadline")), text: textOf(childOf(e, NS, "text")),
+    choices: childrenOf(e, NS, "choice").map((c) => ({ key: c.getAttribute("key"), text: textOf(c) })),
+  }),
+  hint: (e) => ({ question: e.getAttribute("question"), pattern: e.getAttribute("pattern"), points: num(e, "points") }),
+  received: (e) => ({ question: e.getAttribute("question") }),
+  progress: (e) => ({ question: e.getAttribute("question"), answered: num(e, "answered"), players: num(e, "players") }),
+  reveal: (e) => ({
+    question: e.getAttribute("question"), answer: e.getAttribute("answer"), source: e.getAttribute("source"),
+    choices: childrenOf(e, NS, "choice").map((c) => ({
+      key: c.getAttribute("key"), text: textOf(c), count: num(c, "count"), correct: c.getAttribute("correct") === "true",
+    })),
+    scorers: childrenOf(e, NS, "scorer").map((s) => ({
+      nick: s.getAttribute("nick"), points: num(s, "points"), seconds: num(s, "seconds"), streak: num(s, "streak"),
+    })),
+  }),
+  eliminated: (e) => ({ question: e.getAttribute("question"), nick: e.getAttribute("nick") }),
+  pause: (e) => ({ until: Date.parse(e.getAttribute("until")) }),
+  scores: (e) => ({ game: e.getAttribute("game"), final: e.getAttribute("final") === "true",
+                    reason: e.getAttribute("reason"), players: players(e) }),
+  top: (e) => ({ period: e.getAttribute("period"), players: players(e) }),
+  categories: (e) => ({
+    language: e.getAttribute("language"),
+    categories: childrenOf(e, NS, "category").map((c) => ({ language: c.getAttribute("language"), name: textOf(c) })),
+  }),
+};
+
+// One payload element as { type: its name, ...its fields }; null for anything this page does not know (version 0
+// may grow: unknown elements are ignored).
+export function readPayload(element) {
+  if (element.namespaceURI !== NS || !Object.hasOwn(READERS, element.localName)) return null;
+  return { type: element.localName, ...READERS[element.localName](element) };
+}
+
+// The quiz payloads of a stanza, read; `raw` says whether it carried any (even ones this page does not know).
+export function payloadsOf(stanza) {
+  const raw = childrenOf(stanza, NS);
+  return { raw: raw.length, payloads: raw.map(readPayload).filter(Boolean) };
+}
+
+// --- writing ---------------------------------------------------------------------------------------------
+
+// docs/quiz.md "Commands from rich clients": <command name="quiz">live 10 en</command>, no body; the bot parses
+// the text with the grammar of typed commands. Empty arguments are left out.
+export function command(name, args = []) {
+  const text = args.map((a) => String(a ?? "").trim()).filter(Boolean).join(" ");
+  return { attrs: { xmlns: NS, name }, text };
+}
+
+// <answer question choice/> beside the body (the body is the typed text or the choice key).
+export function answer(question, choice) {
+  return { xmlns: NS, question, ...(choice ? { choice } : {}) };
+}

@@ -1,0 +1,104 @@
+// The page's reading and writing of urn:boshcm:quiz:0 (quizbot/web/protocol.js), on the examples docs/quiz.md
+// gives ("Examples (as sent)"), so the docs and the page cannot drift apart.
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { test } from "node:test";
+
+import { NS, answer, bareJid, command, domainOf, nodeOf, payloadsOf, readPayload, resourceOf }
+  from "../../quizbot/web/protocol.js";
+import { parseXml } from "./xml.mjs";
+
+const DOCS = readFileSync(new URL("../../docs/quiz.md", import.meta.url), "utf-8");
+const block = DOCS.split("Examples (as sent):")[1].split("```xml")[1].split("```")[0];
+const EXAMPLES = Object.fromEntries(parseXml(`<examples>${block}</examples>`).children
+  .map((element) => [element.localName, element]));
+const read = (kind) => readPayload(EXAMPLES[kind]);
+
+test("every payload kind docs/quiz.md shows is read", () => {
+  const documented = [...DOCS.split("## Payloads")[1].split("**Only the bot")[0].matchAll(/^\| `<(\w+)/gm)]
+    .map((m) => m[1]);
+  assert.ok(documented.length >= 12, documented);
+  for (const kind of documented) {
+    assert.ok(EXAMPLES[kind], `docs/quiz.md has no example of <${kind}/>`);
+    assert.equal(read(kind).type, kind);
+  }
+});
+
+test("a question: its numbers, deadline, text and choices", () => {
+  assert.deepEqual(read("question"), {
+    type: "question", id: "en-mus-004", game: "quiz-1795000000-1a2b3c4d", index: 2, total: 10, kind: "choice",
+    category: "music", duration: 30, deadline: Date.UTC(2026, 10, 18, 11, 7, 10), text: "Who composed The Magic Flute?",
+    choices: [{ key: "A", text: "Haydn" }, { key: "B", text: "Mozart" }, { key: "C", text: "Bach" },
+              { key: "D", text: "Handel" }],
+  });
+});
+
+test("a reveal: the correct choice, counts and scorers in order", () => {
+  const reveal = read("reveal");
+  assert.equal(reveal.answer, "Mozart");
+  assert.equal(reveal.source, "https://en.wikipedia.org/wiki/The_Magic_Flute");
+  assert.deepEqual(reveal.choices.filter((c) => c.correct).map((c) => c.key), ["B"]);
+  assert.deepEqual(reveal.choices.map((c) => c.count), [0, 2, 1, 0]);
+  assert.deepEqual(reveal.scorers, [{ nick: "Ann", points: 1000, seconds: 0.412, streak: 2 },
+                                    { nick: "Ben", points: 790, seconds: 12.6, streak: 1 }]);
+});
+
+test("scores, top and game: players with points and shared ranks", () => {
+  const scores = read("scores");
+  assert.equal(scores.final, true);
+  assert.equal(scores.reason, "finished");
+  assert.deepEqual(scores.players.map((p) => [p.nick, p.points, p.rank]), [["Ann", 1950, 1], ["Ben", 740, 2], ["Cat", 740, 2]]);
+  assert.equal(read("top").period, "week");
+  assert.deepEqual(read("top").players.map((p) => p.rank), [1, 2]);
+  const game = read("game");
+  assert.deepEqual([game.state, game.mode, game.language, game.total, game.opener], ["running", "live", "en", 10, "Ann"]);
+  assert.deepEqual(game.players.map((p) => [p.nick, p.points, p.rank]), [["Ann", 1950, null], ["Ben", 740, null]]);
+});
+
+test("the small ones: hint, received, progress, eliminated, pause, room, categories", () => {
+  assert.deepEqual(read("hint"), { type: "hint", question: "en-geo-001", pattern: "P a _ _ _", points: 50 });
+  assert.deepEqual(read("received"), { type: "received", question: "en-mus-004" });
+  assert.deepEqual(read("progress"), { type: "progress", question: "en-mus-004", answered: 17, players: 23 });
+  assert.deepEqual(read("eliminated"), { type: "eliminated", question: "en-mus-004", nick: "Cat" });
+  assert.deepEqual(read("pause"), { type: "pause", until: Date.UTC(2026, 10, 18, 11, 7, 40) });
+  assert.deepEqual(read("room"), { type: "room", jid: "brave-otter-4821@conference.localhost", name: "Ann's quiz",
+                                   pin: "482913" });
+  assert.deepEqual(read("categories").categories, [{ language: "en", name: "art" }, { language: "en", name: "film" },
+                                                   { language: "de", name: "essen" }]);
+});
+
+test("text is read as written: markup and entities stay text", () => {
+  const question = readPayload(parseXml(`<question xmlns="${NS}" id="q"><text>Rock 'n' Roll &amp; &lt;Blues&gt;</text>`
+    + `<choice key="A">&lt;b&gt;x&lt;/b&gt;</choice></question>`));
+  assert.equal(question.text, "Rock 'n' Roll & <Blues>");
+  assert.equal(question.choices[0].text, "<b>x</b>");
+});
+
+test("unknown payloads are ignored, but a stanza carrying any quiz payload says so", () => {
+  const message = parseXml(`<message xmlns="jabber:client"><future xmlns="${NS}"/><body>hi</body>`
+    + `<question xmlns="urn:other"/></message>`);
+  assert.deepEqual(payloadsOf(message), { raw: 1, payloads: [] });
+  assert.equal(readPayload(parseXml(`<question xmlns="urn:other"/>`)), null);
+  assert.equal(readPayload(parseXml(`<toString xmlns="${NS}"/>`)), null);
+  const chat = parseXml(`<message xmlns="jabber:client"><body>!start</body></message>`);
+  assert.deepEqual(payloadsOf(chat), { raw: 0, payloads: [] });
+});
+
+test("commands and answers as the page sends them", () => {
+  assert.deepEqual(command("quiz", ["live", 5, "", "en"]), { attrs: { xmlns: NS, name: "quiz" }, text: "live 5 en" });
+  assert.deepEqual(command("start"), { attrs: { xmlns: NS, name: "start" }, text: "" });
+  assert.deepEqual(command("top", ["all", 10]), { attrs: { xmlns: NS, name: "top" }, text: "all 10" });
+  assert.deepEqual(answer("q1", "B"), { xmlns: NS, question: "q1", choice: "B" });
+  assert.deepEqual(answer("q1", null), { xmlns: NS, question: "q1" });
+});
+
+test("JIDs are split as Strophe.js splits them", () => {
+  assert.equal(bareJid("quiz@conference.localhost/Ann/x"), "quiz@conference.localhost");
+  assert.equal(resourceOf("quiz@conference.localhost/Ann/x"), "Ann/x");
+  assert.equal(resourceOf("quiz@conference.localhost"), null);
+  assert.equal(nodeOf("localhost"), null);
+  assert.equal(nodeOf("ann@localhost/r"), "ann");
+  assert.equal(domainOf("ann@localhost/r"), "localhost");
+  assert.equal(domainOf("localhost"), "localhost");
+  assert.equal(bareJid(""), null);
+});
