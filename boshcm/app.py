@@ -519,6 +519,11 @@ class _Handle:
         self.ca_file = None if config.c2s.tls_cert else config.data_path / SELF_SIGNED_CERT
         self._accounts = server.accounts
         self._service_accounts = server.service_accounts
+        self._metrics = server.metrics
+
+    def add_reading(self, reading: Reading) -> None:
+        if self._metrics is not None:
+            self._metrics.add(reading)
 
     def ensure_account(self, username: str, password: str) -> None:
         if username not in self._service_accounts:
@@ -529,8 +534,21 @@ class _Handle:
             self._accounts.set_password(username, password)
 
 
+def run_server(config: Config) -> None:
+    """`boshcm serve`: on uvloop where it is installed (`pip install boshcm[fast]`), else asyncio's own loop."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(serve(config))
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(serve(config))
+
+
 async def serve(config: Config) -> None:
     """Run until SIGINT/SIGTERM."""
+    loop = asyncio.get_running_loop()
+    log.info("event loop: %s.%s", type(loop).__module__.partition(".")[0], type(loop).__name__)
     server = Server(config)
     try:
         await server.start()

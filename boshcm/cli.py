@@ -6,7 +6,6 @@ Installed extensions (boshcm/extensions.py) are found through their entry points
 from __future__ import annotations
 
 import argparse
-import asyncio
 import getpass
 import logging
 import sys
@@ -85,10 +84,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("configuration ok")
         return 0
     if args.command == "serve":
-        from boshcm.app import serve
+        from boshcm.app import run_server
 
         try:
-            asyncio.run(serve(config))
+            run_server(config)
         except ConfigError as exc:  # found only when starting, e.g. an unreadable cluster.secret_file
             print(f"boshcm: configuration error: {exc}", file=sys.stderr)
             return 2

@@ -13,7 +13,7 @@ What an extension gets:
 - start and stop with the server (`Extension.start(handle)` once every listener is up, `Extension.stop()`
   before the listeners close);
 - a narrow `ServerHandle`: the domain, the MUC domain, where c2s listens, which CA file verifies it, the data
-  directory, and "ensure this account" for the accounts it declared;
+  directory, "ensure this account" for the accounts it declared, and "export this reading" on /metrics;
 - privileges in one generic form: the local parts in `Extension.service_accounts` are exempt from the room
   quota and the per-session stanza rate (an account that speaks for whole rooms), and only they may be
   ensured. Everything else it does as an ordinary client of the server.
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from aiohttp import web
 
     from boshcm.config import Config
+    from boshcm.metrics import Reading
 
 ENTRY_POINT_GROUP = "boshcm.extensions"
 
@@ -62,6 +63,9 @@ class ServerHandle(Protocol):
 
     def ensure_account(self, username: str, password: str) -> None:
         """Afterwards `username` (a declared service account) logs in with `password`."""
+
+    def add_reading(self, reading: Reading) -> None:
+        """Export a value read at scrape time on the server's /metrics; nothing when `[metrics]` is off."""
 
 
 class Extension(Protocol):

@@ -51,9 +51,13 @@ class EmbeddedQuizbotConfig(QuizBotConfig):
     enabled: bool = True
     account: str = "quiz"
     room: str = "quiz"
+    # "child": a process of its own, on another core (quizbot/process.py); "inline": on the server's event loop.
+    process: str = "child"
 
     def validate(self, section: str) -> None:
         QuizBotConfig.validate(self, section)
+        if self.process not in ("child", "inline"):
+            raise ConfigError(f"{section}.process", f"must be child or inline; got {self.process!r}")
         if not self.account or "@" in self.account:
             raise ConfigError(f"{section}.account", "must be a local part like 'quiz'")
         if "@" in self.room:

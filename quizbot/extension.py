@@ -1,6 +1,8 @@
 """The quiz as a boshcm extension (boshcm/extensions.py): `boshcm serve` finds it through the entry point
 `boshcm.extensions: quizbot`, reads its `[quizbot]` section with `EmbeddedQuizbotConfig`, serves the page and
-starts the bot as an ordinary client of the embedded server over loopback c2s.
+starts the bot as an ordinary client of the embedded server over loopback c2s: in a process of its own by
+default (`process = "child"`, quizbot/process.py), or on the server's event loop (`process = "inline"`, which
+tests use to look inside the bot). Either way it exports the quiz's figures on the server's /metrics.
 
 The server lends it one service account (`[quizbot] account`): made or re-keyed through the handle, with the
 password kept in <data_dir>/quizbot.password, and exempt from the room quota (the bot makes a room per
@@ -11,13 +13,16 @@ Importing this module stays light (no slixmpp): `boshcm check-config` loads it t
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from boshcm.extensions import ExtensionSpec, ServerHandle
+from boshcm.metrics import Reading
 from quizbot.config import EmbeddedQuizbotConfig
+from quizbot.process import BotProcess, ChildOrders, QuizStats
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -32,13 +37,14 @@ PASSWORD_FILE = "quizbot.password"
 
 
 class QuizExtension:
-    """The page's routes and the in-process bot for one server."""
+    """The page's routes and the bot for one server."""
 
     def __init__(self, config: Config, quiz: EmbeddedQuizbotConfig) -> None:
         self._config = config
         self._quiz = quiz
-        self.client: QuizBotClient | None = None  # while the bot runs
+        self.client: QuizBotClient | None = None  # while the bot runs inline
         self._store: QuizStore | None = None
+        self.process: BotProcess | None = None  # while the bot runs in a child process
 
     @property
     def service_accounts(self) -> frozenset[str]:
@@ -62,19 +68,64 @@ class QuizExtension:
         if server.muc_domain is None:
             log.warning("quizbot: the MUC service is off (muc.enabled = false); the bot is not started")
             return
-        from quizbot.runner import build_client
-        from quizbot.xmpp import Connection
-
         quiz = self._quiz
         jid = f"{quiz.account}@{server.domain}"
         password = self._password(server)
         server.ensure_account(quiz.account, password)
         rooms = ([f"{quiz.room}@{server.muc_domain}"] if quiz.room else []) + list(quiz.rooms)
-        connection = Connection(jid=f"{jid}/bot", password=password, server=server.c2s_address,
-                                ca_file=server.ca_file)
-        self.client, self._store = build_client(quiz, connection, rooms=rooms, muc_domain=server.muc_domain,
-                                                store_path=server.data_path / quiz.store)
-        self.client.start()
+        store_path = server.data_path / quiz.store
+        if quiz.process == "child":
+            from quizbot.store import QuizStore
+
+            # A damaged store stops `boshcm serve` with one line, as inline, rather than a child failing forever.
+            QuizStore(store_path).close()
+            self.process = BotProcess(ChildOrders(
+                quiz=quiz, jid=jid, password=password, server=server.c2s_address, ca_file=server.ca_file,
+                rooms=tuple(rooms), muc_domain=server.muc_domain, store_path=store_path,
+                log_level=logging.getLogger().getEffectiveLevel()))
+            await self.process.start()
+        else:
+            from quizbot.runner import build_client
+            from quizbot.xmpp import Connection
+
+            connection = Connection(jid=f"{jid}/bot", password=password, server=server.c2s_address,
+                                    ca_file=server.ca_file)
+            self.client, self._store = build_client(quiz, connection, rooms=rooms, muc_domain=server.muc_domain,
+                                                    store_path=store_path)
+            self.client.start()
+        for reading in self._readings():
+            server.add_reading(reading)
+
+    @property
+    def entered(self) -> frozenset[str]:
+        """The rooms the bot is in, in either mode (a child reports a change within a tenth of a second)."""
+        if self.process is not None:
+            return self.process.stats.rooms
+        return frozenset(self.client.entered) if self.client is not None else frozenset()
+
+    def stats(self) -> QuizStats:
+        """Games running, players in them, answers counted (monotonic across restarts of the child)."""
+        if self.process is not None:
+            return dataclasses.replace(self.process.stats, answers=self.process.answers)
+        if self.client is not None and self._store is not None:
+            from quizbot.runner import quiz_stats
+
+            return quiz_stats(self.client.bot, self._store)
+        return QuizStats()
+
+    def _readings(self) -> list[Reading]:
+        return [
+            Reading(name="boshcm_quiz_games_running", documentation="Quiz games running (lobbies not counted)",
+                    read=lambda: self.stats().games),
+            Reading(name="boshcm_quiz_players", documentation="Players in the quiz games running",
+                    read=lambda: self.stats().players),
+            Reading(name="boshcm_quiz_answers", counter=True,
+                    documentation="Answers the quiz bot counted (one per player and question)",
+                    read=lambda: self.stats().answers),
+            Reading(name="boshcm_quiz_bot_restarts", counter=True,
+                    documentation="Times the quiz bot's process ended and was started again",
+                    read=lambda: self.process.restarts if self.process is not None else 0),
+        ]
 
     @staticmethod
     def _password(server: ServerHandle) -> str:
@@ -87,6 +138,9 @@ class QuizExtension:
         return password
 
     async def stop(self) -> None:
+        if self.process is not None:
+            await self.process.stop()
+            self.process = None
         if self.client is not None:
             await self.client.stop()
             self.client = None

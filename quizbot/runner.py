@@ -4,12 +4,13 @@ quizbot/extension.py) or from conf/quizbot.toml (standalone, against any XMPP se
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from boshcm.shutdown import until_stop_signal
 from quizbot.bot import BotSettings, QuizBot
 from quizbot.config import QuizBotConfig, StandaloneConfig
+from quizbot.process import QuizStats
 from quizbot.questions import BankSet, Question, load_bank
 from quizbot.store import QuizStore
 from quizbot.xmpp import Connection, QuizBotClient
@@ -34,10 +35,29 @@ def load_banks(paths: Sequence[Path]) -> tuple[BankSet, list[str]]:
     return BankSet(questions), report
 
 
+class CountingStore(QuizStore):
+    """The store, counting the answers it records (one per player and question) for /metrics."""
+
+    answers = 0
+
+    def answer(self, *, game_id: str, question_id: str, player: str, correct: bool, points: int,
+               seconds: float | None, wall: float) -> None:
+        super().answer(game_id=game_id, question_id=question_id, player=player, correct=correct, points=points,
+                       seconds=seconds, wall=wall)
+        self.answers += 1
+
+
+def quiz_stats(bot: QuizBot, store: QuizStore, *, entered: Iterable[str] = ()) -> QuizStats:
+    """The bot's figures for /metrics, read from its rooms (cheap: a few rooms, no queries)."""
+    games = [room.game for room in bot.rooms.values() if room.game is not None and not room.game.ended]
+    return QuizStats(games=len(games), players=sum(len(game.scores()) for game in games),
+                     answers=store.answers if isinstance(store, CountingStore) else 0, rooms=frozenset(entered))
+
+
 def build_client(config: QuizBotConfig, connection: Connection, *, rooms: Sequence[str], muc_domain: str,
                  store_path: Path) -> tuple[QuizBotClient, QuizStore]:
     banks, report = load_banks(config.bank_paths())
-    store = QuizStore(store_path)
+    store = CountingStore(store_path)
     settings = BotSettings(jid=connection.jid.partition("/")[0], muc_domain=muc_domain,
                            admins=frozenset(config.admins), rooms=tuple(dict.fromkeys(rooms)),
                            language=config.language, game=config.game)

@@ -13,7 +13,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import time
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from boshcm.jid import JID, InvalidJID
 HASHES = ("sha1", "sha256")
 DEFAULT_ITERATIONS = 4096
 SALT_BYTES = 16
+RECHECK_SECONDS = 1.0  # how stale the in-memory set of names may be for another process's changes
 
 
 class AccountExists(Exception):
@@ -92,23 +95,32 @@ class KeyDerivation:
 
 
 class AccountStore:
-    def __init__(self, path: Path | str, *, iterations: int = DEFAULT_ITERATIONS) -> None:
+    """The accounts, and in memory the set of their names: the router asks "does this user exist" for every
+    stanza it delivers, and that is answered without a query (`exists`)."""
+
+    def __init__(self, path: Path | str, *, iterations: int = DEFAULT_ITERATIONS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._iterations = iterations
         self._db = open_database(path, """CREATE TABLE IF NOT EXISTS scram (
             username TEXT NOT NULL, hash TEXT NOT NULL, salt BLOB NOT NULL, iterations INTEGER NOT NULL,
             stored_key BLOB NOT NULL, server_key BLOB NOT NULL, PRIMARY KEY (username, hash))""")
+        self._clock = clock
+        self._names: set[str] = set()
+        self._version = -1
+        self._checked_at = clock()
+        self._reload_if_changed()
 
     def add(self, username: str, password: str, *, salt: bytes | None = None,
             iterations: int | None = None) -> None:
         """Create an account. `salt`/`iterations` are for importing known test vectors."""
         username = normalise_username(username)
-        if self.exists(username):
+        if self._stored(username):
             raise AccountExists(username)
         self._write(username, password, salt, iterations)
 
     def set_password(self, username: str, password: str) -> None:
         username = normalise_username(username)
-        if not self.exists(username):
+        if not self._stored(username):
             raise NoSuchAccount(username)
         self._write(username, password, None, None)
 
@@ -120,17 +132,35 @@ class AccountStore:
         with transaction(self._db):
             self._db.execute("DELETE FROM scram WHERE username = ?", (username,))
             self._db.executemany("INSERT INTO scram VALUES (?, ?, ?, ?, ?, ?)", rows)
+        self._names.add(username)
 
     def remove(self, username: str) -> None:
         username = normalise_username(username)
         with storage_errors():
             deleted = self._db.execute("DELETE FROM scram WHERE username = ?", (username,)).rowcount
+        self._names.discard(username)
         if deleted == 0:
             raise NoSuchAccount(username)
 
     def exists(self, username: str) -> bool:
+        """From memory. Accounts that another process (`boshcm adduser`/`deluser`) made or removed are seen
+        within RECHECK_SECONDS: at most that often one cheap query asks whether the database changed."""
+        now = self._clock()
+        if now - self._checked_at >= RECHECK_SECONDS:
+            self._checked_at = now
+            self._reload_if_changed()
+        return username in self._names
+
+    def _stored(self, username: str) -> bool:
         row = self._db.execute("SELECT 1 FROM scram WHERE username = ? LIMIT 1", (username,)).fetchone()
         return row is not None
+
+    def _reload_if_changed(self) -> None:
+        # SQLite's data_version changes when another connection (another process) has committed.
+        (version,) = self._db.execute("PRAGMA data_version").fetchone()
+        if version != self._version:
+            self._version = version
+            self._names = set(self.usernames())
 
     def usernames(self) -> list[str]:
         return [row[0] for row in self._db.execute("SELECT DISTINCT username FROM scram ORDER BY username")]
@@ -139,6 +169,8 @@ class AccountStore:
         row = self._db.execute(
             "SELECT salt, iterations, stored_key, server_key FROM scram WHERE username = ? AND hash = ?",
             (username, hash_name)).fetchone()
+        if row is not None:
+            self._names.add(username)  # made by `boshcm adduser` a moment ago: known before the next recheck
         return None if row is None else ScramCredentials(salt=row[0], iterations=row[1], stored_key=row[2],
                                                          server_key=row[3])
 

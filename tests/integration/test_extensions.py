@@ -172,3 +172,23 @@ async def test_the_server_reports_its_configured_name_and_the_package_version(tm
         assert info is not None
         identity = info.find("{*}query/{*}identity[@category='server']")
         assert identity is not None and identity.get("name") == "Example Chat"
+
+
+async def test_an_extension_exports_its_readings_on_the_servers_metrics_and_nowhere_when_they_are_off(
+        tmp_path: Path) -> None:
+    from boshcm.metrics import Reading
+    from tests.integration.test_metrics import scrape
+
+    greetings = [0]
+    reading = Reading(name="greeter_greetings", documentation="Greetings said", read=lambda: greetings[0],
+                      counter=True)
+    async with greeter_server(tmp_path / "off") as server:
+        handle = server.extension(Greeter).handle
+        assert handle is not None and server.metrics is None
+        handle.add_reading(reading)  # metrics off: accepted, exported nowhere
+    async with greeter_server(tmp_path / "on", {"metrics.enabled": True, "metrics.listen": "127.0.0.1:0"}) as server:
+        handle = server.extension(Greeter).handle
+        assert handle is not None
+        handle.add_reading(reading)
+        greetings[0] = 3
+        assert (await scrape(server))[("greeter_greetings_total", ())] == 3  # read at scrape time

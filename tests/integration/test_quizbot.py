@@ -4,10 +4,14 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
+import os
 import re
+import signal
+import sys
 import xml.etree.ElementTree as ElementTree
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +43,7 @@ from tests.integration.quiz_players import (
     wait_until,
 )
 from tests.integration.xmpp_client import TIMEOUT_SECONDS, XmppClient
+from tests.interop.prosody import free_port
 
 
 @pytest.fixture
@@ -50,7 +55,7 @@ async def quiz_server(tmp_path: Path) -> AsyncIterator[Server]:
         "quizbot.questions": [str(bank)], "quizbot.admins": ["root@localhost"],
         "quizbot.game.question_seconds": QUESTION_SECONDS, "quizbot.game.reveal_seconds": 0.5,
         "quizbot.game.hint_interval_seconds": 4.0, "quizbot.game.break_seconds": 1.0,
-        "quizbot.self_ping_seconds": 1.0})
+        "quizbot.self_ping_seconds": 1.0, "quizbot.process": "inline"})  # inline: tests look inside the bot
     server = Server(config)
     for name in ("ann", "ben", "cat", "root"):
         server.accounts.add(name, f"{name}-secret")
@@ -384,7 +389,7 @@ async def fast_server(tmp_path: Path) -> AsyncIterator[Server]:
         "server.data_dir": str(tmp_path / "data"), "c2s.listen": "127.0.0.1:0", "http.listen": "127.0.0.1:0",
         "quizbot.questions": [str(bank)], "quizbot.game.question_seconds": QUESTION_SECONDS,
         "quizbot.game.reveal_seconds": 0.5, "quizbot.game.hint_interval_seconds": 1.0,
-        "quizbot.game.break_every": 1, "quizbot.game.break_seconds": 1.0}))
+        "quizbot.game.break_every": 1, "quizbot.game.break_seconds": 1.0, "quizbot.process": "inline"}))
     for name in ("ann", "ben", "cat"):
         server.accounts.add(name, f"{name}-secret")
     await server.start()
@@ -577,3 +582,130 @@ async def test_ad_hoc_commands_are_listed_at_the_full_jid_and_through_the_room(
         assert refused.value.iq["error"]["condition"] == "service-unavailable"
     finally:
         await asyncio.gather(*(client.close() for client in made), return_exceptions=True)
+
+
+# --- the bot in a process of its own (`[quizbot] process = "child"`, the default) --------------------------
+
+
+def _bot_ready(server: Server) -> bool:
+    """The bot's room exists, is configured and has the bot in it (seen from the server: the bot is elsewhere)."""
+    assert server.muc is not None
+    room = server.muc.room(JID.parse(ROOM))
+    return room is not None and not room.locked and room.occupant_count >= 1
+
+
+async def _scrape_until(server: Server, condition: Callable[[dict[str, float]], bool]) -> dict[str, float]:
+    from tests.integration.test_metrics import scrape
+
+    for _ in range(int(TIMEOUT_SECONDS * 10)):
+        samples = {name: value for (name, labels), value in (await scrape(server)).items() if not labels}
+        if condition(samples):
+            return samples
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"metrics never matched: {samples}")
+
+
+async def test_by_default_the_bot_runs_in_a_process_of_its_own_plays_and_reports_its_figures(tmp_path: Path) -> None:
+    bank = tmp_path / "bank.json"
+    bank.write_text(json.dumps(BANK))
+    config = load_config(None, {
+        "server.data_dir": str(tmp_path / "data"), "c2s.listen": "127.0.0.1:0", "http.listen": "127.0.0.1:0",
+        "metrics.enabled": True, "metrics.listen": "127.0.0.1:0", "quizbot.questions": [str(bank)],
+        "quizbot.game.question_seconds": QUESTION_SECONDS, "quizbot.game.reveal_seconds": 0.5})
+    server = Server(config)
+    for name in ("ann", "ben", "cat"):
+        server.accounts.add(name, f"{name}-secret")
+    await server.start()
+    made: list[XmppClient] = []
+    try:
+        extension = server.extension(QuizExtension)
+        assert extension.client is None and extension.process is not None  # not on the server's event loop
+        assert extension.process.pid not in (None, os.getpid())
+        await wait_until(lambda: _bot_ready(server) and ROOM in extension.entered)
+        ann, ben, cat = [await join(server, made, name) for name in ("ann", "ben", "cat")]
+        await open_game(ann, ben, cat, "!quiz live 2 mixed")
+        question = await ann.next("question", lambda q: q.get("index") == "1")
+        right, wrong = right_and_wrong(question)
+        cat.say(wrong)
+        ben.say(right)
+        ann.say(right)  # everyone has answered: the question closes at once
+        reveal = await ann.next("reveal", lambda r: r.get("question") == question.get("id"))
+        assert sorted(s.get("nick") for s in reveal.findall(f"{{{NS}}}scorer")) == ["Ann", "Ben"]
+        # The child's figures reach the server's /metrics: one game of three players, three answers counted.
+        samples = await _scrape_until(server, lambda s: s.get("boshcm_quiz_answers_total") == 3)
+        assert samples["boshcm_quiz_games_running"] == 1 and samples["boshcm_quiz_players"] == 3
+        assert samples["boshcm_quiz_bot_restarts_total"] == 0
+    finally:
+        await asyncio.gather(*(client.close() for client in made), return_exceptions=True)
+        await server.stop()
+    assert extension.process is None
+
+
+async def test_a_bot_process_that_dies_is_started_again_and_comes_back_to_its_room(tmp_path: Path) -> None:
+    config = load_config(None, {
+        "server.data_dir": str(tmp_path / "data"), "c2s.listen": "127.0.0.1:0", "http.enabled": False,
+        "metrics.enabled": True, "metrics.listen": "127.0.0.1:0"})
+    server = Server(config)
+    await server.start()
+    try:
+        bot = server.extension(QuizExtension).process
+        assert bot is not None
+        await wait_until(lambda: _bot_ready(server))
+        first = bot.pid
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+        await wait_until(lambda: bot.pid not in (None, first))
+        await wait_until(lambda: _bot_ready(server))
+        assert (await _scrape_until(server, lambda s: True))["boshcm_quiz_bot_restarts_total"] == 1
+    finally:
+        await server.stop()
+    assert not _alive(first)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (ended, not yet reaped by a parent that is itself gone) counts as ended.
+    status = Path(f"/proc/{pid}/status")
+    return status.exists() and "\nState:\tZ" not in status.read_text()
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["stopped", "killed"])
+async def test_the_bots_process_never_outlives_boshcm_serve(tmp_path: Path, how: signal.Signals) -> None:
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "boshcm", "serve", "--c2s", f"127.0.0.1:{port}", "--http", f"127.0.0.1:{free_port()}",
+        "--data-dir", str(tmp_path / "data"), cwd=tmp_path, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
+    child: int | None = None
+    loops: list[bytes] = []
+    try:
+        assert process.stdout is not None
+        while child is None:
+            line = await asyncio.wait_for(process.stdout.readline(), TIMEOUT_SECONDS)
+            assert line, "boshcm serve ended"
+            if found := re.search(rb"the bot runs in process (\d+)", line):
+                child = int(found.group(1))
+            loops += re.findall(rb"event loop: (\w+)\.", line)
+        # uvloop where it is installed (`boshcm[fast]`; the test extra has it), asyncio's own loop otherwise.
+        assert loops == [b"uvloop" if importlib.util.find_spec("uvloop") else b"asyncio"]
+        # The child's log lines come out of the server's log.
+        while b"JID set to: quiz@localhost/bot" not in line:
+            line = await asyncio.wait_for(process.stdout.readline(), TIMEOUT_SECONDS)
+            assert line, "boshcm serve ended"
+        process.send_signal(how)
+        await asyncio.wait_for(process.wait(), 10)
+        assert process.returncode == (0 if how == signal.SIGTERM else -signal.SIGKILL)
+        for _ in range(100):
+            if not _alive(child):
+                break
+            await asyncio.sleep(0.05)
+        assert not _alive(child)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        if child is not None and _alive(child):
+            os.kill(child, signal.SIGKILL)

@@ -45,7 +45,8 @@ async def make_server(tmp_path: Path) -> AsyncIterator[ServerFactory]:
         config = load_config(None, {
             "server.data_dir": str(tmp_path / "data"), "c2s.listen": "127.0.0.1:0", "http.listen": "127.0.0.1:0",
             "quizbot.questions": [str(path)], "quizbot.game.question_seconds": question_seconds,
-            "quizbot.game.reveal_seconds": reveal_seconds, "c2s.stanza_rate_exempt": ["cat"]})
+            "quizbot.game.reveal_seconds": reveal_seconds, "c2s.stanza_rate_exempt": ["cat"],
+            "quizbot.process": "inline"})
         server = Server(config)
         server.accounts.add("cat", "cat-secret")
         started.append(server)

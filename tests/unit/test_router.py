@@ -391,3 +391,51 @@ def test_when_deleting_delivered_offline_messages_fails_they_come_again_not_lost
     assert bodies_for(server.online(BOB), str(BOB)) == ["one", "two"]  # delivered again, now deleted
     server.router.unbind(BOB, 0.0)
     assert bodies_for(server.online(BOB), str(BOB)) == []
+
+
+class AccountServer(Server):
+    """The router with the server's real directory of users over a real account database, and a clock."""
+
+    def __init__(self, path: Path) -> None:
+        from boshcm.app import LiveUsers
+        from boshcm.xmpp.accounts import AccountStore
+
+        self.now = 0.0
+        self.accounts = AccountStore(path, iterations=1, clock=lambda: self.now)
+        for name in ("alice", "bob"):
+            self.accounts.add(name, f"{name}-secret")
+        self.store = MemoryStore()
+        self.router = Router(domain="localhost", users=LiveUsers(self.accounts), store=self.store,
+                             wall_clock=lambda: 1_700_000_000.0)
+        self.statements: list[str] = []
+        self.accounts._db.set_trace_callback(self.statements.append)  # every statement SQLite runs for it
+
+
+def test_routing_stanzas_asks_the_account_database_nothing(tmp_path: Path) -> None:
+    server = AccountServer(tmp_path / "accounts.sqlite")
+    server.online(ALICE_DESK)
+    server.online(BOB)
+    server.statements.clear()
+    for index in range(200):
+        actions = server.send(ALICE_DESK, f"<message to='bob@localhost' type='chat'><body>{index}</body></message>")
+        assert recipients(actions) == [str(BOB)]
+        server.send(BOB, "<presence to='alice@localhost' type='subscribe'/>")
+        server.send(ALICE_DESK, "<message to='nobody@localhost'><body>anyone?</body></message>")  # no such user
+    assert server.statements == []
+
+
+def test_accounts_another_process_makes_or_removes_are_routed_to_within_a_second(tmp_path: Path) -> None:
+    from boshcm.xmpp.accounts import AccountStore
+
+    server = AccountServer(tmp_path / "accounts.sqlite")
+    server.online(ALICE_DESK)
+    other = AccountStore(tmp_path / "accounts.sqlite", iterations=1)  # `boshcm adduser carol` meanwhile
+    other.add("carol", "carol-secret")
+    other.remove("bob")
+    server.now = 1.0
+    to_carol = server.send(ALICE_DESK, "<message to='carol@localhost' id='c'><body>hi</body></message>")
+    assert delivered(to_carol) == []  # stored for carol's first login, not bounced
+    (bounce,) = [stanza for _to, stanza in delivered(
+        server.send(ALICE_DESK, "<message to='bob@localhost' id='b'><body>hi</body></message>"))]
+    assert error_condition(bounce) == "service-unavailable"
+    assert len([s for s in server.statements if "data_version" in s]) == 1  # one check for both, not one each
