@@ -32,6 +32,7 @@ from boshcm.xml.parser import StreamParser
 from boshcm.xmpp.accounts import AccountStore
 from boshcm.xmpp.blocking import Blocklists, SqliteBlocklistStore
 from boshcm.xmpp.c2s import C2sConnection, C2sServer
+from boshcm.xmpp.client_session import ClientSession, SessionSettings, TlsPolicy, Transport
 from boshcm.xmpp.hub import Hub
 from boshcm.xmpp.mam import ArchiveService, MamLimits, SqliteArchiveStore
 from boshcm.xmpp.muc.config import RoomConfig
@@ -42,7 +43,6 @@ from boshcm.xmpp.resumption import ResumptionTable
 from boshcm.xmpp.router import Router
 from boshcm.xmpp.session_adapter import key_derivation_pool
 from boshcm.xmpp.storage import SqliteStore
-from boshcm.xmpp.stream import ClientSession, SessionSettings, TlsPolicy, Transport
 from boshcm.xmpp.stream_management import SmLimits
 from boshcm.xmpp.throttle import AuthThrottle, ThrottleSettings
 from boshcm.xmpp.vcard import SqliteVCardStore, VCards

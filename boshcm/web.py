@@ -6,6 +6,7 @@ and scheme behind trusted reverse proxies, and the idle timeout that ends slow o
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -192,3 +193,12 @@ class HttpServer:
 
     async def stop(self) -> None:
         await self._runner.cleanup()
+
+
+def is_secure_request(request: web.Request) -> bool:
+    """TLS, or loopback (browsers treat http://localhost as a secure origin)."""
+    if request.secure:
+        return True
+    with contextlib.suppress(ValueError, TypeError):
+        return ipaddress.ip_address(request.remote or "").is_loopback
+    return False

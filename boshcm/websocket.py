@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -21,12 +20,10 @@ from boshcm.bosh.upstream import Link
 from boshcm.clock import Clock
 from boshcm.errors import BoshCondition, RemoteProtocolError, StreamErrorCondition
 from boshcm.stanza import NS_FRAMING, Element, element, local_name, namespace_of, stream_error_element
-from boshcm.web import Cors
+from boshcm.web import Cors, is_secure_request
 from boshcm.xml.parser import parse_document
 from boshcm.xml.writer import serialize
-from boshcm.xmpp.hub import Hub
-from boshcm.xmpp.session_adapter import SessionAdapter
-from boshcm.xmpp.stream import (
+from boshcm.xmpp.client_session import (
     ClientSession,
     CloseStream,
     ElementReceived,
@@ -37,6 +34,8 @@ from boshcm.xmpp.stream import (
     TransportClosed,
     stream_error,
 )
+from boshcm.xmpp.hub import Hub
+from boshcm.xmpp.session_adapter import SessionAdapter
 
 log = logging.getLogger(__name__)
 wire_log = logging.getLogger("boshcm.wire")
@@ -47,15 +46,6 @@ CLOSE_FRAME: Final = '<close xmlns="urn:ietf:params:xml:ns:xmpp-framing" />'
 CLOSE_TIMEOUT_SECONDS: Final = 2.0
 # A client that stops reading must not grow our memory without bound (as for TCP in xmpp/c2s.py).
 MAX_QUEUED_BYTES: Final = 4 * 1024 * 1024
-
-
-def is_secure_request(request: web.Request) -> bool:
-    """TLS, or loopback (browsers treat http://localhost as a secure origin, INTEROP.md)."""
-    if request.secure:
-        return True
-    with contextlib.suppress(ValueError, TypeError):
-        return ipaddress.ip_address(request.remote or "").is_loopback
-    return False
 
 
 class _FrameWriter:

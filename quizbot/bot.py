@@ -1,6 +1,6 @@
 """The quiz bot (pure apart from its SQLite store): many rooms, private commands, invitations, administration.
 
-The XMPP adapter (quizbot/xmpp.py) turns stanzas into facts (quizbot/events.py) and performs the orders that
+The XMPP adapter (quizbot/client.py) turns stanzas into facts (quizbot/events.py) and performs the orders that
 come back; time is passed in (`now` monotonic, `wall` epoch seconds) and `next_deadline()` says when to call
 `tick`. Administrators are bare JIDs from the configuration, checked against the real sender — the JID a
 direct message came from, or the real JID a room disclosed — never against a nick.

@@ -28,8 +28,8 @@ if TYPE_CHECKING:
     from aiohttp import web
 
     from boshcm.config import Config
+    from quizbot.client import QuizBotClient
     from quizbot.store import QuizStore
-    from quizbot.xmpp import QuizBotClient
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +85,8 @@ class QuizExtension:
                 log_level=logging.getLogger().getEffectiveLevel()))
             await self.process.start()
         else:
+            from quizbot.client import Connection
             from quizbot.runner import build_client
-            from quizbot.xmpp import Connection
 
             connection = Connection(jid=f"{jid}/bot", password=password, server=server.c2s_address,
                                     ca_file=server.ca_file)

@@ -239,8 +239,8 @@ def child_main(fd: int) -> None:
 
 
 async def _run_child(orders: ChildOrders, link: Pipe) -> None:
+    from quizbot.client import Connection
     from quizbot.runner import build_client, quiz_stats
-    from quizbot.xmpp import Connection
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

@@ -9,11 +9,11 @@ from pathlib import Path
 
 from boshcm.shutdown import until_stop_signal
 from quizbot.bot import BotSettings, QuizBot
+from quizbot.client import Connection, QuizBotClient
 from quizbot.config import QuizBotConfig, StandaloneConfig
 from quizbot.process import QuizStats
 from quizbot.questions import BankSet, Question, load_bank
 from quizbot.store import QuizStore
-from quizbot.xmpp import Connection, QuizBotClient
 
 log = logging.getLogger(__name__)
 

@@ -43,8 +43,7 @@ from boshcm.clock import Clock
 from boshcm.cluster import node_of, sid_factory
 from boshcm.errors import BoshCondition, RemoteProtocolError
 from boshcm.stanza import Element
-from boshcm.web import Cors
-from boshcm.websocket import is_secure_request
+from boshcm.web import Cors, is_secure_request
 from boshcm.xml.parser import parse_document
 from boshcm.xml.writer import serialize
 

@@ -20,9 +20,7 @@ from boshcm.errors import BoshCondition
 from boshcm.stanza import NS_STREAM, NS_TLS, Element, element, qname
 from boshcm.xml.parser import StanzaReceived, StreamClosed, StreamOpened, StreamParseError, StreamParser
 from boshcm.xml.writer import STREAM_CLOSE, serialize, stream_header
-from boshcm.xmpp.hub import Hub
-from boshcm.xmpp.session_adapter import SessionAdapter
-from boshcm.xmpp.stream import (
+from boshcm.xmpp.client_session import (
     ClientSession,
     CloseStream,
     ElementReceived,
@@ -32,6 +30,8 @@ from boshcm.xmpp.stream import (
     TransportClosed,
     stream_error,
 )
+from boshcm.xmpp.hub import Hub
+from boshcm.xmpp.session_adapter import SessionAdapter
 
 log = logging.getLogger(__name__)
 

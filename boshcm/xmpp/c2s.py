@@ -1,6 +1,6 @@
 """c2s over TCP: the asyncio transport around StreamParser, for the one session adapter.
 
-Read, feed, write, drain, time out — nothing else. Protocol decisions live in xmpp/stream.py; performing the
+Read, feed, write, drain, time out — nothing else. Protocol decisions live in xmpp/client_session.py; performing the
 session's orders (hub seat, key derivation) in xmpp/session_adapter.py.
 """
 
@@ -19,9 +19,7 @@ from boshcm.errors import StreamErrorCondition
 from boshcm.stanza import Element
 from boshcm.xml.parser import StanzaReceived, StreamClosed, StreamOpened, StreamParseError, StreamParser
 from boshcm.xml.writer import STREAM_CLOSE, serialize, stream_header
-from boshcm.xmpp.hub import Hub
-from boshcm.xmpp.session_adapter import SessionAdapter
-from boshcm.xmpp.stream import (
+from boshcm.xmpp.client_session import (
     ClientSession,
     CloseStream,
     ElementReceived,
@@ -34,6 +32,8 @@ from boshcm.xmpp.stream import (
     stream_error,
     stream_started_from_header,
 )
+from boshcm.xmpp.hub import Hub
+from boshcm.xmpp.session_adapter import SessionAdapter
 
 log = logging.getLogger(__name__)
 wire_log = logging.getLogger("boshcm.wire")

@@ -20,9 +20,7 @@ from boshcm.clock import Clock
 from boshcm.errors import StreamErrorCondition
 from boshcm.jid import JID
 from boshcm.stanza import Element
-from boshcm.xmpp.resumption import ResumptionTable
-from boshcm.xmpp.router import Deliver, Disconnect, RouterAction
-from boshcm.xmpp.stream import (
+from boshcm.xmpp.client_session import (
     ClientSession,
     Replaced,
     ResumptionExpired,
@@ -30,6 +28,8 @@ from boshcm.xmpp.stream import (
     Shutdown,
     StanzaForClient,
 )
+from boshcm.xmpp.resumption import ResumptionTable
+from boshcm.xmpp.router import Deliver, Disconnect, RouterAction
 
 
 class SessionSink(Protocol):

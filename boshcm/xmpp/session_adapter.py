@@ -24,8 +24,7 @@ from boshcm.clock import Clock
 from boshcm.errors import StreamErrorCondition
 from boshcm.stanza import Element
 from boshcm.xmpp.accounts import ScramCredentials
-from boshcm.xmpp.hub import Hub, HubSeat
-from boshcm.xmpp.stream import (
+from boshcm.xmpp.client_session import (
     Bound,
     ClientSession,
     CloseStream,
@@ -42,6 +41,7 @@ from boshcm.xmpp.stream import (
     StanzaForClient,
     StartTls,
 )
+from boshcm.xmpp.hub import Hub, HubSeat
 
 log = logging.getLogger(__name__)
 

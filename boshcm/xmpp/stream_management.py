@@ -9,7 +9,7 @@ resumption resends them.
 
 The state outlives a transport: a resumable session whose connection drops keeps this object (and its
 queue) until the client resumes — possibly over another transport — or the resumption time runs out
-(xmpp/resumption.py keeps the table of those sessions). `ClientSession` (xmpp/stream.py) owns the protocol
+(xmpp/resumption.py keeps the table of those sessions). `ClientSession` (xmpp/client_session.py) owns the protocol
 decisions; this file only counts, queues and builds elements. No I/O, no clock.
 """
 

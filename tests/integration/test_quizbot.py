@@ -24,11 +24,11 @@ from boshcm.app import Server
 from boshcm.config import load_config
 from boshcm.jid import JID
 from boshcm.tls import SELF_SIGNED_CERT
+from quizbot.client import Connection
 from quizbot.config import QuizBotConfig
 from quizbot.extension import QuizExtension
 from quizbot.payload import NS
 from quizbot.runner import build_client
-from quizbot.xmpp import Connection
 from tests.integration.quiz_players import (
     ANSWERS,
     BANK,

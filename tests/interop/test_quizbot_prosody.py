@@ -6,10 +6,10 @@ import asyncio
 import json
 from pathlib import Path
 
+from quizbot.client import Connection
 from quizbot.config import QuizBotConfig
 from quizbot.game import GameSettings
 from quizbot.runner import build_client
-from quizbot.xmpp import Connection
 from tests.integration.quiz_players import BANK, QUESTION_SECONDS, ROOM, play_live_game, player, wait_until
 from tests.integration.xmpp_client import XmppClient
 from tests.interop.prosody import Prosody

@@ -13,8 +13,7 @@ from boshcm.errors import StreamErrorCondition
 from boshcm.jid import JID
 from boshcm.stanza import NS_BIND, NS_CLIENT, NS_SASL, NS_STREAM, NS_TLS, Element, qname
 from boshcm.xmpp.accounts import AccountStore
-from boshcm.xmpp.router import Deliver, Disconnect, RouterAction
-from boshcm.xmpp.stream import (
+from boshcm.xmpp.client_session import (
     Bound,
     ClientSession,
     CloseStream,
@@ -36,6 +35,7 @@ from boshcm.xmpp.stream import (
     Transport,
     TransportClosed,
 )
+from boshcm.xmpp.router import Deliver, Disconnect, RouterAction
 from boshcm.xmpp.throttle import AuthThrottle, ThrottleSettings
 
 NOW = 100.0

@@ -5,8 +5,8 @@ from __future__ import annotations
 from lxml import etree
 
 from boshcm.stanza import NS_CLIENT, Element, qname
+from boshcm.xmpp.client_session import SendElement, StanzaForClient
 from boshcm.xmpp.csi import NS_CHAT_STATES, NS_CSI, ClientState
-from boshcm.xmpp.stream import SendElement, StanzaForClient
 from tests.unit.test_client_session import NOW, Conversation, features_of, sent
 
 

@@ -16,11 +16,7 @@ from boshcm.errors import StreamErrorCondition
 from boshcm.jid import JID
 from boshcm.stanza import NS_BIND, NS_CLIENT, NS_SASL, NS_STANZAS, Element, qname
 from boshcm.xmpp.accounts import AccountStore
-from boshcm.xmpp.muc.service import MucService, RoomStore
-from boshcm.xmpp.resumption import ResumptionTable
-from boshcm.xmpp.router import Deliver, Disconnect, Router, RouterAction
-from boshcm.xmpp.storage import MemoryStore, RosterItem
-from boshcm.xmpp.stream import (
+from boshcm.xmpp.client_session import (
     Bound,
     ClientSession,
     CloseStream,
@@ -37,6 +33,10 @@ from boshcm.xmpp.stream import (
     Transport,
     TransportClosed,
 )
+from boshcm.xmpp.muc.service import MucService, RoomStore
+from boshcm.xmpp.resumption import ResumptionTable
+from boshcm.xmpp.router import Deliver, Disconnect, Router, RouterAction
+from boshcm.xmpp.storage import MemoryStore, RosterItem
 from boshcm.xmpp.stream_management import NS_SM, SmLimits
 from boshcm.xmpp.throttle import AuthThrottle
 from tests.unit.test_client_session import with_keys_derived

@@ -16,10 +16,7 @@ from boshcm.clock import FakeClock
 from boshcm.errors import StreamErrorCondition
 from boshcm.jid import JID
 from boshcm.stanza import NS_BIND, NS_CLIENT, NS_SASL, Element
-from boshcm.xmpp.hub import Hub
-from boshcm.xmpp.router import Deliver
-from boshcm.xmpp.session_adapter import SessionAdapter
-from boshcm.xmpp.stream import (
+from boshcm.xmpp.client_session import (
     ClientSession,
     CloseStream,
     ElementReceived,
@@ -29,6 +26,9 @@ from boshcm.xmpp.stream import (
     Transport,
     TransportClosed,
 )
+from boshcm.xmpp.hub import Hub
+from boshcm.xmpp.router import Deliver
+from boshcm.xmpp.session_adapter import SessionAdapter
 from boshcm.xmpp.throttle import AuthThrottle
 from tests.unit.test_client_session import RecordingRouter, alice_store
 

@@ -15,10 +15,7 @@ from boshcm.errors import StreamErrorCondition
 from boshcm.jid import JID
 from boshcm.stanza import NS_BIND, NS_CLIENT, NS_DELAY, NS_SASL, NS_STANZAS, NS_STREAM, Element, qname
 from boshcm.xmpp.accounts import AccountStore
-from boshcm.xmpp.resumption import ResumptionTable
-from boshcm.xmpp.router import Deliver, Disconnect, Router, RouterAction
-from boshcm.xmpp.storage import MemoryStore
-from boshcm.xmpp.stream import (
+from boshcm.xmpp.client_session import (
     Bound,
     ClientSession,
     CloseStream,
@@ -36,6 +33,9 @@ from boshcm.xmpp.stream import (
     Transport,
     TransportClosed,
 )
+from boshcm.xmpp.resumption import ResumptionTable
+from boshcm.xmpp.router import Deliver, Disconnect, Router, RouterAction
+from boshcm.xmpp.storage import MemoryStore
 from boshcm.xmpp.stream_management import NS_SM, SEQUENCE_MODULUS, SmLimits, StreamManagement
 from boshcm.xmpp.throttle import AuthThrottle
 from tests.unit.test_client_session import with_keys_derived
