@@ -110,7 +110,7 @@ class HttpConfig:
     cors_origins: list[str] = field(default_factory=lambda: ["*"])
     anonymous: bool = True
     quiz_page: bool = True
-    quiz_page_transport: str = "bosh"
+    quiz_page_transport: str = "websocket"  # issue 17: BOSH holds an HTTP/1.1 connection, six per host
     trusted_proxies: list[str] = field(default_factory=list)
     idle_timeout_seconds: float = 15.0
     max_websockets_per_address: int = 64

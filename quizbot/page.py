@@ -10,7 +10,10 @@ are revalidated on every load (a 304 when nothing changed).
 The page's JavaScript is ES modules (quizbot/web/*.js, app.js the entry): each module's imports of its siblings
 are rewritten to their versioned URLs (a module's version covers the versions it imports, so a change anywhere
 below renames everything above it), and index.html gets a `<link rel="modulepreload">` for every module app.js
-imports, directly or not, so the browser fetches them all at once instead of one import level at a time."""
+imports, directly or not, so the browser fetches them all at once instead of one import level at a time. A module
+loaded only on demand (`import("./host.js")`, the projector's host view) is versioned the same way but not
+preloaded: a player's phone never fetches it, nor the QR code generator (qrcode-generator from npm, vendored like
+Strophe.js) that the host view imports from /quiz/lib/qrcode.mjs."""
 
 from __future__ import annotations
 
@@ -30,10 +33,14 @@ if TYPE_CHECKING:
 WEB = Path(__file__).parent / "web"
 STROPHE = WEB / "vendor" / "strophe.umd.min.js"
 STROPHE_URL = "/quiz/lib/strophe.umd.min.js"
+QRCODE = WEB / "vendor" / "qrcode.mjs"
+QRCODE_URL = "/quiz/lib/qrcode.mjs"
 ENTRY = "app.js"
 OTHER_ASSETS = {"style.css": "text/css", "favicon.svg": "image/svg+xml"}
-# `from "./sm.js"` / `import "./x.js"`: a sibling module (the page's modules name each other only this way).
-IMPORT = re.compile(r'(\bfrom\s*|\bimport\s*)"\./([A-Za-z0-9_-]+\.js)"')
+# `from "./sm.js"` / `import "./x.js"`: a sibling module (the page's modules name each other only this way);
+# `import("./host.js")` loads one on demand.
+IMPORT = re.compile(r'(\bfrom\s*|\bimport\s*|\bimport\(\s*)"\./([A-Za-z0-9_-]+\.js)"')
+DYNAMIC = "import("
 REVALIDATE = "no-cache"  # keep it, but ask (If-None-Match) before using it
 FOREVER = "public, max-age=31536000, immutable"  # a versioned URL never changes
 
@@ -85,9 +92,11 @@ def respond(request: web.Request, asset: Asset, cache_control: str) -> web.Respo
                         charset=None if asset.content_type.startswith("image/") else "utf-8", headers=headers)
 
 
-def module_imports(source: str) -> list[str]:
-    """The sibling modules a module imports, in order of appearance."""
-    return list(dict.fromkeys(match.group(2) for match in IMPORT.finditer(source)))
+def module_imports(source: str, *, dynamic: bool = True) -> list[str]:
+    """The sibling modules a module imports, in order of appearance; without `dynamic`, only those it needs before
+    it runs (not the ones it loads on demand with `import("./x.js")`)."""
+    return list(dict.fromkeys(match.group(2) for match in IMPORT.finditer(source)
+                              if dynamic or not match.group(1).startswith(DYNAMIC)))
 
 
 def without_comment_lines(source: str) -> str:
@@ -121,11 +130,11 @@ def build_modules(sources: dict[str, str]) -> dict[str, Asset]:
 
 
 def imported_by(name: str, sources: dict[str, str]) -> list[str]:
-    """The modules `name` imports, directly or not, each once, nearest first."""
+    """The modules `name` needs before it runs (static imports, directly or not), each once, nearest first."""
     found: list[str] = []
     queue = [name]
     while queue:
-        for imported in module_imports(sources[queue.pop(0)]):
+        for imported in module_imports(sources[queue.pop(0)], dynamic=False):
             if imported not in found and imported != name:
                 found.append(imported)
                 queue.append(imported)
@@ -134,9 +143,16 @@ def imported_by(name: str, sources: dict[str, str]) -> list[str]:
 
 def build_assets() -> tuple[Asset, dict[str, Asset], Asset | None]:
     """index.html, the assets by name, and Strophe.js (None until scripts/setup.sh copied it), with every
-    reference in index.html and the modules pointing at the versioned URL of what it loads."""
+    reference in index.html and the modules pointing at the versioned URL of what it loads. The vendored QR code
+    generator, when there, is the asset "lib/qrcode.mjs", and the modules name it by its versioned URL."""
     sources = {path.name: path.read_text(encoding="utf-8") for path in sorted(WEB.glob("*.js"))}
+    qrcode = Asset.of(QRCODE.read_bytes(), "text/javascript") if QRCODE.exists() else None
+    if qrcode is not None:
+        sources = {name: text.replace(f'"{QRCODE_URL}"', f'"{QRCODE_URL}?v={qrcode.version}"')
+                   for name, text in sources.items()}
     assets: dict[str, Asset] = build_modules(sources)
+    if qrcode is not None:
+        assets["lib/qrcode.mjs"] = qrcode
     for name, content_type in OTHER_ASSETS.items():
         assets[name] = Asset.of((WEB / name).read_bytes(), content_type)
     strophe = Asset.of(STROPHE.read_bytes(), "text/javascript") if STROPHE.exists() else None
@@ -196,5 +212,13 @@ def page_routes(config: Config, quiz: EmbeddedQuizbotConfig) -> list[web.RouteDe
             raise web.HTTPNotFound()
         return respond(request, found, cache_control(request, found))
 
-    return [web.get("/", index), web.get("/quiz/config.json", settings_json),
-            web.get(STROPHE_URL, strophe), web.get("/quiz/{name}", asset)]
+    async def qrcode(request: web.Request) -> web.Response:
+        found = assets.get("lib/qrcode.mjs")
+        if found is None:
+            return web.Response(status=503, text="the QR code generator is not installed: run scripts/setup.sh, "
+                                                 "which copies it from node_modules/ into quizbot/web/vendor/")
+        return respond(request, found, cache_control(request, found))
+
+    # /host is the page in its projector mode (the host view: question, countdown, join PIN and QR code).
+    return [web.get("/", index), web.get("/host", index), web.get("/quiz/config.json", settings_json),
+            web.get(STROPHE_URL, strophe), web.get(QRCODE_URL, qrcode), web.get("/quiz/{name}", asset)]

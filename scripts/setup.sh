@@ -45,8 +45,11 @@ else
   if ! command -v npm >/dev/null && command -v dpkg >/dev/null; then apt_install nodejs npm; fi
   npm install --silent --no-audit --no-fund --omit=dev
 fi
-# The quiz page's Strophe.js and its licence become package data (quizbot/web/vendor/, not in git): served from
-# there in a checkout and shipped in the wheel (`python -m build` after this script).
+# The quiz page's Strophe.js, the QR code generator and their licences become package data (quizbot/web/vendor/,
+# not in git): served from there in a checkout and shipped in the wheel (`python -m build` after this script).
 mkdir -p quizbot/web/vendor
 cp node_modules/strophe.js/dist/strophe.umd.min.js quizbot/web/vendor/
 cp node_modules/strophe.js/LICENSE.txt quizbot/web/vendor/strophe.js-LICENSE.txt
+# The host view's QR code generator (an ES module); its licence is the notice at the top of the file.
+cp node_modules/qrcode-generator/dist/qrcode.mjs quizbot/web/vendor/
+sed -n '1,16p' node_modules/qrcode-generator/dist/qrcode.mjs > quizbot/web/vendor/qrcode-generator-LICENSE.txt

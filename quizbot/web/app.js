@@ -2,17 +2,21 @@
 // urn:boshcm:quiz:0 payloads — never its human text, and only from the bot — and steers the bot with
 // <command/> payloads, never typed "!" lines.
 //   connection.js  Strophe.js over BOSH/WebSocket, BOSH keys (keys.js), XEP-0198 (sm.js), reconnecting
+//   leader.js      one connection per browser: the leading tab connects, the others follow it (tabs.js)
 //   protocol.js    payloads to plain objects and back (pure)     trust.js  only the bot speaks for the bot (pure)
 //   view.js        the DOM                                       i18n.js   English and German (pure)
-import { createConnection } from "./connection.js";
+//   host.js        the projector's join PIN and QR code, loaded on demand in the host view (/host, ?host=1)
+import { createConnection, storage as pageStore } from "./leader.js";
 import { t } from "./i18n.js";
 import * as protocol from "./protocol.js";
-import { MUC, MUC_USER, bareJid, domainOf, nodeOf, resourceOf } from "./protocol.js";
+import { MUC, MUC_USER, NS, bareJid, domainOf, nodeOf, resourceOf } from "./protocol.js";
 import { BotWatch } from "./trust.js";
 import * as view from "./view.js";
 import { $ } from "./view.js";
 
-const { $msg, $pres } = window;
+const { $iq, $msg, $pres } = window;
+const DISCO_INFO = "http://jabber.org/protocol/disco#info";
+const ROOM_INFO_STORE = "quiz-room-info";
 const VIEW_STORE = "quiz-view";
 const PAGE_STORE = "quiz-page";
 const OCCUPANTS_STORE = "quiz-occupants";
@@ -20,7 +24,13 @@ const OCCUPANTS_STORE = "quiz-occupants";
 const state = {
   config: null, nick: "", room: null, owner: false, question: null, answered: false, joined: false,
   opening: false, wantRoom: null, restored: false, viewShown: false, categories: [],
+  host: false, // the projector's host view: in the room, never answering
+  pin: null, // a game PIN being looked up (the start page's PIN field, or the home's)
+  received: null, // the question the bot said it counted our answer for
+  sent: null, // the question we sent an answer to
+  info: { name: null, pin: null }, // the room's readable name and game PIN
 };
+let hostView = null; // host.js, once loaded
 let connection = null;
 let botWatch = null;
 
@@ -46,17 +56,17 @@ const VIEW_KINDS = ["categories", "game", "scores", "question", "hint", "receive
 
 function keepPayload(payload) {
   if (!VIEW_KINDS.includes(payload.type)) return;
-  const saved = JSON.parse(sessionStorage.getItem(VIEW_STORE) || "{}");
+  const saved = JSON.parse(pageStore.getItem(VIEW_STORE) || "{}");
   if (payload.type === "question") {
     for (const kind of ["hint", "received", "reveal", "answered"]) delete saved[kind]; // a new question: unanswered
   }
   saved[payload.type] = payload;
-  sessionStorage.setItem(VIEW_STORE, JSON.stringify(saved));
+  pageStore.setItem(VIEW_STORE, JSON.stringify(saved));
 }
 
 function showSavedView() {
   state.viewShown = true;
-  const saved = JSON.parse(sessionStorage.getItem(VIEW_STORE) || "{}");
+  const saved = JSON.parse(pageStore.getItem(VIEW_STORE) || "{}");
   for (const kind of VIEW_KINDS) {
     const payload = saved[kind];
     if (payload && typeof payload === "object" && payload.type === kind) handlePayload(payload, true, false);
@@ -65,21 +75,57 @@ function showSavedView() {
     state.answered = true;
     view.lockAnswers(true);
   }
-  for (const nick of JSON.parse(sessionStorage.getItem(OCCUPANTS_STORE) || "[]")) view.addOccupant(nick);
+  for (const nick of JSON.parse(pageStore.getItem(OCCUPANTS_STORE) || "[]")) view.addOccupant(nick);
 }
 
 // --- rooms -------------------------------------------------------------------------------------------------
 
 function showRoom(room) {
+  if (state.room !== room) state.info = { name: null, pin: null };
   state.room = room;
   view.showRoom(room);
+  const saved = JSON.parse(pageStore.getItem(ROOM_INFO_STORE) || "null");
+  if (saved && saved.room === room) roomInfo(saved);
+  if (state.host) showJoin();
+}
+
+// The room's readable name and game PIN, from whichever of <room/>, <game/> and disco#info says it.
+function roomInfo({ name, pin }) {
+  state.info = { name: name || state.info.name, pin: pin || state.info.pin };
+  view.roomInfo(state.info);
+  pageStore.setItem(ROOM_INFO_STORE, JSON.stringify({ room: state.room, ...state.info }));
+  if (state.host) showJoin();
+}
+
+async function showJoin() {
+  hostView = hostView || await import("./host.js");
+  hostView.enter();
+  await hostView.showJoin({ link: view.joinLink(state.room), pin: state.info.pin });
 }
 
 function joinRoom(room) {
   showRoom(room);
   state.joined = false;
-  connection.send($pres({ to: `${room}/${state.nick}` }).c("x", { xmlns: MUC }).c("history", { maxstanzas: 0 }));
-  sessionStorage.setItem(PAGE_STORE, JSON.stringify({ room, nick: state.nick }));
+  const presence = $pres({ to: `${room}/${state.nick}` }).c("x", { xmlns: MUC }).c("history", { maxstanzas: 0 });
+  // The host view says what it is, for a bot that leaves hosts out of the players (docs/quiz.md, host view).
+  if (state.host) {
+    presence.up().up().c("host", { xmlns: NS });
+    view.leaveOff(state.nick);
+  }
+  connection.send(presence);
+  pageStore.setItem(PAGE_STORE, JSON.stringify({ room, nick: state.nick }));
+  // XEP-0045 §6.4: the room's disco#info names it (muc#roomconfig_roomname), before any game says so.
+  connection.send($iq({ to: room, type: "get", id: `room-info-${Date.now()}` }).c("query", { xmlns: DISCO_INFO }));
+}
+
+function onIq(iq) {
+  const from = bareJid(iq.getAttribute("from") || "");
+  if (iq.getAttribute("type") !== "result" || !(iq.getAttribute("id") || "").startsWith("room-info-") ||
+      from !== state.room) return true;
+  const identity = [...iq.getElementsByTagName("identity")].find((i) => i.getAttribute("category") === "conference");
+  const name = identity && identity.getAttribute("name");
+  if (name && name !== nodeOf(from)) roomInfo({ name, pin: null });
+  return true;
 }
 
 function onPresence(presence) {
@@ -98,9 +144,9 @@ function onPresence(presence) {
   const x = protocol.childOf(presence, MUC_USER, "x");
   const item = x && x.getElementsByTagName("item")[0];
   if (isBot) return true; // the bot is no player
-  if (type === "unavailable") view.removeOccupant(nick);
+  if (type === "unavailable" || protocol.childOf(presence, NS, "host")) view.removeOccupant(nick); // nor a host view
   else view.addOccupant(nick);
-  sessionStorage.setItem(OCCUPANTS_STORE, JSON.stringify(view.occupants()));
+  pageStore.setItem(OCCUPANTS_STORE, JSON.stringify(view.occupants()));
   const self = x && [...x.getElementsByTagName("status")].some((s) => s.getAttribute("code") === "110");
   if (self && type !== "unavailable") {
     state.joined = true;
@@ -121,6 +167,10 @@ function onMessage(message) {
   const { raw, payloads } = protocol.payloadsOf(message);
   if (raw && !botWatch.trusted(message)) return true; // someone speaking for the bot: dropped whole
   for (const payload of payloads) handlePayload(payload, type === "groupchat");
+  if (!raw && state.pin && type !== "groupchat" && botWatch.trusted(message)) {
+    view.homeStatus("pin-unknown", { pin: state.pin }); // the bot answers a PIN it does not know in words only
+    state.pin = null;
+  }
   if (type === "groupchat" && bareJid(from) === state.room && !raw) {
     const body = protocol.textOf(message.getElementsByTagName("body")[0]);
     if (body && !body.startsWith("!")) view.chatLine(resourceOf(from), body); // typed commands are not chat
@@ -135,8 +185,14 @@ function handlePayload(payload, inRoom, fresh = true) {
     case "game": onGame(payload); break;
     case "question": onQuestion(payload); break;
     case "hint": view.hint(t("hint-label", { h: payload.pattern })); break;
-    case "received": if (state.question === payload.question) view.received(t("received")); break;
-    case "reveal": state.answered = true; view.showReveal(payload); break;
+    case "received":
+      if (state.question === payload.question) {
+        state.received = payload.question;
+        view.received(t("received"));
+      }
+      break;
+    case "progress": if (state.question === payload.question) view.showProgress(payload); break;
+    case "reveal": onReveal(payload); break;
     case "scores": onScores(payload, fresh); break;
     case "top": view.showTop(payload); break;
     case "eliminated": view.chatLine("", t("out", { n: payload.nick })); break;
@@ -151,10 +207,14 @@ function handlePayload(payload, inRoom, fresh = true) {
 
 function onRoom(room) {
   if (domainOf(room.jid) !== state.config.muc || !nodeOf(room.jid)) return; // a room of this page's service
+  state.pin = null;
+  view.homeStatus(null);
   joinRoom(room.jid);
+  roomInfo(room);
 }
 
 function onGame(game) {
+  roomInfo(game);
   if (game.state === "lobby" && game.opener === state.nick && state.opening) {
     state.opening = false;
     toRoom("start"); // our own lobby: start at once, everyone in the room may answer
@@ -164,25 +224,35 @@ function onGame(game) {
 
 function onQuestion(question) {
   state.question = question.id;
-  state.answered = false;
-  view.showQuestion(question, (key, button) => answer(key, key, button));
+  state.answered = state.host;
+  view.showQuestion(question, state.host ? null : (key, button) => answer(key, key, button));
+}
+
+function onReveal(reveal) {
+  state.answered = true;
+  view.showReveal(reveal);
+  if (state.host) return;
+  const ours = { received: state.received === reveal.question, sent: state.sent === reveal.question };
+  view.ownResult(protocol.ownResult(reveal, { nick: state.nick, ...ours }));
 }
 
 function answer(text, choice, button) {
   if (state.answered || !state.question) return;
   state.answered = true;
+  state.sent = state.question;
   view.markChosen(button);
   view.lockAnswers(true);
   view.received(t("sent-answer"));
   const message = $msg({ to: state.config.bot, type: "chat" }).c("body").t(text).up()
     .c("answer", protocol.answer(state.question, choice));
   connection.send(message); // privately to the bot: nobody in the room can copy it
-  const saved = JSON.parse(sessionStorage.getItem(VIEW_STORE) || "{}");
-  sessionStorage.setItem(VIEW_STORE, JSON.stringify({ ...saved, answered: true }));
+  const saved = JSON.parse(pageStore.getItem(VIEW_STORE) || "{}");
+  pageStore.setItem(VIEW_STORE, JSON.stringify({ ...saved, answered: true }));
 }
 
 function onScores(scores, fresh) {
   view.showScores(scores);
+  if (!state.host) view.ownStanding(protocol.standing(scores, state.nick));
   if (scores.final) {
     state.question = null;
     if (fresh) toBot("top", "all", 10);
@@ -232,13 +302,23 @@ function onReady(reason, saved) {
     toBot("score");
   } else if (state.wantRoom) joinRoom(state.wantRoom);
   else if (state.room) joinRoom(state.room);
-  else view.show("home");
+  else {
+    view.show("home");
+    if (state.pin) lookUpPin(state.pin);
+  }
   toBot("categories");
+}
+
+// docs/quiz.md "Game PINs": <command name="pin">NNNNNN</command> privately; the bot answers <room jid name pin/>.
+function lookUpPin(pin) {
+  state.pin = pin;
+  view.homeStatus("pin-looking", { pin });
+  toBot("pin", pin);
 }
 
 // A new login: nothing of an earlier session in this tab is resumed or shown.
 function login(jid, password) {
-  for (const key of [VIEW_STORE, "quiz-bots", OCCUPANTS_STORE, PAGE_STORE]) sessionStorage.removeItem(key);
+  for (const key of [VIEW_STORE, "quiz-bots", OCCUPANTS_STORE, PAGE_STORE, ROOM_INFO_STORE]) pageStore.removeItem(key);
   state.viewShown = true;
   connection.login(jid, password);
 }
@@ -249,9 +329,11 @@ async function main() {
   state.config = await (await fetch("/quiz/config.json")).json();
   const params = new URLSearchParams(location.search);
   state.wantRoom = params.get("room");
+  state.host = params.has("host") || location.pathname === "/host";
+  if (state.host) document.body.dataset.mode = "host";
   view.applyLanguage(localStorage.getItem("quiz-language") || (navigator.language || "en").slice(0, 2));
-  botWatch = new BotWatch({ bot: state.config.bot, botNick: state.config.botNick, storage: sessionStorage });
-  const saved = JSON.parse(sessionStorage.getItem(PAGE_STORE) || "null");
+  botWatch = new BotWatch({ bot: state.config.bot, botNick: state.config.botNick, storage: pageStore });
+  const saved = JSON.parse(pageStore.getItem(PAGE_STORE) || "null");
   connection = createConnection({
     config: state.config, storage: sessionStorage, inRoom: () => Boolean(state.room),
     events: {
@@ -262,6 +344,7 @@ async function main() {
   });
   connection.onStanza("message", onMessage);
   connection.onStanza("presence", onPresence);
+  connection.onStanza("iq", onIq);
   // A reloaded page (same tab) takes its session back: see connection.js.
   if (saved && saved.room) {
     connection.restore({
@@ -281,21 +364,32 @@ async function main() {
   $("guest-form").addEventListener("submit", (event) => {
     event.preventDefault();
     state.nick = $("nick").value.trim();
+    state.pin = protocol.isPin($("pin").value.trim()) ? $("pin").value.trim() : null;
     login(state.config.domain, null); // SASL ANONYMOUS
   });
   $("account-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const jid = $("jid").value.trim();
     state.nick = $("nick").value.trim() || nodeOf(jid);
+    state.pin = protocol.isPin($("pin").value.trim()) ? $("pin").value.trim() : null;
     login(jid.includes("/") ? jid : `${jid}/quiz-${Math.random().toString(36).slice(2, 8)}`, $("password").value);
   });
   $("create-game").addEventListener("click", () => {
     view.connectionStatus("creating");
-    toBot("newgame");
+    toBot("newgame", state.nick); // named after the player ("Ann's quiz"), not a guest's random JID
   });
   $("quiz-language").addEventListener("change", () => view.showCategories(state.categories));
   $("join-public").addEventListener("click", () => joinRoom(state.config.room));
-  $("copy-link").addEventListener("click", () => navigator.clipboard && navigator.clipboard.writeText($("share-link").value));
+  $("pin-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const pin = $("home-pin").value.trim();
+    if (protocol.isPin(pin)) lookUpPin(pin);
+  });
+  $("copy-link").addEventListener("click", async () => {
+    $("share-link").select();
+    if (navigator.clipboard) await navigator.clipboard.writeText($("share-link").value).catch(() => {});
+    view.copied();
+  });
   $("start-form").addEventListener("submit", (event) => {
     event.preventDefault();
     state.opening = true;
@@ -319,6 +413,7 @@ async function main() {
     const button = view.choiceButton(index);
     if (button) button.click();
   });
+  performance.mark("quiz-ready"); // every control works from here on (docs/quiz.md: time to interactive)
 }
 
 main();

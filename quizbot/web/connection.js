@@ -1,14 +1,17 @@
-// The page's XMPP connection: Strophe.js over BOSH (WebSocket when configured, falling back to BOSH), BOSH keys
-// (keys.js), XEP-0198 stream management (sm.js), liveness pings, reconnecting and resuming, and an outbox for
-// what the player does while no stream is up. The rest of the page sees a small API (createConnection):
-// login(jid, password), restore(), send(stanza), onStanza(name, handler), forget(), and events: status(kind)
+// The page's XMPP connection: Strophe.js over WebSocket (or BOSH, when configured or when WebSocket does not get
+// through), BOSH keys (keys.js), XEP-0198 stream management (sm.js), liveness pings, reconnecting and resuming,
+// and an outbox for what the player does while no stream is up. The tab that leads (leader.js: one connection per
+// browser, shared by its tabs) runs it; leader.js wraps it in the same API for the page (createLink):
+// login(jid, password), restore(), takeOver(), end(), send(stanza), onStanza(name, handler), and events: status(kind)
 // with kind "connecting" | "up" | "reconnecting" | "authfail" | "failed" | "login" (log in again),
 // ready(reason) when a session is there to use ("login", "attached": a reloaded page re-attached to its BOSH
 // session, "rebound": a resumption failed and the page bound afresh) and resumed() after a XEP-0198 resumption.
 //
-// Stream management: after binding the page sends <enable resume='true'/> on either transport and keeps, in
-// sessionStorage, what a resumption needs: the id, h, the stanzas the server has not acknowledged, the full JID
-// and the SCRAM keys Strophe derived (never the password). A reload, a network switch or minutes offline then end
+// Stream management: after binding the page sends <enable resume='true'/> on either transport and keeps what a
+// resumption needs: the id, h, the stanzas the server has not acknowledged and the full JID in localStorage
+// (`shared`: another tab of this browser takes the session over when this one closes), and with them the SCRAM
+// keys Strophe derived (never the password) in this tab's sessionStorage only (they reach the other tabs over the
+// channel, never a storage that outlives the tab). A reload, a network switch or minutes offline then end
 // in a SASL login on a fresh connection (WebSocket, or BOSH when WebSocket does not get through) and
 // <resume previd h/> instead of a bind: same JID, same rooms, and the server sends again whatever this page had
 // not handled — including a response written into a BOSH request the browser abandoned. On <failed/> the page
@@ -17,6 +20,7 @@
 import { BoshKeys, KEY_STORE, useKeys } from "./keys.js";
 import { bareJid, nodeOf } from "./protocol.js";
 import { NS_SM, StreamManagement, isStanza } from "./sm.js";
+import { fresh } from "./tabs.js";
 
 const { Strophe, $build } = window;
 // Strophe logs every request at DEBUG to the console: work and noise on a phone, for nobody.
@@ -24,7 +28,9 @@ Strophe.setLogLevel(Strophe.LogLevel.WARN);
 
 export const SM_STORE = "quiz-sm";
 const BOSH_SESSION = "strophe-bosh-session"; // Strophe's own (keepalive)
-const TIMING = { pingSeconds: 20, timeoutSeconds: 10, retrySeconds: 1, maxRetrySeconds: 15, ...(window.quizTiming || {}) };
+// resumeSeconds: how long the server keeps a detached session (stream_management.resume_seconds).
+const TIMING = { pingSeconds: 20, timeoutSeconds: 10, retrySeconds: 1, maxRetrySeconds: 15, resumeSeconds: 300,
+                 ...(window.quizTiming || {}) };
 
 const parseXml = (xml) => new DOMParser().parseFromString(xml, "text/xml").documentElement;
 
@@ -39,7 +45,9 @@ function topLevel(received) {
 
 // config: /quiz/config.json; storage: sessionStorage; inRoom(): whether the page is in a room (an attempt that
 // fails there is retried rather than reported); events: { status, ready, resumed }.
-export function createConnection({ config, storage, inRoom, events }) {
+// shared: localStorage (the session's state for every tab); onInput(element): each stanza from the server, once
+// it counts as handled (leader.js passes it on to the other tabs).
+export function createLink({ config, storage, shared, inRoom, events, onInput = () => {} }) {
   let conn = null; // the Strophe connection in use; an abandoned one is ignored from then on
   let credentials = null; // { jid, password } of the last login: reconnecting needs them again
   const handlers = []; // [name, handler] for every new Strophe connection
@@ -54,6 +62,7 @@ export function createConnection({ config, storage, inRoom, events }) {
     retryTimer: null,
     attemptTimer: null,
     webSocketFailed: false,
+    pass: null, // the SCRAM keys of the session's account login (null for guests)
   };
   // What the player does while no stream is up (an answer given during a reconnect) waits here and goes out on
   // the stream that comes back, after what the server asked to have again: nothing the player did is lost.
@@ -67,15 +76,29 @@ export function createConnection({ config, storage, inRoom, events }) {
   const isGuestLogin = () => Boolean(credentials) && !nodeOf(credentials.jid);
 
   function saveLink() {
-    const keys = conn && conn.scram_keys;
-    storage.setItem(SM_STORE, JSON.stringify({ jid: link.jid, pass: keys || null, guest: isGuestLogin(),
-                                               sm: link.sm.snapshot() }));
+    if (conn && conn.scram_keys) link.pass = conn.scram_keys;
+    const saved = { jid: link.jid, guest: isGuestLogin(), sm: link.sm.snapshot() };
+    storage.setItem(SM_STORE, JSON.stringify({ ...saved, pass: link.pass }));
+    shared.setItem(SM_STORE, JSON.stringify({ ...saved, at: Date.now() }));
   }
 
+  const read = (store) => {
+    try {
+      const saved = JSON.parse(store.getItem(SM_STORE) || "null");
+      return saved && typeof saved.jid === "string" ? saved : null;
+    } catch {
+      return null;
+    }
+  };
+
+  // The session to take back: as the last leading tab left it (localStorage), with the keys this tab kept when it
+  // led the same session (sessionStorage). `own`: this tab led it (a reload of that tab).
   function loadLink() {
-    const saved = JSON.parse(storage.getItem(SM_STORE) || "null");
-    if (!saved || typeof saved.jid !== "string") return null;
-    return saved;
+    const mine = read(storage);
+    const latest = read(shared) || mine;
+    if (!latest) return null;
+    const own = Boolean(mine) && mine.jid === latest.jid;
+    return { ...latest, pass: own ? mine.pass : null, own };
   }
 
   function forgetSession() {
@@ -107,6 +130,7 @@ export function createConnection({ config, storage, inRoom, events }) {
         else if (isStanza(element.localName)) {
           link.sm.handled(); // counted before Strophe's handlers run it, in the same turn: nothing in between
           saveLink();
+          onInput(element); // and passed on in that turn too: what the next leader resumes after, every tab had
         }
       }
     };
@@ -161,14 +185,22 @@ export function createConnection({ config, storage, inRoom, events }) {
     if (!link.up && link.phase === null && conn && conn.authenticated) linkUp();
   }
 
-  function send(stanza) {
-    if (conn && link.up) conn.send(stanza);
-    else outbox.push(stanza);
+  // onSent() is called once the stanza is on the stream (counted, kept until acknowledged): a stanza waiting in the
+  // outbox dies with this tab, so leader.js confirms another tab's stanza only then.
+  function send(stanza, onSent = () => {}) {
+    if (conn && link.up) {
+      conn.send(stanza);
+      onSent();
+    } else outbox.push([stanza, onSent]);
   }
 
   function linkUp() {
     link.up = true;
-    while (outbox.length && conn) conn.send(outbox.shift());
+    while (outbox.length && conn) {
+      const [stanza, onSent] = outbox.shift();
+      conn.send(stanza);
+      onSent();
+    }
     link.retrySeconds = TIMING.retrySeconds;
     clearTimeout(link.attemptTimer);
     events.status("up");
@@ -317,11 +349,14 @@ export function createConnection({ config, storage, inRoom, events }) {
   // limit), and ready("attached") follows. Either way: same JID, so the bot still knows the player and their
   // points. False when there is nothing to take back: the player logs in again.
   function restore({ beforeResume }) {
-    const resumable = loadLink();
+    let resumable = loadLink();
+    // What another tab left is taken only while the server may still keep it; this tab's own, as before.
+    if (resumable && !resumable.own && !fresh(resumable, Date.now(), TIMING.resumeSeconds)) resumable = null;
     if (resumable && (resumable.pass || resumable.guest)) {
       link.sm = StreamManagement.fromSnapshot(resumable.sm);
       if (link.sm.resumable) {
         link.jid = resumable.jid;
+        link.pass = resumable.pass || null;
         beforeResume();
         linkDown();
         if (resumable.guest) connect(config.domain, null);
@@ -362,6 +397,43 @@ export function createConnection({ config, storage, inRoom, events }) {
     return true;
   }
 
+  // This tab leads now because the one that led closed or reloaded: it takes that session over as a reload would
+  // (<resume/>: same JID, nothing missed), as a guest or with the keys the old leader handed over (`pass`).
+  // False when there is nothing to take over.
+  function takeOver(pass) {
+    const saved = loadLink();
+    if (!saved) return false;
+    const sm = StreamManagement.fromSnapshot(saved.sm);
+    const keys = saved.pass || pass || null;
+    if (!sm.resumable || !(saved.guest || keys)) return false;
+    link.sm = sm;
+    link.jid = saved.jid;
+    link.pass = keys;
+    outbox.length = 0;
+    linkDown();
+    if (saved.guest) connect(config.domain, null);
+    else connect(saved.jid, keys);
+    return true;
+  }
+
+  // Another tab logged in, a new session for the whole browser: this tab's connection ends with a goodbye.
+  function end() {
+    const c = conn;
+    conn = null;
+    credentials = null;
+    clearTimeout(link.retryTimer);
+    clearTimeout(link.attemptTimer);
+    link.retryTimer = null;
+    link.up = false;
+    outbox.length = 0;
+    if (!c) return;
+    try {
+      c.disconnect("another tab logged in");
+    } catch {
+      // already torn down
+    }
+  }
+
   function reconnectOrLogin() {
     if (!credentials) { events.status("login"); return; }
     linkDown();
@@ -384,14 +456,25 @@ export function createConnection({ config, storage, inRoom, events }) {
     onStanza(name, handler) { handlers.push([name, handler]); if (conn) conn.addHandler(handler, null, name); },
     // A new login (SASL ANONYMOUS when password is null): nothing of an earlier session in this tab is resumed.
     login(jid, password) {
+      end(); // a session of this tab before (one taken over from a closed tab, say) ends
       storage.removeItem(SM_STORE);
+      shared.removeItem(SM_STORE);
       link.sm = new StreamManagement();
       link.jid = null;
+      link.pass = null;
       outbox.length = 0;
       connect(jid, password);
     },
     restore,
+    takeOver,
+    end,
     send,
     get jid() { return link.jid; },
+    get pass() { return link.pass; },
+    get guest() { return isGuestLogin(); },
+    get up() { return link.up; },
+    // Sends what is queued at once: a leader in a background tab has its timers slowed down (Strophe's BOSH
+    // transport waits for one before it sends), and another tab's player is waiting.
+    flush() { if (conn) conn.flush(); },
   };
 }

@@ -79,7 +79,10 @@ const READERS = {
   top: (e) => ({ period: e.getAttribute("period"), players: players(e) }),
   categories: (e) => ({
     language: e.getAttribute("language"),
-    categories: childrenOf(e, NS, "category").map((c) => ({ language: c.getAttribute("language"), name: textOf(c) })),
+    // The name is the attribute the bot sends (the text is the same name, for clients that read only text).
+    categories: childrenOf(e, NS, "category").map((c) => ({
+      language: c.getAttribute("language"), name: c.getAttribute("name") || textOf(c), count: num(c, "count"),
+    })),
   }),
 };
 
@@ -109,3 +112,24 @@ export function command(name, args = []) {
 export function answer(question, choice) {
   return { xmlns: NS, question, ...(choice ? { choice } : {}) };
 }
+
+// --- what a reveal meant for this player (docs/quiz.md, "Your own result after a reveal") -----------------------
+
+// `nick`: the page's nick in the room; `received`: the bot sent <received/> for this question (live, sixbreak);
+// `sent`: the page sent an answer to it (classic has no <received/>). A scorer of the page's nick: correct, with
+// its points, seconds and streak; else an answer that counted or was sent: wrong (in classic: not first or not
+// right); else no answer.
+export function ownResult(reveal, { nick, received = false, sent = false }) {
+  const scorer = reveal.scorers.find((s) => s.nick === nick);
+  if (scorer) return { kind: "correct", points: scorer.points, seconds: scorer.seconds, streak: scorer.streak };
+  return { kind: received || sent ? "wrong" : "none", points: 0, seconds: null, streak: 0 };
+}
+
+// The page's total and rank in a <scores/>; null when it is not on the board.
+export function standing(scores, nick) {
+  const player = scores.players.find((p) => p.nick === nick);
+  return player ? { points: player.points, rank: player.rank } : null;
+}
+
+// A game PIN as the bot takes it: six ASCII digits, not starting with 0 (docs/quiz.md, "Game PINs").
+export const isPin = (text) => /^[1-9][0-9]{5}$/.test(text);

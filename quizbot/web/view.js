@@ -14,6 +14,9 @@ export function applyLanguage(lang) {
   $("language").value = chosen;
   $("quiz-language").value = chosen;
   for (const element of document.querySelectorAll("[data-t]")) element.textContent = t(element.dataset.t);
+  for (const element of document.querySelectorAll("[data-t-label]")) {
+    element.setAttribute("aria-label", t(element.dataset.tLabel));
+  }
   return chosen;
 }
 
@@ -24,15 +27,36 @@ export function connectionStatus(key) { $("connection").textContent = t(key); }
 // "up" or "reconnecting", for the styles and the tests.
 export function connectionState(value) { document.body.dataset.connection = value; }
 
+// The join link of a room: the page's own address with ?room= (also the host view's QR code).
+export function joinLink(room) {
+  const link = new URL("/", location.href);
+  link.search = "?room=" + encodeURIComponent(room);
+  return link.toString();
+}
+
 export function showRoom(room) {
   show("login", false);
   show("home", false);
   show("room");
-  $("room-title").textContent = room.split("@")[0];
-  const link = new URL(location.href);
-  link.search = "?room=" + encodeURIComponent(room);
-  $("share-link").value = link.toString();
+  $("room-title").textContent = room.split("@")[0]; // until the room's name is known
+  $("share-link").value = joinLink(room);
 }
+
+// The room's readable name (`name` of <room/> and <game/>, or the room's disco#info) and its game PIN.
+export function roomInfo({ name, pin }) {
+  if (name) {
+    $("room-title").textContent = name;
+    document.title = `${name} · ${t("title")}`;
+  }
+  if (pin) {
+    $("room-pin").textContent = t("pin-shown", { pin });
+    $("room-pin").dataset.pin = pin;
+  }
+}
+
+export function homeStatus(key, values) { $("home-status").textContent = key ? t(key, values) : ""; }
+
+export function copied() { $("copy-status").textContent = t("copied"); }
 
 // The lobby's controls: owners start games, others wait for them.
 export function showStartForm(owner) {
@@ -42,7 +66,12 @@ export function showStartForm(owner) {
 
 // --- players in the room -----------------------------------------------------------------------------------
 
+// The host view is an occupant of the room but no player: its own nick is left off its lists and boards.
+let notAPlayer = null;
+export function leaveOff(nick) { notAPlayer = nick; }
+
 export function addOccupant(nick) {
+  if (nick === notAPlayer) return;
   const list = $("occupants");
   if ([...list.children].some((li) => li.dataset.nick === nick)) return;
   const li = document.createElement("li");
@@ -61,6 +90,9 @@ export const occupants = () => [...$("occupants").children].map((li) => li.datas
 // --- the game ----------------------------------------------------------------------------------------------
 
 export function showGameState(state) {
+  document.body.dataset.game = state;
+  const line = { running: "game-running", ended: "game-ended", lobby: "game-lobby" }[state];
+  if (line) connectionStatus(line);
   if (state === "running") {
     show("lobby", false);
     show("podium", false);
@@ -70,32 +102,74 @@ export function showGameState(state) {
 
 let countdown = null;
 
-// onChoice(key, button) when a choice is clicked.
+// Kahoot's tiles: a colour and a shape for each choice, so that no one needs the colour to tell them apart.
+const SHAPES = { A: "▲", B: "◆", C: "●", D: "■" };
+
+// onChoice(key, button) when a choice is clicked; none for the host view, whose tiles are not controls.
 export function showQuestion(question, onChoice) {
   show("question");
   show("reveal", false);
   $("received").textContent = "";
   $("hint").textContent = "";
+  $("progress").textContent = "";
+  $("own-result").textContent = resultLine = "";
+  delete $("own-result").dataset.kind;
   $("q-index").textContent = t("question", { i: question.index, n: question.total });
   $("q-category").textContent = question.category;
   $("q-text").textContent = question.text;
   const box = $("choices");
   box.replaceChildren();
   for (const choice of question.choices) {
-    const button = document.createElement("button");
-    button.type = "button";
-    button.dataset.key = choice.key;
-    button.textContent = `${choice.key}) ${choice.text}`;
-    button.addEventListener("click", () => onChoice(button.dataset.key, button));
-    box.appendChild(button);
+    const tile = document.createElement(onChoice ? "button" : "div");
+    tile.className = `tile tile-${choice.key}`;
+    tile.dataset.key = choice.key;
+    // The shape is an image named in words, so the tile's accessible name is "triangle A) Mozart": its visible
+    // text with the shape's name in front (WCAG 2.5.3, label in name).
+    const shape = document.createElement("span");
+    shape.className = "shape";
+    shape.setAttribute("role", "img");
+    shape.setAttribute("aria-label", SHAPES[choice.key] ? t(`shape-${choice.key}`) : "");
+    shape.textContent = SHAPES[choice.key] || "";
+    const label = document.createElement("span");
+    label.textContent = `${choice.key}) ${choice.text}`;
+    tile.append(shape, label);
+    if (onChoice) {
+      tile.type = "button";
+      tile.addEventListener("click", () => onChoice(tile.dataset.key, tile));
+    }
+    box.appendChild(tile);
   }
-  show("answer-form", question.choices.length === 0);
+  show("answer-form", Boolean(onChoice) && question.choices.length === 0);
   lockAnswers(false);
   $("answer").type = "text";
   $("answer").inputMode = question.kind === "number" ? "decimal" : "text";
   $("answer").value = "";
-  if (question.choices.length) box.firstChild.focus(); else $("answer").focus();
+  if (onChoice) {
+    if (question.choices.length) box.firstChild.focus(); else $("answer").focus();
+  }
   startCountdown(question.deadline, question.duration);
+}
+
+// "N of M answered", from the bot's <progress/>.
+export function showProgress(progress) {
+  if (progress.answered === null || progress.players === null) return;
+  $("progress").textContent = t("answered", { a: progress.answered, n: progress.players });
+}
+
+// What the reveal meant for this player (protocol.ownResult), then its total and place (protocol.standing) from
+// the <scores/> that comes with the reveal.
+let resultLine = "";
+
+export function ownResult(result) {
+  resultLine = result.kind === "correct" ? t("result-correct", { p: result.points, s: result.streak })
+    : t(`result-${result.kind}`);
+  $("own-result").textContent = resultLine;
+  $("own-result").dataset.kind = result.kind;
+}
+
+export function ownStanding(standing) {
+  if (!standing || !resultLine) return;
+  $("own-result").textContent = `${resultLine} ${t("result-total", { p: standing.points, r: standing.rank })}`;
 }
 
 // One answer per question: after it (or the reveal) the choices, the text box and its button are locked.
@@ -114,6 +188,7 @@ function startCountdown(deadline, duration) {
   const tick = () => {
     const left = Math.max(0, deadline - Date.now());
     const share = Math.min(100, (100 * left) / (duration * 1000));
+    $("seconds").textContent = t("seconds-left", { s: Math.ceil(left / 1000) });
     bar.style.width = `${share}%`;
     bar.parentElement.setAttribute("aria-valuenow", String(Math.round(share)));
     if (left <= 0) clearInterval(countdown);
@@ -131,9 +206,23 @@ export function markChosen(button) { if (button) button.classList.add("chosen");
 export function showReveal(reveal) {
   clearInterval(countdown);
   lockAnswers(true);
-  for (const b of $("choices").children) {
-    const choice = reveal.choices.find((c) => c.key === b.dataset.key);
-    if (choice && choice.correct) b.classList.add("correct");
+  // Each tile: how many picked it (live and sixbreak), and a tick on the right one (not colour alone).
+  for (const tile of $("choices").children) {
+    const choice = reveal.choices.find((c) => c.key === tile.dataset.key);
+    if (!choice) continue;
+    if (choice.correct) {
+      tile.classList.add("correct");
+      const tick = document.createElement("span");
+      tick.className = "tick";
+      tick.textContent = " ✓";
+      tile.appendChild(tick);
+    }
+    if (choice.count !== null) {
+      const count = document.createElement("span");
+      count.className = "count";
+      count.textContent = t("picked", { c: choice.count });
+      tile.appendChild(count);
+    }
   }
   const box = $("reveal");
   box.replaceChildren();
@@ -155,7 +244,7 @@ export function showReveal(reveal) {
 
 function fillRanking(list, players) {
   list.replaceChildren();
-  for (const player of players) {
+  for (const player of players.filter((p) => p.nick !== notAPlayer)) {
     const li = document.createElement("li");
     li.dataset.nick = player.nick;
     li.dataset.points = String(player.points);
@@ -185,7 +274,8 @@ export function showTop(top) { fillRanking($("top-list"), top.players); }
 export function showCategories(categories) {
   const select = $("category");
   select.replaceChildren(select.firstElementChild); // keep "any"
-  for (const category of categories.filter((c) => c.language === $("quiz-language").value)) {
+  const language = $("quiz-language").value;
+  for (const category of categories.filter((c) => c.language === language)) {
     const option = document.createElement("option");
     option.value = option.textContent = category.name;
     select.appendChild(option);

@@ -33,7 +33,8 @@ async def quiz_server(tmp_path: Path) -> AsyncIterator[Server]:
     config = load_config(None, {
         "server.data_dir": str(tmp_path / "data"), "c2s.listen": "127.0.0.1:0", "http.listen": "127.0.0.1:0",
         "quizbot.questions": [str(bank)], "quizbot.game.question_seconds": 15.0,
-        "quizbot.game.reveal_seconds": 2.0, "quizbot.process": "inline"})
+        "quizbot.game.reveal_seconds": 2.0, "quizbot.process": "inline",
+        "http.quiz_page_transport": "bosh"})  # these page tests are BOSH's (keys, re-attach); default: WebSocket
     server = Server(config)
     server.accounts.add("cat", "cat-secret")
     await server.start()

@@ -81,7 +81,7 @@ async def test_the_page_shows_no_payload_forged_by_a_troll(quiz_server: Server, 
             assert await page.locator("#hint").inner_text() == ""
             log = await page.locator("#chat-log").inner_text()
             assert re.search("password|Cat wins|Come over|psst", log) is None, log
-            await expect(page.locator("#room-title")).to_have_text("quiz")
+            await expect(page.locator("#room-title")).to_have_text("Quiz")  # the public room's name
             assert "evil" not in await page.evaluate("sessionStorage.getItem('quiz-page')")
 
             # The bot's own question and scores still render.
@@ -154,7 +154,7 @@ async def test_the_pages_bosh_requests_carry_keys_and_survive_a_reload(quiz_serv
             # A reload takes the stream back with a XEP-0198 resumption (guests too): a new BOSH session with a key
             # chain of its own, the same player in the same room.
             await page.reload()
-            await expect(page.locator("#room-title")).to_have_text("quiz", timeout=WAIT_MS)
+            await expect(page.locator("#room-title")).to_have_text("Quiz", timeout=WAIT_MS)
             await expect(page.locator("#occupants li[data-nick='Cat']")).to_be_visible(timeout=WAIT_MS)
             after_reload = {body.get("sid") for body in bodies.values()} - {None}
             assert sids < after_reload and len(after_reload) == 2

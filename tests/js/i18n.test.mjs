@@ -19,11 +19,14 @@ test("English and German have the same keys and the same placeholders", () => {
 
 test("every word index.html and the modules ask for exists", () => {
   const html = readFileSync(new URL("index.html", WEB), "utf-8");
-  const used = [...html.matchAll(/data-t="([^"]+)"/g)].map((m) => m[1]);
+  const used = [...html.matchAll(/data-t(?:-label)?="([^"]+)"/g)].map((m) => m[1]);
   for (const file of readdirSync(WEB).filter((name) => name.endsWith(".js"))) {
     const source = readFileSync(new URL(file, WEB), "utf-8");
     used.push(...[...source.matchAll(/\bt\("([^"]+)"/g)].map((m) => m[1]));
-    used.push(...[...source.matchAll(/\b(?:loginStatus|connectionStatus)\("([^"]+)"\)/g)].map((m) => m[1]));
+    used.push(...[...source.matchAll(/\b(?:loginStatus|connectionStatus|homeStatus)\("([^"]+)"/g)].map((m) => m[1]));
+    // Keys built from a prefix: `result-${kind}` and `shape-${key}` need every kind and every tile.
+    if (source.includes("`result-${")) used.push("result-correct", "result-wrong", "result-none");
+    if (source.includes("`shape-${")) used.push("shape-A", "shape-B", "shape-C", "shape-D");
   }
   assert.ok(used.length > 40, used);
   for (const key of new Set(used)) assert.ok(Object.hasOwn(TEXT.en, key), `no text for "${key}"`);

@@ -4,8 +4,8 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 
-import { NS, answer, bareJid, command, domainOf, nodeOf, payloadsOf, readPayload, resourceOf }
-  from "../../quizbot/web/protocol.js";
+import { NS, answer, bareJid, command, domainOf, isPin, nodeOf, ownResult, payloadsOf, readPayload, resourceOf,
+  standing } from "../../quizbot/web/protocol.js";
 import { parseXml } from "./xml.mjs";
 
 const DOCS = readFileSync(new URL("../../docs/quiz.md", import.meta.url), "utf-8");
@@ -63,8 +63,43 @@ test("the small ones: hint, received, progress, eliminated, pause, room, categor
   assert.deepEqual(read("pause"), { type: "pause", until: Date.UTC(2026, 10, 18, 11, 7, 40) });
   assert.deepEqual(read("room"), { type: "room", jid: "brave-otter-4821@conference.localhost", name: "Ann's quiz",
                                    pin: "482913" });
-  assert.deepEqual(read("categories").categories, [{ language: "en", name: "art" }, { language: "en", name: "film" },
-                                                   { language: "de", name: "essen" }]);
+  assert.deepEqual(read("categories").categories, [{ language: "en", name: "art", count: 16 },
+                                                   { language: "en", name: "film", count: 16 },
+                                                   { language: "de", name: "essen", count: 16 }]);
+});
+
+test("a category's name is its name attribute (the text is for clients that read only text)", () => {
+  const categories = readPayload(parseXml(`<categories xmlns="${NS}" language="de">`
+    + `<category language="de" name="geografie" count="3">Geografie</category>`
+    + `<category language="en">history</category></categories>`));
+  assert.deepEqual(categories.categories, [{ language: "de", name: "geografie", count: 3 },
+                                           { language: "en", name: "history", count: null }]);
+});
+
+test("your own result after a reveal: correct with points and streak, wrong, or no answer", () => {
+  const reveal = read("reveal");
+  assert.deepEqual(ownResult(reveal, { nick: "Ann", received: true }),
+                   { kind: "correct", points: 1000, seconds: 0.412, streak: 2 });
+  assert.deepEqual(ownResult(reveal, { nick: "Ben" }), { kind: "correct", points: 790, seconds: 12.6, streak: 1 });
+  // Counted (<received/>) but no scorer of that nick: wrong, the streak back to 0.
+  assert.deepEqual(ownResult(reveal, { nick: "Cat", received: true }),
+                   { kind: "wrong", points: 0, seconds: null, streak: 0 });
+  // Classic sends no <received/>: an answer the page sent and no scorer is "not first or not right".
+  assert.equal(ownResult(reveal, { nick: "Cat", sent: true }).kind, "wrong");
+  assert.equal(ownResult(reveal, { nick: "Dan" }).kind, "none");
+  assert.equal(ownResult(reveal, { nick: "ann", received: true }).kind, "wrong"); // nicks are compared exactly
+});
+
+test("your total and place from the scores beside the reveal", () => {
+  const scores = read("scores");
+  assert.deepEqual(standing(scores, "Ben"), { points: 740, rank: 2 });
+  assert.deepEqual(standing(scores, "Cat"), { points: 740, rank: 2 });
+  assert.equal(standing(scores, "Dan"), null);
+});
+
+test("a game PIN is six ASCII digits not starting with 0", () => {
+  for (const pin of ["482913", "100000", "999999"]) assert.ok(isPin(pin), pin);
+  for (const pin of ["048291", "48291", "4829130", "48291a", "４８２９１３", " 482913", ""]) assert.ok(!isPin(pin), pin);
 });
 
 test("text is read as written: markup and entities stay text", () => {

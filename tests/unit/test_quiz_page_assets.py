@@ -16,14 +16,26 @@ def test_every_import_and_preload_names_the_versioned_url_of_the_module_served()
     html, assets, _strophe = build_assets()
     page = html.body.decode()
     needed = imported_by("app.js", SOURCES)
-    assert set(needed) == set(SOURCES) - {"app.js"}  # every module is used, none is left behind
+    # Every module is used, none is left behind; the host view's module is loaded on demand, never preloaded.
+    assert set(needed) == set(SOURCES) - {"app.js", "host.js"}
+    assert "host.js" in module_imports(SOURCES["app.js"]) and "host.js" not in page
     for name in needed:
         assert f'<link rel="modulepreload" href="/quiz/{name}?v={assets[name].version}">' in page
     for name in SOURCES:
         served = assets[name].body.decode()
         for imported in module_imports(SOURCES[name]):
             assert f'"./{imported}?v={assets[imported].version}"' in served
-        assert not re.search(r'from\s*"\./[^"?]+"', served)
+        assert not re.search(r'(from\s*|import\(\s*)"\./[^"?]+"', served)
+
+
+def test_a_module_loaded_on_demand_is_versioned_but_not_preloaded() -> None:
+    sources = {"app.js": 'import { a } from "./a.js";\nconst b = () => import("./b.js");\n',
+               "a.js": "export const a = 1;\n", "b.js": "export const b = 2;\n"}
+    built = build_modules(sources)
+    assert f'import("./b.js?v={built["b.js"].version}")' in built["app.js"].body.decode()
+    assert imported_by("app.js", sources) == ["a.js"]
+    changed = build_modules({**sources, "b.js": "export const b = 3;\n"})
+    assert changed["app.js"].version != built["app.js"].version  # a new host view is a new app.js URL too
 
 
 def test_a_change_in_a_module_renames_every_module_that_imports_it() -> None:

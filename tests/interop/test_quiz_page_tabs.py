@@ -1,0 +1,197 @@
+"""Issue 17: the quiz page in ten tabs of one browser. Browsers allow six HTTP/1.1 connections per host, and BOSH
+held one per tab: with six tabs every message came a minute late, a seventh never got in. The tabs now share
+one connection (quizbot/web/leader.js): the tab that leads connects, the others follow it over a
+BroadcastChannel, and when it closes the next one resumes the session (XEP-0198).
+
+Ten tabs of one Chromium context, on BOSH (a guest) and on WebSocket (an account): one connection to the server;
+a slixmpp player starts a live game of three questions in the public room; every tab shows each question within
+1 s of the bot sending it (the payload's deadline less the question time); an answer given in a follower tab is
+the player's; closing the leading tab mid-question hands the session to another tab, and what came meanwhile
+(a chat line, the reveal) shows in every tab once, with the player never leaving the room."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import json
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from playwright.async_api import Browser, Page, expect
+
+from boshcm.app import Server
+from boshcm.config import load_config
+from boshcm.tls import SELF_SIGNED_CERT
+from quizbot.extension import QuizExtension
+from quizbot.payload import NS
+from tests.integration.quiz_players import BANK, ROOM, Player, player, right_and_wrong, wait_until
+from tests.integration.xmpp_client import TIMEOUT_SECONDS, XmppClient
+from tests.interop.browser import chromium
+
+TABS = 10
+QUESTION_SECONDS = 8.0
+WAIT_MS = TIMEOUT_SECONDS * 1000
+ANSWERS = {q["question"]: q["answer"] for q in BANK["questions"]}  # type: ignore[index]
+# When each tab first shows each question ("Question 2 of 3"), by the browser's clock (the machine's).
+SHOWN = """
+document.addEventListener("DOMContentLoaded", () => {
+  window.shownAt = {};
+  const index = document.getElementById("q-index");
+  new MutationObserver(() => {
+    if (index.textContent && !(index.textContent in window.shownAt)) window.shownAt[index.textContent] = Date.now();
+  }).observe(index, { childList: true, characterData: true, subtree: true });
+});
+"""
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def browser(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Browser]:
+    async with chromium(tmp_path_factory.mktemp("chromium")) as launched:
+        yield launched
+
+
+@pytest_asyncio.fixture(params=["bosh", "websocket"], loop_scope="module")
+async def server(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Server]:
+    bank = tmp_path / "bank.json"
+    bank.write_text(json.dumps(BANK))
+    config = load_config(None, {
+        "server.data_dir": str(tmp_path / "data"), "c2s.listen": "127.0.0.1:0", "http.listen": "127.0.0.1:0",
+        "http.quiz_page_transport": request.param, "quizbot.questions": [str(bank)],
+        "quizbot.game.question_seconds": QUESTION_SECONDS, "quizbot.game.reveal_seconds": 1.0,
+        "quizbot.process": "inline", "c2s.stanza_rate_exempt": ["cat"]})
+    made = Server(config)
+    made.accounts.add("dan", "dan-secret")
+    made.accounts.add("cat", "cat-secret")
+    await made.start()
+    await wait_until(lambda: ROOM in made.extension(QuizExtension).client.entered)  # type: ignore[union-attr]
+    yield made
+    await made.stop()
+
+
+def connections(server: Server) -> int:
+    """The page's connections to the server: BOSH sessions and WebSockets."""
+    assert server.bosh is not None and server.websocket is not None
+    return len(server.bosh.registry) + len(server.websocket.connections)
+
+
+async def log_in(page: Page, url: str, *, guest: bool) -> None:
+    await page.goto(url)
+    await page.get_by_label("Nickname").fill("Dan")
+    if guest:
+        await page.get_by_role("button", name="Play as guest").click()
+    else:
+        await page.get_by_text("Log in with an account").click()
+        await page.get_by_label("Address (name@server)").fill("dan@localhost")
+        await page.get_by_label("Password").fill("dan-secret")
+        await page.get_by_role("button", name="Log in", exact=True).click()
+    await page.get_by_role("button", name="Join the public quiz room").click()
+    await expect(page.locator("#occupants li[data-nick='Cat']")).to_be_visible(timeout=WAIT_MS)
+
+
+async def answer_right(page: Page) -> None:
+    text = await page.locator("#q-text").inner_text()
+    choices = page.locator("#choices button")
+    if await choices.count():
+        await choices.filter(has_text=f") {ANSWERS[text]}").click()
+    else:
+        await page.locator("#answer").fill(ANSWERS[text])
+        await page.locator("#answer").press("Enter")
+    await expect(page.locator("#received")).to_have_text(re.compile("✓"), timeout=WAIT_MS)
+
+
+def sent_at_ms(question: Any) -> float:
+    """When the bot asked: the question's deadline less the question time."""
+    deadline = datetime.datetime.fromisoformat(question.get("deadline", "").replace("Z", "+00:00"))
+    return (deadline.timestamp() - QUESTION_SECONDS) * 1000
+
+
+async def every_tab_shows_in_time(tabs: list[Page], question: Any) -> None:
+    label = f"Question {question.get('index')} of 3"
+    await asyncio.gather(*(expect(tab.locator("#q-index")).to_have_text(label, timeout=WAIT_MS) for tab in tabs))
+    delays = [await tab.evaluate(f"window.shownAt[{json.dumps(label)}]") - sent_at_ms(question) for tab in tabs]
+    assert max(delays) < 1000, delays
+
+
+def saw_dan_leave(cat: Player) -> bool:
+    seen = False
+    while not cat.client.presences.empty():
+        presence = cat.client.presences.get_nowait()
+        seen |= str(presence["from"]) == f"{ROOM}/Dan" and presence["type"] == "unavailable"
+    return seen
+
+
+async def dan_scored(cat: Player, question: Any) -> None:
+    """Cat answers wrongly (the last one present: the reveal comes at once); Dan is among the scorers."""
+    cat.say(right_and_wrong(question)[1])
+    reveal = await cat.next("reveal", lambda r: r.get("question") == question.get("id"))
+    assert "Dan" in {s.get("nick") for s in reveal.findall(f"{{{NS}}}scorer")}
+
+
+@pytest.mark.interop
+async def test_ten_tabs_share_one_connection_and_play_one_game(server: Server, browser: Browser) -> None:
+    transport = server.config.http.quiz_page_transport
+    assert server.http is not None
+    url = f"http://127.0.0.1:{server.http.port}/"
+    made: list[XmppClient] = []
+    context = await browser.new_context(locale="en-GB")
+    try:
+        await context.add_init_script(SHOWN)
+        cat = await player(server.c2s.port, server.config.data_path / SELF_SIGNED_CERT, made, "cat")
+        leader = await context.new_page()
+        await log_in(leader, url, guest=transport == "bosh")
+        tabs = [leader]
+        for _ in range(TABS - 1):  # the same page opened again: the same player, in the same room
+            tab = await context.new_page()
+            await tab.goto(url)
+            tabs.append(tab)
+        for tab in tabs:
+            await expect(tab.locator("#occupants li[data-nick='Cat']")).to_be_visible(timeout=WAIT_MS)
+            await expect(tab.locator("#connection")).to_have_text("Connected.", timeout=WAIT_MS)
+        assert connections(server) == 1
+
+        cat.say("!quiz live 3 mixed")
+        await cat.next("game", lambda g: g.get("state") == "lobby")
+        cat.say("!start")
+
+        question = await cat.next("question", lambda q: q.get("index") == "1")
+        await every_tab_shows_in_time(tabs, question)
+        await answer_right(tabs[6])  # a follower's answer is the player's
+        await dan_scored(cat, question)
+        await asyncio.gather(*(expect(tab.locator("#reveal .scorers")).to_contain_text("Dan", timeout=WAIT_MS)
+                               for tab in tabs))
+
+        # Mid-question the leading tab closes: another one takes the session over; what comes meanwhile shows.
+        question = await cat.next("question", lambda q: q.get("index") == "2")
+        await every_tab_shows_in_time(tabs, question)
+        await leader.close()
+        tabs.remove(leader)
+        cat.say("still there?")
+        await asyncio.gather(*(expect(tab.locator("#chat-log li", has_text="Cat: still there?")).to_have_count(
+            1, timeout=WAIT_MS) for tab in tabs))
+        await answer_right(tabs[3])
+        await dan_scored(cat, question)
+        await asyncio.gather(*(expect(tab.locator("#reveal .scorers")).to_contain_text("Dan", timeout=WAIT_MS)
+                               for tab in tabs))
+
+        question = await cat.next("question", lambda q: q.get("index") == "3")
+        await every_tab_shows_in_time(tabs, question)
+        await answer_right(tabs[-1])
+        await dan_scored(cat, question)
+        final = await cat.next("scores", lambda s: s.get("final") == "true")
+        points = {p.get("nick"): p.get("points") for p in final}
+        await asyncio.gather(*(expect(tab.locator("#podium-list li[data-nick='Dan']")).to_have_attribute(
+            "data-points", str(points["Dan"]), timeout=WAIT_MS) for tab in tabs))
+        await asyncio.gather(*(expect(tab.locator("#chat-log li", has_text="Cat: still there?")).to_have_count(1)
+                               for tab in tabs))
+        assert not saw_dan_leave(cat)
+        if transport == "websocket":
+            assert len(server.websocket.connections) == 1  # type: ignore[union-attr]
+    finally:
+        await asyncio.gather(*(client.close() for client in made), return_exceptions=True)
+        await context.close()
