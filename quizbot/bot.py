@@ -247,7 +247,7 @@ class QuizBot:
             room.occupant_gone(fact.nick, now, wall, orders)
         else:
             room.occupant_present(nick=fact.nick, real_jid=fact.real_jid, occupant_id=fact.occupant_id,
-                                  role=fact.role, affiliation=fact.affiliation, now=now)
+                                  role=fact.role, affiliation=fact.affiliation, now=now, host=fact.host)
 
     def _sender_in_room(self, room: QuizRoom, nick: str) -> Sender:
         occupant = room.occupants.get(nick)

@@ -221,7 +221,8 @@ class QuizBotClient:
             occupant_id=occupant_id.get("id") if occupant_id is not None else None,
             role=item.get("role", "participant") if item is not None else "participant",
             affiliation=item.get("affiliation", "none") if item is not None else "none",
-            new_nick=item.get("nick") if "303" in codes and item is not None else None))
+            new_nick=item.get("nick") if "303" in codes and item is not None else None,
+            host=element.find(f"{{{payload.NS}}}host") is not None))
 
     def _own_presence(self, room: str, nick: str, available: bool, codes: set[str | None]) -> None:
         if available:

@@ -40,6 +40,7 @@ class OccupantPresence:
     role: str = "participant"
     affiliation: str = "none"
     new_nick: str | None = None  # status 303: the occupant is now known under this nick
+    host: bool = False  # a <host/> quiz payload in its presence: a projector's host view watches, never plays
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -60,6 +60,7 @@ class Occupant:
     role: str
     affiliation: str
     occupant_id: str | None = None
+    host: bool = False  # a host view on a projector: in the room, never a player
 
 
 @dataclass(slots=True)
@@ -113,11 +114,13 @@ class QuizRoom:
     # --- occupants --------------------------------------------------------------------------------
 
     def occupant_present(self, *, nick: str, real_jid: str | None, occupant_id: str | None, role: str,
-                         affiliation: str, now: float) -> list[GameAction]:
+                         affiliation: str, now: float, host: bool = False) -> list[GameAction]:
         player = real_jid or (f"occupant:{self.jid}:{occupant_id}" if occupant_id else f"nick:{self.jid}/{nick}")
         self.occupants[nick] = Occupant(nick=nick, player=player, real_jid=real_jid, role=role,
-                                        affiliation=affiliation, occupant_id=occupant_id)
+                                        affiliation=affiliation, occupant_id=occupant_id, host=host)
         self._nick_of_player[player] = nick
+        if host:
+            return []  # watches the game: not waited for, not counted, not on the board
         if self.game is not None and (self.game.has_player(player) or self.game.mode is not Mode.SIXBREAK):
             # A rejoin or nick change keeps the points; in live and classic games everyone in the room plays.
             self.game.handle(PlayerJoined(player=player, nick=nick), now)
@@ -356,7 +359,8 @@ class QuizRoom:
             self.game.handle(PlayerJoined(player=player, nick=nick), now)
         if lobby.mode is not Mode.SIXBREAK:  # live and classic: everyone in the room plays, no !join needed
             for occupant in self.occupants.values():
-                self.game.handle(PlayerJoined(player=occupant.player, nick=occupant.nick), now)
+                if not occupant.host:
+                    self.game.handle(PlayerJoined(player=occupant.player, nick=occupant.nick), now)
         self.lobby = None
         orders.say(self.jid, render.say(self.language, "start", mode=self.game.mode.value, count=len(questions)),
                    self._game_state("running"), groupchat=True)

@@ -505,3 +505,19 @@ def test_command_payload_text_is_bounded_and_blank_names_run_nothing() -> None:
     assert len(parse_command(message(f"<command xmlns='{NS}' name='report'>{'x ' * 5000}</command>")) or "") \
         == MAX_COMMAND_PAYLOAD_CHARS
     assert parse_command(message("<command xmlns='urn:other'/>")) is None
+
+
+def test_a_host_view_in_the_room_watches_and_is_never_a_player() -> None:
+    h = Harness()
+    h.enter(*PLAYERS)
+    h.feed(OccupantPresence(room=ROOM, nick="Host", available=True, real_jid="anon-1@localhost", role="participant",
+                            host=True))
+    h.say("Ann", "!quiz live 1 geo")
+    started = h.say("Ann", "!start")
+    assert payload(started, "question") is not None
+    # Everyone but the host answers: the question is over at once, the host neither waited for nor on the board.
+    h.say("Ann", "Paris")
+    revealed = h.say("Ben", "Paris")
+    assert payload(revealed, "reveal") is not None
+    scores = payload(revealed, "scores")
+    assert sorted(p.get("nick") for p in scores) == ["Ann", "Ben"]
