@@ -20,7 +20,9 @@ from tests.integration.quiz_players import BANK, ROOM, player, wait_until
 from tests.integration.xmpp_client import TIMEOUT_SECONDS, XmppClient
 from tests.interop.browser import chromium
 
-FIRST_LOAD_BUDGET_BYTES = 45_000  # docs/quiz.md: everything on the wire, headers included, before logging in
+# docs/quiz.md: everything on the wire, headers included, before logging in. 45 KB until the quiz night's page (own
+# result, tiles, PIN, multi-tab leader) added about 5 KB; still well under the 96 KB uncompressed of issue 17.
+FIRST_LOAD_BUDGET_BYTES = 52_000
 REPEAT_LOAD_BUDGET_BYTES = 1_500  # the page again: index.html and app.js revalidated (304s: less than one gzip
 # body), config.json, and the versioned files straight from the cache
 CHAT_LINES = 200
