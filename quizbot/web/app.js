@@ -413,6 +413,9 @@ async function main() {
     const button = view.choiceButton(index);
     if (button) button.click();
   });
+  // The login buttons come disabled (index.html): a form sent before these listeners existed would be submitted
+  // by the browser itself, reloading the page with the nickname in the URL.
+  for (const button of document.querySelectorAll("#login button[disabled]")) button.disabled = false;
   performance.mark("quiz-ready"); // every control works from here on (docs/quiz.md: time to interactive)
 }
 

@@ -4,6 +4,7 @@ and a JS heap that does not grow with the game. Headless Chromium against the em
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -227,3 +228,28 @@ new MutationObserver(() => {
   if (button) button.click();
 }).observe(document.documentElement, { childList: true, subtree: true });
 """
+
+
+@pytest.mark.interop
+async def test_a_login_sent_before_the_page_is_wired_is_not_submitted_by_the_browser(
+        make_server: ServerFactory, tmp_path: Path) -> None:
+    server = await make_server(BANK)
+    async with chromium(tmp_path) as browser:
+        context = await browser.new_context(locale="en-GB")
+        page = await context.new_page()
+        release = asyncio.Event()
+
+        async def slow_config(route: Any) -> None:
+            await release.wait()   # a slow phone network: the page's script waits for its configuration
+            await route.continue_()
+
+        await page.route("**/quiz/config.json", slow_config)
+        await page.goto(url_of(server), wait_until="domcontentloaded")
+        await page.get_by_label("Nickname").fill("Ann")
+        await page.get_by_label("Nickname").press("Enter")   # before app.js has its listeners
+        await page.wait_for_timeout(300)
+        assert "nick=" not in page.url   # the browser did not send the form itself (a reload with the nick in it)
+        release.set()
+        await page.get_by_role("button", name="Play as guest").click()
+        await expect(page.get_by_role("button", name="Join the public quiz room")).to_be_visible(timeout=WAIT_MS)
+        await context.close()
