@@ -14,12 +14,33 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from typing import Protocol
 
-from boshcm.clock import Clock
+from boshcm.bosh.offboard import (
+    BytesReceived,
+    ClientClosed,
+    ClientRestart,
+    ClientStanzas,
+    Connect,
+    Connected,
+    ConnectFailed,
+    ConnectionLost,
+    Hangup,
+    OffboardAction,
+    OffboardEvent,
+    OffboardNegotiation,
+    ReportClosed,
+    ReportOpened,
+    ReportServer,
+    ReportStanzas,
+    Start,
+    StartTls,
+    TlsEstablished,
+    TlsFailed,
+    Write,
+)
+from boshcm.clock import Clock, SystemClock
 from boshcm.cluster import Address
 from boshcm.errors import BoshCondition
-from boshcm.stanza import NS_STREAM, NS_TLS, Element, element, qname
-from boshcm.xml.parser import StanzaReceived, StreamClosed, StreamOpened, StreamParseError, StreamParser
-from boshcm.xml.writer import STREAM_CLOSE, serialize, stream_header
+from boshcm.stanza import Element
 from boshcm.xmpp.client_session import (
     ClientSession,
     CloseStream,
@@ -34,9 +55,6 @@ from boshcm.xmpp.hub import Hub
 from boshcm.xmpp.session_adapter import SessionAdapter
 
 log = logging.getLogger(__name__)
-
-# Each step of the upstream's stream opening and STARTTLS (the TCP connect has its own, shorter, timeout).
-NEGOTIATION_TIMEOUT_SECONDS = 10.0
 
 
 class UpstreamListener(Protocol):
@@ -123,29 +141,26 @@ class OffboardLink:
     """A BOSH session relayed over its own TCP stream to an external XMPP server (like Punjab).
 
     boshcm does STARTTLS towards the server itself; everything after that — SASL, the restart, binding,
-    stanzas — is the client's, passed through in both directions (XEP-0206 §2).
+    stanzas — is the client's, passed through in both directions (XEP-0206 §2). The protocol is
+    `OffboardNegotiation` (bosh/offboard.py); this adapter connects, reads, writes and upgrades to TLS.
     """
 
     def __init__(self, listener: UpstreamListener, *, to: str, lang: str | None, servers: Sequence[Address],
                  starttls_required: bool, tls_context: ssl.SSLContext, tasks: set[asyncio.Task[None]],
                  max_stanza_bytes: int, max_depth: int, connect_timeout_seconds: float = 10.0,
-                 report: Callable[[Address, bool], None] = lambda server, ok: None) -> None:
+                 report: Callable[[Address, bool], None] = lambda server, ok: None,
+                 clock: Clock | None = None) -> None:
         self._listener = listener
-        self._servers = tuple(servers)   # tried in this order, each once, until one gives a stream
+        self._machine = OffboardNegotiation(to=to, lang=lang, servers=servers, starttls_required=starttls_required,
+                                            max_stanza_bytes=max_stanza_bytes, max_depth=max_depth,
+                                            connect_timeout_seconds=connect_timeout_seconds)
         self._report = report
-        self._host, self._port = self._servers[0]
-        self._domain = to
-        self._lang = lang or "en"
-        self._starttls_required = starttls_required
         self._tls_context = tls_context
         self._tasks = tasks
-        self._parser = StreamParser(max_stanza_bytes=max_stanza_bytes, max_depth=max_depth)
-        self._connect_timeout_seconds = connect_timeout_seconds
+        self._clock: Clock = clock or SystemClock()
+        self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
-        self._outbox: list[bytes] = []   # client payloads that arrive before the upstream is ready
-        self._ready = False
-        self._closed = False
-        self._opened: StreamOpened | None = None
+        self._pending: Connect | StartTls | None = None   # the one order that takes a wait
 
     # --- orders from the BOSH session -------------------------------------------------------------
 
@@ -155,160 +170,98 @@ class OffboardLink:
         task.add_done_callback(self._tasks.discard)
 
     def forward(self, stanzas: tuple[Element, ...]) -> None:
-        for stanza in stanzas:
-            self._write_or_queue(serialize(stanza))
+        self._handle(ClientStanzas(stanzas=stanzas))
 
     def restart(self) -> None:
-        # XEP-0206 §5: after SASL success the client asks for a restart; the server expects a new header.
-        self._parser.reset()
-        self._write_or_queue(self._header())
+        self._handle(ClientRestart())
 
     def close(self, *, by_client: bool = False) -> None:
         """The client's end is a clean `</stream:stream>`; a lost session (inactivity, a node stopping) drops
         the TCP connection without it, so the server keeps a XEP-0198 stream resumable (a clean close ends it)."""
-        if self._writer is not None and not self._closed:
-            if by_client:
-                self._writer.write(STREAM_CLOSE)
-                self._writer.close()
-            else:
-                self._writer.transport.abort()
-        self._closed = True
+        self._handle(ClientClosed(clean=by_client))
 
     # --- the TCP side -----------------------------------------------------------------------------
 
-    def _header(self) -> bytes:
-        return stream_header(attrs={"to": self._domain, "version": "1.0", "xml:lang": self._lang})
+    def _handle(self, event: OffboardEvent) -> None:
+        self._perform(self._machine.handle(event, self._clock.now()))
 
-    def _write_or_queue(self, data: bytes) -> None:
-        if self._ready and self._writer is not None and not self._writer.is_closing():
-            self._writer.write(data)
-        elif not self._ready:
-            self._outbox.append(data)
+    def _perform(self, actions: list[OffboardAction]) -> None:
+        for action in actions:
+            match action:
+                case Connect() | StartTls():
+                    self._pending = action
+                case Write(data=data):
+                    if self._writer is not None and not self._writer.is_closing():
+                        self._writer.write(data)
+                case Hangup(abort=abort):
+                    self._hang_up(abort=abort)
+                case ReportServer(server=server, ok=ok, reason=reason):
+                    if not ok:
+                        log.info("upstream %s:%d failed: %s", server[0], server[1], reason)
+                    self._report(server, ok)
+                case ReportOpened(stream_id=stream_id, domain=domain):
+                    self._listener.upstream_opened(stream_id, domain)
+                case ReportStanzas(stanzas=stanzas):
+                    self._listener.upstream_stanzas(stanzas)
+                case ReportClosed(condition=condition, stanzas=stanzas):
+                    self._listener.upstream_closed(condition, stanzas)
 
-    async def _connect(self) -> tuple[asyncio.StreamReader, Element]:
-        """The first server that gives a stream, in order; each failure is reported (and skipped for a while)."""
-        for index, (host, port) in enumerate(self._servers):
-            self._host, self._port = host, port
-            self._parser.reset()
-            self._opened = None
-            try:
-                reader, self._writer = await asyncio.wait_for(asyncio.open_connection(host, port),
-                                                              self._connect_timeout_seconds)
-                features = await self._negotiate_tls(reader)
-            except (OSError, TimeoutError, ssl.SSLError, _UpstreamFailure) as error:
-                log.info("upstream %s:%d failed: %s", host, port, error)
-                self._report((host, port), False)
-                if self._writer is not None:
-                    self._writer.transport.abort()
-                    self._writer = None
-                if index == len(self._servers) - 1 or self._closed:
-                    raise
-                continue
-            self._report((host, port), True)
-            return reader, features
-        raise _UpstreamFailure("no upstream server")
+    def _hang_up(self, *, abort: bool) -> None:
+        writer, self._writer, self._reader = self._writer, None, None
+        if writer is None or writer.is_closing():
+            return
+        if abort:
+            writer.transport.abort()
+        else:
+            writer.close()   # sends what was written (the closing tag) first
+
+    def _timeout(self) -> float | None:
+        deadline = self._machine.next_deadline()
+        return None if deadline is None else max(0.0, deadline - self._clock.now())
 
     async def _run(self) -> None:
         try:
-            reader, features = await self._connect()
-            writer = self._writer
-            assert writer is not None
-            if self._closed:
-                return
-            self._ready = True
-            self._listener.upstream_stanzas((features,))
-            for data in self._outbox:
-                writer.write(data)
-            self._outbox.clear()
-            await self._relay(reader)
-        except (OSError, TimeoutError, ssl.SSLError, _UpstreamFailure) as error:
-            log.info("upstream %s:%d failed: %s", self._host, self._port, error)
-            self._listener.upstream_closed(BoshCondition.REMOTE_CONNECTION_FAILED)
+            self._handle(Start())
+            while not self._machine.closed:
+                event = await self._next_event()
+                if event is None:
+                    self._perform(self._machine.handle_timeout(self._clock.now()))
+                else:
+                    self._handle(event)
         finally:
-            if self._writer is not None and not self._writer.is_closing():
-                # Never a clean `</stream:stream>` here: the task ends because the node stops or the link failed.
-                self._writer.transport.abort()
+            # The task ends because the stream ended, the link failed or the node stops: never a clean close here.
+            self._hang_up(abort=True)
 
-    async def _negotiate_tls(self, reader: asyncio.StreamReader) -> Element:
-        """Open the stream, do STARTTLS when offered, and return the features the client should see."""
-        assert self._writer is not None
-        self._writer.write(self._header())
-        features = await self._next_features(reader, announce=False)
-        starttls = features.find(qname(NS_TLS, "starttls"))
-        if starttls is None:
-            if self._starttls_required:
-                raise _UpstreamFailure("server does not offer STARTTLS")
-            self._announce_pending()
-            return features
-        self._writer.write(serialize(element(NS_TLS, "starttls")))
-        proceed = await self._next_element(reader)
-        if proceed.tag != qname(NS_TLS, "proceed"):
-            raise _UpstreamFailure("STARTTLS refused")
-        await self._writer.start_tls(self._tls_context, server_hostname=self._domain)
-        self._parser.reset()
-        self._writer.write(self._header())
-        return await self._next_features(reader, announce=True)
-
-    async def _next_features(self, reader: asyncio.StreamReader, *, announce: bool) -> Element:
-        self._opened = None
-        received = await self._next_element(reader)
-        if received.tag != qname(NS_STREAM, "features"):
-            raise _UpstreamFailure(f"expected stream features, got {received.tag!r}")
-        if announce:
-            self._announce_pending()
-        return received
-
-    def _announce_pending(self) -> None:
-        if self._opened is not None:
-            self._listener.upstream_opened(self._opened.attrs.get("id", ""),
-                                           self._opened.attrs.get("from", self._domain))
-
-    async def _next_element(self, reader: asyncio.StreamReader) -> Element:
-        while True:
-            data = await asyncio.wait_for(reader.read(65_536), NEGOTIATION_TIMEOUT_SECONDS)
-            if not data:
-                raise _UpstreamFailure("server closed the connection during negotiation")
-            for parsed in self._parser.feed(data):
-                match parsed:
-                    case StreamOpened():
-                        self._opened = parsed
-                    case StanzaReceived(element=received):
-                        return received
-                    case StreamClosed() | StreamParseError():
-                        raise _UpstreamFailure(f"stream ended during negotiation: {parsed}")
-
-    async def _relay(self, reader: asyncio.StreamReader) -> None:
-        while data := await reader.read(65_536):
-            stanzas: list[Element] = []
-            for parsed in self._parser.feed(data):
-                match parsed:
-                    case StreamOpened(attrs=attrs):
-                        # A restarted stream (after SASL): WebSocket clients see a fresh <open/>.
-                        self._listener.upstream_opened(attrs.get("id", ""), attrs.get("from", self._domain))
-                    case StanzaReceived(element=received) if received.tag == qname(NS_STREAM, "error"):
-                        self._flush(stanzas)
-                        self._listener.upstream_closed(BoshCondition.REMOTE_STREAM_ERROR, (received,))
-                        return
-                    case StanzaReceived(element=received):
-                        stanzas.append(received)
-                    case StreamClosed():
-                        self._flush(stanzas)
-                        self._listener.upstream_closed(None)
-                        return
-                    case StreamParseError(text=text):
-                        raise _UpstreamFailure(f"server sent bad XML: {text}")
-            self._flush(stanzas)
-        if not self._closed:
-            raise _UpstreamFailure("server dropped the connection")
-
-    def _flush(self, stanzas: list[Element]) -> None:
-        if stanzas:
-            self._listener.upstream_stanzas(tuple(stanzas))
-            stanzas.clear()
-
-
-class _UpstreamFailure(Exception):
-    pass
+    async def _next_event(self) -> OffboardEvent | None:
+        """Carry out the pending wait (connect, TLS handshake) or read, and say what happened (None: the
+        machine's deadline has come)."""
+        pending, self._pending = self._pending, None
+        match pending:
+            case Connect(server=(host, port)):
+                try:
+                    self._reader, self._writer = await asyncio.wait_for(asyncio.open_connection(host, port),
+                                                                        self._timeout())
+                except (OSError, TimeoutError) as error:
+                    return ConnectFailed(reason=str(error) or type(error).__name__)
+                return Connected()
+            case StartTls(server_hostname=hostname):
+                assert self._writer is not None
+                try:
+                    await asyncio.wait_for(self._writer.start_tls(self._tls_context, server_hostname=hostname),
+                                           self._timeout())
+                except (OSError, TimeoutError, ssl.SSLError) as error:
+                    return TlsFailed(reason=str(error) or type(error).__name__)
+                return TlsEstablished()
+        reader = self._reader
+        if reader is None:
+            return ConnectionLost(reason="connection closed")
+        try:
+            data = await asyncio.wait_for(reader.read(65_536), self._timeout())
+        except TimeoutError:
+            return None
+        except OSError as error:
+            return ConnectionLost(reason=str(error) or type(error).__name__)
+        return BytesReceived(data=data) if data else ConnectionLost()
 
 
 def upstream_tls_context(*, verify: bool) -> ssl.SSLContext:
