@@ -5,6 +5,13 @@ line naming the file, what is wrong and what to do; the command line prints it a
 that exists but is empty is refused rather than silently treated as a new, empty database: an empty
 rooms.sqlite would otherwise start the server with no rooms and overwrite nothing until it was too late.
 
+Schemas change by numbered migrations. Each store declares its list; migration n takes the file from
+`PRAGMA user_version` n-1 to n, in one transaction with the version bump, so a failing step leaves the file
+at n-1. A file whose version is higher than the list is long was written by newer code and is refused
+rather than misread. Migration 1 is the schema the code created before versions were kept, written with
+IF NOT EXISTS, so a file of that code (version 0, its tables present, perhaps not all of them) is
+completed by it and then carried on like any other.
+
 At run time (`storage_errors`, `transaction`) a failed read or write becomes `StorageFull` (the disk or the
 database is full) or `StorageUnavailable` (read-only, I/O error, ...). Callers turn these into protocol
 errors (`resource-constraint`/`wait`), never into a traceback that ends a connection. A failed write leaves
@@ -15,11 +22,15 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 MEMORY = ":memory:"
+
+# One schema step: a SQL script, or a function for a step that must look first (e.g. "add this column
+# unless an older release already did"); a function only calls `execute`, never commits.
+Migration = str | Callable[[sqlite3.Connection], None]
 
 
 class DatabaseFault(Exception):
@@ -83,11 +94,12 @@ _RESTORE = "restore it from a backup, or move it away to start with an empty one
 _FIX_PERMISSIONS = "make it writable for the user running boshcm"
 
 
-def open_database(path: Path | str, schema: str, *, check_same_thread: bool = False) -> sqlite3.Connection:
-    """An autocommit connection in WAL mode with `schema` applied, or DatabaseFault (never sqlite3.Error)."""
+def open_database(path: Path | str, migrations: Sequence[Migration], *,
+                  check_same_thread: bool = False) -> sqlite3.Connection:
+    """An autocommit connection in WAL mode, migrated to `len(migrations)`, or DatabaseFault (never sqlite3.Error)."""
     if str(path) == MEMORY:
         db = sqlite3.connect(MEMORY, check_same_thread=check_same_thread, isolation_level=None)
-        db.executescript(schema)
+        _migrate(db, MEMORY, migrations)
         return db
     path = Path(path)
     _check_file(path)
@@ -102,7 +114,7 @@ def open_database(path: Path | str, schema: str, *, check_same_thread: bool = Fa
         if problems != ["ok"]:
             raise DatabaseFault(path, f"the database is damaged ({problems[0]})", _RESTORE)
         db.execute("PRAGMA journal_mode=WAL")
-        db.executescript(schema)
+        _migrate(db, path, migrations)
     except sqlite3.Error as exc:
         db.close()
         raise _fault(path, exc) from None
@@ -110,6 +122,35 @@ def open_database(path: Path | str, schema: str, *, check_same_thread: bool = Fa
         db.close()
         raise
     return db
+
+
+def _migrate(db: sqlite3.Connection, path: Path | str, migrations: Sequence[Migration]) -> None:
+    (version,) = db.execute("PRAGMA user_version").fetchone()
+    if version > len(migrations):
+        raise DatabaseFault(path, f"its schema version is {version}, newer than this boshcm knows "
+                                  f"({len(migrations)}): a newer release wrote it",
+                            "run that release, or restore a backup made for this one")
+    for number, migration in enumerate(migrations[version:], start=version + 1):
+        if isinstance(migration, str):
+            # executescript commits whatever is open first, so the transaction is part of the script; a
+            # failing statement stops it with the transaction still open, to be rolled back below.
+            script = f"BEGIN IMMEDIATE;\n{migration}\n;PRAGMA user_version = {number};\nCOMMIT;"
+            try:
+                db.executescript(script)
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        else:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                migration(db)
+                db.execute(f"PRAGMA user_version = {number}")
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
 
 
 def _check_file(path: Path) -> None:

@@ -257,17 +257,20 @@ class UploadService:
         return iq_result(iq, slot)
 
 
-_SCHEMA = """
+# Numbered migrations (boshcm/database.py); 1 is the schema from before versions were kept.
+_MIGRATIONS = (
+    """
     CREATE TABLE IF NOT EXISTS uploads (id TEXT PRIMARY KEY, owner TEXT NOT NULL, filename TEXT NOT NULL,
         size INTEGER NOT NULL, content_type TEXT NOT NULL, expires_at REAL NOT NULL);
-"""
+""",
+)
 
 
 class UploadStore:
     """Finished uploads (upload.sqlite), so that quotas and expiry outlive a restart."""
 
     def __init__(self, path: Path | str) -> None:
-        self._db = open_database(path, _SCHEMA)
+        self._db = open_database(path, _MIGRATIONS)
 
     def stored(self) -> Iterator[Slot]:
         with storage_errors():

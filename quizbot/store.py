@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 MAX_UNSAVED = 10_000
 _Write = tuple[str, tuple[object, ...]]
 
-SCHEMA = """
+# Numbered migrations (boshcm/database.py); 1 is the schema from before versions were kept.
+MIGRATIONS = ("""
 CREATE TABLE IF NOT EXISTS games (
     id TEXT PRIMARY KEY, room TEXT NOT NULL, mode TEXT NOT NULL, language TEXT NOT NULL, opener TEXT,
     started_at REAL NOT NULL, ended_at REAL, reason TEXT, snapshot TEXT);
@@ -57,7 +58,7 @@ CREATE TABLE IF NOT EXISTS bans (jid TEXT PRIMARY KEY, at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS rooms (
     jid TEXT PRIMARY KEY, language TEXT NOT NULL, owner TEXT, created_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS pins (room TEXT PRIMARY KEY, pin TEXT NOT NULL UNIQUE, name TEXT NOT NULL);
-"""
+""",)
 
 PERIODS = ("day", "week", "all")
 
@@ -99,7 +100,7 @@ class StoredGame:
 class QuizStore:
     def __init__(self, path: Path | str) -> None:
         self._path = path
-        self._db = open_database(path, SCHEMA, check_same_thread=True)
+        self._db = open_database(path, MIGRATIONS, check_same_thread=True)
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._unsaved: deque[tuple[_Write, ...]] = deque()
         self._failing = False

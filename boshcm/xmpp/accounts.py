@@ -5,7 +5,8 @@ StoredKey, so one secret per hash serves every mechanism we offer. That derivati
 (PBKDF2): a login's is described by a `KeyDerivation`, which the session adapter runs in a thread pool, off the
 event loop (xmpp/session_adapter.py). Creating or changing an account (`add`, `set_password`,
 `verify_password`) derives synchronously: it runs only at start-up (the extensions' service accounts) and in
-the command line (`boshcm adduser`/`passwd`), never for a client.
+the command line (`boshcm adduser`/`passwd`), never for a client; in-band registration (xmpp/registration.py)
+derives off the event loop and stores the result with `store_secrets`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import hmac
 import os
 import time
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,6 +95,14 @@ class KeyDerivation:
         return derive_prepared(self.hash_name, self.prepared_password, self.salt, self.iterations)
 
 
+# Numbered migrations (boshcm/database.py); 1 is the schema from before versions were kept.
+_MIGRATIONS = (
+    """CREATE TABLE IF NOT EXISTS scram (
+        username TEXT NOT NULL, hash TEXT NOT NULL, salt BLOB NOT NULL, iterations INTEGER NOT NULL,
+        stored_key BLOB NOT NULL, server_key BLOB NOT NULL, PRIMARY KEY (username, hash))""",
+)
+
+
 class AccountStore:
     """The accounts, and in memory the set of their names: the router asks "does this user exist" for every
     stanza it delivers, and that is answered without a query (`exists`)."""
@@ -101,9 +110,7 @@ class AccountStore:
     def __init__(self, path: Path | str, *, iterations: int = DEFAULT_ITERATIONS,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._iterations = iterations
-        self._db = open_database(path, """CREATE TABLE IF NOT EXISTS scram (
-            username TEXT NOT NULL, hash TEXT NOT NULL, salt BLOB NOT NULL, iterations INTEGER NOT NULL,
-            stored_key BLOB NOT NULL, server_key BLOB NOT NULL, PRIMARY KEY (username, hash))""")
+        self._db = open_database(path, _MIGRATIONS)
         self._clock = clock
         self._names: set[str] = set()
         self._version = -1
@@ -129,6 +136,26 @@ class AccountStore:
         for hash_name in HASHES:
             secret = derive(hash_name, password, salt or os.urandom(SALT_BYTES), iterations or self._iterations)
             rows.append((username, hash_name, secret.salt, secret.iterations, secret.stored_key, secret.server_key))
+        with transaction(self._db):
+            self._db.execute("DELETE FROM scram WHERE username = ?", (username,))
+            self._db.executemany("INSERT INTO scram VALUES (?, ?, ?, ?, ?, ?)", rows)
+        self._names.add(username)
+
+    @property
+    def iterations(self) -> int:
+        """PBKDF2 iterations for new secrets (in-band registration derives them off the event loop)."""
+        return self._iterations
+
+    def store_secrets(self, username: str, secrets: Mapping[str, ScramCredentials], *, new: bool) -> None:
+        """Store secrets derived elsewhere (XEP-0077 registration, password change): one per hash in HASHES.
+        `new`: the account must not exist yet (AccountExists), else it must (NoSuchAccount)."""
+        username = normalise_username(username)
+        if sorted(secrets) != sorted(HASHES):
+            raise ValueError(f"secrets for {sorted(HASHES)} expected; got {sorted(secrets)}")
+        if self._stored(username) == new:
+            raise AccountExists(username) if new else NoSuchAccount(username)
+        rows = [(username, hash_name, secret.salt, secret.iterations, secret.stored_key, secret.server_key)
+                for hash_name, secret in secrets.items()]
         with transaction(self._db):
             self._db.execute("DELETE FROM scram WHERE username = ?", (username,))
             self._db.executemany("INSERT INTO scram VALUES (?, ?, ?, ?, ?, ?)", rows)

@@ -81,14 +81,17 @@ class MemoryBlocklistStore:
         self._lists.pop(user, None)
 
 
-_SCHEMA = """
+# Numbered migrations (boshcm/database.py); 1 is the schema from before versions were kept.
+_MIGRATIONS = (
+    """
     CREATE TABLE IF NOT EXISTS blocklist (user TEXT NOT NULL, jid TEXT NOT NULL, PRIMARY KEY (user, jid));
-"""
+""",
+)
 
 
 class SqliteBlocklistStore:
     def __init__(self, path: Path | str) -> None:
-        self._db = open_database(path, _SCHEMA)
+        self._db = open_database(path, _MIGRATIONS)
 
     @property
     def connection(self) -> sqlite3.Connection:

@@ -67,15 +67,18 @@ class MemoryPrivateStore:
             del self._data[(user, key)]
 
 
-_SCHEMA = """
+# Numbered migrations (boshcm/database.py); 1 is the schema from before versions were kept.
+_MIGRATIONS = (
+    """
     CREATE TABLE IF NOT EXISTS private (user TEXT NOT NULL, key TEXT NOT NULL, xml BLOB NOT NULL,
                                         PRIMARY KEY (user, key));
-"""
+""",
+)
 
 
 class SqlitePrivateStore:
     def __init__(self, path: Path | str) -> None:
-        self._db = open_database(path, _SCHEMA)
+        self._db = open_database(path, _MIGRATIONS)
 
     def fragment(self, user: str, key: str) -> bytes | None:
         with storage_errors():

@@ -105,19 +105,22 @@ class MemoryStore:
         self._offline.pop(user, None)
 
 
-_SCHEMA = """
+# Numbered migrations (boshcm/database.py); 1 is the schema from before versions were kept.
+_MIGRATIONS = (
+    """
     CREATE TABLE IF NOT EXISTS roster (user TEXT NOT NULL, jid TEXT NOT NULL, item TEXT NOT NULL,
                                        PRIMARY KEY (user, jid));
     CREATE TABLE IF NOT EXISTS offline (id INTEGER PRIMARY KEY AUTOINCREMENT, user TEXT NOT NULL,
                                         stanza BLOB NOT NULL);
     CREATE INDEX IF NOT EXISTS offline_user ON offline (user, id);
-"""
+""",
+)
 
 
 class SqliteStore:
     def __init__(self, path: Path | str, *, max_offline_messages: int = MAX_OFFLINE_MESSAGES,
                  max_offline_bytes: int = MAX_OFFLINE_BYTES) -> None:
-        self._db = open_database(path, _SCHEMA)
+        self._db = open_database(path, _MIGRATIONS)
         self._max_messages, self._max_bytes = max_offline_messages, max_offline_bytes
 
     @property

@@ -62,12 +62,13 @@ class MemoryVCardStore:
         self._cards.pop(user, None)
 
 
-_SCHEMA = "CREATE TABLE IF NOT EXISTS vcards (user TEXT PRIMARY KEY, vcard BLOB NOT NULL);"
+# Numbered migrations (boshcm/database.py); 1 is the schema from before versions were kept.
+_MIGRATIONS = ("CREATE TABLE IF NOT EXISTS vcards (user TEXT PRIMARY KEY, vcard BLOB NOT NULL);",)
 
 
 class SqliteVCardStore:
     def __init__(self, path: Path | str) -> None:
-        self._db = open_database(path, _SCHEMA)
+        self._db = open_database(path, _MIGRATIONS)
 
     def vcard(self, user: str) -> bytes | None:
         with storage_errors():

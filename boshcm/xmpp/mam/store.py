@@ -103,13 +103,16 @@ class MemoryArchiveStore:
         self._rows = [(seq, row) for seq, row in self._rows if row.archive != archive]
 
 
-_SCHEMA = """
+# Numbered migrations (boshcm/database.py); 1 is the schema from before versions were kept.
+_MIGRATIONS = (
+    """
     CREATE TABLE IF NOT EXISTS messages (seq INTEGER PRIMARY KEY AUTOINCREMENT, archive TEXT NOT NULL,
                                          id TEXT NOT NULL, at REAL NOT NULL, peer TEXT NOT NULL,
                                          peer_bare TEXT NOT NULL, stanza BLOB NOT NULL, UNIQUE (archive, id));
     CREATE INDEX IF NOT EXISTS messages_archive ON messages (archive, seq);
     CREATE INDEX IF NOT EXISTS messages_archive_at ON messages (archive, at);
-"""
+""",
+)
 
 
 class SqliteArchiveStore:
@@ -119,7 +122,7 @@ class SqliteArchiveStore:
     message that would take an archive over its cap costs a look at the oldest rows and a DELETE."""
 
     def __init__(self, path: Path | str, *, trim_every: int = 64) -> None:
-        self._db = open_database(path, _SCHEMA)
+        self._db = open_database(path, _MIGRATIONS)
         self._trim_every = trim_every
         # Messages archived since the archive was last trimmed; an archive leaves the table when trimmed.
         self._since_trim: dict[str, int] = {}

@@ -42,15 +42,20 @@ from boshcm.xmpp.muc.room import NS_MUC, Room, RoomLimits, RoomState, room_secre
 log = logging.getLogger(__name__)
 
 
+# Numbered migrations (boshcm/database.py); 1 is the schema from before versions were kept.
+_MIGRATIONS = (
+    """CREATE TABLE IF NOT EXISTS rooms (jid TEXT PRIMARY KEY, state TEXT NOT NULL);
+       CREATE TABLE IF NOT EXISTS service (key TEXT PRIMARY KEY, value BLOB NOT NULL);""",
+)
+
+
 class RoomStore:
     """Persistent rooms in SQLite. A save or delete that fails (disk full, read-only) is kept in memory and
     written with the next change or at close, so rooms go on working and nothing is lost once space returns."""
 
     def __init__(self, path: Path | str) -> None:
         self._path = path
-        self._db = open_database(path, """
-            CREATE TABLE IF NOT EXISTS rooms (jid TEXT PRIMARY KEY, state TEXT NOT NULL);
-            CREATE TABLE IF NOT EXISTS service (key TEXT PRIMARY KEY, value BLOB NOT NULL);""")
+        self._db = open_database(path, _MIGRATIONS)
         self._unsaved: dict[JID, str | None] = {}   # room -> state to write, or None: to delete
         self._failing = False
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from boshcm.database import open_database, storage_errors, transaction
+from boshcm.database import Migration, open_database, storage_errors, transaction
 from boshcm.xmpp.pubsub.node import NodeConfig
 
 
@@ -137,18 +137,29 @@ class MemoryPepStore:
             self._subscriptions.pop(key, None)
 
 
-_SCHEMA = """
+def _add_published_at(db: sqlite3.Connection) -> None:
+    """2: publication times (XEP-0060 delay stamps on last items); a pep.sqlite of the release before
+    versions were kept may already have the column."""
+    if "published_at" not in {row[1] for row in db.execute("PRAGMA table_info(items)")}:
+        db.execute("ALTER TABLE items ADD COLUMN published_at REAL")
+
+
+# Numbered migrations (boshcm/database.py); 1 is the schema from before versions were kept.
+_MIGRATIONS: tuple[Migration, ...] = (
+    """
     CREATE TABLE IF NOT EXISTS nodes (owner TEXT NOT NULL, node TEXT NOT NULL, config TEXT NOT NULL,
                                       PRIMARY KEY (owner, node));
     CREATE TABLE IF NOT EXISTS items (seq INTEGER PRIMARY KEY AUTOINCREMENT, owner TEXT NOT NULL,
                                       node TEXT NOT NULL, id TEXT NOT NULL, payload BLOB NOT NULL,
-                                      published_at REAL, UNIQUE (owner, node, id));
+                                      UNIQUE (owner, node, id));
     CREATE INDEX IF NOT EXISTS items_node ON items (owner, node, seq);
     CREATE TABLE IF NOT EXISTS affiliations (owner TEXT NOT NULL, node TEXT NOT NULL, jid TEXT NOT NULL,
                                              affiliation TEXT NOT NULL, PRIMARY KEY (owner, node, jid));
     CREATE TABLE IF NOT EXISTS subscriptions (seq INTEGER PRIMARY KEY AUTOINCREMENT, owner TEXT NOT NULL,
                                               node TEXT NOT NULL, jid TEXT NOT NULL, UNIQUE (owner, node, jid));
-"""
+    """,
+    _add_published_at,
+)
 
 
 def _user_pattern(owner: str) -> str:
@@ -158,10 +169,7 @@ def _user_pattern(owner: str) -> str:
 
 class SqlitePepStore:
     def __init__(self, path: Path | str) -> None:
-        self._db = open_database(path, _SCHEMA)
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(items)")}
-        if "published_at" not in columns:  # a pep.sqlite from before publication times were kept
-            self._db.execute("ALTER TABLE items ADD COLUMN published_at REAL")
+        self._db = open_database(path, _MIGRATIONS)
         # (owner, node) -> items of nodes with persist_items false: in memory only, empty after a restart.
         self._volatile: dict[tuple[str, str], list[StoredItem]] = {}
         for owner, node, config in self._db.execute("SELECT owner, node, config FROM nodes"):
