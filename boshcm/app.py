@@ -39,6 +39,7 @@ from boshcm.xmpp.muc.config import RoomConfig
 from boshcm.xmpp.muc.service import MucService, RoomStore
 from boshcm.xmpp.private_storage import PrivateStorage, SqlitePrivateStore
 from boshcm.xmpp.pubsub import PepLimits, SqlitePepStore
+from boshcm.xmpp.registration import Registrations, RegistrationSettings
 from boshcm.xmpp.resumption import ResumptionTable
 from boshcm.xmpp.router import Router
 from boshcm.xmpp.session_adapter import key_derivation_pool
@@ -193,6 +194,13 @@ class Server:
                                        max_unacked_stanzas=sm.max_unacked_stanzas,
                                        max_unacked_bytes=sm.max_unacked_bytes, ack_request_every=sm.ack_request_every,
                                        max_detached_sessions=sm.max_detached_sessions))
+        # XEP-0077 (docs/security.md "Registration"): shared by every session, so its limits count server-wide.
+        reg = config.registration
+        self.registrations = Registrations(RegistrationSettings(
+            enabled=reg.enabled, per_address_per_hour=reg.per_address_per_hour,
+            per_address_per_day=reg.per_address_per_day, global_per_hour=reg.global_per_hour,
+            min_password_length=reg.min_password_length, max_tracked_addresses=reg.max_tracked_addresses),
+            self.accounts, iterations=self.accounts.iterations)
         self.tls_context = self._tls_context(data) if c2s.starttls != "disabled" else None
         # SASL PLAIN's PBKDF2 runs here, off the event loop, for every transport (xmpp/session_adapter.py).
         self.key_pool = key_derivation_pool()
@@ -247,7 +255,8 @@ class Server:
     def new_session(self, transport: Transport) -> ClientSession:
         return ClientSession(settings=self.session_settings, transport=transport, router=self.router,
                              accounts=self.accounts, throttle=self.throttle, now=self.clock.now(),
-                             guests=self.users.anonymous, resumptions=self.resumptions)
+                             guests=self.users.anonymous, resumptions=self.resumptions,
+                             registrations=self.registrations)
 
     def max_stanza_bytes(self, authenticated: bool) -> int:
         """Strangers get a few KiB per element until they have authenticated (every transport)."""

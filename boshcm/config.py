@@ -372,6 +372,23 @@ class MamConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RegistrationConfig:
+    """XEP-0077 in-band registration on the embedded server: see docs/security.md "Registration"."""
+
+    enabled: bool = True                 # the quiz page's remembered guests register this way
+    per_address_per_hour: int = 3
+    per_address_per_day: int = 10
+    global_per_hour: int = 100
+    min_password_length: int = 8
+    max_tracked_addresses: int = 20_000
+
+    def validate(self, section: str) -> None:
+        for name in ("per_address_per_hour", "per_address_per_day", "global_per_hour", "min_password_length",
+                     "max_tracked_addresses"):
+            _positive(f"{section}.{name}", getattr(self, name))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LogConfig:
     level: str = "info"
 
@@ -395,6 +412,7 @@ class Config:
     profile: ProfileConfig = field(default_factory=ProfileConfig)
     upload: UploadConfig = field(default_factory=UploadConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    registration: RegistrationConfig = field(default_factory=RegistrationConfig)
     log: LogConfig = field(default_factory=LogConfig)
     # The sections of installed extensions (boshcm/extensions.py), e.g. [quizbot], by name; each is the
     # extension's own dataclass, validated by the same loader.

@@ -31,6 +31,10 @@ compared, so that guesses run in parallel stop being evaluated once the first fa
 stanzas pass a token bucket; over the rate they are refused with a `policy-violation` stanza error, and a
 session that keeps flooding is closed.
 
+In-band registration (XEP-0077, xmpp/registration.py decides): before authentication where PLAIN would be
+offered, and for the account's own password or removal once bound. Its secrets are derived by `DeriveKey`
+orders like PLAIN's, one hash after the other, with the client's next words held meanwhile.
+
 This file must not know about sockets, framing, asyncio or the clock; time arrives as `now`.
 """
 
@@ -67,8 +71,10 @@ from boshcm.stanza import (
     stream_error_element,
     sub,
 )
+from boshcm.xmpp import registration
 from boshcm.xmpp.accounts import KeyDerivation, ScramCredentials
 from boshcm.xmpp.csi import DEFAULT_MAX_HELD, NS_CSI, ClientState
+from boshcm.xmpp.registration import ChangePassword, Create, Registrations, Remove, Reply
 from boshcm.xmpp.resumption import ResumptionTable
 from boshcm.xmpp.router import Deliver, Disconnect, RouterAction
 from boshcm.xmpp.sasl import (
@@ -276,6 +282,16 @@ class SessionSettings:
     csi_max_held: int = DEFAULT_MAX_HELD
 
 
+@dataclass(slots=True, kw_only=True)
+class _Registering:
+    """A registration or password change waiting for its secrets, one hash after the other."""
+
+    stanza: Element
+    decision: Create | ChangePassword
+    pending: list[tuple[str, KeyDerivation]]
+    derived: list[ScramCredentials] = field(default_factory=list)
+
+
 class _BadEncoding:
     """Marks base64 that does not decode (RFC 6120 §6.4.2 incorrect-encoding)."""
 
@@ -310,13 +326,14 @@ class Transport:
 class ClientSession:
     # One per connected client: no per-instance dict.
     __slots__ = ("_accounts", "_anonymous", "_bucket", "_csi", "_derivations", "_deriving", "_guests", "_held",
-                 "_id_factory", "_jid", "_negotiation_deadline",
+                 "_id_factory", "_jid", "_negotiation_deadline", "_registering", "_registrations",
                  "_resource_factory", "_resumptions", "_router", "_sasl", "_sasl_failures", "_secure", "_settings",
                  "_sm", "_sm_id_factory", "_state", "_throttle", "_transport", "_username", "stream_id")
 
     def __init__(self, *, settings: SessionSettings, transport: Transport, router: Router,
                  accounts: CredentialSource, throttle: AuthThrottle, now: float, guests: set[str] | None = None,
                  resumptions: ResumptionTable[ClientSession] | None = None,
+                 registrations: Registrations | None = None,
                  id_factory: Callable[[], str] = lambda: secrets.token_hex(8),
                  resource_factory: Callable[[], str] = lambda: "boshcm-" + secrets.token_hex(6),
                  sm_id_factory: Callable[[], str] = lambda: secrets.token_urlsafe(18)) -> None:
@@ -348,6 +365,9 @@ class ClientSession:
         self._sm_id_factory = sm_id_factory
         self._sm: StreamManagement | None = None
         self._csi = ClientState(max_held=settings.csi_max_held)
+        # XEP-0077: None when the server has no in-band registration at all (off-board, tests).
+        self._registrations = registrations
+        self._registering: _Registering | None = None
 
     # --- queries ----------------------------------------------------------------------------------
 
@@ -473,7 +493,14 @@ class ClientSession:
         mechanisms = sub(features, NS_SASL, "mechanisms")
         for name in self._mechanisms():
             sub(mechanisms, NS_SASL, "mechanism", text=name)
+        if self._may_register():
+            features.append(registration.feature())  # XEP-0077 §4
         return features
+
+    def _may_register(self) -> bool:
+        """XEP-0077 before authentication: where a password may be sent (as for PLAIN), when enabled."""
+        return (self._registrations is not None and self._registrations.enabled
+                and (self._secure or self._settings.allow_plain_without_tls))
 
     def _offer_starttls(self) -> bool:
         return (not self._secure and self._transport.can_starttls
@@ -512,6 +539,12 @@ class ClientSession:
         tls_missing = self._offer_starttls() and self._settings.tls_policy is TlsPolicy.REQUIRED
         if namespace == NS_SASL and not tls_missing:
             return self._on_sasl(name, received, now)
+        if (self._registrations is not None and not tls_missing
+                and registration.is_register_iq(received, self._settings.domain)):
+            if not self._secure and not self._settings.allow_plain_without_tls and received.get("type") == "set":
+                return [SendElement(element=error_reply(received, StanzaErrorCondition.NOT_AUTHORIZED,
+                                                        text="Registration needs an encrypted stream"))]
+            return self._on_register(received, now)
         # RFC 6120 §5.3.1 / §6.4: anything else before authentication.
         return self._close(StreamErrorCondition.NOT_AUTHORIZED, now,
                            "STARTTLS is required" if tls_missing else "Authenticate first")
@@ -571,7 +604,60 @@ class ClientSession:
         self._held.append(event)
         return []
 
+    # --- in-band registration (XEP-0077) ----------------------------------------------------------------
+
+    def _on_register(self, stanza: Element, now: float) -> list[SessionAction]:
+        assert self._registrations is not None
+        decision = self._registrations.handle(stanza, username=self._username, guest=self._anonymous,
+                                              address=self._transport.remote_address, now=now)
+        match decision:
+            case Reply(stanza=reply):
+                return self._reply(reply, now)
+            case Remove(reply=reply):
+                # XEP-0077 §3.2: the account is gone; so is its stream.
+                return [*self._reply(reply, now), *self._close(None, now)]
+            case Create() | ChangePassword():
+                work = self._registrations.derivations(decision.prepared_password)
+                self._registering = _Registering(stanza=stanza, decision=decision, pending=list(work.items()))
+                return self._next_registration_key()
+        raise AssertionError(f"unknown registration decision {decision!r}")
+
+    def _reply(self, stanza: Element, now: float) -> list[SessionAction]:
+        # Before binding nothing is counted (XEP-0198 starts after bind).
+        return self._to_client(stanza, now) if self._state is _State.BOUND else [SendElement(element=stanza)]
+
+    def _next_registration_key(self) -> list[SessionAction]:
+        assert self._registering is not None
+        _hash_name, work = self._registering.pending[len(self._registering.derived)]
+        self._derivations += 1
+        self._deriving = self._derivations
+        return [DeriveKey(request=self._deriving, work=work)]
+
+    def _on_registration_key(self, key: ScramCredentials, now: float) -> list[SessionAction]:
+        pending = self._registering
+        assert pending is not None and self._registrations is not None
+        self._deriving = None
+        pending.derived.append(key)
+        if len(pending.derived) < len(pending.pending):
+            return self._next_registration_key()
+        self._registering = None
+        secrets = {hash_name: secret for (hash_name, _work), secret in zip(pending.pending, pending.derived,
+                                                                          strict=True)}
+        decision = pending.decision
+        if isinstance(decision, Create):
+            reply = self._registrations.created_account(pending.stanza, decision.username, secrets,
+                                                        self._transport.remote_address, now)
+        else:
+            reply = self._registrations.password_changed(pending.stanza, decision.username, secrets)
+        actions = self._reply(reply, now)
+        held, self._held = self._held, []
+        for event in held:
+            actions += self.handle(event, now)  # in order, as after a login's derivation
+        return actions
+
     def _on_key_derived(self, request: int, key: ScramCredentials, now: float) -> list[SessionAction]:
+        if request == self._deriving and self._registering is not None:
+            return self._on_registration_key(key, now)
         if request != self._deriving or self._sasl is None:
             return []  # a late answer to an exchange that is over
         self._deriving = None
@@ -689,6 +775,8 @@ class ClientSession:
             if payload.tag == qname(NS_BIND, "bind"):
                 return self._to_client(error_reply(stanza, StanzaErrorCondition.NOT_ALLOWED, text="Already bound"),
                                        now)
+            if self._registrations is not None and registration.is_register_iq(stanza, self._settings.domain):
+                return self._on_register(stanza, now)
         if (sender := stanza.get("from")) is not None and not _from_is_acceptable(sender, self._jid):
             # RFC 6120 §8.1.2.1: the server stamps or refuses a forged from.
             return self._close(StreamErrorCondition.INVALID_FROM, now)
@@ -867,6 +955,7 @@ class ClientSession:
         self._negotiation_deadline = None
         self._sasl = None
         self._deriving, self._held = None, []  # a derivation still running is answered into the void
+        self._registering = None
         jid, self._jid = self._jid, None
         sm, self._sm = self._sm, None
         actions: list[SessionAction] = []

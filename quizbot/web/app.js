@@ -6,10 +6,11 @@
 //   protocol.js    payloads to plain objects and back (pure)     trust.js  only the bot speaks for the bot (pure)
 //   view.js        the DOM                                       i18n.js   English and German (pure)
 //   host.js        the projector's join PIN and QR code, loaded on demand in the host view (/host, ?host=1)
+import { GUEST_STORE, forgetGuest, guestAccount } from "./connection.js";
 import { createConnection, storage as pageStore } from "./leader.js";
 import { t } from "./i18n.js";
 import * as protocol from "./protocol.js";
-import { MUC, MUC_USER, NS, bareJid, domainOf, nodeOf, resourceOf } from "./protocol.js";
+import { MUC, MUC_USER, NS, NS_REGISTER, bareJid, domainOf, nodeOf, readGuest, resourceOf } from "./protocol.js";
 import { BotWatch } from "./trust.js";
 import * as view from "./view.js";
 import { $ } from "./view.js";
@@ -29,6 +30,7 @@ const state = {
   received: null, // the question the bot said it counted our answer for
   sent: null, // the question we sent an answer to
   info: { name: null, pin: null }, // the room's readable name and game PIN
+  guest: null, // the remembered guest account this page logged in with (connection.js, guestAccount)
 };
 let hostView = null; // host.js, once loaded
 let connection = null;
@@ -229,6 +231,9 @@ function onQuestion(question) {
 }
 
 function onReveal(reveal) {
+  // A reveal for a question this page never showed (it came back after a server restart or a long outage while
+  // that question was open): not shown; the bot's next question comes, and !repeat asked for the open one.
+  if (reveal.question !== state.question) return;
   state.answered = true;
   view.showReveal(reveal);
   if (state.host) return;
@@ -264,7 +269,13 @@ function onScores(scores, fresh) {
 function onStatus(kind) {
   switch (kind) {
     case "connecting": if (!state.room) view.loginStatus("connecting"); break;
-    case "authfail": view.loginStatus("authfail"); break;
+    case "authfail":
+      if (state.guest) { // the remembered guest is gone (removed, or a new server): register a new one, once
+        state.guest = null;
+        forgetGuest();
+        playAsGuest(false);
+      } else view.loginStatus("authfail");
+      break;
     case "failed": view.loginStatus("failed"); break;
     case "login": view.show("login"); break;
     case "up":
@@ -323,6 +334,41 @@ function login(jid, password) {
   connection.login(jid, password);
 }
 
+// "Play as guest": the browser's remembered guest account (registered on the first visit), else SASL ANONYMOUS.
+async function playAsGuest(remember = true) {
+  view.loginStatus("connecting");
+  const guest = await guestAccount(state.config);
+  state.guest = remember && guest ? guest : null;
+  if (guest) login(`${guest.jid}/quiz-${Math.random().toString(36).slice(2, 8)}`, guest.password);
+  else login(state.config.domain, null); // SASL ANONYMOUS
+}
+
+// "Log out and forget me": the remembered guest account is removed on the server (XEP-0077 §3.2) and in this
+// browser, with everything the page kept; the page starts again from the login form.
+function forgetMe() {
+  const guest = readGuest(localStorage.getItem(GUEST_STORE), state.config.domain);
+  if (guest && bareJid(connection.jid || "") === guest.jid) {
+    connection.send($iq({ type: "set", id: "forget-me" }).c("query", { xmlns: NS_REGISTER }).c("remove"));
+  }
+  forgetGuest();
+  for (const key of [VIEW_STORE, "quiz-bots", OCCUPANTS_STORE, PAGE_STORE, ROOM_INFO_STORE, "quiz-sm"]) {
+    pageStore.removeItem(key);
+    localStorage.removeItem(key);
+  }
+  sessionStorage.clear();
+  setTimeout(() => location.replace(location.pathname), 500);
+}
+
+function addForgetButton() {
+  const button = document.createElement("button");
+  button.id = "forget-me";
+  button.type = "button";
+  button.dataset.t = "forget-me";
+  button.textContent = "Log out and forget me";
+  button.addEventListener("click", forgetMe);
+  document.querySelector("header").appendChild(button);
+}
+
 // --- wiring ------------------------------------------------------------------------------------------------
 
 async function main() {
@@ -331,6 +377,7 @@ async function main() {
   state.wantRoom = params.get("room");
   state.host = params.has("host") || location.pathname === "/host";
   if (state.host) document.body.dataset.mode = "host";
+  addForgetButton();
   view.applyLanguage(localStorage.getItem("quiz-language") || (navigator.language || "en").slice(0, 2));
   botWatch = new BotWatch({ bot: state.config.bot, botNick: state.config.botNick, storage: pageStore });
   const saved = JSON.parse(pageStore.getItem(PAGE_STORE) || "null");
@@ -365,7 +412,7 @@ async function main() {
     event.preventDefault();
     state.nick = $("nick").value.trim();
     state.pin = protocol.isPin($("pin").value.trim()) ? $("pin").value.trim() : null;
-    login(state.config.domain, null); // SASL ANONYMOUS
+    playAsGuest();
   });
   $("account-form").addEventListener("submit", (event) => {
     event.preventDefault();

@@ -18,7 +18,8 @@
 // binds and rejoins as before. Guests (SASL ANONYMOUS) get acks only: their BOSH session is re-attached instead.
 // Timers: window.quizTiming (set before the page loads) may shorten them, as the tests do.
 import { BoshKeys, KEY_STORE, useKeys } from "./keys.js";
-import { bareJid, nodeOf } from "./protocol.js";
+import { bareJid, closeFrame, guestCredentials, nodeOf, offersRegistration, openFrame, readGuest, registerIq }
+  from "./protocol.js";
 import { NS_SM, StreamManagement, isStanza } from "./sm.js";
 import { fresh } from "./tabs.js";
 
@@ -41,6 +42,76 @@ function topLevel(received) {
   if (!received || typeof received.localName !== "string") return []; // a raw MessageEvent (<close/>)
   if (received.localName === "body" && received.namespaceURI === Strophe.NS.HTTPBIND) return [...received.children];
   return [received];
+}
+
+// --- remembered guests (XEP-0077) ------------------------------------------------------------------------------
+// "Play as guest" registers a random account on a browser's first visit and keeps it in localStorage (the one
+// secret this page keeps there: it is the guest's identity), so a guest who comes back — after a reload, a server
+// restart or days away — logs in with SCRAM as the same player with the same points. The server may offer no
+// registration (off-board servers, `registration.enabled = false`) or refuse (rate limits): the page then plays
+// as an anonymous guest (SASL ANONYMOUS), as before.
+
+export const GUEST_STORE = "quiz-guest";
+
+function guestStore() {
+  try {
+    return window.localStorage;
+  } catch {
+    return null; // refused (a privacy setting): nothing is remembered
+  }
+}
+
+// Over a WebSocket of its own, before any login: true when the account was created.
+function registerAccount(config, { username, password }) {
+  return new Promise((resolve) => {
+    if (!config.websocket || !("WebSocket" in window)) { resolve(false); return; }
+    let ws = null;
+    let done = false;
+    const finish = (created) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      try { ws.send(closeFrame()); ws.close(); } catch { /* already closed */ }
+      resolve(created);
+    };
+    const timer = setTimeout(() => finish(false), (TIMING.timeoutSeconds + 5) * 1000);
+    try {
+      ws = new WebSocket(config.websocket, "xmpp");
+    } catch {
+      finish(false);
+      return;
+    }
+    ws.onopen = () => ws.send(openFrame(config.domain));
+    ws.onerror = () => finish(false);
+    ws.onclose = () => finish(false);
+    ws.onmessage = ({ data }) => {
+      const element = parseXml(data);
+      if (element.localName === "features") {
+        if (offersRegistration(element)) ws.send(registerIq("register", username, password));
+        else finish(false);
+      } else if (element.localName === "iq" && element.getAttribute("id") === "register") {
+        finish(element.getAttribute("type") === "result");
+      }
+    };
+  });
+}
+
+// The browser's guest account ({ jid, password }): the remembered one, or one registered now; null when the server
+// registers no guests (play anonymously).
+export async function guestAccount(config) {
+  const store = guestStore();
+  const saved = store && readGuest(store.getItem(GUEST_STORE), config.domain);
+  if (saved) return saved;
+  const made = guestCredentials(crypto.getRandomValues(new Uint8Array(24)), config.domain);
+  if (!(await registerAccount(config, made))) return null;
+  const guest = { jid: made.jid, password: made.password };
+  if (store) store.setItem(GUEST_STORE, JSON.stringify(guest));
+  return guest;
+}
+
+export function forgetGuest() {
+  const store = guestStore();
+  if (store) store.removeItem(GUEST_STORE);
 }
 
 // config: /quiz/config.json; storage: sessionStorage; inRoom(): whether the page is in a room (an attempt that

@@ -24,7 +24,7 @@ export const TEXT = {
     "shape-A": "triangle", "shape-B": "diamond", "shape-C": "circle",
     "shape-D": "square", "host-title": "Host view", "join-at": "Join at {url}", scan: "Scan to join",
     "open-host": "Host view for a projector", "game-running": "The game is on.", "game-ended": "The game is over.",
-    "game-lobby": "A game is about to start.",
+    "game-lobby": "A game is about to start.", "forget-me": "Log out and forget me",
   },
   de: {
     title: "Quiz", language: "Sprache", welcome: "Spiel mit", nickname: "Spitzname", "play-guest": "Als Gast spielen",
@@ -50,6 +50,7 @@ export const TEXT = {
     "shape-D": "Quadrat", "host-title": "Host-Ansicht", "join-at": "Mitspielen unter {url}",
     scan: "Zum Mitspielen scannen", "open-host": "Host-Ansicht für den Beamer", "game-running": "Das Spiel läuft.",
     "game-ended": "Das Spiel ist vorbei.", "game-lobby": "Gleich beginnt ein Spiel.",
+    "forget-me": "Abmelden und vergessen",
   },
 };
 

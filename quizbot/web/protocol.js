@@ -133,3 +133,44 @@ export function standing(scores, nick) {
 
 // A game PIN as the bot takes it: six ASCII digits, not starting with 0 (docs/quiz.md, "Game PINs").
 export const isPin = (text) => /^[1-9][0-9]{5}$/.test(text);
+
+// --- remembered guests (XEP-0077) ------------------------------------------------------------------------------
+// "Play as guest" registers a random account once per browser and logs in with it from then on (docs/quiz.md,
+// "Guests who come back"). Plain strings here; connection.js speaks them over a WebSocket of its own.
+
+export const NS_REGISTER = "jabber:iq:register";
+export const NS_REGISTER_FEATURE = "http://jabber.org/features/iq-register";
+const NS_FRAMING = "urn:ietf:params:xml:ns:xmpp-framing";
+
+const escapeXml = (text) => text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
+  .replace(/"/g, "&quot;").replace(/'/g, "&apos;");
+
+export const openFrame = (domain) => `<open xmlns="${NS_FRAMING}" to="${escapeXml(domain)}" version="1.0"/>`;
+export const closeFrame = () => `<close xmlns="${NS_FRAMING}"/>`;
+
+// XEP-0077 §3.1: the new account's name and password, before authentication.
+export const registerIq = (id, username, password) =>
+  `<iq xmlns="jabber:client" type="set" id="${escapeXml(id)}"><query xmlns="${NS_REGISTER}">` +
+  `<username>${escapeXml(username)}</username><password>${escapeXml(password)}</password></query></iq>`;
+
+// The server's stream features offer in-band registration.
+export const offersRegistration = (features) => Boolean(features) && [...features.children]
+  .some((child) => child.localName === "register" && child.namespaceURI === NS_REGISTER_FEATURE);
+
+// A guest's random name and password from random bytes (crypto.getRandomValues in the page).
+export function guestCredentials(randomBytes, domain) {
+  const hex = [...randomBytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+  const username = `guest-${hex.slice(0, 12)}`;
+  return { username, jid: `${username}@${domain}`, password: hex.slice(12) };
+}
+
+// What localStorage keeps: { jid, password } for this page's domain, or null when absent, damaged or another's.
+export function readGuest(text, domain) {
+  try {
+    const saved = JSON.parse(text || "null");
+    if (!saved || typeof saved.jid !== "string" || typeof saved.password !== "string") return null;
+    return domainOf(saved.jid) === domain && nodeOf(saved.jid) ? saved : null;
+  } catch {
+    return null;
+  }
+}
