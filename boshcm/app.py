@@ -113,6 +113,8 @@ class Server:
         self._archive_purge: asyncio.Task[None] | None = None
         self.router = Router(domain=config.server.domain, users=self.users, store=self.store,
                              wall_clock=self.clock.wall, server_name=config.server.name, server_version=__version__,
+                             # XEP-0077 §8: in-band registration is offered (the stream feature says it too).
+                             extra_features=("jabber:iq:register",) if config.registration.enabled else (),
                              pep_store=self.pep_store, pep_limits=PepLimits(
                                  max_nodes_per_account=pep.max_nodes_per_account,
                                  max_items_per_node=pep.max_items_per_node, max_item_bytes=pep.max_item_bytes,
@@ -291,7 +293,8 @@ class Server:
                             starttls_required=upstream.starttls == "required", tls_context=self._upstream_tls,
                             tasks=self._upstream_tasks, max_stanza_bytes=self.config.c2s.max_stanza_bytes,
                             max_depth=self.config.c2s.max_depth,
-                            connect_timeout_seconds=upstream.connect_timeout_seconds, report=self._upstream_report)
+                            connect_timeout_seconds=upstream.connect_timeout_seconds, report=self._upstream_report,
+                            clock=self.clock)
 
     def _upstream_report(self, server: tuple[str, int], ok: bool) -> None:
         if server not in self.upstreams.servers:

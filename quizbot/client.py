@@ -191,6 +191,9 @@ class QuizBotClient:
     def _schedule(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
+            self._timer = None
+        if self._stopping:
+            return  # leaving the rooms while stopping must not start a timer that outlives the store
         deadline = self.bot.next_deadline()
         if deadline is not None:
             self._timer = asyncio.get_running_loop().call_later(max(0.0, deadline - self._clock.now()), self._tick)

@@ -27,6 +27,7 @@ SERVER_FEATURES = {
     "urn:xmpp:blocking",          # XEP-0191
     "vcard-temp",                 # XEP-0054
     "jabber:iq:private",          # XEP-0049
+    "jabber:iq:register",         # XEP-0077 (registration.enabled)
 }
 # What every requester learns about an account's bare JID (PEP on, profiles on).
 ACCOUNT_FEATURES = {
@@ -43,7 +44,6 @@ NOT_IMPLEMENTED = {
     "urn:xmpp:mam:2#extended",              # XEP-0313: no `ids` field, no flip-page
     "urn:xmpp:bookmarks:1#compat-pep",      # XEP-0402: XEP-0048-in-PEP is not converted
     "urn:xmpp:extdisco:2",                  # XEP-0215
-    "jabber:iq:register",                   # XEP-0077
 }
 
 
@@ -111,13 +111,14 @@ async def test_a_guest_is_not_offered_an_archive_it_never_gets(tmp_path: Path) -
 async def test_features_switched_off_are_not_advertised(tmp_path: Path) -> None:
     clients: list[XmppClient] = []
     off = {"pep.enabled": False, "blocking.enabled": False, "profile.enabled": False, "mam.enabled": False,
-           "muc.enabled": False, "upload.enabled": False}
+           "muc.enabled": False, "upload.enabled": False, "registration.enabled": False}
     async with running_server(tmp_path, off) as server:
         try:
             alice = await client(server, clients, "alice@localhost/desk", "alice-secret")
             identities, features = await info_of(alice, "localhost")
             assert identities == {("server", "im")}
-            assert features == SERVER_FEATURES - {"urn:xmpp:blocking", "vcard-temp", "jabber:iq:private"}
+            assert features == SERVER_FEATURES - {"urn:xmpp:blocking", "vcard-temp", "jabber:iq:private",
+                                                  "jabber:iq:register"}
             items = await alice.xmpp.plugin["xep_0030"].get_items(jid=XmppJid("localhost"), timeout=TIMEOUT_SECONDS)
             assert not items["disco_items"]["items"]
             identities, features = await info_of(alice, "alice@localhost")

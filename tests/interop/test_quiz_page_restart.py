@@ -31,6 +31,7 @@ from quizbot.extension import QuizExtension
 from tests.integration.quiz_players import wait_until
 from tests.integration.xmpp_client import TIMEOUT_SECONDS
 from tests.interop.browser import chromium
+from tests.interop.prosody import free_port
 
 RESTARTS = int(os.environ.get("QUIZ_RESTARTS", "3"))
 WAIT_MS = TIMEOUT_SECONDS * 1000
@@ -135,7 +136,9 @@ async def check_reveals(page: Page) -> None:
 @pytest.mark.interop
 async def test_page_recovers_from_server_restarts_mid_question(tmp_path: Path) -> None:
     (tmp_path / "bank.json").write_text(json.dumps(BANK))
-    server = await start(config_overrides(tmp_path))
+    # Fixed ports below 32768 (free_port): a restart binds them again, and a port from the ephemeral range could
+    # meanwhile be taken by an outgoing connection.
+    server = await start(config_overrides(tmp_path, http_port=free_port(), c2s_port=free_port()))
     try:
         await bot_in(server, "quiz@conference.localhost")
         assert server.http is not None
