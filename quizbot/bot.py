@@ -1,7 +1,10 @@
-"""The quiz bot (pure apart from its SQLite store): many rooms, private commands, invitations, administration.
+"""The quiz bot (pure): many rooms, private commands, invitations, administration.
 
 The XMPP adapter (quizbot/client.py) turns stanzas into facts (quizbot/events.py) and performs the orders that
-come back; time is passed in (`now` monotonic, `wall` epoch seconds) and `next_deadline()` says when to call
+come back. Storage is an order too: what the bot remembers it keeps in memory (read once at start, `BotMemory`)
+and what must survive a restart goes out as storage orders (`RecordAnswer`, `SavePin`, ...) that the adapter
+writes; the few reads that answer a command (`!top`, `!stats`, `!admin review`) are `Read*` orders whose answer
+comes back as a fact. Time is passed in (`now` monotonic, `wall` epoch seconds) and `next_deadline()` says when to call
 `tick`. Administrators are bare JIDs from the configuration, checked against the real sender — the JID a
 direct message came from, or the real JID a room disclosed — never against a nick.
 """
@@ -12,34 +15,90 @@ import random
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import assert_never
 
 from lxml import etree
 
 from quizbot import names, payload, render
-from quizbot.commands import LANGUAGES, Command, UsageError, parse
+from quizbot.commands import (
+    LANGUAGES,
+    Admin,
+    AdminAccept,
+    AdminAction,
+    AdminBan,
+    AdminBanks,
+    AdminGive,
+    AdminJoin,
+    AdminLeave,
+    AdminReject,
+    AdminReload,
+    AdminReview,
+    AdminRooms,
+    AdminStats,
+    AdminStop,
+    AdminUnban,
+    Categories,
+    Command,
+    Help,
+    Hint,
+    Join,
+    Lang,
+    NewGame,
+    Pin,
+    Quiz,
+    Repeat,
+    Report,
+    Score,
+    Skip,
+    Start,
+    Stats,
+    Stop,
+    Submit,
+    Top,
+    UsageError,
+    admin_line,
+    parse,
+)
+from quizbot.commands import Invite as InviteCommand  # quizbot.events.Invite is the order to invite someone
 from quizbot.events import (
+    BotMemory,
+    CountsRead,
     Fact,
     Invite,
     JoinRoom,
+    LeaderboardRead,
     LeaveRoom,
     OccupantPresence,
     Order,
     Orders,
     PrivateMessage,
+    ReadCounts,
+    ReadLeaderboard,
+    ReadSubmissions,
+    RecordPoints,
+    RecordSubmission,
     ReloadBanks,
+    RemoveBan,
+    RemovePin,
+    RemoveRoom,
+    Reply,
+    ReviewSubmission,
     RoomEntered,
     RoomLeft,
     RoomMessage,
     RoundTrip,
+    SaveBan,
+    SavedRoom,
+    SavePin,
+    SaveRoom,
     Send,
+    Submission,
+    SubmissionReviewed,
+    SubmissionsRead,
 )
 from quizbot.game import GameSettings
 from quizbot.questions import BankSet
 from quizbot.room import QuizRoom, Sender
-from quizbot.store import QuizStore
-
-ROOM_COMMANDS = frozenset({"quiz", "join", "start", "stop", "skip", "hint", "repeat", "score", "lang", "report"})
-PRIVATE_COMMANDS = frozenset({"newgame", "invite", "pin"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -111,20 +170,26 @@ class _RateLimit:
 
 
 class QuizBot:
-    def __init__(self, *, settings: BotSettings, store: QuizStore, banks: BankSet, bank_report: list[str],
-                 rng: random.Random | None = None) -> None:
+    def __init__(self, *, settings: BotSettings, banks: BankSet, bank_report: list[str],
+                 memory: BotMemory | None = None, rng: random.Random | None = None) -> None:
         self.settings = settings
-        self.store = store
         self.rooms: dict[str, QuizRoom] = {}
         self._banks = banks
         self._bank_report = bank_report
         self._rng = rng or random.Random()
-        self._banned = set(store.banned())
+        memory = memory or BotMemory()
+        self._banned = set(memory.banned)
         self._commands = _RateLimit(settings.commands_per_window, settings.command_window_seconds)
         self._invites = _RateLimit(settings.invites_per_window, settings.invite_window_seconds)
-        self._owned_rooms = {owner: room for room, _language, owner in store.rooms() if owner}
+        self._saved_rooms = {saved.room: saved for saved in memory.rooms}
+        self._owned_rooms = {saved.owner: saved.room for saved in memory.rooms if saved.owner}
+        self._running = list(memory.running)  # games a restart interrupted, until their room is entered
+        self._accepted = list(memory.accepted)
+        self._next_submission = memory.next_submission
+        self._recent = memory.recent  # question ids asked lately, handed to each room as it is made
+        self._to_store: list[Order] = []  # storage orders from helpers without an order list, out with the next
         # Game PINs and readable names of the rooms the bot serves, kept for each room's life.
-        self._views = {room: payload.RoomView(name=name, pin=pin) for room, pin, name in store.pins()}
+        self._views = {room: payload.RoomView(name=name, pin=pin) for room, pin, name in memory.pins}
         self._by_pin = {view.pin: room for room, view in self._views.items() if view.pin}
         self._greet_owner: dict[str, str] = {}  # room -> owner to invite once the bot is in
         self._resumed: set[str] = set()
@@ -138,9 +203,9 @@ class QuizBot:
     def start(self) -> list[Order]:
         """Join the configured rooms and every room joined by command or made by !newgame before a restart."""
         orders: list[Order] = [JoinRoom(room=room) for room in self.settings.rooms]
-        orders += [JoinRoom(room=room, public=owner is None, name=self._views.get(room, payload.RoomView()).name
-                            or "Quiz") for room, _language, owner in self.store.rooms()
-                   if room not in self.settings.rooms]
+        orders += [JoinRoom(room=saved.room, public=saved.owner is None,
+                            name=self._views.get(saved.room, payload.RoomView()).name or "Quiz")
+                   for saved in self._saved_rooms.values() if saved.room not in self.settings.rooms]
         return orders
 
     def next_deadline(self) -> float | None:
@@ -164,15 +229,16 @@ class QuizBot:
         return orders.items
 
     def _with_submissions(self, banks: BankSet) -> BankSet:
-        return BankSet([*banks.questions, *(s.as_question() for s in self.store.submissions("accepted"))])
+        return BankSet([*banks.questions, *(s.as_question() for s in self._accepted)])
 
     def _room(self, jid: str) -> QuizRoom:
         room = self.rooms.get(jid)
         if room is None:
-            language = next((lang for r, lang, _owner in self.store.rooms() if r == jid), self.settings.language)
-            room = self.rooms[jid] = QuizRoom(jid=jid, language=language, store=self.store,
-                                              banks=self._with_submissions(self._banks), settings=self.settings.game,
-                                              rng=self._rng)
+            saved = self._saved_rooms.get(jid)
+            language = saved.language if saved is not None else self.settings.language
+            room = self.rooms[jid] = QuizRoom(jid=jid, language=language, banks=self._with_submissions(self._banks),
+                                              settings=self.settings.game, rng=self._rng,
+                                              recent=self._recent.pop(jid, ()))
             room.view = self._view(jid, render.say(language, "public-room-name"))
         return room
 
@@ -183,14 +249,14 @@ class QuizBot:
             pin = names.new_pin(self._rng, self._by_pin)
             view = self._views[jid] = payload.RoomView(name=name, pin=pin)
             self._by_pin[pin] = jid
-            self.store.set_pin(jid, pin=pin, name=name)
+            self._to_store.append(SavePin(room=jid, pin=pin, name=name))
         return view
 
-    def _forget_view(self, jid: str) -> None:
+    def _forget_view(self, jid: str, orders: Orders) -> None:
         view = self._views.pop(jid, None)
         if view is not None and view.pin is not None:
             self._by_pin.pop(view.pin, None)
-            self.store.remove_pin(jid)
+            orders.items.append(RemovePin(room=jid))
 
     # --- facts ------------------------------------------------------------------------------------
 
@@ -212,6 +278,9 @@ class QuizBot:
             case RoundTrip(room=jid, nick=nick, seconds=seconds):
                 if jid in self.rooms:
                     self.rooms[jid].round_trip(nick, seconds, now)
+            case LeaderboardRead() | CountsRead() | SubmissionsRead() | SubmissionReviewed():
+                self._read_answered(fact, orders)
+        orders.items[:0], self._to_store = self._to_store, []
         return [order for order in map(self._through_room, orders.items) if order is not None]
 
     def _through_room(self, order: Order) -> Order | None:
@@ -229,8 +298,10 @@ class QuizBot:
         if jid not in self._resumed:
             self._resumed.add(jid)
             questions = {q.id: q for q in room.banks.questions}
-            for stored in self.store.running_games():
-                if stored.room == jid and room.game is None:
+            stored_here = [stored for stored in self._running if stored.room == jid]
+            self._running = [stored for stored in self._running if stored.room != jid]
+            for stored in stored_here:
+                if room.game is None:
                     room.resume(stored.id, stored.snapshot, questions, language=stored.language, now=now, wall=wall,
                                 orders=orders)
         owner = self._greet_owner.pop(jid, None)
@@ -339,63 +410,58 @@ class QuizBot:
         def reply(text: str, *elements: etree._Element) -> None:
             orders.say(reply_to, text, *elements, groupchat=groupchat)
 
+        where = Reply(to=reply_to, language=language, groupchat=groupchat)  # for the answer to a read
+
         if isinstance(parsed, UsageError):
             unknown = parsed.hint.startswith("unknown command")
             reply(render.say(language, "unknown", command=f"!{parsed.command}") if unknown
                   else render.usage(language, parsed))
             return
-        name = parsed.name
-        if name in ROOM_COMMANDS:
-            if room is None or (private and name not in ("score", "repeat", "report")):
+        match parsed:
+            # Score, repeat and report work privately too (the answer goes to the asker alone); the room's other
+            # commands only in the room.
+            case Quiz() | Join() | Start() | Stop() | Skip() | Hint() | Lang() if private:
                 reply(render.say(language, "room-only"))
-                return
-            room.command(parsed, sender, reply_to=reply_to, now=now, wall=wall, orders=orders)
-        elif name in PRIVATE_COMMANDS:
-            if not private or sender.real_jid is None:
+            case Quiz() | Join() | Start() | Stop() | Skip() | Hint() | Lang() | Repeat() | Score() | Report():
+                if room is None:
+                    reply(render.say(language, "room-only"))
+                else:
+                    room.command(parsed, sender, reply_to=reply_to, now=now, wall=wall, orders=orders)
+            case NewGame() | InviteCommand() | Pin() if not private or sender.real_jid is None:
                 reply(render.say(language, "private-only"))
-            elif name == "newgame":
-                self._newgame(sender.real_jid, parsed.text or sender.nick, language, wall, orders, reply)
-            elif name == "pin":
-                assert parsed.text is not None
-                self._pin(parsed.text, language, reply)
-            else:
-                self._invite(sender, parsed.jids, language, now, orders, reply)
-        elif name == "admin":
-            if not sender.is_admin:
-                reply(render.say(language, "not-admin"))
-            else:
-                self._admin(parsed, language, now, wall, orders, reply, reply_to)
-        elif name == "help":
-            reply(render.say(language, "help"))
-        elif name == "top":
-            assert parsed.period is not None and parsed.count is not None
-            board = self.store.leaderboard(parsed.period, wall=wall, limit=parsed.count)
-            standings = [(nick, points) for _player, nick, points in board]
-            period = render.say(language, f"period-{parsed.period}")
-            text = (render.say(language, "top", count=parsed.count, period=period,
-                               standings=render.standings_text(standings)) if standings
-                    else render.say(language, "top-none", period=period))
-            reply(text, payload.top(period=parsed.period, standings=standings))
-        elif name == "stats":
-            counts = self.store.counts()
-            pool = room.banks if room is not None else self._banks
-            reply(render.say(language, "stats", questions=pool.count(language),
-                             categories=len(pool.categories(language)), language=language, games=counts["games"],
-                             answers=counts["answers"], correct=counts["correct"]))
-        elif name == "categories":
-            # The categories of the question language asked for, else of the room's language.
-            pool = room.banks if room is not None else self._banks
-            asked = parsed.language or language
-            reply(render.say(language, "categories", language=render.LANGUAGE_NAMES[language][asked],
-                             categories=", ".join(pool.categories(asked)) or "-"),
-                  payload.categories(asked, {lang: pool.category_counts(lang) for lang in LANGUAGES}))
-        elif name == "submit":
-            question, answer, *wrong, source = parsed.fields
-            number = self.store.submit(submitter=sender.real_jid or sender.player, language=language,
-                                       question=question, answer=answer, wrong=tuple(wrong), source=source, wall=wall)
-            reply(render.say(language, "submit-thanks", id=number))
-        else:
-            raise AssertionError(f"unhandled command {name}")
+            case NewGame(name=name):
+                assert sender.real_jid is not None  # the case above
+                self._newgame(sender.real_jid, name or sender.nick, language, wall, orders, reply)
+            case Pin(pin=pin):
+                self._pin(pin, language, reply)
+            case InviteCommand(jids=jids):
+                self._invite(sender, jids, language, now, orders, reply)
+            case Admin(action=action):
+                if not sender.is_admin:
+                    reply(render.say(language, "not-admin"))
+                else:
+                    self._admin(action, language, now, wall, orders, reply, where)
+            case Help():
+                reply(render.say(language, "help"))
+            case Top(period=period, count=count):
+                orders.items.append(ReadLeaderboard(period=period.value, count=count, wall=wall, reply=where))
+            case Stats():
+                orders.items.append(ReadCounts(reply=where, room=room.jid if room is not None else None))
+            case Categories(language=wanted):
+                # The categories of the question language asked for, else of the room's language.
+                pool = room.banks if room is not None else self._banks
+                asked = wanted or language
+                reply(render.say(language, "categories", language=render.LANGUAGE_NAMES[language][asked],
+                                 categories=", ".join(pool.categories(asked)) or "-"),
+                      payload.categories(asked, {lang: pool.category_counts(lang) for lang in LANGUAGES}))
+            case Submit(question=question, answer=answer, wrong=wrong, source=source):
+                number, self._next_submission = self._next_submission, self._next_submission + 1
+                orders.items.append(RecordSubmission(submission=Submission(
+                    id=number, submitter=sender.real_jid or sender.player, language=language, question=question,
+                    answer=answer, wrong=wrong, source=source), wall=wall))
+                reply(render.say(language, "submit-thanks", id=number))
+            case _:
+                assert_never(parsed)
 
     def _newgame(self, owner: str, nick: str, language: str, wall: float, orders: Orders,
                  reply: Callable[..., None]) -> None:
@@ -411,7 +477,7 @@ class QuizBot:
         room = f"{names.new_localpart(self._rng, taken)}@{self.settings.muc_domain}"
         name = render.say(language, "room-name", nick=nick)
         self._owned_rooms[owner] = room
-        self.store.add_room(room, language=language, owner=owner, wall=wall)
+        self._save_room(SavedRoom(room=room, language=language, owner=owner), wall, orders)
         self._view(room, name)
         self._room(room).language = language
         self._greet_owner[room] = owner
@@ -443,77 +509,117 @@ class QuizBot:
                                                                              room=room)))
         reply(render.say(language, "invite-sent", jids=", ".join(map(render.shown, jids)), room=room))
 
-    def _admin(self, command: Command, language: str, now: float, wall: float, orders: Orders,
-               reply: Callable[..., None], reply_to: str) -> None:
-        action, arguments = command.action, command.arguments
-        done = render.say(language, "admin-done", what=" ".join([action or "", *arguments]))
+    def _admin(self, action: AdminAction, language: str, now: float, wall: float, orders: Orders,
+               reply: Callable[..., None], where: Reply) -> None:
+        done = render.say(language, "admin-done", what=admin_line(action))
         match action:
-            case "rooms":
+            case AdminRooms():
                 states = [f"{jid} ({'game' if r.game else 'lobby' if r.lobby else 'idle'}, {len(r.occupants)})"
                           for jid, r in sorted(self.rooms.items())]
                 reply(render.say(language, "admin-rooms", rooms=", ".join(states) or "-"))
-            case "join":
-                self.store.add_room(arguments[0], language=self.settings.language, owner=None, wall=wall)
-                orders.items.append(JoinRoom(room=arguments[0]))
+            case AdminJoin(room=jid):
+                self._save_room(SavedRoom(room=jid, language=self.settings.language), wall, orders)
+                orders.items.append(JoinRoom(room=jid))
                 reply(done)
-            case "leave":
-                room = self.rooms.pop(arguments[0], None)
+            case AdminLeave(room=jid):
+                room = self.rooms.pop(jid, None)
                 if room is not None:
                     room.stop_by_admin(now, wall, orders)
-                self.store.remove_room(arguments[0])
-                self._forget_view(arguments[0])  # its PIN is free again
-                orders.items.append(LeaveRoom(room=arguments[0]))
+                if self._saved_rooms.pop(jid, None) is not None:
+                    orders.items.append(RemoveRoom(room=jid))
+                self._forget_view(jid, orders)  # its PIN is free again
+                orders.items.append(LeaveRoom(room=jid))
                 reply(done)
-            case "stop":
-                room = self.rooms.get(arguments[0])
+            case AdminStop(room=jid):
+                room = self.rooms.get(jid)
                 if room is None:
                     reply(render.say(language, "admin-unknown"))
                 else:
                     room.stop_by_admin(now, wall, orders)
                     reply(done)
-            case "banks":
+            case AdminBanks():
                 reply(render.say(language, "admin-banks", banks="; ".join(self._bank_report) or "-"))
-            case "reload":
-                orders.items.append(ReloadBanks(reply_to=reply_to))
-            case "stats":
-                counts = self.store.counts()
-                reply(render.say(language, "admin-stats", rooms=len(self.rooms),
-                                 games=sum(1 for r in self.rooms.values() if r.game), questions=len(self._banks),
-                                 pending=counts["pending"], reports=counts["reports"]))
-            case "ban":
-                self._banned.add(arguments[0])
-                self.store.ban(arguments[0], wall=wall)
+            case AdminReload():
+                orders.items.append(ReloadBanks(reply_to=where.to))
+            case AdminStats():
+                orders.items.append(ReadCounts(reply=where, admin=True))
+            case AdminBan(jid=jid):
+                self._banned.add(jid)
+                orders.items.append(SaveBan(jid=jid, wall=wall))
                 reply(done)
-            case "unban":
-                self._banned.discard(arguments[0])
-                reply(done if self.store.unban(arguments[0]) else render.say(language, "admin-unknown"))
-            case "review":
-                pending = self.store.submissions()
-                items = " | ".join(f"#{s.id} {s.question} = {s.answer} ({s.submitter})" for s in pending)
-                reply(render.say(language, "admin-review", items=items) if pending
-                      else render.say(language, "admin-review-none"))
-            case "accept" | "reject":
-                ok = arguments[0].isdigit() and self.store.review(int(arguments[0]), accept=action == "accept")
-                if ok and action == "accept":
-                    for room in self.rooms.values():
-                        room.banks = self._with_submissions(self._banks)
-                reply(done if ok else render.say(language, "admin-unknown"))
-            case "give":
-                jid, points = arguments[0], int(arguments[1])
-                self.store.award(player=jid, nick=self._nick_of(jid, wall), points=points, wall=wall, game_id=None,
-                                 why="admin")
+            case AdminUnban(jid=jid):
+                if jid in self._banned:
+                    self._banned.discard(jid)
+                    orders.items.append(RemoveBan(jid=jid))
+                    reply(done)
+                else:
+                    reply(render.say(language, "admin-unknown"))
+            case AdminReview():
+                orders.items.append(ReadSubmissions(reply=where))
+            case AdminAccept(id=number) | AdminReject(id=number):
+                orders.items.append(ReviewSubmission(id=number, accept=isinstance(action, AdminAccept),
+                                                     what=admin_line(action), reply=where))
+            case AdminGive(jid=jid, points=points):
+                orders.items.append(RecordPoints(player=jid, nick=self._nick_of(jid), points=points, wall=wall,
+                                                 game_id=None, why="admin"))
                 reply(done)
             case _:
-                raise AssertionError(f"unhandled admin action {action}")
+                assert_never(action)
 
-    def _nick_of(self, player: str, wall: float) -> str:
-        """The name a player goes by (the leaderboard shows the latest one): their nick in a room, else the
-        last one the ledger knows, else the JID's localpart."""
+    def _nick_of(self, player: str) -> str | None:
+        """The name a player goes by (the leaderboard shows the latest one): their nick in a room, else None: the
+        store writes the last one its ledger knows, else the JID's localpart."""
         for room in self.rooms.values():
             occupant = room.occupant_for_player(player)
             if occupant is not None:
                 return occupant.nick
-        # Only for `!admin give`, so a scan of the all-time board is cheap enough.
-        known = (nick for key, nick, _points in self.store.leaderboard("all", wall=wall, limit=1_000_000)
-                 if key == player)
-        return next(known, player.partition("@")[0])
+        return None
+
+    # --- storage ----------------------------------------------------------------------------------
+
+    def _save_room(self, saved: SavedRoom, wall: float, orders: Orders) -> None:
+        """A room to rejoin after a restart; the first language and owner stay (as `INSERT OR IGNORE` did)."""
+        if saved.room not in self._saved_rooms:
+            self._saved_rooms[saved.room] = saved
+            orders.items.append(SaveRoom(room=saved, wall=wall))
+
+    def _read_answered(self, fact: LeaderboardRead | CountsRead | SubmissionsRead | SubmissionReviewed,
+                       orders: Orders) -> None:
+        """The store's answer to a read the bot ordered: the reply it was for."""
+        where = fact.query.reply
+        language = where.language
+
+        def reply(text: str, *elements: etree._Element) -> None:
+            orders.say(where.to, text, *elements, groupchat=where.groupchat)
+
+        match fact:
+            case LeaderboardRead(query=query, board=board):
+                standings = [(nick, points) for _player, nick, points in board]
+                period = render.say(language, f"period-{query.period}")
+                text = (render.say(language, "top", count=query.count, period=period,
+                                   standings=render.standings_text(standings)) if standings
+                        else render.say(language, "top-none", period=period))
+                reply(text, payload.top(period=query.period, standings=standings))
+            case CountsRead(query=query, counts=counts) if query.admin:
+                reply(render.say(language, "admin-stats", rooms=len(self.rooms),
+                                 games=sum(1 for r in self.rooms.values() if r.game), questions=len(self._banks),
+                                 pending=counts["pending"], reports=counts["reports"]))
+            case CountsRead(query=query, counts=counts):
+                room = self.rooms.get(query.room) if query.room is not None else None
+                pool = room.banks if room is not None else self._banks
+                reply(render.say(language, "stats", questions=pool.count(language),
+                                 categories=len(pool.categories(language)), language=language, games=counts["games"],
+                                 answers=counts["answers"], correct=counts["correct"]))
+            case SubmissionsRead(pending=pending):
+                items = " | ".join(f"#{s.id} {s.question} = {s.answer} ({s.submitter})" for s in pending)
+                reply(render.say(language, "admin-review", items=items) if pending
+                      else render.say(language, "admin-review-none"))
+            case SubmissionReviewed(query=query, submission=submission):
+                if submission is None:
+                    reply(render.say(language, "admin-unknown"))
+                    return
+                if query.accept:
+                    self._accepted.append(submission)
+                    for room in self.rooms.values():
+                        room.banks = self._with_submissions(self._banks)
+                reply(render.say(language, "admin-done", what=query.what))

@@ -1,4 +1,9 @@
-"""The slixmpp adapter around the pure QuizBot: stanzas in as facts, orders out as stanzas, one timer.
+"""The slixmpp adapter around the pure QuizBot: stanzas in as facts, orders out as stanzas and store writes,
+one timer.
+
+Storage orders are written to the QuizStore as they come (synchronously: one small SQLite transaction each, in
+WAL mode with synchronous=NORMAL, well under a millisecond); a read order (`!top`, `!stats`, `!admin review`) is
+answered from the store at once and its answer fed back to the bot as a fact.
 
 It keeps the bot present: reconnects after the server goes away, rejoins its rooms after a reconnect or a
 kick (with a growing pause while a room refuses it), checks each room with MUC self-ping (XEP-0410), joins
@@ -36,14 +41,17 @@ from quizbot.events import (
     Order,
     Ping,
     PrivateMessage,
+    Read,
     ReloadBanks,
     RoomEntered,
     RoomLeft,
     RoomMessage,
     RoundTrip,
     Send,
+    StorageOrder,
 )
 from quizbot.questions import BankSet
+from quizbot.store import QuizStore
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +90,11 @@ def _values(submitted: Any, fields: tuple[str, ...]) -> tuple[str, ...]:
 
 
 class QuizBotClient:
-    def __init__(self, bot: QuizBot, connection: Connection, *, nick: str,
+    def __init__(self, bot: QuizBot, connection: Connection, *, store: QuizStore, nick: str,
                  reload_banks: Callable[[], tuple[BankSet, list[str]]], self_ping_seconds: float = 60.0,
                  clock: Clock | None = None) -> None:
         self.bot = bot
+        self.store = store
         self._connection = connection
         self._nick = nick
         self._reload_banks = reload_banks
@@ -119,6 +128,8 @@ class QuizBotClient:
                 f"quizbot {name} without body",
                 MatchXPath(f"{{{self.xmpp.default_ns}}}message/{{{payload.NS}}}{name}"), self._on_bodyless_payload))
         self._admin_commands_registered = False
+        # While an ad-hoc command runs: the admin's JID and the replies to it, which become the command's result.
+        self._capture: tuple[str, list[str]] | None = None
 
     def _plugin(self, name: str) -> Any:
         plugins: Any = self.xmpp.plugin
@@ -328,8 +339,15 @@ class QuizBotClient:
 
     def _perform(self, order: Order) -> None:
         match order:
+            case Send() if self._capture is not None and order.to == self._capture[0]:
+                self._capture[1].append(order.body)
             case Send():
                 self._send(order)
+            case _ if isinstance(order, StorageOrder):
+                self.store.perform(order)
+            case _ if isinstance(order, Read):
+                for reply in self.bot.handle(self.store.read(order), self._clock.now(), self._clock.wall()):
+                    self._perform(reply)
             case JoinRoom(room=room):
                 self.wanted[room] = order
                 if self.xmpp.is_connected() and room not in self.joined:
@@ -436,11 +454,12 @@ class QuizBotClient:
         via_room = sender.bare in self.joined and bool(sender.resource)
         fact = PrivateMessage(sender=str(sender), body=text, room=sender.bare if via_room else None,
                               nick=sender.resource if via_room else None)
-        for order in self.bot.handle(fact, self._clock.now(), self._clock.wall()):
-            if isinstance(order, Send) and order.to == str(sender):
-                replies.append(order.body)
-            else:
+        self._capture = (str(sender), replies)
+        try:
+            for order in self.bot.handle(fact, self._clock.now(), self._clock.wall()):
                 self._perform(order)
+        finally:
+            self._capture = None
         self._schedule()
         form = self._plugin("xep_0004").make_form(ftype="result", title=f"Quiz admin: {action}")
         form.add_field(var="result", ftype="text-multi", label="Result", value="\n".join(replies))

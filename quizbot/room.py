@@ -1,6 +1,6 @@
-"""One quiz room (pure apart from the SQLite store): occupants, the lobby, the running game and the room's
-commands. The bot (quizbot/bot.py) owns one per room and routes facts to it; everything it says comes back
-as orders.
+"""One quiz room (pure): occupants, the lobby, the running game and the room's commands. The bot
+(quizbot/bot.py) owns one per room and routes facts to it; everything it says, and everything that must be
+stored (answers, points, snapshots), comes back as orders.
 
 Players are keyed by real bare JID when the room discloses it, else by occupant-id (XEP-0421), else — only
 in fully anonymous rooms without occupant-id — by nick; never by nick when anything better exists, so nick
@@ -10,14 +10,42 @@ changes and rejoins keep the score.
 from __future__ import annotations
 
 import random
+from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, assert_never
 
 from lxml import etree
 
 from quizbot import payload, render
-from quizbot.commands import Command, may_run, skip_is_direct
-from quizbot.events import Orders, Ping
+from quizbot.commands import (
+    Hint,
+    Join,
+    Lang,
+    Quiz,
+    Repeat,
+    Report,
+    RoomCommand,
+    Score,
+    Skip,
+    Start,
+    Stop,
+    may_run,
+    skip_is_direct,
+)
+from quizbot.events import (
+    RECENT_QUESTIONS,
+    Orders,
+    Ping,
+    RecordAnswer,
+    RecordGameEnded,
+    RecordGameStarted,
+    RecordPoints,
+    RecordQuestionAsked,
+    RecordReport,
+    SavePlayer,
+    SaveSnapshot,
+)
 from quizbot.game import (
     AnswerGiven,
     AskQuestion,
@@ -41,7 +69,6 @@ from quizbot.game import (
     StopRequested,
 )
 from quizbot.questions import BankSet, Question, QuestionKind
-from quizbot.store import QuizStore
 
 if TYPE_CHECKING:
     from quizbot.payload import AnswerPayload
@@ -87,12 +114,13 @@ class Sender:
 
 
 class QuizRoom:
-    def __init__(self, *, jid: str, language: str, store: QuizStore, banks: BankSet, settings: GameSettings,
-                 rng: random.Random) -> None:
+    def __init__(self, *, jid: str, language: str, banks: BankSet, settings: GameSettings, rng: random.Random,
+                 recent: Iterable[str] = ()) -> None:
         self.jid = jid
         self.language = language
         self.banks = banks
-        self._store = store
+        # The question ids asked here lately (oldest first), so the next quiz asks fresh ones.
+        self._recent: deque[str] = deque(recent, maxlen=RECENT_QUESTIONS)
         self._settings = settings
         self._rng = rng
         self.occupants: dict[str, Occupant] = {}
@@ -202,8 +230,8 @@ class QuizRoom:
         # Only the attempt that counted is recorded: a repeat changes nothing and writes no second row.
         if before is None and verdict is not None and not any(
                 isinstance(a, AwardPoints) and a.player == player for a in actions):
-            self._store.answer(game_id=self.game_id or "", question_id=question.id, player=player, correct=verdict,
-                               points=0, seconds=None, wall=wall)
+            orders.items.append(RecordAnswer(game_id=self.game_id or "", question_id=question.id, player=player,
+                                             correct=verdict, points=0, seconds=None, wall=wall))
         if given is not None and verdict is not None and game.mode is not Mode.CLASSIC:
             orders.say(reply_to, "", payload.received(question.id))  # rich clients show "answer received"
         if before is None and verdict is not None and game.mode is not Mode.CLASSIC and not any(
@@ -231,7 +259,7 @@ class QuizRoom:
 
     # --- commands ---------------------------------------------------------------------------------
 
-    def command(self, command: Command, sender: Sender, *, reply_to: str, now: float, wall: float,
+    def command(self, command: RoomCommand, sender: Sender, *, reply_to: str, now: float, wall: float,
                 orders: Orders) -> None:
         """Room commands. Announcements go to the room; answers to questions go to `reply_to`."""
         language = self.language
@@ -241,10 +269,10 @@ class QuizRoom:
             orders.say(reply_to, render.say(language, "not-allowed"), groupchat=reply_to == self.jid)
             return
         to_room = dict(groupchat=True)
-        match command.name:
-            case "quiz":
+        match command:
+            case Quiz():
                 self._open_lobby(command, sender, wall, orders)
-            case "join":
+            case Join():
                 if self.lobby is None:
                     orders.say(self.jid, render.say(language, "no-lobby"), **to_room)
                 elif sender.player in self.lobby.players:
@@ -254,64 +282,62 @@ class QuizRoom:
                     orders.say(self.jid, render.say(language, "joined", nick=sender.nick,
                                                     players=", ".join(map(render.shown, self.lobby.players.values()))),
                                self._lobby_state(), **to_room)
-            case "start":
+            case Start():
                 if self.lobby is None:
                     orders.say(self.jid, render.say(language, "no-lobby" if self.game is None else "game-running"),
                                **to_room)
                 else:
                     self._start(now, wall, orders)
-            case "stop":
+            case Stop():
                 self._stop(sender, skip_is_direct(**privileged), now, wall, orders)
-            case "skip":
+            case Skip():
                 if self.game is None:
                     orders.say(reply_to, render.say(language, "no-game"), groupchat=reply_to == self.jid)
                 else:
                     direct = skip_is_direct(**privileged)
                     self._perform(self.game.handle(SkipRequested(player=sender.player, direct=direct), now), now,
                                   wall, orders)
-            case "hint":
+            case Hint():
                 if self.game is not None:
                     self._perform(self.game.handle(HintRequested(), now), now, wall, orders)
-            case "repeat":
+            case Repeat():
                 # Only the asker needs it again: in the room, the answer goes to them alone.
                 to = self.private_address(sender.nick) if reply_to == self.jid else reply_to
                 if self.game is not None and self.game.question_open and self._last_ask is not None:
                     self._say_question(self._last_ask, orders, to=to)
-            case "score":
+            case Score():
                 self._scores(reply_to, orders)
-            case "lang":
-                assert command.language is not None
+            case Lang():
                 self.language = command.language
                 orders.say(self.jid, render.say(self.language, "lang"), **to_room)
-            case "report":
+            case Report():
                 question = self._last_question
                 if question is None:
                     orders.say(reply_to, render.say(language, "report-nothing"), groupchat=reply_to == self.jid)
                 else:
-                    self._store.report(reporter=sender.real_jid or sender.player, question_id=question.id,
-                                       text=command.text or "", wall=wall)
+                    orders.items.append(RecordReport(reporter=sender.real_jid or sender.player,
+                                                     question_id=question.id, text=command.text, wall=wall))
                     orders.say(reply_to, render.say(language, "report-thanks", question=question.id),
                                groupchat=reply_to == self.jid)
             case _:
-                raise AssertionError(f"not a room command: {command.name}")
+                assert_never(command)
 
-    def _open_lobby(self, command: Command, sender: Sender, wall: float, orders: Orders) -> None:
+    def _open_lobby(self, command: Quiz, sender: Sender, wall: float, orders: Orders) -> None:
         if self.busy:
             orders.say(self.jid, render.say(self.language, "game-running"), groupchat=True)
             return
-        assert command.mode is not None
         language = command.language or self.language
         if command.category is not None and command.category not in self.banks.categories(language):
             orders.say(self.jid, self._no_category(command.category, language), groupchat=True)
             return
         game_id = f"{self.jid.partition('@')[0]}-{int(wall)}-{self._rng.randrange(1 << 32):08x}"
-        self.lobby = Lobby(mode=Mode(command.mode), count=command.count or DEFAULT_QUESTION_COUNT,
+        self.lobby = Lobby(mode=command.mode, count=command.count or DEFAULT_QUESTION_COUNT,
                            category=command.category, language=language, opener=sender.player,
                            opener_nick=sender.nick, game_id=game_id, players={sender.player: sender.nick})
         self._opener, self._opener_nick = sender.player, sender.nick
         self._stop_votes = set()
         names = render.LANGUAGE_NAMES[self.language]
-        orders.say(self.jid, render.say(self.language, "lobby", nick=sender.nick, mode=command.mode,
+        orders.say(self.jid, render.say(self.language, "lobby", nick=sender.nick, mode=command.mode.value,
                                         count=self.lobby.count, language=names[language],
                                         category=f", {command.category}" if command.category else ""),
                    self._lobby_state(), groupchat=True)
@@ -339,7 +365,7 @@ class QuizRoom:
         lobby = self.lobby
         assert lobby is not None
         kinds = [QuestionKind.CHOICE] if lobby.mode is Mode.SIXBREAK else None
-        recent = self._store.recently_asked(self.jid)
+        recent = frozenset(self._recent)
         questions = self.banks.pick(lobby.count, language=lobby.language, rng=self._rng, category=lobby.category,
                                     kinds=kinds, exclude_ids=recent)
         if len(questions) < lobby.count:  # too few fresh ones: repeats are better than no game
@@ -353,8 +379,8 @@ class QuizRoom:
         self.game = QuizGame(mode=lobby.mode, questions=questions, settings=self._settings, rng=self._rng)
         self.game_id = lobby.game_id
         self._game_language = lobby.language
-        self._store.game_started(game_id=self.game_id, room=self.jid, mode=lobby.mode.value,
-                                 language=lobby.language, opener=lobby.opener, wall=wall)
+        orders.items.append(RecordGameStarted(game_id=self.game_id, room=self.jid, mode=lobby.mode.value,
+                                              language=lobby.language, opener=lobby.opener, wall=wall))
         for player, nick in lobby.players.items():
             self.game.handle(PlayerJoined(player=player, nick=nick), now)
         if lobby.mode is not Mode.SIXBREAK:  # live and classic: everyone in the room plays, no !join needed
@@ -420,8 +446,9 @@ class QuizRoom:
                     self._last_question, self._last_ask = question, action
                     self._progress_sent_at = self._progress_due = None
                     self._ask_deadline_wall = wall + action.duration_seconds
-                    self._store.question_asked(game_id=self.game_id or "", question_id=action.question_id,
-                                               position=action.index, wall=wall)
+                    self._recent.append(action.question_id)
+                    orders.items.append(RecordQuestionAsked(game_id=self.game_id or "", question_id=action.question_id,
+                                                            position=action.index, wall=wall))
                     # After a sixbreak pause the game runs again: say so beside the question.
                     extra = (self._game_state("running"),) if after_break else ()
                     self._say_question(action, orders, to=self.jid, extra=extra)
@@ -430,10 +457,11 @@ class QuizRoom:
                                groupchat=True)
                 case AwardPoints():
                     question_id = self._last_question.id if self._last_question else ""
-                    self._store.answer(game_id=self.game_id or "", question_id=question_id, player=action.player,
-                                       correct=True, points=action.points, seconds=action.seconds, wall=wall)
-                    self._store.award(player=action.player, nick=action.nick, points=action.points, wall=wall,
-                                      game_id=self.game_id, why="answer")
+                    orders.items.append(RecordAnswer(game_id=self.game_id or "", question_id=question_id,
+                                                     player=action.player, correct=True, points=action.points,
+                                                     seconds=action.seconds, wall=wall))
+                    orders.items.append(RecordPoints(player=action.player, nick=action.nick, points=action.points,
+                                                     wall=wall, game_id=self.game_id, why="answer"))
                 case Eliminate():
                     orders.say(self.jid, render.say(self.language, "eliminated", nick=action.nick),
                                payload.eliminated(question_id=self._last_question.id if self._last_question else "",
@@ -462,11 +490,12 @@ class QuizRoom:
         if self.game_id is None:
             return
         if any(isinstance(a, AskQuestion | RevealAnswer | Pause) for a in actions):
-            self._store.save_snapshot(self.game_id, game.snapshot())
+            orders.items.append(SaveSnapshot(game_id=self.game_id, snapshot=game.snapshot()))
         else:
             for action in actions:
                 if isinstance(action, AwardPoints | Eliminate):
-                    self._store.save_player(self.game_id, action.player, game.player_snapshot(action.player))
+                    orders.items.append(SavePlayer(game_id=self.game_id, player=action.player,
+                                                   state=game.player_snapshot(action.player)))
 
     def _say_question(self, ask: AskQuestion, orders: Orders, *, to: str,
                       extra: tuple[etree._Element, ...] = ()) -> None:
@@ -487,7 +516,7 @@ class QuizRoom:
                    payload.scores(game_id=self.game_id or "", standings=standings, final=True, reason=ended.reason),
                    self._game_state("ended"), groupchat=True)
         if self.game_id is not None:
-            self._store.game_ended(self.game_id, reason=ended.reason, wall=wall)
+            orders.items.append(RecordGameEnded(game_id=self.game_id, reason=ended.reason, wall=wall))
         self.game = None
         self.game_id = None
         self._progress_due = None

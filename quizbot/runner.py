@@ -61,8 +61,8 @@ def build_client(config: QuizBotConfig, connection: Connection, *, rooms: Sequen
     settings = BotSettings(jid=connection.jid.partition("/")[0], muc_domain=muc_domain,
                            admins=frozenset(config.admins), rooms=tuple(dict.fromkeys(rooms)),
                            language=config.language, game=config.game)
-    bot = QuizBot(settings=settings, store=store, banks=banks, bank_report=report)
-    client = QuizBotClient(bot, connection, nick=config.nick, self_ping_seconds=config.self_ping_seconds,
+    bot = QuizBot(settings=settings, memory=store.memory(), banks=banks, bank_report=report)
+    client = QuizBotClient(bot, connection, store=store, nick=config.nick, self_ping_seconds=config.self_ping_seconds,
                            reload_banks=lambda: load_banks(config.bank_paths()))
     return client, store
 

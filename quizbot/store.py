@@ -6,6 +6,10 @@ game is saved whole at every question boundary and player by player after every 
 resumes it with every point.
 Leaderboards sum the ledger by player over a UTC calendar day, ISO week (from Monday) or all time.
 
+The bot never calls it (quizbot/bot.py is pure): `memory()` is read once before the bot starts, the adapter
+(quizbot/client.py) performs the bot's storage orders with `perform()` and answers its reads (`!top`, `!stats`,
+`!admin review|accept|reject`) with `read()`, whose fact it feeds back to the bot.
+
 A write the disk refuses (full, read-only) is not lost and does not stop the game: it is kept in memory, in
 order, and written with the next write once space returns (at most MAX_UNSAVED writes; reads meanwhile do
 not see them).
@@ -16,14 +20,46 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections import deque
-from dataclasses import dataclass
+from collections import defaultdict, deque
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, assert_never
 
 from boshcm.database import StorageError, open_database, transaction
-from quizbot.questions import Question, QuestionKind
+from quizbot.events import (
+    RECENT_QUESTIONS,
+    BotMemory,
+    CountsRead,
+    LeaderboardRead,
+    Read,
+    ReadCounts,
+    ReadLeaderboard,
+    ReadSubmissions,
+    RecordAnswer,
+    RecordGameEnded,
+    RecordGameStarted,
+    RecordPoints,
+    RecordQuestionAsked,
+    RecordReport,
+    RecordSubmission,
+    RemoveBan,
+    RemovePin,
+    RemoveRoom,
+    ReviewSubmission,
+    SaveBan,
+    SavedRoom,
+    SavePin,
+    SavePlayer,
+    SaveRoom,
+    SaveSnapshot,
+    StorageOrder,
+    StoredGame,
+    Submission,
+    SubmissionReviewed,
+    SubmissionsRead,
+)
+
+__all__ = ["MAX_UNSAVED", "PERIODS", "QuizStore", "StoredGame", "Submission", "period_start"]
 
 log = logging.getLogger(__name__)
 
@@ -71,30 +107,6 @@ def period_start(period: str, wall: float) -> float:
     if period == "week":
         day -= timedelta(days=day.weekday())
     return day.timestamp()
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Submission:
-    id: int
-    submitter: str
-    language: str
-    question: str
-    answer: str
-    wrong: tuple[str, ...]
-    source: str
-
-    def as_question(self) -> Question:
-        return Question(id=f"sub-{self.id}", language=self.language, category="community", difficulty=2,
-                        kind=QuestionKind.CHOICE, question=self.question, answer=self.answer, wrong=self.wrong,
-                        source=self.source)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StoredGame:
-    id: str
-    room: str
-    snapshot: dict[str, Any]
-    language: str
 
 
 class QuizStore:
@@ -154,6 +166,80 @@ class QuizStore:
         self._unsaved.clear()
         return True
 
+    # --- the bot's side: memory at start, orders, reads ------------------------------------------------
+
+    def memory(self) -> BotMemory:
+        """What the bot keeps in memory, read before it starts."""
+        recent: defaultdict[str, list[str]] = defaultdict(list)
+        rows = self._db.execute(
+            "SELECT room, question_id FROM (SELECT games.room AS room, asked.question_id AS question_id, "
+            "ROW_NUMBER() OVER (PARTITION BY games.room ORDER BY asked_at DESC) AS age "
+            "FROM asked JOIN games ON games.id = asked.game_id) WHERE age <= ? ORDER BY age DESC",
+            (RECENT_QUESTIONS,))
+        for room, question_id in rows:
+            recent[room].append(question_id)
+        return BotMemory(banned=self.banned(),
+                         rooms=tuple(SavedRoom(room=room, language=language, owner=owner)
+                                     for room, language, owner in self.rooms()),
+                         pins=tuple(self.pins()), running=tuple(self.running_games()),
+                         accepted=tuple(self.submissions("accepted")), next_submission=self._next_submission,
+                         recent={room: tuple(ids) for room, ids in recent.items()})
+
+    def perform(self, order: StorageOrder) -> None:
+        """Write what the bot ordered."""
+        match order:
+            case RecordGameStarted():
+                self.game_started(game_id=order.game_id, room=order.room, mode=order.mode, language=order.language,
+                                  opener=order.opener, wall=order.wall)
+            case RecordQuestionAsked():
+                self.question_asked(game_id=order.game_id, question_id=order.question_id, position=order.position,
+                                    wall=order.wall)
+            case RecordAnswer():
+                self.answer(game_id=order.game_id, question_id=order.question_id, player=order.player,
+                            correct=order.correct, points=order.points, seconds=order.seconds, wall=order.wall)
+            case RecordPoints():
+                self.award(player=order.player, nick=order.nick, points=order.points, wall=order.wall,
+                           game_id=order.game_id, why=order.why)
+            case SaveSnapshot():
+                self.save_snapshot(order.game_id, order.snapshot)
+            case SavePlayer():
+                self.save_player(order.game_id, order.player, order.state)
+            case RecordGameEnded():
+                self.game_ended(order.game_id, reason=order.reason, wall=order.wall)
+            case RecordSubmission(submission=submission):
+                self.submit(submission, wall=order.wall)
+            case RecordReport():
+                self.report(reporter=order.reporter, question_id=order.question_id, text=order.text, wall=order.wall)
+            case SaveBan():
+                self.ban(order.jid, wall=order.wall)
+            case RemoveBan():
+                self.unban(order.jid)
+            case SaveRoom(room=room):
+                self.add_room(room.room, language=room.language, owner=room.owner, wall=order.wall)
+            case RemoveRoom():
+                self.remove_room(order.room)
+            case SavePin():
+                self.set_pin(order.room, pin=order.pin, name=order.name)
+            case RemovePin():
+                self.remove_pin(order.room)
+            case _:
+                assert_never(order)
+
+    def read(self, query: Read) -> LeaderboardRead | CountsRead | SubmissionsRead | SubmissionReviewed:
+        """Answer one of the bot's reads; the adapter feeds the answer back to the bot."""
+        match query:
+            case ReadLeaderboard():
+                board = self.leaderboard(query.period, wall=query.wall, limit=query.count)
+                return LeaderboardRead(query=query, board=tuple(board))
+            case ReadCounts():
+                return CountsRead(query=query, counts=self.counts())
+            case ReadSubmissions():
+                return SubmissionsRead(query=query, pending=tuple(self.submissions()))
+            case ReviewSubmission():
+                return SubmissionReviewed(query=query, submission=self.review(query.id, accept=query.accept))
+            case _:
+                assert_never(query)
+
     # --- games ------------------------------------------------------------------------------------
 
     def game_started(self, *, game_id: str, room: str, mode: str, language: str, opener: str | None,
@@ -207,8 +293,15 @@ class QuizStore:
                      (game_id, question_id, player, int(correct), points, seconds, wall, game_id, question_id,
                       player)))
 
-    def award(self, *, player: str, nick: str, points: int, wall: float, game_id: str | None, why: str) -> None:
-        self._write(("INSERT INTO ledger VALUES (?,?,?,?,?,?)", (player, nick, points, wall, game_id, why)))
+    def award(self, *, player: str, nick: str | None, points: int, wall: float, game_id: str | None,
+              why: str) -> None:
+        """A ledger line; without a nick, the one the ledger last knew for the player, else the JID's localpart."""
+        if nick is not None:
+            self._write(("INSERT INTO ledger VALUES (?,?,?,?,?,?)", (player, nick, points, wall, game_id, why)))
+            return
+        self._write(("INSERT INTO ledger SELECT ?, COALESCE((SELECT nick FROM ledger WHERE player = ? "
+                     "ORDER BY at DESC LIMIT 1), ?), ?, ?, ?, ?",
+                     (player, player, player.partition("@")[0], points, wall, game_id, why)))
 
     def leaderboard(self, period: str, *, wall: float, limit: int = 10) -> list[tuple[str, str, int]]:
         """(player, latest nick, points), best first."""
@@ -230,29 +323,30 @@ class QuizStore:
 
     # --- submissions and reports ------------------------------------------------------------------
 
-    def submit(self, *, submitter: str, language: str, question: str, answer: str, wrong: tuple[str, ...],
-               source: str, wall: float) -> int:
-        number = self._next_submission
-        self._next_submission += 1
+    def submit(self, submission: Submission, *, wall: float) -> None:
+        """A submission under the number the bot gave it (from `memory().next_submission` on)."""
+        self._next_submission = max(self._next_submission, submission.id + 1)
         self._write(("INSERT INTO submissions (id, submitter, language, question, answer, wrong, source, at) "
                      "VALUES (?,?,?,?,?,?,?,?)",
-                     (number, submitter, language, question, answer, json.dumps(list(wrong)), source, wall)))
-        return number
+                     (submission.id, submission.submitter, submission.language, submission.question,
+                      submission.answer, json.dumps(list(submission.wrong)), submission.source, wall)))
 
     def submissions(self, status: str = "pending") -> list[Submission]:
         rows = self._db.execute("SELECT id, submitter, language, question, answer, wrong, source FROM submissions "
                                 "WHERE status = ? ORDER BY id", (status,))
-        return [Submission(id=r[0], submitter=r[1], language=r[2], question=r[3], answer=r[4],
-                           wrong=tuple(json.loads(r[5])), source=r[6]) for r in rows]
+        return [_submission(row) for row in rows]
 
-    def review(self, submission_id: int, *, accept: bool) -> bool:
+    def review(self, submission_id: int, *, accept: bool) -> Submission | None:
+        """Accept or reject a pending submission; None if no pending one has that id."""
         self._flush()
-        if self._db.execute("SELECT 1 FROM submissions WHERE id = ? AND status = 'pending'",
-                            (submission_id,)).fetchone() is None:
-            return False
+        row = self._db.execute("SELECT id, submitter, language, question, answer, wrong, source FROM submissions "
+                               "WHERE id = ? AND status = 'pending'", (submission_id,)).fetchone()
+        if row is None:
+            return None
+        pending = _submission(row)
         self._write(("UPDATE submissions SET status = ? WHERE id = ? AND status = 'pending'",
                      ("accepted" if accept else "rejected", submission_id)))
-        return True
+        return pending
 
     def report(self, *, reporter: str, question_id: str, text: str, wall: float) -> None:
         self._write(("INSERT INTO reports (reporter, question_id, text, at) VALUES (?,?,?,?)",
@@ -297,3 +391,8 @@ class QuizStore:
     def rooms(self) -> list[tuple[str, str, str | None]]:
         """(room, language, owner) for rooms joined by command or made by !newgame; rejoined after restarts."""
         return [(r[0], r[1], r[2]) for r in self._db.execute("SELECT jid, language, owner FROM rooms ORDER BY jid")]
+
+
+def _submission(row: tuple[Any, ...]) -> Submission:
+    return Submission(id=row[0], submitter=row[1], language=row[2], question=row[3], answer=row[4],
+                      wrong=tuple(json.loads(row[5])), source=row[6])

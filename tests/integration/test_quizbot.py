@@ -280,7 +280,7 @@ async def test_admin_ad_hoc_commands_answer_admins_and_refuse_others(quiz_server
             action="complete")
         assert "Done" in str(done["command"]["form"]["values"]["result"])
         assert quiz_server.extension(QuizExtension).client is not None
-        board = quiz_server.extension(QuizExtension).client.bot.store.leaderboard("all", wall=1e12)
+        board = quiz_server.extension(QuizExtension).client.store.leaderboard("all", wall=1e12)
         assert ("ann@localhost", "ann", 40) in board
     finally:
         await asyncio.gather(*(client.close() for client in made), return_exceptions=True)
@@ -350,7 +350,7 @@ async def test_payloads_forged_by_an_occupant_are_ignored_by_the_bot_and_by_play
         int(p.get("points", "")) < 2000 for p in final)
     assert sorted(ben.dropped) == ["game", "question", "room", "room", "scores"]
     assert quiz_server.extension(QuizExtension).client is not None
-    assert quiz_server.extension(QuizExtension).client.bot.store.counts()["answers"] == 3
+    assert quiz_server.extension(QuizExtension).client.store.counts()["answers"] == 3
 
 
 async def test_a_repeated_answer_counts_once(players: tuple[Player, Player, Player], quiz_server: Server) -> None:
@@ -371,7 +371,7 @@ async def test_a_repeated_answer_counts_once(players: tuple[Player, Player, Play
     final = await ann.next("scores", lambda s: s.get("final") == "true")
     assert {p.get("nick"): int(p.get("points", "")) for p in final} == {**scorers, "Ben": 0}
     assert quiz_server.extension(QuizExtension).client is not None
-    counts = quiz_server.extension(QuizExtension).client.bot.store.counts()
+    counts = quiz_server.extension(QuizExtension).client.store.counts()
     assert counts["answers"] == 3 and counts["correct"] == 2
 
 

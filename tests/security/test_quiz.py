@@ -119,7 +119,7 @@ def test_the_store_records_one_answer_per_player_and_question() -> None:
 
 
 def test_a_repeated_answer_writes_no_second_row_and_changes_no_points() -> None:
-    h = Harness()
+    h = Harness(QuizStore(":memory:"))
     h.enter(*PLAYERS, ("Cat", "cat@localhost", "participant"))
     h.say("Ann", "!quiz live 1 geo")
     question = payload(h.say("Ann", "!start"), "question")
@@ -152,7 +152,7 @@ def forged(name: str, **attributes: str) -> etree._Element:
 
 
 def test_the_bot_ignores_room_messages_carrying_bot_payloads_from_others() -> None:
-    h = Harness()
+    h = Harness(QuizStore(":memory:"))
     h.enter(*PLAYERS)
     h.say("Ann", "!quiz live 1 geo")
     question = payload(h.say("Ann", "!start"), "question")

@@ -1,4 +1,5 @@
-"""The bot and its rooms without sockets: facts in, orders out, a real SQLite store in memory, a fake clock."""
+"""The bot and its rooms without sockets: facts in, orders out (storage too), a fake clock; a real SQLite store
+only where a test reads it back (leaderboards, a restart)."""
 
 from __future__ import annotations
 
@@ -10,16 +11,28 @@ from lxml import etree
 from boshcm.clock import FakeClock
 from quizbot.bot import BotSettings, QuizBot
 from quizbot.events import (
+    BotMemory,
     Invite,
     JoinRoom,
+    LeaderboardRead,
     OccupantPresence,
     Order,
     Ping,
     PrivateMessage,
+    Read,
+    ReadLeaderboard,
+    RecordAnswer,
+    RecordPoints,
+    RecordReport,
+    RecordSubmission,
+    RemoveBan,
+    RemoveRoom,
     RoomEntered,
     RoomMessage,
     RoundTrip,
+    SavedRoom,
     Send,
+    StorageOrder,
 )
 from quizbot.game import GameSettings
 from quizbot.payload import NS, AnswerPayload
@@ -46,15 +59,34 @@ def bank() -> BankSet:
 
 
 class Harness:
+    """The bot as its adapter drives it. Storage orders are kept in `stored` (and written to `store` if there is
+    one, as quizbot/client.py does); reads are answered from `store` and fed back, else returned as orders."""
+
     def __init__(self, store: QuizStore | None = None, game: GameSettings = SETTINGS) -> None:
         self.clock = FakeClock()
-        self.store = store or QuizStore(":memory:")
+        self.store = store
+        self.stored: list[StorageOrder] = []
         self.bot = QuizBot(settings=BotSettings(jid=BOT, muc_domain="conference.localhost",
                                                 admins=frozenset({"root@localhost"}), rooms=(ROOM,), game=game),
-                           store=self.store, banks=bank(), bank_report=["en.json: 6"], rng=random.Random(3))
+                           memory=store.memory() if store is not None else None, banks=bank(),
+                           bank_report=["en.json: 6"], rng=random.Random(3))
 
     def feed(self, fact: object) -> list[Order]:
-        return self.bot.handle(fact, self.clock.now(), self.clock.wall())  # type: ignore[arg-type]
+        return self.performed(self.bot.handle(fact, self.clock.now(), self.clock.wall()))  # type: ignore[arg-type]
+
+    def performed(self, orders: list[Order]) -> list[Order]:
+        """The orders for the XMPP side; storage orders kept (and written), reads answered where there is a store."""
+        out: list[Order] = []
+        for order in orders:
+            if isinstance(order, StorageOrder):
+                self.stored.append(order)
+                if self.store is not None:
+                    self.store.perform(order)
+            elif isinstance(order, Read) and self.store is not None:
+                out += self.feed(self.store.read(order))
+            else:
+                out.append(order)
+        return out
 
     def enter(self, *players: tuple[str, str, str]) -> None:
         self.feed(RoomEntered(room=ROOM))
@@ -66,7 +98,7 @@ class Harness:
 
     def advance(self, seconds: float) -> list[Order]:
         self.clock.advance(seconds)
-        return self.bot.tick(self.clock.now(), self.clock.wall())
+        return self.performed(self.bot.tick(self.clock.now(), self.clock.wall()))
 
 
 def sends(orders: Iterable[Order]) -> list[Send]:
@@ -124,8 +156,9 @@ def test_lobby_join_start_and_a_live_question_scored_by_speed() -> None:
     payload(ended, "reveal")
     final = payload(h.advance(3.0), "scores")
     assert final.get("final") == "true"
-    board = h.store.leaderboard("all", wall=h.clock.wall())
-    assert [(player, pts) for player, _nick, pts in board] == [("ann@localhost", 1000), ("ben@localhost", 754)]
+    # Storage is an order: the points for the ledger, beside what the room hears.
+    ledger = [(o.player, o.nick, o.points, o.why) for o in h.stored if isinstance(o, RecordPoints)]
+    assert sorted(ledger) == [("ann@localhost", "Ann", 1000, "answer"), ("ben@localhost", "Ben", 754, "answer")]
 
 
 def test_private_answers_count_for_the_room_game_and_others_cannot_see_them() -> None:
@@ -166,7 +199,8 @@ def test_admin_commands_are_refused_to_others_and_work_for_admins() -> None:
     rooms = h.feed(PrivateMessage(sender="root@localhost/laptop", body="!admin rooms"))
     assert ROOM in sends(rooms)[0].body
     h.feed(PrivateMessage(sender="root@localhost/laptop", body="!admin give ben@localhost 25"))
-    assert h.store.leaderboard("week", wall=h.clock.wall()) == [("ben@localhost", "Ben", 25)]
+    assert [o for o in h.stored if isinstance(o, RecordPoints)] == [
+        RecordPoints(player="ben@localhost", nick="Ben", points=25, wall=h.clock.wall(), game_id=None, why="admin")]
     h.feed(PrivateMessage(sender="root@localhost/laptop", body="!admin ban ben@localhost"))
     assert h.say("Ben", "!help") == []  # banned players are ignored
 
@@ -229,7 +263,8 @@ def test_room_commands_hint_repeat_lang_report_and_votes() -> None:
     assert "Deutsch" in sends(h.say("Ann", "!lang de"))[0].body
     thanks = h.say("Cat", "!melden Die Frage ist zu leicht")
     assert asked.get("id", "") in sends(thanks)[0].body and "Danke" in sends(thanks)[0].body
-    assert h.store.reports() == [("cat@localhost", asked.get("id"), "Die Frage ist zu leicht")]
+    assert [(o.reporter, o.question_id, o.text) for o in h.stored if isinstance(o, RecordReport)] == [
+        ("cat@localhost", asked.get("id"), "Die Frage ist zu leicht")]
     vote = h.say("Ben", "!skip")  # not the opener: a vote, 1 of 3 is not half
     assert not any(payload_names(vote) & {"reveal"})
     skipped = h.say("Cat", "!skip")  # 2 of 3 players
@@ -244,7 +279,7 @@ def payload_names(orders: Iterable[Order]) -> set[str]:
 
 
 def test_submissions_are_reviewed_by_admins_and_accepted_ones_are_asked() -> None:
-    h = Harness()
+    h = Harness(QuizStore(":memory:"))  # the review reads the submissions back
     h.enter(*PLAYERS)
     bad = h.feed(PrivateMessage(sender="ben@localhost/x", body="!submit Only a question"))
     assert sends(bad)[0].body.startswith("Usage: !submit")
@@ -426,7 +461,7 @@ def test_replies_echo_user_text_short_and_without_control_characters() -> None:
 
 
 def test_admin_give_keeps_the_players_nick_on_the_leaderboard() -> None:
-    h = Harness()
+    h = Harness(QuizStore(":memory:"))  # only the ledger knows a departed player's nick
     h.enter(*PLAYERS, ("Root", "root@localhost", "participant"))
     h.say("Ann", "!quiz classic 1 geo")
     h.say("Ann", "!start")
@@ -521,3 +556,63 @@ def test_a_host_view_in_the_room_watches_and_is_never_a_player() -> None:
     assert payload(revealed, "reveal") is not None
     scores = payload(revealed, "scores")
     assert sorted(p.get("nick") for p in scores) == ["Ann", "Ben"]
+
+
+# --- storage is an order: the bot keeps its state in memory and tells the adapter what to write ---------------
+
+
+def test_a_game_comes_out_as_storage_orders_and_the_bot_touches_no_store() -> None:
+    h = Harness()  # no store at all: the bot runs on what it was given at start
+    h.enter(*PLAYERS)
+    h.say("Ann", "!quiz classic 1 geo")
+    asked = payload(h.say("Ann", "!start"), "question")
+    h.say("Ben", "Paris")
+    h.advance(3.0)
+    kinds = [type(o).__name__ for o in h.stored]
+    assert kinds[:3] == ["SavePin", "RecordGameStarted", "RecordQuestionAsked"], kinds
+    assert "SaveSnapshot" in kinds and kinds[-1] == "RecordGameEnded"
+    (answer,) = [o for o in h.stored if isinstance(o, RecordAnswer)]
+    assert (answer.player, answer.question_id, answer.correct, answer.points) == ("ben@localhost", asked.get("id"),
+                                                                                  True, 100)
+    # A read answers a command: the adapter asks the store and feeds the answer back as a fact.
+    (read,) = h.say("Ann", "!top week 3")
+    assert isinstance(read, ReadLeaderboard) and (read.period, read.count) == ("week", 3)
+    (reply,) = sends(h.feed(LeaderboardRead(query=read, board=(("ben@localhost", "Ben", 100),))))
+    assert reply.to == ROOM and reply.groupchat and "Ben" in reply.body
+    assert [p.get("nick") for p in payload([reply], "top")] == ["Ben"]
+
+
+def test_what_the_bot_remembers_is_read_once_at_start_and_written_back_as_orders() -> None:
+    memory = BotMemory(banned=frozenset({"eve@localhost"}), recent={ROOM: ("t0", "t1")},
+                       rooms=(SavedRoom(room="trivia@conference.localhost", language="de"),), next_submission=7)
+    h = Harness()
+    h.bot = QuizBot(settings=BotSettings(jid=BOT, muc_domain="conference.localhost", rooms=(ROOM,),
+                                         admins=frozenset({"root@localhost"}), game=SETTINGS),
+                    memory=memory, banks=bank(), bank_report=[], rng=random.Random(3))
+    assert [o.room for o in h.bot.start() if isinstance(o, JoinRoom)] == [ROOM, "trivia@conference.localhost"]
+    h.enter(*PLAYERS, ("Eve", "eve@localhost", "participant"))
+    assert h.say("Eve", "!help") == []  # banned before the restart
+    h.say("Ann", "!quiz classic 1 geo")
+    asked = payload(h.say("Ann", "!start"), "question")
+    assert asked.get("id") == "t2"  # the two asked lately in this room are not asked again
+    h.feed(PrivateMessage(sender="ben@localhost/x", body="!submit Q? | A | B | C | D | https://example.org"))
+    (submitted,) = [o for o in h.stored if isinstance(o, RecordSubmission)]
+    assert submitted.submission.id == 7
+    h.feed(PrivateMessage(sender="root@localhost/x", body="!admin unban eve@localhost"))
+    h.feed(PrivateMessage(sender="root@localhost/x", body="!admin leave trivia@conference.localhost"))
+    assert RemoveBan(jid="eve@localhost") in h.stored and RemoveRoom(room="trivia@conference.localhost") in h.stored
+    assert sends(h.say("Eve", "!help"))
+
+
+def test_the_store_performs_the_orders_and_gives_the_memory_back_after_a_restart(tmp_path: object) -> None:
+    path = f"{tmp_path}/quiz.sqlite"
+    first = Harness(QuizStore(path))
+    first.enter(*PLAYERS)
+    first.say("Ann", "!quiz classic 2 geo")
+    asked = payload(first.say("Ann", "!start"), "question").get("id")
+    first.feed(PrivateMessage(sender="root@localhost/x", body="!admin ban eve@localhost"))
+    assert first.store is not None
+    first.store.close()
+    memory = QuizStore(path).memory()
+    assert memory.banned == {"eve@localhost"} and memory.recent == {ROOM: (asked,)}
+    assert [game.room for game in memory.running] == [ROOM] and memory.pins[0][0] == ROOM

@@ -10,7 +10,19 @@ from lxml import etree
 
 from boshcm.jid import JID
 from boshcm.stanza import Element
-from boshcm.xmpp.muc.service import MucService, RoomStore
+from boshcm.xmpp.muc.config import RoomConfig
+from boshcm.xmpp.muc.roles import Affiliation
+from boshcm.xmpp.muc.room import RoomState
+from boshcm.xmpp.muc.service import (
+    ArchiveMessage,
+    DeleteRoom,
+    MucOrder,
+    MucRegistry,
+    MucService,
+    QueryArchive,
+    RoomStore,
+    SaveRoom,
+)
 
 ROOM = "quiz@conference.localhost"
 ALICE, BOB, CAROL = "alice@localhost/desk", "bob@localhost/phone", "carol@localhost/web"
@@ -104,3 +116,65 @@ def test_a_destroyed_persistent_room_does_not_come_back(tmp_path: Path) -> None:
     assert any(reply.get("type") == "result" for reply in done)
     after = before.restart()
     assert after.service.room(JID.parse(ROOM)) is None
+
+
+# --- the registry is pure: what must be stored comes out as orders ---------------------------------------
+
+
+class Registry:
+    """The conference's rules without a store: stanzas in, stanzas and storage orders out."""
+
+    def __init__(self, *, rooms: dict[JID, RoomState] | None = None, archive: bool = False) -> None:
+        ids = itertools.count(1)
+        self.registry = MucRegistry(domain="conference.localhost", secret=b"k" * 32, rooms=rooms,
+                                    wall_clock=lambda: 1_700_000_000.0, lock_seconds=0.0,
+                                    id_factory=lambda: f"id{next(ids)}", archive=archive)
+
+    def send(self, sender: str, text: str) -> tuple[list[Element], list[MucOrder]]:
+        stanza = etree.fromstring(f"<x xmlns='jabber:client'>{text}</x>")[0]
+        stanza.set("from", sender)
+        return self.registry.handle_stanza(stanza, 1.0)
+
+    def configure(self, fields: dict[str, str]) -> list[MucOrder]:
+        rendered = "".join(f"<field var='{var}'><value>{value}</value></field>" for var, value in fields.items())
+        out, orders = self.send(ALICE, f"<iq to='{ROOM}' type='set' id='cfg'><query xmlns='{MUC}#owner'>"
+                                       f"<x xmlns='jabber:x:data' type='submit'>{rendered}</x></query></iq>")
+        assert out[0].get("type") == "result", etree.tostring(out[0])
+        return orders
+
+
+def test_a_persistent_rooms_changes_are_save_orders_and_its_destruction_a_delete_order() -> None:
+    conference = Registry()
+    out, orders = conference.send(ALICE, f"<presence to='{ROOM}/Quizmaster'><x xmlns='{MUC}'/></presence>")
+    assert out and orders == []  # a temporary room: nothing to keep
+    (saved,) = conference.configure({"muc#roomconfig_persistentroom": "1", "muc#roomconfig_roomname": "Friday"})
+    assert isinstance(saved, SaveRoom) and saved.jid == JID.parse(ROOM) and saved.state.config.name == "Friday"
+    _, orders = conference.send(ALICE, f"<message to='{ROOM}' type='groupchat'><subject>Round one</subject></message>")
+    assert [(type(o), o.state.subject) for o in orders if isinstance(o, SaveRoom)] == [(SaveRoom, "Round one")]
+    assert saved.state.subject == ""  # an order is a value: later changes do not reach it
+    _, orders = conference.send(ALICE, f"<message to='{ROOM}' type='groupchat'><body>hi</body></message>")
+    assert orders == []  # chat changes nothing durable (and this registry keeps no archive)
+    _, orders = conference.send(ALICE, f"<iq to='{ROOM}' type='set' id='d'><query xmlns='{MUC}#owner'><destroy/>"
+                                       "</query></iq>")
+    assert orders == [DeleteRoom(jid=JID.parse(ROOM))]
+    assert conference.registry.room(JID.parse(ROOM)) is None
+
+
+def test_rooms_handed_in_at_start_come_back_and_the_archive_is_orders_too() -> None:
+    state = RoomState(config=RoomConfig(persistent=True, name="Friday", members_only=True),
+                      affiliations={JID.parse("alice@localhost"): Affiliation.OWNER})
+    conference = Registry(rooms={JID.parse(ROOM): state}, archive=True)
+    room = conference.registry.room(JID.parse(ROOM))
+    assert room is not None and room.config.name == "Friday"
+    conference.send(ALICE, f"<presence to='{ROOM}/Quizmaster'><x xmlns='{MUC}'/></presence>")
+    out, orders = conference.send(ALICE, f"<message to='{ROOM}' type='groupchat' id='m1'><body>hi</body></message>")
+    (archived,) = orders
+    assert isinstance(archived, ArchiveMessage) and archived.peer == JID.parse(f"{ROOM}/Quizmaster")
+    assert archived.stanza.get("to") is None and archived.stanza.findtext("{jabber:client}body") == "hi"
+    stanza_id = out[0].find("{urn:xmpp:sid:0}stanza-id")
+    assert stanza_id is not None and archived.message_id == stanza_id.get("id")
+    query = f"<iq to='{ROOM}' type='set' id='q'><query xmlns='urn:xmpp:mam:2'/></iq>"
+    out, orders = conference.send(ALICE, query)
+    assert out == [] and [type(o) for o in orders] == [QueryArchive]  # the adapter reads the archive
+    out, orders = conference.send(CAROL, query.replace("id='q'", "id='q2'"))  # no member: no read at all
+    assert orders == [] and out[0].get("type") == "error" and out[0].find(".//{*}forbidden") is not None

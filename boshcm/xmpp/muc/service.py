@@ -1,7 +1,11 @@
-"""The conference service at conference.<domain>: room registry, creation, persistence, service disco.
+"""The conference service at conference.<domain>: room registry, creation, quotas, service disco, persistence.
 
-A component of the router: stanzas to the service or its rooms in, addressed stanzas out. Persistent rooms
-(configuration, subject, affiliations) are kept in SQLite and come back after a restart.
+`MucRegistry` is the pure part: stanzas to the service or its rooms and `now` in, addressed stanzas and storage
+orders out — `SaveRoom`/`DeleteRoom` for persistent rooms (configuration, subject, affiliations, reserved nicks),
+`ArchiveMessage`/`DeleteArchive` for a room's archive, and `QueryArchive`, a read whose answer is stanzas.
+`MucService` is its adapter and the router's component: it reads the rooms and the service secret once at
+start (`RoomStore`, rooms.sqlite), performs the orders in the order given and routes the stanzas. The router
+calls components synchronously, so the writes are too (one small SQLite transaction per changed room).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import logging
 import secrets
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from lxml import etree
@@ -134,11 +138,55 @@ class RoomStore:
         self._db.close()
 
 
+# --- storage orders --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SaveRoom:
+    """A persistent room's state changed (or it became persistent): write it."""
+
+    jid: JID
+    state: RoomState  # a copy, taken when the order was made
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeleteRoom:
+    """The room was destroyed or is no longer persistent."""
+
+    jid: JID
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ArchiveMessage:
+    """XEP-0313 §5.1.2: one archive entry per room message (not per occupant's copy), under the room's stanza-id."""
+
+    room: JID
+    peer: JID  # the occupant JID it came from
+    stanza: Element  # the reflection without `to`
+    message_id: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeleteArchive:
+    """The room is gone: a later room of the same name starts afresh."""
+
+    room: JID
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueryArchive:
+    """A MAM query the room allowed (a read): the adapter answers it from the archive."""
+
+    room: JID
+    iq: Element
+
+
+MucOrder = SaveRoom | DeleteRoom | ArchiveMessage | DeleteArchive | QueryArchive
+
+
 class MucService:
-    """Quotas (docs/security.md, "Rooms"): an account may own at most `max_rooms_per_account` rooms, temporary
-    or persistent (0: no limit; accounts in `quota_exempt` have none); the service holds at most `max_rooms`;
-    a guest (`is_guest`: anonymous login) may create temporary rooms only. Per-room limits (`max_occupants`,
-    the iq table, affiliations) are `RoomLimits`."""
+    """The router's component: `MucRegistry` with its storage. Reads the persistent rooms and the service secret at
+    start, performs the registry's orders (rooms.sqlite, the room archive) and returns the stanzas to route."""
 
     def __init__(self, *, domain: str, store: RoomStore, wall_clock: Callable[[], float],
                  name: str = "Chatrooms", lock_seconds: float = 10.0, default_config: RoomConfig | None = None,
@@ -152,7 +200,74 @@ class MucService:
         self.name = name
         self._store = store
         self._wall_clock = wall_clock
-        self._secret = store.secret()
+        self._archive = archive
+        self.registry = MucRegistry(
+            domain=domain, secret=store.secret(), rooms=store.load(), wall_clock=wall_clock, name=name,
+            lock_seconds=lock_seconds, default_config=default_config, id_factory=id_factory,
+            max_occupants=max_occupants, max_rooms_per_account=max_rooms_per_account, quota_exempt=quota_exempt,
+            is_guest=is_guest, max_pending_iqs=max_pending_iqs, iq_timeout_seconds=iq_timeout_seconds,
+            max_affiliations=max_affiliations, max_rooms=max_rooms, archive=archive is not None)
+
+    def room(self, jid: JID) -> Room | None:
+        return self.registry.room(jid)
+
+    def rooms(self) -> list[Room]:  # boshcm/metrics.py counts rooms and occupants at scrape time
+        return self.registry.rooms()
+
+    def handle_stanza(self, stanza: Element, now: float) -> list[Element]:
+        out, orders = self.registry.handle_stanza(stanza, now)
+        return out + self._perform(orders)
+
+    def session_ended(self, jid: JID, now: float) -> list[Element]:
+        out, orders = self.registry.session_ended(jid, now)
+        return out + self._perform(orders)
+
+    def _perform(self, orders: list[MucOrder]) -> list[Element]:
+        """Write what the registry ordered; the answers to its reads are stanzas to route."""
+        answers: list[Element] = []
+        for order in orders:
+            match order:
+                case SaveRoom(jid=jid, state=state):
+                    self._store.save(jid, state)
+                case DeleteRoom(jid=jid):
+                    self._store.delete(jid)
+                case ArchiveMessage():
+                    assert self._archive is not None
+                    # A failed write loses only the archive copy: the message itself went to everyone.
+                    with contextlib.suppress(StorageError):
+                        self._archive.archive([Party(archive=order.room, peer=order.peer)], order.stanza,
+                                              self._wall_clock(), message_id=order.message_id)
+                case DeleteArchive(room=room):
+                    assert self._archive is not None
+                    try:
+                        self._archive.delete_archive(room)
+                    except StorageError:
+                        log.error("cannot delete the archive of %s", room)
+                case QueryArchive(room=room, iq=iq):
+                    assert self._archive is not None
+                    answers += self._archive.handle_iq(room, iq, self._wall_clock())
+        return answers
+
+
+class MucRegistry:
+    """Quotas (docs/security.md, "Rooms"): an account may own at most `max_rooms_per_account` rooms, temporary
+    or persistent (0: no limit; accounts in `quota_exempt` have none); the service holds at most `max_rooms`;
+    a guest (`is_guest`: anonymous login) may create temporary rooms only. Per-room limits (`max_occupants`,
+    the iq table, affiliations) are `RoomLimits`."""
+
+    def __init__(self, *, domain: str, secret: bytes, rooms: dict[JID, RoomState] | None = None,
+                 wall_clock: Callable[[], float], name: str = "Chatrooms", lock_seconds: float = 10.0,
+                 default_config: RoomConfig | None = None,
+                 id_factory: Callable[[], str] = lambda: secrets.token_urlsafe(12),
+                 max_occupants: int = 5_000, max_rooms_per_account: int = 10,
+                 quota_exempt: frozenset[JID] = frozenset(), is_guest: Callable[[JID], bool] = lambda _jid: False,
+                 max_pending_iqs: int = 10_000, iq_timeout_seconds: float = 60.0,
+                 max_affiliations: int = 10_000, max_rooms: int = 10_000, archive: bool = False) -> None:
+        self.domain = domain
+        self.name = name
+        # Rooms stamp their messages with the wall clock themselves (muc/room.py); the registry never reads it.
+        self._wall_clock = wall_clock
+        self._secret = secret
         self._lock_seconds = lock_seconds
         self._default_config = default_config or RoomConfig()
         self._id_factory = id_factory
@@ -167,7 +282,7 @@ class MucService:
         self._locked_until: dict[JID, float] = {}
         # XEP-0313: persistent rooms keep an archive of their groupchat messages (docs/protocol.md).
         self._archive = archive
-        for jid, state in store.load().items():
+        for jid, state in (rooms or {}).items():
             self._rooms[jid] = self._new_room(jid, state)
             self._count_owners(jid, {}, state.affiliations)
 
@@ -183,7 +298,12 @@ class MucService:
 
     # --- Component --------------------------------------------------------------------------------
 
-    def handle_stanza(self, stanza: Element, now: float) -> list[Element]:
+    def handle_stanza(self, stanza: Element, now: float) -> tuple[list[Element], list[MucOrder]]:
+        """The stanzas to route and the storage orders to perform, in order."""
+        orders: list[MucOrder] = []
+        return self._handle(stanza, now, orders), orders
+
+    def _handle(self, stanza: Element, now: float, orders: list[MucOrder]) -> list[Element]:
         try:
             to = JID.parse(stanza.get("to", ""))
             sender = JID.parse(stanza.get("from", ""))
@@ -208,21 +328,20 @@ class MucService:
                 return [error_reply(stanza, StanzaErrorCondition.ITEM_NOT_FOUND)]
         elif room.locked and self._locked_until.get(room_jid, 0.0) <= now:
             room.locked = False  # the creator never configured it: instant-room defaults apply
-        if self._archive is not None and to.resource is None and local_name(stanza) == "iq" \
+        if self._archive and to.resource is None and local_name(stanza) == "iq" \
                 and (payload := first_child(stanza)) is not None and etree.QName(payload).namespace == NS_MAM:
-            return self._archive_query(room, sender, stanza)
+            return self._archive_query(room, sender, stanza, orders)
         before = _snapshot(room)
         out = room.handle(stanza, now)
-        if self._archive is not None and room.config.persistent:
-            self._archive_hooks(room, stanza, out)
-        self._after(room, before)
+        if self._archive and room.config.persistent:
+            self._archive_hooks(room, stanza, out, orders)
+        self._after(room, before, orders)
         return out
 
     # --- the room archive (XEP-0313 §5.1.2) -------------------------------------------------------
 
-    def _archive_hooks(self, room: Room, stanza: Element, out: list[Element]) -> None:
+    def _archive_hooks(self, room: Room, stanza: Element, out: list[Element], orders: list[MucOrder]) -> None:
         """One archive entry per room message (not per occupant's copy), under the room's stanza-id."""
-        assert self._archive is not None
         kind, stanza_type = local_name(stanza), stanza.get("type")
         if kind == "iq" and stanza_type == "get":
             for reply in out:
@@ -238,14 +357,12 @@ class MucService:
                     and stanza_id.get("by") == str(room.jid) and reflection.find(qname(NS_CLIENT, "body")) is not None:
                 archived = copy.deepcopy(reflection)
                 archived.attrib.pop("to", None)
-                # A failed write loses only the archive copy: the message itself went to everyone.
-                with contextlib.suppress(StorageError, InvalidJID):
-                    self._archive.archive([Party(archive=room.jid, peer=JID.parse(reflection.get("from", "")))],
-                                          archived, self._wall_clock(), message_id=stanza_id.get("id"))
+                with contextlib.suppress(InvalidJID):
+                    orders.append(ArchiveMessage(room=room.jid, peer=JID.parse(reflection.get("from", "")),
+                                                 stanza=archived, message_id=stanza_id.get("id")))
                 return
 
-    def _archive_query(self, room: Room, sender: JID, iq: Element) -> list[Element]:
-        assert self._archive is not None
+    def _archive_query(self, room: Room, sender: JID, iq: Element, orders: list[MucOrder]) -> list[Element]:
         if not room.config.persistent:
             return [error_reply(iq, StanzaErrorCondition.SERVICE_UNAVAILABLE, text="This room keeps no archive")]
         affiliation = room.affiliation(sender)
@@ -254,17 +371,19 @@ class MucService:
                                                   and not room.has_session(sender)):
             # XEP-0313 §5.1.2: whoever could not join may not read what was said either.
             return [error_reply(iq, StanzaErrorCondition.FORBIDDEN)]
-        return self._archive.handle_iq(room.jid, iq, self._wall_clock())
+        orders.append(QueryArchive(room=room.jid, iq=iq))
+        return []
 
-    def session_ended(self, jid: JID, now: float) -> list[Element]:
+    def session_ended(self, jid: JID, now: float) -> tuple[list[Element], list[MucOrder]]:
         out: list[Element] = []
+        orders: list[MucOrder] = []
         for room in list(self._rooms.values()):
             if not room.has_session(jid):
                 continue
             before = _snapshot(room)
             out += room.session_ended(jid, now)
-            self._after(room, before)
-        return out
+            self._after(room, before, orders)
+        return out, orders
 
     # --- rooms ------------------------------------------------------------------------------------
 
@@ -288,28 +407,27 @@ class MucService:
         self._locked_until[jid] = now + self._lock_seconds
         return room
 
-    def _after(self, room: Room, before: _Snapshot) -> None:
+    def _after(self, room: Room, before: _Snapshot, orders: list[MucOrder]) -> None:
         if room.destroyed:
-            self._forget(room)
-            self._store.delete(room.jid)
+            self._forget(room, orders)
+            orders.append(DeleteRoom(jid=room.jid))
             return
         if before.affiliations != room.state.affiliations:
             self._count_owners(room.jid, before.affiliations, room.state.affiliations)
         if room.config.persistent:
             if before != _snapshot(room):
-                self._store.save(room.jid, room.state)
+                state = room.state
+                orders.append(SaveRoom(jid=room.jid, state=replace(state, affiliations=dict(state.affiliations),
+                                                                   nicks=dict(state.nicks))))
         else:
             if before.config != room.state.config:
-                self._store.delete(room.jid)  # no longer persistent
+                orders.append(DeleteRoom(jid=room.jid))  # no longer persistent
             if room.empty:
-                self._forget(room)
+                self._forget(room, orders)
 
-    def _forget(self, room: Room) -> None:
-        if self._archive is not None:
-            try:
-                self._archive.delete_archive(room.jid)  # a later room of the same name starts afresh
-            except StorageError:
-                log.error("cannot delete the archive of %s", room.jid)
+    def _forget(self, room: Room, orders: list[MucOrder]) -> None:
+        if self._archive:
+            orders.append(DeleteArchive(room=room.jid))  # a later room of the same name starts afresh
         del self._rooms[room.jid]
         self._locked_until.pop(room.jid, None)
         self._count_owners(room.jid, room.state.affiliations, {})
