@@ -6,7 +6,7 @@
 //   protocol.js    payloads to plain objects and back (pure)     trust.js  only the bot speaks for the bot (pure)
 //   view.js        the DOM                                       i18n.js   English and German (pure)
 //   host.js        the projector's join PIN and QR code, loaded on demand in the host view (/host, ?host=1)
-import { GUEST_STORE, forgetGuest, guestAccount } from "./connection.js";
+import { GUEST_STORE, SM_STORE, forgetGuest, guestAccount } from "./connection.js";
 import { createConnection, storage as pageStore } from "./leader.js";
 import { t } from "./i18n.js";
 import * as protocol from "./protocol.js";
@@ -21,6 +21,8 @@ const ROOM_INFO_STORE = "quiz-room-info";
 const VIEW_STORE = "quiz-view";
 const PAGE_STORE = "quiz-page";
 const OCCUPANTS_STORE = "quiz-occupants";
+const OWNER_STORE = "quiz-owner"; // whether this page may start games in its room (from its self-presence)
+const FORGET_ID = "forget-me";
 
 const state = {
   config: null, nick: "", room: null, owner: false, question: null, answered: false, joined: false,
@@ -31,6 +33,7 @@ const state = {
   sent: null, // the question we sent an answer to
   info: { name: null, pin: null }, // the room's readable name and game PIN
   guest: null, // the remembered guest account this page logged in with (connection.js, guestAccount)
+  forgotten: null, // "forget me": what to do once the server removed the account
 };
 let hostView = null; // host.js, once loaded
 let connection = null;
@@ -68,6 +71,11 @@ function keepPayload(payload) {
 
 function showSavedView() {
   state.viewShown = true;
+  const ownership = JSON.parse(pageStore.getItem(OWNER_STORE) || "null");
+  if (ownership && ownership.room === state.room) {
+    state.owner = ownership.owner;
+    view.showStartForm(state.owner);
+  }
   const saved = JSON.parse(pageStore.getItem(VIEW_STORE) || "{}");
   for (const kind of VIEW_KINDS) {
     const payload = saved[kind];
@@ -121,6 +129,7 @@ function joinRoom(room) {
 }
 
 function onIq(iq) {
+  if (iq.getAttribute("id") === FORGET_ID && state.forgotten) { state.forgotten(); return true; } // removed
   const from = bareJid(iq.getAttribute("from") || "");
   if (iq.getAttribute("type") !== "result" || !(iq.getAttribute("id") || "").startsWith("room-info-") ||
       from !== state.room) return true;
@@ -156,6 +165,8 @@ function onPresence(presence) {
     // Owners start games in their rooms; in the public room anyone may.
     state.owner = (item && item.getAttribute("affiliation") === "owner") || state.room === state.config.room;
     view.showStartForm(state.owner);
+    // A resumed stream gets no new self-presence (it never left the room): the owner's controls come from here.
+    pageStore.setItem(OWNER_STORE, JSON.stringify({ room: state.room, owner: state.owner }));
   }
   return true;
 }
@@ -260,7 +271,8 @@ function onScores(scores, fresh) {
   if (!state.host) view.ownStanding(protocol.standing(scores, state.nick));
   if (scores.final) {
     state.question = null;
-    if (fresh) toBot("top", "all", 10);
+    // One request per browser: every tab gets the answer (leader.js), so only the tab that leads asks.
+    if (fresh && connection.role !== "follower") toBot("top", "all", 10);
   }
 }
 
@@ -270,14 +282,19 @@ function onStatus(kind) {
   switch (kind) {
     case "connecting": if (!state.room) view.loginStatus("connecting"); break;
     case "authfail":
-      if (state.guest) { // the remembered guest is gone (removed, or a new server): register a new one, once
+      // The remembered guest is gone (removed, or a new server): register a new one, once — unless this browser
+      // forgot it on purpose ("forget me", maybe in another tab).
+      if (state.guest && readGuest(localStorage.getItem(GUEST_STORE), state.config.domain)) {
         state.guest = null;
         forgetGuest();
         playAsGuest(false);
       } else view.loginStatus("authfail");
       break;
     case "failed": view.loginStatus("failed"); break;
-    case "login": view.show("login"); break;
+    case "login":
+      view.show("login");
+      view.showForget(false);
+      break;
     case "up":
       view.connectionStatus("connected");
       view.connectionState("up");
@@ -304,6 +321,7 @@ function onReady(reason, saved) {
   connection.send($pres());
   view.connectionStatus("connected");
   view.show("login", false);
+  view.showForget(true);
   if (state.restored) {
     state.restored = false;
     if (!state.viewShown) showSavedView();
@@ -320,6 +338,30 @@ function onReady(reason, saved) {
   toBot("categories");
 }
 
+// This tab follows the session another tab leads (leader.js): it shows what that tab shows, the room the player
+// is in or the home, and sends nothing (the player is there already).
+function onFollowed() {
+  view.show("login", false);
+  view.showForget(true);
+  const saved = JSON.parse(pageStore.getItem(PAGE_STORE) || "null");
+  if (saved && typeof saved.nick === "string") state.nick = saved.nick;
+  if (saved && typeof saved.room === "string") followRoom(saved);
+  else if (!state.room) view.show("home");
+}
+
+// The player is in this room now (joined from another tab, or this one followed late).
+function followRoom({ room, nick }) {
+  if (room !== state.room) {
+    view.clearRoom();
+    state.question = null;
+    state.viewShown = false;
+  }
+  state.nick = nick;
+  botWatch.load();
+  showRoom(room);
+  if (!state.viewShown) showSavedView();
+}
+
 // docs/quiz.md "Game PINs": <command name="pin">NNNNNN</command> privately; the bot answers <room jid name pin/>.
 function lookUpPin(pin) {
   state.pin = pin;
@@ -329,8 +371,11 @@ function lookUpPin(pin) {
 
 // A new login: nothing of an earlier session in this tab is resumed or shown.
 function login(jid, password) {
-  for (const key of [VIEW_STORE, "quiz-bots", OCCUPANTS_STORE, PAGE_STORE, ROOM_INFO_STORE]) pageStore.removeItem(key);
+  for (const key of [VIEW_STORE, "quiz-bots", OCCUPANTS_STORE, PAGE_STORE, ROOM_INFO_STORE, OWNER_STORE]) {
+    pageStore.removeItem(key);
+  }
   state.viewShown = true;
+  pageStore.setItem(PAGE_STORE, JSON.stringify({ room: null, nick: state.nick })); // for the tabs that follow
   connection.login(jid, password);
 }
 
@@ -343,30 +388,31 @@ async function playAsGuest(remember = true) {
   else login(state.config.domain, null); // SASL ANONYMOUS
 }
 
-// "Log out and forget me": the remembered guest account is removed on the server (XEP-0077 §3.2) and in this
-// browser, with everything the page kept; the page starts again from the login form.
-function forgetMe() {
-  const guest = readGuest(localStorage.getItem(GUEST_STORE), state.config.domain);
-  if (guest && bareJid(connection.jid || "") === guest.jid) {
-    connection.send($iq({ type: "set", id: "forget-me" }).c("query", { xmlns: NS_REGISTER }).c("remove"));
-  }
-  forgetGuest();
-  for (const key of [VIEW_STORE, "quiz-bots", OCCUPANTS_STORE, PAGE_STORE, ROOM_INFO_STORE, "quiz-sm"]) {
-    pageStore.removeItem(key);
-    localStorage.removeItem(key);
-  }
-  sessionStorage.clear();
-  setTimeout(() => location.replace(location.pathname), 500);
-}
+// "Log out and forget me": the remembered guest account is removed on the server (XEP-0077 §3.2 <remove/>; the
+// server answers, then closes the stream) and in this browser, with everything the page kept; the page starts
+// again from the login form. An account's page is only logged out: its account is not the page's to remove.
+const FORGET_SECONDS = 5; // a server that does not answer: forgotten here all the same
 
-function addForgetButton() {
-  const button = document.createElement("button");
-  button.id = "forget-me";
-  button.type = "button";
-  button.dataset.t = "forget-me";
-  button.textContent = "Log out and forget me";
-  button.addEventListener("click", forgetMe);
-  document.querySelector("header").appendChild(button);
+function forgetMe() {
+  view.showForget(false);
+  const guest = readGuest(localStorage.getItem(GUEST_STORE), state.config.domain);
+  state.guest = null; // a login that fails from now on registers no new guest (onStatus)
+  forgetGuest();
+  const finish = () => {
+    if (state.forgotten === false) return; // once: the server's answer or the timeout
+    state.forgotten = false;
+    connection.end();
+    for (const key of [VIEW_STORE, "quiz-bots", OCCUPANTS_STORE, PAGE_STORE, ROOM_INFO_STORE, OWNER_STORE, SM_STORE]) {
+      pageStore.removeItem(key);
+      localStorage.removeItem(key);
+    }
+    sessionStorage.clear();
+    location.replace(location.pathname);
+  };
+  if (!guest || bareJid(connection.jid || "") !== guest.jid) { finish(); return; }
+  state.forgotten = finish;
+  setTimeout(finish, FORGET_SECONDS * 1000);
+  connection.send($iq({ type: "set", id: FORGET_ID }).c("query", { xmlns: NS_REGISTER }).c("remove"));
 }
 
 // --- wiring ------------------------------------------------------------------------------------------------
@@ -377,7 +423,6 @@ async function main() {
   state.wantRoom = params.get("room");
   state.host = params.has("host") || location.pathname === "/host";
   if (state.host) document.body.dataset.mode = "host";
-  addForgetButton();
   view.applyLanguage(localStorage.getItem("quiz-language") || (navigator.language || "en").slice(0, 2));
   botWatch = new BotWatch({ bot: state.config.bot, botNick: state.config.botNick, storage: pageStore });
   const saved = JSON.parse(pageStore.getItem(PAGE_STORE) || "null");
@@ -386,7 +431,11 @@ async function main() {
     events: {
       status: onStatus,
       ready: (reason) => onReady(reason, saved),
-      resumed: () => { if (!state.viewShown) showSavedView(); },
+      followed: onFollowed,
+      resumed: () => {
+        view.showForget(true);
+        if (!state.viewShown) showSavedView();
+      },
     },
   });
   connection.onStanza("message", onMessage);
@@ -404,6 +453,14 @@ async function main() {
     });
   }
 
+  $("forget-me").addEventListener("click", forgetMe);
+  // Another tab of this browser (the same player: leader.js) joined a room: this one shows it too.
+  window.addEventListener("storage", (event) => {
+    if (event.key !== PAGE_STORE || !event.newValue || !connection.jid) return;
+    let moved = null;
+    try { moved = JSON.parse(event.newValue); } catch { return; }
+    if (moved && typeof moved.room === "string" && moved.room !== state.room) followRoom(moved);
+  });
   $("language").addEventListener("change", (event) => {
     localStorage.setItem("quiz-language", event.target.value);
     view.applyLanguage(event.target.value);

@@ -18,8 +18,7 @@
 // binds and rejoins as before. Guests (SASL ANONYMOUS) get acks only: their BOSH session is re-attached instead.
 // Timers: window.quizTiming (set before the page loads) may shorten them, as the tests do.
 import { BoshKeys, KEY_STORE, useKeys } from "./keys.js";
-import { bareJid, closeFrame, guestCredentials, nodeOf, offersRegistration, openFrame, readGuest, registerIq }
-  from "./protocol.js";
+import { bareJid, guestCredentials, nodeOf, readGuest } from "./protocol.js";
 import { NS_SM, StreamManagement, isStanza } from "./sm.js";
 import { fresh } from "./tabs.js";
 
@@ -61,40 +60,8 @@ function guestStore() {
   }
 }
 
-// Over a WebSocket of its own, before any login: true when the account was created.
-function registerAccount(config, { username, password }) {
-  return new Promise((resolve) => {
-    if (!config.websocket || !("WebSocket" in window)) { resolve(false); return; }
-    let ws = null;
-    let done = false;
-    const finish = (created) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      try { ws.send(closeFrame()); ws.close(); } catch { /* already closed */ }
-      resolve(created);
-    };
-    const timer = setTimeout(() => finish(false), (TIMING.timeoutSeconds + 5) * 1000);
-    try {
-      ws = new WebSocket(config.websocket, "xmpp");
-    } catch {
-      finish(false);
-      return;
-    }
-    ws.onopen = () => ws.send(openFrame(config.domain));
-    ws.onerror = () => finish(false);
-    ws.onclose = () => finish(false);
-    ws.onmessage = ({ data }) => {
-      const element = parseXml(data);
-      if (element.localName === "features") {
-        if (offersRegistration(element)) ws.send(registerIq("register", username, password));
-        else finish(false);
-      } else if (element.localName === "iq" && element.getAttribute("id") === "register") {
-        finish(element.getAttribute("type") === "result");
-      }
-    };
-  });
-}
+// A WebSocket that did not get through for the registration: the login that follows goes over BOSH at once.
+let webSocketBlocked = false;
 
 // The browser's guest account ({ jid, password }): the remembered one, or one registered now; null when the server
 // registers no guests (play anonymously).
@@ -103,7 +70,11 @@ export async function guestAccount(config) {
   const saved = store && readGuest(store.getItem(GUEST_STORE), config.domain);
   if (saved) return saved;
   const made = guestCredentials(crypto.getRandomValues(new Uint8Array(24)), config.domain);
-  if (!(await registerAccount(config, made))) return null;
+  // register.js: loaded on a browser's first "Play as guest" only, never with the page.
+  const { registerAccount } = await import("./register.js");
+  const { created, webSocketFailed } = await registerAccount(config, made, TIMING.timeoutSeconds);
+  webSocketBlocked = webSocketBlocked || webSocketFailed;
+  if (!created) return null;
   const guest = { jid: made.jid, password: made.password };
   if (store) store.setItem(GUEST_STORE, JSON.stringify(guest));
   return guest;
@@ -262,7 +233,21 @@ export function createLink({ config, storage, shared, inRoom, events, onInput = 
     if (conn && link.up) {
       conn.send(stanza);
       onSent();
+      flushSoon();
     } else outbox.push([stanza, onSent]);
+  }
+
+  // Strophe's BOSH transport sends what is queued on a timer (100 ms), and a background tab's timers are slowed
+  // to a second or more: the leading tab may be one (its player answers in another tab). What is sent in one turn
+  // goes out together right after it (a microtask is never throttled).
+  let flushing = false;
+  function flushSoon() {
+    if (flushing) return;
+    flushing = true;
+    queueMicrotask(() => {
+      flushing = false;
+      if (conn && isBosh(conn)) conn.flush();
+    });
   }
 
   function linkUp() {
@@ -272,6 +257,7 @@ export function createLink({ config, storage, shared, inRoom, events, onInput = 
       conn.send(stanza);
       onSent();
     }
+    flushSoon();
     link.retrySeconds = TIMING.retrySeconds;
     clearTimeout(link.attemptTimer);
     events.status("up");
@@ -326,7 +312,7 @@ export function createLink({ config, storage, shared, inRoom, events, onInput = 
       link.retryTimer = null;
       if (!navigator.onLine) { scheduleRetry(); return; }
       const { jid, password } = credentials;
-      connect(jid, password, config.transport === "websocket" && !link.webSocketFailed);
+      connect(jid, password, config.transport === "websocket" && !link.webSocketFailed, true);
       // An attempt that neither resumes nor fails in time is abandoned too.
       clearTimeout(link.attemptTimer);
       link.attemptTimer = setTimeout(() => {
@@ -343,7 +329,8 @@ export function createLink({ config, storage, shared, inRoom, events, onInput = 
   // --- connecting ------------------------------------------------------------------------------------------
 
   function endpoint(preferWebSocket) {
-    return preferWebSocket && config.websocket && "WebSocket" in window ? config.websocket : config.bosh;
+    const webSocket = preferWebSocket && !webSocketBlocked && config.websocket && "WebSocket" in window;
+    return webSocket ? config.websocket : config.bosh;
   }
 
   function newConnection(url) {
@@ -366,7 +353,8 @@ export function createLink({ config, storage, shared, inRoom, events, onInput = 
     events.ready(reason);
   }
 
-  async function connect(jid, password, preferWebSocket = config.transport === "websocket") {
+  // retrying: scheduleRetry watches the attempt itself.
+  async function connect(jid, password, preferWebSocket = config.transport === "websocket", retrying = false) {
     const url = endpoint(preferWebSocket);
     credentials = { jid, password };
     events.status("connecting");
@@ -376,6 +364,20 @@ export function createLink({ config, storage, shared, inRoom, events, onInput = 
     else storage.removeItem(KEY_STORE);
     let established = false;
     let fellBack = false;
+    const fallBack = () => {
+      if (fellBack) return;
+      fellBack = true;
+      link.webSocketFailed = true;
+      connect(jid, password, false);
+    };
+    // A WebSocket that opens and closes cleanly (a proxy, a filter) says nothing to Strophe: BOSH after a while.
+    if (url !== config.bosh && !retrying) {
+      setTimeout(() => {
+        if (c !== conn || established || fellBack) return;
+        abandon();
+        fallBack();
+      }, (TIMING.timeoutSeconds + 5) * 1000);
+    }
     c.connect(jid, password, (status) => {
       if (c !== conn) return; // abandoned
       if (status === Strophe.Status.BINDREQUIRED) {
@@ -400,10 +402,7 @@ export function createLink({ config, storage, shared, inRoom, events, onInput = 
                  && url !== config.bosh) {
         // WebSocket unavailable (refused, or closed at once): fall back to BOSH, once (CONNFAIL comes with a
         // DISCONNECTED, and two BOSH logins would race for the session).
-        if (fellBack) return;
-        fellBack = true;
-        link.webSocketFailed = true;
-        connect(jid, password, false);
+        fallBack();
       } else if ((status === Strophe.Status.DISCONNECTED || status === Strophe.Status.CONNFAIL) && established) {
         connectionLost(); // the network dropped for longer than Strophe's own retries
       } else if (status === Strophe.Status.CONNFAIL && link.retryTimer === null && !link.up && inRoom()) {

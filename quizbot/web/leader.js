@@ -55,7 +55,8 @@ export const storage = local === nowhere ? sessionStorage : {
 const parseStanza = (xml) => new DOMParser().parseFromString(xml, "text/xml").documentElement;
 const serialize = (stanza) => Strophe.serialize(stanza && typeof stanza.tree === "function" ? stanza.tree() : stanza);
 
-// The same API as connection.js's link: login, restore, send, onStanza, jid; events status, ready, resumed.
+// The same API as connection.js's link: login, restore, send, onStanza, jid; events status, ready, resumed, and
+// followed() (a follower now shows the session the leader has).
 export function createConnection({ config, storage: tabStorage, inRoom, events }) {
   const tab = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
   const channel = SHARED ? new BroadcastChannel(CHANNEL) : null;
@@ -157,8 +158,14 @@ export function createConnection({ config, storage: tabStorage, inRoom, events }
     link.flush();
   }
 
+  // A tab that showed no session (the login form, opened before the login or logged in from another tab) follows
+  // the leader's as soon as there is one: the same player in every tab, without a reload.
   function onLeaderState(state) {
     leaderSays = state;
+    if (!following && state.jid && state.up) {
+      following = true;
+      events.followed();
+    }
     if (following && state.jid) events.status(state.up ? "up" : "reconnecting");
   }
 
@@ -205,7 +212,8 @@ export function createConnection({ config, storage: tabStorage, inRoom, events }
     },
     // A new login for the whole browser: a follower takes the lock (the leader's session ends) and connects.
     async login(jid, password) {
-      if ((await elected) === "follower") {
+      await elected;
+      if (role === "follower") { // elected so, or since another tab logged in
         if (waiting) waiting.abort();
         await new Promise((granted) => {
           requestLock({ steal: true }, () => {
@@ -219,8 +227,11 @@ export function createConnection({ config, storage: tabStorage, inRoom, events }
       ensureLink().login(jid, password);
     },
     restore,
+    // Logging out ("forget me"): a leading tab's session ends with a goodbye; a follower has none of its own.
+    end() { if (link && role !== "follower") link.end(); },
     async send(stanza) {
-      if ((await elected) === "follower" && role === "follower") {
+      await elected;
+      if (role === "follower") { // a tab elected to lead follows once another tab has logged in (stolen)
         post({ kind: "send", ...pending.add(serialize(stanza)) });
       } else ensureLink().send(stanza);
     },

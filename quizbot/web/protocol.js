@@ -136,26 +136,10 @@ export const isPin = (text) => /^[1-9][0-9]{5}$/.test(text);
 
 // --- remembered guests (XEP-0077) ------------------------------------------------------------------------------
 // "Play as guest" registers a random account once per browser and logs in with it from then on (docs/quiz.md,
-// "Guests who come back"). Plain strings here; connection.js speaks them over a WebSocket of its own.
+// "Guests who come back"): the account's name and password and what localStorage keeps. What registers it is in
+// register.js, loaded on demand.
 
 export const NS_REGISTER = "jabber:iq:register";
-export const NS_REGISTER_FEATURE = "http://jabber.org/features/iq-register";
-const NS_FRAMING = "urn:ietf:params:xml:ns:xmpp-framing";
-
-const escapeXml = (text) => text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
-  .replace(/"/g, "&quot;").replace(/'/g, "&apos;");
-
-export const openFrame = (domain) => `<open xmlns="${NS_FRAMING}" to="${escapeXml(domain)}" version="1.0"/>`;
-export const closeFrame = () => `<close xmlns="${NS_FRAMING}"/>`;
-
-// XEP-0077 §3.1: the new account's name and password, before authentication.
-export const registerIq = (id, username, password) =>
-  `<iq xmlns="jabber:client" type="set" id="${escapeXml(id)}"><query xmlns="${NS_REGISTER}">` +
-  `<username>${escapeXml(username)}</username><password>${escapeXml(password)}</password></query></iq>`;
-
-// The server's stream features offer in-band registration.
-export const offersRegistration = (features) => Boolean(features) && [...features.children]
-  .some((child) => child.localName === "register" && child.namespaceURI === NS_REGISTER_FEATURE);
 
 // A guest's random name and password from random bytes (crypto.getRandomValues in the page).
 export function guestCredentials(randomBytes, domain) {

@@ -20,6 +20,9 @@ export function applyLanguage(lang) {
   return chosen;
 }
 
+// "Log out and forget me": shown while the page has a session to end.
+export function showForget(visible) { show("forget-me", visible); }
+
 export function loginStatus(key) { $("login-status").textContent = t(key); }
 
 export function connectionStatus(key) { $("connection").textContent = t(key); }
@@ -40,6 +43,13 @@ export function showRoom(room) {
   show("room");
   $("room-title").textContent = room.split("@")[0]; // until the room's name is known
   $("share-link").value = joinLink(room);
+}
+
+// Another room now (the player moved there in another tab): nothing of the last one stays on show.
+export function clearRoom() {
+  for (const id of ["occupants", "chat-log", "scores", "podium-list", "top-list"]) $(id).replaceChildren();
+  for (const id of ["question", "scoreboard", "podium"]) show(id, false);
+  $("room-pin").textContent = "";
 }
 
 // The room's readable name (`name` of <room/> and <game/>, or the room's disco#info) and its game PIN.

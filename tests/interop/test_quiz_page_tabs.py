@@ -80,7 +80,7 @@ def connections(server: Server) -> int:
     return len(server.bosh.registry) + len(server.websocket.connections)
 
 
-async def log_in(page: Page, url: str, *, guest: bool) -> None:
+async def log_in(page: Page, url: str, *, guest: bool, join: bool = True) -> None:
     await page.goto(url)
     await page.get_by_label("Nickname").fill("Dan")
     if guest:
@@ -90,6 +90,9 @@ async def log_in(page: Page, url: str, *, guest: bool) -> None:
         await page.get_by_label("Address (name@server)").fill("dan@localhost")
         await page.get_by_label("Password").fill("dan-secret")
         await page.get_by_role("button", name="Log in", exact=True).click()
+    if not join:
+        await expect(page.locator("#home")).to_be_visible(timeout=WAIT_MS)
+        return
     await page.get_by_role("button", name="Join the public quiz room").click()
     await expect(page.locator("#occupants li[data-nick='Cat']")).to_be_visible(timeout=WAIT_MS)
 
@@ -140,6 +143,14 @@ async def test_ten_tabs_share_one_connection_and_play_one_game(server: Server, b
     url = f"http://127.0.0.1:{server.http.port}/"
     made: list[XmppClient] = []
     context = await browser.new_context(locale="en-GB")
+    top_requests: list[str] = []  # what the browser sent the server asking for the top list
+
+    def watch_sent(text: str | bytes | None) -> None:
+        sent = text.decode() if isinstance(text, bytes) else text or ""
+        top_requests.extend(re.findall(r"<command[^>]*name=[\"']top[\"']", sent))
+
+    context.on("request", lambda request: watch_sent(request.post_data))
+    context.on("page", lambda page: page.on("websocket", lambda ws: ws.on("framesent", watch_sent)))
     try:
         await context.add_init_script(SHOWN)
         cat = await player(server.c2s.port, server.config.data_path / SELF_SIGNED_CERT, made, "cat")
@@ -189,9 +200,133 @@ async def test_ten_tabs_share_one_connection_and_play_one_game(server: Server, b
             "data-points", str(points["Dan"]), timeout=WAIT_MS) for tab in tabs))
         await asyncio.gather(*(expect(tab.locator("#chat-log li", has_text="Cat: still there?")).to_have_count(1)
                                for tab in tabs))
+        # The all-time top list: asked for once (by the leading tab), shown in every tab.
+        await asyncio.gather(*(expect(tab.locator("#top-list li[data-nick='Dan']")).to_have_count(1, timeout=WAIT_MS)
+                               for tab in tabs))
+        assert len(top_requests) == 1, top_requests
         assert not saw_dan_leave(cat)
         if transport == "websocket":
             assert len(server.websocket.connections) == 1  # type: ignore[union-attr]
+    finally:
+        await asyncio.gather(*(client.close() for client in made), return_exceptions=True)
+        await context.close()
+
+
+async def in_room_and_connected(tab: Page) -> None:
+    await expect(tab.locator("#occupants li[data-nick='Cat']")).to_be_visible(timeout=WAIT_MS)
+    await expect(tab.locator("#connection")).to_have_text("Connected.", timeout=WAIT_MS)
+
+
+async def one_connection(server: Server) -> None:
+    await wait_until(lambda: connections(server) == 1)
+
+
+async def one_connection_since_reload(server: Server, transport: str) -> None:
+    """One WebSocket; over BOSH the reloaded tab's session, which the other tab resumed (XEP-0198) on a BOSH
+    session of its own, may stay in the server's registry until its inactivity limit."""
+    if transport == "websocket":
+        await one_connection(server)
+    else:
+        assert server.bosh is not None and len(server.bosh.registry) <= 2
+
+
+@pytest.mark.interop
+async def test_a_leading_tab_that_reloads_hands_over_and_follows(server: Server, browser: Browser) -> None:
+    """The leading tab reloads (not closes): the other tab takes the session over, the reloaded one follows it;
+    still one connection, the player never left the room, and both tabs see and say what is said."""
+    transport = server.config.http.quiz_page_transport
+    assert server.http is not None
+    url = f"http://127.0.0.1:{server.http.port}/"
+    made: list[XmppClient] = []
+    context = await browser.new_context(locale="en-GB")
+    try:
+        cat = await player(server.c2s.port, server.config.data_path / SELF_SIGNED_CERT, made, "cat")
+        leader = await context.new_page()
+        await log_in(leader, url, guest=transport == "bosh")
+        other = await context.new_page()
+        await other.goto(url)
+        await in_room_and_connected(other)
+        await leader.reload()
+        for tab in (leader, other):
+            await in_room_and_connected(tab)
+        await one_connection_since_reload(server, transport)
+        cat.say("after the reload")
+        for tab in (leader, other):
+            line = tab.locator("#chat-log li", has_text="Cat: after the reload")
+            await expect(line).to_have_count(1, timeout=WAIT_MS)
+        await leader.locator("#chat-input").fill("back again")
+        await leader.locator("#chat-input").press("Enter")
+        assert "back again" in await cat.body_containing("back again")
+        await expect(other.locator("#chat-log li", has_text="Dan: back again")).to_have_count(1, timeout=WAIT_MS)
+        assert not saw_dan_leave(cat)
+        await one_connection_since_reload(server, transport)
+    finally:
+        await asyncio.gather(*(client.close() for client in made), return_exceptions=True)
+        await context.close()
+
+
+@pytest.mark.interop
+async def test_logging_in_from_a_follower_tab_takes_the_lead_and_every_open_tab_follows(
+        server: Server, browser: Browser) -> None:
+    """Two tabs open at the login form; the second (a follower) logs in. It leads now and connects (one
+    connection); the first, which showed nothing, follows it to the home, and into the room it then joins itself."""
+    transport = server.config.http.quiz_page_transport
+    assert server.http is not None
+    url = f"http://127.0.0.1:{server.http.port}/"
+    made: list[XmppClient] = []
+    context = await browser.new_context(locale="en-GB")
+    try:
+        cat = await player(server.c2s.port, server.config.data_path / SELF_SIGNED_CERT, made, "cat")
+        first = await context.new_page()
+        await first.goto(url)
+        await expect(first.get_by_role("button", name="Play as guest")).to_be_enabled()
+        second = await context.new_page()
+        await log_in(second, url, guest=transport == "bosh", join=False)
+        await one_connection(server)
+        await expect(first.locator("#home")).to_be_visible(timeout=WAIT_MS)  # it follows: no reload
+        await first.get_by_role("button", name="Join the public quiz room").click()
+        for tab in (first, second):
+            await in_room_and_connected(tab)
+        cat.say("hello both")
+        for tab in (first, second):
+            await expect(tab.locator("#chat-log li", has_text="Cat: hello both")).to_have_count(1, timeout=WAIT_MS)
+        await one_connection(server)
+    finally:
+        await asyncio.gather(*(client.close() for client in made), return_exceptions=True)
+        await context.close()
+
+
+# A background tab's timers: none fires sooner than a second after it was set (Chromium throttles them so), from
+# when the test sets window.throttled.
+THROTTLED = """
+const realSetTimeout = window.setTimeout.bind(window);
+window.throttled = false;
+window.setTimeout = (run, ms, ...args) => realSetTimeout(run, window.throttled ? Math.max(ms || 0, 1000) : ms, ...args);
+"""
+
+
+@pytest.mark.interop
+async def test_a_leading_tab_in_the_background_sends_its_own_stanzas_at_once(server: Server, browser: Browser) -> None:
+    """Strophe's BOSH transport sends on a timer, which a background tab slows to a second or more: the leading
+    tab's own stanzas go out at once all the same (as the ones it relays for other tabs)."""
+    transport = server.config.http.quiz_page_transport
+    assert server.http is not None
+    url = f"http://127.0.0.1:{server.http.port}/"
+    made: list[XmppClient] = []
+    context = await browser.new_context(locale="en-GB")
+    try:
+        await context.add_init_script(THROTTLED)
+        cat = await player(server.c2s.port, server.config.data_path / SELF_SIGNED_CERT, made, "cat")
+        leader = await context.new_page()
+        await log_in(leader, url, guest=transport == "bosh")
+        await leader.evaluate("window.throttled = true")
+        for n in range(3):
+            await leader.locator("#chat-input").fill(f"quick {n}")
+            started = asyncio.get_running_loop().time()
+            await leader.locator("#chat-input").press("Enter")
+            await cat.body_containing(f"quick {n}")
+            elapsed = asyncio.get_running_loop().time() - started
+            assert elapsed < 0.7, f"{elapsed:.2f} s for a chat line from the leading tab"
     finally:
         await asyncio.gather(*(client.close() for client in made), return_exceptions=True)
         await context.close()

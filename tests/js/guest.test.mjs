@@ -1,10 +1,11 @@
-// The remembered guest's pure parts (quizbot/web/protocol.js): the XEP-0077 request the page sends before its
+// The remembered guest's pure parts (quizbot/web/protocol.js and register.js): the XEP-0077 request the page sends before its
 // first login, the stream feature it looks for, the random name and password, and what localStorage may hold.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { NS_REGISTER, NS_REGISTER_FEATURE, guestCredentials, offersRegistration, openFrame, readGuest, registerIq }
-  from "../../quizbot/web/protocol.js";
+import { NS_REGISTER, guestCredentials, readGuest } from "../../quizbot/web/protocol.js";
+import { NS_REGISTER_FEATURE, boshRequest, boshSessionRequest, offersRegistration, openFrame, registerIq }
+  from "../../quizbot/web/register.js";
 import { parseXml } from "./xml.mjs";
 
 test("the registration request carries the name and password, escaped", () => {
@@ -50,4 +51,23 @@ test("only a well-formed guest of this domain is read back", () => {
   assert.equal(readGuest(null, "localhost"), null);
   assert.equal(readGuest(JSON.stringify({ jid: "localhost", password: "x" }), "localhost"), null);
   assert.equal(readGuest(JSON.stringify({ jid: "a@localhost" }), "localhost"), null);
+});
+
+test("the BOSH session for a registration: XEP-0206's request, then the payload and the goodbye", () => {
+  const create = parseXml(boshSessionRequest(1234, "quiz.example", 10));
+  assert.equal(create.localName, "body");
+  assert.equal(create.namespaceURI, "http://jabber.org/protocol/httpbind");
+  assert.equal(create.getAttribute("rid"), "1234");
+  assert.equal(create.getAttribute("to"), "quiz.example");
+  assert.equal(create.getAttribute("hold"), "1");
+  assert.equal(create.getAttribute("wait"), "10");
+  assert.equal(create.getAttribute("xmpp:version"), "1.0");
+  const request = parseXml(boshRequest(1235, "s<1", registerIq("register", "guest-ab", "pw")));
+  assert.equal(request.getAttribute("sid"), "s<1");
+  assert.equal(request.getAttribute("type"), null);
+  assert.equal(request.children[0].localName, "iq");
+  assert.equal(request.children[0].children[0].namespaceURI, NS_REGISTER);
+  const end = parseXml(boshRequest(1236, "s1", "", "terminate"));
+  assert.equal(end.getAttribute("type"), "terminate");
+  assert.equal(end.children.length, 0);
 });

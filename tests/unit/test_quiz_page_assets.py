@@ -16,9 +16,11 @@ def test_every_import_and_preload_names_the_versioned_url_of_the_module_served()
     html, assets, _strophe = build_assets()
     page = html.body.decode()
     needed = imported_by("app.js", SOURCES)
-    # Every module is used, none is left behind; the host view's module is loaded on demand, never preloaded.
-    assert set(needed) == set(SOURCES) - {"app.js", "host.js"}
+    # Every module is used, none is left behind; the host view's module and the first visit's registration are
+    # loaded on demand, never preloaded.
+    assert set(needed) == set(SOURCES) - {"app.js", "host.js", "register.js"}
     assert "host.js" in module_imports(SOURCES["app.js"]) and "host.js" not in page
+    assert "register.js" in module_imports(SOURCES["connection.js"]) and "register.js" not in page
     for name in needed:
         assert f'<link rel="modulepreload" href="/quiz/{name}?v={assets[name].version}">' in page
     for name in SOURCES:
