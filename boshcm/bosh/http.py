@@ -110,10 +110,12 @@ class BoshConnection:
         self.perform(self.session.handle(event, self.endpoint.clock.now()))
 
     def perform(self, actions: list[BoshAction]) -> None:
+        undelivered: list[int] = []
         for action in actions:
             match action:
                 case Respond(request_id=request_id, data=data):
-                    self.endpoint.resolve(request_id, data)
+                    if not self.endpoint.resolve(request_id, data):
+                        undelivered.append(request_id)
                 case OpenUpstream():
                     self.link = self.endpoint.link_factory(self, action, self.remote)
                     self.link.open()
@@ -133,6 +135,9 @@ class BoshConnection:
                     self.endpoint.registry.remove(self.session.sid)
                     self.unauthenticated.release()
         self.endpoint.reschedule(self)
+        for request_id in undelivered:
+            # Its client went away before the answer was made: what it carried goes into the next request.
+            self.event(ResponseUndelivered(request_id=request_id))
 
 
 class BoshEndpoint:
@@ -267,23 +272,28 @@ class BoshEndpoint:
             return self._terminate_response(BoshCondition.ITEM_NOT_FOUND, headers)
         else:
             connection = found
-        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bytes] = loop.create_future()
         self._futures[request_id] = future
+        # The safety net only (the session's own deadline answers at 'wait'). The handler awaits the future itself,
+        # not through wait_for/shield: an answer wakes it in the very next loop turn, so the held requests a fan-out
+        # answers are all written in one turn instead of trickling through three rounds of callbacks each.
+        safety = loop.call_later(self.limits.max_wait_seconds + RESPONSE_GRACE_SECONDS, self._expire, request_id)
         try:
             if body.sid is None:
                 connection.perform(connection.session.start(self.clock.now()))
             else:
                 connection.event(arrived)
-            payload = await asyncio.wait_for(asyncio.shield(future), self.limits.max_wait_seconds
-                                             + RESPONSE_GRACE_SECONDS)
-        except TimeoutError:
-            payload = serialize(build_terminate(BoshCondition.INTERNAL_SERVER_ERROR))
+            payload = await future
         except asyncio.CancelledError:
-            # The client went away (aiohttp handler_cancellation): before its answer, or just as it was made.
-            connection.event(ResponseUndelivered(request_id=request_id) if future.done()
+            # The client went away (aiohttp handler_cancellation): before its answer (cancelling the future), or
+            # just as it was made (the answer is in the future already).
+            answered = future.done() and not future.cancelled()
+            connection.event(ResponseUndelivered(request_id=request_id) if answered
                              else RequestAborted(request_id=request_id))
             raise
         finally:
+            safety.cancel()
             self._futures.pop(request_id, None)
         response = web.Response(body=payload, headers={**headers, "Content-Type": connection.session.content_type})
         # Whatever an answer that cannot be written carried is given back to the session for the next request.
@@ -323,6 +333,10 @@ class BoshEndpoint:
 
     async def read_body(self, request: web.Request) -> bytes | None:
         """The whole body (it may arrive in many TCP segments), or None beyond max_body_bytes."""
+        if request.content.is_eof():
+            # Usual for BOSH: the body came with the head and is complete, so no timer is needed to read it.
+            whole = request.content.read_nowait()
+            return None if len(whole) > self._max_body_bytes else whole
         chunks: list[bytes] = []
         size = 0
         async with asyncio.timeout(self._body_read_timeout_seconds):
@@ -354,10 +368,21 @@ class BoshEndpoint:
             request.protocol.force_close()  # the transport still sends what was written, then closes
         return response
 
-    def resolve(self, request_id: int, data: bytes) -> None:
+    def resolve(self, request_id: int, data: bytes) -> bool:
+        """Hand the answer to its held request; False when that request was cancelled (its client went away)."""
         future = self._futures.get(request_id)
-        if future is not None and not future.done():
+        if future is None:
+            return True   # answered already (a repeat, the safety net), or its handler has finished
+        if future.cancelled():
+            return False
+        if not future.done():
             future.set_result(data)
+        return True
+
+    def _expire(self, request_id: int) -> None:
+        """A held request outlived 'wait' by the grace period: the session never answered it (a bug)."""
+        log.warning("held BOSH request %d was never answered in time", request_id)
+        self.resolve(request_id, serialize(build_terminate(BoshCondition.INTERNAL_SERVER_ERROR)))
 
     # --- time -------------------------------------------------------------------------------------
 

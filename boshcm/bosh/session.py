@@ -52,6 +52,8 @@ from boshcm.stanza import NS_XML, Element, qname
 BOSH_VERSION = (1, 11)
 SASL_SUCCESS = qname("urn:ietf:params:xml:ns:xmpp-sasl", "success")
 _CLOSE_TAG_OVERHEAD = len(b"></body>") - len(b"/>")
+# The empty <body/> most responses start from, serialised once per serialiser (not once per response).
+_PLAIN_HEADS: dict[Callable[[Element], bytes], bytes] = {}
 # (to, route) -> a refusal condition, or None when the session may go there.
 AddressCheck = Callable[[str, str | None], BoshCondition | None]
 
@@ -553,10 +555,16 @@ class BoshSession:
         if self._report is not None:
             (report, elapsed), self._report = self._report, None
             attrs |= {"report": str(report), "time": str(int(elapsed * 1000))}
-        head = self._serialize(build_body(attrs))
+        head = self._plain_head() if not attrs else self._serialize(build_body(attrs))
         payloads = () if empty else self._take_pending(self._limits.max_response_bytes - len(head)
                                                        - _CLOSE_TAG_OVERHEAD)
         return [self._respond(held, with_payloads(head, payloads), now, payloads)]
+
+    def _plain_head(self) -> bytes:
+        head = _PLAIN_HEADS.get(self._serialize)
+        if head is None:
+            head = _PLAIN_HEADS[self._serialize] = self._serialize(build_body({}))
+        return head
 
     def _take_pending(self, budget: int) -> tuple[bytes, ...]:
         """As many pending stanzas as fit in `budget` bytes, and at least one."""

@@ -1,11 +1,13 @@
-"""BOSH benchmark: boshcm against Prosody's mod_bosh, measured in the same run on the same machine.
+"""BOSH benchmark: boshcm against Prosody's mod_bosh and ejabberd's, measured in the same run on the same machine.
 
     .venv/bin/python -m tests.perf.bench_bosh [--sessions 1000] [--idle-sessions 10000] [--messages 2000]
+                                              [--only boshcm|prosody|ejabberd]
 
-Prints, for each server and as a ratio: full XEP-0206 logins per second; resident memory per 1,000 idle
-sessions that each hold a request; push latency p50/p99 from a sender's POST to the held request's answer
-at `--sessions` live sessions; server CPU seconds per 1,000 delivered messages. Both servers run as their
-own processes; the load generator is this process. Run on demand, never in the test command.
+Prints, for each server and as a ratio to the better of the two references: full XEP-0206 logins per second;
+resident memory per 1,000 idle sessions that each hold a request; push latency p50/p99 from a sender's POST to
+the held request's answer at `--sessions` live sessions; server CPU seconds per 1,000 delivered messages. Each
+server runs as its own process (ejabberd: Debian's 23.01 through tests/ejabberd.py); the load generator is this
+process. Run on demand, never in the test command.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import TypeVar
 import aiohttp
 from lxml import etree
 
+from tests.ejabberd import EjabberdNode
 from tests.integration.bosh_client import BoshClient
 from tests.integration.xmpp_client import XmppClient
 from tests.interop.prosody import Prosody, free_port
@@ -71,10 +74,11 @@ class Target:
 
 async def measure_both(args: argparse.Namespace,
                        measure: Callable[[Target, argparse.Namespace], Awaitable[FiguresT]]) -> dict[str, FiguresT]:
-    """boshcm then Prosody (or `--only` one), each in its own process, in one run."""
+    """boshcm, Prosody, then ejabberd (or `--only` one), each in its own process, in one run."""
     results: dict[str, FiguresT] = {}
     with tempfile.TemporaryDirectory() as directory:
-        targets: list[Target] = [BoshcmTarget(Path(directory) / "boshcm"), ProsodyTarget(Path(directory) / "prosody")]
+        targets: list[Target] = [BoshcmTarget(Path(directory) / "boshcm"), ProsodyTarget(Path(directory) / "prosody"),
+                                 EjabberdTarget()]
         for target in targets:
             if args.only and target.name != args.only:
                 continue
@@ -83,6 +87,8 @@ async def measure_both(args: argparse.Namespace,
                 print(f"measuring {target.name} ...", file=sys.stderr)
                 results[target.name] = await measure(target, args)
                 print(f"  {results[target.name]}", file=sys.stderr)
+            except Exception as error:  # one server failing must not lose the others' figures
+                print(f"  {target.name} failed: {error!r}", file=sys.stderr)
             finally:
                 await target.stop()
     return results
@@ -144,6 +150,52 @@ class ProsodyTarget(Target):
 
     async def stop(self) -> None:
         await self.prosody.stop()
+
+
+# The MUC bench puts hundreds of sessions of one account into one room: lift ejabberd's defaults for that (200
+# occupants per room and per service, 100 rooms per user) to the figures boshcm and Prosody allow.
+EJABBERD_MUC = """  mod_muc:
+    access_create: muc_create
+    history_size: 20
+    max_users: 5000
+    max_user_conferences: 10000
+    max_users_presence: 5000
+    default_room_options:
+      max_users: 5000
+"""
+
+
+class EjabberdTarget(Target):
+    name = "ejabberd"
+
+    def __init__(self) -> None:
+        self.node: EjabberdNode | None = None
+
+    async def start(self) -> None:
+        # Ports are picked only now (as for Prosody): earlier targets' client sockets may have used them.
+        node = self.node = EjabberdNode()
+        config = node.directory / "ejabberd.yml"
+        text = config.read_text()
+        default_muc = "  mod_muc:\n    access_create: muc_create\n    history_size: 20\n"
+        http = "    module: ejabberd_http\n"
+        assert default_muc in text and http in text, "tests/ejabberd.py's configuration changed"
+        # The listener's accept queue is 5 by default: a burst of hundreds of BOSH requests would be reset.
+        config.write_text(text.replace(default_muc, EJABBERD_MUC).replace(http, f"{http}    backlog: 1024\n"))
+        # Erlang's schedulers spin while idle by default: CPU time that is not work. Off, so that the CPU figures
+        # count what serving the load cost, as they do for the other two.
+        ctl = node.directory / "ejabberdctl.cfg"
+        no_spinning = "+sbwt none +sbwtdcpu none +sbwtdio none "
+        ctl.write_text(ctl.read_text().replace('ERL_OPTIONS="', f'ERL_OPTIONS="{no_spinning}'))
+        node.start()
+        await asyncio.to_thread(node.wait_started)
+        await asyncio.to_thread(node.register, "bench", "bench-secret")
+        self.url, self.c2s_port, self.cert_path = node.bosh_url, node.c2s_port, node.cert_path
+        self.pid = node.pid
+
+    async def stop(self) -> None:
+        if self.node is not None:
+            await asyncio.to_thread(self.node.stop)
+            self.node.remove()
 
 
 async def wait_for_port(port: int) -> None:
@@ -240,19 +292,34 @@ async def poll(client: BoshClient, arrivals: dict[str, float]) -> None:
             return
 
 
+def print_table(results: dict[str, dict[str, float]], higher_is_better: frozenset[str] = frozenset()) -> None:
+    """One column per server measured; with boshcm and a reference, the ratio to the better reference."""
+    names = list(results)
+    if not names:
+        return
+    references = [name for name in names if name != "boshcm"]
+    compare = "boshcm" in results and bool(references)
+    print(f"{'':42}" + "".join(f"{name:>12}" for name in names) + (f"{'vs best':>10}" if compare else ""))
+    for label in results[names[0]]:
+        values = [results[name][label] for name in names]
+        line = f"{label:42}" + "".join(f"{value:12.2f}" for value in values)
+        if compare:
+            pick = max if label in higher_is_better else min
+            best = pick(results[name][label] for name in references)
+            line += f"{(results['boshcm'][label] / best if best else float('nan')):10.2f}"
+        print(line)
+
+
 def report(results: dict[str, Figures]) -> None:
-    ours, theirs = results["boshcm"], results["prosody"]
-    rows = [("logins per second", "logins_per_second", True),
-            ("RSS per 1,000 idle held sessions (MiB)", "rss_per_1000_idle_mib", False),
-            ("idle sessions holding a request", "idle_sessions_held", True),
-            ("push latency p50 (ms)", "latency_p50_ms", False),
-            ("push latency p99 (ms)", "latency_p99_ms", False),
-            ("CPU seconds per 1,000 messages", "cpu_seconds_per_1000_messages", False)]
-    print(f"{'':42}{'boshcm':>12}{'prosody':>12}{'ratio':>10}")
-    for label, field, _higher_is_better in rows:
-        a, b = getattr(ours, field), getattr(theirs, field)
-        ratio = a / b if b else float("nan")
-        print(f"{label:42}{a:12.2f}{b:12.2f}{ratio:10.2f}")
+    rows = [("logins per second", "logins_per_second"),
+            ("RSS per 1,000 idle held sessions (MiB)", "rss_per_1000_idle_mib"),
+            ("idle sessions holding a request", "idle_sessions_held"),
+            ("push latency p50 (ms)", "latency_p50_ms"),
+            ("push latency p99 (ms)", "latency_p99_ms"),
+            ("CPU seconds per 1,000 messages", "cpu_seconds_per_1000_messages")]
+    print_table({name: {label: float(getattr(figures, field)) for label, field in rows}
+                 for name, figures in results.items()},
+                higher_is_better=frozenset({"logins per second", "idle sessions holding a request"}))
 
 
 async def main() -> None:
@@ -262,11 +329,10 @@ async def main() -> None:
     parser.add_argument("--logins", type=int, default=300)
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--rate", type=float, default=200.0, help="messages per second")
-    parser.add_argument("--only", choices=["boshcm", "prosody"])
+    parser.add_argument("--only", choices=["boshcm", "prosody", "ejabberd"])
     args = parser.parse_args()
     results = await measure_both(args, measure)
-    if len(results) == 2:
-        report(results)
+    report(results)
 
 
 if __name__ == "__main__":

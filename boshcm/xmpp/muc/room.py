@@ -86,6 +86,10 @@ class Occupant:
     role: Role
     presence: Element             # the last presence, as broadcast (without muc#user)
     oid: str = ""                 # XEP-0421 occupant-id, computed once per join (an HMAC)
+    # Its presence as others see it (the real JID shown or not), built once and copied to each joiner; valid while
+    # `view_of` (presence, nick, role, affiliation, the real JID shown) is what they were built from.
+    views: dict[bool, Element] = field(default_factory=dict)
+    view_of: tuple[Element, str, Role, Affiliation, JID | None] | None = None
 
 
 @dataclass(slots=True)
@@ -220,7 +224,11 @@ class Room:
             return [self._error(stanza, StanzaErrorCondition.SERVICE_UNAVAILABLE)]
         # XEP-0045 §7.2.3 and §10.2 presencebroadcast: the broadcast roles' presences first, also for a second
         # session of an occupant already here; O(those), not O(room).
-        out = [self._presence_of(other, to=sender) for other in self._occupants.values()
+        # XEP-0045 §7.2.3/§7.2.4: the joiner is not an occupant yet, so whether it sees real JIDs follows the role
+        # it is about to get (an owner or admin joining a semi-anonymous room is a moderator and sees them).
+        role = existing.role if existing is not None else self._default_role(affiliation)
+        sees_jids = self.config.whois == "anyone" or role == Role.MODERATOR
+        out = [self._view_of(other, to=sender, shows_jid=sees_jids) for other in self._occupants.values()
                if other is not existing and self._visible(other)]
         if existing is not None:
             # The same account joining the same nick from another session shares the occupant.
@@ -395,13 +403,27 @@ class Room:
                     reason=reason)
                 out.append(variant)
             else:
-                out.append(addressed_copy(variant, recipient))
+                out.append(_addressed(variant, recipient))
         return out
+
+    def _view_of(self, occupant: Occupant, *, to: JID, shows_jid: bool) -> Element:
+        """An occupant's current presence to another occupant (as each joiner gets them all, XEP-0045 §7.2.3):
+        built once per variant and copied, so a join into N costs N copies, not N builds."""
+        basis = (occupant.presence, occupant.nick, occupant.role, self.affiliation(occupant.bare),
+                 occupant.real_jids[0] if occupant.real_jids else None)
+        cached = occupant.view_of
+        if cached is None or cached[0] is not basis[0] or cached[1:] != basis[1:]:
+            occupant.views.clear()
+            occupant.view_of = basis
+        if (view := occupant.views.get(shows_jid)) is None:
+            view = occupant.views[shows_jid] = self._presence_of(occupant, to=to, shows_jid=shows_jid)
+        return _addressed(view, to)
 
     def _presence_of(self, occupant: Occupant, *, to: JID, presence_type: str | None = None,
                      self_view: bool = False, codes: tuple[str, ...] = (), new_nick: str | None = None,
-                     template: Element | None = None, reason: str | None = None) -> Element:
-        presence = copy.deepcopy(template if template is not None else occupant.presence)
+                     template: Element | None = None, reason: str | None = None,
+                     shows_jid: bool | None = None) -> Element:
+        presence = copy.copy(template if template is not None else occupant.presence)  # deep: see _addressed
         for attribute in ("id", "type"):
             presence.attrib.pop(attribute, None)
         presence.set("from", str(self.jid.with_resource(occupant.nick)))
@@ -410,7 +432,7 @@ class Room:
             presence.set("type", presence_type)
         x = sub(presence, NS_MUC_USER, "x")
         item_attrs: dict[str, str] = {"affiliation": self.affiliation(occupant.bare), "role": occupant.role}
-        if self._may_see_real_jid(to):
+        if self._may_see_real_jid(to) if shows_jid is None else shows_jid:
             item_attrs["jid"] = str(occupant.real_jids[0]) if occupant.real_jids else str(occupant.bare)
         if new_nick is not None:
             item_attrs["nick"] = new_nick
@@ -469,7 +491,7 @@ class Room:
         sub(message, NS_STANZA_ID, "stanza-id", {"id": self._id_factory(), "by": str(self.jid)})
         sub(message, NS_OCCUPANT_ID, "occupant-id", {"id": occupant.oid})
         self._history.remember(message, length=self.config.history_length, now=now, wall=self._wall_clock())
-        return [addressed_copy(message, recipient) for recipient in self._all_real_jids()]
+        return [_addressed(message, recipient) for recipient in self._all_real_jids()]
 
     def _private_message(self, occupant: Occupant, nick: str, stanza: Element) -> list[Element]:
         target = self._find(nick)
@@ -808,6 +830,14 @@ class Room:
         return reply
 
 
+
+
+def _addressed(stanza: Element, to: JID) -> Element:
+    """One recipient's copy of a fan-out. For lxml elements `copy.copy` already copies the whole subtree (in C);
+    `copy.deepcopy` does the same plus Python's memo bookkeeping, three times the cost, paid per occupant."""
+    copied = copy.copy(stanza)
+    copied.set("to", str(to))
+    return copied
 
 
 def room_secret(service_secret: bytes, room: JID) -> bytes:
