@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from dataclasses import dataclass
 
@@ -70,7 +71,14 @@ class JID:
 
     @classmethod
     def parse(cls, text: str) -> JID:
-        """Parse and normalise; raises InvalidJID."""
+        """Parse and normalise; raises InvalidJID. Every routed stanza parses its `to` and `from` again and again
+        (a groupchat to 500 occupants: a thousand times), so short texts come from a bounded cache."""
+        if len(text) <= CACHED_JID_CHARS:
+            return _parse_cached(text)
+        return cls._parse(text)
+
+    @classmethod
+    def _parse(cls, text: str) -> JID:
         if not text:
             raise InvalidJID("empty JID")
         bare, slash, resource = text.partition("/")
@@ -108,3 +116,11 @@ class JID:
         text = f"{self.local}@{self.domain}" if self.local is not None else self.domain
         return f"{text}/{self.resource}" if self.resource is not None else text
 
+
+# Bounded in entries and in the size of each (a long JID is parsed afresh): at most ~16k entries of 256 characters.
+CACHED_JID_CHARS = 256
+
+
+@functools.lru_cache(maxsize=16_384)
+def _parse_cached(text: str) -> JID:
+    return JID._parse(text)   # frozen values: sharing one object between callers is safe; errors are not cached

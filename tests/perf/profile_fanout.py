@@ -1,20 +1,17 @@
 """Where a MUC post and a MUC join spend their time, without sockets: the server's own router, conference service
 and hub (boshcm/app.py `Server`, real account store), with one BOSH session machine per occupant as the hub's sink.
 
-    .venv/bin/python -m tests.perf.profile_fanout [--occupants 500] [--posts 20] [--profile post|join] [--jid-cache]
+    .venv/bin/python -m tests.perf.profile_fanout [--occupants 500] [--posts 20] [--profile post|join]
 
 Prints the CPU time of one groupchat message reflected to every occupant (room, router, hub, each occupant's
 BOSH machine wrapping its copy into a response) and of one join into a room of that size; `--profile` prints a
 cProfile of the chosen phase. This is the unit-level counterpart of bench_muc (which adds HTTP and the clients).
-`--jid-cache` is an experiment, not a fix: it memoises `JID.parse` in this process, to show what the router's
-two parses per delivered copy (its `to` and, for the blocklist, its `from`) cost.
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
-import functools
 import itertools
 import pstats
 import tempfile
@@ -119,11 +116,7 @@ def main() -> None:
     parser.add_argument("--occupants", type=int, default=500)
     parser.add_argument("--posts", type=int, default=20)
     parser.add_argument("--profile", choices=["post", "join"])
-    parser.add_argument("--jid-cache", action="store_true", help="memoise JID.parse (an experiment)")
     args = parser.parse_args()
-    if args.jid_cache:
-        parse = functools.lru_cache(maxsize=65_536)(JID.parse)
-        JID.parse = lambda text: parse(text)  # type: ignore[method-assign,assignment]
     with tempfile.TemporaryDirectory() as directory:
         bench = Bench(Path(directory))
         for index in range(args.occupants - 1):
