@@ -15,6 +15,7 @@ test_quiz_page_resume.py (`window.quizTiming`)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -127,6 +128,17 @@ async def scores_of(page: Page) -> list[tuple[str, int]]:
             for li in await page.locator("#scores li").all()]
 
 
+async def board_after(page: Page, before: dict[str, int]) -> list[tuple[str, int]]:
+    """The board once this question's scores are on it (the previous board is shown until the reveal comes)."""
+    deadline = asyncio.get_running_loop().time() + TIMEOUT_SECONDS
+    while True:
+        board = await scores_of(page)
+        if all(score > before.get(nick, 0) for nick, score in board) \
+                or asyncio.get_running_loop().time() > deadline:
+            return board
+        await asyncio.sleep(0.1)
+
+
 async def check_reveals(page: Page) -> None:
     reveals = await page.evaluate("window.quizReveals")
     for reveal in reveals:
@@ -193,7 +205,7 @@ async def test_page_recovers_from_server_restarts_mid_question(tmp_path: Path) -
                 for page in pages:
                     await answer_right(page)
                 await expect(ann.locator("#scores li")).to_have_count(2, timeout=WAIT_MS)
-                board = await scores_of(ann)
+                board = await board_after(ann, points)
                 assert sorted(nick for nick, _ in board) == ["Ann", "Ben"], board
                 for nick, score in board:
                     assert score > points[nick], (attempt, nick, score, points)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from boshcm.jid import CACHED_JID_CHARS, JID, InvalidJID, _parse_cached
@@ -22,10 +24,11 @@ def test_invalid_jids_are_refused_every_time_not_only_the_first(text: str) -> No
 
 def test_the_parse_cache_is_bounded_in_entries_and_in_the_length_of_each() -> None:
     assert _parse_cached.cache_info().maxsize == 16_384
-    before = _parse_cached.cache_info()
-    first = JID.parse("bob@localhost/phone")
-    assert JID.parse("bob@localhost/phone") is first            # the second parse is the cached value
-    assert _parse_cached.cache_info().hits == before.hits + 1
+    text = f"bob@localhost/{uuid.uuid4()}"   # not parsed before in this process
+    misses = _parse_cached.cache_info().misses
+    first = JID.parse(text)
+    assert _parse_cached.cache_info().misses == misses + 1
+    assert JID.parse(text) is first                            # the second parse is the cached value
     long_text = "x" * CACHED_JID_CHARS + "@localhost"
     misses = _parse_cached.cache_info().misses
     assert JID.parse(long_text) == JID.parse(long_text)        # parsed afresh, never stored
