@@ -10,6 +10,8 @@ from typing import Any
 
 from lxml import etree
 
+from boshcm.app import Server
+from boshcm.tls import SELF_SIGNED_CERT
 from quizbot.payload import NS
 from quizbot.trust import BotWatch, has_quiz_payload
 from tests.integration.xmpp_client import TIMEOUT_SECONDS, XmppClient
@@ -157,3 +159,6 @@ async def play_live_game(ann: Player, ben: Player, cat: Player) -> None:
     assert [p.get("nick") for p in final] == ["Ann", "Ben", "Cat"]
 
 
+async def join(server: Server, made: list[XmppClient], name: str, *, join: bool = True) -> Player:
+    """A player logged in to the embedded server (its c2s port and self-signed certificate), in the room."""
+    return await player(server.c2s.port, server.config.data_path / SELF_SIGNED_CERT, made, name, join=join)

@@ -1,25 +1,34 @@
-"""Two off-board boshcm nodes in front of a two-node ejabberd cluster (issue 15, docs/scaling.md).
+"""Debian's ejabberd 23.01: the reference the churn benchmark compares with, and the cluster behind several
+boshcm nodes (issues 13 and 15, docs/scaling.md). One two-node cluster serves the whole module (a start costs
+seconds).
 
-XEP-0198 is end to end between the client and ejabberd (`mod_stream_mgmt`): when a boshcm node drains, its
-clients hear `system-shutdown`, the node drops its TCP links to ejabberd without `</stream:stream>`, and the
-clients resume their streams at ejabberd through the other boshcm node, losing nothing.
+As a reference: the harness in tests/ejabberd.py gives a working two-node cluster, and ejabberd does what
+tests/perf/bench_churn.py measures boshcm against: XEP-0198 resumption after the network goes away, with what was
+sent meanwhile arriving exactly once.
+
+Behind two off-board boshcm nodes: XEP-0198 is end to end between the client and ejabberd (`mod_stream_mgmt`):
+when a boshcm node drains, its clients hear `system-shutdown`, the node drops its TCP links to ejabberd without
+`</stream:stream>`, and the clients resume their streams at ejabberd through the other boshcm node, losing nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 from lxml import etree
+from slixmpp import JID
 
-from tests.ejabberd import EjabberdNode, ejabberd_cluster
+from tests.ejabberd import EjabberdNode, cluster_members, ejabberd_cluster
 from tests.integration.bosh_client import BoshClient
 from tests.integration.nodes import bosh_url, start_nodes, ws_url
-from tests.integration.xmpp_client import XmppClient
+from tests.integration.relay import Relay
+from tests.integration.xmpp_client import TIMEOUT_SECONDS, XmppClient
 
 pytestmark = pytest.mark.interop
 
@@ -145,3 +154,81 @@ async def ws_login(ws: aiohttp.ClientWebSocketResponse, *, bind: bool = True) ->
         await ws.send_str("<iq xmlns='jabber:client' type='set' id='b'><bind "
                           "xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>ws</resource></bind></iq>")
         await next_named(ws, "iq")
+
+
+# --- ejabberd as the reference ---------------------------------------------------------------------------------
+
+def client(node: EjabberdNode, jid: str, password: str, *, port: int | None = None,
+           plugins: tuple[str, ...] = ()) -> XmppClient:
+    return XmppClient(jid, password, port=port or node.c2s_port, ca_cert=node.cert_path, plugins=plugins)
+
+
+def bodies(queue: asyncio.Queue[Any]) -> list[str]:
+    found = []
+    while not queue.empty():
+        message = queue.get_nowait()
+        if message["body"]:
+            found.append(message["body"])
+    return found
+
+
+async def eventually(condition: Callable[[], bool], what: str) -> None:
+    for _ in range(int(TIMEOUT_SECONDS / 0.02)):
+        if condition():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def test_ejabberd_resumes_a_dropped_slixmpp_stream_and_delivers_each_message_once(
+        ejabberd_pair: tuple[EjabberdNode, ...]) -> None:
+    ejabberd = ejabberd_pair[0]
+    relay = Relay("127.0.0.1", ejabberd.c2s_port)
+    await relay.start()
+    alice = client(ejabberd, "alice@localhost/desk", "alice-secret", port=relay.port, plugins=("xep_0198",))
+    bob = client(ejabberd, "bob@localhost/phone", "bob-secret")
+    try:
+        resumed = asyncio.Event()
+        alice.xmpp.add_event_handler("session_resumed", lambda _event: resumed.set())
+        sm = alice.xmpp.plugin["xep_0198"]
+        sm.window = 1
+        await alice.connect()
+        await eventually(lambda: bool(sm.sm_id), "<enabled/>")
+        await bob.connect()
+        bob.xmpp.send_message(mto=JID("alice@localhost/desk"), mbody="before", mtype="chat")
+        assert (await alice.next_message())["body"] == "before"
+
+        relay.drop()
+        await asyncio.wait_for(alice.disconnected.wait(), TIMEOUT_SECONDS)
+        for body in ("while away 1", "while away 2"):
+            bob.xmpp.send_message(mto=JID("alice@localhost/desk"), mbody=body, mtype="chat")
+        await asyncio.sleep(0.2)
+
+        alice.disconnected.clear()
+        alice.xmpp.connect(host="127.0.0.1", port=relay.port)
+        await asyncio.wait_for(resumed.wait(), TIMEOUT_SECONDS)
+        bob.xmpp.send_message(mto=JID("alice@localhost/desk"), mbody="after", mtype="chat")
+        got = [(await alice.next_message())["body"] for _ in range(3)]
+        assert got == ["while away 1", "while away 2", "after"]
+        await asyncio.sleep(0.2)
+        assert bodies(alice.messages) == []  # "before" was acknowledged: not sent again
+    finally:
+        await asyncio.gather(alice.close(), bob.close(), return_exceptions=True)
+        await relay.stop()
+
+
+async def test_an_account_registered_on_one_cluster_node_logs_in_on_the_other_and_messages_cross(
+        ejabberd_pair: tuple[EjabberdNode, ...]) -> None:
+    seed, other = ejabberd_pair
+    assert cluster_members(other) == {seed.name, other.name}
+    alice = client(other, "alice@localhost/b", "alice-secret")  # registered on the seed only
+    bob = client(seed, "bob@localhost/a", "bob-secret")
+    try:
+        await alice.connect()
+        await bob.connect()
+        bob.xmpp.send_message(mto=JID("alice@localhost/b"), mbody="from node a", mtype="chat")
+        assert (await alice.next_message())["body"] == "from node a"
+        alice.xmpp.send_message(mto=JID("bob@localhost/a"), mbody="from node b", mtype="chat")
+        assert (await bob.next_message())["body"] == "from node b"
+    finally:
+        await asyncio.gather(alice.close(), bob.close(), return_exceptions=True)
