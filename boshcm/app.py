@@ -13,8 +13,8 @@ from boshcm import __version__
 from boshcm.address_slots import AddressSlots
 from boshcm.bosh.http import RESPONSE_GRACE_SECONDS, BoshConnection, BoshEndpoint
 from boshcm.bosh.nodes import INTERNAL_IDLE_TIMEOUT_SECONDS, InternalEndpoint, NodePeers
+from boshcm.bosh.onboard import OnboardLink
 from boshcm.bosh.session import BoshLimits, OpenUpstream
-from boshcm.bosh.upstream import OffboardLink, OnboardLink, UpstreamListener, upstream_tls_context
 from boshcm.clock import Clock, SystemClock
 from boshcm.cluster import ClusterError, UpstreamServers, parse_nodes, read_secret
 from boshcm.config import Config, ConfigError, parse_host_port
@@ -26,6 +26,8 @@ from boshcm.metrics import Metrics, Reading, tune_gc
 from boshcm.shutdown import until_stop_signal
 from boshcm.tls import SELF_SIGNED_CERT, ensure_self_signed, server_context
 from boshcm.upload import UploadHttp, UploadLimits, UploadService, UploadSlots, UploadStore
+from boshcm.upstream.link import UpstreamListener
+from boshcm.upstream.offboard_link import OffboardLink, upstream_tls_context
 from boshcm.web import Cors, HttpServer, TrustedProxies, build_app
 from boshcm.websocket import WebSocketEndpoint
 from boshcm.xml.parser import StreamParser

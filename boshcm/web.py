@@ -21,7 +21,8 @@ CORS_MAX_AGE_SECONDS = 86_400
 
 
 class Cors:
-    """INTEROP.md: pages live on other origins than the BOSH URL; answer preflights, tag every response."""
+    """Pages live on other origins than the BOSH URL (docs/protocol.md, "Interoperability notes"): answer
+    preflights, tag every response."""
 
     def __init__(self, allowed_origins: Sequence[str]) -> None:
         self._any = "*" in allowed_origins

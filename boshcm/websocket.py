@@ -7,20 +7,20 @@ stream header. The session core is the same one TCP clients use.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from concurrent.futures import Executor
-from typing import Any, Final
+from typing import Final
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from boshcm.address_slots import AddressSlots, Slot
-from boshcm.bosh.upstream import Link
 from boshcm.clock import Clock
-from boshcm.errors import BoshCondition, RemoteProtocolError, StreamErrorCondition
-from boshcm.stanza import NS_FRAMING, Element, element, local_name, namespace_of, stream_error_element
+from boshcm.errors import RemoteProtocolError, StreamErrorCondition
+from boshcm.stanza import NS_FRAMING, Element, element, local_name, namespace_of
+from boshcm.upstream.websocket_relay import RelayFactory, WebSocketRelay
 from boshcm.web import Cors, is_secure_request
+from boshcm.ws_frames import CLOSE_FRAME, FrameWriter, wire_log
 from boshcm.xml.parser import parse_document
 from boshcm.xml.writer import serialize
 from boshcm.xmpp.client_session import (
@@ -38,68 +38,14 @@ from boshcm.xmpp.hub import Hub
 from boshcm.xmpp.session_adapter import SessionAdapter
 
 log = logging.getLogger(__name__)
-wire_log = logging.getLogger("boshcm.wire")
 
 SUBPROTOCOL: Final = "xmpp"
-# INTEROP.md: Strophe recognises the server's close only in exactly this form.
-CLOSE_FRAME: Final = '<close xmlns="urn:ietf:params:xml:ns:xmpp-framing" />'
-CLOSE_TIMEOUT_SECONDS: Final = 2.0
-# A client that stops reading must not grow our memory without bound (as for TCP in xmpp/c2s.py).
-MAX_QUEUED_BYTES: Final = 4 * 1024 * 1024
-
-
-class _FrameWriter:
-    """One writer task per socket: frames are queued synchronously (sinks must not block) and sent in order.
-
-    The queue is bounded in bytes: past `MAX_QUEUED_BYTES` the frames not yet sent are dropped, the subclass
-    is told (`_overflowed`) so it can end the stream, and a socket that does not take even that is aborted.
-    """
-
-    def __init__(self, ws: web.WebSocketResponse, peer: str, transport: asyncio.Transport | None,
-                 max_queued_bytes: int = MAX_QUEUED_BYTES) -> None:
-        self._ws, self._peer = ws, peer
-        self._transport = transport
-        self._outgoing: asyncio.Queue[str | None] = asyncio.Queue()
-        self._queued_bytes = 0
-        self._max_queued_bytes = max_queued_bytes
-        self._overflow = False
-
-    def _send(self, frame: str) -> None:
-        self._outgoing.put_nowait(frame)
-        self._queued_bytes += len(frame)
-        if self._queued_bytes > self._max_queued_bytes and not self._overflow:
-            self._overflow = True
-            while not self._outgoing.empty():
-                self._outgoing.get_nowait()
-            self._queued_bytes = 0
-            if self._transport is not None:
-                # The last frames get a short chance; a client that reads nothing is cut off.
-                asyncio.get_running_loop().call_later(CLOSE_TIMEOUT_SECONDS, self._transport.abort)
-            self._overflowed()
-
-    def _overflowed(self) -> None:
-        """The client is not keeping up; end the stream."""
-
-    def _end_writes(self) -> None:
-        self._outgoing.put_nowait(None)
-
-    async def _write_loop(self) -> None:
-        while (frame := await self._outgoing.get()) is not None:
-            self._queued_bytes -= len(frame)
-            wire_log.debug("%s WS SEND %r", self._peer, frame)
-            try:
-                await self._ws.send_str(frame)
-            except ConnectionError:
-                return
-        if not self._ws.closed:
-            with contextlib.suppress(ConnectionError, TimeoutError):
-                await asyncio.wait_for(self._ws.close(code=WSCloseCode.OK), CLOSE_TIMEOUT_SECONDS)
 
 
 FrameLimit = Callable[[bool], int]  # authenticated -> largest frame accepted
 
 
-class WebSocketConnection(_FrameWriter):
+class WebSocketConnection(FrameWriter):
     """One on-board WebSocket: the transport of one SessionAdapter."""
 
     def __init__(self, ws: web.WebSocketResponse, session: ClientSession, *, hub: Hub, clock: Clock,
@@ -273,92 +219,3 @@ class WebSocketEndpoint:
         finally:
             if slot is not None:
                 slot.release()
-
-
-# (listener, to, lang) -> a link to the upstream server, not yet opened
-RelayFactory = Callable[[Any, str, "str | None"], Link]
-
-
-class WebSocketRelay(_FrameWriter):
-    """Off-board: one WebSocket relayed to an upstream XMPP server over TCP (the framing is translated)."""
-
-    def __init__(self, ws: web.WebSocketResponse, *, new_link: RelayFactory, max_frame_bytes: int,
-                 max_depth: int, peer: str, transport: asyncio.Transport | None) -> None:
-        super().__init__(ws, peer, transport)
-        self._new_link = new_link
-        self._max_frame_bytes, self._max_depth = max_frame_bytes, max_depth
-        self._link: Link | None = None
-        self._done = False
-
-    async def run(self) -> None:
-        async with asyncio.TaskGroup() as group:
-            writer = group.create_task(self._write_loop())
-            try:
-                async for message in self._ws:
-                    if message.type is not WSMsgType.TEXT or self._done:
-                        break
-                    self._on_frame(message.data.encode())
-            finally:
-                if self._link is not None:
-                    # Lost, not closed (or already closed, which makes this a no-op): no `</stream:stream>`, so a
-                    # XEP-0198 stream stays resumable.
-                    self._link.close()
-                self._end_writes()
-            await writer
-
-    def _on_frame(self, data: bytes) -> None:
-        try:
-            received = parse_document(data, max_bytes=self._max_frame_bytes, max_depth=self._max_depth)
-        except RemoteProtocolError as error:
-            self._fail(stream_error_element(error.condition, error.text))
-            return
-        if namespace_of(received) == NS_FRAMING and local_name(received) == "open":
-            if self._link is None:
-                self._link = self._new_link(self, received.get("to") or "",
-                                            received.get("{http://www.w3.org/XML/1998/namespace}lang"))
-                self._link.open()
-            else:
-                self._link.restart()  # RFC 7395 §3.7: the client's new <open/> after SASL
-        elif namespace_of(received) == NS_FRAMING and local_name(received) == "close":
-            if self._link is not None:
-                self._link.close(by_client=True)
-            self._finish()
-        elif self._link is not None:
-            self._link.forward((received,))
-
-    # --- UpstreamListener -------------------------------------------------------------------------
-
-    def upstream_opened(self, stream_id: str, domain: str) -> None:
-        attrs = {"from": domain, "id": stream_id, "version": "1.0", "{http://www.w3.org/XML/1998/namespace}lang": "en"}
-        self._send(serialize(element(NS_FRAMING, "open", attrs)).decode())
-
-    def upstream_stanzas(self, stanzas: tuple[Element, ...]) -> None:
-        for stanza in stanzas:
-            self._send(serialize(stanza).decode())
-
-    def upstream_closed(self, condition: BoshCondition | None, stanzas: tuple[Element, ...] = ()) -> None:
-        if condition is BoshCondition.REMOTE_STREAM_ERROR and stanzas:
-            self._fail(stanzas[0])
-        elif condition is not None:
-            self._fail(stream_error_element(StreamErrorCondition.REMOTE_CONNECTION_FAILED))
-        else:
-            self._finish()
-
-    def shutdown(self) -> None:
-        """The node stops: the client hears `system-shutdown` and reconnects (through another node); the
-        upstream link is dropped without `</stream:stream>`, so its XEP-0198 stream can be resumed there."""
-        if self._done:
-            return
-        if self._link is not None:
-            self._link.close(by_client=False)
-        self._fail(stream_error_element(StreamErrorCondition.SYSTEM_SHUTDOWN))
-
-    def _fail(self, error: Element) -> None:
-        self._send(serialize(error).decode())
-        self._finish()
-
-    def _finish(self) -> None:
-        if not self._done:
-            self._done = True
-            self._send(CLOSE_FRAME)
-            self._end_writes()

@@ -113,7 +113,7 @@ modules:
 
 
 def _as_ejabberd() -> list[str]:
-    """The command prefix that runs what follows as the ejabberd user (INTEROP.md: never as root)."""
+    """The command prefix that runs what follows as the ejabberd user (../shared/INTEROP.md: never as root)."""
     if os.geteuid() == 0:
         return ["setpriv", f"--reuid={USER}", f"--regid={USER}", "--init-groups", "env",
                 f"HOME={pwd.getpwnam(USER).pw_dir}"]

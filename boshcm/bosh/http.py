@@ -1,6 +1,6 @@
 """The aiohttp adapter for BOSH: request bodies in, held responses out, one timer for all sessions.
 
-Protocol rules live in bosh/session.py; the XMPP side lives behind a link (bosh/upstream.py).
+Protocol rules live in bosh/session.py; the XMPP side lives behind a link (upstream/link.py).
 """
 
 from __future__ import annotations
@@ -38,11 +38,11 @@ from boshcm.bosh.session import (
     SessionEnded,
     UpstreamOpened,
 )
-from boshcm.bosh.upstream import Link
 from boshcm.clock import Clock
 from boshcm.cluster import node_of, sid_factory
 from boshcm.errors import BoshCondition, RemoteProtocolError
 from boshcm.stanza import Element
+from boshcm.upstream.link import Link
 from boshcm.web import Cors, is_secure_request
 from boshcm.xml.parser import parse_document
 from boshcm.xml.writer import serialize

@@ -352,7 +352,8 @@ class BoshSession:
             if held.rid == rid:
                 if not self._same_key(held.key, key):
                     return [self._refuse(event.request_id)]
-                # INTEROP.md: a held rid on a new connection is the client retrying; the new one replaces it.
+                # A held rid on a new connection is the client retrying (clients give up after ~1.1 x wait,
+                # docs/protocol.md "Interoperability notes"); the new one replaces it.
                 # XEP-0124 §14.3: the original request gets a recoverable binding error (§17.1).
                 stale, held.request_id = held.request_id, event.request_id
                 return [self._recoverable_error(stale)]

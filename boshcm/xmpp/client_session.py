@@ -1,7 +1,7 @@
 """The client-session core: one XMPP client stream from open to close, for every transport.
 
 Theory of operation. A `ClientSession` is a pure machine. Its adapter (xmpp/session_adapter.py, the same
-for every transport: TCP in xmpp/c2s.py, BOSH in bosh/upstream.py, WebSocket in websocket.py) turns the
+for every transport: TCP in xmpp/c2s.py, BOSH in bosh/onboard.py, WebSocket in websocket.py) turns the
 transport's framing into four facts — a stream was opened (`StreamStarted`), a top-level element arrived
 (`ElementReceived`), TLS is now up (`TlsEstablished`), the peer is gone (`TransportClosed`) — and performs the
 orders that come back: open a stream (`OpenStream`, formatted as a TCP header, a BOSH session-creation body or

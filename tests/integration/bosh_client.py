@@ -20,7 +20,7 @@ class BoshClient:
         self, http: aiohttp.ClientSession, url: str, *, domain: str = "localhost", wait: int = 5, hold: int = 1
     ) -> None:
         self.http, self.url, self.domain, self.wait, self.hold = http, url, domain, wait, hold
-        self.rid = random.randint(1_000_000, 2**32) + 2**31  # INTEROP.md: rids beyond 2^31 happen
+        self.rid = random.randint(1_000_000, 2**32) + 2**31  # docs/protocol.md: rids beyond 2^31
         self.sid: str | None = None
         self.jid: str | None = None
         self.received: asyncio.Queue[Element] = asyncio.Queue()

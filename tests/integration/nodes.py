@@ -24,7 +24,7 @@ SECRET = "test-cluster-secret-0123456789"
 
 
 def free_port() -> int:
-    """A free port below 32768 (../shared/INTEROP.md: the ephemeral range may be taken by a client)."""
+    """A free port below 32768 (docs/protocol.md: the ephemeral range may be taken by a client)."""
     while True:
         port = random.randint(20_000, 32_000)
         with socket.socket() as probe:

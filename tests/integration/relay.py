@@ -1,6 +1,6 @@
 """A TCP relay for tests: forwards byte for byte to a server and can cut every connection at once.
 
-It stands for a network that goes away under a client (INTEROP.md): both sides see the connection die
+It stands for a network that goes away under a client (../shared/INTEROP.md): both sides see the connection die
 without any XMPP goodbye, which is what stream management's resumption is for.
 """
 

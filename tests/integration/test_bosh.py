@@ -58,7 +58,7 @@ async def test_bosh_and_tcp_users_chat_and_see_each_others_presence(
         assert reply.findtext("{jabber:client}body") == "und zurück"
         assert reply.get("from") == "bob@localhost/phone"
 
-        # XEP-0124 §13 / INTEROP.md: terminate carries the unavailable presence, which must be processed.
+        # XEP-0124 §13 / docs/protocol.md: terminate carries the unavailable presence, which must be processed.
         answer = await alice.post(alice.body("<presence xmlns='jabber:client' type='unavailable'/>", type="terminate"))
         assert answer.get("type") == "terminate"
         gone = await bob.presence_from("alice@localhost", "unavailable")

@@ -44,7 +44,7 @@ async def test_login_and_clean_close_with_the_exact_close_frame(server: Server) 
         assert (bound.findtext(".//{urn:ietf:params:xml:ns:xmpp-bind}jid") or "").startswith("alice@localhost/")
         await ws.send_str("<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>")
         closing = await ws.receive(timeout=5)
-        assert closing.data == '<close xmlns="urn:ietf:params:xml:ns:xmpp-framing" />'  # INTEROP.md: exactly
+        assert closing.data == '<close xmlns="urn:ietf:params:xml:ns:xmpp-framing" />'  # docs/protocol.md: exactly
 
 
 async def test_bad_frame_gets_a_stream_error_frame_then_close(server: Server) -> None:

@@ -1,4 +1,4 @@
-"""Headless Debian Chromium driven by Playwright, and a page server on its own origin (INTEROP.md)."""
+"""Headless Debian Chromium driven by Playwright, and a page server on its own origin (../shared/INTEROP.md)."""
 
 from __future__ import annotations
 

@@ -55,7 +55,7 @@ Component "upload.{domain}" "http_file_share"
 
 def free_port() -> int:
     """A free port below 32768: Linux hands out 32768-60999 to outgoing connections, so a port from there (what
-    binding port 0 gives) may be taken by a client before the server binds it (../shared/INTEROP.md)."""
+    binding port 0 gives) may be taken by a client before the server binds it (docs/protocol.md)."""
     while True:
         port = random.randint(20_000, 32_000)
         with socket.socket() as probe:

@@ -36,7 +36,7 @@ from boshcm.stanza import Element
 from boshcm.xml.writer import serialize
 
 HTTPBIND = "{http://jabber.org/protocol/httpbind}"
-FIRST_RID = 2_147_483_640  # INTEROP.md: rids above 2^31 must work
+FIRST_RID = 2_147_483_640  # docs/protocol.md, Interoperability notes: rids above 2^31
 WAIT_SECONDS = 30.0
 
 

@@ -1,7 +1,7 @@
 """A real Strophe.js retrying a held rid keeps its session, now that held rids and origins are checked.
 
 Between Chromium and boshcm sits a small HTTP relay that delays one empty request (a poll) on its way to the
-server. Strophe gives up on it after ~wait and sends the same rid again (INTEROP.md) while boshcm still holds
+server. Strophe gives up on it after ~wait and sends the same rid again (docs/protocol.md) while boshcm still holds
 the first copy: boshcm must take the retry (same Origin, same rid) and answer the first copy with the
 recoverable `type='error'` body, and Strophe must carry on.
 """

@@ -90,7 +90,7 @@ async def test_a_client_retrying_the_rid_of_its_vanished_held_request_keeps_its_
         await bob.login("bob", "bob-secret")
         rid = await _held_then_vanished(server, alice)
         await bob.send(chat("alice@localhost/web", "after the drop") + PING)
-        # Strophe resends the same rid on a new connection after a failed request (INTEROP.md).
+        # Strophe resends the same rid on a new connection after a failed request (docs/protocol.md).
         answer = await alice.post(body(rid, alice.sid))
         assert answer.get("type") is None, etree.tostring(answer)
         assert bodies(answer) == ["after the drop"]

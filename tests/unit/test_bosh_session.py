@@ -32,7 +32,7 @@ from boshcm.stanza import Element
 from boshcm.xml.writer import serialize
 
 HTTPBIND = "http://jabber.org/protocol/httpbind"
-FIRST_RID = 3_000_000_000  # INTEROP.md: above 2^31
+FIRST_RID = 3_000_000_000  # docs/protocol.md, Interoperability notes: above 2^31
 
 
 def stanza(text: str) -> Element:

@@ -1,6 +1,6 @@
 """The off-board link's upstream stream as conversations: server bytes and client orders in, orders out.
 
-Most tests drive the pure machine (bosh/offboard.py) with a fake clock; the last few run `OffboardLink`, its
+Most tests drive the pure machine (upstream/negotiation.py) with a fake clock; the last few run `OffboardLink`, its
 adapter, against a scripted XMPP server on a loopback socket (the Prosody interop test does real STARTTLS).
 """
 
@@ -14,7 +14,10 @@ from collections.abc import AsyncIterator, Sequence
 import pytest
 from lxml import etree
 
-from boshcm.bosh.offboard import (
+from boshcm.cluster import Address
+from boshcm.errors import BoshCondition
+from boshcm.stanza import NS_STREAM, Element, qname
+from boshcm.upstream.negotiation import (
     BytesReceived,
     ClientClosed,
     ClientRestart,
@@ -37,10 +40,7 @@ from boshcm.bosh.offboard import (
     TlsFailed,
     Write,
 )
-from boshcm.bosh.upstream import OffboardLink
-from boshcm.cluster import Address
-from boshcm.errors import BoshCondition
-from boshcm.stanza import NS_STREAM, Element, qname
+from boshcm.upstream.offboard_link import OffboardLink
 from boshcm.xml.writer import STREAM_CLOSE
 
 A, B = ("a.example", 5222), ("b.example", 5223)

@@ -5,6 +5,11 @@ JIDs, with `from` already stamped with the sender's real full JID by the router,
 session ended. The room answers with fully addressed stanzas (`to` a real full JID, `from` the room or an
 occupant JID); the router delivers them. Time only arrives as `now` (history ages, delay stamps).
 
+The room keeps occupancy, presence and message routing; its other jobs are one module each, functions of the
+room: `moderation.py` (the muc#admin iq: kick, ban, voice, roles and affiliations), `owner.py` (the muc#owner
+iq: configuration, destroy), `invitations.py` (mediated invitations), `history.py`, `iq_proxy.py` (iqs through
+occupant JIDs), `roles.py`, `config.py` (the form) and `nick.py`.
+
 Presence order on join follows XEP-0045 §7.2.3: every current occupant's presence to the joiner, then the
 joiner's own presence (status 110, and 201 when it created the room) to everyone, then history, then the
 subject — always, even empty, because clients such as slixmpp's join_muc_wait treat it as "joined".
@@ -23,7 +28,6 @@ What a room defends (docs/security.md, "Rooms"):
 from __future__ import annotations
 
 import copy
-import dataclasses
 import hashlib
 import hmac
 from collections.abc import Callable, Collection
@@ -50,21 +54,22 @@ from boshcm.stanza import (
     qname,
     sub,
 )
-from boshcm.xmpp.muc.config import RoomConfig, config_form, parse_config_submission
+from boshcm.xmpp.muc.config import RoomConfig
 from boshcm.xmpp.muc.history import History
+from boshcm.xmpp.muc.invitations import invitation
 from boshcm.xmpp.muc.iq_proxy import IqProxy
+from boshcm.xmpp.muc.moderation import admin_iq
+from boshcm.xmpp.muc.namespaces import (
+    NS_MUC,
+    NS_MUC_ADMIN,
+    NS_MUC_OWNER,
+    NS_MUC_USER,
+    NS_OCCUPANT_ID,
+    NS_STANZA_ID,
+)
 from boshcm.xmpp.muc.nick import Nick, NickRefused, parse_nick
+from boshcm.xmpp.muc.owner import owner_iq
 from boshcm.xmpp.muc.roles import Affiliation, Role
-
-NS_MUC = "http://jabber.org/protocol/muc"
-NS_MUC_USER = "http://jabber.org/protocol/muc#user"
-NS_MUC_ADMIN = "http://jabber.org/protocol/muc#admin"
-NS_MUC_OWNER = "http://jabber.org/protocol/muc#owner"
-NS_STANZA_ID = "urn:xmpp:sid:0"
-NS_OCCUPANT_ID = "urn:xmpp:occupant-id:0"
-
-# Answers still awaited per (requester, target): a fifth request forgets the oldest, so one occupant can hold at
-# most this many entries per other occupant in the table.
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -464,7 +469,7 @@ class Room:
         x = stanza.find(qname(NS_MUC_USER, "x"))
         if to.resource is None and x is not None and (x.find(qname(NS_MUC_USER, "invite")) is not None
                                                       or x.find(qname(NS_MUC_USER, "decline")) is not None):
-            return self._invitation(sender, nick, stanza, x)
+            return invitation(self, sender, nick, stanza, x)
         if nick is None:
             return [self._error(stanza, StanzaErrorCondition.NOT_ACCEPTABLE, text="Join the room first")]
         occupant = self._occupants[nick]
@@ -523,43 +528,6 @@ class Room:
             sub(message, NS_OCCUPANT_ID, "occupant-id", {"id": self.occupant_id(setter.bare)})
         return message
 
-    def _invitation(self, sender: JID, nick: str | None, stanza: Element, x: Element) -> list[Element]:
-        """XEP-0045 §7.8.2 mediated invitations and declines."""
-        invite = x.find(qname(NS_MUC_USER, "invite"))
-        if invite is not None:
-            if nick is None:
-                return [self._error(stanza, StanzaErrorCondition.NOT_ACCEPTABLE)]
-            if self.config.members_only and self.affiliation(sender).rank < Affiliation.ADMIN.rank \
-                    and not self.config.allow_invites:
-                return [self._error(stanza, StanzaErrorCondition.FORBIDDEN)]
-            try:
-                invitee = JID.parse(invite.get("to", ""))
-            except InvalidJID:
-                return [self._error(stanza, StanzaErrorCondition.JID_MALFORMED)]
-            if self.config.members_only and self.affiliation(invitee) == Affiliation.NONE:
-                self.state.affiliations[invitee.bare] = Affiliation.MEMBER
-            message = make_stanza("message", {"from": str(self.jid), "to": str(invitee)})
-            out_x = sub(message, NS_MUC_USER, "x")
-            forwarded = sub(out_x, NS_MUC_USER, "invite", {"from": str(sender.bare)})
-            if (reason := invite.findtext(qname(NS_MUC_USER, "reason"))) is not None:
-                sub(forwarded, NS_MUC_USER, "reason", text=reason)
-            if self.config.password:
-                sub(out_x, NS_MUC_USER, "password", text=self.config.password)
-            body = f"{sender.bare} invites you to the room {self.jid}"
-            sub(message, NS_CLIENT, "body", text=body + (f": {reason}" if reason else ""))
-            return [message]
-        decline = x.find(qname(NS_MUC_USER, "decline"))
-        assert decline is not None
-        try:
-            inviter = JID.parse(decline.get("to", ""))
-        except InvalidJID:
-            return [self._error(stanza, StanzaErrorCondition.JID_MALFORMED)]
-        message = make_stanza("message", {"from": str(self.jid), "to": str(inviter)})
-        forwarded = sub(sub(message, NS_MUC_USER, "x"), NS_MUC_USER, "decline", {"from": str(sender.bare)})
-        if (reason := decline.findtext(qname(NS_MUC_USER, "reason"))) is not None:
-            sub(forwarded, NS_MUC_USER, "reason", text=reason)
-        return [message]
-
     # --- iq ---------------------------------------------------------------------------------------
 
     def _iq(self, sender: JID, to: JID, iq: Element, now: float) -> list[Element]:
@@ -576,9 +544,9 @@ class Room:
         if iq.get("type") == "get" and payload.tag == qname(NS_DISCO_ITEMS, "query"):
             return [self._reply(iq, element(NS_DISCO_ITEMS, "query"))]
         if namespace == NS_MUC_OWNER:
-            return self._owner(sender, iq, payload, now)
+            return owner_iq(self, sender, iq, payload, now)
         if namespace == NS_MUC_ADMIN:
-            return self._admin(sender, iq, payload, now)
+            return admin_iq(self, sender, iq, payload, now)
         if payload.tag == qname(NS_PING, "ping"):
             return [self._reply(iq, None)]
         return [self._error(iq, StanzaErrorCondition.SERVICE_UNAVAILABLE)]
@@ -634,158 +602,6 @@ class Room:
                            ("muc#roominfo_subject", self.state.subject)):
             sub(sub(form, NS_DATA_FORMS, "field", {"var": var}), NS_DATA_FORMS, "value", text=value)
         return info
-
-    def _owner(self, sender: JID, iq: Element, payload: Element, now: float) -> list[Element]:
-        if self.affiliation(sender) != Affiliation.OWNER:
-            return [self._error(iq, StanzaErrorCondition.FORBIDDEN)]
-        if iq.get("type") == "get":
-            query = element(NS_MUC_OWNER, "query")
-            query.append(config_form(dataclasses.replace(self.config, max_users=self.max_users)))
-            return [self._reply(iq, query)]
-        destroy = payload.find(qname(NS_MUC_OWNER, "destroy"))
-        if destroy is not None:
-            return [self._reply(iq, None), *self._destroy(destroy.findtext(qname(NS_MUC_OWNER, "reason")),
-                                                          destroy.get("jid"))]
-        form = payload.find(qname(NS_DATA_FORMS, "x"))
-        if form is None:
-            return [self._error(iq, StanzaErrorCondition.BAD_REQUEST)]
-        if form.get("type") == "cancel":
-            return [self._reply(iq, None)]
-        previous = self.config
-        try:
-            submitted = parse_config_submission(form, self.config)
-        except ValueError as problem:
-            return [self._error(iq, StanzaErrorCondition.NOT_ACCEPTABLE, text=str(problem))]
-        if submitted.max_users > self.limits.max_occupants:
-            return [self._error(iq, StanzaErrorCondition.NOT_ACCEPTABLE,
-                                text=f"At most {self.limits.max_occupants} occupants")]
-        if submitted.persistent and not previous.persistent and self._is_guest(sender):
-            return [self._error(iq, StanzaErrorCondition.NOT_ALLOWED, text="Guests may only make temporary rooms")]
-        self.state.config = submitted
-        self.locked = False  # XEP-0045 §10.1.2/§10.1.3: instant or configured, the room opens
-        out = [self._reply(iq, None)]
-        if self.config == previous:
-            return out  # nothing changed (e.g. the instant-room form): no 104, as Prosody
-        notice = []
-        for recipient in self._all_real_jids():
-            message = make_stanza("message", {"type": "groupchat", "from": str(self.jid), "to": str(recipient),
-                                              "id": self._id_factory()})
-            sub(sub(message, NS_MUC_USER, "x"), NS_MUC_USER, "status", {"code": "104"})
-            notice.append(message)
-        return out + notice
-
-    def _destroy(self, reason: str | None, alternate: str | None) -> list[Element]:
-        out = []
-        for occupant in list(self._occupants.values()):
-            for real in occupant.real_jids:
-                presence = make_stanza("presence", {"type": "unavailable", "to": str(real),
-                                                    "from": str(self.jid.with_resource(occupant.nick))})
-                x = sub(presence, NS_MUC_USER, "x")
-                sub(x, NS_MUC_USER, "item", {"affiliation": Affiliation.NONE, "role": Role.NONE})
-                destroy = sub(x, NS_MUC_USER, "destroy", {"jid": alternate} if alternate else None)
-                if reason:
-                    sub(destroy, NS_MUC_USER, "reason", text=reason)
-                out.append(presence)
-        self._occupants.clear()
-        self._nick_of.clear()
-        self._by_key.clear()
-        self.destroyed = True
-        return out
-
-    def _admin(self, sender: JID, iq: Element, payload: Element, now: float) -> list[Element]:
-        actor_nick = self._nick_of.get(sender)
-        actor_role = self._occupants[actor_nick].role if actor_nick else Role.NONE
-        actor_affiliation = self.affiliation(sender)
-        items = payload.findall(qname(NS_MUC_ADMIN, "item"))
-        if iq.get("type") == "get":
-            if len(items) != 1:
-                return [self._error(iq, StanzaErrorCondition.BAD_REQUEST)]
-            wanted = items[0]
-            if actor_affiliation.rank < Affiliation.ADMIN.rank and actor_role != Role.MODERATOR:
-                return [self._error(iq, StanzaErrorCondition.FORBIDDEN)]
-            result = element(NS_MUC_ADMIN, "query")
-            if (affiliation := Affiliation.parse(wanted.get("affiliation"))) is not None:
-                for jid, held in sorted(self.state.affiliations.items(), key=lambda pair: str(pair[0])):
-                    if held == affiliation:
-                        sub(result, NS_MUC_ADMIN, "item", {"affiliation": held, "jid": str(jid)})
-            elif (role := Role.parse(wanted.get("role"))) is not None:
-                for occupant in self._occupants.values():
-                    if occupant.role == role:
-                        sub(result, NS_MUC_ADMIN, "item", {"role": role, "nick": occupant.nick,
-                                                           "affiliation": self.affiliation(occupant.bare),
-                                                           "jid": str(occupant.bare)})
-            return [self._reply(iq, result)]
-        out: list[Element] = []
-        for item in items:
-            problem, effects = self._apply_admin_item(sender, actor_role, actor_affiliation, item, now)
-            if problem is not None:
-                return [self._error(iq, problem)]
-            out += effects
-        return [self._reply(iq, None), *out]
-
-    def _apply_admin_item(self, sender: JID, actor_role: Role, actor_affiliation: Affiliation, item: Element,
-                          now: float) -> tuple[StanzaErrorCondition | None, list[Element]]:
-        reason = item.findtext(qname(NS_MUC_ADMIN, "reason"))
-        if item.get("role") is not None:
-            role = Role.parse(item.get("role"))
-            target = self._find(item.get("nick", ""))
-            if target is None:
-                return StanzaErrorCondition.ITEM_NOT_FOUND, []
-            if actor_role != Role.MODERATOR or role is None:
-                return StanzaErrorCondition.NOT_ALLOWED, []
-            if self.affiliation(target.bare).rank >= Affiliation.ADMIN.rank and role != Role.MODERATOR \
-                    and actor_affiliation.rank <= self.affiliation(target.bare).rank:
-                return StanzaErrorCondition.NOT_ALLOWED, []
-            if role == Role.MODERATOR and actor_affiliation.rank < Affiliation.ADMIN.rank:
-                return StanzaErrorCondition.NOT_ALLOWED, []
-            if role == Role.NONE:
-                return None, self._remove_occupant(target, ("307",), reason, now)   # kick, XEP-0045 §8.2
-            was_visible = self._visible(target)
-            target.role = role
-            return None, self._broadcast_presence(target, was_visible=was_visible)
-        affiliation = Affiliation.parse(item.get("affiliation"))
-        if affiliation is None:
-            return StanzaErrorCondition.BAD_REQUEST, []
-        try:
-            by_nick = None if item.get("jid") else self._find(item.get("nick", ""))
-            jid = JID.parse(item.get("jid", "")).bare if by_nick is None else by_nick.bare
-        except InvalidJID:
-            return StanzaErrorCondition.ITEM_NOT_FOUND, []
-        current = self.affiliation(jid)
-        needs_owner = Affiliation.ADMIN.rank <= max(affiliation.rank, current.rank)
-        if actor_affiliation.rank < (Affiliation.OWNER.rank if needs_owner else Affiliation.ADMIN.rank):
-            return StanzaErrorCondition.FORBIDDEN, []
-        if current == Affiliation.OWNER and affiliation != Affiliation.OWNER and \
-                sum(1 for held in self.state.affiliations.values() if held == Affiliation.OWNER) == 1:
-            return StanzaErrorCondition.CONFLICT, []   # XEP-0045 §10.6: the last owner stays
-        if affiliation == Affiliation.NONE:
-            self.state.affiliations.pop(jid, None)
-        elif jid not in self.state.affiliations and len(self.state.affiliations) >= self.limits.max_affiliations:
-            return StanzaErrorCondition.RESOURCE_CONSTRAINT, []
-        else:
-            self.state.affiliations[jid] = affiliation
-        if affiliation.rank < Affiliation.MEMBER.rank:
-            self._unregister_nick(jid)
-        out: list[Element] = []
-        for occupant in [o for o in self._occupants.values() if o.bare == jid]:
-            self._register_nick(occupant)
-            if affiliation == Affiliation.OUTCAST:
-                out += self._remove_occupant(occupant, ("301",), reason, now)   # ban, XEP-0045 §9.1
-            elif self.config.members_only and affiliation == Affiliation.NONE:
-                out += self._remove_occupant(occupant, ("321",), reason, now)
-            else:
-                was_visible = self._visible(occupant)
-                occupant.role = self._default_role(affiliation) if occupant.role != Role.MODERATOR or \
-                    affiliation not in (Affiliation.OWNER, Affiliation.ADMIN) else occupant.role
-                out += self._broadcast_presence(occupant, was_visible=was_visible)
-        return None, out
-
-    def _remove_occupant(self, occupant: Occupant, codes: tuple[str, ...], reason: str | None,
-                         now: float) -> list[Element]:
-        out: list[Element] = []
-        for real in list(occupant.real_jids):
-            out += self._leave(real, None, now, codes=codes, actor_reason=reason)
-        return out
 
     # --- helpers ----------------------------------------------------------------------------------
 

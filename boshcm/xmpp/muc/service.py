@@ -40,8 +40,9 @@ from boshcm.stanza import (
 )
 from boshcm.xmpp.mam import NS_MAM, NS_STANZA_ID, ArchiveService, Party
 from boshcm.xmpp.muc.config import RoomConfig
+from boshcm.xmpp.muc.namespaces import NS_MUC
 from boshcm.xmpp.muc.roles import Affiliation
-from boshcm.xmpp.muc.room import NS_MUC, Room, RoomLimits, RoomState, room_secret
+from boshcm.xmpp.muc.room import Room, RoomLimits, RoomState, room_secret
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,7 @@
-"""The XMPP side of a BOSH session.
+"""The off-board link: a BOSH session or a WebSocket relayed over its own TCP stream to an upstream XMPP server.
 
-On-board, a BOSH session *is* a client session of the embedded server: the same ClientSession core and the
-same adapter (xmpp/session_adapter.py) as TCP and WebSocket, with no loopback hop and no second serialisation.
-Off-board, the link is a TCP stream to any XMPP server (see OffboardLink).
+The protocol is the pure `OffboardNegotiation` (upstream/negotiation.py); this adapter connects, reads, writes
+and upgrades the socket to TLS.
 """
 
 from __future__ import annotations
@@ -11,10 +10,12 @@ import asyncio
 import logging
 import ssl
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor
-from typing import Protocol
 
-from boshcm.bosh.offboard import (
+from boshcm.clock import Clock, SystemClock
+from boshcm.cluster import Address
+from boshcm.stanza import Element
+from boshcm.upstream.link import UpstreamListener
+from boshcm.upstream.negotiation import (
     BytesReceived,
     ClientClosed,
     ClientRestart,
@@ -37,112 +38,17 @@ from boshcm.bosh.offboard import (
     TlsFailed,
     Write,
 )
-from boshcm.clock import Clock, SystemClock
-from boshcm.cluster import Address
-from boshcm.errors import BoshCondition
-from boshcm.stanza import Element
-from boshcm.xmpp.client_session import (
-    ClientSession,
-    CloseStream,
-    ElementReceived,
-    StreamEnded,
-    StreamStarted,
-    Transport,
-    TransportClosed,
-    stream_error,
-)
-from boshcm.xmpp.hub import Hub
-from boshcm.xmpp.session_adapter import SessionAdapter
 
 log = logging.getLogger(__name__)
 
 
-class UpstreamListener(Protocol):
-    """Who hears from an upstream XMPP stream: a BOSH session or a WebSocket relay."""
-
-    def upstream_opened(self, stream_id: str, domain: str) -> None: ...
-    def upstream_stanzas(self, stanzas: tuple[Element, ...]) -> None: ...
-    def upstream_closed(self, condition: BoshCondition | None, stanzas: tuple[Element, ...] = ()) -> None: ...
-
-
-class Link(Protocol):
-    """The XMPP side of one BOSH session or off-board WebSocket: the embedded server's session core
-    (`OnboardLink`), or a TCP stream to an upstream server (`OffboardLink`)."""
-
-    def open(self) -> None: ...
-    def forward(self, stanzas: tuple[Element, ...]) -> None: ...
-    def restart(self) -> None: ...
-    def close(self, *, by_client: bool = False) -> None: ...
-
-
-class OnboardLink:
-    """A BOSH session bound straight to the client-session core: the transport of one SessionAdapter.
-
-    The elements of one perform go to the BOSH session as one batch (`end_batch`), so they share a response.
-    """
-
-    def __init__(self, listener: UpstreamListener, *, to: str, lang: str | None, version: str | None, secure: bool,
-                 remote: str, hub: Hub, clock: Clock, new_session: Callable[[Transport], ClientSession],
-                 key_pool: Executor | None = None) -> None:
-        self._listener = listener
-        session = new_session(Transport(secure=secure, can_starttls=False, remote_address=remote, web=True,
-                                        advertises_stream_management=False))
-        self._adapter = SessionAdapter(session, self, hub=hub, clock=clock, key_pool=key_pool)
-        self._start = StreamStarted(to=to, version=version or "1.0", lang=lang)
-        self._outgoing: list[Element] = []
-
-    # --- orders from the BOSH session (Link) ------------------------------------------------------
-
-    def open(self) -> None:
-        self._adapter.handle(self._start)
-
-    def forward(self, stanzas: tuple[Element, ...]) -> None:
-        for stanza in stanzas:
-            self._adapter.handle(ElementReceived(element=stanza))
-
-    def restart(self) -> None:
-        self._adapter.handle(self._start)
-
-    def close(self, *, by_client: bool = False) -> None:
-        # The client's terminate is a clean end of the stream; inactivity or an error is a lost transport,
-        # which a resumable session (XEP-0198) survives: it is detached rather than ended.
-        self._adapter.handle(StreamEnded() if by_client else TransportClosed())
-        self._adapter.close()
-
-    # --- SessionTransport -------------------------------------------------------------------------
-
-    def write_open(self, attrs: dict[str, str]) -> None:
-        self._listener.upstream_opened(attrs["id"], attrs["from"])
-
-    def write_element(self, element: Element) -> None:
-        self._outgoing.append(element)
-
-    def write_close(self, close: CloseStream) -> None:
-        self.end_batch()
-        if close.condition is None:
-            self._listener.upstream_closed(None)
-        else:
-            # XEP-0206 §6: stream errors travel inside a remote-stream-error terminate.
-            self._listener.upstream_closed(BoshCondition.REMOTE_STREAM_ERROR, (stream_error(close),))
-
-    def start_tls(self) -> None:
-        pass  # XEP-0206: TLS is HTTPS's job
-
-    def expect_restart(self) -> None:
-        pass  # XEP-0206 §5: a restart is the client's xmpp:restart request
-
-    def end_batch(self) -> None:
-        if self._outgoing:
-            outgoing, self._outgoing = tuple(self._outgoing), []
-            self._listener.upstream_stanzas(outgoing)
-
-
 class OffboardLink:
-    """A BOSH session relayed over its own TCP stream to an external XMPP server (like Punjab).
+    """A BOSH session or an off-board WebSocket relayed over its own TCP stream to an external XMPP server
+    (like Punjab).
 
     boshcm does STARTTLS towards the server itself; everything after that — SASL, the restart, binding,
     stanzas — is the client's, passed through in both directions (XEP-0206 §2). The protocol is
-    `OffboardNegotiation` (bosh/offboard.py); this adapter connects, reads, writes and upgrades to TLS.
+    `OffboardNegotiation` (upstream/negotiation.py); this adapter connects, reads, writes and upgrades to TLS.
     """
 
     def __init__(self, listener: UpstreamListener, *, to: str, lang: str | None, servers: Sequence[Address],
@@ -162,7 +68,7 @@ class OffboardLink:
         self._writer: asyncio.StreamWriter | None = None
         self._pending: Connect | StartTls | None = None   # the one order that takes a wait
 
-    # --- orders from the BOSH session -------------------------------------------------------------
+    # --- orders from the BOSH session or the WebSocket relay (Link) -------------------------------
 
     def open(self) -> None:
         task = asyncio.get_running_loop().create_task(self._run())

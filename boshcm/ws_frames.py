@@ -1,0 +1,69 @@
+"""What both WebSocket adapters share: the RFC 7395 close frame and one bounded writer task per socket.
+
+The on-board adapter (websocket.py) and the off-board relay (upstream/websocket_relay.py) both write through it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Final
+
+from aiohttp import WSCloseCode, web
+
+wire_log = logging.getLogger("boshcm.wire")
+
+# Strophe recognises the server's close only in exactly this form (docs/protocol.md, "Interoperability notes").
+CLOSE_FRAME: Final = '<close xmlns="urn:ietf:params:xml:ns:xmpp-framing" />'
+CLOSE_TIMEOUT_SECONDS: Final = 2.0
+# A client that stops reading must not grow our memory without bound (as for TCP in xmpp/c2s.py).
+MAX_QUEUED_BYTES: Final = 4 * 1024 * 1024
+
+
+class FrameWriter:
+    """One writer task per socket: frames are queued synchronously (sinks must not block) and sent in order.
+
+    The queue is bounded in bytes: past `MAX_QUEUED_BYTES` the frames not yet sent are dropped, the subclass
+    is told (`_overflowed`) so it can end the stream, and a socket that does not take even that is aborted.
+    """
+
+    def __init__(self, ws: web.WebSocketResponse, peer: str, transport: asyncio.Transport | None,
+                 max_queued_bytes: int = MAX_QUEUED_BYTES) -> None:
+        self._ws, self._peer = ws, peer
+        self._transport = transport
+        self._outgoing: asyncio.Queue[str | None] = asyncio.Queue()
+        self._queued_bytes = 0
+        self._max_queued_bytes = max_queued_bytes
+        self._overflow = False
+
+    def _send(self, frame: str) -> None:
+        self._outgoing.put_nowait(frame)
+        self._queued_bytes += len(frame)
+        if self._queued_bytes > self._max_queued_bytes and not self._overflow:
+            self._overflow = True
+            while not self._outgoing.empty():
+                self._outgoing.get_nowait()
+            self._queued_bytes = 0
+            if self._transport is not None:
+                # The last frames get a short chance; a client that reads nothing is cut off.
+                asyncio.get_running_loop().call_later(CLOSE_TIMEOUT_SECONDS, self._transport.abort)
+            self._overflowed()
+
+    def _overflowed(self) -> None:
+        """The client is not keeping up; end the stream."""
+
+    def _end_writes(self) -> None:
+        self._outgoing.put_nowait(None)
+
+    async def _write_loop(self) -> None:
+        while (frame := await self._outgoing.get()) is not None:
+            self._queued_bytes -= len(frame)
+            wire_log.debug("%s WS SEND %r", self._peer, frame)
+            try:
+                await self._ws.send_str(frame)
+            except ConnectionError:
+                return
+        if not self._ws.closed:
+            with contextlib.suppress(ConnectionError, TimeoutError):
+                await asyncio.wait_for(self._ws.close(code=WSCloseCode.OK), CLOSE_TIMEOUT_SECONDS)
