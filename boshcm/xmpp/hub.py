@@ -1,7 +1,8 @@
 """The hub: which live session is bound to which full JID, and the performer of router orders.
 
-Router and sessions are pure; the hub is the one place that turns `Deliver(to, stanza)` into a call on the
-session currently bound to `to`, whatever its transport. Every adapter registers itself here on `Bound`.
+The router (`RouterMachine`, behind its storage adapter `Router`) and sessions are pure; the hub is the one
+place that turns `Deliver(to, stanza)` into a call on the session currently bound to `to`, whatever its transport.
+Every adapter registers itself here on `Bound`.
 
 XEP-0198: a resumable session whose transport is lost is *parked* here (`park`): the hub becomes its sink,
 feeding what the router delivers into the session's unacked queue, until a resumption on any transport

@@ -17,21 +17,21 @@ from boshcm.stanza import NS_CLIENT, Element, local_name, qname, sub
 from boshcm.xmpp.carbons import Carbons, carbon_copy
 from boshcm.xmpp.carbons import eligible as carbons_eligible
 from boshcm.xmpp.mam import NS_STANZA_ID, ArchiveService, Party
-from boshcm.xmpp.orders import Deliver, RouterAction
+from boshcm.xmpp.orders import Deliver, RouterOrder
 
 if TYPE_CHECKING:
-    from boshcm.xmpp.router import Router
+    from boshcm.xmpp.router import RouterMachine
 
 
 class Messages:
-    def __init__(self, router: Router, carbons: Carbons, archive: ArchiveService | None,
+    def __init__(self, router: RouterMachine, carbons: Carbons, archive: ArchiveService | None,
                  wall_clock: Callable[[], float]) -> None:
         self._router = router
         self._carbons = carbons
         self._archive = archive
         self._wall_clock = wall_clock
 
-    def outbound(self, sender: JID, stanza: Element, target: JID, now: float) -> list[RouterAction]:
+    def outbound(self, sender: JID, stanza: Element, target: JID, now: float) -> list[RouterOrder]:
         """A message from the bound resource `sender` to `target`, another account or service."""
         router = self._router
         if target.domain == router.domain and target.local is not None and self._archive is not None:

@@ -1,8 +1,11 @@
 """Offline messages (XEP-0160, RFC 6121 §8.5.2.2.1): kept for an account with no available resource, handed
 to its first available resource of non-negative priority, then deleted.
 
-The router asks `store` when a chat or normal message finds no resource and `deliver` on initial presence.
-Guests neither receive nor leave stored messages; a full quota or a failing disk bounces the message.
+The router asks `store` when a chat or normal message finds no resource: the answer is a `StoreOffline` order
+(xmpp/orders.py), the stanza stamped with its XEP-0203 delay. Its performer (`Router` in xmpp/router.py) writes
+it to server.sqlite and hands a refusal back (`refused`: quota used up, disk full), which bounces the message.
+Initial presence orders `FetchOffline`, a read the performer answers with the stored messages (`stored_messages`).
+Guests neither receive nor leave stored messages.
 """
 
 from __future__ import annotations
@@ -18,11 +21,11 @@ from boshcm.errors import StanzaErrorCondition
 from boshcm.jid import JID
 from boshcm.stanza import NS_CLIENT, NS_DELAY, Element, qname, sub
 from boshcm.timestamps import xep0082
-from boshcm.xmpp.orders import Deliver, RouterAction
-from boshcm.xmpp.storage import OfflineMessage, ServerStore
+from boshcm.xmpp.orders import Deliver, RouterOrder, StoreOffline
+from boshcm.xmpp.storage import OfflineMessage
 
 if TYPE_CHECKING:
-    from boshcm.xmpp.router import Router
+    from boshcm.xmpp.router import RouterMachine
 
 _SAFE_PARSER = etree.XMLParser(resolve_entities=False, load_dtd=False, no_network=True)
 _STORABLE_PAYLOADS = frozenset({qname(NS_CLIENT, "body"), qname(NS_CLIENT, "subject"), "{jabber:x:conference}x",
@@ -35,13 +38,12 @@ def worth_storing(message: Element) -> bool:
 
 
 class OfflineMessages:
-    def __init__(self, router: Router, store: ServerStore, wall_clock: Callable[[], float]) -> None:
+    def __init__(self, router: RouterMachine, wall_clock: Callable[[], float]) -> None:
         self._router = router
-        self._store = store
         # Only for XEP-0203 delay stamps on stored messages; routing never looks at time.
         self._wall_clock = wall_clock
 
-    def store(self, bare: JID, stanza: Element) -> list[RouterAction]:
+    def store(self, bare: JID, stanza: Element) -> list[RouterOrder]:
         assert bare.local is not None
         router = self._router
         if bare.local in router.users.anonymous:
@@ -55,27 +57,18 @@ class OfflineMessages:
                                  text="Guests cannot leave offline messages")
         stored = copy.deepcopy(stanza)
         sub(stored, NS_DELAY, "delay", {"from": router.domain, "stamp": xep0082(self._wall_clock())})
-        try:
-            accepted = self._store.store_offline(bare.local, etree.tostring(stored))
-        except StorageError as exc:
-            return router.storage_failed(stanza, exc)
-        if accepted:
-            return []
+        return [StoreOffline(user=bare.local, stanza=stored)]
+
+    def refused(self, order: StoreOffline, exc: StorageError | None) -> list[RouterOrder]:
+        """The performer could not keep `order.stanza`: `exc` is None for a full quota, else the disk's fault."""
+        if exc is not None:
+            return self._router.storage_failed(order.stanza, exc)
         # XEP-0160 §2: the recipient's quota (count or bytes) is used up: service-unavailable.
-        return router.bounce(stanza, StanzaErrorCondition.SERVICE_UNAVAILABLE, text="Offline storage is full")
+        return self._router.bounce(order.stanza, StanzaErrorCondition.SERVICE_UNAVAILABLE,
+                                   text="Offline storage is full")
 
-    def deliver(self, jid: JID) -> list[RouterAction]:
-        """XEP-0160: stored messages go to the first available resource, then are deleted.
 
-        Deleting is a separate write after reading: when it fails (disk full, read-only), the messages stay
-        stored and come again at the next login (at-least-once) — the login itself never depends on it.
-        """
-        assert jid.local is not None
-        messages: list[OfflineMessage] = []
-        try:
-            messages = self._store.offline_messages(jid.local)
-            if messages:
-                self._store.delete_offline(jid.local, up_to=messages[-1].id)
-        except StorageError:
-            pass  # read failed: nothing delivered now; delete failed: delivered again next time
-        return [Deliver(to=jid, stanza=etree.fromstring(message.stanza, _SAFE_PARSER)) for message in messages]
+
+def stored_messages(jid: JID, messages: list[OfflineMessage]) -> list[Deliver]:
+    """XEP-0160: what `FetchOffline` read, for the resource `jid` (parsed without entities or DTDs)."""
+    return [Deliver(to=jid, stanza=etree.fromstring(message.stanza, _SAFE_PARSER)) for message in messages]

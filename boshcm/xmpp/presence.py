@@ -12,31 +12,30 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING
 
-from boshcm.database import StorageError
 from boshcm.errors import StanzaErrorCondition
 from boshcm.jid import JID
 from boshcm.stanza import NS_CLIENT, Element, addressed_copy, make_stanza, qname
 from boshcm.xmpp.blocking import matches as block_matches
-from boshcm.xmpp.orders import Deliver, RouterAction, fan_out
+from boshcm.xmpp.orders import Deliver, FetchOffline, RouterOrder, fan_out
 from boshcm.xmpp.pubsub import PepService
 from boshcm.xmpp.roster import RosterBook
 from boshcm.xmpp.vcard import VCards
 
 if TYPE_CHECKING:
-    from boshcm.xmpp.router import Router
+    from boshcm.xmpp.router import RouterMachine
 
 SUBSCRIPTION_TYPES = frozenset({"subscribe", "subscribed", "unsubscribe", "unsubscribed"})
 
 
 class Presence:
-    def __init__(self, router: Router, roster: RosterBook, *, pep: PepService | None,
+    def __init__(self, router: RouterMachine, roster: RosterBook, *, pep: PepService | None,
                  vcards: VCards | None) -> None:
         self._router = router
         self._roster = roster
         self._pep = pep
         self._vcards = vcards
 
-    def outbound(self, sender: JID, stanza: Element, target: JID | None, now: float) -> list[RouterAction]:
+    def outbound(self, sender: JID, stanza: Element, target: JID | None, now: float) -> list[RouterOrder]:
         """A presence stanza from the bound resource `sender`."""
         router = self._router
         presence_type = stanza.get("type")
@@ -62,7 +61,7 @@ class Presence:
             return []
         return self._broadcast_own_presence(sender, stanza, now)
 
-    def _broadcast_own_presence(self, sender: JID, stanza: Element, now: float) -> list[RouterAction]:
+    def _broadcast_own_presence(self, sender: JID, stanza: Element, now: float) -> list[RouterOrder]:
         resource = self._router.resources[sender]
         if stanza.get("type") == "unavailable":
             was_available = resource.available
@@ -88,12 +87,12 @@ class Presence:
             actions += self._router.pep_orders(self._pep.presence_available(sender, stanza, initial=initial))
         return actions
 
-    def _initial_presence_extras(self, sender: JID) -> list[RouterAction]:
+    def _initial_presence_extras(self, sender: JID) -> list[RouterOrder]:
         """Probes answered locally, pending subscription requests, offline messages (XEP-0160)."""
         assert sender.local is not None
         router = self._router
-        actions: list[RouterAction] = []
-        for item in router.store.roster_items(sender.local):
+        actions: list[RouterOrder] = []
+        for item in self._roster.roster_items(sender.local):
             if item.subscription in ("to", "both"):
                 for contact in router.available_resources(item.jid):
                     presence = router.resources[contact].presence
@@ -103,21 +102,21 @@ class Presence:
                 actions.append(Deliver(to=sender, stanza=make_stanza("presence",
                     {"type": "subscribe", "from": str(item.jid), "to": str(sender.bare)})))
         if router.resources[sender].priority >= 0:
-            actions += router.offline.deliver(sender)
+            actions.append(FetchOffline(jid=sender))  # XEP-0160: a read its performer answers
         return actions
 
-    def broadcast(self, sender: JID, stanza: Element, *, include_self: bool) -> list[RouterAction]:
+    def broadcast(self, sender: JID, stanza: Element, *, include_self: bool) -> list[RouterOrder]:
         """To contacts subscribed to the user (from/both) and to the user's own resources."""
         assert sender.local is not None
         router = self._router
         recipients = [jid for jid in router.available_resources(sender.bare) if include_self or jid != sender]
-        for item in router.store.roster_items(sender.local):
+        for item in self._roster.roster_items(sender.local):
             if item.subscription in ("from", "both") and item.jid.domain == router.domain:
                 recipients += [contact for contact in router.available_resources(item.jid)
                                if not router.blocked_either_way(sender, contact)]
         return fan_out(stanza, recipients)
 
-    def route_to(self, target: JID, stanza: Element, now: float) -> list[RouterAction]:
+    def route_to(self, target: JID, stanza: Element, now: float) -> list[RouterOrder]:
         """A presence for `target`: a component, a bound full JID, or every available resource of an account."""
         router = self._router
         if target.domain in router.components:
@@ -132,15 +131,13 @@ class Presence:
     # --- subscriptions (RFC 6121 §3) --------------------------------------------------------------
 
     def subscription(self, sender: JID, stanza: Element, presence_type: str, contact: JID,
-                     now: float) -> list[RouterAction]:
+                     now: float) -> list[RouterOrder]:
         assert sender.local is not None
         router = self._router
         user = sender.bare
-        actions: list[RouterAction] = []
-        try:
-            changed = self._roster.outbound(sender.local, contact, presence_type)
-        except StorageError as exc:
-            return router.storage_failed(stanza, exc)
+        # Each roster write comes before what follows from it: a refused write drops the rest (router.py).
+        changed, orders = self._roster.outbound(sender.local, contact, presence_type, stanza)
+        actions: list[RouterOrder] = list(orders)
         if changed is not None:
             actions += router.roster.push(user, changed)
         if contact.domain in router.components:
@@ -152,10 +149,8 @@ class Presence:
             return actions
         if router.blocks(contact.local, sender):
             return actions  # XEP-0191 §3.5: subscription requests from the blocked go nowhere, silently
-        try:
-            outcome = self._roster.inbound(contact.local, user, presence_type)
-        except StorageError as exc:
-            return actions + router.storage_failed(stanza, exc)
+        outcome = self._roster.inbound(contact.local, user, presence_type, stanza)
+        actions += outcome.orders
         if outcome.item is not None:
             actions += router.roster.push(contact, outcome.item)
         if outcome.deliver:
@@ -180,13 +175,13 @@ class Presence:
 
     # --- blocking (XEP-0191) ----------------------------------------------------------------------
 
-    def blocking_changed(self, sender: JID, blocked: tuple[JID, ...], unblocked: tuple[JID, ...]) -> list[RouterAction]:
+    def blocking_changed(self, sender: JID, blocked: tuple[JID, ...], unblocked: tuple[JID, ...]) -> list[RouterOrder]:
         """XEP-0191 §3.3/§3.4: the newly blocked see the user go offline; the unblocked see it (and are seen) again."""
         assert sender.local is not None
         router = self._router
-        actions: list[RouterAction] = []
+        actions: list[RouterOrder] = []
         own = router.available_resources(sender.bare)
-        for item in router.store.roster_items(sender.local):
+        for item in self._roster.roster_items(sender.local):
             if item.jid.domain != router.domain or item.jid.local is None:
                 continue
             for contact in router.available_resources(item.jid):

@@ -6,6 +6,12 @@ who gets what and returns orders (xmpp/orders.py): `Deliver(to=<bound full JID>,
 conflicts, `Disconnect(jid)`. The hub performs them. Components (the MUC service, upload) are plugged in by
 domain; they answer with stanzas that go through the same local delivery rules.
 
+`RouterMachine` keeps its working state in memory (bound resources, the rosters of users online) and answers
+with storage orders too: `StoreOffline`, `FetchOffline` (a read), `SaveRosterItem`, `RemoveRosterItem`,
+`ForgetUser`. `Router` is its adapter for server.sqlite, the object the sessions and the hub know: it performs
+the storage orders in the order given, synchronously (sessions call the router synchronously), feeds refusals
+back to the machine (a bounce to the sender) and passes `Deliver`/`Disconnect` on.
+
 The router is the façade the hub and the sessions use, and the host its jobs share (as a Prosody host is
 its modules'): this file owns the table of bound resources, which address gets a stanza, the XEP-0191 check
 on every delivery path and the error replies. Each other job is its own module, given the router:
@@ -21,6 +27,8 @@ import copy
 from collections.abc import Callable, Set
 from dataclasses import dataclass, field
 from typing import Protocol
+
+from lxml import etree
 
 from boshcm import __version__
 from boshcm.database import StorageError, StorageFull
@@ -42,18 +50,29 @@ from boshcm.xmpp.blocking import Blocklists, blocked_error
 from boshcm.xmpp.carbons import Carbons
 from boshcm.xmpp.mam import ArchiveService
 from boshcm.xmpp.messages import Messages
-from boshcm.xmpp.offline import OfflineMessages, worth_storing
-from boshcm.xmpp.orders import Deliver, Disconnect, RouterAction
+from boshcm.xmpp.offline import OfflineMessages, stored_messages, worth_storing
+from boshcm.xmpp.orders import (
+    Deliver,
+    Disconnect,
+    FetchOffline,
+    ForgetUser,
+    RemoveRosterItem,
+    RouterAction,
+    RouterOrder,
+    SaveRosterItem,
+    StoreOffline,
+)
 from boshcm.xmpp.presence import Presence
 from boshcm.xmpp.private_storage import PrivateStorage
 from boshcm.xmpp.pubsub import PepLimits, PepService, PepStore, Send
-from boshcm.xmpp.roster import RosterBook
+from boshcm.xmpp.roster import RosterBook, RosterSource
 from boshcm.xmpp.roster_iq import RosterIqs
 from boshcm.xmpp.server_iqs import ServerIqs
-from boshcm.xmpp.storage import ServerStore
+from boshcm.xmpp.storage import OfflineMessage, ServerStore
 from boshcm.xmpp.vcard import VCards
 
-__all__ = ["Component", "Deliver", "Disconnect", "Resource", "Router", "RouterAction", "UserDirectory"]
+__all__ = ["Component", "Deliver", "Disconnect", "Resource", "Router", "RouterAction", "RouterMachine",
+           "UserDirectory"]
 
 
 class UserDirectory(Protocol):
@@ -82,8 +101,8 @@ class Resource:
     directed: set[JID] = field(default_factory=set)   # RFC 6121 §4.6: gets our unavailable on logoff
 
 
-class Router:
-    def __init__(self, *, domain: str, users: UserDirectory, store: ServerStore, wall_clock: Callable[[], float],
+class RouterMachine:
+    def __init__(self, *, domain: str, users: UserDirectory, rosters: RosterSource, wall_clock: Callable[[], float],
                  server_name: str = "boshcm", server_version: str = __version__,
                  extra_features: tuple[str, ...] = (), pep_store: PepStore | None = None,
                  pep_limits: PepLimits | None = None, blocking: Blocklists | None = None,
@@ -91,25 +110,25 @@ class Router:
                  archive: ArchiveService | None = None) -> None:
         self.domain = domain
         self.users = users
-        self.store = store
         # Only for XEP-0203 delay stamps on what a session never acknowledged; routing never looks at time.
         self._wall_clock = wall_clock
         self.resources: dict[JID, Resource] = {}
         self._by_user: dict[str, set[JID]] = {}
         self.components: dict[str, tuple[Component, str]] = {}
         self.received = 0  # stanzas from bound sessions, read by boshcm/metrics.py
+        # The rosters in memory (xmpp/roster.py): subscription states, read by presence, roster iqs and PEP.
+        self._rosters = RosterBook(rosters)
         # XEP-0163 PEP on every account and XEP-0191 blocking: both optional, both pure (pubsub/, blocking.py).
         self._pep = None if pep_store is None else PepService(
-            domain=domain, store=pep_store, roster=store, online=self.available_resources, limits=pep_limits,
-            wall_clock=wall_clock)
+            domain=domain, store=pep_store, roster=self._rosters, online=self.available_resources,
+            limits=pep_limits, wall_clock=wall_clock)
         self._blocking = blocking
         # XEP-0280 carbons (always offered) and XEP-0313 account archives (optional), both pure.
         self._carbons = Carbons()
         # The jobs; each is given the router and the services it uses.
-        roster = RosterBook(store)
-        self.presence = Presence(self, roster, pep=self._pep, vcards=vcards)
-        self.roster = RosterIqs(self, roster)
-        self.offline = OfflineMessages(self, store, wall_clock)
+        self.presence = Presence(self, self._rosters, pep=self._pep, vcards=vcards)
+        self.roster = RosterIqs(self, self._rosters)
+        self.offline = OfflineMessages(self, wall_clock)
         self._messages = Messages(self, self._carbons, archive, wall_clock)
         self._iqs = ServerIqs(self, server_name=server_name, server_version=server_version,
                               extra_features=extra_features, wall_clock=wall_clock, carbons=self._carbons,
@@ -123,17 +142,18 @@ class Router:
     def is_bound(self, jid: JID) -> bool:
         return jid in self.resources
 
-    def bind(self, jid: JID, now: float) -> list[RouterAction]:
+    def bind(self, jid: JID, now: float) -> list[RouterOrder]:
         assert jid.local is not None and jid.resource is not None
-        actions: list[RouterAction] = []
+        actions: list[RouterOrder] = []
         if jid in self.resources:
             # RFC 6120 §7.7.2.2: the newcomer wins; the old session is told why.
             actions.append(Disconnect(jid=jid, condition=StreamErrorCondition.CONFLICT))
         self.resources[jid] = Resource()
         self._by_user.setdefault(jid.local, set()).add(jid)
+        self._rosters.load(jid.local)
         return actions
 
-    def unbind(self, jid: JID, now: float) -> list[RouterAction]:
+    def unbind(self, jid: JID, now: float) -> list[RouterOrder]:
         resource = self.resources.pop(jid, None)
         if resource is None:
             return []
@@ -147,7 +167,7 @@ class Router:
         users.discard(jid)
         if not users:
             self._by_user.pop(jid.local, None)
-        actions: list[RouterAction] = []
+        actions: list[RouterOrder] = []
         if resource.available or resource.directed:
             unavailable = make_stanza("presence", {"type": "unavailable", "from": str(jid)})
             if resource.available:
@@ -156,13 +176,19 @@ class Router:
                 actions += self.presence.route_to(recipient, addressed_copy(unavailable, recipient), now)
         for component, _name in self.components.values():
             actions += self.deliver_all(component.session_ended(jid, now), now)
-        if not users and jid.local in self.users.anonymous:
-            # A guest's name is never given again: what it kept on the server (a roster) goes with it.
-            with contextlib.suppress(StorageError):
-                self.store.delete_user(jid.local)
+        if not users:
+            self._rosters.forget(jid.local)  # read again from the disk at the next bind
+            if jid.local in self.users.anonymous:
+                # A guest's name is never given again: what it kept on the server (a roster) goes with it.
+                actions.append(ForgetUser(user=jid.local))
         return actions
 
-    def take_over_unacked(self, jid: JID, stanzas: list[Element], now: float) -> list[RouterAction]:
+    def roster_refused(self, users: Set[str]) -> None:
+        """A roster write of these users was refused: their cached rosters go, the disk is read again."""
+        for user in users:
+            self._rosters.forget(user)
+
+    def take_over_unacked(self, jid: JID, stanzas: list[Element], now: float) -> list[RouterOrder]:
         """XEP-0198 §4: what a session that ended without resumption never acknowledged.
 
         Each stanza is handled as if it arrived now for the full JID (RFC 6121 §8.5.3.2.1), which is no longer
@@ -170,7 +196,7 @@ class Router:
         XEP-0203 delay; iq requests and groupchat messages get an error to their sender; headlines, errors,
         results and presence (stale by now) are dropped as the RFC allows.
         """
-        actions: list[RouterAction] = []
+        actions: list[RouterOrder] = []
         for stanza in stanzas:
             for action in self._deliver_local(stanza, jid, now):
                 if (isinstance(action, Deliver) and action.to.bare == jid.bare
@@ -182,7 +208,7 @@ class Router:
 
     # --- stanzas from bound sessions --------------------------------------------------------------
 
-    def handle_stanza(self, sender: JID, stanza: Element, now: float) -> list[RouterAction]:
+    def handle_stanza(self, sender: JID, stanza: Element, now: float) -> list[RouterOrder]:
         self.received += 1
         stanza.set("from", str(sender))  # RFC 6120 §8.1.2.1: the server stamps the bound JID
         kind = local_name(stanza)
@@ -208,7 +234,7 @@ class Router:
                 return self._deliver_to_bare(sender.bare, addressed_copy(stanza, sender.bare))
         return self.route(stanza, target, now)
 
-    def route(self, stanza: Element, target: JID, now: float) -> list[RouterAction]:
+    def route(self, stanza: Element, target: JID, now: float) -> list[RouterOrder]:
         """A stanza for `target`: a component, (no server-to-server) an error, the server, or an account."""
         if target.domain in self.components:
             component, _name = self.components[target.domain]
@@ -220,9 +246,9 @@ class Router:
             return self._iqs.for_server(stanza)
         return self._deliver_local(stanza, target, now)
 
-    def deliver_all(self, stanzas: list[Element], now: float) -> list[RouterAction]:
+    def deliver_all(self, stanzas: list[Element], now: float) -> list[RouterOrder]:
         """Stanzas a component addressed: those for the server's accounts are delivered locally."""
-        actions: list[RouterAction] = []
+        actions: list[RouterOrder] = []
         for stanza in stanzas:
             target = JID.parse(stanza.get("to", ""))
             if target.domain == self.domain and target.local is not None:
@@ -231,7 +257,7 @@ class Router:
 
     # --- local delivery (RFC 6121 §8.5) -----------------------------------------------------------
 
-    def _deliver_local(self, stanza: Element, target: JID, now: float) -> list[RouterAction]:
+    def _deliver_local(self, stanza: Element, target: JID, now: float) -> list[RouterOrder]:
         assert target.local is not None
         kind = local_name(stanza)
         if not self.users.exists(target.local):
@@ -257,7 +283,7 @@ class Router:
             return self._iqs.for_account(stanza)
         return self._deliver_to_bare(target, stanza)
 
-    def _deliver_to_bare(self, bare: JID, stanza: Element) -> list[RouterAction]:
+    def _deliver_to_bare(self, bare: JID, stanza: Element) -> list[RouterOrder]:
         """A message to a bare JID (RFC 6121 §8.5.2.1.1): the highest non-negative priority resources."""
         stanza_type = stanza.get("type", "normal")
         if stanza_type == "groupchat":
@@ -284,9 +310,9 @@ class Router:
         """Every bound resource of a local account, available or not."""
         return sorted(self._by_user.get(bare.local or "", ()), key=str) if bare.domain == self.domain else []
 
-    def pep_orders(self, sends: list[Send]) -> list[RouterAction]:
+    def pep_orders(self, sends: list[Send]) -> list[RouterOrder]:
         """PEP's stanzas go to bound resources only, and never between a user and whom either blocks."""
-        actions: list[RouterAction] = []
+        actions: list[RouterOrder] = []
         for send in sends:
             source = JID.parse(send.stanza.get("from", self.domain))
             if send.to in self.resources and not (source.local is not None
@@ -318,7 +344,7 @@ class Router:
 
     # --- replies ----------------------------------------------------------------------------------
 
-    def iq_problem(self, iq: Element) -> list[RouterAction] | None:
+    def iq_problem(self, iq: Element) -> list[RouterOrder] | None:
         """None for a well-formed request; otherwise what to answer (RFC 6120 §8.2.3)."""
         if iq.get("type") in ("result", "error"):
             return []  # answers to the server or to an account need no answer
@@ -326,13 +352,13 @@ class Router:
             return None
         return self.bounce(iq, StanzaErrorCondition.BAD_REQUEST)
 
-    def reply(self, request: Element, reply: Element) -> list[RouterAction]:
+    def reply(self, request: Element, reply: Element) -> list[RouterOrder]:
         target = JID.parse(request.get("from", ""))
         if reply.get("from") is None:
             reply.set("from", request.get("to") or str(target.bare))
         return [Deliver(to=target, stanza=reply)] if target in self.resources else []
 
-    def bounce(self, stanza: Element, condition: StanzaErrorCondition, text: str | None = None) -> list[RouterAction]:
+    def bounce(self, stanza: Element, condition: StanzaErrorCondition, text: str | None = None) -> list[RouterOrder]:
         """An error reply to the sender, unless the stanza is itself an error (RFC 6120 §8.3.1)."""
         if stanza.get("type") in ("error", "result") or (local_name(stanza) == "presence"
                                                            and stanza.get("type") == "unavailable"):
@@ -353,7 +379,99 @@ class Router:
             return []
         return self.deliver_all([reply], 0.0)
 
-    def storage_failed(self, stanza: Element, exc: StorageError) -> list[RouterAction]:
+    def storage_failed(self, stanza: Element, exc: StorageError) -> list[RouterOrder]:
         """The store could not be written (disk full, read-only): the sender may try again later."""
         text = "The server's storage is full" if isinstance(exc, StorageFull) else "The server cannot store it now"
         return self.bounce(stanza, StanzaErrorCondition.RESOURCE_CONSTRAINT, text=f"{text}; try again later")
+
+
+class Router:
+    """`RouterMachine` with its storage: performs its storage orders on server.sqlite (`ServerStore`)."""
+
+    def __init__(self, *, domain: str, users: UserDirectory, store: ServerStore, wall_clock: Callable[[], float],
+                 server_name: str = "boshcm", server_version: str = __version__,
+                 extra_features: tuple[str, ...] = (), pep_store: PepStore | None = None,
+                 pep_limits: PepLimits | None = None, blocking: Blocklists | None = None,
+                 vcards: VCards | None = None, private: PrivateStorage | None = None,
+                 archive: ArchiveService | None = None) -> None:
+        self.store = store
+        self.machine = RouterMachine(
+            domain=domain, users=users, rosters=store, wall_clock=wall_clock, server_name=server_name,
+            server_version=server_version, extra_features=extra_features, pep_store=pep_store,
+            pep_limits=pep_limits, blocking=blocking, vcards=vcards, private=private, archive=archive)
+
+    @property
+    def received(self) -> int:  # read by boshcm/metrics.py
+        return self.machine.received
+
+    def add_component(self, domain: str, component: Component, name: str) -> None:
+        self.machine.add_component(domain, component, name)
+
+    def is_bound(self, jid: JID) -> bool:
+        return self.machine.is_bound(jid)
+
+    def bound(self, bare: JID) -> list[JID]:
+        return self.machine.bound(bare)
+
+    def bind(self, jid: JID, now: float) -> list[RouterAction]:
+        return self._perform(self.machine.bind(jid, now))
+
+    def unbind(self, jid: JID, now: float) -> list[RouterAction]:
+        return self._perform(self.machine.unbind(jid, now))
+
+    def handle_stanza(self, sender: JID, stanza: Element, now: float) -> list[RouterAction]:
+        return self._perform(self.machine.handle_stanza(sender, stanza, now))
+
+    def take_over_unacked(self, jid: JID, stanzas: list[Element], now: float) -> list[RouterAction]:
+        return self._perform(self.machine.take_over_unacked(jid, stanzas, now))
+
+    def _perform(self, orders: list[RouterOrder]) -> list[RouterAction]:
+        """Storage orders in the order given; what is left for the hub comes back."""
+        actions: list[RouterAction] = []
+        for index, order in enumerate(orders):
+            match order:
+                case Deliver() | Disconnect():
+                    actions.append(order)
+                case StoreOffline(user=user, stanza=stanza):
+                    try:
+                        accepted = self.store.store_offline(user, etree.tostring(stanza))
+                    except StorageError as exc:
+                        actions += self._perform(self.machine.offline.refused(order, exc))
+                    else:
+                        if not accepted:
+                            actions += self._perform(self.machine.offline.refused(order, None))
+                case FetchOffline(jid=jid):
+                    actions += self._fetch_offline(jid)
+                case SaveRosterItem() | RemoveRosterItem():
+                    try:
+                        if isinstance(order, SaveRosterItem):
+                            self.store.put_roster_item(order.user, order.item)
+                        else:
+                            self.store.remove_roster_item(order.user, order.jid)
+                    except StorageError as exc:
+                        # What followed from the change (reply, pushes, the presence) is not sent; the rosters
+                        # involved are read again from the disk, which still holds them as they were.
+                        rest = orders[index:]
+                        self.machine.roster_refused({later.user for later in rest
+                                                     if isinstance(later, SaveRosterItem | RemoveRosterItem)})
+                        return actions + self._perform(self.machine.storage_failed(order.request, exc))
+                case ForgetUser(user=user):
+                    with contextlib.suppress(StorageError):
+                        self.store.delete_user(user)
+        return actions
+
+    def _fetch_offline(self, jid: JID) -> list[RouterAction]:
+        """XEP-0160: stored messages go to the first available resource, then are deleted.
+
+        Deleting is a separate write after reading: when it fails (disk full, read-only), the messages stay
+        stored and come again at the next login (at-least-once) — the login itself never depends on it.
+        """
+        assert jid.local is not None
+        messages: list[OfflineMessage] = []
+        try:
+            messages = self.store.offline_messages(jid.local)
+            if messages:
+                self.store.delete_offline(jid.local, up_to=messages[-1].id)
+        except StorageError:
+            pass  # read failed: nothing delivered now; delete failed: delivered again next time
+        return list(stored_messages(jid, messages))

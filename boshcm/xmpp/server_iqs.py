@@ -35,7 +35,7 @@ from boshcm.stanza import (
 from boshcm.xmpp.blocking import NS_BLOCKING, Blocklists
 from boshcm.xmpp.carbons import NS_CARBONS, Carbons
 from boshcm.xmpp.mam import NS_MAM, NS_STANZA_ID, ArchiveService
-from boshcm.xmpp.orders import Deliver, RouterAction
+from boshcm.xmpp.orders import Deliver, RouterOrder
 from boshcm.xmpp.private_storage import NS_BOOKMARKS, NS_BOOKMARKS_CONVERSION, NS_PRIVATE, PrivateStorage
 from boshcm.xmpp.pubsub import PUBSUB_NAMESPACES, PepService
 from boshcm.xmpp.pubsub.node import NS_PUBSUB
@@ -43,13 +43,13 @@ from boshcm.xmpp.pubsub.service import account_identity
 from boshcm.xmpp.vcard import NS_AVATAR_METADATA, NS_CONVERSION, NS_VCARD, VCards
 
 if TYPE_CHECKING:
-    from boshcm.xmpp.router import Router
+    from boshcm.xmpp.router import RouterMachine
 
 NS_BOOKMARKS_COMPAT = f"{NS_BOOKMARKS}#compat"  # XEP-0402 §5.3
 
 
 class ServerIqs:
-    def __init__(self, router: Router, *, server_name: str, server_version: str, extra_features: tuple[str, ...],
+    def __init__(self, router: RouterMachine, *, server_name: str, server_version: str, extra_features: tuple[str, ...],
                  wall_clock: Callable[[], float], carbons: Carbons, pep: PepService | None,
                  blocking: Blocklists | None, vcards: VCards | None, private: PrivateStorage | None,
                  archive: ArchiveService | None) -> None:
@@ -63,7 +63,7 @@ class ServerIqs:
 
     # --- iqs to the server's own domain -----------------------------------------------------------
 
-    def for_server(self, stanza: Element) -> list[RouterAction]:
+    def for_server(self, stanza: Element) -> list[RouterOrder]:
         router = self._router
         if local_name(stanza) != "iq":
             return []  # messages and presence to the server itself have no recipient
@@ -104,7 +104,7 @@ class ServerIqs:
 
     # --- iqs from an account to itself, and to an account's bare JID ------------------------------
 
-    def from_account(self, sender: JID, iq: Element) -> list[RouterAction]:
+    def from_account(self, sender: JID, iq: Element) -> list[RouterOrder]:
         """An iq from the bound resource `sender` with no 'to' or to its own bare JID (RFC 6120 §10.3)."""
         router = self._router
         if (problem := router.iq_problem(iq)) is not None:
@@ -119,7 +119,7 @@ class ServerIqs:
             return self._blocking_iq(sender, iq)
         return self.for_account(iq)
 
-    def for_account(self, iq: Element) -> list[RouterAction]:
+    def for_account(self, iq: Element) -> list[RouterOrder]:
         """RFC 6121 §8.5.2.1.3: the server answers iqs to an account's bare JID on its behalf."""
         router = self._router
         if (problem := router.iq_problem(iq)) is not None:
@@ -182,9 +182,9 @@ class ServerIqs:
             sub(info, NS_DISCO_INFO, "feature", {"var": feature})
         return info
 
-    def _as_account(self, requests: list[Element]) -> list[RouterAction]:
+    def _as_account(self, requests: list[Element]) -> list[RouterOrder]:
         """XEP-0398/XEP-0411 conversions: pubsub requests run as the account; only their notifications go out."""
-        actions: list[RouterAction] = []
+        actions: list[RouterOrder] = []
         for request in requests:
             if self._pep is None:
                 break
@@ -194,7 +194,7 @@ class ServerIqs:
                                                 or send.stanza.tag != request.tag])
         return actions
 
-    def _blocking_iq(self, sender: JID, iq: Element) -> list[RouterAction]:
+    def _blocking_iq(self, sender: JID, iq: Element) -> list[RouterOrder]:
         assert self._blocking is not None and sender.local is not None
         router = self._router
         outcome = self._blocking.handle_iq(sender, iq)

@@ -10,8 +10,9 @@ from lxml import etree
 from boshcm.errors import StreamErrorCondition
 from boshcm.jid import JID
 from boshcm.stanza import Element
-from boshcm.xmpp.router import Deliver, Disconnect, Router, RouterAction
-from boshcm.xmpp.storage import MemoryStore, SqliteStore
+from boshcm.xmpp.orders import FetchOffline, RemoveRosterItem, RouterOrder, SaveRosterItem, StoreOffline
+from boshcm.xmpp.router import Deliver, Disconnect, Router, RouterAction, RouterMachine
+from boshcm.xmpp.storage import MemoryStore, RosterItem, SqliteStore
 
 ALICE_DESK, ALICE_PHONE = JID.parse("alice@localhost/desk"), JID.parse("alice@localhost/phone")
 BOB = JID.parse("bob@localhost/laptop")
@@ -439,3 +440,85 @@ def test_accounts_another_process_makes_or_removes_are_routed_to_within_a_second
         server.send(ALICE_DESK, "<message to='bob@localhost' id='b'><body>hi</body></message>"))]
     assert error_condition(bounce) == "service-unavailable"
     assert len([s for s in server.statements if "data_version" in s]) == 1  # one check for both, not one each
+
+
+# --- the machine's storage orders (issue 16 item 2) ------------------------------------------------
+
+class MachineOverSqlite:
+    """The pure router over a real server.sqlite it may only read rosters from; every statement is recorded."""
+
+    def __init__(self, path: Path) -> None:
+        self.store = SqliteStore(path)
+        self.store.put_roster_item("bob", RosterItem(jid=JID.parse("carol@localhost"), subscription="both"))
+        self.machine = RouterMachine(domain="localhost", users=Users(), rosters=self.store,
+                                     wall_clock=lambda: 1_700_000_000.0)
+        self.statements: list[str] = []
+        self.store.connection.set_trace_callback(self.statements.append)
+
+    def send(self, sender: JID, text: str) -> list[RouterOrder]:
+        return self.machine.handle_stanza(sender, etree.fromstring(f"<x xmlns='jabber:client'>{text}</x>")[0], 0.0)
+
+    def writes(self) -> list[str]:
+        return [statement for statement in self.statements if not statement.lstrip().upper().startswith("SELECT")]
+
+
+def test_a_message_for_an_offline_user_is_a_store_offline_order_and_no_sqlite_write(tmp_path: Path) -> None:
+    server = MachineOverSqlite(tmp_path / "server.sqlite")
+    server.machine.bind(ALICE_DESK, 0.0)
+    server.send(ALICE_DESK, "<presence/>")
+    server.statements.clear()
+    orders = server.send(ALICE_DESK, "<message to='bob@localhost' type='chat' id='m1'><body>later</body></message>")
+    (order,) = orders
+    assert isinstance(order, StoreOffline) and order.user == "bob"
+    assert order.stanza.findtext("{jabber:client}body") == "later"
+    assert order.stanza.find("{urn:xmpp:delay}delay").get("stamp") == "2023-11-14T22:13:20.000Z"  # type: ignore[union-attr]
+    assert server.writes() == [] and server.statements == []
+    assert server.store.offline_messages("bob") == []  # the machine wrote nothing; its performer would
+
+
+def test_initial_presence_orders_the_offline_messages_read_instead_of_reading_them(tmp_path: Path) -> None:
+    server = MachineOverSqlite(tmp_path / "server.sqlite")
+    server.store.store_offline("bob", b"<message xmlns='jabber:client'><body>stored</body></message>")
+    server.machine.bind(BOB, 0.0)  # bob's roster is read here, once
+    server.statements.clear()
+    orders = server.send(BOB, "<presence/>")
+    assert FetchOffline(jid=BOB) in orders
+    assert server.statements == []
+
+
+def test_roster_changes_are_orders_and_rosters_are_read_from_memory(tmp_path: Path) -> None:
+    server = MachineOverSqlite(tmp_path / "server.sqlite")
+    server.machine.bind(ALICE_DESK, 0.0)
+    server.statements.clear()
+    orders = server.send(ALICE_DESK, "<iq type='set' id='r1'><query xmlns='jabber:iq:roster'>"
+                                     "<item jid='carol@localhost' name='Carol'/></query></iq>")
+    assert isinstance(orders[0], SaveRosterItem) and orders[0].user == "alice"  # the write before the result
+    assert orders[0].item.name == "Carol" and orders[0].request.get("id") == "r1"
+    result = server.send(ALICE_DESK, "<iq type='get' id='r2'><query xmlns='jabber:iq:roster'/></iq>")
+    (reply,) = [order.stanza for order in result if isinstance(order, Deliver)]
+    assert [item.get("jid") for item in reply.iter("{jabber:iq:roster}item")] == ["carol@localhost"]
+    orders = server.send(ALICE_DESK, "<iq type='set' id='r3'><query xmlns='jabber:iq:roster'>"
+                                     "<item jid='carol@localhost' subscription='remove'/></query></iq>")
+    assert RemoveRosterItem(user="alice", jid=JID.parse("carol@localhost"), request=orders[0].request) in orders
+    # A subscription request to bob (offline): bob's roster is read once, both changes are orders.
+    orders = server.send(ALICE_DESK, "<presence to='bob@localhost' type='subscribe'/>")
+    assert [(order.user, str(order.item.jid)) for order in orders if isinstance(order, SaveRosterItem)] == [
+        ("alice", "bob@localhost"), ("bob", "alice@localhost")]
+    assert server.writes() == []
+    assert len(server.statements) == 1  # bob's roster, read when first needed
+    assert server.store.roster_items("alice") == []
+
+
+def test_a_refused_roster_write_sends_nothing_that_followed_and_the_disk_stays_the_truth(tmp_path: Path) -> None:
+    server = SqliteServer(tmp_path / "server.sqlite")
+    server.online(ALICE_DESK)
+    server.db.execute("PRAGMA query_only = ON")  # writes fail (SQLITE_READONLY)
+    actions = server.send(ALICE_DESK, "<iq type='set' id='r1'><query xmlns='jabber:iq:roster'>"
+                                      "<item jid='carol@localhost'/></query></iq>")
+    assert error_of(actions, str(ALICE_DESK)) == ("resource-constraint", "wait")  # no result, no push
+    assert server.send(ALICE_DESK, "<presence to='bob@localhost' type='subscribe'/>") == []
+    server.db.execute("PRAGMA query_only = OFF")
+    roster = delivered(server.send(ALICE_DESK, "<iq type='get' id='r2'><query xmlns='jabber:iq:roster'/></iq>"))
+    assert [item.get("jid") for _to, reply in roster for item in reply.iter("{jabber:iq:roster}item")] == []
+    # Bob's side of the refused subscription request was never kept either.
+    assert [stanza.get("type") for _to, stanza in delivered(server.online(BOB))] == [None]  # his own presence
