@@ -3,12 +3,15 @@
 `Blocklists.handle_iq` answers the account's own get/block/unblock requests and orders the pushes to its
 resources that asked for the list (XEP-0191 §3.3). `blocks(user, jid)` is the question the router asks on
 every stanza between a local account and anyone else: the router drops and bounces (§3.5, §3.6) and sends
-the presence changes a block or unblock implies. Lists live in a `BlocklistStore`; the most recently used are
-cached (bounded) so that routing does not read SQLite for every stanza.
+the presence changes a block or unblock implies. Lists live in a `BlocklistStore`: `Blocklists` keeps those
+of the users online in memory (read at bind) and the most recently used others in a bounded cache, so that
+routing does not read SQLite for every stanza; block and unblock are `SaveBlock`/`RemoveBlock` orders
+(xmpp/orders.py) the router's adapter performs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -19,6 +22,7 @@ from boshcm.database import StorageError, open_database, storage_errors, transac
 from boshcm.errors import StanzaErrorCondition, StanzaErrorType
 from boshcm.jid import JID, InvalidJID
 from boshcm.stanza import Element, element, error_reply, iq_result, make_stanza, qname, sub
+from boshcm.xmpp.orders import BlockOrder, RemoveBlock, SaveBlock
 
 NS_BLOCKING = "urn:xmpp:blocking"
 NS_BLOCKING_ERRORS = "urn:xmpp:blocking:errors"
@@ -48,6 +52,7 @@ class BlockingOutcome:
     pushes: list[tuple[JID, Element]] = field(default_factory=list)
     blocked: tuple[JID, ...] = ()                             # items added to the list
     unblocked: tuple[JID, ...] = ()                           # items removed from the list
+    write: BlockOrder | None = None                           # the storage order, performed before the reply
 
 
 class BlocklistStore(Protocol):
@@ -122,9 +127,17 @@ class SqliteBlocklistStore:
 
 
 class Blocklists:
+    """Every blocklist the router needs, in memory; changes come out as `SaveBlock`/`RemoveBlock` orders.
+
+    The list of a user online is read once at bind (`load`) and kept until the last logout (`forget`); a list
+    asked for as somebody else's (a stanza to a user offline) is read when first needed and kept in a bounded
+    cache. Those reads are the only store calls left here: `store` is written only by the router's adapter.
+    """
+
     def __init__(self, store: BlocklistStore, *, max_items: int = 1000, max_cached: int = 4096) -> None:
-        self._store = store
+        self.store = store
         self._max_items, self._max_cached = max_items, max_cached
+        self._online: dict[str, tuple[JID, ...] | None] = {}   # None: not read yet (the read at bind failed)
         self._cache: OrderedDict[str, tuple[JID, ...]] = OrderedDict()
         self._interested: dict[str, set[JID]] = {}
         self._push_counter = 0
@@ -137,15 +150,28 @@ class Blocklists:
             return False
         return any(matches(item, jid) for item in items)
 
+    def load(self, user: str) -> None:
+        """`user` is online: its list is kept in memory from now until `forget`."""
+        if user not in self._online:
+            self._online[user] = self._cache.pop(user, None)
+        with contextlib.suppress(StorageError):  # read again when first needed
+            self._items(user)
+
+    def forget(self, user: str) -> None:
+        """`user`'s last resource is gone."""
+        self._online.pop(user, None)
+
+    def refused(self, user: str) -> None:
+        """A write of `user`'s list was refused: the disk is the truth, the list is read again when needed."""
+        if user in self._online:
+            self._online[user] = None
+        self._cache.pop(user, None)
+
     def resource_gone(self, jid: JID) -> None:
         if jid.local is not None and (resources := self._interested.get(jid.local)) is not None:
             resources.discard(jid)
             if not resources:
                 del self._interested[jid.local]
-
-    def delete_user(self, user: str) -> None:
-        self._store.delete_user(user)
-        self._cache.pop(user, None)
 
     def handle_iq(self, sender: JID, iq: Element) -> BlockingOutcome:
         """A get or set in urn:xmpp:blocking from one of the account's own resources."""
@@ -174,6 +200,7 @@ class Blocklists:
         except InvalidJID:
             return BlockingOutcome(reply=error_reply(iq, StanzaErrorCondition.JID_MALFORMED))  # XEP-0191 §3.3
         current = self._items(user)
+        write: BlockOrder | None
         if block:
             if not jids:
                 return BlockingOutcome(reply=error_reply(iq, StanzaErrorCondition.BAD_REQUEST))  # XEP-0191 §3.3
@@ -182,13 +209,14 @@ class Blocklists:
                 return BlockingOutcome(reply=error_reply(
                     iq, StanzaErrorCondition.RESOURCE_CONSTRAINT, error_type=StanzaErrorType.CANCEL,
                     text=f"A blocklist holds at most {self._max_items} items"))
-            self._store.block(user, added)
+            self._keep(user, current + tuple(added))
+            write = SaveBlock(user=user, jids=tuple(added), request=iq) if added else None
             changed, outcome_blocked, outcome_unblocked = added, tuple(added), tuple[JID, ...]()
         else:
             removed = [jid for jid in jids if jid in current] if jids else list(current)  # §3.5: empty = all
-            self._store.unblock(user, jids or None)
+            self._keep(user, tuple(jid for jid in current if jid not in removed))
+            write = RemoveBlock(user=user, jids=tuple(jids) or None, request=iq)
             changed, outcome_blocked, outcome_unblocked = jids, tuple[JID, ...](), tuple(removed)
-        self._cache.pop(user, None)
         pushes = []
         for resource in sorted(self._interested.get(user, ()) if changed or not block else (), key=str):
             self._push_counter += 1
@@ -198,14 +226,23 @@ class Blocklists:
                 sub(listing, NS_BLOCKING, "item", {"jid": str(jid)})
             pushes.append((resource, push))
         return BlockingOutcome(reply=iq_result(iq), pushes=pushes, blocked=outcome_blocked,
-                               unblocked=outcome_unblocked)
+                               unblocked=outcome_unblocked, write=write)
 
     def _items(self, user: str) -> tuple[JID, ...]:
+        if (items := self._online.get(user)) is not None:
+            return items
         if (items := self._cache.get(user)) is not None:
             self._cache.move_to_end(user)
             return items
-        items = tuple(self._store.blocklist(user))
+        items = tuple(self.store.blocklist(user))
+        self._keep(user, items)
+        return items
+
+    def _keep(self, user: str, items: tuple[JID, ...]) -> None:
+        if user in self._online:
+            self._online[user] = items
+            return
         self._cache[user] = items
+        self._cache.move_to_end(user)
         while len(self._cache) > self._max_cached:
             self._cache.popitem(last=False)
-        return items

@@ -8,16 +8,15 @@ sender's other resources and the recipient's resources that did not get it see c
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from boshcm.database import StorageError
 from boshcm.jid import JID
 from boshcm.stanza import NS_CLIENT, Element, local_name, qname, sub
 from boshcm.xmpp.carbons import Carbons, carbon_copy
 from boshcm.xmpp.carbons import eligible as carbons_eligible
 from boshcm.xmpp.mam import NS_STANZA_ID, ArchiveService, Party
-from boshcm.xmpp.orders import Deliver, RouterOrder
+from boshcm.xmpp.orders import ArchiveMessage, Deliver, RouterOrder, StoreOffline
 
 if TYPE_CHECKING:
     from boshcm.xmpp.router import RouterMachine
@@ -34,12 +33,13 @@ class Messages:
     def outbound(self, sender: JID, stanza: Element, target: JID, now: float) -> list[RouterOrder]:
         """A message from the bound resource `sender` to `target`, another account or service."""
         router = self._router
+        archiving: list[RouterOrder] = []
         if target.domain == router.domain and target.local is not None and self._archive is not None:
-            self._archive_chat(sender, stanza, target)
+            archiving = self._archive_chat(sender, stanza, target)
         routed = router.route(stanza, target, now)
         if not carbons_eligible(stanza):
-            return routed
-        actions = list(routed)
+            return archiving + routed
+        actions = archiving + routed
         # XEP-0280 §6: the sender's other resources see what it sent ...
         for jid in self._carbons.copies_to(router.bound(sender.bare), skip={sender}):
             actions.append(Deliver(to=jid, stanza=carbon_copy("sent", sender, jid, stanza)))
@@ -51,27 +51,39 @@ class Messages:
                 actions.append(Deliver(to=jid, stanza=carbon_copy("received", target, jid, delivered[0].stanza)))
         return actions
 
-    def _archive_chat(self, sender: JID, stanza: Element, target: JID) -> None:
+    def _archive_chat(self, sender: JID, stanza: Element, target: JID) -> list[RouterOrder]:
         """XEP-0313 §5.1.1: a chat or normal message with a body goes into both parties' archives (one
-        write), and the recipient's copy says under which id (XEP-0359)."""
+        `ArchiveMessage` order, before the message's own), and the recipient's copy says under which id
+        (XEP-0359)."""
         assert self._archive is not None and target.local is not None
         users = self._router.users
         for claimed in stanza.findall(qname(NS_STANZA_ID, "stanza-id")):
             if claimed.get("by") in (str(sender.bare), str(target.bare)):
                 stanza.remove(claimed)  # XEP-0359 §3.1: only the archive itself says what its ids are
         if stanza.get("type", "normal") not in ("chat", "normal") or stanza.find(qname(NS_CLIENT, "body")) is None:
-            return
+            return []
         if not users.exists(target.local) or self._router.blocked_inbound(target, stanza):
-            return
+            return []
         # Guests' archives would outlive them: only accounts keep one.
         parties = [Party(archive=owner.bare, peer=peer) for owner, peer in ((sender, target), (target, sender))
                    if owner.local not in users.anonymous]
         if not parties:
-            return
-        try:
-            archived_id = self._archive.archive(parties, stanza, self._wall_clock())
-        except StorageError:
-            return  # the message itself still goes; only its archive copy is missing
+            return []
+        archived_id, order = self._archive.entry(parties, stanza, self._wall_clock())
+        if order is None:
+            return []
         if target.local not in users.anonymous:
             # XEP-0359 §4: the id names an entry in the recipient's archive; a guest has none.
             sub(stanza, NS_STANZA_ID, "stanza-id", {"id": archived_id, "by": str(target.bare)})
+        return [order]
+
+    @staticmethod
+    def archive_refused(order: ArchiveMessage, rest: Sequence[RouterOrder]) -> None:
+        """The archive write was refused: the message still goes, but no stanza-id names an entry that is
+        not there (XEP-0359 §4), in the copies routed, stored offline or carbon-copied."""
+        archived_id = order.messages[0].id if order.messages else None
+        for later in rest:
+            if isinstance(later, Deliver | StoreOffline):
+                for stamp in list(later.stanza.iter(qname(NS_STANZA_ID, "stanza-id"))):
+                    if stamp.get("id") == archived_id and (parent := stamp.getparent()) is not None:
+                        parent.remove(stamp)

@@ -5,11 +5,14 @@ as given, per (account, element), bounded in size and number. `storage:bookmarks
 here at all: the account's XEP-0402 PEP node `urn:xmpp:bookmarks:1` is the one list of bookmarks, so that a
 room bookmarked in Converse.js (private storage) shows in a XEP-0402 client and the other way round. A get
 builds XEP-0048 `<storage/>` from the PEP items; a set comes back as PEP publishes and retracts (XEP-0411 §3)
-that the router runs as the account, so PEP's limits and notifications apply.
+that the router runs as the account, so PEP's limits and notifications apply. Other elements are written by
+the router's adapter (a `SavePrivate` order, xmpp/orders.py); reads (a get, the count of elements kept) are
+synchronous reads of the store.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -20,6 +23,7 @@ from boshcm.database import StorageError, open_database, storage_errors, transac
 from boshcm.errors import StanzaErrorCondition, StanzaErrorType
 from boshcm.jid import JID, InvalidJID
 from boshcm.stanza import Element, element, error_reply, first_child, iq_result, make_stanza, namespace_of, sub
+from boshcm.xmpp.orders import SavePrivate
 from boshcm.xmpp.pubsub.node import FORM_PUBLISH_OPTIONS, NS_PUBSUB
 from boshcm.xmpp.pubsub.store import PepStore
 from boshcm.xmpp.vcard import publish_iq
@@ -40,6 +44,7 @@ BOOKMARK_OPTIONS = (("pubsub#persist_items", "true"), ("pubsub#max_items", "max"
 class PrivateOutcome:
     reply: Element
     pubsub: list[Element] = field(default_factory=list)   # publishes and retracts to run as the account
+    write: SavePrivate | None = None                      # the storage order, performed before the reply
 
 
 class PrivateStore(Protocol):
@@ -80,6 +85,10 @@ class SqlitePrivateStore:
     def __init__(self, path: Path | str) -> None:
         self._db = open_database(path, _MIGRATIONS)
 
+    @property
+    def connection(self) -> sqlite3.Connection:
+        return self._db
+
     def fragment(self, user: str, key: str) -> bytes | None:
         with storage_errors():
             row = self._db.execute("SELECT xml FROM private WHERE user = ? AND key = ?", (user, key)).fetchone()
@@ -105,6 +114,7 @@ class PrivateStorage:
     def __init__(self, store: PrivateStore, *, pep_store: PepStore | None = None, max_bytes: int = 65_536,
                  max_items: int = 64) -> None:
         self._store, self._pep = store, pep_store
+        self.store = store  # written by the router's adapter; read here
         self._max_bytes, self._max_items = max_bytes, max_items
         self._counter = 0
 
@@ -146,8 +156,7 @@ class PrivateStorage:
             return PrivateOutcome(reply=error_reply(
                 iq, StanzaErrorCondition.RESOURCE_CONSTRAINT, error_type=StanzaErrorType.CANCEL,
                 text=f"Each account may store {self._max_items} private elements"))
-        self._store.put_fragment(user, key, serialised)
-        return PrivateOutcome(reply=iq_result(iq))
+        return PrivateOutcome(reply=iq_result(iq), write=SavePrivate(user=user, key=key, xml=serialised, request=iq))
 
     def _bookmarks(self, sender: JID, iq: Element, storage: Element) -> PrivateOutcome:
         assert sender.local is not None and self._pep is not None
@@ -192,9 +201,6 @@ class PrivateStorage:
                 {"id": room})
             orders.append(retract)
         return PrivateOutcome(reply=iq_result(iq), pubsub=orders)
-
-    def delete_user(self, user: str) -> None:
-        self._store.delete_user(user)
 
 
 def _add_options(publish: Element) -> None:

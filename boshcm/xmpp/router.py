@@ -6,11 +6,15 @@ who gets what and returns orders (xmpp/orders.py): `Deliver(to=<bound full JID>,
 conflicts, `Disconnect(jid)`. The hub performs them. Components (the MUC service, upload) are plugged in by
 domain; they answer with stanzas that go through the same local delivery rules.
 
-`RouterMachine` keeps its working state in memory (bound resources, the rosters of users online) and answers
-with storage orders too: `StoreOffline`, `FetchOffline` (a read), `SaveRosterItem`, `RemoveRosterItem`,
-`ForgetUser`. `Router` is its adapter for server.sqlite, the object the sessions and the hub know: it performs
-the storage orders in the order given, synchronously (sessions call the router synchronously), feeds refusals
-back to the machine (a bounce to the sender) and passes `Deliver`/`Disconnect` on.
+`RouterMachine` keeps its working state in memory (bound resources, the rosters and blocklists of users online)
+and answers with storage orders too: `StoreOffline`, `FetchOffline` (a read), `SaveRosterItem`,
+`RemoveRosterItem`, `ForgetUser`, `SaveBlock`, `RemoveBlock`, `SaveVCard`, `SavePrivate`, `ArchiveMessage` and
+`QueryArchive` (a read). `Router` is its adapter for server.sqlite, blocklist.sqlite, vcard.sqlite, private.sqlite
+and mam.sqlite, the object the sessions and the hub know: it performs the storage orders in the order given,
+synchronously (sessions call the router synchronously), feeds refusals and answers back to the machine (a bounce
+to the sender) and passes `Deliver`/`Disconnect` on. Still synchronous in the machine: the reads that
+docs/architecture.md lists (rosters and blocklists when first needed, vCard and private-storage reads) and all
+of PEP's store (pep.sqlite).
 
 The router is the façade the hub and the sessions use, and the host its jobs share (as a Prosody host is
 its modules'): this file owns the table of bound resources, which address gets a stanza, the XEP-0191 check
@@ -52,14 +56,20 @@ from boshcm.xmpp.mam import ArchiveService
 from boshcm.xmpp.messages import Messages
 from boshcm.xmpp.offline import OfflineMessages, stored_messages, worth_storing
 from boshcm.xmpp.orders import (
+    ArchiveMessage,
     Deliver,
     Disconnect,
     FetchOffline,
     ForgetUser,
+    QueryArchive,
+    RemoveBlock,
     RemoveRosterItem,
     RouterAction,
     RouterOrder,
+    SaveBlock,
+    SavePrivate,
     SaveRosterItem,
+    SaveVCard,
     StoreOffline,
 )
 from boshcm.xmpp.presence import Presence
@@ -151,6 +161,8 @@ class RouterMachine:
         self.resources[jid] = Resource()
         self._by_user.setdefault(jid.local, set()).add(jid)
         self._rosters.load(jid.local)
+        if self._blocking is not None:
+            self._blocking.load(jid.local)
         return actions
 
     def unbind(self, jid: JID, now: float) -> list[RouterOrder]:
@@ -178,6 +190,8 @@ class RouterMachine:
             actions += self.deliver_all(component.session_ended(jid, now), now)
         if not users:
             self._rosters.forget(jid.local)  # read again from the disk at the next bind
+            if self._blocking is not None:
+                self._blocking.forget(jid.local)
             if jid.local in self.users.anonymous:
                 # A guest's name is never given again: what it kept on the server (a roster) goes with it.
                 actions.append(ForgetUser(user=jid.local))
@@ -187,6 +201,22 @@ class RouterMachine:
         """A roster write of these users was refused: their cached rosters go, the disk is read again."""
         for user in users:
             self._rosters.forget(user)
+
+    def blocking_refused(self, user: str) -> None:
+        """A blocklist write of `user` was refused: the list is read again from the disk when next needed."""
+        if self._blocking is not None:
+            self._blocking.refused(user)
+
+    def archive_refused(self, order: ArchiveMessage, rest: list[RouterOrder]) -> None:
+        """An archive write was refused: what follows (the message itself) goes without its stanza-id."""
+        self._messages.archive_refused(order, rest)
+
+    def vcard_saved(self, order: SaveVCard) -> list[RouterOrder]:
+        """A `SaveVCard` was written: what waited for it (the iq result, XEP-0398 publishes)."""
+        return self._iqs.vcard_saved(order)
+
+    def vcard_refused(self, order: SaveVCard, exc: StorageError) -> list[RouterOrder]:
+        return self._iqs.vcard_refused(order, exc)
 
     def take_over_unacked(self, jid: JID, stanzas: list[Element], now: float) -> list[RouterOrder]:
         """XEP-0198 §4: what a session that ended without resumption never acknowledged.
@@ -395,6 +425,11 @@ class Router:
                  vcards: VCards | None = None, private: PrivateStorage | None = None,
                  archive: ArchiveService | None = None) -> None:
         self.store = store
+        # The stores the machine's services only read; this adapter writes them.
+        self._blocklists = None if blocking is None else blocking.store
+        self._vcards = None if vcards is None else vcards.store
+        self._private = None if private is None else private.store
+        self._archive = archive  # the machine takes only its `entry()`; writes and queries are performed here
         self.machine = RouterMachine(
             domain=domain, users=users, rosters=store, wall_clock=wall_clock, server_name=server_name,
             server_version=server_version, extra_features=extra_features, pep_store=pep_store,
@@ -455,10 +490,48 @@ class Router:
                         self.machine.roster_refused({later.user for later in rest
                                                      if isinstance(later, SaveRosterItem | RemoveRosterItem)})
                         return actions + self._perform(self.machine.storage_failed(order.request, exc))
+                case SaveBlock() | RemoveBlock():
+                    try:
+                        self._perform_block(order)
+                    except StorageError as exc:
+                        # As for rosters: nothing that followed from the change is sent, the disk is the truth.
+                        self.machine.blocking_refused(order.user)
+                        return actions + self._perform(self.machine.storage_failed(order.request, exc))
+                case SaveVCard():
+                    assert self._vcards is not None  # the machine orders these only when it has vCards
+                    try:
+                        self._vcards.put_vcard(order.user, order.vcard)
+                    except StorageError as exc:
+                        return actions + self._perform(self.machine.vcard_refused(order, exc))
+                    actions += self._perform(self.machine.vcard_saved(order))
+                case SavePrivate():
+                    assert self._private is not None
+                    try:
+                        self._private.put_fragment(order.user, order.key, order.xml)
+                    except StorageError as exc:
+                        return actions + self._perform(self.machine.storage_failed(order.request, exc))
+                case ArchiveMessage():
+                    assert self._archive is not None
+                    try:
+                        self._archive.perform(order)
+                    except StorageError:
+                        self.machine.archive_refused(order, orders[index + 1:])
+                case QueryArchive(archive=archive, requester=requester, iq=iq, wall=wall):
+                    assert self._archive is not None
+                    answers = self._archive.handle_iq(archive, iq, wall)  # reads; retention deletes
+                    if self.machine.is_bound(requester):
+                        actions += [Deliver(to=requester, stanza=answer) for answer in answers]
                 case ForgetUser(user=user):
                     with contextlib.suppress(StorageError):
                         self.store.delete_user(user)
         return actions
+
+    def _perform_block(self, order: SaveBlock | RemoveBlock) -> None:
+        assert self._blocklists is not None  # the machine orders these only when it has blocklists
+        if isinstance(order, SaveBlock):
+            self._blocklists.block(order.user, list(order.jids))
+        else:
+            self._blocklists.unblock(order.user, None if order.jids is None else list(order.jids))
 
     def _fetch_offline(self, jid: JID) -> list[RouterAction]:
         """XEP-0160: stored messages go to the first available resource, then are deleted.

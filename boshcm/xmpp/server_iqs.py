@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from lxml import etree
 
+from boshcm.database import StorageError
 from boshcm.errors import StanzaErrorCondition
 from boshcm.jid import JID
 from boshcm.stanza import (
@@ -35,7 +36,7 @@ from boshcm.stanza import (
 from boshcm.xmpp.blocking import NS_BLOCKING, Blocklists
 from boshcm.xmpp.carbons import NS_CARBONS, Carbons
 from boshcm.xmpp.mam import NS_MAM, NS_STANZA_ID, ArchiveService
-from boshcm.xmpp.orders import Deliver, RouterOrder
+from boshcm.xmpp.orders import Deliver, QueryArchive, RouterOrder, SaveVCard
 from boshcm.xmpp.private_storage import NS_BOOKMARKS, NS_BOOKMARKS_CONVERSION, NS_PRIVATE, PrivateStorage
 from boshcm.xmpp.pubsub import PUBSUB_NAMESPACES, PepService
 from boshcm.xmpp.pubsub.node import NS_PUBSUB
@@ -132,22 +133,28 @@ class ServerIqs:
             sends = self._pep.handle_iq(owner, iq, guest=router.from_guest(iq))
             if self._vcards is not None and owner.local is not None and sends[0].stanza.get("type") == "result" \
                     and (metadata := _published(iq, NS_AVATAR_METADATA)) is not None:
-                self._vcards.avatar_published(owner.local, metadata)  # XEP-0398 §3: PEP avatar to vCard
+                # XEP-0398 §3: PEP avatar to vCard, written after the publish's own orders.
+                copied = self._vcards.avatar_published(owner.local, metadata)
+                return router.pep_orders(sends) + ([] if copied is None else [copied])
             return router.pep_orders(sends)
         if self._archive is not None and etree.QName(payload).namespace == NS_MAM:
             if requester.bare != owner:
                 return router.bounce(iq, StanzaErrorCondition.FORBIDDEN)  # XEP-0313 §4: the owner only
-            return [Deliver(to=requester, stanza=answer) for answer in
-                    self._archive.handle_iq(owner, iq, self._wall_clock())] if requester in router.resources else []
+            # A read the adapter answers (the results, then the iq).
+            return [QueryArchive(archive=owner, requester=requester, iq=iq, wall=self._wall_clock())] \
+                if requester in router.resources else []
         if payload.tag in (qname(NS_VCARD, "vCard"), qname(NS_PRIVATE, "query")) and iq.get("type") == "set" \
                 and router.from_guest(iq) and (self._vcards is not None or self._private is not None):
             return router.bounce(iq, StanzaErrorCondition.FORBIDDEN, text="Guests cannot store profile data")
         if self._vcards is not None and payload.tag == qname(NS_VCARD, "vCard") and owner.local is not None:
             outcome = self._vcards.handle_iq(requester, owner, iq)
+            if outcome.write is not None:
+                return [outcome.write]  # the result and the XEP-0398 publishes follow once written (vcard_saved)
             return router.reply(iq, outcome.reply) + self._as_account(outcome.publishes)
         if self._private is not None and payload.tag == qname(NS_PRIVATE, "query") and requester.local is not None:
             private = self._private.handle_iq(requester, iq)
-            return router.reply(iq, private.reply) + self._as_account(private.pubsub)
+            return ([] if private.write is None else [private.write]) + router.reply(iq, private.reply) \
+                + self._as_account(private.pubsub)
         if iq.get("type") == "get" and payload.tag == qname(NS_DISCO_INFO, "query") and not payload.get("node"):
             return router.reply(iq, iq_result(iq, self._account_disco_info(
                 own=requester.bare == owner and not router.from_guest(iq))))
@@ -182,6 +189,18 @@ class ServerIqs:
             sub(info, NS_DISCO_INFO, "feature", {"var": feature})
         return info
 
+    def vcard_saved(self, order: SaveVCard) -> list[RouterOrder]:
+        """A `SaveVCard` was written: its request gets the result, then the XEP-0398 publishes run."""
+        if order.request is None:
+            return []
+        return self._router.reply(order.request, iq_result(order.request)) + self._as_account(list(order.publishes))
+
+    def vcard_refused(self, order: SaveVCard, exc: StorageError) -> list[RouterOrder]:
+        """A `SaveVCard` was refused: the cached photo hash goes, the request gets the storage error."""
+        assert self._vcards is not None
+        self._vcards.refused(order.user)
+        return [] if order.request is None else self._router.storage_failed(order.request, exc)
+
     def _as_account(self, requests: list[Element]) -> list[RouterOrder]:
         """XEP-0398/XEP-0411 conversions: pubsub requests run as the account; only their notifications go out."""
         actions: list[RouterOrder] = []
@@ -198,7 +217,9 @@ class ServerIqs:
         assert self._blocking is not None and sender.local is not None
         router = self._router
         outcome = self._blocking.handle_iq(sender, iq)
-        actions = router.reply(iq, outcome.reply)
+        # The write first: when the adapter is refused it, the reply, pushes and presence that follow are not sent.
+        actions: list[RouterOrder] = [] if outcome.write is None else [outcome.write]
+        actions += router.reply(iq, outcome.reply)
         actions += [Deliver(to=jid, stanza=push) for jid, push in outcome.pushes if jid in router.resources]
         if not outcome.blocked and not outcome.unblocked:
             return actions

@@ -7,6 +7,10 @@ sent them, so notifications and limits are PEP's own. The other way, `avatar_pub
 successful publish to the avatar metadata node and writes the picture into the vCard PHOTO. `stamp_presence`
 adds the photo hash to an account's broadcast presence (XEP-0153 §4.1, XEP-0398 §4) so that clients which
 only know vCard avatars see the new picture.
+
+Writes are `SaveVCard` orders (xmpp/orders.py) the router's adapter performs; the photo hashes are kept in a
+bounded cache. Reads stay synchronous reads of the store: a vCard get (one's own or another account's), the
+current card when a PEP avatar is copied into it, and a photo hash not cached.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import sqlite3
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +30,7 @@ from boshcm.database import StorageError, open_database, storage_errors, transac
 from boshcm.errors import StanzaErrorCondition, StanzaErrorType
 from boshcm.jid import JID
 from boshcm.stanza import Element, element, error_reply, first_child, iq_result, make_stanza, qname, sub
+from boshcm.xmpp.orders import SaveVCard
 from boshcm.xmpp.pubsub.node import NS_PUBSUB
 from boshcm.xmpp.pubsub.store import PepStore
 
@@ -40,6 +46,7 @@ _SAFE_PARSER = etree.XMLParser(resolve_entities=False, load_dtd=False, no_networ
 class VCardOutcome:
     reply: Element
     publishes: list[Element] = field(default_factory=list)   # pubsub iqs to run as the account (XEP-0398 §3)
+    write: SaveVCard | None = None       # a set: the storage order; its result and publishes follow once written
 
 
 class VCardStore(Protocol):
@@ -69,6 +76,10 @@ _MIGRATIONS = ("CREATE TABLE IF NOT EXISTS vcards (user TEXT PRIMARY KEY, vcard 
 class SqliteVCardStore:
     def __init__(self, path: Path | str) -> None:
         self._db = open_database(path, _MIGRATIONS)
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        return self._db
 
     def vcard(self, user: str) -> bytes | None:
         with storage_errors():
@@ -120,6 +131,7 @@ class VCards:
     def __init__(self, store: VCardStore, *, pep_store: PepStore | None = None, max_bytes: int = 131_072,
                  max_cached: int = 4096) -> None:
         self._store, self._pep = store, pep_store
+        self.store = store  # written by the router's adapter; read here
         self._max_bytes, self._max_cached = max_bytes, max_cached
         self._hashes: OrderedDict[str, str] = OrderedDict()   # user -> SHA-1 of the photo, "" for none
         self._counter = 0
@@ -143,10 +155,11 @@ class VCards:
                     iq, StanzaErrorCondition.NOT_ACCEPTABLE, error_type=StanzaErrorType.MODIFY,
                     text=f"A vCard is limited to {self._max_bytes} bytes"))
             before = self.photo_hash(owner.local)
-            self._store.put_vcard(owner.local, serialised)
             photo = _photo(new_card)
             self._remember(owner.local, hashlib.sha1(photo[1]).hexdigest() if photo else "")
-            return VCardOutcome(reply=iq_result(iq), publishes=self._to_pep(sender, photo, before))
+            publishes = self._to_pep(sender, photo, before)
+            return VCardOutcome(reply=iq_result(iq), publishes=publishes, write=SaveVCard(
+                user=owner.local, vcard=serialised, request=iq, publishes=tuple(publishes)))
         except StorageError:
             return VCardOutcome(reply=error_reply(iq, StanzaErrorCondition.RESOURCE_CONSTRAINT,
                                                   text="The server cannot store it now; try again later"))
@@ -176,8 +189,8 @@ class VCards:
         self._counter += 1
         return publish_iq(sender, node, item_id, payload, request_id=f"vcard-pep{self._counter}")
 
-    def avatar_published(self, user: str, metadata: Element) -> None:
-        """XEP-0398 §3: the account published avatar metadata to PEP; its vCard PHOTO follows."""
+    def avatar_published(self, user: str, metadata: Element) -> SaveVCard | None:
+        """XEP-0398 §3: the account published avatar metadata to PEP; its vCard PHOTO follows (the order)."""
         info = metadata.find(qname(NS_AVATAR_METADATA, "info"))
         try:
             stored = self._store.vcard(user)
@@ -188,18 +201,18 @@ class VCards:
             if info is not None:
                 data = self._avatar_data(user, info.get("id", ""))
                 if data is None:
-                    return  # the picture lives elsewhere (XEP-0084 §4.3 url): nothing to copy
+                    return None  # the picture lives elsewhere (XEP-0084 §4.3 url): nothing to copy
                 photo = sub(card, NS_VCARD, "PHOTO")
                 sub(photo, NS_VCARD, "TYPE", text=info.get("type", "image/png"))
                 sub(photo, NS_VCARD, "BINVAL", text=base64.b64encode(data).decode("ascii"))
                 digest = hashlib.sha1(data).hexdigest()
             serialised = etree.tostring(card)
             if len(serialised) > self._max_bytes:
-                return
-            self._store.put_vcard(user, serialised)
-            self._remember(user, digest)
+                return None
         except StorageError:
-            return  # the vCard keeps its old photo; the PEP avatar is already published
+            return None  # the vCard keeps its old photo; the PEP avatar is already published
+        self._remember(user, digest)
+        return SaveVCard(user=user, vcard=serialised, request=None)
 
     def _avatar_data(self, user: str, item_id: str) -> bytes | None:
         if self._pep is None or not item_id:
@@ -242,8 +255,8 @@ class VCards:
             photo = sub(x, NS_VCARD_UPDATE, "photo")
         photo.text = self.photo_hash(user) or None
 
-    def delete_user(self, user: str) -> None:
-        self._store.delete_user(user)
+    def refused(self, user: str) -> None:
+        """A `SaveVCard` of `user` was refused: the photo hash is read again from the disk."""
         self._hashes.pop(user, None)
 
     def _remember(self, user: str, digest: str) -> None:

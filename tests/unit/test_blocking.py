@@ -9,7 +9,8 @@ from lxml import etree
 from boshcm.jid import JID
 from boshcm.stanza import Element
 from boshcm.xmpp.blocking import Blocklists, BlocklistStore, MemoryBlocklistStore, SqliteBlocklistStore
-from boshcm.xmpp.router import Deliver, Router, RouterAction
+from boshcm.xmpp.orders import RemoveBlock, RouterOrder, SaveBlock
+from boshcm.xmpp.router import Deliver, Router, RouterAction, RouterMachine
 from boshcm.xmpp.storage import MemoryStore
 
 ALICE, ALICE_PHONE = JID.parse("alice@localhost/desk"), JID.parse("alice@localhost/phone")
@@ -201,3 +202,59 @@ def test_the_server_advertises_blocking() -> None:
     (info,) = delivered(server.send(ALICE, "<iq type='get' id='d' to='localhost'>"
                                            "<query xmlns='http://jabber.org/protocol/disco#info'/></iq>"), ALICE)
     assert NS in {f.get("var") for f in info.iter("{http://jabber.org/protocol/disco#info}feature")}
+
+
+# --- blocklists in memory, writes as orders (issue 16 item 2) --------------------------------------
+
+class MachineOverSqlite:
+    """The pure router over a real blocklist.sqlite it may only read; every statement is recorded."""
+
+    def __init__(self, path: Path) -> None:
+        self.lists = SqliteBlocklistStore(path)
+        self.lists.block("alice", [JID.parse("carol@localhost")])
+        self.machine = RouterMachine(domain="localhost", users=Users(), rosters=MemoryStore(),
+                                     wall_clock=lambda: 0.0, blocking=Blocklists(self.lists))
+        self.statements: list[str] = []
+        self.lists.connection.set_trace_callback(self.statements.append)
+
+    def send(self, sender: JID, text: str) -> list[RouterOrder]:
+        return self.machine.handle_stanza(sender, etree.fromstring(f"<x xmlns='jabber:client'>{text}</x>")[0], 0.0)
+
+
+def test_block_and_unblock_are_orders_and_the_lists_of_users_online_are_read_once_at_bind(tmp_path: Path) -> None:
+    server = MachineOverSqlite(tmp_path / "blocklist.sqlite")
+    server.machine.bind(ALICE, 0.0)
+    server.machine.bind(BOB, 0.0)
+    assert len(server.statements) == 2  # alice's list and bob's, once each
+    server.statements.clear()
+    orders = server.send(ALICE, f"<iq type='set' id='b1'><block xmlns='{NS}'><item jid='bob@localhost'/></block></iq>")
+    assert orders[0] == SaveBlock(user="alice", jids=(JID.parse("bob@localhost"),), request=orders[0].request)  # type: ignore[union-attr]
+    assert orders[0].request.get("id") == "b1"  # type: ignore[union-attr]
+    # Routing and the list itself come from memory.
+    assert [o for o in server.send(BOB, "<message to='alice@localhost/desk'><body>x</body></message>")
+            if isinstance(o, Deliver) and o.to == ALICE] == []
+    (listing,) = [o.stanza for o in server.send(ALICE, f"<iq type='get' id='l'><blocklist xmlns='{NS}'/></iq>")
+                  if isinstance(o, Deliver)]
+    assert [item.get("jid") for item in listing[0]] == ["carol@localhost", "bob@localhost"]
+    orders = server.send(ALICE, f"<iq type='set' id='u1'><unblock xmlns='{NS}'/></iq>")
+    assert isinstance(orders[0], RemoveBlock) and orders[0].user == "alice" and orders[0].jids is None
+    assert server.statements == []
+    assert server.lists.blocklist("alice") == [JID.parse("carol@localhost")]  # the machine wrote nothing
+
+
+def test_a_refused_blocklist_write_sends_nothing_that_followed_and_the_disk_stays_the_truth(tmp_path: Path) -> None:
+    lists = SqliteBlocklistStore(tmp_path / "blocklist.sqlite")
+    server = Server(lists)
+    server.online(ALICE)
+    server.online(ALICE_PHONE)
+    server.online(BOB)
+    server.send(ALICE_PHONE, f"<iq type='get' id='l'><blocklist xmlns='{NS}'/></iq>")  # the phone gets pushes
+    lists.connection.execute("PRAGMA query_only = ON")  # writes fail (SQLITE_READONLY)
+    actions = server.block(ALICE, "bob@localhost")
+    (reply,) = delivered(actions, ALICE)
+    assert reply.get("type") == "error" and condition(reply) == "resource-constraint"
+    assert delivered(actions, ALICE_PHONE) == []  # no push for what was not kept
+    lists.connection.execute("PRAGMA query_only = OFF")
+    # Bob is not blocked: the list in memory was dropped and read again from the disk.
+    assert len(delivered(server.send(BOB, "<message to='alice@localhost/desk'><body>x</body></message>"), ALICE)) == 1
+    assert lists.blocklist("alice") == []

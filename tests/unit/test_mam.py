@@ -22,7 +22,8 @@ from boshcm.xmpp.mam import (
     Party,
     SqliteArchiveStore,
 )
-from boshcm.xmpp.router import Router, RouterAction
+from boshcm.xmpp.orders import ArchiveMessage, QueryArchive
+from boshcm.xmpp.router import Deliver, Router, RouterAction, RouterMachine
 from boshcm.xmpp.storage import MemoryStore
 from tests.unit.test_router import ALICE_DESK, ALICE_PHONE, BOB, Users, delivered, error_condition
 
@@ -339,3 +340,46 @@ def test_a_message_to_a_guest_carries_no_stanza_id_and_only_the_sender_archives_
     ((to, live),) = delivered(router.handle_stanza(BOB, message, 0.0))
     assert to == str(guest) and live.findall(f"{{{NS_STANZA_ID}}}stanza-id") == []
     assert store.count("bob@localhost", Filter()) == 1 and store.count("anon-1@localhost", Filter()) == 0
+
+
+# --- archiving and queries as orders (issue 16 item 2) ---------------------------------------------
+
+def test_archiving_is_an_order_before_the_message_and_a_query_is_a_read_the_adapter_answers(
+        tmp_path: Path) -> None:
+    store = SqliteArchiveStore(tmp_path / "mam.sqlite")
+    machine = RouterMachine(domain="localhost", users=Users(), rosters=MemoryStore(), wall_clock=lambda: T0,
+                            archive=service(store))
+    for jid in (ALICE_DESK, BOB):
+        machine.bind(jid, 0.0)
+        machine.handle_stanza(jid, make_stanza("presence"), 0.0)
+    statements: list[str] = []
+    store.connection.set_trace_callback(statements.append)
+    message = etree.fromstring("<message xmlns='jabber:client' to='alice@localhost' type='chat'><body>hi</body>"
+                               "</message>")
+    order, live = machine.handle_stanza(BOB, message, 0.0)
+    assert isinstance(order, ArchiveMessage) and isinstance(live, Deliver) and live.to == ALICE_DESK
+    assert {entry.archive for entry in order.messages} == {"alice@localhost", "bob@localhost"}
+    (stanza_id,) = live.stanza.findall(f"{{{NS_STANZA_ID}}}stanza-id")
+    assert {entry.id for entry in order.messages} == {stanza_id.get("id")}
+    iq = etree.fromstring(f"<iq xmlns='jabber:client' type='set' id='q'><query xmlns='{NS_MAM}'/></iq>")
+    (query,) = machine.handle_stanza(ALICE_DESK, iq, 0.0)
+    assert query == QueryArchive(archive=ALICE, requester=ALICE_DESK, iq=iq, wall=T0)
+    assert statements == []  # the machine neither wrote nor read mam.sqlite
+
+
+def test_a_refused_archive_write_still_delivers_the_message_without_a_stanza_id(tmp_path: Path) -> None:
+    store = SqliteArchiveStore(tmp_path / "mam.sqlite")
+    router = Router(domain="localhost", users=Users(), store=MemoryStore(), wall_clock=lambda: T0,
+                    archive=service(store))
+    router.bind(ALICE_DESK, 0.0)
+    router.handle_stanza(ALICE_DESK, make_stanza("presence"), 0.0)
+    router.bind(BOB, 0.0)
+    store.connection.execute("PRAGMA query_only = ON")  # writes fail (SQLITE_READONLY)
+    message = etree.fromstring("<message xmlns='jabber:client' to='alice@localhost' type='chat'><body>hi</body>"
+                               "</message>")
+    ((to, live),) = delivered(router.handle_stanza(BOB, message, 0.0))
+    assert to == str(ALICE_DESK) and live.find(f"{{{NS_STANZA_ID}}}stanza-id") is None
+    store.connection.execute("PRAGMA query_only = OFF")
+    iq = etree.fromstring(f"<iq xmlns='jabber:client' type='set' id='q'><query xmlns='{NS_MAM}'/></iq>")
+    ((_to, fin),) = delivered(router.handle_stanza(ALICE_DESK, iq, 0.0))
+    assert fin.get("type") == "result" and fin.findtext(f".//{{{NS_RSM}}}count") == "0"

@@ -14,7 +14,9 @@ each archive keeps its `max_messages_per_archive` newest and, of those, the newe
 `max_bytes_per_archive` (a message larger than that is not archived); what is older than `retention_days` is
 deleted when its archive is queried and by `purge_expired()` (start-up, daily).
 
-Pure: the wall-clock time arrives as `wall`; the store is called synchronously, like the router's own.
+Pure: the wall-clock time arrives as `wall`. For accounts the router only takes `entry()` (an `ArchiveMessage`
+order, xmpp/orders.py) and hands queries to its adapter (`QueryArchive`), which calls `perform()` and
+`handle_iq()` on the store; the conference service still calls `archive()` synchronously.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from boshcm.stanza import (
 )
 from boshcm.timestamps import xep0082
 from boshcm.xmpp.mam.store import ArchivedMessage, ArchiveStore, Filter
+from boshcm.xmpp.orders import ArchiveMessage
 
 NS_MAM = "urn:xmpp:mam:2"
 NS_RSM = "http://jabber.org/protocol/rsm"
@@ -88,6 +91,14 @@ class ArchiveService:
     def archive(self, parties: Sequence[Party], message: Element, wall: float,
                 message_id: str | None = None) -> str:
         """Store `message` in each party's archive under one id (new unless given); StorageError passes up."""
+        archived_id, order = self.entry(parties, message, wall, message_id)
+        if order is not None:
+            self.perform(order)
+        return archived_id
+
+    def entry(self, parties: Sequence[Party], message: Element, wall: float,
+              message_id: str | None = None) -> tuple[str, ArchiveMessage | None]:
+        """The id `message` gets and the order that archives it (None: too large to keep), writing nothing."""
         archived_id = message_id or self._id_factory()
         stored = copy.deepcopy(message)
         for child in stored.findall(qname(NS_STANZA_ID, "stanza-id")):
@@ -96,12 +107,16 @@ class ArchiveService:
         limits = self._limits
         if len(data) > limits.max_bytes_per_archive:
             # It could only be kept by emptying the archive: one message must not wipe someone's history.
-            return archived_id
-        self._store.append([ArchivedMessage(archive=str(party.archive.bare), id=archived_id, at=wall,
-                                            peer=str(party.peer), peer_bare=str(party.peer.bare), stanza=data)
-                            for party in parties], keep=limits.max_messages_per_archive,
-                           keep_bytes=limits.max_bytes_per_archive)
-        return archived_id
+            return archived_id, None
+        return archived_id, ArchiveMessage(
+            messages=tuple(ArchivedMessage(archive=str(party.archive.bare), id=archived_id, at=wall,
+                                           peer=str(party.peer), peer_bare=str(party.peer.bare), stanza=data)
+                           for party in parties),
+            keep=limits.max_messages_per_archive, keep_bytes=limits.max_bytes_per_archive)
+
+    def perform(self, order: ArchiveMessage) -> None:
+        """Write an `entry` (the router's adapter calls this); StorageError passes up."""
+        self._store.append(list(order.messages), keep=order.keep, keep_bytes=order.keep_bytes)
 
     def purge_expired(self, wall: float) -> None:
         if self._limits.retention_days > 0:
