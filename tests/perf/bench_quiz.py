@@ -1,40 +1,51 @@
-"""Quiz benchmark: a live game with N players over BOSH, on boshcm and on Prosody, the bot the same for both.
+"""Quiz benchmark: a live game with N players over BOSH or WebSocket, on boshcm and on Prosody, the same bot.
 
-    .venv/bin/python -m tests.perf.bench_quiz [--players 200] [--questions 10]
+    .venv/bin/python -m tests.perf.bench_quiz [--players 200] [--questions 10] [--transport bosh|websocket]
+                                              [--wave 250] [--only boshcm|prosody]
 
 The bot runs as its own process (`quizbot run`) against each server, so its CPU time can be read from /proc.
-Each player is its own account, logs in over BOSH, joins the room and answers every question privately to
-the bot (with the <answer/> payload) after a random 0.2-3 s. Prints, per server: the spread of question
-arrival across players (p50/p99 over questions), question send to last arrival, bot CPU per question,
-and how many answers were scored (every answer must be).
+Each player is its own account (boshcm: written to the account store before the server starts; Prosody:
+`prosodyctl register`), logs in over BOSH or over WebSocket (RFC 7395, SASL PLAIN; in waves of `--wave`), joins
+the room and answers every question privately to the bot (with the <answer/> payload) after a random 0.2-3 s.
+Prints, per server: players who got every question, the spread of question arrival across players (p50/p99 over
+questions), how many answers were scored (every answer must be), the server's and the bot's CPU over the game and
+(boshcm) the server's event-loop lag from its /metrics.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
+import math
 import os
 import random
 import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
 import aiohttp
 from lxml import etree
+from prometheus_client.parser import text_string_to_metric_families
 
 from boshcm.xmpp.accounts import AccountStore
 from quizbot.payload import NS
 from tests.integration.bosh_client import BoshClient
 from tests.integration.xmpp_client import XmppClient
-from tests.perf.bench_bosh import BoshcmTarget, ProsodyTarget, Target, bounded, wait_for_port
-from tests.perf.bench_muc import percentile
+from tests.perf.bench_bosh import BoshcmTarget, ProsodyTarget, Target, wait_for_port
+from tests.perf.bench_muc import runtime_figures, settled
 
 ROOM = "bench@conference.localhost"
 BOT = "quiz@localhost"
 TICKS = os.sysconf("SC_CLK_TCK")
+NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
+NS_FRAMING = "urn:ietf:params:xml:ns:xmpp-framing"
+OPEN = f"<open xmlns='{NS_FRAMING}' to='localhost' version='1.0'/>"
 
 
 def bank(count: int) -> dict[str, object]:
@@ -49,16 +60,24 @@ def cpu_seconds(pid: int) -> float:
 
 
 class Player:
-    def __init__(self, client: BoshClient, nick: str, arrivals: dict[str, list[float]]) -> None:
-        self.client, self.nick, self.arrivals = client, nick, arrivals
-        self.received = 0
+    """One player: records when each question arrives and answers it privately to the bot after 0.2-3 s."""
 
-    def take(self, response: etree._Element) -> None:
+    def __init__(self, nick: str, arrivals: dict[str, list[float]]) -> None:
+        self.nick, self.arrivals = nick, arrivals
+        self.received = 0
+        self.answers_sent = 0
+        self.questions: set[str] = set()
+        self.ended: str | None = None  # why its reading stopped before the end of the game
+
+    def take(self, stanzas: Iterable[etree._Element]) -> None:
         now = time.perf_counter()
-        for message in response.iter("{jabber:client}message"):
+        for message in stanzas:
+            if message.tag != "{jabber:client}message":
+                continue
             question = message.find(f"{{{NS}}}question")
             if question is not None:
                 self.arrivals.setdefault(question.get("id", ""), []).append(now)
+                self.questions.add(question.get("id", ""))
                 asyncio.get_running_loop().create_task(self.answer(question.get("id", "")))
             if message.find(f"{{{NS}}}received") is not None:
                 self.received += 1
@@ -66,16 +85,87 @@ class Player:
     async def answer(self, question_id: str) -> None:
         await asyncio.sleep(random.uniform(0.2, 3.0))
         answer = question_id.replace("b", "word")
-        self.take(await self.client.send(
-            f"<message xmlns='jabber:client' to='{BOT}' type='chat'><body>{answer}</body>"
-            f"<answer xmlns='{NS}' question='{question_id}'/></message>"))
+        self.answers_sent += 1
+        await self.send(f"<message xmlns='jabber:client' to='{BOT}' type='chat'><body>{answer}</body>"
+                        f"<answer xmlns='{NS}' question='{question_id}'/></message>")
 
-    async def poll(self) -> None:
+    def join(self) -> str:
+        return (f"<presence xmlns='jabber:client' to='{ROOM}/{self.nick}'>"
+                "<x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='0'/></x></presence>")
+
+    async def send(self, payload: str) -> None:
+        raise NotImplementedError
+
+    async def run(self) -> None:
+        raise NotImplementedError
+
+
+class BoshPlayer(Player):
+    def __init__(self, client: BoshClient, nick: str, arrivals: dict[str, list[float]]) -> None:
+        super().__init__(nick, arrivals)
+        self.client = client
+
+    async def send(self, payload: str) -> None:
+        self.take(await self.client.send(payload))
+
+    async def run(self) -> None:
         while True:
-            response = await self.client.post(self.client.body())
+            try:
+                response = await self.client.post(self.client.body())
+            except (aiohttp.ClientError, AssertionError) as error:  # AssertionError: an HTTP status other than 200
+                self.ended = repr(error)
+                return
             self.take(response)
             if response.get("type") == "terminate":
+                self.ended = f"terminate {response.get('condition')}"
                 return
+
+
+class WebSocketPlayer(Player):
+    """RFC 7395: one stanza per text frame, <open/> and <close/> framing, SASL PLAIN then resource binding."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse, nick: str, arrivals: dict[str, list[float]]) -> None:
+        super().__init__(nick, arrivals)
+        self.ws = ws
+
+    @classmethod
+    async def login(cls, http: aiohttp.ClientSession, url: str, user: str, password: str, nick: str,
+                    arrivals: dict[str, list[float]]) -> WebSocketPlayer:
+        ws = await http.ws_connect(url, protocols=("xmpp",), max_msg_size=0)
+        player = cls(ws, nick, arrivals)
+        await player._open()
+        token = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+        await ws.send_str(f"<auth xmlns='{NS_SASL}' mechanism='PLAIN'>{token}</auth>")
+        success = await player._frame()
+        assert success.tag == f"{{{NS_SASL}}}success", etree.tostring(success)
+        await player._open()
+        await ws.send_str("<iq xmlns='jabber:client' type='set' id='bind'><bind xmlns='urn:ietf:params:xml:ns:"
+                          "xmpp-bind'><resource>web</resource></bind></iq>")
+        bound = await player._frame()
+        assert bound.findtext(".//{urn:ietf:params:xml:ns:xmpp-bind}jid"), etree.tostring(bound)
+        return player
+
+    async def _open(self) -> None:
+        await self.ws.send_str(OPEN)
+        opened = await self._frame()
+        assert opened.tag == f"{{{NS_FRAMING}}}open", etree.tostring(opened)
+        features = await self._frame()
+        assert features.tag == "{http://etherx.jabber.org/streams}features", etree.tostring(features)
+
+    async def _frame(self) -> etree._Element:
+        message = await self.ws.receive(timeout=60)
+        assert message.type is aiohttp.WSMsgType.TEXT, message
+        return etree.fromstring(message.data.encode())
+
+    async def send(self, payload: str) -> None:
+        await self.ws.send_str(payload)
+
+    async def run(self) -> None:
+        async for message in self.ws:
+            if message.type is not aiohttp.WSMsgType.TEXT:
+                self.ended = f"{message.type.name} {message.data!r}"
+                return
+            self.take([etree.fromstring(message.data.encode())])
 
 
 async def start_bot(target: Target, directory: Path, args: argparse.Namespace) -> asyncio.subprocess.Process:
@@ -116,21 +206,33 @@ async def measure(target: Target, args: argparse.Namespace, directory: Path) -> 
             break
         muc.leave_muc(ROOM, "Starter")
     arrivals: dict[str, list[float]] = {}
-    connector = aiohttp.TCPConnector(limit=0)
+    # Idle pooled connections are dropped well before the server's 15 s keep-alive ([http] idle_timeout_seconds):
+    # reusing one the server is closing at that moment gets a reset, and a reset poll would lose the player.
+    connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=5)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=600)) as http:
-        async def login(index: int) -> BoshClient:
+        async def login(index: int) -> Player:
+            if args.transport == "websocket":
+                return await WebSocketPlayer.login(http, ws_url(target), f"p{index}", "player-secret", f"P{index}",
+                                                   arrivals)
             client = BoshClient(http, target.url, wait=60)
             await client.login(f"p{index}", "player-secret", resource="web")
-            return client
+            return BoshPlayer(client, f"P{index}", arrivals)
 
-        clients = await bounded(args.players, 25, login)
-        players = [Player(client, f"P{index}", arrivals) for index, client in enumerate(clients)]
-        pollers = [asyncio.create_task(p.poll()) for p in players]
-        for player in players:
-            await player.client.send(f"<presence xmlns='jabber:client' to='{ROOM}/{player.nick}'>"
-                                     "<x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='0'/></x>"
-                                     "</presence>")
-        await asyncio.sleep(3)
+        # In waves: each wave logs in (25 at a time), starts reading and joins before the next one logs in, so
+        # the joins' presence fan-out (every join goes to everyone already in) never stalls the next logins.
+        players: list[Player] = []
+        runners: list[asyncio.Task[None]] = []
+        login_started = time.perf_counter()
+        for first in range(0, args.players, args.wave):
+            wave = await bounded_players(range(first, min(args.players, first + args.wave)), 25, login)
+            runners += [asyncio.create_task(p.run()) for p in wave]
+            await asyncio.gather(*(p.send(p.join()) for p in wave))
+            players += wave
+            print(f"  {target.name}: {len(players)} players in ({time.perf_counter() - login_started:.0f} s)",
+                  file=sys.stderr)
+        await settled(target.pid, limit_seconds=300)
+        print(f"  {target.name}: joined and settled after {time.perf_counter() - login_started:.0f} s",
+              file=sys.stderr)
         reveals: list[etree._Element] = []
 
         def on_message(message: object) -> None:
@@ -140,7 +242,9 @@ async def measure(target: Target, args: argparse.Namespace, directory: Path) -> 
                 reveals.append(found)
 
         starter.xmpp.add_event_handler("groupchat_message", on_message)
-        cpu_before = cpu_seconds(bot.pid)
+        lag_before = await runtime_figures(http, target)
+        buckets_before = await lag_buckets(http, target)
+        bot_before, server_before = cpu_seconds(bot.pid), cpu_seconds(target.pid)
         started = time.perf_counter()
         starter.xmpp.send_message(mto=ROOM, mbody=f"!quiz live {args.questions}", mtype="groupchat")
         await asyncio.sleep(1)
@@ -149,21 +253,80 @@ async def measure(target: Target, args: argparse.Namespace, directory: Path) -> 
         while len(reveals) < args.questions and time.perf_counter() < deadline:
             await asyncio.sleep(0.5)
         elapsed = time.perf_counter() - started
-        cpu = cpu_seconds(bot.pid) - cpu_before
-        for task in pollers:
+        bot_cpu, server_cpu = cpu_seconds(bot.pid) - bot_before, cpu_seconds(target.pid) - server_before
+        lag = await runtime_figures(http, target)
+        game_lag = {le: count - buckets_before.get(le, 0) for le, count in (await lag_buckets(http, target)).items()}
+        for task in runners:
             task.cancel()
     spreads = [(max(t) - min(t)) * 1000 for t in arrivals.values()]
     scored = sum(len(r.findall(f"{{{NS}}}scorer")) for r in reveals)
-    print(f"  {target.name}: {len(reveals)} questions in {elapsed:.1f} s", file=sys.stderr)
+    print(f"  {target.name}: {len(reveals)} questions in {elapsed:.1f} s, scored per question "
+          f"{[len(r.findall(f'{{{NS}}}scorer')) for r in reveals]}, spreads (ms) {[round(x) for x in spreads]}",
+          file=sys.stderr)
     await starter.close()
     bot.terminate()
     await bot.wait()
+    sent = sum(p.answers_sent for p in players)
+    ended = Counter(p.ended for p in players if p.ended is not None)
+    if ended:
+        print(f"  {target.name}: players whose stream ended during the run: {dict(ended)}", file=sys.stderr)
     return {"players": args.players, "questions revealed": len(reveals),
             "players receiving each question (min)": min((len(t) for t in arrivals.values()), default=0),
+            "players who got every question": sum(1 for p in players if len(p.questions) >= len(arrivals)),
             "question spread p50 (ms)": statistics.median(spreads) if spreads else float("nan"),
-            "question spread p99 (ms)": percentile(spreads, 0.99) if spreads else float("nan"),
-            "answers scored": scored, "answers scored (%)": 100 * scored / (args.players * args.questions),
-            "bot CPU per question (ms)": 1000 * cpu / max(1, len(reveals))}
+            "question spread p99 (ms)": nearest_rank(spreads, 0.99),
+            "answers sent": sent, "answers acknowledged (<received/>)": sum(p.received for p in players),
+            "answers scored (reveal <scorer/>s)": scored,
+            "answers scored (% of sent)": 100 * scored / max(1, sent),
+            "game seconds": elapsed,
+            "server CPU (s)": server_cpu, "server CPU (% of one core)": 100 * server_cpu / elapsed,
+            "bot CPU (s)": bot_cpu, "bot CPU per question (ms)": 1000 * bot_cpu / max(1, len(reveals)),
+            "loop lag max bucket (ms), whole run": lag["loop lag max bucket (ms)"],
+            "loop lag p99 bucket (ms), game": lag_quantile(game_lag, 0.99),
+            "loop lag max bucket (ms), game": lag_quantile(game_lag, 1.0),
+            "GC pauses during the game": lag["GC pauses"] - lag_before["GC pauses"]}
+
+
+def nearest_rank(values: list[float], share: float) -> float:
+    """The nearest-rank percentile: with 5 questions, p99 is the worst question."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(share * len(ordered)) - 1)] if ordered else float("nan")
+
+
+async def lag_buckets(http: aiohttp.ClientSession, target: Target) -> dict[float, float]:
+    """boshcm's cumulative event-loop lag histogram (upper bound in s: count); Prosody has none."""
+    if not isinstance(target, BoshcmTarget):
+        return {}
+    async with http.get(f"http://127.0.0.1:{target.metrics_port}/metrics") as response:
+        text = await response.text()
+    return {float(s.labels["le"]): s.value for family in text_string_to_metric_families(text)
+            for s in family.samples if s.name == "boshcm_event_loop_lag_seconds_bucket"}
+
+
+def lag_quantile(buckets: dict[float, float], share: float) -> float:
+    """The upper bound (ms) of the bucket holding this share of the samples (inf: beyond the last bucket)."""
+    total = max(buckets.values(), default=0.0)
+    if not total:
+        return float("nan")
+    return 1000 * min(le for le, count in buckets.items() if count >= share * total)
+
+
+def ws_url(target: Target) -> str:
+    if isinstance(target, ProsodyTarget):
+        return target.prosody.websocket_url
+    assert isinstance(target, BoshcmTarget)
+    return f"ws://127.0.0.1:{target.port}/xmpp-websocket"
+
+
+async def bounded_players(indexes: range, concurrency: int,
+                          make: Callable[[int], Awaitable[Player]]) -> list[Player]:
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def one(index: int) -> Player:
+        async with semaphore:
+            return await make(index)
+
+    return list(await asyncio.gather(*(one(index) for index in indexes)))
 
 
 async def prepare_boshcm(directory: Path, players: int) -> Target:
@@ -198,6 +361,8 @@ async def main() -> None:
     parser.add_argument("--questions", type=int, default=10)
     parser.add_argument("--question-seconds", type=float, default=10.0)
     parser.add_argument("--only", choices=["boshcm", "prosody"])
+    parser.add_argument("--transport", choices=["bosh", "websocket"], default="bosh")
+    parser.add_argument("--wave", type=int, default=250, help="players logged in and joined per wave")
     args = parser.parse_args()
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
