@@ -33,6 +33,28 @@ def _positive(key: str, value: float) -> None:
         raise ConfigError(key, f"must be positive; got {value!r}")
 
 
+def _not_negative(key: str, value: float, meaning_of_zero: str = "") -> None:
+    if value < 0:
+        raise ConfigError(key, f"must not be negative ({meaning_of_zero})" if meaning_of_zero else
+                          "must not be negative")
+
+
+def _bare_domain(key: str, text: str) -> None:
+    try:
+        jid = JID.parse(text)
+    except InvalidJID as exc:
+        raise ConfigError(key, str(exc)) from exc
+    if jid.local is not None or jid.resource is not None:
+        raise ConfigError(key, f"must be a bare domain; got {text!r}")
+
+
+def _local_parts(key: str, usernames: Sequence[str]) -> None:
+    """Accounts of this server named by their local part only ("quiz", not "quiz@example.org")."""
+    for index, username in enumerate(usernames):
+        if not username or "@" in username:
+            raise ConfigError(f"{key}[{index}]", "must be a local part like 'quiz'")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ServerConfig:
     domain: str = "localhost"
@@ -42,12 +64,7 @@ class ServerConfig:
     max_offline_bytes: int = 1_048_576
 
     def validate(self, section: str) -> None:
-        try:
-            jid = JID.parse(self.domain)
-        except InvalidJID as exc:
-            raise ConfigError(f"{section}.domain", str(exc)) from exc
-        if jid.local is not None or jid.resource is not None:
-            raise ConfigError(f"{section}.domain", f"must be a bare domain; got {self.domain!r}")
+        _bare_domain(f"{section}.domain", self.domain)
         for name in ("max_offline_messages", "max_offline_bytes"):
             _positive(f"{section}.{name}", getattr(self, name))
 
@@ -94,11 +111,8 @@ class C2sConfig:
                      "stanza_flood_refusals"):
             _positive(f"{section}.{name}", getattr(self, name))
         for name in ("auth_account_free_failures", "auth_address_free_failures"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{section}.{name}", "must not be negative")
-        for index, username in enumerate(self.stanza_rate_exempt):
-            if not username or "@" in username:
-                raise ConfigError(f"{section}.stanza_rate_exempt[{index}]", "must be a local part like 'quiz'")
+            _not_negative(f"{section}.{name}", getattr(self, name))
+        _local_parts(f"{section}.stanza_rate_exempt", self.stanza_rate_exempt)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -168,10 +182,8 @@ class StreamManagementConfig:
         for name in ("max_unacked_stanzas", "max_unacked_bytes", "max_detached_sessions",
                      "max_detached_guest_sessions"):
             _positive(f"{section}.{name}", getattr(self, name))
-        if self.resume_seconds < 0:
-            raise ConfigError(f"{section}.resume_seconds", "must not be negative (0: no resumption)")
-        if self.ack_request_every < 0:
-            raise ConfigError(f"{section}.ack_request_every", "must not be negative (0: never ask)")
+        _not_negative(f"{section}.resume_seconds", self.resume_seconds, "0: no resumption")
+        _not_negative(f"{section}.ack_request_every", self.ack_request_every, "0: never ask")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -210,8 +222,7 @@ class ClusterConfig:
     def validate(self, section: str) -> None:
         for name in ("max_skew_seconds", "forward_margin_seconds"):
             _positive(f"{section}.{name}", getattr(self, name))
-        if self.drain_timeout_seconds < 0:
-            raise ConfigError(f"{section}.drain_timeout_seconds", "must not be negative")
+        _not_negative(f"{section}.drain_timeout_seconds", self.drain_timeout_seconds)
         try:
             table = parse_nodes(self.nodes)
         except ClusterError as exc:
@@ -249,18 +260,13 @@ class MucConfig:
                 JID.parse(self.domain)
             except InvalidJID as exc:
                 raise ConfigError(f"{section}.domain", str(exc)) from exc
-        if self.lock_seconds < 0:
-            raise ConfigError(f"{section}.lock_seconds", "must not be negative")
-        if self.history_length < 0:
-            raise ConfigError(f"{section}.history_length", "must not be negative")
+        for name in ("lock_seconds", "history_length"):
+            _not_negative(f"{section}.{name}", getattr(self, name))
         for name in ("max_occupants", "max_pending_iqs", "iq_timeout_seconds", "max_rooms",
                      "max_affiliations_per_room"):
             _positive(f"{section}.{name}", getattr(self, name))
-        if self.max_rooms_per_account < 0:
-            raise ConfigError(f"{section}.max_rooms_per_account", "must not be negative (0: no limit)")
-        for index, username in enumerate(self.room_quota_exempt):
-            if not username or "@" in username:
-                raise ConfigError(f"{section}.room_quota_exempt[{index}]", "must be a local part like 'quiz'")
+        _not_negative(f"{section}.max_rooms_per_account", self.max_rooms_per_account, "0: no limit")
+        _local_parts(f"{section}.room_quota_exempt", self.room_quota_exempt)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -312,12 +318,7 @@ class UploadConfig:
         if self.public_url and not self.public_url.startswith(("http://", "https://")):
             raise ConfigError(f"{section}.public_url", f"must start with http:// or https://; got {self.public_url!r}")
         if self.domain:
-            try:
-                jid = JID.parse(self.domain)
-            except InvalidJID as exc:
-                raise ConfigError(f"{section}.domain", str(exc)) from exc
-            if jid.local is not None or jid.resource is not None:
-                raise ConfigError(f"{section}.domain", f"must be a bare domain; got {self.domain!r}")
+            _bare_domain(f"{section}.domain", self.domain)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

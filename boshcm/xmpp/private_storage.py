@@ -113,8 +113,8 @@ class SqlitePrivateStore:
 class PrivateStorage:
     def __init__(self, store: PrivateStore, *, pep_store: PepStore | None = None, max_bytes: int = 65_536,
                  max_items: int = 64) -> None:
-        self._store, self._pep = store, pep_store
         self.store = store  # written by the router's adapter; read here
+        self._pep = pep_store
         self._max_bytes, self._max_items = max_bytes, max_items
         self._counter = 0
 
@@ -142,7 +142,7 @@ class PrivateStorage:
     def _plain(self, user: str, iq: Element, fragment: Element) -> PrivateOutcome:
         key = str(fragment.tag)
         if iq.get("type") == "get":
-            stored = self._store.fragment(user, key)
+            stored = self.store.fragment(user, key)
             result = element(NS_PRIVATE, "query")
             result.append(etree.fromstring(stored, _SAFE_PARSER) if stored else element(
                 namespace_of(fragment) or "", etree.QName(fragment).localname))
@@ -152,7 +152,8 @@ class PrivateStorage:
             return PrivateOutcome(reply=error_reply(iq, StanzaErrorCondition.NOT_ACCEPTABLE,
                                                     error_type=StanzaErrorType.MODIFY,
                                                     text=f"Private data is limited to {self._max_bytes} bytes"))
-        if key not in self._store.keys(user) and len(self._store.keys(user)) >= self._max_items:
+        kept = self.store.keys(user)  # one read, not two
+        if key not in kept and len(kept) >= self._max_items:
             return PrivateOutcome(reply=error_reply(
                 iq, StanzaErrorCondition.RESOURCE_CONSTRAINT, error_type=StanzaErrorType.CANCEL,
                 text=f"Each account may store {self._max_items} private elements"))

@@ -103,7 +103,7 @@ async def node_process(tmp_path: Path, node: str, *, upstreams: Sequence[str], i
         sys.executable, "-m", "boshcm", "serve", "--config", str(config), "--no-quizbot",
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
-        await _wait_for_port(http_port)
+        await wait_for_port(http_port)
         yield process
     finally:
         if process.returncode is None:
@@ -129,7 +129,8 @@ def _value(value: object) -> str:
     return str(value)
 
 
-async def _wait_for_port(port: int, timeout_seconds: float = 15.0) -> None:
+async def wait_for_port(port: int, timeout_seconds: float = 15.0) -> None:
+    """Until something accepts connections on 127.0.0.1:`port` (a node started); OSError after the timeout."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_seconds
     while True:

@@ -28,7 +28,7 @@ from quizbot.config import EmbeddedQuizbotConfig
 from quizbot.page import page_routes
 from quizbot.payload import NS
 from tests.integration.bosh_client import NS_HTTPBIND, NS_XBOSH
-from tests.integration.nodes import _toml, free_port, node_overrides
+from tests.integration.nodes import _toml, free_port, node_overrides, wait_for_port
 
 SM = "urn:xmpp:sm:3"
 NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
@@ -129,7 +129,7 @@ class NodeProcess:
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "boshcm", "serve", "--config", str(self.config), "--no-quizbot",
                 stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        await wait_for_port(self.http_port)
+        await wait_for_port(self.http_port, timeout_seconds=20.0)
 
     @property
     def pid(self) -> int:
@@ -146,21 +146,6 @@ class NodeProcess:
         if self.process is not None and self.process.returncode is None:
             self.process.kill()
             await self.process.wait()
-
-
-async def wait_for_port(port: int, timeout_seconds: float = 20.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_seconds
-    while True:
-        try:
-            _reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        except OSError:
-            if loop.time() > deadline:
-                raise
-            await asyncio.sleep(0.05)
-            continue
-        writer.close()
-        return
 
 
 class SessionLost(Exception):

@@ -133,3 +133,25 @@ def test_check_config_validates_the_extension_section(tmp_path: Path, capsys: py
                                                "must be a local part like 'quiz'")
     path.write_text('[quizbot]\nenabled = false\nroom = "lobby"\n')
     assert main(["check-config", "--config", str(path)]) == 0
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"c2s.auth_account_free_failures": -1}, "c2s.auth_account_free_failures: must not be negative"),
+    ({"stream_management.resume_seconds": -1}, "stream_management.resume_seconds: must not be negative "
+                                                "(0: no resumption)"),
+    ({"stream_management.ack_request_every": -1}, "stream_management.ack_request_every: must not be negative "
+                                                  "(0: never ask)"),
+    ({"cluster.drain_timeout_seconds": -1}, "cluster.drain_timeout_seconds: must not be negative"),
+    ({"muc.lock_seconds": -1}, "muc.lock_seconds: must not be negative"),
+    ({"muc.history_length": -1}, "muc.history_length: must not be negative"),
+    ({"muc.max_rooms_per_account": -1}, "muc.max_rooms_per_account: must not be negative (0: no limit)"),
+    ({"c2s.stanza_rate_exempt": ["quiz", "a@b"]}, "c2s.stanza_rate_exempt[1]: must be a local part like 'quiz'"),
+    ({"muc.room_quota_exempt": [""]}, "muc.room_quota_exempt[0]: must be a local part like 'quiz'"),
+    ({"server.domain": "a@example.org"}, "server.domain: must be a bare domain; got 'a@example.org'"),
+    ({"upload.domain": "example.org/up"}, "upload.domain: must be a bare domain; got 'example.org/up'"),
+])
+def test_negative_counts_bad_account_lists_and_domains_are_refused_in_one_wording(overrides: dict[str, object],
+                                                                                    message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, overrides)
+    assert str(caught.value) == message

@@ -60,11 +60,18 @@ def chat(sender: str, to: str, body: str) -> Element:
     return message
 
 
+def write(archive: ArchiveService, parties: list[Party], message: Element, wall: float) -> None:
+    """What the router and the conference service do: take the entry (an order), then perform it."""
+    _id, order = archive.entry(parties, message, wall)
+    if order is not None:
+        archive.perform(order)
+
+
 def fill(archive: ArchiveService, count: int, *, start: float = T0, peer: str = "bob@localhost/laptop",
          prefix: str = "m") -> None:
     for number in range(count):
-        archive.archive([Party(archive=ALICE, peer=JID.parse(peer))],
-                        chat(peer, "alice@localhost", f"{prefix}{number}"), start + number)
+        write(archive, [Party(archive=ALICE, peer=JID.parse(peer))],
+              chat(peer, "alice@localhost", f"{prefix}{number}"), start + number)
 
 
 def query(archive: ArchiveService, *, rsm: str = "", form: str = "", wall: float = T0 + 1000,
@@ -284,8 +291,8 @@ def test_each_archive_keeps_only_its_newest_messages_within_its_byte_cap(store: 
     assert bodies(results) == ["m2", "m3", "m4"] and fin(reply)[3] == "3"
     assert stored_bytes(store) <= 3 * size + size // 2
     # Another archive has its own cap.
-    archive.archive([Party(archive=JID.parse("bob@localhost"), peer=ALICE)],
-                    chat("alice@localhost/desk", "bob@localhost", "b0"), T0)
+    write(archive, [Party(archive=JID.parse("bob@localhost"), peer=ALICE)],
+          chat("alice@localhost/desk", "bob@localhost", "b0"), T0)
     assert store.count("bob@localhost", Filter()) == 1 and store.count("alice@localhost", Filter()) == 3
 
 
@@ -293,8 +300,8 @@ def test_a_large_message_pushes_out_as_many_old_ones_as_it_needs(store: ArchiveS
     small = len(etree.tostring(chat("bob@localhost/laptop", "alice@localhost", "m0")))
     archive = service(store, max_bytes_per_archive=6 * small)
     fill(archive, 5)
-    archive.archive([Party(archive=ALICE, peer=JID.parse("bob@localhost/laptop"))],
-                    chat("bob@localhost/laptop", "alice@localhost", "L" * (3 * small)), T0 + 10)
+    write(archive, [Party(archive=ALICE, peer=JID.parse("bob@localhost/laptop"))],
+          chat("bob@localhost/laptop", "alice@localhost", "L" * (3 * small)), T0 + 10)
     results, _ = query(archive)
     assert [len(b) for b in bodies(results)] == [2, 2, 3 * small]  # m3, m4 and the large one
     assert stored_bytes(store) <= 6 * small

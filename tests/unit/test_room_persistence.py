@@ -10,19 +10,12 @@ from lxml import etree
 
 from boshcm.jid import JID
 from boshcm.stanza import Element
+from boshcm.xmpp.mam import ArchiveService, MemoryArchiveStore
 from boshcm.xmpp.muc.config import RoomConfig
 from boshcm.xmpp.muc.roles import Affiliation
 from boshcm.xmpp.muc.room import RoomState
-from boshcm.xmpp.muc.service import (
-    ArchiveMessage,
-    DeleteRoom,
-    MucOrder,
-    MucRegistry,
-    MucService,
-    QueryArchive,
-    RoomStore,
-    SaveRoom,
-)
+from boshcm.xmpp.muc.service import DeleteRoom, MucOrder, MucRegistry, MucService, RoomStore, SaveRoom
+from boshcm.xmpp.orders import ArchiveMessage, QueryArchive
 
 ROOM = "quiz@conference.localhost"
 ALICE, BOB, CAROL = "alice@localhost/desk", "bob@localhost/phone", "carol@localhost/web"
@@ -126,9 +119,11 @@ class Registry:
 
     def __init__(self, *, rooms: dict[JID, RoomState] | None = None, archive: bool = False) -> None:
         ids = itertools.count(1)
+        # The registry only takes the archive's `entry()` (the order); nothing is written here.
+        self.archive = ArchiveService(store=MemoryArchiveStore()) if archive else None
         self.registry = MucRegistry(domain="conference.localhost", secret=b"k" * 32, rooms=rooms,
                                     wall_clock=lambda: 1_700_000_000.0, lock_seconds=0.0,
-                                    id_factory=lambda: f"id{next(ids)}", archive=archive)
+                                    id_factory=lambda: f"id{next(ids)}", archive=self.archive)
 
     def send(self, sender: str, text: str) -> tuple[list[Element], list[MucOrder]]:
         stanza = etree.fromstring(f"<x xmlns='jabber:client'>{text}</x>")[0]
@@ -168,13 +163,24 @@ def test_rooms_handed_in_at_start_come_back_and_the_archive_is_orders_too() -> N
     assert room is not None and room.config.name == "Friday"
     conference.send(ALICE, f"<presence to='{ROOM}/Quizmaster'><x xmlns='{MUC}'/></presence>")
     out, orders = conference.send(ALICE, f"<message to='{ROOM}' type='groupchat' id='m1'><body>hi</body></message>")
+    # The same order the router emits for accounts (boshcm/xmpp/orders.py): one kind of archive write.
     (archived,) = orders
-    assert isinstance(archived, ArchiveMessage) and archived.peer == JID.parse(f"{ROOM}/Quizmaster")
-    assert archived.stanza.get("to") is None and archived.stanza.findtext("{jabber:client}body") == "hi"
+    assert isinstance(archived, ArchiveMessage)
+    (entry,) = archived.messages
+    assert (entry.archive, entry.peer, entry.at) == (ROOM, f"{ROOM}/Quizmaster", 1_700_000_000.0)
+    stored = etree.fromstring(entry.stanza)
+    assert stored.get("to") is None and stored.findtext("{jabber:client}body") == "hi"
+    assert stored.find("{urn:xmpp:sid:0}stanza-id") is None  # the archive says what its ids are
     stanza_id = out[0].find("{urn:xmpp:sid:0}stanza-id")
-    assert stanza_id is not None and archived.message_id == stanza_id.get("id")
+    assert stanza_id is not None and entry.id == stanza_id.get("id")
     query = f"<iq to='{ROOM}' type='set' id='q'><query xmlns='urn:xmpp:mam:2'/></iq>"
     out, orders = conference.send(ALICE, query)
-    assert out == [] and [type(o) for o in orders] == [QueryArchive]  # the adapter reads the archive
+    (read,) = orders
+    assert out == [] and isinstance(read, QueryArchive)  # the adapter reads the archive
+    assert (read.archive, read.requester, read.wall) == (JID.parse(ROOM), JID.parse(ALICE), 1_700_000_000.0)
+    assert conference.archive is not None  # what the adapter (MucService) does with both orders
+    conference.archive.perform(archived)
+    result, fin = conference.archive.handle_iq(read.archive, read.iq, read.wall)
+    assert result.find(".//{jabber:client}body") is not None and fin.get("type") == "result"
     out, orders = conference.send(CAROL, query.replace("id='q'", "id='q2'"))  # no member: no read at all
     assert orders == [] and out[0].get("type") == "error" and out[0].find(".//{*}forbidden") is not None

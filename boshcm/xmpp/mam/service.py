@@ -2,9 +2,10 @@
 archive, an account's or a room's.
 
 Theory of operation. The router (for accounts) and the conference service (for rooms) decide *what* is
-archived and *who* may query; this machine does the rest. `archive()` stores one routed message in one or
-more archives (one transaction) under a new unguessable id, which the caller puts on the live message as a
-XEP-0359 `<stanza-id by=archive>` so that a client can later page from it. `handle_iq()` answers a query
+archived and *who* may query; this machine does the rest. `entry()` turns one routed message into the order
+that stores it in one or more archives (one transaction) under one id (new and unguessable unless the caller has
+one), which the caller puts on the live message as a XEP-0359 `<stanza-id by=archive>` so that a client can later
+page from it; `perform()` writes that order. `handle_iq()` answers a query
 with the orders to send: the matching messages as `<result/>` messages to the requester, each wrapping the
 original in a XEP-0297 `<forwarded/>` with its XEP-0203 delay, followed by the iq result carrying
 `<fin/>` with the page's first and last ids, the total count and `complete` when no page lies beyond.
@@ -14,9 +15,9 @@ each archive keeps its `max_messages_per_archive` newest and, of those, the newe
 `max_bytes_per_archive` (a message larger than that is not archived); what is older than `retention_days` is
 deleted when its archive is queried and by `purge_expired()` (start-up, daily).
 
-Pure: the wall-clock time arrives as `wall`. For accounts the router only takes `entry()` (an `ArchiveMessage`
-order, xmpp/orders.py) and hands queries to its adapter (`QueryArchive`), which calls `perform()` and
-`handle_iq()` on the store; the conference service still calls `archive()` synchronously.
+Pure: the wall-clock time arrives as `wall`. The router (for accounts) and the conference registry (for rooms)
+only take `entry()` (an `ArchiveMessage` order, xmpp/orders.py) and turn queries into `QueryArchive` reads; their
+adapters (`Router`, `MucService`) call `perform()` and `handle_iq()` on the store.
 """
 
 from __future__ import annotations
@@ -88,14 +89,6 @@ class ArchiveService:
 
     # --- archiving --------------------------------------------------------------------------------
 
-    def archive(self, parties: Sequence[Party], message: Element, wall: float,
-                message_id: str | None = None) -> str:
-        """Store `message` in each party's archive under one id (new unless given); StorageError passes up."""
-        archived_id, order = self.entry(parties, message, wall, message_id)
-        if order is not None:
-            self.perform(order)
-        return archived_id
-
     def entry(self, parties: Sequence[Party], message: Element, wall: float,
               message_id: str | None = None) -> tuple[str, ArchiveMessage | None]:
         """The id `message` gets and the order that archives it (None: too large to keep), writing nothing."""
@@ -115,7 +108,8 @@ class ArchiveService:
             keep=limits.max_messages_per_archive, keep_bytes=limits.max_bytes_per_archive)
 
     def perform(self, order: ArchiveMessage) -> None:
-        """Write an `entry` (the router's adapter calls this); StorageError passes up."""
+        """Write an `entry` (the router's and the conference service's adapters call this); StorageError passes
+        up."""
         self._store.append(list(order.messages), keep=order.keep, keep_bytes=order.keep_bytes)
 
     def purge_expired(self, wall: float) -> None:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from boshcm.errors import StanzaErrorCondition
 from boshcm.jid import JID, InvalidJID
-from boshcm.stanza import NS_CLIENT, Element, make_stanza, qname, sub
+from boshcm.stanza import NS_CLIENT, Element, error_reply, make_stanza, qname, sub
 from boshcm.xmpp.muc.namespaces import NS_MUC_USER
 from boshcm.xmpp.muc.roles import Affiliation
 
@@ -22,14 +22,14 @@ def invitation(room: Room, sender: JID, nick: str | None, stanza: Element, x: El
     invite = x.find(qname(NS_MUC_USER, "invite"))
     if invite is not None:
         if nick is None:
-            return [room._error(stanza, StanzaErrorCondition.NOT_ACCEPTABLE)]
+            return [error_reply(stanza, StanzaErrorCondition.NOT_ACCEPTABLE)]
         if room.config.members_only and room.affiliation(sender).rank < Affiliation.ADMIN.rank \
                 and not room.config.allow_invites:
-            return [room._error(stanza, StanzaErrorCondition.FORBIDDEN)]
+            return [error_reply(stanza, StanzaErrorCondition.FORBIDDEN)]
         try:
             invitee = JID.parse(invite.get("to", ""))
         except InvalidJID:
-            return [room._error(stanza, StanzaErrorCondition.JID_MALFORMED)]
+            return [error_reply(stanza, StanzaErrorCondition.JID_MALFORMED)]
         if room.config.members_only and room.affiliation(invitee) == Affiliation.NONE:
             room.state.affiliations[invitee.bare] = Affiliation.MEMBER
         message = make_stanza("message", {"from": str(room.jid), "to": str(invitee)})
@@ -47,7 +47,7 @@ def invitation(room: Room, sender: JID, nick: str | None, stanza: Element, x: El
     try:
         inviter = JID.parse(decline.get("to", ""))
     except InvalidJID:
-        return [room._error(stanza, StanzaErrorCondition.JID_MALFORMED)]
+        return [error_reply(stanza, StanzaErrorCondition.JID_MALFORMED)]
     message = make_stanza("message", {"from": str(room.jid), "to": str(inviter)})
     forwarded = sub(sub(message, NS_MUC_USER, "x"), NS_MUC_USER, "decline", {"from": str(sender.bare)})
     if (reason := decline.findtext(qname(NS_MUC_USER, "reason"))) is not None:

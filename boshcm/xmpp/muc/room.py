@@ -8,7 +8,9 @@ occupant JID); the router delivers them. Time only arrives as `now` (history age
 The room keeps occupancy, presence and message routing; its other jobs are one module each, functions of the
 room: `moderation.py` (the muc#admin iq: kick, ban, voice, roles and affiliations), `owner.py` (the muc#owner
 iq: configuration, destroy), `invitations.py` (mediated invitations), `history.py`, `iq_proxy.py` (iqs through
-occupant JIDs), `roles.py`, `config.py` (the form) and `nick.py`.
+occupant JIDs), `roles.py`, `config.py` (the form) and `nick.py`. The parts use the room's public methods only
+(queries, and the few changes that touch occupancy: `set_role`, `remove_occupant`, `affiliation_changed`,
+`destroy`), so occupancy's bookkeeping (nick, key and session tables) stays in this file.
 
 Presence order on join follows XEP-0045 §7.2.3: every current occupant's presence to the joiner, then the
 joiner's own presence (status 110, and 201 when it created the room) to everyone, then history, then the
@@ -155,6 +157,27 @@ class Room:
     def has_session(self, real: JID) -> bool:
         return real in self._nick_of
 
+    def occupant_of(self, real: JID) -> Occupant | None:
+        """The occupant a session (real full JID) is in the room as, if any."""
+        nick = self._nick_of.get(real)
+        return self._occupants[nick] if nick is not None else None
+
+    def occupants(self) -> list[Occupant]:
+        """Everyone in the room, in the order they came (a copy: the caller may change occupancy meanwhile)."""
+        return list(self._occupants.values())
+
+    def real_jids(self) -> list[JID]:
+        """Every session in the room."""
+        return [real for occupant in self._occupants.values() for real in occupant.real_jids]
+
+    def is_guest(self, jid: JID) -> bool:
+        """An anonymous login (the service decides), which may not make the room persistent."""
+        return self._is_guest(jid)
+
+    def new_id(self) -> str:
+        """A fresh id for a stanza the room sends."""
+        return self._id_factory()
+
     @property
     def max_users(self) -> int:
         """The room's own maximum, within the service's."""
@@ -177,6 +200,37 @@ class Room:
         if real not in self._nick_of:
             return []
         return self._leave(real, None, now)
+
+    # --- changes made by the room's parts (moderation.py, owner.py) --------------------------------
+
+    def set_role(self, occupant: Occupant, role: Role) -> list[Element]:
+        """Give an occupant a new role and tell whoever sees its presence (XEP-0045 §8.4, §9.6)."""
+        was_visible = self._visible(occupant)
+        occupant.role = role
+        return self._broadcast_presence(occupant, was_visible=was_visible)
+
+    def remove_occupant(self, occupant: Occupant, *, codes: tuple[str, ...], reason: str | None,
+                        now: float) -> list[Element]:
+        """Every session of the occupant leaves, with the status codes saying why (kicked, banned, ...)."""
+        out: list[Element] = []
+        for real in list(occupant.real_jids):
+            out += self._leave(real, None, now, codes=codes, actor_reason=reason)
+        return out
+
+    def affiliation_changed(self, bare: JID) -> None:
+        """After `bare`'s affiliation changed: its nick is reserved while it is a member or more, else released."""
+        if self.affiliation(bare).rank < Affiliation.MEMBER.rank:
+            self._unregister_nick(bare)
+        for occupant in self._occupants.values():
+            if occupant.bare == bare:
+                self._register_nick(occupant)
+
+    def destroy(self) -> None:
+        """Everyone is gone at once (XEP-0045 §10.9); the caller has told them."""
+        self._occupants.clear()
+        self._nick_of.clear()
+        self._by_key.clear()
+        self.destroyed = True
 
     # --- presence ---------------------------------------------------------------------------------
 
@@ -231,7 +285,7 @@ class Room:
         # session of an occupant already here; O(those), not O(room).
         # XEP-0045 §7.2.3/§7.2.4: the joiner is not an occupant yet, so whether it sees real JIDs follows the role
         # it is about to get (an owner or admin joining a semi-anonymous room is a moderator and sees them).
-        role = existing.role if existing is not None else self._default_role(affiliation)
+        role = existing.role if existing is not None else self.default_role(affiliation)
         sees_jids = self.config.whois == "anyone" or role == Role.MODERATOR
         out = [self._view_of(other, to=sender, shows_jid=sees_jids) for other in self._occupants.values()
                if other is not existing and self._visible(other)]
@@ -243,7 +297,7 @@ class Room:
             rewritten = ("210",) if existing.nick != nick.shown else rewritten
         else:
             occupant = Occupant(nick=nick.shown, keys=nick.keys, bare=sender.bare, real_jids=[sender],
-                                role=self._default_role(affiliation), presence=self._clean_presence(stanza),
+                                role=self.default_role(affiliation), presence=self._clean_presence(stanza),
                                 oid=self.occupant_id(sender.bare))
             self._occupants[nick.shown] = occupant
             self._nick_of[sender] = nick.shown
@@ -306,7 +360,7 @@ class Room:
             if self._reserved.get(key) == bare:
                 del self._reserved[key]
 
-    def _find(self, text: str) -> Occupant | None:
+    def find(self, text: str) -> Occupant | None:
         """The occupant addressed as room/text: the nick as shown, or as a client may have typed it."""
         occupant = self._occupants.get(text)
         if occupant is not None:
@@ -322,7 +376,8 @@ class Room:
         """The next join is the creator's (XEP-0045 §10.1: status 201)."""
         self._creating = True
 
-    def _default_role(self, affiliation: Affiliation) -> Role:
+    def default_role(self, affiliation: Affiliation) -> Role:
+        """The role an occupant with this affiliation gets on entering (XEP-0045 §5.1)."""
         if affiliation in (Affiliation.OWNER, Affiliation.ADMIN):
             return Role.MODERATOR
         if self.config.moderated and affiliation != Affiliation.MEMBER:
@@ -367,7 +422,7 @@ class Room:
         del self._occupants[nick]
         for key in occupant.keys:
             self._by_key.pop(key, None)
-        audience = self._all_real_jids() if self._visible(occupant) else []
+        audience = self.real_jids() if self._visible(occupant) else []
         occupant.role = Role.NONE
         return self._presences(occupant, [sender, *audience], selves=(sender,), presence_type="unavailable",
                                codes=codes, template=leaving, reason=actor_reason)
@@ -378,14 +433,14 @@ class Room:
 
     def _audience(self, occupant: Occupant) -> list[JID]:
         """Who sees this occupant's presence: everyone, or (a role not broadcast) only its own sessions."""
-        return self._all_real_jids() if self._visible(occupant) else list(occupant.real_jids)
+        return self.real_jids() if self._visible(occupant) else list(occupant.real_jids)
 
     def _broadcast_presence(self, occupant: Occupant, *, extra_self_codes: tuple[str, ...] = (),
                             was_visible: bool = False) -> list[Element]:
         out = []
         if was_visible and not self._visible(occupant):
             # Its role is no longer broadcast: the others drop it from their lists, as if it had left.
-            out += self._presences(occupant, [r for r in self._all_real_jids() if r not in occupant.real_jids],
+            out += self._presences(occupant, [r for r in self.real_jids() if r not in occupant.real_jids],
                                    selves=(), presence_type="unavailable")
         return out + self._presences(occupant, self._audience(occupant), selves=occupant.real_jids,
                                      self_codes=extra_self_codes)
@@ -496,10 +551,10 @@ class Room:
         sub(message, NS_STANZA_ID, "stanza-id", {"id": self._id_factory(), "by": str(self.jid)})
         sub(message, NS_OCCUPANT_ID, "occupant-id", {"id": occupant.oid})
         self._history.remember(message, length=self.config.history_length, now=now, wall=self._wall_clock())
-        return [_addressed(message, recipient) for recipient in self._all_real_jids()]
+        return [_addressed(message, recipient) for recipient in self.real_jids()]
 
     def _private_message(self, occupant: Occupant, nick: str, stanza: Element) -> list[Element]:
-        target = self._find(nick)
+        target = self.find(nick)
         if target is None:
             return [self._error(stanza, StanzaErrorCondition.ITEM_NOT_FOUND)]
         if stanza.get("type") == "groupchat":
@@ -516,7 +571,7 @@ class Room:
             return [self._error(stanza, StanzaErrorCondition.FORBIDDEN)]
         self.state.subject = subject
         self.state.subject_from = occupant.nick
-        return [self._subject_message(recipient) for recipient in self._all_real_jids()]
+        return [self._subject_message(recipient) for recipient in self.real_jids()]
 
     def _subject_message(self, to: JID) -> Element:
         sender = self.jid.with_resource(self.state.subject_from) if self.state.subject_from else self.jid
@@ -540,23 +595,23 @@ class Room:
             return self._iq_to_occupant(sender, to.resource, iq, payload, now)
         namespace = etree.QName(payload).namespace
         if iq.get("type") == "get" and payload.tag == qname(NS_DISCO_INFO, "query"):
-            return [self._reply(iq, self._disco_info())]
+            return [iq_result(iq, self._disco_info())]
         if iq.get("type") == "get" and payload.tag == qname(NS_DISCO_ITEMS, "query"):
-            return [self._reply(iq, element(NS_DISCO_ITEMS, "query"))]
+            return [iq_result(iq, element(NS_DISCO_ITEMS, "query"))]
         if namespace == NS_MUC_OWNER:
             return owner_iq(self, sender, iq, payload, now)
         if namespace == NS_MUC_ADMIN:
             return admin_iq(self, sender, iq, payload, now)
         if payload.tag == qname(NS_PING, "ping"):
-            return [self._reply(iq, None)]
+            return [iq_result(iq)]
         return [self._error(iq, StanzaErrorCondition.SERVICE_UNAVAILABLE)]
 
     def _iq_to_occupant(self, sender: JID, nick: str, iq: Element, payload: Element, now: float) -> list[Element]:
         own_nick = self._nick_of.get(sender)
-        target = self._find(nick)
+        target = self.find(nick)
         if payload.tag == qname(NS_PING, "ping") and iq.get("type") == "get" and own_nick is not None \
                 and target is not None and own_nick == target.nick:
-            return [self._reply(iq, None)]  # XEP-0410 self-ping: answered by the room for joined occupants
+            return [iq_result(iq)]  # XEP-0410 self-ping: answered by the room for joined occupants
         if own_nick is None:
             return [self._error(iq, StanzaErrorCondition.NOT_ACCEPTABLE)]
         if target is None:
@@ -631,12 +686,6 @@ class Room:
             return JID.parse(child.get("by", "")).domain == self.jid.domain
         except InvalidJID:
             return False
-
-    def _all_real_jids(self) -> list[JID]:
-        return [real for occupant in self._occupants.values() for real in occupant.real_jids]
-
-    def _reply(self, iq: Element, payload: Element | None) -> Element:
-        return iq_result(iq, payload)
 
     def _error(self, stanza: Element, condition: StanzaErrorCondition, *, text: str | None = None,
                error_type: StanzaErrorType | None = None) -> Element:

@@ -2,7 +2,8 @@
 
 `MucRegistry` is the pure part: stanzas to the service or its rooms and `now` in, addressed stanzas and storage
 orders out — `SaveRoom`/`DeleteRoom` for persistent rooms (configuration, subject, affiliations, reserved nicks),
-`ArchiveMessage`/`DeleteArchive` for a room's archive, and `QueryArchive`, a read whose answer is stanzas.
+`DeleteArchive` for a room's archive, and the archive orders the router uses for accounts (xmpp/orders.py):
+`ArchiveMessage` (from `ArchiveService.entry()`) and `QueryArchive`, a read whose answer is stanzas.
 `MucService` is its adapter and the router's component: it reads the rooms and the service secret once at
 start (`RoomStore`, rooms.sqlite), performs the orders in the order given and routes the stanzas. The router
 calls components synchronously, so the writes are too (one small SQLite transaction per changed room).
@@ -43,6 +44,7 @@ from boshcm.xmpp.muc.config import RoomConfig
 from boshcm.xmpp.muc.namespaces import NS_MUC
 from boshcm.xmpp.muc.roles import Affiliation
 from boshcm.xmpp.muc.room import Room, RoomLimits, RoomState, room_secret
+from boshcm.xmpp.orders import ArchiveMessage, QueryArchive
 
 log = logging.getLogger(__name__)
 
@@ -158,28 +160,10 @@ class DeleteRoom:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ArchiveMessage:
-    """XEP-0313 §5.1.2: one archive entry per room message (not per occupant's copy), under the room's stanza-id."""
-
-    room: JID
-    peer: JID  # the occupant JID it came from
-    stanza: Element  # the reflection without `to`
-    message_id: str | None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class DeleteArchive:
     """The room is gone: a later room of the same name starts afresh."""
 
     room: JID
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class QueryArchive:
-    """A MAM query the room allowed (a read): the adapter answers it from the archive."""
-
-    room: JID
-    iq: Element
 
 
 MucOrder = SaveRoom | DeleteRoom | ArchiveMessage | DeleteArchive | QueryArchive
@@ -200,14 +184,13 @@ class MucService:
         self.domain = domain
         self.name = name
         self._store = store
-        self._wall_clock = wall_clock
         self._archive = archive
         self.registry = MucRegistry(
             domain=domain, secret=store.secret(), rooms=store.load(), wall_clock=wall_clock, name=name,
             lock_seconds=lock_seconds, default_config=default_config, id_factory=id_factory,
             max_occupants=max_occupants, max_rooms_per_account=max_rooms_per_account, quota_exempt=quota_exempt,
             is_guest=is_guest, max_pending_iqs=max_pending_iqs, iq_timeout_seconds=iq_timeout_seconds,
-            max_affiliations=max_affiliations, max_rooms=max_rooms, archive=archive is not None)
+            max_affiliations=max_affiliations, max_rooms=max_rooms, archive=archive)
 
     def room(self, jid: JID) -> Room | None:
         return self.registry.room(jid)
@@ -236,17 +219,16 @@ class MucService:
                     assert self._archive is not None
                     # A failed write loses only the archive copy: the message itself went to everyone.
                     with contextlib.suppress(StorageError):
-                        self._archive.archive([Party(archive=order.room, peer=order.peer)], order.stanza,
-                                              self._wall_clock(), message_id=order.message_id)
+                        self._archive.perform(order)
                 case DeleteArchive(room=room):
                     assert self._archive is not None
                     try:
                         self._archive.delete_archive(room)
                     except StorageError:
                         log.error("cannot delete the archive of %s", room)
-                case QueryArchive(room=room, iq=iq):
+                case QueryArchive(archive=room, iq=iq, wall=wall):
                     assert self._archive is not None
-                    answers += self._archive.handle_iq(room, iq, self._wall_clock())
+                    answers += self._archive.handle_iq(room, iq, wall)
         return answers
 
 
@@ -263,10 +245,12 @@ class MucRegistry:
                  max_occupants: int = 5_000, max_rooms_per_account: int = 10,
                  quota_exempt: frozenset[JID] = frozenset(), is_guest: Callable[[JID], bool] = lambda _jid: False,
                  max_pending_iqs: int = 10_000, iq_timeout_seconds: float = 60.0,
-                 max_affiliations: int = 10_000, max_rooms: int = 10_000, archive: bool = False) -> None:
+                 max_affiliations: int = 10_000, max_rooms: int = 10_000,
+                 archive: ArchiveService | None = None) -> None:
         self.domain = domain
         self.name = name
-        # Rooms stamp their messages with the wall clock themselves (muc/room.py); the registry never reads it.
+        # Rooms stamp their messages with the wall clock themselves (muc/room.py); the registry reads it only to
+        # date archive entries and queries (retention).
         self._wall_clock = wall_clock
         self._secret = secret
         self._lock_seconds = lock_seconds
@@ -281,7 +265,8 @@ class MucRegistry:
         self._rooms: dict[JID, Room] = {}
         self._owned: dict[JID, set[JID]] = {}   # account -> rooms it owns, for the quota
         self._locked_until: dict[JID, float] = {}
-        # XEP-0313: persistent rooms keep an archive of their groupchat messages (docs/protocol.md).
+        # XEP-0313: persistent rooms keep an archive of their groupchat messages (docs/protocol.md). The registry
+        # takes only its `entry()`, an order; `MucService` performs the writes and the reads, as the router does.
         self._archive = archive
         for jid, state in (rooms or {}).items():
             self._rooms[jid] = self._new_room(jid, state)
@@ -329,12 +314,12 @@ class MucRegistry:
                 return [error_reply(stanza, StanzaErrorCondition.ITEM_NOT_FOUND)]
         elif room.locked and self._locked_until.get(room_jid, 0.0) <= now:
             room.locked = False  # the creator never configured it: instant-room defaults apply
-        if self._archive and to.resource is None and local_name(stanza) == "iq" \
+        if self._archive is not None and to.resource is None and local_name(stanza) == "iq" \
                 and (payload := first_child(stanza)) is not None and etree.QName(payload).namespace == NS_MAM:
             return self._archive_query(room, sender, stanza, orders)
         before = _snapshot(room)
         out = room.handle(stanza, now)
-        if self._archive and room.config.persistent:
+        if self._archive is not None and room.config.persistent:
             self._archive_hooks(room, stanza, out, orders)
         self._after(room, before, orders)
         return out
@@ -356,11 +341,15 @@ class MucRegistry:
             stanza_id = reflection.find(qname(NS_STANZA_ID, "stanza-id"))
             if reflection.get("type") == "groupchat" and stanza_id is not None \
                     and stanza_id.get("by") == str(room.jid) and reflection.find(qname(NS_CLIENT, "body")) is not None:
+                assert self._archive is not None
                 archived = copy.deepcopy(reflection)
                 archived.attrib.pop("to", None)
                 with contextlib.suppress(InvalidJID):
-                    orders.append(ArchiveMessage(room=room.jid, peer=JID.parse(reflection.get("from", "")),
-                                                 stanza=archived, message_id=stanza_id.get("id")))
+                    party = Party(archive=room.jid, peer=JID.parse(reflection.get("from", "")))
+                    _id, order = self._archive.entry([party], archived, self._wall_clock(),
+                                                     message_id=stanza_id.get("id"))
+                    if order is not None:  # None: too large to keep
+                        orders.append(order)
                 return
 
     def _archive_query(self, room: Room, sender: JID, iq: Element, orders: list[MucOrder]) -> list[Element]:
@@ -372,7 +361,7 @@ class MucRegistry:
                                                   and not room.has_session(sender)):
             # XEP-0313 §5.1.2: whoever could not join may not read what was said either.
             return [error_reply(iq, StanzaErrorCondition.FORBIDDEN)]
-        orders.append(QueryArchive(room=room.jid, iq=iq))
+        orders.append(QueryArchive(archive=room.jid, requester=sender, iq=iq, wall=self._wall_clock()))
         return []
 
     def session_ended(self, jid: JID, now: float) -> tuple[list[Element], list[MucOrder]]:
@@ -427,7 +416,7 @@ class MucRegistry:
                 self._forget(room, orders)
 
     def _forget(self, room: Room, orders: list[MucOrder]) -> None:
-        if self._archive:
+        if self._archive is not None:
             orders.append(DeleteArchive(room=room.jid))  # a later room of the same name starts afresh
         del self._rooms[room.jid]
         self._locked_until.pop(room.jid, None)
