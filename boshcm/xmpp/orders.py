@@ -1,6 +1,6 @@
 """The router's orders: deliver a stanza to a bound full JID, close a session (the hub performs these), and
-the storage orders for server.sqlite, blocklist.sqlite, vcard.sqlite, private.sqlite and mam.sqlite (`Router`,
-the router's storage adapter, performs those).
+the storage orders for server.sqlite, blocklist.sqlite, vcard.sqlite, private.sqlite, mam.sqlite and pep.sqlite
+(`Router`, the router's storage adapter, performs those).
 
 Every job of the router (routing, presence, roster, offline storage, server iqs) answers with these, so they
 live apart from all of them; `boshcm.xmpp.router` re-exports them for the hub and the sessions.
@@ -19,6 +19,8 @@ from boshcm.xmpp.storage import RosterItem
 
 if TYPE_CHECKING:
     from boshcm.xmpp.mam.store import ArchivedMessage  # mam/service.py makes these orders: no import cycle
+    from boshcm.xmpp.pubsub.node import NodeConfig  # pubsub/service.py makes the PEP orders: likewise
+    from boshcm.xmpp.pubsub.store import StoredItem
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -135,9 +137,11 @@ class SavePrivate:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ArchiveMessage:
     """XEP-0313: append `messages` (the same message in each party's archive, under one id) to mam.sqlite in one
-    transaction; each archive then keeps its `keep` newest that fit in `keep_bytes`.
+    transaction; each archive then keeps its `keep` newest that fit in `keep_bytes`. Made by
+    `ArchiveService.entry()` for the router (a message between accounts) and the conference registry (a room's
+    message, once, not per occupant's copy).
 
-    A refusal loses only the archive copy: the message still goes, and the performer tells the machine
+    A refusal loses only the archive copy: the message still goes. The router's performer tells the machine
     (`RouterMachine.archive_refused`), which takes the XEP-0359 stanza-id naming it off what follows."""
 
     messages: tuple[ArchivedMessage, ...]
@@ -156,8 +160,93 @@ class QueryArchive:
     wall: float
 
 
+# --- PEP (XEP-0163) on pep.sqlite: `PepService` changes its view in memory and orders the same change written.
+# Every one is refused as `SaveRosterItem`: `request` (None when nobody is to hear of it: a XEP-0398/XEP-0411
+# conversion the server ran as the account) gets the storage error, the rest of the orders are dropped and PEP
+# reads the owners involved again from pep.sqlite (`RouterMachine.pep_refused`).
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PutPepNode:
+    """Create or reconfigure `owner`'s `node`, keeping its `keep` newest items."""
+
+    owner: str
+    node: str
+    config: NodeConfig
+    keep: int
+    request: Element | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeletePepNode:
+    """Delete `owner`'s `node` with its items, affiliations and subscriptions."""
+
+    owner: str
+    node: str
+    request: Element | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PublishPepItem:
+    """Add or replace `item` (XEP-0060 §7.1.2), then keep the node's `keep` newest items."""
+
+    owner: str
+    node: str
+    item: StoredItem
+    keep: int
+    request: Element | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetractPepItem:
+    owner: str
+    node: str
+    item_id: str
+    request: Element | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PurgePepNode:
+    owner: str
+    node: str
+    request: Element | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetPepAffiliation:
+    """Set (or, None, remove) the affiliation of the bare JID `jid` with `owner`'s `node`."""
+
+    owner: str
+    node: str
+    jid: str
+    affiliation: str | None
+    request: Element | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetPepSubscription:
+    owner: str
+    node: str
+    jid: str
+    subscribed: bool
+    request: Element | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeletePepUser:
+    """`owner`'s nodes, and its affiliations and subscriptions at other accounts' nodes."""
+
+    owner: str
+    request: Element | None = None
+
+
+PepOrder = (PutPepNode | DeletePepNode | PublishPepItem | RetractPepItem | PurgePepNode | SetPepAffiliation
+            | SetPepSubscription | DeletePepUser)
+PEP_ORDERS = (PutPepNode, DeletePepNode, PublishPepItem, RetractPepItem, PurgePepNode, SetPepAffiliation,
+              SetPepSubscription, DeletePepUser)
+
+
 StorageOrder = (StoreOffline | FetchOffline | SaveRosterItem | RemoveRosterItem | ForgetUser | SaveBlock
-                | RemoveBlock | SaveVCard | SavePrivate | ArchiveMessage | QueryArchive)
+                | RemoveBlock | SaveVCard | SavePrivate | ArchiveMessage | QueryArchive | PepOrder)
 BlockOrder = SaveBlock | RemoveBlock
 RosterOrder = SaveRosterItem | RemoveRosterItem
 RouterOrder = RouterAction | StorageOrder

@@ -8,13 +8,14 @@ domain; they answer with stanzas that go through the same local delivery rules.
 
 `RouterMachine` keeps its working state in memory (bound resources, the rosters and blocklists of users online)
 and answers with storage orders too: `StoreOffline`, `FetchOffline` (a read), `SaveRosterItem`,
-`RemoveRosterItem`, `ForgetUser`, `SaveBlock`, `RemoveBlock`, `SaveVCard`, `SavePrivate`, `ArchiveMessage` and
-`QueryArchive` (a read). `Router` is its adapter for server.sqlite, blocklist.sqlite, vcard.sqlite, private.sqlite
-and mam.sqlite, the object the sessions and the hub know: it performs the storage orders in the order given,
+`RemoveRosterItem`, `ForgetUser`, `SaveBlock`, `RemoveBlock`, `SaveVCard`, `SavePrivate`, `ArchiveMessage`,
+`QueryArchive` (a read) and PEP's changes (`PutPepNode`, `PublishPepItem`, ...; PEP keeps a view in memory).
+`Router` is its adapter for server.sqlite, blocklist.sqlite, vcard.sqlite, private.sqlite, mam.sqlite and
+pep.sqlite, the object the sessions and the hub know: it performs the storage orders in the order given,
 synchronously (sessions call the router synchronously), feeds refusals and answers back to the machine (a bounce
 to the sender) and passes `Deliver`/`Disconnect` on. Still synchronous in the machine: the reads that
-docs/architecture.md lists (rosters and blocklists when first needed, vCard and private-storage reads) and all
-of PEP's store (pep.sqlite).
+docs/architecture.md lists (rosters and blocklists when first needed, vCard and private-storage reads, an
+account's PEP when first needed).
 
 The router is the façade the hub and the sessions use, and the host its jobs share (as a Prosody host is
 its modules'): this file owns the table of bound resources, which address gets a stanza, the XEP-0191 check
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 from collections.abc import Callable, Set
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -56,25 +58,36 @@ from boshcm.xmpp.mam import ArchiveService
 from boshcm.xmpp.messages import Messages
 from boshcm.xmpp.offline import OfflineMessages, stored_messages, worth_storing
 from boshcm.xmpp.orders import (
+    PEP_ORDERS,
     ArchiveMessage,
+    DeletePepNode,
+    DeletePepUser,
     Deliver,
     Disconnect,
     FetchOffline,
     ForgetUser,
+    PepOrder,
+    PublishPepItem,
+    PurgePepNode,
+    PutPepNode,
     QueryArchive,
     RemoveBlock,
     RemoveRosterItem,
+    RetractPepItem,
     RouterAction,
     RouterOrder,
     SaveBlock,
     SavePrivate,
     SaveRosterItem,
     SaveVCard,
+    SetPepAffiliation,
+    SetPepSubscription,
     StoreOffline,
 )
 from boshcm.xmpp.presence import Presence
 from boshcm.xmpp.private_storage import PrivateStorage
-from boshcm.xmpp.pubsub import PepLimits, PepService, PepStore, Send
+from boshcm.xmpp.pubsub import MemoryPepStore, PepLimits, PepService, PepStore, Send
+from boshcm.xmpp.pubsub.store import perform as perform_pep
 from boshcm.xmpp.roster import RosterBook, RosterSource
 from boshcm.xmpp.roster_iq import RosterIqs
 from boshcm.xmpp.server_iqs import ServerIqs
@@ -131,7 +144,7 @@ class RouterMachine:
         # XEP-0163 PEP on every account and XEP-0191 blocking: both optional, both pure (pubsub/, blocking.py).
         self._pep = None if pep_store is None else PepService(
             domain=domain, store=pep_store, roster=self._rosters, online=self.available_resources,
-            limits=pep_limits, wall_clock=wall_clock)
+            limits=pep_limits, wall_clock=wall_clock, present=lambda jid: bool(self._by_user.get(jid.local or "")))
         self._blocking = blocking
         # XEP-0280 carbons (always offered) and XEP-0313 account archives (optional), both pure.
         self._carbons = Carbons()
@@ -196,6 +209,16 @@ class RouterMachine:
                 # A guest's name is never given again: what it kept on the server (a roster) goes with it.
                 actions.append(ForgetUser(user=jid.local))
         return actions
+
+    def pep_refused(self, owners: Set[str]) -> None:
+        """A PEP write of these accounts was refused (what followed was dropped): PEP reads them again."""
+        if self._pep is not None:
+            self._pep.refused(owners)
+
+    def pep_written(self) -> None:
+        """Every PEP order given so far is performed: PEP may drop what it holds of accounts offline."""
+        if self._pep is not None:
+            self._pep.written()
 
     def roster_refused(self, users: Set[str]) -> None:
         """A roster write of these users was refused: their cached rosters go, the disk is read again."""
@@ -340,9 +363,18 @@ class RouterMachine:
         """Every bound resource of a local account, available or not."""
         return sorted(self._by_user.get(bare.local or "", ()), key=str) if bare.domain == self.domain else []
 
+    @property
+    def pep(self) -> PepService | None:
+        return self._pep
+
     def pep_orders(self, sends: list[Send]) -> list[RouterOrder]:
-        """PEP's stanzas go to bound resources only, and never between a user and whom either blocks."""
+        """PEP's changes (writes the stanzas wait for), then its stanzas: to bound resources only, and never between
+        a user and whom either blocks."""
         actions: list[RouterOrder] = []
+        if self._pep is not None:
+            # A request whose reply was left out (a conversion run as the account) hears nothing of a refusal.
+            actions += [order if order.request is None or any(_answers(send, order.request) for send in sends)
+                        else dataclasses.replace(order, request=None) for order in self._pep.take_orders()]
         for send in sends:
             source = JID.parse(send.stanza.get("from", self.domain))
             if send.to in self.resources and not (source.local is not None
@@ -430,6 +462,8 @@ class Router:
         self._vcards = None if vcards is None else vcards.store
         self._private = None if private is None else private.store
         self._archive = archive  # the machine takes only its `entry()`; writes and queries are performed here
+        # A `MemoryPepStore` is PEP's view itself (tests): its orders are already made there, nothing to write.
+        self._pep_store = None if isinstance(pep_store, MemoryPepStore) else pep_store
         self.machine = RouterMachine(
             domain=domain, users=users, rosters=store, wall_clock=wall_clock, server_name=server_name,
             server_version=server_version, extra_features=extra_features, pep_store=pep_store,
@@ -449,16 +483,20 @@ class Router:
         return self.machine.bound(bare)
 
     def bind(self, jid: JID, now: float) -> list[RouterAction]:
-        return self._perform(self.machine.bind(jid, now))
+        return self._settled(self._perform(self.machine.bind(jid, now)))
 
     def unbind(self, jid: JID, now: float) -> list[RouterAction]:
-        return self._perform(self.machine.unbind(jid, now))
+        return self._settled(self._perform(self.machine.unbind(jid, now)))
 
     def handle_stanza(self, sender: JID, stanza: Element, now: float) -> list[RouterAction]:
-        return self._perform(self.machine.handle_stanza(sender, stanza, now))
+        return self._settled(self._perform(self.machine.handle_stanza(sender, stanza, now)))
 
     def take_over_unacked(self, jid: JID, stanzas: list[Element], now: float) -> list[RouterAction]:
-        return self._perform(self.machine.take_over_unacked(jid, stanzas, now))
+        return self._settled(self._perform(self.machine.take_over_unacked(jid, stanzas, now)))
+
+    def _settled(self, actions: list[RouterAction]) -> list[RouterAction]:
+        self.machine.pep_written()  # everything ordered is written now
+        return actions
 
     def _perform(self, orders: list[RouterOrder]) -> list[RouterAction]:
         """Storage orders in the order given; what is left for the hub comes back."""
@@ -524,7 +562,22 @@ class Router:
                 case ForgetUser(user=user):
                     with contextlib.suppress(StorageError):
                         self.store.delete_user(user)
+                case (PutPepNode() | DeletePepNode() | PublishPepItem() | RetractPepItem() | PurgePepNode()
+                      | SetPepAffiliation() | SetPepSubscription() | DeletePepUser()):
+                    try:
+                        if self._pep_store is not None:
+                            perform_pep(self._pep_store, order)
+                    except StorageError as exc:
+                        return actions + self._pep_refused(order, orders[index:], exc)
         return actions
+
+    def _pep_refused(self, order: PepOrder, rest: list[RouterOrder], exc: StorageError) -> list[RouterAction]:
+        """As for rosters: nothing that followed is sent or written; PEP reads the accounts involved again."""
+        self.machine.pep_refused({later.owner for later in rest if isinstance(later, PEP_ORDERS)})
+        for later in rest:
+            if isinstance(later, SaveVCard) and later.request is None:
+                self.machine.vcard_refused(later, exc)  # an avatar's vCard copy: its cached photo hash goes
+        return [] if order.request is None else self._perform(self.machine.storage_failed(order.request, exc))
 
     def _perform_block(self, order: SaveBlock | RemoveBlock) -> None:
         assert self._blocklists is not None  # the machine orders these only when it has blocklists
@@ -548,3 +601,9 @@ class Router:
         except StorageError:
             pass  # read failed: nothing delivered now; delete failed: delivered again next time
         return list(stored_messages(jid, messages))
+
+
+def _answers(send: Send, request: Element) -> bool:
+    """Whether `send` is the reply to the iq `request`."""
+    return local_name(send.stanza) == "iq" and send.stanza.get("id") == request.get("id") \
+        and str(send.to) == request.get("from")

@@ -3,8 +3,17 @@
 Theory of operation. The router hands in iqs in the pubsub namespaces addressed to an account (`handle_iq`),
 available presences (`presence_available`), answers to the capability questions this service asked
 (`iq_answer`) and departures (`resource_gone`); each returns `Send` orders, fully addressed stanzas for the
-router to deliver by its ordinary rules (blocking included). Nodes and items are in a `PepStore`; the only
-working state here is what each online resource is interested in (caps.py).
+router to deliver by its ordinary rules (blocking included), and what each online resource is interested in
+is kept here (caps.py).
+
+Storage. Every rule reads and changes a view in memory (a `MemoryPepStore`) of the accounts' nodes, configurations,
+items, affiliations and subscriptions, so that the requests of one stanza (a bookmark list's publishes, a vCard
+photo's two) see each other's changes; each change is also an order (xmpp/orders.py: `PutPepNode`,
+`PublishPepItem`, ...) that waits in `take_orders()` for the router's adapter to write to pep.sqlite, in order,
+before the stanzas that followed from it go out. An account's PEP is read whole from the store the first time a
+rule needs it (the one synchronous read left); the view keeps the accounts with a resource bound and drops the
+others once their orders are written (`written`), and drops an account whose write was refused (`refused`), so
+that it is read again from the disk, which is the truth.
 
 Subscriptions are implicit (XEP-0163 §4): an account's own resources and its contacts with a presence
 subscription (from/both) get notifications, filtered by the `<node>+notify` features of their entity
@@ -49,6 +58,17 @@ from boshcm.stanza import (
     sub,
 )
 from boshcm.timestamps import xep0082
+from boshcm.xmpp.orders import (
+    DeletePepNode,
+    DeletePepUser,
+    PepOrder,
+    PublishPepItem,
+    PurgePepNode,
+    PutPepNode,
+    RetractPepItem,
+    SetPepAffiliation,
+    SetPepSubscription,
+)
 from boshcm.xmpp.pubsub.caps import CapsBook
 from boshcm.xmpp.pubsub.node import (
     FORM_NODE_CONFIG,
@@ -66,7 +86,7 @@ from boshcm.xmpp.pubsub.node import (
     matches,
     parse_options,
 )
-from boshcm.xmpp.pubsub.store import PepStore, StoredItem
+from boshcm.xmpp.pubsub.store import MemoryPepStore, OwnerPep, PepSource, StoredItem, perform
 from boshcm.xmpp.storage import RosterItem
 
 PUBSUB_NAMESPACES = frozenset({NS_PUBSUB, NS_PUBSUB_OWNER})
@@ -121,13 +141,24 @@ class _Refusal(Exception):
 
 
 class PepService:
-    def __init__(self, *, domain: str, store: PepStore, roster: RosterSource,
+    def __init__(self, *, domain: str, store: PepSource, roster: RosterSource,
                  online: Callable[[JID], list[JID]], limits: PepLimits | None = None,
                  id_factory: Callable[[], str] = lambda: uuid.uuid4().hex,
-                 wall_clock: Callable[[], float] = time.time) -> None:
+                 wall_clock: Callable[[], float] = time.time,
+                 present: Callable[[JID], bool] | None = None) -> None:
         self.domain = domain
         self.limits = limits or PepLimits()
-        self._store, self._roster, self._online = store, roster, online
+        self._roster, self._online = roster, online
+        # Whose view stays in memory: accounts with a resource bound (available or not).
+        self._present = present if present is not None else (lambda jid: bool(online(jid)))
+        # The view every rule reads and changes. A `MemoryPepStore` given is memory already: it is the view, whole
+        # (nothing to read or drop). Any other store is read one account at a time, at first need (`_of`).
+        self._view = store if isinstance(store, MemoryPepStore) else MemoryPepStore()
+        self._source: PepSource | None = None if isinstance(store, MemoryPepStore) else store
+        self._loaded: set[str] = set()
+        self._to_check: set[str] = set()      # loaded accounts that may have no resource bound: see `written`
+        self._orders: list[PepOrder] = []    # changes made, not yet taken by the router
+        self._request: Element | None = None  # the iq being handled: who hears of a refused write
         self._wall_clock = wall_clock
         self._caps = CapsBook(domain=domain, max_entries=self.limits.max_caps_entries)
         self._new_id = id_factory
@@ -136,20 +167,25 @@ class PepService:
     # --- facts from the router --------------------------------------------------------------------
 
     def handle_iq(self, owner: JID, iq: Element, *, guest: bool = False) -> list[Send]:
-        """An iq get/set whose payload is in a pubsub namespace, addressed to `owner`'s bare JID."""
+        """An iq get/set whose payload is in a pubsub namespace, addressed to `owner`'s bare JID.
+
+        The changes it makes wait in `take_orders()`, to be written before the stanzas returned go out."""
         requester = JID.parse(iq.get("from", ""))
         payload = next(child for child in iq if isinstance(child.tag, str))
+        self._request = iq
         try:
             if namespace_of(payload) == NS_PUBSUB_OWNER:
                 reply, sends = self._owner_request(owner, requester, iq, payload)
             else:
-                reply, sends = self._request(owner, requester, iq, payload, guest=guest)
+                reply, sends = self._request_in(owner, requester, iq, payload, guest=guest)
         except _Refusal as refusal:
             return [Send(to=requester, stanza=_error(iq, owner, refusal))]
-        except StorageError as exc:
+        except StorageError as exc:  # reading the account's PEP (`_of`) failed
             text = "The server's storage is full" if isinstance(exc, StorageFull) else "The server cannot store it now"
             return [Send(to=requester, stanza=_error(iq, owner, _Refusal(
                 StanzaErrorCondition.RESOURCE_CONSTRAINT, text=f"{text}; try again later")))]
+        finally:
+            self._request = None
         reply.set("from", str(owner))
         return [Send(to=requester, stanza=reply), *sends]
 
@@ -174,9 +210,71 @@ class PepService:
 
     def resource_gone(self, jid: JID) -> None:
         self._caps.forget(jid)
+        if jid.local in self._loaded:
+            self._to_check.add(jid.local)  # perhaps its last: its PEP may go at `written`
 
-    def delete_user(self, owner: str) -> None:
-        self._store.delete_user(owner)
+    def delete_user(self, owner: str) -> list[PepOrder]:
+        """The account is gone: its nodes, and its memberships and subscriptions at others' nodes (the order)."""
+        order = DeletePepUser(owner=owner)
+        perform(self._view, order)
+        self._forget(owner)
+        return [order]
+
+    # --- storage: the view in memory, the orders out ------------------------------------------------
+
+    def take_orders(self) -> list[PepOrder]:
+        """The changes made since last asked, in the order made: the router performs them before the stanzas
+        that followed from them."""
+        orders, self._orders = self._orders, []
+        return orders
+
+    def written(self) -> None:
+        """Every order taken is performed: the views of accounts with no resource bound and no change waiting
+        are dropped (memory holds the PEP of the accounts online; an offline account's is read again when next
+        needed). Only the accounts read or left since the last call are looked at."""
+        pending = {order.owner for order in self._orders}
+        checked, self._to_check = self._to_check, set()
+        for owner in checked:
+            if owner in pending:
+                self._to_check.add(owner)
+            elif not self._present(JID(owner, self.domain, None)):
+                self._forget(owner)
+
+    def refused(self, owners: Iterable[str]) -> None:
+        """A write for these accounts was refused: what followed was not written; their PEP is read again."""
+        for owner in owners:
+            self._forget(owner)
+
+    @property
+    def loaded(self) -> frozenset[str]:
+        """The accounts whose PEP is held in memory, read from the store."""
+        return frozenset(self._loaded)
+
+    def _of(self, owner: str) -> MemoryPepStore:
+        """The view, holding `owner`'s PEP: read from the store at first need (the one synchronous read)."""
+        if self._source is not None and owner not in self._loaded:
+            self._view.load(owner, self._source.snapshot(owner))
+            self._loaded.add(owner)
+            self._to_check.add(owner)
+        return self._view
+
+    def _peek(self, owner: str, nodes: frozenset[str]) -> OwnerPep:
+        """`owner`'s `nodes`, only to read them: from the view if held, else from the store without keeping them
+        (a login reads the last items of every contact's interesting nodes; the contacts' other items can stay on
+        the disk). Nothing waits to be written for an account not held, so the store is up to date for it."""
+        if self._source is None or owner in self._loaded:
+            return self._view.snapshot(owner, nodes)
+        return self._source.snapshot(owner, nodes)
+
+    def _change(self, order: PepOrder) -> None:
+        perform(self._view, order)
+        self._orders.append(order)
+
+    def _forget(self, owner: str) -> None:
+        if self._source is not None:
+            self._view.forget(owner)
+            self._loaded.discard(owner)
+            self._to_check.discard(owner)
 
     # --- service discovery ------------------------------------------------------------------------
 
@@ -184,7 +282,7 @@ class PepService:
         """Nodes of `owner` that `requester` may read (XEP-0163 §? discovering nodes, XEP-0060 §5.2)."""
         assert owner.local is not None
         try:
-            nodes = self._store.nodes(owner.local)
+            nodes = self._of(owner.local).nodes(owner.local)
             return [name for name, config in nodes.items()
                     if self._may_read(owner, requester, config, self._affiliations(owner, name))]
         except StorageError:
@@ -192,7 +290,7 @@ class PepService:
 
     # --- requests in the pubsub namespace ---------------------------------------------------------
 
-    def _request(self, owner: JID, requester: JID, iq: Element, pubsub: Element,
+    def _request_in(self, owner: JID, requester: JID, iq: Element, pubsub: Element,
                  *, guest: bool) -> tuple[Element, list[Send]]:
         if pubsub.tag != qname(NS_PUBSUB, "pubsub"):
             raise _Refusal(StanzaErrorCondition.BAD_REQUEST)
@@ -247,19 +345,19 @@ class PepService:
             # XEP-0060 §7.1.5: options this service cannot meet are unmet preconditions.
             raise _Refusal(StanzaErrorCondition.CONFLICT, "precondition-not-met", text=str(exc)) from None
         assert owner.local is not None
-        config = self._store.node(owner.local, node)
+        config = self._of(owner.local).node(owner.local, node)
         if config is None:
             config = self._new_node(owner.local, node, changes, conflict=True)  # XEP-0163 §3: auto-create
         elif not matches(config, changes):
             raise _Refusal(StanzaErrorCondition.CONFLICT, "precondition-not-met",
                            text="The node's configuration differs from the publish-options")
-        old = next((item for item in self._store.items(owner.local, node) if item.id == item_id), None)
+        old = next((item for item in self._of(owner.local).items(owner.local, node) if item.id == item_id), None)
         growth = len(payload) - (len(old.payload) if old is not None else 0)
-        if self._store.usage_bytes(owner.local) + growth > self.limits.max_account_bytes:
+        if self._of(owner.local).usage_bytes(owner.local) + growth > self.limits.max_account_bytes:
             raise _Refusal(StanzaErrorCondition.RESOURCE_CONSTRAINT, error_type=StanzaErrorType.CANCEL,
                            text=f"Each account may store {self.limits.max_account_bytes} bytes of PEP items")
-        self._store.publish(owner.local, node, StoredItem(id=item_id, payload=payload,
-                                                          published_at=self._wall_clock()), keep=self._keep(config))
+        self._change(PublishPepItem(owner=owner.local, node=node, keep=self._keep(config), request=self._request,
+                                    item=StoredItem(id=item_id, payload=payload, published_at=self._wall_clock())))
         result = element(NS_PUBSUB, "pubsub")
         sub(sub(result, NS_PUBSUB, "publish", {"node": node}), NS_PUBSUB, "item", {"id": item_id})
         notification = _items_event(node)
@@ -274,8 +372,9 @@ class PepService:
         if item is None or not item.get("id"):
             raise _Refusal(StanzaErrorCondition.BAD_REQUEST, "item-required")       # XEP-0060 §7.2.3.3
         item_id = item.get("id", "")
-        if not self._store.retract(owner.local, node, item_id):
+        if all(item.id != item_id for item in self._of(owner.local).items(owner.local, node)):
             raise _Refusal(StanzaErrorCondition.ITEM_NOT_FOUND)                      # XEP-0060 §7.2.3.5
+        self._change(RetractPepItem(owner=owner.local, node=node, item_id=item_id, request=self._request))
         sends: list[Send] = []
         if retract.get("notify") in ("1", "true") or config.notify_retract:
             notification = _items_event(node)
@@ -289,7 +388,7 @@ class PepService:
             raise _Refusal(StanzaErrorCondition.NOT_ACCEPTABLE, "nodeid-required")  # XEP-0060 §8.1.2: no instant nodes
         node = self._own_node(owner, requester, create, guest=guest)
         assert owner.local is not None
-        if self._store.node(owner.local, node) is not None:
+        if self._of(owner.local).node(owner.local, node) is not None:
             raise _Refusal(StanzaErrorCondition.CONFLICT)                              # XEP-0060 §8.1.3
         form = _form_in(pubsub.find(qname(NS_PUBSUB, "configure")))
         try:
@@ -306,7 +405,7 @@ class PepService:
             raise _Refusal(StanzaErrorCondition.BAD_REQUEST, "nodeid-required")
         assert owner.local is not None
         self._readable(owner, requester, node)
-        stored = self._store.items(owner.local, node)
+        stored = self._of(owner.local).items(owner.local, node)
         wanted = {item.get("id") for item in items.iter(qname(NS_PUBSUB, "item")) if item.get("id")}
         if wanted:
             stored = [item for item in stored if item.id in wanted]
@@ -334,18 +433,20 @@ class PepService:
         sends: list[Send] = []
         if config.send_last_published_item is not SendLast.NEVER and config.deliver_notifications:
             assert owner.local is not None
-            if items := self._store.items(owner.local, node):
+            if items := self._of(owner.local).items(owner.local, node):
                 sends = [self._last_item_message(owner, to, node, items[-1]) for to in self._targets(jid)]
         return iq_result(iq, result), sends
 
     def _unsubscribe(self, owner: JID, requester: JID, iq: Element, request: Element) -> tuple[Element, list[Send]]:
         node, jid = self._subscriber(requester, request, mismatch=StanzaErrorCondition.FORBIDDEN)  # §6.2.3.3
         assert owner.local is not None
-        if self._store.node(owner.local, node) is None:
+        if self._of(owner.local).node(owner.local, node) is None:
             self._check_read(owner, requester, NodeConfig(), {})
             raise _Refusal(StanzaErrorCondition.ITEM_NOT_FOUND)                         # XEP-0060 §6.2.3.4
-        if not self._store.set_subscription(owner.local, node, str(jid), False):
+        if str(jid) not in self._of(owner.local).subscriptions(owner.local, node):
             raise _Refusal(StanzaErrorCondition.UNEXPECTED_REQUEST, "not-subscribed")   # XEP-0060 §6.2.3.2
+        self._change(SetPepSubscription(owner=owner.local, node=node, jid=str(jid), subscribed=False,
+                                        request=self._request))
         result = element(NS_PUBSUB, "pubsub")
         sub(result, NS_PUBSUB, "subscription", {"node": node, "jid": str(jid), "subscription": "none"})
         return iq_result(iq, result), []
@@ -357,7 +458,7 @@ class PepService:
         listing = sub(result, NS_PUBSUB, "subscriptions")
         for node in self._nodes_named(owner, request.get("node")):
             assert owner.local is not None
-            for jid in self._store.subscriptions(owner.local, node):
+            for jid in self._of(owner.local).subscriptions(owner.local, node):
                 if JID.parse(jid).bare == requester.bare:
                     sub(listing, NS_PUBSUB, "subscription", {"node": node, "jid": jid, "subscription": "subscribed"})
         return iq_result(iq, result), []
@@ -388,18 +489,19 @@ class PepService:
 
     def _nodes_named(self, owner: JID, node: str | None) -> list[str]:
         assert owner.local is not None
-        nodes = self._store.nodes(owner.local)
+        nodes = self._of(owner.local).nodes(owner.local)
         return [node] if node is not None and node in nodes else [] if node is not None else sorted(nodes)
 
     def _add_subscription(self, owner: JID, node: str, jid: JID) -> None:
         assert owner.local is not None
-        subscribers = self._store.subscriptions(owner.local, node)
+        subscribers = self._of(owner.local).subscriptions(owner.local, node)
         if str(jid) in subscribers:
             return                                               # XEP-0060 §6.1.6: one subscription per JID
         if len(subscribers) >= self.limits.max_subscriptions_per_node:
             raise _Refusal(StanzaErrorCondition.RESOURCE_CONSTRAINT, error_type=StanzaErrorType.CANCEL,
                            text=f"A node has at most {self.limits.max_subscriptions_per_node} subscriptions")
-        self._store.set_subscription(owner.local, node, str(jid), True)
+        self._change(SetPepSubscription(owner=owner.local, node=node, jid=str(jid), subscribed=True,
+                                        request=self._request))
 
     # --- requests in the pubsub#owner namespace ---------------------------------------------------
 
@@ -440,7 +542,8 @@ class PepService:
             except InvalidConfig as exc:
                 raise _Refusal(StanzaErrorCondition.NOT_ACCEPTABLE, text=str(exc)) from None  # XEP-0060 §8.2.5.3
             updated = self._configured(config, changes)
-            self._store.put_node(owner.local, node, updated, keep=self._keep(updated))
+            self._change(PutPepNode(owner=owner.local, node=node, config=updated, keep=self._keep(updated),
+                                    request=self._request))
             self._prune_subscriptions(owner, node, updated)  # e.g. presence -> whitelist
             return iq_result(iq), []
         notification = element(NS_PUBSUB_EVENT, "event")
@@ -448,16 +551,16 @@ class PepService:
         # Who hears of it is decided before the node is gone (XEP-0060 §8.4.2, §8.5.2).
         sends = self._notify(owner, node, config, notification) if action == "purge" or config.notify_delete else []
         if action == "delete":
-            self._store.delete_node(owner.local, node)
+            self._change(DeletePepNode(owner=owner.local, node=node, request=self._request))
         else:
-            self._store.purge(owner.local, node)
+            self._change(PurgePepNode(owner=owner.local, node=node, request=self._request))
         return iq_result(iq), sends
 
     def _owner_affiliations(self, owner: JID, iq: Element, node: str, config: NodeConfig,
                             request: Element) -> tuple[Element, list[Send]]:
         """XEP-0060 §8.9: the owner lists or changes who is a member (whitelist) or an outcast."""
         assert owner.local is not None
-        current = self._store.affiliations(owner.local, node)
+        current = self._of(owner.local).affiliations(owner.local, node)
         if iq.get("type") == "get":
             result = element(NS_PUBSUB_OWNER, "pubsub")
             listing = sub(result, NS_PUBSUB_OWNER, "affiliations", {"node": node})
@@ -488,7 +591,8 @@ class PepService:
             raise _Refusal(StanzaErrorCondition.RESOURCE_CONSTRAINT, error_type=StanzaErrorType.CANCEL,
                            text=f"A node has at most {self.limits.max_affiliations_per_node} affiliations")
         for member, affiliation in changes.items():
-            self._store.set_affiliation(owner.local, node, member, None if affiliation == NONE else affiliation)
+            self._change(SetPepAffiliation(owner=owner.local, node=node, jid=member, request=self._request,
+                                           affiliation=None if affiliation == NONE else affiliation))
         self._prune_subscriptions(owner, node, config)           # XEP-0060 §8.9.2: outcasts lose subscriptions
         return iq_result(iq), []
 
@@ -499,7 +603,7 @@ class PepService:
         if iq.get("type") == "get":
             result = element(NS_PUBSUB_OWNER, "pubsub")
             listing = sub(result, NS_PUBSUB_OWNER, "subscriptions", {"node": node})
-            for subscriber in self._store.subscriptions(owner.local, node):
+            for subscriber in self._of(owner.local).subscriptions(owner.local, node):
                 sub(listing, NS_PUBSUB_OWNER, "subscription", {"jid": subscriber, "subscription": "subscribed"})
             return iq_result(iq, result), []
         wanted: list[tuple[JID, bool]] = []
@@ -519,8 +623,9 @@ class PepService:
         for jid, subscribed in wanted:
             if subscribed:
                 self._add_subscription(owner, node, jid)
-            else:
-                self._store.set_subscription(owner.local, node, str(jid), False)
+            elif str(jid) in self._of(owner.local).subscriptions(owner.local, node):
+                self._change(SetPepSubscription(owner=owner.local, node=node, jid=str(jid), subscribed=False,
+                                                request=self._request))
         return iq_result(iq), []
 
     # --- rules ------------------------------------------------------------------------------------
@@ -540,17 +645,18 @@ class PepService:
 
     def _existing(self, owner: JID, node: str) -> NodeConfig:
         assert owner.local is not None
-        config = self._store.node(owner.local, node)
+        config = self._of(owner.local).node(owner.local, node)
         if config is None:
             raise _Refusal(StanzaErrorCondition.ITEM_NOT_FOUND)
         return config
 
     def _new_node(self, owner: str, node: str, changes: dict[str, object], *, conflict: bool) -> NodeConfig:
-        if len(self._store.nodes(owner)) >= self.limits.max_nodes_per_account:
+        if len(self._of(owner).nodes(owner)) >= self.limits.max_nodes_per_account:
             raise _Refusal(StanzaErrorCondition.RESOURCE_CONSTRAINT, error_type=StanzaErrorType.CANCEL,
                            text=f"Each account may have {self.limits.max_nodes_per_account} PEP nodes")
         config = self._configured(NodeConfig(), changes)
-        self._store.put_node(owner, node, config, keep=self._keep(config))
+        self._change(PutPepNode(owner=owner, node=node, config=config, keep=self._keep(config),
+                                request=self._request))
         return config
 
     def _configured(self, config: NodeConfig, changes: dict[str, object]) -> NodeConfig:
@@ -565,7 +671,7 @@ class PepService:
 
     def _affiliations(self, owner: JID, node: str) -> dict[str, str]:
         assert owner.local is not None
-        return self._store.affiliations(owner.local, node)
+        return self._of(owner.local).affiliations(owner.local, node)
 
     @staticmethod
     def _affiliation_of(owner: JID, jid: JID, affiliations: Mapping[str, str]) -> str:
@@ -597,7 +703,7 @@ class PepService:
     def _readable(self, owner: JID, requester: JID, node: str) -> NodeConfig:
         """The node's configuration if `requester` may read it; the XEP-0060 refusal otherwise."""
         assert owner.local is not None
-        config = self._store.node(owner.local, node)
+        config = self._of(owner.local).node(owner.local, node)
         # Whether a node exists is itself private: a missing node is refused as a default node would be.
         self._check_read(owner, requester, config or NodeConfig(), self._affiliations(owner, node) if config else {})
         if config is None:
@@ -608,9 +714,10 @@ class PepService:
         """Subscriptions of entities that may no longer read the node are cancelled."""
         assert owner.local is not None
         affiliations = self._affiliations(owner, node)
-        for jid in self._store.subscriptions(owner.local, node):
+        for jid in self._of(owner.local).subscriptions(owner.local, node):
             if not self._may_read(owner, JID.parse(jid), config, affiliations):
-                self._store.set_subscription(owner.local, node, jid, False)
+                self._change(SetPepSubscription(owner=owner.local, node=node, jid=jid, subscribed=False,
+                                                request=self._request))
 
     def _targets(self, subscriber: JID) -> list[JID]:
         """The online resources an explicit subscription reaches: all for a bare JID, else that one."""
@@ -632,7 +739,7 @@ class PepService:
             if contact.subscription in ("from", "both") and contact.jid != owner
             and self._may_read(owner, contact.jid, config, affiliations) for jid in self._online(contact.jid)]
         audience = [jid for jid in implicit if node in self._caps.interests(jid)]
-        for subscriber in self._store.subscriptions(owner.local, node):  # explicit: no +notify needed
+        for subscriber in self._of(owner.local).subscriptions(owner.local, node):  # explicit: no +notify needed
             jid = JID.parse(subscriber)
             if self._may_read(owner, jid, config, affiliations):
                 audience += [to for to in self._targets(jid) if to not in audience]
@@ -650,12 +757,12 @@ class PepService:
         try:
             for owner in owners:
                 assert owner.local is not None
-                for node, config in self._store.nodes(owner.local).items():
-                    if node not in interesting or config.send_last_published_item is SendLast.NEVER \
-                            or not config.deliver_notifications \
-                            or not self._may_read(owner, jid, config, self._affiliations(owner, node)):
+                pep = self._peek(owner.local, interesting)
+                for node, config in pep.nodes.items():
+                    if config.send_last_published_item is SendLast.NEVER or not config.deliver_notifications \
+                            or not self._may_read(owner, jid, config, pep.affiliations.get(node, {})):
                         continue
-                    if items := self._store.items(owner.local, node):
+                    if items := pep.items.get(node):
                         sends.append(self._last_item_message(owner, jid, node, items[-1]))
         except StorageError:
             pass  # the last items come with the next presence; nothing else depends on them

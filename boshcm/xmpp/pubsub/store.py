@@ -1,5 +1,7 @@
-"""Where PEP nodes, their items, affiliations and subscriptions live: `MemoryPepStore` for unit tests,
-`SqlitePepStore` (pep.sqlite) for the server; both satisfy `PepStore`.
+"""Where PEP nodes, their items, affiliations and subscriptions live: `MemoryPepStore` (unit tests, and the PEP
+service's view in memory of the accounts it holds), `SqlitePepStore` (pep.sqlite) for the server; both satisfy
+`PepStore`. `perform` applies one PEP storage order (xmpp/orders.py) to either: the service to its view, the
+router's adapter to pep.sqlite, so the two make the same change.
 
 Every method may raise `StorageFull` / `StorageUnavailable` (boshcm/database.py); a failed write leaves what
 was stored before (each write is one statement or one transaction). Items are kept in publication order; a
@@ -12,11 +14,23 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from boshcm.database import Migration, open_database, storage_errors, transaction
+from boshcm.xmpp.orders import (
+    DeletePepNode,
+    DeletePepUser,
+    PepOrder,
+    PublishPepItem,
+    PurgePepNode,
+    PutPepNode,
+    RetractPepItem,
+    SetPepAffiliation,
+    SetPepSubscription,
+)
 from boshcm.xmpp.pubsub.node import NodeConfig
 
 
@@ -27,7 +41,23 @@ class StoredItem:
     published_at: float | None = None   # wall-clock seconds; None for items stored before it was kept
 
 
-class PepStore(Protocol):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OwnerPep:
+    """Everything one account keeps in PEP, read at once (`PepStore.snapshot`); keyed by node."""
+
+    nodes: dict[str, NodeConfig]
+    items: dict[str, list[StoredItem]]
+    affiliations: dict[str, dict[str, str]]
+    subscriptions: dict[str, list[str]]
+
+
+class PepSource(Protocol):
+    def snapshot(self, owner: str, nodes: Collection[str] | None = None) -> OwnerPep:
+        """`owner`'s nodes (only those named in `nodes`, when given) with their items (oldest first), affiliations
+        and subscriptions."""
+
+
+class PepStore(PepSource, Protocol):
     def nodes(self, owner: str) -> dict[str, NodeConfig]: ...
     def node(self, owner: str, node: str) -> NodeConfig | None: ...
     def put_node(self, owner: str, node: str, config: NodeConfig, *, keep: int) -> None:
@@ -57,12 +87,54 @@ def _is_of_user(jid: str, owner: str) -> bool:
     return jid.startswith(f"{owner}@")
 
 
+def perform(store: PepStore, order: PepOrder) -> None:
+    """Make the change `order` names in `store` (raises what the store raises)."""
+    match order:
+        case PutPepNode(owner=owner, node=node, config=config, keep=keep):
+            store.put_node(owner, node, config, keep=keep)
+        case DeletePepNode(owner=owner, node=node):
+            store.delete_node(owner, node)
+        case PublishPepItem(owner=owner, node=node, item=item, keep=keep):
+            store.publish(owner, node, item, keep=keep)
+        case RetractPepItem(owner=owner, node=node, item_id=item_id):
+            store.retract(owner, node, item_id)
+        case PurgePepNode(owner=owner, node=node):
+            store.purge(owner, node)
+        case SetPepAffiliation(owner=owner, node=node, jid=jid, affiliation=affiliation):
+            store.set_affiliation(owner, node, jid, affiliation)
+        case SetPepSubscription(owner=owner, node=node, jid=jid, subscribed=subscribed):
+            store.set_subscription(owner, node, jid, subscribed)
+        case DeletePepUser(owner=owner):
+            store.delete_user(owner)
+
+
 class MemoryPepStore:
     def __init__(self) -> None:
         self._nodes: dict[str, dict[str, NodeConfig]] = {}
         self._items: dict[tuple[str, str], list[StoredItem]] = {}
         self._affiliations: dict[tuple[str, str], dict[str, str]] = {}
         self._subscriptions: dict[tuple[str, str], list[str]] = {}
+
+    def snapshot(self, owner: str, nodes: Collection[str] | None = None) -> OwnerPep:
+        held = {name: config for name, config in self._nodes.get(owner, {}).items() if nodes is None or name in nodes}
+        return OwnerPep(nodes=held, items={node: self.items(owner, node) for node in held},
+                        affiliations={node: self.affiliations(owner, node) for node in held},
+                        subscriptions={node: self.subscriptions(owner, node) for node in held})
+
+    def load(self, owner: str, snapshot: OwnerPep) -> None:
+        """Hold `owner`'s PEP as read elsewhere (the PEP service's view of pep.sqlite)."""
+        self.forget(owner)
+        self._nodes[owner] = dict(snapshot.nodes)
+        for node in snapshot.nodes:
+            self._items[(owner, node)] = list(snapshot.items.get(node, []))
+            self._affiliations[(owner, node)] = dict(snapshot.affiliations.get(node, {}))
+            self._subscriptions[(owner, node)] = list(snapshot.subscriptions.get(node, []))
+
+    def forget(self, owner: str) -> None:
+        """Drop `owner`'s nodes (not its affiliations and subscriptions at other accounts' nodes)."""
+        for node in self._nodes.pop(owner, {}):
+            for table in (self._items, self._affiliations, self._subscriptions):
+                table.pop((owner, node), None)
 
     def nodes(self, owner: str) -> dict[str, NodeConfig]:
         return dict(self._nodes.get(owner, {}))
@@ -97,8 +169,9 @@ class MemoryPepStore:
         self._items[(owner, node)] = []
 
     def usage_bytes(self, owner: str) -> int:
-        return sum(len(item.payload) for (user, _node), items in self._items.items() if user == owner
-                   for item in items)
+        # Items live under the owner's nodes (publish creates a node first), so only these are counted.
+        return sum(len(item.payload) for node in self._nodes.get(owner, {})
+                   for item in self._items.get((owner, node), []))
 
     def affiliations(self, owner: str, node: str) -> dict[str, str]:
         return dict(self._affiliations.get((owner, node), {}))
@@ -180,6 +253,37 @@ class SqlitePepStore:
     def connection(self) -> sqlite3.Connection:
         """The SQLite connection (tests set `PRAGMA max_page_count` on it to make the store full)."""
         return self._db
+
+    def snapshot(self, owner: str, nodes: Collection[str] | None = None) -> OwnerPep:
+        """One read per table (the PEP service reads an account's PEP at once, see PepService)."""
+        with storage_errors():
+            rows = self._db.execute("SELECT node, config FROM nodes WHERE owner = ? ORDER BY node", (owner,))
+            held = {node: NodeConfig.from_json(json.loads(config)) for node, config in rows
+                    if nodes is None or node in nodes}
+            # Only the nodes asked for (at most the account's node count), or all of them.
+            where, args = ("", (owner,)) if nodes is None else (
+                f" AND node IN ({', '.join('?' * len(held))})", (owner, *held))
+            items: dict[str, list[StoredItem]] = {node: [] for node in held}
+            affiliations: dict[str, dict[str, str]] = {node: {} for node in held}
+            subscriptions: dict[str, list[str]] = {node: [] for node in held}
+            # Rows of no node (a file from before nodes were kept with their items) are left out.
+            if held:
+                for node, item_id, payload, published_at in self._db.execute(
+                        f"SELECT node, id, payload, published_at FROM items WHERE owner = ?{where} ORDER BY seq", args):
+                    if node in held:
+                        items[node].append(StoredItem(id=item_id, payload=bytes(payload), published_at=published_at))
+                for node, jid, affiliation in self._db.execute(
+                        f"SELECT node, jid, affiliation FROM affiliations WHERE owner = ?{where} ORDER BY jid", args):
+                    if node in held:
+                        affiliations[node][jid] = affiliation
+                for node, jid in self._db.execute(
+                        f"SELECT node, jid FROM subscriptions WHERE owner = ?{where} ORDER BY seq", args):
+                    if node in held:
+                        subscriptions[node].append(jid)
+        for node in held:
+            if (volatile := self._volatile.get((owner, node))) is not None:
+                items[node] = list(volatile)
+        return OwnerPep(nodes=held, items=items, affiliations=affiliations, subscriptions=subscriptions)
 
     def nodes(self, owner: str) -> dict[str, NodeConfig]:
         with storage_errors():
