@@ -8,8 +8,9 @@ Each player is its own account (boshcm: written to the account store before the 
 `prosodyctl register`), logs in over BOSH or over WebSocket (RFC 7395, SASL PLAIN; in waves of `--wave`), joins
 the room and answers every question privately to the bot (with the <answer/> payload) after a random 0.2-3 s.
 Prints, per server: players who got every question, the spread of question arrival across players (p50/p99 over
-questions), how many answers were scored (every answer must be), the server's and the bot's CPU over the game and
-(boshcm) the server's event-loop lag from its /metrics.
+questions; as the load generator saw it, and, run as root, by the kernel's receive timestamps on the loopback
+interface — `tests/perf/wire_clock.py`), how many answers were scored (every answer must be), the server's and the
+bot's CPU over the game and (boshcm) the server's event-loop lag from its /metrics.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import aiohttp
 from lxml import etree
@@ -39,8 +41,10 @@ from tests.integration.bosh_client import BoshClient
 from tests.integration.xmpp_client import XmppClient
 from tests.perf.bench_bosh import BoshcmTarget, ProsodyTarget, Target, wait_for_port
 from tests.perf.bench_muc import runtime_figures, settled
+from tests.perf.wire_clock import WireClock
 
 ROOM = "bench@conference.localhost"
+QUESTION_MARKER = rb"<question [^>]*?id=['\"]([^'\"]+)"
 BOT = "quiz@localhost"
 TICKS = os.sysconf("SC_CLK_TCK")
 NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
@@ -65,13 +69,18 @@ class Player:
     def __init__(self, nick: str, arrivals: dict[str, list[float]]) -> None:
         self.nick, self.arrivals = nick, arrivals
         self.received = 0
+        self.results = 0  # <result/>s: the bot's private word on each answer it counted, after the reveal
         self.answers_sent = 0
         self.questions: set[str] = set()
         self.ended: str | None = None  # why its reading stopped before the end of the game
+        self.errors: Counter[str] = Counter()  # error stanzas it got, by "<kind> <condition>"
 
     def take(self, stanzas: Iterable[etree._Element]) -> None:
         now = time.perf_counter()
         for message in stanzas:
+            if message.get("type") == "error":
+                condition = next((etree.QName(c).localname for c in message.iterfind("{*}error/*")), "?")
+                self.errors[f"{etree.QName(message).localname} {condition}"] += 1
             if message.tag != "{jabber:client}message":
                 continue
             question = message.find(f"{{{NS}}}question")
@@ -81,6 +90,8 @@ class Player:
                 asyncio.get_running_loop().create_task(self.answer(question.get("id", "")))
             if message.find(f"{{{NS}}}received") is not None:
                 self.received += 1
+            if message.find(f"{{{NS}}}result") is not None:
+                self.results += 1
 
     async def answer(self, question_id: str) -> None:
         await asyncio.sleep(random.uniform(0.2, 3.0))
@@ -185,8 +196,10 @@ store = "{directory / 'quiz.sqlite'}"
 question_seconds = {args.question_seconds}
 reveal_seconds = 3.0
 """)
+    log = Path(args.bot_log).open("ab") if args.bot_log else None  # noqa: SIM115 - the child writes to it
     return await asyncio.create_subprocess_exec(sys.executable, "-m", "quizbot", "run", "--config",
-                                                 str(directory / "quizbot.toml"), "--log-level", "warning")
+                                                 str(directory / "quizbot.toml"),
+                                                 "--log-level", "info" if log else "warning", stderr=log)
 
 
 async def measure(target: Target, args: argparse.Namespace, directory: Path) -> dict[str, float]:
@@ -242,6 +255,13 @@ async def measure(target: Target, args: argparse.Namespace, directory: Path) -> 
                 reveals.append(found)
 
         starter.xmpp.add_event_handler("groupchat_message", on_message)
+        # The kernel's arrival times of each question at each player's connection (root only): the spread the
+        # server made, without the load generator's own queue.
+        url = ws_url(target) if args.transport == "websocket" else target.url
+        wire = WireClock(server_ports=(urlsplit(url).port or 80,), pattern=QUESTION_MARKER) \
+            if WireClock.available() else None
+        if wire is not None:
+            wire.start()
         lag_before = await runtime_figures(http, target)
         buckets_before = await lag_buckets(http, target)
         bot_before, server_before = cpu_seconds(bot.pid), cpu_seconds(target.pid)
@@ -253,21 +273,27 @@ async def measure(target: Target, args: argparse.Namespace, directory: Path) -> 
         while len(reveals) < args.questions and time.perf_counter() < deadline:
             await asyncio.sleep(0.5)
         elapsed = time.perf_counter() - started
+        on_wire = wire.stop() if wire is not None else {}
         bot_cpu, server_cpu = cpu_seconds(bot.pid) - bot_before, cpu_seconds(target.pid) - server_before
         lag = await runtime_figures(http, target)
         game_lag = {le: count - buckets_before.get(le, 0) for le, count in (await lag_buckets(http, target)).items()}
         for task in runners:
             task.cancel()
     spreads = [(max(t) - min(t)) * 1000 for t in arrivals.values()]
-    scored = sum(len(r.findall(f"{{{NS}}}scorer")) for r in reveals)
+    wire_spreads = [(max(t.values()) - min(t.values())) * 1000 for t in on_wire.values()]
+    # The reveal names the first few scorers and says how many scored in all (`scorers`).
+    scored = sum(int(r.get("scorers", len(r.findall(f"{{{NS}}}scorer")))) for r in reveals)
     print(f"  {target.name}: {len(reveals)} questions in {elapsed:.1f} s, scored per question "
-          f"{[len(r.findall(f'{{{NS}}}scorer')) for r in reveals]}, spreads (ms) {[round(x) for x in spreads]}",
+          f"{[r.get('scorers') for r in reveals]}, spreads (ms) {[round(x) for x in spreads]}",
           file=sys.stderr)
     await starter.close()
     bot.terminate()
     await bot.wait()
     sent = sum(p.answers_sent for p in players)
     ended = Counter(p.ended for p in players if p.ended is not None)
+    errors = sum((p.errors for p in players), Counter[str]())
+    if errors:
+        print(f"  {target.name}: error stanzas the players got: {dict(errors)}", file=sys.stderr)
     if ended:
         print(f"  {target.name}: players whose stream ended during the run: {dict(ended)}", file=sys.stderr)
     return {"players": args.players, "questions revealed": len(reveals),
@@ -275,8 +301,12 @@ async def measure(target: Target, args: argparse.Namespace, directory: Path) -> 
             "players who got every question": sum(1 for p in players if len(p.questions) >= len(arrivals)),
             "question spread p50 (ms)": statistics.median(spreads) if spreads else float("nan"),
             "question spread p99 (ms)": nearest_rank(spreads, 0.99),
+            "players reached per question by the wire (min)": min((len(t) for t in on_wire.values()), default=0),
+            "question spread on the wire p50 (ms)": statistics.median(wire_spreads) if wire_spreads else float("nan"),
+            "question spread on the wire p99 (ms)": nearest_rank(wire_spreads, 0.99),
             "answers sent": sent, "answers acknowledged (<received/>)": sum(p.received for p in players),
-            "answers scored (reveal <scorer/>s)": scored,
+            "answers scored (reveal's scorers)": scored,
+            "answers with a <result/>": sum(p.results for p in players),
             "answers scored (% of sent)": 100 * scored / max(1, sent),
             "game seconds": elapsed,
             "server CPU (s)": server_cpu, "server CPU (% of one core)": 100 * server_cpu / elapsed,
@@ -363,6 +393,7 @@ async def main() -> None:
     parser.add_argument("--only", choices=["boshcm", "prosody"])
     parser.add_argument("--transport", choices=["bosh", "websocket"], default="bosh")
     parser.add_argument("--wave", type=int, default=250, help="players logged in and joined per wave")
+    parser.add_argument("--bot-log", help="append the bot's log (level info) to this file")
     args = parser.parse_args()
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
