@@ -98,7 +98,7 @@ from quizbot.events import (
 )
 from quizbot.game import GameSettings
 from quizbot.questions import BankSet
-from quizbot.room import QuizRoom, Sender
+from quizbot.room import DEFAULT_BOARD_SIZE, QuizRoom, Sender
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -113,6 +113,7 @@ class BotSettings:
     command_window_seconds: float = 10.0
     invites_per_window: int = 10
     invite_window_seconds: float = 600.0
+    board_size: int = DEFAULT_BOARD_SIZE  # scorers and players the room's boards name (docs/quiz.md)
 
 
 PLAYER_PAYLOADS = frozenset({"answer", "command"})
@@ -238,7 +239,7 @@ class QuizBot:
             language = saved.language if saved is not None else self.settings.language
             room = self.rooms[jid] = QuizRoom(jid=jid, language=language, banks=self._with_submissions(self._banks),
                                               settings=self.settings.game, rng=self._rng,
-                                              recent=self._recent.pop(jid, ()))
+                                              recent=self._recent.pop(jid, ()), board_size=self.settings.board_size)
             room.view = self._view(jid, render.say(language, "public-room-name"))
         return room
 
@@ -444,7 +445,9 @@ class QuizBot:
             case Help():
                 reply(render.say(language, "help"))
             case Top(period=period, count=count):
-                orders.items.append(ReadLeaderboard(period=period.value, count=count, wall=wall, reply=where))
+                # The room's board bound holds for the leaderboard too.
+                orders.items.append(ReadLeaderboard(period=period.value, count=min(count, self.settings.board_size),
+                                                    wall=wall, reply=where))
             case Stats():
                 orders.items.append(ReadCounts(reply=where, room=room.jid if room is not None else None))
             case Categories(language=wanted):

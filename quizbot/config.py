@@ -11,9 +11,13 @@ from pathlib import Path
 from boshcm.jid import JID, InvalidJID
 from boshcm.toml_config import ConfigError, load_toml, parse_host_port
 from quizbot.game import GameSettings
+from quizbot.room import DEFAULT_BOARD_SIZE
 
 # Package data: found the same way in a checkout and in an installed wheel.
 SHIPPED_BANKS = Path(__file__).resolve().parent / "banks"
+# A podium needs three. The reveal message (body, <reveal/>, <scores/>) with 10 names is about 2 KB, with 50
+# about 8 KB, with 2,000 about 300 KB, above the server's stanza limit.
+BOARD_SIZES = (3, 50)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -25,6 +29,7 @@ class QuizBotConfig:
     questions: list[str] = field(default_factory=list)
     store: str = "quizbot.sqlite"
     self_ping_seconds: float = 60.0
+    board_size: int = DEFAULT_BOARD_SIZE  # names on the room's boards; each player hears its own place privately
     game: GameSettings = field(default_factory=GameSettings)  # [quizbot.game]: timers and points
 
     def validate(self, section: str) -> None:
@@ -37,6 +42,9 @@ class QuizBotConfig:
                 _check_jid(f"{section}.{key}[{index}]", text, need_local=True, bare=bare)
         if self.self_ping_seconds <= 0:
             raise ConfigError(f"{section}.self_ping_seconds", "must be positive")
+        low, high = BOARD_SIZES
+        if not low <= self.board_size <= high:
+            raise ConfigError(f"{section}.board_size", f"must be from {low} to {high}; got {self.board_size}")
 
     def bank_paths(self) -> list[Path]:
         if self.questions:

@@ -177,6 +177,8 @@ class RevealAnswer:
     source: str
     scorers: tuple[AwardPoints, ...]
     distribution: dict[str, int]  # choice key -> how many picked it (choice questions)
+    # Live and sixbreak: every player whose attempt counted -> whether it was right (for each one's own result).
+    verdicts: dict[str, bool] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -566,8 +568,9 @@ class QuizGame:
 
     def _reveal(self, now: float) -> list[GameAction]:
         question = self._questions[self._index]
+        scored = {award.player for award in self._awards}  # a set: thousands of players, thousands of scorers
         for key, player in self._players.items():
-            if key not in self._answered and not any(a.player == key for a in self._awards):
+            if key not in self._answered and key not in scored:
                 player.streak = 0
         answered_by_anyone = bool(self._answered) or bool(self._awards)
         self._unanswered_in_a_row = 0 if answered_by_anyone else self._unanswered_in_a_row + 1
@@ -578,6 +581,7 @@ class QuizGame:
                 source=question.source,
                 scorers=tuple(self._awards),
                 distribution=dict(self._picks),
+                verdicts=dict(self._answered),
             )
         ]
         self._state = _State.BETWEEN

@@ -97,12 +97,15 @@ def received(question_id: str) -> etree._Element:
     return _element("received", question=question_id)
 
 
-def reveal(revealed: RevealAnswer, *, choices: Sequence[str]) -> etree._Element:
-    element = _element("reveal", question=revealed.question_id, answer=revealed.answer, source=revealed.source)
+def reveal(revealed: RevealAnswer, *, choices: Sequence[str], board_size: int) -> etree._Element:
+    """The first `board_size` scorers in the order they scored; `scorers` says how many scored in all (each player
+    hears its own result privately: `result`)."""
+    element = _element("reveal", question=revealed.question_id, answer=revealed.answer, source=revealed.source,
+                       scorers=len(revealed.scorers))
     for key, choice in zip(CHOICE_KEYS, choices, strict=False):
         _child(element, "choice", choice, key=key, count=revealed.distribution.get(key, 0),
                correct="true" if choice == revealed.answer else None)
-    for award in revealed.scorers:
+    for award in revealed.scorers[:board_size]:
         _scorer(element, award)
     return element
 
@@ -119,11 +122,26 @@ def pause(*, until_wall: float) -> etree._Element:
     return _element("pause", until=xep0082(until_wall))
 
 
-def scores(*, game_id: str, standings: Sequence[tuple[str, int]], final: bool, reason: str | None = None
-           ) -> etree._Element:
-    element = _element("scores", game=game_id, final="true" if final else "false", reason=reason)
-    _ranked(element, standings)
+def scores(*, game_id: str, standings: Sequence[tuple[str, int]], final: bool, board_size: int,
+           reason: str | None = None) -> etree._Element:
+    """The top `board_size` of `standings` (best first); `players` says how many are ranked in all."""
+    element = _element("scores", game=game_id, final="true" if final else "false", reason=reason,
+                       players=len(standings))
+    _ranked(element, standings[:board_size])  # a prefix keeps its ranks: ties look only at who is above
     return element
+
+
+def result(*, question_id: str, game_id: str, correct: bool, streak: int, points: int | None = None,
+           seconds: float | None = None) -> etree._Element:
+    """Privately after a live or sixbreak reveal, to a player whose answer counted: `points` and `seconds` only
+    when it was right."""
+    return _element("result", question=question_id, game=game_id, correct=correct, points=points, seconds=seconds,
+                    streak=streak)
+
+
+def standing(*, game_id: str, total: int, rank: int, players: int, final: bool) -> etree._Element:
+    """Privately beside every <scores/> to the room: the player's own place, on the board or not."""
+    return _element("standing", game=game_id, total=total, rank=rank, players=players, final=final)
 
 
 def top(*, period: str, standings: Sequence[tuple[str, int]]) -> etree._Element:
@@ -133,12 +151,16 @@ def top(*, period: str, standings: Sequence[tuple[str, int]]) -> etree._Element:
 
 
 def _ranked(parent: etree._Element, standings: Sequence[tuple[str, int]]) -> None:
-    """Equal points share a rank (1, 2, 2, 4)."""
-    rank = 0
-    for position, (nick, points) in enumerate(standings, start=1):
-        if position == 1 or points != standings[position - 2][1]:
-            rank = position
+    for (nick, points), rank in zip(standings, ranks([points for _nick, points in standings]), strict=True):
         _child(parent, "player", nick=nick, points=points, rank=rank)
+
+
+def ranks(points: Sequence[int]) -> list[int]:
+    """The rank of each of `points` (best first): equal points share a rank (1, 2, 2, 4)."""
+    ranked: list[int] = []
+    for position, value in enumerate(points, start=1):
+        ranked.append(position if position == 1 or value != points[position - 2] else ranked[-1])
+    return ranked
 
 
 def categories(language: str, by_language: dict[str, Sequence[tuple[str, int]]]) -> etree._Element:

@@ -53,6 +53,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "reveal": "The answer was: {answer}.",
         "reveal-none": "Nobody got it.",
         "reveal-scorers": "Points: {scorers}.",
+        "reveal-scorers-first": "Points ({count} scored, the first {shown}): {scorers}.",
         "source": "Source: {source}",
         "eliminated": "{nick} is out!",
         "pause": "Break! The next question comes in {seconds} s.",
@@ -63,7 +64,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "end-last-standing": "Game over: the last player standing wins!",
         "end-interrupted": "The game was interrupted.",
         "final": "Final scores: {standings}",
+        "final-top": "Final scores ({count} players, the top {shown}): {standings}",
         "scores": "Scores: {standings}",
+        "scores-top": "Scores ({count} players, the top {shown}): {standings}",
         "scores-none": "No points yet.",
         "top": "Top {count} ({period}): {standings}",
         "top-none": "No scores yet ({period}).",
@@ -141,6 +144,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "reveal": "Die Antwort war: {answer}.",
         "reveal-none": "Niemand wusste es.",
         "reveal-scorers": "Punkte: {scorers}.",
+        "reveal-scorers-first": "Punkte ({count} richtig, die ersten {shown}): {scorers}.",
         "source": "Quelle: {source}",
         "eliminated": "{nick} ist raus!",
         "pause": "Pause! Die nächste Frage kommt in {seconds} s.",
@@ -151,7 +155,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "end-last-standing": "Spiel vorbei: wer als Letzter übrig ist, gewinnt!",
         "end-interrupted": "Das Spiel wurde unterbrochen.",
         "final": "Endstand: {standings}",
+        "final-top": "Endstand ({count} Spieler, die besten {shown}): {standings}",
         "scores": "Punktestand: {standings}",
+        "scores-top": "Punktestand ({count} Spieler, die besten {shown}): {standings}",
         "scores-none": "Noch keine Punkte.",
         "top": "Top {count} ({period}): {standings}",
         "top-none": "Noch keine Punkte ({period}).",
@@ -269,10 +275,25 @@ def hint_text(language: str, hint: ShowHint) -> str:
     return say(language, "hint", pattern=hint.pattern, points=hint.points_now)
 
 
-def reveal_text(language: str, revealed: RevealAnswer) -> str:
+def scores_text(language: str, standings: Sequence[tuple[str, int]], *, board_size: int, final: bool) -> str:
+    """The top `board_size` of `standings` (best first), and how many are ranked when that is not all of them."""
+    if not standings:
+        return say(language, "scores-none")
+    top = standings_text(standings[:board_size])
+    if len(standings) <= board_size:
+        return say(language, "final" if final else "scores", standings=top)
+    return say(language, "final-top" if final else "scores-top", count=len(standings), shown=board_size, standings=top)
+
+
+def reveal_text(language: str, revealed: RevealAnswer, *, board_size: int) -> str:
+    """The answer and the first `board_size` scorers (with how many scored in all when that is more)."""
     parts = [say(language, "reveal", answer=revealed.answer)]
-    if revealed.scorers:
-        parts.append(say(language, "reveal-scorers", scorers=", ".join(_scorer(a) for a in revealed.scorers)))
+    first = ", ".join(_scorer(a) for a in revealed.scorers[:board_size])
+    if len(revealed.scorers) > board_size:
+        parts.append(say(language, "reveal-scorers-first", count=len(revealed.scorers), shown=board_size,
+                         scorers=first))
+    elif revealed.scorers:
+        parts.append(say(language, "reveal-scorers", scorers=first))
     else:
         parts.append(say(language, "reveal-none"))
     parts.append(say(language, "source", source=revealed.source))

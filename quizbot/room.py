@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, assert_never
 
@@ -77,6 +77,7 @@ DEFAULT_QUESTION_COUNT = 10
 # A host view shows "N of M answered"; with thousands of players one room message per answer would flood the
 # room, so the counts go out at most this often (and once more when the last player has answered).
 PROGRESS_INTERVAL_SECONDS = 1.0
+DEFAULT_BOARD_SIZE = 10
 
 
 @dataclass(slots=True)
@@ -115,8 +116,11 @@ class Sender:
 
 class QuizRoom:
     def __init__(self, *, jid: str, language: str, banks: BankSet, settings: GameSettings, rng: random.Random,
-                 recent: Iterable[str] = ()) -> None:
+                 recent: Iterable[str] = (), board_size: int = DEFAULT_BOARD_SIZE) -> None:
         self.jid = jid
+        # The room hears the first `board_size` scorers and the top `board_size` players; each player hears its
+        # own result and place privately (one message per player instead of every name to everyone).
+        self._board_size = board_size
         self.language = language
         self.banks = banks
         # The question ids asked here lately (oldest first), so the next quiz asks fresh ones.
@@ -474,10 +478,14 @@ class QuizRoom:
                     answered, players = game.progress()
                     counts = (payload.progress(question_id=action.question_id, answered=answered, players=players),
                               ) if game.mode is not Mode.CLASSIC else ()
-                    orders.say(self.jid, render.reveal_text(self.language, action),
-                               payload.reveal(action, choices=self._last_ask.choices if self._last_ask else ()),
-                               payload.scores(game_id=self.game_id or "", standings=standings, final=False), *counts,
+                    board = self._board_size
+                    orders.say(self.jid, render.reveal_text(self.language, action, board_size=board),
+                               payload.reveal(action, choices=self._last_ask.choices if self._last_ask else (),
+                                              board_size=board),
+                               payload.scores(game_id=self.game_id or "", standings=standings, final=False,
+                                              board_size=board), *counts,
                                groupchat=True)
+                    self._tell_each(game.scores(), final=False, revealed=action, orders=orders)
                     self._ping_players(orders)
                 case Pause():
                     seconds = round(action.until - now)
@@ -509,12 +517,13 @@ class QuizRoom:
     def _finish(self, ended: GameEnded, wall: float, orders: Orders) -> None:
         reason_key = f"end-{ended.reason}"
         standings = [(nick, points) for _player, nick, points in ended.scores]
-        parts = [render.say(self.language, reason_key, count=self._settings.unanswered_limit)]
-        parts.append(render.say(self.language, "final", standings=render.standings_text(standings))
-                     if standings else render.say(self.language, "scores-none"))
+        parts = [render.say(self.language, reason_key, count=self._settings.unanswered_limit),
+                 render.scores_text(self.language, standings, board_size=self._board_size, final=True)]
         orders.say(self.jid, " ".join(parts),
-                   payload.scores(game_id=self.game_id or "", standings=standings, final=True, reason=ended.reason),
+                   payload.scores(game_id=self.game_id or "", standings=standings, final=True,
+                                  board_size=self._board_size, reason=ended.reason),
                    self._game_state("ended"), groupchat=True)
+        self._tell_each(ended.scores, final=True, revealed=None, orders=orders)
         if self.game_id is not None:
             orders.items.append(RecordGameEnded(game_id=self.game_id, reason=ended.reason, wall=wall))
         self.game = None
@@ -538,10 +547,37 @@ class QuizRoom:
             orders.say(reply_to, render.say(self.language, "no-game"), groupchat=groupchat)
             return
         standings = [(nick, points) for _player, nick, points in self.game.scores()]
-        text = (render.say(self.language, "scores", standings=render.standings_text(standings)) if standings
-                else render.say(self.language, "scores-none"))
-        orders.say(reply_to, text, payload.scores(game_id=self.game_id or "", standings=standings, final=False),
+        orders.say(reply_to, render.scores_text(self.language, standings, board_size=self._board_size, final=False),
+                   payload.scores(game_id=self.game_id or "", standings=standings, final=False,
+                                  board_size=self._board_size),
                    groupchat=groupchat)
+
+    def _tell_each(self, scores: Sequence[tuple[str, str, int]], *, final: bool, revealed: RevealAnswer | None,
+                   orders: Orders) -> None:
+        """Beside a <scores/> to the room: to each player of the game in the room, privately (where <received/>
+        goes), its own place, and after a live or sixbreak reveal its own result first — also to the many the
+        room's board leaves out."""
+        game_id = self.game_id or ""
+        verdicts = revealed.verdicts if revealed is not None else {}
+        awards = {award.player: award for award in revealed.scorers} if revealed is not None else {}
+        ranked = payload.ranks([points for _player, _nick, points in scores])
+        for (player, _nick, points), rank in zip(scores, ranked, strict=True):
+            occupant = self.occupant_for_player(player)
+            if occupant is None or occupant.host:
+                continue  # gone: nowhere to say it (its points stay on the board)
+            elements: list[etree._Element] = []
+            verdict = verdicts.get(player)
+            if revealed is not None and verdict is not None:
+                award = awards.get(player) if verdict else None
+                elements.append(payload.result(
+                    question_id=revealed.question_id, game_id=game_id, correct=verdict,
+                    streak=award.streak if award is not None else 0,
+                    points=award.points if award is not None else None,
+                    seconds=award.seconds if award is not None else None))
+            elements.append(payload.standing(game_id=game_id, total=points, rank=rank, players=len(scores),
+                                             final=final))
+            # No body: ordinary clients show nothing; the room's text already told them.
+            orders.say(self.private_address(occupant.nick), "", *elements)
 
     def _ping_players(self, orders: Orders) -> None:
         """Round trips for the latency credit, measured through the room like the questions travel."""

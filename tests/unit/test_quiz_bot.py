@@ -62,12 +62,13 @@ class Harness:
     """The bot as its adapter drives it. Storage orders are kept in `stored` (and written to `store` if there is
     one, as quizbot/client.py does); reads are answered from `store` and fed back, else returned as orders."""
 
-    def __init__(self, store: QuizStore | None = None, game: GameSettings = SETTINGS) -> None:
+    def __init__(self, store: QuizStore | None = None, game: GameSettings = SETTINGS, board_size: int = 10) -> None:
         self.clock = FakeClock()
         self.store = store
         self.stored: list[StorageOrder] = []
         self.bot = QuizBot(settings=BotSettings(jid=BOT, muc_domain="conference.localhost",
-                                                admins=frozenset({"root@localhost"}), rooms=(ROOM,), game=game),
+                                                admins=frozenset({"root@localhost"}), rooms=(ROOM,), game=game,
+                                                board_size=board_size),
                            memory=store.memory() if store is not None else None, banks=bank(),
                            bank_report=["en.json: 6"], rng=random.Random(3))
 
@@ -312,7 +313,8 @@ def test_rooms_run_independent_games() -> None:
     assert h.bot.rooms[ROOM].game is not None and h.bot.rooms[other].game is not None
     assert h.bot.rooms[ROOM].game is not h.bot.rooms[other].game
     stopped = h.feed(RoomMessage(room=other, nick="Dan", body="!stop"))
-    assert {s.to for s in sends(stopped)} == {other} and h.bot.rooms[ROOM].game is not None
+    # That room hears the end, and its player its final place privately; the first room hears nothing.
+    assert {s.to for s in sends(stopped)} == {other, "dan@localhost"} and h.bot.rooms[ROOM].game is not None
 
 
 def test_leaderboards_count_today_this_week_and_all_time() -> None:

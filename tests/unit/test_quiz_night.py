@@ -179,7 +179,10 @@ def test_two_thousand_answers_make_a_few_coalesced_progress_messages_and_the_rev
     last = h.feed(RoomMessage(room=ROOM, nick=nicks[-1], body="Paris", answer=answer))
     assert progress(last) == [(2000, 2000)]  # the last answer: with the reveal, at once
     reveal = payload(last, "reveal")
-    assert len(reveal.findall(f"{{{NS}}}scorer")) == 2000
+    # The room's board names the first ten; each of the 2,000 hears its own result privately.
+    assert (reveal.get("scorers"), len(reveal.findall(f"{{{NS}}}scorer"))) == ("2000", 10)
+    results = [s for s in sends(last) if not s.groupchat and s.payload[0].tag == f"{{{NS}}}result"]
+    assert len(results) == 2000 and len(sends(last)) < 2010
 
 
 def test_progress_follows_answers_in_a_small_game_and_not_in_classic() -> None:
