@@ -31,6 +31,10 @@ const state = {
   pin: null, // a game PIN being looked up (the start page's PIN field, or the home's)
   received: null, // the question the bot said it counted our answer for
   sent: null, // the question we sent an answer to
+  reveal: null, // the open question's reveal, once shown
+  result: null, // the bot's private <result/> for the open question
+  scores: null, // the latest <scores/> (a bounded board) and the bot's private <standing/> beside it
+  standing: null,
   info: { name: null, pin: null }, // the room's readable name and game PIN
   guest: null, // the remembered guest account this page logged in with (connection.js, guestAccount)
   forgotten: null, // "forget me": what to do once the server removed the account
@@ -54,16 +58,17 @@ const toBot = (name, ...args) => commandTo(state.config.bot, "chat", name, ...ar
 const toRoom = (name, ...args) => commandTo(state.room, "groupchat", name, ...args);
 
 // --- what the page shows, kept for a reload ------------------------------------------------------------
-// The bot's latest payloads (question, hint, received, reveal, scores, game, categories) as read, so a resumed
-// page draws the game as it was; the server then sends what came meanwhile.
+// The bot's latest payloads (question, hint, received, result, reveal, standing, scores, game, categories) as read,
+// so a resumed page draws the game as it was; the server then sends what came meanwhile. In this order: a reveal
+// shows the result that came before it.
 
-const VIEW_KINDS = ["categories", "game", "scores", "question", "hint", "received", "reveal"];
+const VIEW_KINDS = ["categories", "game", "standing", "scores", "question", "hint", "received", "result", "reveal"];
 
 function keepPayload(payload) {
   if (!VIEW_KINDS.includes(payload.type)) return;
   const saved = JSON.parse(pageStore.getItem(VIEW_STORE) || "{}");
   if (payload.type === "question") {
-    for (const kind of ["hint", "received", "reveal", "answered"]) delete saved[kind]; // a new question: unanswered
+    for (const kind of ["hint", "received", "result", "reveal", "answered"]) delete saved[kind]; // a new question
   }
   saved[payload.type] = payload;
   pageStore.setItem(VIEW_STORE, JSON.stringify(saved));
@@ -192,9 +197,11 @@ function onMessage(message) {
 }
 
 function handlePayload(payload, inRoom, fresh = true) {
+  // A private payload (<room/>, <result/>…) sent to a whole room is nobody's own.
+  if (fresh && !protocol.inItsPlace(payload, inRoom)) return;
   if (fresh) keepPayload(payload);
   switch (payload.type) {
-    case "room": if (!inRoom) onRoom(payload); break; // the bot sends rooms privately, never to a room
+    case "room": onRoom(payload); break;
     case "game": onGame(payload); break;
     case "question": onQuestion(payload); break;
     case "hint": view.hint(t("hint-label", { h: payload.pattern })); break;
@@ -206,6 +213,16 @@ function handlePayload(payload, inRoom, fresh = true) {
       break;
     case "progress": if (state.question === payload.question) view.showProgress(payload); break;
     case "reveal": onReveal(payload); break;
+    case "result":
+      if (state.question === payload.question) {
+        state.result = payload;
+        showOwn();
+      }
+      break;
+    case "standing":
+      state.standing = payload;
+      showOwn();
+      break;
     case "scores": onScores(payload, fresh); break;
     case "top": view.showTop(payload); break;
     case "eliminated": view.chatLine("", t("out", { n: payload.nick })); break;
@@ -238,6 +255,7 @@ function onGame(game) {
 function onQuestion(question) {
   state.question = question.id;
   state.answered = state.host;
+  state.reveal = state.result = null;
   view.showQuestion(question, state.host ? null : (key, button) => answer(key, key, button));
 }
 
@@ -246,10 +264,21 @@ function onReveal(reveal) {
   // that question was open): not shown; the bot's next question comes, and !repeat asked for the open one.
   if (reveal.question !== state.question) return;
   state.answered = true;
+  state.reveal = reveal;
   view.showReveal(reveal);
+  showOwn();
+}
+
+// This player's own result after the reveal and its total and place, from whichever of the room's reveal and
+// board and the bot's private <result/> and <standing/> (they may come in either order) have come so far.
+function showOwn() {
   if (state.host) return;
-  const ours = { received: state.received === reveal.question, sent: state.sent === reveal.question };
-  view.ownResult(protocol.ownResult(reveal, { nick: state.nick, ...ours }));
+  const standing = protocol.ownStanding(state.scores, state.standing, state.nick);
+  view.ownStanding(standing);
+  const reveal = state.reveal;
+  if (!reveal || reveal.question !== state.question) return;
+  const ours = { result: state.result, received: state.received === reveal.question, sent: state.sent === reveal.question };
+  view.ownResult(protocol.ownResult(reveal, { nick: state.nick, ...ours }), standing);
 }
 
 function answer(text, choice, button) {
@@ -267,8 +296,9 @@ function answer(text, choice, button) {
 }
 
 function onScores(scores, fresh) {
+  state.scores = scores;
   view.showScores(scores);
-  if (!state.host) view.ownStanding(protocol.standing(scores, state.nick));
+  showOwn();
   if (scores.final) {
     state.question = null;
     // One request per browser: every tab gets the answer (leader.js), so only the tab that leads asks.
@@ -353,7 +383,7 @@ function onFollowed() {
 function followRoom({ room, nick }) {
   if (room !== state.room) {
     view.clearRoom();
-    state.question = null;
+    state.question = state.reveal = state.result = state.scores = state.standing = null;
     state.viewShown = false;
   }
   state.nick = nick;

@@ -71,11 +71,20 @@ const READERS = {
     scorers: childrenOf(e, NS, "scorer").map((s) => ({
       nick: s.getAttribute("nick"), points: num(s, "points"), seconds: num(s, "seconds"), streak: num(s, "streak"),
     })),
+    // How many scored in all: the list names at most the board's size.
+    scorerCount: num(e, "scorers"),
   }),
   eliminated: (e) => ({ question: e.getAttribute("question"), nick: e.getAttribute("nick") }),
   pause: (e) => ({ until: Date.parse(e.getAttribute("until")) }),
   scores: (e) => ({ game: e.getAttribute("game"), final: e.getAttribute("final") === "true",
-                    reason: e.getAttribute("reason"), players: players(e) }),
+                    reason: e.getAttribute("reason"), players: players(e), playerCount: num(e, "players") }),
+  // Privately, to this player only (issue 14: boards are bounded, each player hears its own result and place).
+  result: (e) => ({
+    question: e.getAttribute("question"), game: e.getAttribute("game"), correct: e.getAttribute("correct") === "true",
+    points: num(e, "points"), seconds: num(e, "seconds"), streak: num(e, "streak"),
+  }),
+  standing: (e) => ({ game: e.getAttribute("game"), total: num(e, "total"), rank: num(e, "rank"),
+                      players: num(e, "players"), final: e.getAttribute("final") === "true" }),
   top: (e) => ({ period: e.getAttribute("period"), players: players(e) }),
   categories: (e) => ({
     language: e.getAttribute("language"),
@@ -92,6 +101,11 @@ export function readPayload(element) {
   if (element.namespaceURI !== NS || !Object.hasOwn(READERS, element.localName)) return null;
   return { type: element.localName, ...READERS[element.localName](element) };
 }
+
+// What the bot sends privately, never to a room (docs/quiz.md, "Payloads"): in a room message such a payload is
+// no word of the bot's to this page (the bot's occupant speaks to everyone there), so it is not taken.
+const PRIVATE_KINDS = new Set(["room", "received", "result", "standing"]);
+export const inItsPlace = (payload, inRoom) => !inRoom || !PRIVATE_KINDS.has(payload.type);
 
 // The quiz payloads of a stanza, read; `raw` says whether it carried any (even ones this page does not know).
 export function payloadsOf(stanza) {
@@ -115,20 +129,33 @@ export function answer(question, choice) {
 
 // --- what a reveal meant for this player (docs/quiz.md, "Your own result after a reveal") -----------------------
 
-// `nick`: the page's nick in the room; `received`: the bot sent <received/> for this question (live, sixbreak);
-// `sent`: the page sent an answer to it (classic has no <received/>). A scorer of the page's nick: correct, with
-// its points, seconds and streak; else an answer that counted or was sent: wrong (in classic: not first or not
-// right); else no answer.
-export function ownResult(reveal, { nick, received = false, sent = false }) {
+// `result`: the bot's private <result/> (live, sixbreak: to each player whose answer counted); `received`: the bot
+// sent <received/> for this question; `sent`: the page sent an answer to it (classic has neither). The <result/>
+// says it; else a scorer of the page's nick on the (bounded) list: correct; else a counted answer waits for its
+// <result/> ("pending": it comes privately, after the room's reveal, and most correct players are not on the list);
+// else an answer sent: wrong (in classic: not first or not right); else no answer.
+export function ownResult(reveal, { nick, result = null, received = false, sent = false }) {
+  if (result && result.question === reveal.question) {
+    if (result.correct) return { kind: "correct", points: result.points, seconds: result.seconds, streak: result.streak };
+    return { kind: "wrong", points: 0, seconds: null, streak: 0 };
+  }
   const scorer = reveal.scorers.find((s) => s.nick === nick);
   if (scorer) return { kind: "correct", points: scorer.points, seconds: scorer.seconds, streak: scorer.streak };
-  return { kind: received || sent ? "wrong" : "none", points: 0, seconds: null, streak: 0 };
+  return { kind: received ? "pending" : sent ? "wrong" : "none", points: 0, seconds: null, streak: 0 };
 }
 
-// The page's total and rank in a <scores/>; null when it is not on the board.
-export function standing(scores, nick) {
-  const player = scores.players.find((p) => p.nick === nick);
-  return player ? { points: player.points, rank: player.rank } : null;
+// How many scored beyond the reveal's list ("and 1,202 more").
+export const moreScorers = (reveal) => Math.max(0, (reveal.scorerCount ?? 0) - reveal.scorers.length);
+
+// The page's total and rank beside a <scores/>: its row when it is on the board (that board is the newest word),
+// else the bot's private <standing/> of the same game; `players` ranked in all. Null when neither says.
+export function ownStanding(scores, standing, nick) {
+  if (!scores) return null;
+  const players = scores.playerCount ?? scores.players.length;
+  const row = scores.players.find((p) => p.nick === nick);
+  if (row) return { points: row.points, rank: row.rank, players, onBoard: true };
+  if (!standing || standing.game !== scores.game || standing.total === null || standing.rank === null) return null;
+  return { points: standing.total, rank: standing.rank, players: standing.players ?? players, onBoard: false };
 }
 
 // A game PIN as the bot takes it: six ASCII digits, not starting with 0 (docs/quiz.md, "Game PINs").

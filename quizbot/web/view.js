@@ -1,10 +1,14 @@
 // What the page shows: DOM rendering of index.html's sections from plain objects (protocol.js reads the
 // payloads), in the words of i18n.js. Text is text: everything goes in with textContent, never markup.
-import { setLanguage, t } from "./i18n.js";
+import { language, setLanguage, t } from "./i18n.js";
+import { moreScorers } from "./protocol.js";
 
 const CHAT_LINES = 200; // a phone keeps the last ones; a long evening's chat does not pile up in the DOM
 
 export const $ = (id) => document.getElementById(id);
+
+// Counts as the language writes them: "2,000" / "2.000".
+const count = (n) => Number(n).toLocaleString(language());
 
 export function show(id, visible = true) { $(id).hidden = !visible; }
 
@@ -48,6 +52,7 @@ export function showRoom(room) {
 // Another room now (the player moved there in another tab): nothing of the last one stays on show.
 export function clearRoom() {
   for (const id of ["occupants", "chat-log", "scores", "podium-list", "top-list"]) $(id).replaceChildren();
+  for (const id of ["board-count", "own-standing"]) $(id).textContent = "";
   for (const id of ["question", "scoreboard", "podium"]) show(id, false);
   $("room-pin").textContent = "";
 }
@@ -122,7 +127,7 @@ export function showQuestion(question, onChoice) {
   $("received").textContent = "";
   $("hint").textContent = "";
   $("progress").textContent = "";
-  $("own-result").textContent = resultLine = "";
+  $("own-result").textContent = "";
   delete $("own-result").dataset.kind;
   $("q-index").textContent = t("question", { i: question.index, n: question.total });
   $("q-category").textContent = question.category;
@@ -166,20 +171,25 @@ export function showProgress(progress) {
   $("progress").textContent = t("answered", { a: progress.answered, n: progress.players });
 }
 
-// What the reveal meant for this player (protocol.ownResult), then its total and place (protocol.standing) from
-// the <scores/> that comes with the reveal.
-let resultLine = "";
+// What the reveal meant for this player (protocol.ownResult), then its total and place (protocol.ownStanding):
+// "… You: 120 points, place 734 of 2,000" when it is not on the board. A counted answer whose <result/> has not
+// come yet shows nothing more than "answer received" until it comes.
+function standingLine(standing) {
+  if (!standing) return "";
+  const values = { p: standing.points, r: count(standing.rank), n: count(standing.players) };
+  return standing.onBoard ? t("result-total", values) : t("result-total-of", values);
+}
 
-export function ownResult(result) {
-  resultLine = result.kind === "correct" ? t("result-correct", { p: result.points, s: result.streak })
-    : t(`result-${result.kind}`);
-  $("own-result").textContent = resultLine;
+export function ownResult(result, standing) {
+  const line = result.kind === "pending" ? ""
+    : result.kind === "correct" ? t("result-correct", { p: result.points, s: result.streak }) : t(`result-${result.kind}`);
+  $("own-result").textContent = line && [line, standingLine(standing)].filter(Boolean).join(" ");
   $("own-result").dataset.kind = result.kind;
 }
 
+// Below the board, the player's own place when the bounded board does not show it.
 export function ownStanding(standing) {
-  if (!standing || !resultLine) return;
-  $("own-result").textContent = `${resultLine} ${t("result-total", { p: standing.points, r: standing.rank })}`;
+  $("own-standing").textContent = standing && !standing.onBoard ? standingLine(standing) : "";
 }
 
 // One answer per question: after it (or the reveal) the choices, the text box and its button are locked.
@@ -247,7 +257,14 @@ export function showReveal(reveal) {
     li.textContent = `${scorer.nick}: +${t("points", { p: scorer.points })}`;
     list.appendChild(li);
   }
-  if (!reveal.scorers.length) list.textContent = t("nobody");
+  const more = moreScorers(reveal);
+  if (more) {
+    const li = document.createElement("li");
+    li.className = "more";
+    li.textContent = t("more-scorers", { k: count(more) });
+    list.appendChild(li);
+  }
+  if (!list.children.length) list.textContent = t("nobody");
   box.appendChild(list);
   show("reveal");
 }
@@ -270,6 +287,9 @@ function fillRanking(list, players) {
 
 export function showScores(scores) {
   fillRanking($("scores"), scores.players);
+  // The board is the top few (the bot's board_size); how many play in all.
+  const n = scores.playerCount;
+  $("board-count").textContent = Number.isInteger(n) ? t("players-count", { n: count(n) }) : "";
   show("scoreboard");
   if (scores.final) {
     fillRanking($("podium-list"), scores.players);

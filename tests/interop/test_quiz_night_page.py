@@ -12,10 +12,15 @@ test-output/quiz-night-figures.json; screenshots of the host and the phone view 
 (docs/quiz.md shows copies: `cp test-output/screenshots/night-host.png docs/images/quiz-host.png`, and
 `night-phone.png` as `quiz-phone.png`).
 
+Bounded boards (issue 14; the module's bot has board_size 3): a phone that four slixmpp players push off the board
+shows its own points from the bot's private <result/> and "place 5 of 5" from its <standing/>, the reveal "and 2
+more", the board "5 players"; a reload keeps them.
+
 One browser and one server for the module: each scenario starts its own contexts."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
@@ -30,8 +35,9 @@ from playwright.async_api import Browser, Page, expect
 from boshcm.app import Server
 from boshcm.config import load_config
 from quizbot.extension import QuizExtension
-from tests.integration.quiz_players import ROOM, wait_until
-from tests.integration.xmpp_client import TIMEOUT_SECONDS
+from quizbot.payload import NS
+from tests.integration.quiz_players import BOT, ROOM, join, wait_until
+from tests.integration.xmpp_client import TIMEOUT_SECONDS, XmppClient
 from tests.interop.browser import NODE_MODULES, chromium
 from tests.interop.test_quiz_page_light import wire_bytes
 
@@ -45,6 +51,8 @@ AXE = NODE_MODULES / "axe-core" / "axe.min.js"
 PICKED_ONCE = "1\u00d7"  # one, then MULTIPLICATION SIGN: one player picked this tile
 PLANETS = ("Mercury", "Venus", "Earth", "Mars", "Jupiter")
 PLANETEN = ("Merkur", "Venus", "Erde", "Mars", "Jupiter")
+BOARD_SIZE = 3
+FAST = ("amy", "bob", "cy", "dee")  # slixmpp players who answer right at once: the phone comes fifth
 
 
 def bank(language: str, category: str, names: tuple[str, ...], question: str) -> dict[str, Any]:
@@ -81,8 +89,10 @@ async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Serv
     config = load_config(None, {
         "server.data_dir": str(directory / "data"), "c2s.listen": "127.0.0.1:0", "http.listen": "127.0.0.1:0",
         "quizbot.questions": banks, "quizbot.game.question_seconds": 4.0, "quizbot.game.reveal_seconds": 1.5,
-        "quizbot.process": "inline"})
+        "quizbot.board_size": BOARD_SIZE, "quizbot.process": "inline"})
     started = Server(config)
+    for name in FAST:
+        started.accounts.add(name, f"{name}-secret")
     await started.start()
     extension = started.extension(QuizExtension)
     await wait_until(lambda: extension.client is not None and ROOM in extension.client.entered)
@@ -271,3 +281,64 @@ async def test_quiz_night_with_a_host_view_and_two_phones(server: Server, browse
     finally:
         for context in (host_context, ann_context, ben_context):
             await context.close()
+
+
+async def test_a_phone_off_a_small_board_sees_its_own_points_and_place(server: Server, browser: Browser) -> None:
+    """Four slixmpp players answer right at once, the phone right but a second later: fifth of five. The reveal
+    names three scorers "and 2 more", the board three players of "5 players"; the phone is on neither, yet shows
+    its points (the bot's private <result/>) and "place 5 of 5" (its <standing/>), also after a reload."""
+    made: list[XmppClient] = []
+    context = await browser.new_context(locale="en-GB", viewport={"width": 390, "height": 844}, is_mobile=True,
+                                        has_touch=True)
+    zoe = await context.new_page()
+    try:
+        await zoe.goto(url_of(server))
+        await zoe.get_by_label("Nickname").fill("Zoe")
+        await zoe.get_by_role("button", name="Play as guest").click()
+        await zoe.get_by_role("button", name="Join the public quiz room").click()
+        players = [await join(server, made, name) for name in FAST]
+        await expect(zoe.locator("#occupants li")).to_have_count(1 + len(FAST), timeout=WAIT_MS)
+        players[0].say("!quiz live 1 planets en")
+        await players[0].next("game", lambda g: g.get("state") == "lobby")
+        players[0].say("!start")
+        for player in players:
+            question = await player.next("question")
+            right = RIGHT[question.findtext(f"{{{NS}}}text") or ""]
+            player.say(next(c.get("key", "") for c in question.findall(f"{{{NS}}}choice") if c.text == right), to=BOT)
+
+        # The phone answers last (the bot coalesces <progress/>: "4 of 5" comes a second after the first answer),
+        # and a second later still, so that no answer-time credit makes it as fast as the others.
+        await expect(zoe.locator("#progress")).to_have_text("4 of 5 answered", timeout=WAIT_MS)
+        await asyncio.sleep(1.0)
+        text = await zoe.locator("#q-text").inner_text()
+        await zoe.locator("#choices button", has_text=f") {RIGHT[text]}").click()
+
+        reveal = await players[0].next("reveal")
+        scorers = reveal.findall(f"{{{NS}}}scorer")
+        nicks = [s.get("nick", "") for s in scorers]
+        assert reveal.get("scorers") == "5" and len(nicks) == BOARD_SIZE and "Zoe" not in nicks, nicks
+        own = re.compile(r"^Correct! \+(\d+) points · streak 1 You: (\d+) points, place 5 of 5$")
+        await expect(zoe.locator("#own-result")).to_have_text(own, timeout=WAIT_MS)
+        match = own.match(await zoe.locator("#own-result").inner_text())
+        assert match and match[1] == match[2], match  # the first question: its points are the total
+        assert 0 < int(match[1]) < min(int(s.get("points", "")) for s in scorers)
+        await expect(zoe.locator("#reveal .scorers li")).to_have_text(
+            [*(re.compile(rf"^{nick}: \+") for nick in nicks), "and 2 more"])
+
+        # The game of one question ends: the board (and podium) are the top three; the phone's place below.
+        final = await players[0].next("scores", lambda e: e.get("final") == "true")
+        assert final.get("players") == "5" and len(final) == BOARD_SIZE, final
+        await expect(zoe.locator("#podium")).to_be_visible(timeout=WAIT_MS)
+        await expect(zoe.locator("#scores li")).to_have_count(BOARD_SIZE)
+        assert "Zoe" not in await zoe.locator("#scores li").evaluate_all("items => items.map((li) => li.dataset.nick)")
+        await expect(zoe.locator("#board-count")).to_have_text("5 players")
+        place = f"You: {match[1]} points, place 5 of 5"
+        await expect(zoe.locator("#own-standing")).to_have_text(place, timeout=WAIT_MS)
+
+        # A reload keeps them (the page saves the bot's latest payloads).
+        await zoe.reload()
+        await expect(zoe.locator("#own-standing")).to_have_text(place, timeout=WAIT_MS)
+        await expect(zoe.locator("#board-count")).to_have_text("5 players")
+    finally:
+        await context.close()
+        await asyncio.gather(*(client.close() for client in made), return_exceptions=True)

@@ -22,8 +22,10 @@ from tests.integration.xmpp_client import TIMEOUT_SECONDS, XmppClient
 from tests.interop.browser import chromium
 
 # docs/quiz.md: everything on the wire, headers included, before logging in. 45 KB until the quiz night's page (own
-# result, tiles, PIN, multi-tab leader) added about 5 KB; still well under the 96 KB uncompressed of issue 17.
-FIRST_LOAD_BUDGET_BYTES = 52_000
+# result, tiles, PIN, multi-tab leader) added about 5 KB, 52 KB until bounded boards (issue 14: the own result and place
+# from the bot's private <result/> and <standing/>, "and K more", "N players") added about 0.8 KB; still well under
+# the 96 KB uncompressed of issue 17.
+FIRST_LOAD_BUDGET_BYTES = 53_000
 REPEAT_LOAD_BUDGET_BYTES = 1_500  # the page again: index.html and app.js revalidated (304s: less than one gzip
 # body), config.json, and the versioned files straight from the cache
 CHAT_LINES = 200

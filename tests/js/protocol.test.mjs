@@ -4,8 +4,8 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 
-import { NS, answer, bareJid, command, domainOf, isPin, nodeOf, ownResult, payloadsOf, readPayload, resourceOf,
-  standing } from "../../quizbot/web/protocol.js";
+import { NS, answer, bareJid, command, domainOf, inItsPlace, isPin, moreScorers, nodeOf, ownResult, ownStanding,
+  payloadsOf, readPayload, resourceOf } from "../../quizbot/web/protocol.js";
 import { parseXml } from "./xml.mjs";
 
 const DOCS = readFileSync(new URL("../../docs/quiz.md", import.meta.url), "utf-8");
@@ -76,25 +76,98 @@ test("a category's name is its name attribute (the text is for clients that read
                                            { language: "en", name: "history", count: null }]);
 });
 
-test("your own result after a reveal: correct with points and streak, wrong, or no answer", () => {
+// Issue 14: the bot's private payloads, as docs/quiz.md ("Payloads") specifies them.
+const RESULT = `<result xmlns="${NS}" question="en-mus-004" game="g1" correct="true" points="893" seconds="4.2"`
+  + ` streak="3"/>`;
+const STANDING = `<standing xmlns="${NS}" game="g1" total="1843" rank="734" players="2000" final="false"/>`;
+const privately = (...payloads) => payloadsOf(parseXml(`<message xmlns="jabber:client" type="chat">`
+  + `${payloads.join("")}</message>`)).payloads;
+
+test("a result and a standing, privately in one message: result first", () => {
+  assert.deepEqual(read("result"), { type: "result", question: "en-mus-004", game: "quiz-1795000000-1a2b3c4d",
+                                     correct: true, points: 790, seconds: 12.6, streak: 1 });
+  assert.deepEqual(read("standing"), { type: "standing", game: "quiz-1795000000-1a2b3c4d", total: 1530, rank: 2,
+                                       players: 3, final: false });
+  assert.deepEqual(privately(RESULT, STANDING), [
+    { type: "result", question: "en-mus-004", game: "g1", correct: true, points: 893, seconds: 4.2, streak: 3 },
+    { type: "standing", game: "g1", total: 1843, rank: 734, players: 2000, final: false },
+  ]);
+  const [wrong] = privately(`<result xmlns="${NS}" question="q" game="g1" correct="false" streak="0"/>`);
+  assert.deepEqual(wrong, { type: "result", question: "q", game: "g1", correct: false, points: null, seconds: null,
+                            streak: 0 });
+  const [last] = privately(`<standing xmlns="${NS}" game="g1" total="0" rank="5" players="5" final="true"/>`);
+  assert.equal(last.final, true);
+});
+
+test("private payloads count only privately: a <result/> or <standing/> in a room message is nobody's own", () => {
+  const [result, standing] = privately(RESULT, STANDING);
+  for (const payload of [result, standing, read("room"), read("received")]) {
+    assert.equal(inItsPlace(payload, false), true, payload.type);
+    assert.equal(inItsPlace(payload, true), false, payload.type);
+  }
+  for (const kind of ["reveal", "scores", "progress", "question"]) assert.equal(inItsPlace(read(kind), true), true, kind);
+});
+
+test("a bounded reveal and board say how many scored and how many are ranked in all", () => {
+  const reveal = readPayload(parseXml(`<reveal xmlns="${NS}" question="q" answer="Mozart" scorers="1204">`
+    + `<scorer nick="Ann" points="1000" seconds="0.4" streak="1"/><scorer nick="Ben" points="990" seconds="0.6"`
+    + ` streak="1"/></reveal>`));
+  assert.equal(reveal.scorerCount, 1204);
+  assert.equal(moreScorers(reveal), 1202);
+  const scores = readPayload(parseXml(`<scores xmlns="${NS}" game="g1" final="false" players="2000">`
+    + `<player nick="Ann" points="1000" rank="1"/></scores>`));
+  assert.equal(scores.playerCount, 2000);
+  assert.equal(read("scores").playerCount, 3);
+  assert.equal(moreScorers(read("reveal")), 0); // all who scored are on the list
+  // A bot that does not bound (no count): the lists are all there is.
+  const unbounded = readPayload(parseXml(`<reveal xmlns="${NS}" question="q" answer="x"><scorer nick="Ann"/></reveal>`));
+  assert.equal(unbounded.scorerCount, null);
+  assert.equal(moreScorers(unbounded), 0);
+  assert.equal(readPayload(parseXml(`<scores xmlns="${NS}" game="g" final="false"/>`)).playerCount, null);
+});
+
+test("your own result after a reveal: the bot's <result/> for that question says it", () => {
+  const reveal = read("reveal"); // scorers: Ann and Ben
+  const [result] = privately(RESULT.replace('question="en-mus-004"', `question="${reveal.question}"`));
+  // Not on the bounded scorer list, yet correct: the <result/> says so, with its points and streak.
+  assert.deepEqual(ownResult(reveal, { nick: "Zoe", result, received: true }),
+                   { kind: "correct", points: 893, seconds: 4.2, streak: 3 });
+  const [wrong] = privately(`<result xmlns="${NS}" question="${reveal.question}" game="g1" correct="false"`
+    + ` streak="0"/>`);
+  assert.deepEqual(ownResult(reveal, { nick: "Zoe", result: wrong, received: true }),
+                   { kind: "wrong", points: 0, seconds: null, streak: 0 });
+  // A result for another question says nothing about this one.
+  assert.equal(ownResult(reveal, { nick: "Zoe", result: { ...result, question: "other" }, sent: true }).kind,
+               "wrong");
+});
+
+test("your own result without a <result/>: a scorer, an answer on its way, an uncounted answer, no answer", () => {
   const reveal = read("reveal");
+  // A scorer of the page's nick (classic's one scorer; live before the result arrives): correct.
   assert.deepEqual(ownResult(reveal, { nick: "Ann", received: true }),
                    { kind: "correct", points: 1000, seconds: 0.412, streak: 2 });
   assert.deepEqual(ownResult(reveal, { nick: "Ben" }), { kind: "correct", points: 790, seconds: 12.6, streak: 1 });
-  // Counted (<received/>) but no scorer of that nick: wrong, the streak back to 0.
+  // Counted (<received/>) and not on the bounded scorer list: the bot's <result/> is on its way (it comes privately,
+  // after the room's reveal) — nothing is claimed until then.
   assert.deepEqual(ownResult(reveal, { nick: "Cat", received: true }),
-                   { kind: "wrong", points: 0, seconds: null, streak: 0 });
-  // Classic sends no <received/>: an answer the page sent and no scorer is "not first or not right".
+                   { kind: "pending", points: 0, seconds: null, streak: 0 });
+  // Sent but never counted (classic has no <received/>; or too late): "not first or not right", as before.
   assert.equal(ownResult(reveal, { nick: "Cat", sent: true }).kind, "wrong");
   assert.equal(ownResult(reveal, { nick: "Dan" }).kind, "none");
-  assert.equal(ownResult(reveal, { nick: "ann", received: true }).kind, "wrong"); // nicks are compared exactly
+  assert.equal(ownResult(reveal, { nick: "ann", sent: true }).kind, "wrong"); // nicks are compared exactly
 });
 
-test("your total and place from the scores beside the reveal", () => {
-  const scores = read("scores");
-  assert.deepEqual(standing(scores, "Ben"), { points: 740, rank: 2 });
-  assert.deepEqual(standing(scores, "Cat"), { points: 740, rank: 2 });
-  assert.equal(standing(scores, "Dan"), null);
+test("your total and place: from the board when on it, else from the bot's <standing/>", () => {
+  const scores = { ...read("scores"), game: "g1", playerCount: 2000 };
+  const [standing] = privately(STANDING);
+  assert.deepEqual(ownStanding(scores, standing, "Ben"), { points: 740, rank: 2, players: 2000, onBoard: true });
+  assert.deepEqual(ownStanding(scores, null, "Cat"), { points: 740, rank: 2, players: 2000, onBoard: true });
+  assert.deepEqual(ownStanding(scores, standing, "Zoe"), { points: 1843, rank: 734, players: 2000, onBoard: false });
+  assert.equal(ownStanding(scores, null, "Zoe"), null);
+  assert.equal(ownStanding(scores, { ...standing, game: "an-earlier-game" }, "Zoe"), null);
+  assert.equal(ownStanding(null, standing, "Zoe"), null); // no board yet: its game's board comes with it
+  // A bot that does not count: the board's length.
+  assert.equal(ownStanding({ ...read("scores"), playerCount: null }, null, "Ann").players, 3);
 });
 
 test("a game PIN is six ASCII digits not starting with 0", () => {
