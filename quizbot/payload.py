@@ -6,7 +6,7 @@ Times that leave the bot are wall-clock ISO 8601 UTC with milliseconds; duration
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from lxml import etree
@@ -62,12 +62,14 @@ class RoomView:
 
 
 def game_state(*, game_id: str, state: str, mode: str, language: str, total: int, opener: str | None,
-               players: Iterable[PlayerView], category: str | None = None, room: RoomView = RoomView()
-               ) -> etree._Element:
-    """state: lobby | running | paused | ended | none (no game in the room)."""
+               players: Sequence[PlayerView], board_size: int, category: str | None = None,
+               room: RoomView = RoomView()) -> etree._Element:
+    """state: lobby | running | paused | ended | none (no game in the room). The first `board_size` players (in the
+    order given); `players` says how many there are in all — a room of thousands must not get thousands of names
+    with every lobby join and game state."""
     element = _element("game", id=game_id, state=state, mode=mode, language=language, total=total, opener=opener,
-                       category=category, pin=room.pin, name=room.name)
-    for player in players:
+                       category=category, pin=room.pin, name=room.name, players=len(players))
+    for player in players[:board_size]:
         _child(element, "player", nick=player.nick, points=player.points,
                eliminated="true" if player.eliminated else None)
     return element

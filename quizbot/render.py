@@ -40,6 +40,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "no-game": "No game is running; open one with !quiz.",
         "no-lobby": "There is no game waiting for players; open one with !quiz.",
         "joined": "{nick} is in. Players: {players}.",
+        "joined-first": "{nick} is in. {count} players: {players} and more.",
         "already-joined": "{nick}, you are already in.",
         "no-questions": "No questions for that choice ({language}{category}); see !categories.",
         "no-category": "There is no category {category} in {language}. Categories in {language}: {categories}.",
@@ -130,6 +131,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "no-game": "Es läuft kein Spiel; eröffne eins mit !quiz.",
         "no-lobby": "Kein Spiel wartet auf Mitspieler; eröffne eins mit !quiz.",
         "joined": "{nick} ist dabei. Mitspieler: {players}.",
+        "joined-first": "{nick} ist dabei. {count} Mitspieler: {players} und weitere.",
         "already-joined": "{nick}, du bist schon dabei.",
         "no-questions": "Keine Fragen für diese Wahl ({language}{category}); siehe !kategorien.",
         "no-category": "Die Kategorie {category} gibt es auf {language} nicht. Kategorien auf {language}: "
@@ -273,6 +275,14 @@ def question_text(language: str, ask: AskQuestion, *, live: bool) -> str:
 
 def hint_text(language: str, hint: ShowHint) -> str:
     return say(language, "hint", pattern=hint.pattern, points=hint.points_now)
+
+
+def joined_text(language: str, nick: str, players: Sequence[str], *, board_size: int) -> str:
+    """Who is in the lobby: the first `board_size` and how many in all when that is more."""
+    names = ", ".join(map(shown, players[:board_size]))
+    if len(players) <= board_size:
+        return say(language, "joined", nick=nick, players=names)
+    return say(language, "joined-first", nick=nick, players=names, count=len(players))
 
 
 def scores_text(language: str, standings: Sequence[tuple[str, int]], *, board_size: int, final: bool) -> str:

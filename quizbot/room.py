@@ -283,8 +283,8 @@ class QuizRoom:
                     orders.say(self.jid, render.say(language, "already-joined", nick=sender.nick), **to_room)
                 else:
                     self.lobby.players[sender.player] = sender.nick
-                    orders.say(self.jid, render.say(language, "joined", nick=sender.nick,
-                                                    players=", ".join(map(render.shown, self.lobby.players.values()))),
+                    orders.say(self.jid, render.joined_text(language, sender.nick, list(self.lobby.players.values()),
+                                                            board_size=self._board_size),
                                self._lobby_state(), **to_room)
             case Start():
                 if self.lobby is None:
@@ -363,7 +363,7 @@ class QuizRoom:
         return payload.game_state(game_id=lobby.game_id, state="lobby", mode=lobby.mode.value, language=lobby.language,
                                   total=lobby.count, opener=lobby.opener_nick, category=lobby.category,
                                   players=[payload.PlayerView(nick=nick, points=0) for nick in lobby.players.values()],
-                                  room=self.view)
+                                  board_size=self._board_size, room=self.view)
 
     def _start(self, now: float, wall: float, orders: Orders) -> None:
         lobby = self.lobby
@@ -403,7 +403,8 @@ class QuizRoom:
             self._opener = None
             orders.say(self.jid, render.say(self.language, "end-stopped"),
                        payload.game_state(game_id=game_id, state="none", mode="", language=self.language, total=0,
-                                          opener=None, players=[], room=self.view), groupchat=True)
+                                          opener=None, players=[], board_size=self._board_size, room=self.view),
+                       groupchat=True)
             return
         if self.game is None:
             orders.say(self.jid, render.say(self.language, "no-game"), groupchat=True)
@@ -539,7 +540,7 @@ class QuizRoom:
                    for player, nick, points in game.scores()]
         return payload.game_state(game_id=self.game_id or "", state=state, mode=game.mode.value,
                                   language=self._game_language, total=game.question_count, opener=self._opener_nick,
-                                  players=players, room=self.view)
+                                  players=players, board_size=self._board_size, room=self.view)
 
     def _scores(self, reply_to: str, orders: Orders) -> None:
         groupchat = reply_to == self.jid

@@ -44,6 +44,9 @@ from tests.perf.bench_muc import runtime_figures, settled
 from tests.perf.wire_clock import WireClock
 
 ROOM = "bench@conference.localhost"
+# Available, as the page and every chat client is: what the bot says to a player's bare JID (its <result/> and
+# <standing/>) reaches available resources only (RFC 6121 §8.5.2.1).
+INITIAL_PRESENCE = "<presence xmlns='jabber:client'/>"
 QUESTION_MARKER = rb"<question [^>]*?id=['\"]([^'\"]+)"
 BOT = "quiz@localhost"
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -154,6 +157,7 @@ class WebSocketPlayer(Player):
                           "xmpp-bind'><resource>web</resource></bind></iq>")
         bound = await player._frame()
         assert bound.findtext(".//{urn:ietf:params:xml:ns:xmpp-bind}jid"), etree.tostring(bound)
+        await ws.send_str(INITIAL_PRESENCE)
         return player
 
     async def _open(self) -> None:
@@ -229,6 +233,7 @@ async def measure(target: Target, args: argparse.Namespace, directory: Path) -> 
                                                    arrivals)
             client = BoshClient(http, target.url, wait=60)
             await client.login(f"p{index}", "player-secret", resource="web")
+            await client.send(INITIAL_PRESENCE)
             return BoshPlayer(client, f"P{index}", arrivals)
 
         # In waves: each wave logs in (25 at a time), starts reading and joins before the next one logs in, so

@@ -195,3 +195,19 @@ def test_board_size_defaults_to_ten_and_takes_its_bounds() -> None:
     assert load_config(None, {}).extensions["quizbot"].settings.board_size == 10
     for size in (3, 50):
         assert load_config(None, {"quizbot.board_size": size}).extensions["quizbot"].settings.board_size == size
+
+
+def test_a_lobby_and_game_state_of_25_name_the_first_10_players_and_say_how_many() -> None:
+    h = Harness(board_size=10)
+    nicks = crowd(h, 25)
+    h.feed(RoomMessage(room=ROOM, nick="p00", body="!quiz live 1 geo"))
+    for nick in nicks[1:-1]:
+        h.feed(RoomMessage(room=ROOM, nick=nick, body="!join"))
+    (joined,) = room_messages(h.feed(RoomMessage(room=ROOM, nick=nicks[-1], body="!join")))
+    lobby = payload([joined], "game")
+    assert (lobby.get("state"), lobby.get("players")) == ("lobby", "25")
+    assert [p.get("nick") for p in lobby.iter(f"{QUIZ}player")] == nicks[:10]  # in the order they joined
+    assert "25" in joined.body and "p09" in joined.body and "p10" not in joined.body
+    started = payload(h.feed(RoomMessage(room=ROOM, nick="p00", body="!start")), "game")
+    assert (started.get("state"), started.get("players")) == ("running", "25")
+    assert len(started.findall(f"{QUIZ}player")) == 10
