@@ -9,6 +9,7 @@ import json
 import xml.etree.ElementTree as ElementTree
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from lxml import etree
@@ -116,5 +117,41 @@ async def test_more_players_than_the_board_each_hear_their_own_result_and_standi
             alone = final.getparent()
             assert alone is not None and [etree.QName(child).localname for child in alone
                                           if etree.QName(child).namespace == NS] == ["standing"]
+    finally:
+        await asyncio.gather(*(client.close() for client in made), return_exceptions=True)
+
+
+async def test_the_bots_round_trip_through_the_room_credits_a_slow_link(board_server: Server) -> None:
+    """The bot pings every player through the room at the start (XEP-0199; raw, one handler for all answers) and
+    credits half the round trip plus the grace to its answer times: a player whose pongs take a second answers in
+    `seconds` about 0.65 s less than it took."""
+    made: list[XmppClient] = []
+    try:
+        ann = await join(board_server, made, "ann")
+        hear_bodiless(ann)
+        pinged = asyncio.Event()
+        pingers: list[str] = []
+
+        def slow_pong(iq: Any) -> None:
+            pingers.append(str(iq["from"]))
+            asyncio.get_running_loop().call_later(1.0, lambda: (iq.reply().send(), pinged.set()))
+
+        ann.client.xmpp.remove_handler("Ping")  # slixmpp's XEP-0199 plugin answers at once
+        ann.client.xmpp.register_handler(Callback("slow pong", MatchXPath("{jabber:client}iq/{urn:xmpp:ping}ping"),
+                                                  slow_pong))
+        ann.say("!quiz live 1 choices")
+        await ann.next("game", lambda g: g.get("state") == "lobby")
+        ann.say("!start")
+        question = await ann.next("question")
+        asked_at = asyncio.get_running_loop().time()
+        await asyncio.wait_for(pinged.wait(), TIMEOUT_SECONDS)
+        await asyncio.sleep(0.3)  # the pong has reached the bot
+        right, _wrong = right_and_wrong(question)
+        ann.say(right)
+        took = asyncio.get_running_loop().time() - asked_at
+        result = await ann.next("result")
+        assert pingers and set(pingers) == {f"{ROOM}/Quizbot"}  # through the room, like the questions
+        assert result.get("correct") == "true"
+        assert float(result.get("seconds", "")) <= took - 0.4  # credited: 0.5 s of a 1 s round trip, + 0.15 s grace
     finally:
         await asyncio.gather(*(client.close() for client in made), return_exceptions=True)

@@ -30,6 +30,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from urllib.parse import urlsplit
+from xml.sax.saxutils import quoteattr
 
 import aiohttp
 from lxml import etree
@@ -84,6 +85,12 @@ class Player:
             if message.get("type") == "error":
                 condition = next((etree.QName(c).localname for c in message.iterfind("{*}error/*")), "?")
                 self.errors[f"{etree.QName(message).localname} {condition}"] += 1
+            if message.tag == "{jabber:client}iq" and message.get("type") == "get" \
+                    and message.find("{urn:xmpp:ping}ping") is not None:
+                # The bot times each player's round trip through the room (XEP-0199), as clients answer.
+                asyncio.get_running_loop().create_task(self.send(
+                    f"<iq xmlns='jabber:client' type='result' id={quoteattr(message.get('id', ''))} "
+                    f"to={quoteattr(message.get('from', ''))}/>"))
             if message.tag != "{jabber:client}message":
                 continue
             question = message.find(f"{{{NS}}}question")
