@@ -522,7 +522,10 @@ class QuizGame:
         """Live and sixbreak lock early once every player still in the room has answered the open question."""
         if self.mode is Mode.CLASSIC or self._state is not _State.OPEN or not self._answered:
             return False
-        return all(p in self._answered for p in self._active_players() if self._players[p].present)
+        # A generator, not a list: it stops at the first player still to answer, which with answers in random order
+        # is a short scan — per answer, in a room of thousands.
+        return all(key in self._answered for key, player in self._players.items()
+                   if player.present and not player.eliminated)
 
     def _pick_key(self, question: Question, event: AnswerGiven) -> str | None:
         if event.choice is not None and event.choice.upper() in CHOICE_KEYS[: len(self._choices)]:

@@ -75,8 +75,11 @@ if TYPE_CHECKING:
 
 DEFAULT_QUESTION_COUNT = 10
 # A host view shows "N of M answered"; with thousands of players one room message per answer would flood the
-# room, so the counts go out at most this often (and once more when the last player has answered).
+# room, so the counts go out at most once a second — and a second more for every PROGRESS_PLAYERS_PER_SECOND
+# players, since each count is a message to every one of them (over BOSH an HTTP response and a new request
+# each) — and once more when the last player has answered.
 PROGRESS_INTERVAL_SECONDS = 1.0
+PROGRESS_PLAYERS_PER_SECOND = 500
 DEFAULT_BOARD_SIZE = 10
 
 
@@ -142,6 +145,7 @@ class QuizRoom:
         self.view = payload.RoomView()  # name and game PIN, given by the bot
         self._progress_sent_at: float | None = None  # the open question's last <progress/>
         self._progress_due: float | None = None  # when the counts that arrived since go out
+        self._progress_every = PROGRESS_INTERVAL_SECONDS
 
     # --- occupants --------------------------------------------------------------------------------
 
@@ -244,11 +248,11 @@ class QuizRoom:
         self._perform(actions, now, wall, orders)
 
     def _progress_later(self, now: float, orders: Orders) -> None:
-        """Coalesced: at once if the last <progress/> is a second old, else once that second is over."""
-        if self._progress_sent_at is None or now >= self._progress_sent_at + PROGRESS_INTERVAL_SECONDS:
+        """Coalesced: at once if the last <progress/> is an interval old, else once that interval is over."""
+        if self._progress_sent_at is None or now >= self._progress_sent_at + self._progress_every:
             self._send_progress(now, orders)
         elif self._progress_due is None:
-            self._progress_due = self._progress_sent_at + PROGRESS_INTERVAL_SECONDS
+            self._progress_due = self._progress_sent_at + self._progress_every
 
     def _send_progress(self, now: float, orders: Orders) -> None:
         game = self.game
@@ -257,6 +261,8 @@ class QuizRoom:
             return
         answered, players = game.progress()
         self._progress_sent_at, self._progress_due = now, None
+        # One second, and one more for every PROGRESS_PLAYERS_PER_SECOND players (2,000: every 5 s).
+        self._progress_every = PROGRESS_INTERVAL_SECONDS + players // PROGRESS_PLAYERS_PER_SECOND
         # No body: ordinary clients would get a chat line a second; the host view reads the payload.
         orders.say(self.jid, "", payload.progress(question_id=question.id, answered=answered, players=players),
                    groupchat=True)

@@ -7,7 +7,9 @@ For each message, the spread between the first and the last occupant receiving i
 spreads and of the full latency (send to last arrival), for the three servers measured in the same run; the
 time for all occupants to join; and the server process's CPU time (user + system, from /proc) per join and per
 message, which a machine shared with other work disturbs far less than the wall-clock figures. For boshcm also
-the event-loop lag and GC pauses, from its /metrics.
+the event-loop lag and GC pauses, from its /metrics. Run as root, the spreads and latencies also "on the wire": by
+the kernel's receive timestamps on the loopback interface (`tests/perf/wire_clock.py`), without the load
+generator's own queue.
 `--broadcast moderator` configures the room's muc#roomconfig_presencebroadcast (XEP-0045 §10.2) first.
 """
 
@@ -18,6 +20,7 @@ import asyncio
 import statistics
 import sys
 import time
+from urllib.parse import urlsplit
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
@@ -25,6 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.integration.bosh_client import BoshClient
 from tests.integration.xmpp_client import XmppClient
 from tests.perf.bench_bosh import BoshcmTarget, Target, bounded, cpu_seconds, login, measure_both, print_table
+from tests.perf.wire_clock import WireClock
 
 ROOM = "bench@conference.localhost"
 
@@ -110,14 +114,24 @@ async def measure(target: Target, args: argparse.Namespace) -> dict[str, float]:
         print(f"  {target.name}: {len(occupants)} joined in {join_seconds:.2f} s, {join_cpu:.2f} s CPU",
               file=sys.stderr)
         sent: dict[str, float] = {}
+        sent_wall: dict[str, float] = {}  # on the kernel's clock, for the arrivals on the wire
+        # Run as root: each message's arrival at each occupant's connection by the kernel's receive timestamp, the
+        # figure without the load generator's own queue (one Python process reading every occupant).
+        wire = WireClock(server_ports=(urlsplit(target.url).port or 80,), pattern=rb"<body>(question-\d+)</body>") \
+            if WireClock.available() else None
+        if wire is not None:
+            wire.start()
         cpu_before_posts = cpu_seconds(target.pid)
         for index in range(args.messages):
             token = f"question-{index}"
-            sent[token] = time.perf_counter()
+            sent[token], sent_wall[token] = time.perf_counter(), time.time()
             owner.xmpp.send_message(mto=ROOM, mbody=token, mtype="groupchat")
             await asyncio.sleep(args.interval)
         await asyncio.sleep(3)
         post_cpu = cpu_seconds(target.pid) - cpu_before_posts
+        on_wire = wire.stop() if wire is not None else {}
+        wire_spreads = [(max(t.values()) - min(t.values())) * 1000 for t in on_wire.values()]
+        wire_lasts = [(max(on_wire[t].values()) - sent_wall[t]) * 1000 for t in sent_wall if t in on_wire]
         spreads = [(max(times) - min(times)) * 1000 for token, times in arrivals.items() if token in sent]
         lasts = [(max(arrivals[t]) - sent[t]) * 1000 for t in sent if t in arrivals]
         complete = sum(1 for t in sent if len(arrivals.get(t, ())) == len(occupants))
@@ -129,7 +143,12 @@ async def measure(target: Target, args: argparse.Namespace) -> dict[str, float]:
             "CPU per message (ms)": post_cpu / args.messages * 1000, **runtime,
             "messages reaching every occupant": complete, "spread p50 (ms)": statistics.median(spreads),
             "spread p99 (ms)": percentile(spreads, 0.99), "send to last arrival p50 (ms)": statistics.median(lasts),
-            "send to last arrival p99 (ms)": percentile(lasts, 0.99)}
+            "send to last arrival p99 (ms)": percentile(lasts, 0.99),
+            "on the wire: messages to every occupant": sum(1 for t in on_wire.values() if len(t) == len(occupants)),
+            "on the wire: spread p50 (ms)": statistics.median(wire_spreads) if wire_spreads else float("nan"),
+            "on the wire: spread p99 (ms)": percentile(wire_spreads, 0.99) if wire_spreads else float("nan"),
+            "on the wire: send to last arrival p50 (ms)": statistics.median(wire_lasts) if wire_lasts else float("nan"),
+            "on the wire: send to last arrival p99 (ms)": percentile(wire_lasts, 0.99) if wire_lasts else float("nan")}
 
 
 async def main() -> None:
