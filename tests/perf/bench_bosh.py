@@ -5,7 +5,9 @@
 
 Prints, for each server and as a ratio to the better of the two references: full XEP-0206 logins per second;
 resident memory per 1,000 idle sessions that each hold a request; push latency p50/p99 from a sender's POST to
-the held request's answer at `--sessions` live sessions; server CPU seconds per 1,000 delivered messages. Each
+the held request's answer at `--sessions` live sessions (as this process saw it, and, run as root, when the answer
+left the server by the kernel's clock: `tests/perf/wire_clock.py`); server CPU seconds per 1,000 delivered
+messages. Each
 server runs as its own process (ejabberd: Debian's 23.01 through tests/ejabberd.py); the load generator is this
 process. Run on demand, never in the test command.
 """
@@ -23,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 import aiohttp
 from lxml import etree
@@ -31,6 +34,7 @@ from tests.ejabberd import EjabberdNode
 from tests.integration.bosh_client import BoshClient
 from tests.integration.xmpp_client import XmppClient
 from tests.interop.prosody import Prosody, free_port
+from tests.perf.wire_clock import WireClock
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 FiguresT = TypeVar("FiguresT")
@@ -43,6 +47,9 @@ class Figures:
     idle_sessions_held: int = 0
     latency_p50_ms: float = 0.0
     latency_p99_ms: float = 0.0
+    wire_latency_p50_ms: float = float("nan")
+    wire_latency_p99_ms: float = float("nan")
+    wire_latency_max_ms: float = float("nan")
     cpu_seconds_per_1000_messages: float = 0.0
 
 
@@ -260,15 +267,29 @@ async def measure(target: Target, args: argparse.Namespace) -> Figures:
         pollers = [asyncio.create_task(poll(c, arrivals)) for c in live]
         await asyncio.sleep(2)
         sent: dict[str, float] = {}
+        sent_wall: dict[str, float] = {}
+        # Run as root: when each response left the server, by the kernel's clock (tests/perf/wire_clock.py) — the
+        # latency without the load generator's own queue of a thousand polls.
+        wire = WireClock(server_ports=(urlsplit(target.url).port or 80,), pattern=rb"<body>(m\d+)</body>") \
+            if WireClock.available() else None
+        if wire is not None:
+            wire.start()
         cpu_before = cpu_seconds(target.pid)
         for index in range(args.messages):
             token = f"m{index}"
             to = f"bench@localhost/live{index % len(live)}"
-            sent[token] = time.perf_counter()
+            sent[token], sent_wall[token] = time.perf_counter(), time.time()
             sender.xmpp.send_message(mto=to, mbody=token, mtype="chat")
             await asyncio.sleep(1 / args.rate)
         await asyncio.sleep(2)
         cpu_used = cpu_seconds(target.pid) - cpu_before
+        if wire is not None:
+            on_wire = wire.stop()
+            wire_latencies = sorted((min(on_wire[t].values()) - sent_wall[t]) * 1000 for t in sent_wall if t in on_wire)
+            if wire_latencies:
+                figures.wire_latency_p50_ms = statistics.median(wire_latencies)
+                figures.wire_latency_p99_ms = wire_latencies[max(0, int(len(wire_latencies) * 0.99) - 1)]
+                figures.wire_latency_max_ms = wire_latencies[-1]
         latencies = sorted((arrivals[t] - sent[t]) * 1000 for t in sent if t in arrivals)
         missing = len(sent) - len(latencies)
         if missing:
@@ -316,6 +337,9 @@ def report(results: dict[str, Figures]) -> None:
             ("idle sessions holding a request", "idle_sessions_held"),
             ("push latency p50 (ms)", "latency_p50_ms"),
             ("push latency p99 (ms)", "latency_p99_ms"),
+            ("push latency on the wire p50 (ms)", "wire_latency_p50_ms"),
+            ("push latency on the wire p99 (ms)", "wire_latency_p99_ms"),
+            ("push latency on the wire max (ms)", "wire_latency_max_ms"),
             ("CPU seconds per 1,000 messages", "cpu_seconds_per_1000_messages")]
     print_table({name: {label: float(getattr(figures, field)) for label, field in rows}
                  for name, figures in results.items()},
