@@ -190,8 +190,9 @@ class _Sent:
 class BoshSession:
 
     # Thousands of idle sessions: no per-instance dict.
-    __slots__ = ("_acks", "_cache", "_check_address", "_closing", "_created_request", "_domain", "_early", "_held",
-                 "_inactive_since", "_inactivity_seconds", "_key", "_last_empty_poll", "_last_rid", "_limits",
+    __slots__ = ("_acks", "_cache", "_check_address", "_closing", "_created_request", "_domain", "_early",
+                 "_early_until", "_held", "_inactive_since", "_inactivity_seconds", "_key", "_last_empty_poll",
+                 "_last_rid", "_limits",
                  "_origin", "_pending", "_pending_bytes", "_report", "_retryable", "_serialize", "_state",
                  "_stream_id", "_upstream_closed", "_uses_keys", "_version", "authenticated", "content_type", "hold",
                  "requests", "sid", "wait")
@@ -222,6 +223,9 @@ class BoshSession:
         self._state = _State.CREATING
         self._last_rid = body.rid           # highest rid processed in order
         self._early: dict[int, RequestArrived] = {}
+        # When each early request stops waiting for its gap: a lost request the client never repeats must not keep
+        # the next one unanswered past its 'wait' (it gets a recoverable error, and the client sends both again).
+        self._early_until: dict[int, float] = {}
         self._held: list[_Held] = []
         self._cache: dict[int, _Sent] = {}  # insertion order: oldest first
         # rids whose request went away unanswered or whose answer was lost: a retry is held again (rid -> key)
@@ -251,9 +255,12 @@ class BoshSession:
     def next_deadline(self) -> float | None:
         if self._state is _State.ENDED:
             return None
+        early = min(self._early_until.values(), default=None)
         if self._held:
-            return min(held.expires_at for held in self._held)
-        return self._inactive_since + self._inactivity_seconds
+            held = min(held.expires_at for held in self._held)
+            return held if early is None else min(held, early)
+        inactive = self._inactive_since + self._inactivity_seconds
+        return inactive if early is None else min(inactive, early)
 
     # --- entry points -----------------------------------------------------------------------------
 
@@ -306,6 +313,13 @@ class BoshSession:
         actions: list[BoshAction] = []
         for held in [held for held in self._held if held.expires_at <= now]:
             actions += self._answer(held, now, empty=True)
+        for rid in [rid for rid, until in self._early_until.items() if until <= now]:
+            # XEP-0124 §14.3: the request before it was lost and not sent again within 'wait': §17.1, the client
+            # repeats what it has not had answered; the session goes on.
+            del self._early_until[rid]
+            actions.append(self._recoverable_error(self._early.pop(rid).request_id))
+            if not self._held:
+                self._inactive_since = now
         if not self._held and now >= self._inactive_since + self._inactivity_seconds:
             # XEP-0124 §10: no request for longer than 'inactivity': the session is gone, nobody to tell.
             actions += self._end(None, close_upstream=True)
@@ -329,13 +343,16 @@ class BoshSession:
             return [self._refuse(event.request_id)]  # XEP-0124 §15, early rids too (checked that many steps on)
         if (replaced := self._early.get(rid)) is not None:
             self._early[rid] = event  # the client retried an early request on a new connection
+            self._early_until[rid] = now + self.wait
             return [self._recoverable_error(replaced.request_id)]
         if len(self._held) + len(self._early) >= self.requests:
             # XEP-0124 §11: more simultaneous requests than allowed.
             return self._terminate_now(event.request_id, BoshCondition.POLICY_VIOLATION)
         self._early[rid] = event
+        self._early_until[rid] = now + self.wait
         actions: list[BoshAction] = []
         while (ready := self._early.pop(self._last_rid + 1, None)) is not None:
+            del self._early_until[self._last_rid + 1]
             if not self._accept_key(ready.body):
                 # An early request checked against the key chain before a 'newkey' switched it.
                 actions.append(self._refuse(ready.request_id))
@@ -412,6 +429,7 @@ class BoshSession:
         for rid, early in list(self._early.items()):
             if early.request_id == request_id:
                 del self._early[rid]  # never processed: its retry is simply a new early request
+                del self._early_until[rid]
         if not self._held:
             self._inactive_since = now
         return []
@@ -636,6 +654,7 @@ class BoshSession:
         actions: list[BoshAction] = [Respond(request_id=early.request_id, data=terminate)
                                      for early in self._early.values()]
         self._early.clear()
+        self._early_until.clear()
         if close_upstream:
             actions += self._close_upstream(by_client=by_client)
         return [*actions, SessionEnded(condition=condition)]

@@ -648,6 +648,25 @@ def test_a_client_terminate_closes_the_xmpp_side_cleanly_and_inactivity_does_not
     assert [order.by_client for order in lost.orders if isinstance(order, CloseUpstream)] == [False]
 
 
+def test_a_request_whose_gap_never_fills_is_answered_within_wait_and_the_session_goes_on() -> None:
+    """XEP-0124 §14.3: the request before it was lost and the client never sent it again. Held beside a held request
+    it would wait past 'wait' (the held one's wait, then the inactivity): it gets a recoverable error at its 'wait'
+    (§17.1), the client repeats what is unanswered, and nothing waits longer."""
+    client = started(hold=1)  # wait 30
+    held = client.request()
+    lost_rid = client.rid + 1
+    client.advance(5)
+    early = client.request(rid=client.rid + 2)
+    client.advance(25)
+    assert client.answered(held) and not client.answered(early)  # the held one's wait: an empty body
+    assert client.session.next_deadline() == pytest.approx(client.now + 5)  # not the inactivity's 60 s
+    client.advance(5)
+    assert client.response(early).get("type") == "error" and not client.session.ended
+    repeated = client.request(rid=lost_rid)  # the client sends both again, in order
+    client.request(rid=lost_rid + 1)
+    assert client.answered(repeated) and not client.session.ended
+
+
 def test_requests_waiting_for_a_gap_are_answered_when_the_session_ends() -> None:
     """An early rid (waiting for the one before it) must not hang when the session ends meanwhile."""
     client = started(hold=1)
