@@ -122,12 +122,26 @@ class Player:
 
 
 class BoshPlayer(Player):
+    """Like Strophe.js: one request held for the server, and what the player sends meanwhile in one more request at
+    a time (an answer and a pong together) — never more than XEP-0124's 'requests'."""
+
     def __init__(self, client: BoshClient, nick: str, arrivals: dict[str, list[float]]) -> None:
         super().__init__(nick, arrivals)
         self.client = client
+        self._outbox: list[str] = []
+        self._sending = False
 
     async def send(self, payload: str) -> None:
-        self.take(await self.client.send(payload))
+        self._outbox.append(payload)
+        if self._sending:
+            return
+        self._sending = True
+        try:
+            while self._outbox:
+                batch, self._outbox = "".join(self._outbox), []
+                self.take(await self.client.send(batch))
+        finally:
+            self._sending = False
 
     async def run(self) -> None:
         while True:
