@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 from lxml import etree
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.ejabberd import EjabberdNode
 from tests.integration.bosh_client import BoshClient
@@ -300,6 +301,33 @@ async def measure(target: Target, args: argparse.Namespace) -> Figures:
         for task in pollers:
             task.cancel()
         await sender.close()
+        if isinstance(target, BoshcmTarget):
+            print(f"  {target.name}: {await runtime_figures(http, target)}", file=sys.stderr)
+    return figures
+
+
+async def runtime_figures(http: aiohttp.ClientSession, target: Target) -> dict[str, float]:
+    """Event-loop lag and GC pauses over the whole run, from boshcm's /metrics (Prosody: not measured)."""
+    if not isinstance(target, BoshcmTarget):
+        return dict.fromkeys(("loop lag max bucket (ms)", "GC pauses", "GC pause total (ms)",
+                              *(f"GC gen{g} {what}" for g in "012" for what in ("pauses", "longest, bucket (ms)"))),
+                             float("nan"))
+    async with http.get(f"http://127.0.0.1:{target.metrics_port}/metrics") as response:
+        text = await response.text()
+    samples = [s for family in text_string_to_metric_families(text) for s in family.samples]
+    lag = [(float(s.labels["le"]), s.value) for s in samples if s.name == "boshcm_event_loop_lag_seconds_bucket"]
+    total = max(value for _le, value in lag)
+    worst = min((le for le, value in lag if value >= total), default=float("inf"))   # bucket holding the max
+    figures = {"loop lag max bucket (ms)": worst * 1000,
+               "GC pauses": sum(s.value for s in samples if s.name == "boshcm_gc_pause_seconds_count"),
+               "GC pause total (ms)": 1000 * sum(s.value for s in samples if s.name == "boshcm_gc_pause_seconds_sum")}
+    for generation in ("0", "1", "2"):  # the longest pause of each generation (the upper bound of its bucket)
+        buckets = [(float(s.labels["le"]), s.value) for s in samples
+                   if s.name == "boshcm_gc_pause_seconds_bucket" and s.labels.get("generation") == generation]
+        count = max((value for _le, value in buckets), default=0.0)
+        figures[f"GC gen{generation} pauses"] = count
+        figures[f"GC gen{generation} longest, bucket (ms)"] = 1000 * min(
+            (le for le, value in buckets if value >= count), default=float("nan")) if count else 0.0
     return figures
 
 

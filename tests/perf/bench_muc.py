@@ -23,11 +23,18 @@ import time
 from urllib.parse import urlsplit
 
 import aiohttp
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.bosh_client import BoshClient
 from tests.integration.xmpp_client import XmppClient
-from tests.perf.bench_bosh import BoshcmTarget, Target, bounded, cpu_seconds, login, measure_both, print_table
+from tests.perf.bench_bosh import (
+    Target,
+    bounded,
+    cpu_seconds,
+    login,
+    measure_both,
+    print_table,
+    runtime_figures,
+)
 from tests.perf.wire_clock import WireClock
 
 ROOM = "bench@conference.localhost"
@@ -51,21 +58,6 @@ async def poll(client: BoshClient, arrivals: dict[str, list[float]], index: int)
             arrivals.setdefault(f"joined-{index}", []).append(now)   # its own presence: joined
         if response.get("type") == "terminate":
             return
-
-
-async def runtime_figures(http: aiohttp.ClientSession, target: Target) -> dict[str, float]:
-    """Event-loop lag and GC pauses over the whole run, from boshcm's /metrics (Prosody: not measured)."""
-    if not isinstance(target, BoshcmTarget):
-        return dict.fromkeys(("loop lag max bucket (ms)", "GC pauses", "GC pause total (ms)"), float("nan"))
-    async with http.get(f"http://127.0.0.1:{target.metrics_port}/metrics") as response:
-        text = await response.text()
-    samples = [s for family in text_string_to_metric_families(text) for s in family.samples]
-    lag = [(float(s.labels["le"]), s.value) for s in samples if s.name == "boshcm_event_loop_lag_seconds_bucket"]
-    total = max(value for _le, value in lag)
-    worst = min((le for le, value in lag if value >= total), default=float("inf"))   # bucket holding the max
-    return {"loop lag max bucket (ms)": worst * 1000,
-            "GC pauses": sum(s.value for s in samples if s.name == "boshcm_gc_pause_seconds_count"),
-            "GC pause total (ms)": 1000 * sum(s.value for s in samples if s.name == "boshcm_gc_pause_seconds_sum")}
 
 
 async def settled(pid: int, *, busy_share: float = 0.05, limit_seconds: float = 120.0) -> None:
