@@ -98,7 +98,7 @@ from quizbot.events import (
 )
 from quizbot.game import GameSettings
 from quizbot.questions import BankSet
-from quizbot.room import DEFAULT_BOARD_SIZE, QuizRoom, Sender
+from quizbot.room import DEFAULT_BOARD_SIZE, DEFAULT_QUIET_ABOVE, QuizRoom, Sender
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -114,6 +114,7 @@ class BotSettings:
     invites_per_window: int = 10
     invite_window_seconds: float = 600.0
     board_size: int = DEFAULT_BOARD_SIZE  # scorers and players the room's boards name (docs/quiz.md)
+    quiet_above: int = DEFAULT_QUIET_ABOVE  # occupants above which an owned room broadcasts moderators only; 0 never
 
 
 PLAYER_PAYLOADS = frozenset({"answer", "command"})
@@ -212,6 +213,12 @@ class QuizBot:
     def next_deadline(self) -> float | None:
         deadlines = [d for room in self.rooms.values() if (d := room.next_deadline()) is not None]
         return min(deadlines, default=None)
+
+    def quiet_wanted(self, jid: str, *, quiet: bool) -> bool:
+        """Whether a room the bot owns, on a server whose moderators see every occupant, should broadcast only the
+        moderators' presence now (`quiet` is what it broadcasts now; the adapter configures the room)."""
+        room = self.rooms.get(jid)
+        return room.quiet_wanted(quiet_above=self.settings.quiet_above, quiet=quiet) if room is not None else quiet
 
     def tick(self, now: float, wall: float) -> list[Order]:
         orders = Orders()

@@ -70,6 +70,11 @@ NS_DATA = "jabber:x:data"
 STILL_JOINED = frozenset({"service-unavailable", "feature-not-implemented"})
 PING_ID_PREFIX = "quizbot-rtt-"
 PING_TIMEOUT_SECONDS = 5.0
+# boshcm's room feature: occupants whose role is not in muc#roomconfig_presencebroadcast still show to moderators.
+# Only where a room says so may the bot, a moderator, restrict the broadcast and still see every player.
+MODERATORS_SEE_ALL = "urn:boshcm:muc:moderators-see-all:0"
+PRESENCE_BROADCAST = "muc#roomconfig_presencebroadcast"
+ALL_ROLES = ("moderator", "participant", "visitor")
 
 
 class _PingAnswers(MatcherBase):
@@ -132,6 +137,10 @@ class QuizBotClient:
         self.entered: set[str] = set()  # rooms joined and, if we created them, configured
         self._attempts: dict[str, int] = {}  # failed joins per room, for the back-off
         self._nick_tries: dict[str, int] = {}  # nick conflicts per room
+        self.owned: set[str] = set()  # rooms where our own presence shows us as owner
+        # Rooms we may make quiet (owned, advertising MODERATORS_SEE_ALL) -> whether they broadcast moderators only.
+        self.quiet: dict[str, bool] = {}
+        self._quieting: set[str] = set()  # rooms with a presencebroadcast change in flight
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = False
@@ -212,6 +221,8 @@ class QuizBotClient:
             self._feed(RoomLeft(room=room))
         self.joined.clear()
         self.entered.clear()
+        self.owned.clear()
+        self.quiet.clear()
         if not self._stopping:
             log.info("quizbot: disconnected; reconnecting")
             asyncio.get_running_loop().call_later(2.0, self._connect)
@@ -249,7 +260,8 @@ class QuizBotClient:
         item = x.find(f"{{{NS_MUC_USER}}}item") if x is not None else None
         available = presence["type"] != "unavailable"
         if "110" in codes:
-            self._own_presence(room, nick, available, codes)
+            self._own_presence(room, nick, available, codes,
+                               owner=item is not None and item.get("affiliation") == "owner")
             return
         real_jid = item.get("jid") if item is not None else None
         occupant_id = element.find(f"{{{NS_OCCUPANT_ID}}}occupant-id")
@@ -261,10 +273,16 @@ class QuizBotClient:
             affiliation=item.get("affiliation", "none") if item is not None else "none",
             new_nick=item.get("nick") if "303" in codes and item is not None else None,
             host=element.find(f"{{{payload.NS}}}host") is not None))
+        self._check_quiet(room)
 
-    def _own_presence(self, room: str, nick: str, available: bool, codes: set[str | None]) -> None:
+    def _own_presence(self, room: str, nick: str, available: bool, codes: set[str | None], *, owner: bool) -> None:
         if available:
             first = room not in self.joined
+            if owner:
+                self.owned.add(room)
+            else:
+                self.owned.discard(room)
+                self.quiet.pop(room, None)
             self.joined[room] = nick
             self._attempts.pop(room, None)
             if "201" in codes:
@@ -276,6 +294,8 @@ class QuizBotClient:
             return  # our nick changed; the new presence follows
         self.joined.pop(room, None)
         self.entered.discard(room)
+        self.owned.discard(room)
+        self.quiet.pop(room, None)
         self._feed(RoomLeft(room=room))
         if room in self.wanted and not self._stopping:
             log.info("quizbot: out of %s (status %s); rejoining", room, sorted(c for c in codes if c))
@@ -285,6 +305,54 @@ class QuizBotClient:
         self.entered.add(room)
         self._feed(RoomEntered(room=room))
         self._spawn(self._self_ping(room))
+        if room in self.owned and self.bot.settings.quiet_above > 0:
+            self._spawn(self._learn_quiet(room))
+
+    # --- a crowded room goes quiet (XEP-0045 §10.2 presencebroadcast; docs/quiz.md) -------------------
+
+    async def _learn_quiet(self, room: str) -> None:
+        """Whether we may make this room quiet (it says its moderators see every occupant), and whether it is."""
+        try:
+            info = await self._plugin("xep_0030").get_info(JID(room), local=False, cached=False)
+            if MODERATORS_SEE_ALL not in info["disco_info"]["features"]:
+                return  # e.g. Prosody: its moderators would no longer see the players
+            form = await self._plugin("xep_0045").get_room_config(room)
+        except (IqError, IqTimeout, ValueError) as error:
+            log.info("quizbot: not managing the presence broadcast of %s: %s", room, error)
+            return
+        if room not in self.owned:
+            return  # left or lost ownership meanwhile
+        roles = form["values"].get(PRESENCE_BROADCAST) or list(ALL_ROLES)
+        self.quiet[room] = list(roles) == ["moderator"]
+        self._check_quiet(room)
+
+    def _check_quiet(self, room: str) -> None:
+        quiet = self.quiet.get(room)
+        if quiet is None or room in self._quieting:
+            return
+        wanted = self.bot.quiet_wanted(room, quiet=quiet)
+        if wanted != quiet:
+            self._quieting.add(room)
+            self._spawn(self._set_quiet(room, wanted))
+
+    async def _set_quiet(self, room: str, quiet: bool) -> None:
+        """The owner's form with the one field (XEP-0045 §10.2), as `_configure` submits its fields."""
+        try:
+            submit = self._plugin("xep_0004").make_form(ftype="submit")
+            submit.add_field(var="FORM_TYPE", ftype="hidden", value="http://jabber.org/protocol/muc#roomconfig")
+            submit.add_field(var=PRESENCE_BROADCAST, ftype="list-multi",
+                             value=["moderator"] if quiet else list(ALL_ROLES))
+            await self._plugin("xep_0045").set_room_config(room, submit)
+        except (IqError, IqTimeout) as error:
+            log.warning("quizbot: could not change the presence broadcast of %s: %s", room, error)
+            self.quiet.pop(room, None)  # stop trying: each try would cost the room a form
+            return
+        finally:
+            self._quieting.discard(room)
+        if room in self.quiet:
+            self.quiet[room] = quiet
+            log.info("quizbot: %s now broadcasts %s presence", room, "only moderators'" if quiet else "everyone's")
+            self._check_quiet(room)  # occupancy may have moved while the form was on its way
 
     async def _configure(self, room: str) -> None:
         wanted = self.wanted.get(room, JoinRoom(room=room))

@@ -11,7 +11,7 @@ from pathlib import Path
 from boshcm.jid import JID, InvalidJID
 from boshcm.toml_config import ConfigError, load_toml, parse_host_port
 from quizbot.game import GameSettings
-from quizbot.room import DEFAULT_BOARD_SIZE
+from quizbot.room import DEFAULT_BOARD_SIZE, DEFAULT_QUIET_ABOVE
 
 # Package data: found the same way in a checkout and in an installed wheel.
 SHIPPED_BANKS = Path(__file__).resolve().parent / "banks"
@@ -30,6 +30,9 @@ class QuizBotConfig:
     store: str = "quizbot.sqlite"
     self_ping_seconds: float = 60.0
     board_size: int = DEFAULT_BOARD_SIZE  # names on the room's boards; each player hears its own place privately
+    # In a room the bot owns, on a server whose rooms show every occupant to moderators: above this many occupants
+    # only moderators' presence is broadcast (back below half of it); 0: never.
+    quiet_above: int = DEFAULT_QUIET_ABOVE
     game: GameSettings = field(default_factory=GameSettings)  # [quizbot.game]: timers and points
 
     def validate(self, section: str) -> None:
@@ -45,6 +48,8 @@ class QuizBotConfig:
         low, high = BOARD_SIZES
         if not low <= self.board_size <= high:
             raise ConfigError(f"{section}.board_size", f"must be from {low} to {high}; got {self.board_size}")
+        if self.quiet_above < 0:
+            raise ConfigError(f"{section}.quiet_above", f"must be 0 (never) or more; got {self.quiet_above}")
 
     def bank_paths(self) -> list[Path]:
         if self.questions:

@@ -81,6 +81,19 @@ DEFAULT_QUESTION_COUNT = 10
 PROGRESS_INTERVAL_SECONDS = 1.0
 PROGRESS_PLAYERS_PER_SECOND = 500
 DEFAULT_BOARD_SIZE = 10
+# Above this many occupants a room the bot owns broadcasts only moderators' presence (`quiet_wanted`).
+DEFAULT_QUIET_ABOVE = 100
+
+
+def quiet_wanted(occupants: int, *, quiet_above: int, quiet: bool) -> bool:
+    """Whether a room should broadcast only its moderators' presence (XEP-0045 §10.2 presencebroadcast), so that a
+    join costs O(1) stanzas instead of one to every occupant, and no phone holds thousands of presences.
+
+    Quiet above `quiet_above` occupants; loud again only below half of it, so a room hovering at the threshold
+    does not flip (each change is a form and a 104 notice to everyone). 0: never quiet."""
+    if quiet_above <= 0:
+        return False
+    return occupants * 2 >= quiet_above if quiet else occupants > quiet_above
 
 
 @dataclass(slots=True)
@@ -168,6 +181,10 @@ class QuizRoom:
             self._perform(self.game.handle(PlayerLeft(player=occupant.player), now), now, wall, orders)
         if occupant is not None and self._nick_of_player.get(occupant.player) == nick:
             del self._nick_of_player[occupant.player]
+
+    def quiet_wanted(self, *, quiet_above: int, quiet: bool) -> bool:
+        """`quiet_wanted` for this room's occupants as the bot sees them (itself not counted)."""
+        return quiet_wanted(len(self.occupants), quiet_above=quiet_above, quiet=quiet)
 
     def occupants_cleared(self) -> None:
         self.occupants.clear()

@@ -60,7 +60,8 @@ def build_client(config: QuizBotConfig, connection: Connection, *, rooms: Sequen
     store = CountingStore(store_path)
     settings = BotSettings(jid=connection.jid.partition("/")[0], muc_domain=muc_domain,
                            admins=frozenset(config.admins), rooms=tuple(dict.fromkeys(rooms)),
-                           language=config.language, game=config.game, board_size=config.board_size)
+                           language=config.language, game=config.game, board_size=config.board_size,
+                           quiet_above=config.quiet_above)
     bot = QuizBot(settings=settings, memory=store.memory(), banks=banks, bank_report=report)
     client = QuizBotClient(bot, connection, store=store, nick=config.nick, self_ping_seconds=config.self_ping_seconds,
                            reload_banks=lambda: load_banks(config.bank_paths()))

@@ -379,18 +379,19 @@ def test_with_only_moderators_broadcast_a_participant_join_costs_its_own_presenc
     conference.join(ALICE, "Quizmaster")
     broadcast_only(conference, ("moderator",))
     out = conference.join(BOB, "Bob")
-    # Bob sees the moderator, then himself (110), then the subject; Alice hears nothing of Bob.
+    # Bob sees the moderator, then himself (110), then the subject; of the others only the moderator hears of
+    # Bob (boshcm's reading of §10.2: tests/unit/test_muc_quiet_presence.py).
     assert to_and_kind(out) == [(BOB, "presence", f"{ROOM}/Quizmaster"), (BOB, "presence", f"{ROOM}/Bob"),
-                                (BOB, "message", ROOM)]
+                                (ALICE, "presence", f"{ROOM}/Bob"), (BOB, "message", ROOM)]
     assert "110" in codes(out[1])
     out = conference.join(CAROL, "Carol")
     assert to_and_kind(out) == [(CAROL, "presence", f"{ROOM}/Quizmaster"), (CAROL, "presence", f"{ROOM}/Carol"),
-                                (CAROL, "message", ROOM)]
-    # A status change and the leave of a participant stay between the room and that participant.
+                                (ALICE, "presence", f"{ROOM}/Carol"), (CAROL, "message", ROOM)]
+    # A status change and the leave of a participant stay between the room, that participant and the moderator.
     assert to_and_kind(conference.send(BOB, f"<presence to='{ROOM}/Bob'><show>away</show></presence>")) == [
-        (BOB, "presence", f"{ROOM}/Bob")]
+        (BOB, "presence", f"{ROOM}/Bob"), (ALICE, "presence", f"{ROOM}/Bob")]
     assert to_and_kind(conference.send(BOB, f"<presence to='{ROOM}/Bob' type='unavailable'/>")) == [
-        (BOB, "presence", f"{ROOM}/Bob")]
+        (BOB, "presence", f"{ROOM}/Bob"), (ALICE, "presence", f"{ROOM}/Bob")]
     # The moderator's own presence still reaches everyone, and messages still reach everyone.
     assert {s.get("to") for s in conference.send(ALICE, f"<presence to='{ROOM}/Quizmaster'><show>chat</show>"
                                                         "</presence>")} == {ALICE, CAROL}
@@ -407,9 +408,9 @@ def test_a_participant_made_moderator_appears_and_one_made_visitor_disappears_fo
     voice = f"<iq to='{ROOM}' type='set' id='v'><query xmlns='{MUC}#admin'><item nick='Bob' role='visitor'/>" \
             "</query></iq>"
     out = conference.send(ALICE, voice)[1:]
-    # Others are told Bob is gone from their view (unavailable); Bob himself sees his new role.
+    # Others are told Bob is gone from their view (unavailable); Bob himself and the moderator see his new role.
     seen = {(s.get("to"), s.get("type")) for s in out}
-    assert seen == {(ALICE, "unavailable"), (CAROL, "unavailable"), (BOB, None)}
+    assert seen == {(ALICE, None), (CAROL, "unavailable"), (BOB, None)}
     dave = "dave@localhost/x"
     assert [s.get("from") for s in conference.join(dave, "Dave") if s.get("to") == dave][:-1] == [
         f"{ROOM}/Alice", f"{ROOM}/Carol", f"{ROOM}/Dave"]   # no Bob: visitors are not broadcast
@@ -439,7 +440,8 @@ def test_five_hundred_joins_with_moderator_only_broadcast_cost_linear_stanzas() 
     conference.join(ALICE, "Quizmaster")
     broadcast_only(conference, ("moderator",))
     total = sum(len(conference.join(f"p{i}@localhost/web", f"player{i}")) for i in range(500))
-    assert total == 500 * 3   # the moderator, itself, the subject: not O(N²)
+    # To the joiner the moderator, itself and the subject; its presence to the moderator: not O(N²).
+    assert total == 500 * 4
 
 
 def test_a_second_session_joining_the_same_nick_learns_who_else_is_in_the_room() -> None:

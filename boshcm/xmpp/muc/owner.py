@@ -57,7 +57,7 @@ def owner_iq(room: Room, sender: JID, iq: Element, payload: Element, now: float)
                                           "id": room.new_id()})
         sub(sub(message, NS_MUC_USER, "x"), NS_MUC_USER, "status", {"code": "104"})
         notice.append(message)
-    return out + notice
+    return out + notice + room.config_changed(previous)
 
 
 def destroy_room(room: Room, reason: str | None, alternate: str | None) -> list[Element]:

@@ -15,6 +15,9 @@ occupant JIDs), `roles.py`, `config.py` (the form) and `nick.py`. The parts use 
 Presence order on join follows XEP-0045 §7.2.3: every current occupant's presence to the joiner, then the
 joiner's own presence (status 110, and 201 when it created the room) to everyone, then history, then the
 subject — always, even empty, because clients such as slixmpp's join_muc_wait treat it as "joined".
+With §10.2 presencebroadcast restricted, an occupant whose role is not broadcast shows to itself and to the
+moderators only (boshcm's reading; Prosody shows it to nobody): moderators moderate whom they can see. The room
+keeps its moderators in a list, so such an occupant's presence costs O(moderators), not O(room).
 
 What a room defends (docs/security.md, "Rooms"):
 - Nicknames are compared by key (`nick.py`: PRECIS Nickname + confusables skeleton), one dict lookup per join:
@@ -73,6 +76,10 @@ from boshcm.xmpp.muc.nick import Nick, NickRefused, parse_nick
 from boshcm.xmpp.muc.owner import owner_iq
 from boshcm.xmpp.muc.roles import Affiliation, Role
 
+# boshcm's own disco#info feature: occupants whose role muc#roomconfig_presencebroadcast leaves out are still shown
+# to the room's moderators (XEP-0045 §10.2 as boshcm reads it; Prosody shows them to nobody).
+NS_MODERATORS_SEE_ALL = "urn:boshcm:muc:moderators-see-all:0"
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RoomLimits:
@@ -124,6 +131,7 @@ class Room:
         self._occupants: dict[str, Occupant] = {}       # by nick
         self._nick_of: dict[JID, str] = {}             # real full JID -> nick
         self._by_key: dict[str, str] = {}              # nick comparison key -> nick of the occupant
+        self._moderators: list[Occupant] = []          # those with role moderator: they see every occupant
         self._reserved: dict[str, JID] = {}            # nick comparison key -> affiliated account
         for bare, nick in list(state.nicks.items()):
             self._reserve(bare, nick)
@@ -206,8 +214,41 @@ class Room:
     def set_role(self, occupant: Occupant, role: Role) -> list[Element]:
         """Give an occupant a new role and tell whoever sees its presence (XEP-0045 §8.4, §9.6)."""
         was_visible = self._visible(occupant)
+        was_moderator = occupant.role == Role.MODERATOR
         occupant.role = role
-        return self._broadcast_presence(occupant, was_visible=was_visible)
+        if was_moderator and role != Role.MODERATOR:
+            self._drop_moderator(occupant)
+        elif role == Role.MODERATOR and not was_moderator:
+            self._moderators.append(occupant)
+        out = self._broadcast_presence(occupant, was_visible=was_visible)
+        if was_moderator != (role == Role.MODERATOR):
+            # Moderators see the occupants whose role is not broadcast: a new one gets them, a former one drops them.
+            hidden = [other for other in self._occupants.values() if other is not occupant and not self._visible(other)]
+            for other in hidden:
+                if role == Role.MODERATOR:
+                    out += [self._view_of(other, to=real, shows_jid=self._may_see_real_jid(real))
+                            for real in occupant.real_jids]
+                else:
+                    out += self._presences(other, list(occupant.real_jids), selves=(), presence_type="unavailable")
+        return out
+
+    def config_changed(self, previous: RoomConfig) -> list[Element]:
+        """After the owner's form (XEP-0045 §10.2): occupants whose role stopped being broadcast vanish for those who
+        are not moderators, and those whose role became broadcast appear for them; moderators saw them all along."""
+        if previous.presence_broadcast == self.config.presence_broadcast:
+            return []
+        out: list[Element] = []
+        onlookers: list[JID] | None = None
+        for occupant in self._occupants.values():
+            was_visible = occupant.role in previous.presence_broadcast
+            if was_visible == self._visible(occupant):
+                continue
+            if onlookers is None:
+                onlookers = [real for other in self._occupants.values() if other.role != Role.MODERATOR
+                             for real in other.real_jids]
+            others = [real for real in onlookers if real not in occupant.real_jids]
+            out += self._presences(occupant, others, selves=(), presence_type="unavailable" if was_visible else None)
+        return out
 
     def remove_occupant(self, occupant: Occupant, *, codes: tuple[str, ...], reason: str | None,
                         now: float) -> list[Element]:
@@ -228,6 +269,7 @@ class Room:
     def destroy(self) -> None:
         """Everyone is gone at once (XEP-0045 §10.9); the caller has told them."""
         self._occupants.clear()
+        self._moderators.clear()
         self._nick_of.clear()
         self._by_key.clear()
         self.destroyed = True
@@ -282,13 +324,14 @@ class Room:
             # XEP-0045 §7.2.10: admins and owners may still enter.
             return [self._error(stanza, StanzaErrorCondition.SERVICE_UNAVAILABLE)]
         # XEP-0045 §7.2.3 and §10.2 presencebroadcast: the broadcast roles' presences first, also for a second
-        # session of an occupant already here; O(those), not O(room).
+        # session of an occupant already here; O(those), not O(room). A moderator gets everyone's (boshcm's
+        # reading of §10.2: moderators moderate whom they can see).
         # XEP-0045 §7.2.3/§7.2.4: the joiner is not an occupant yet, so whether it sees real JIDs follows the role
         # it is about to get (an owner or admin joining a semi-anonymous room is a moderator and sees them).
         role = existing.role if existing is not None else self.default_role(affiliation)
         sees_jids = self.config.whois == "anyone" or role == Role.MODERATOR
         out = [self._view_of(other, to=sender, shows_jid=sees_jids) for other in self._occupants.values()
-               if other is not existing and self._visible(other)]
+               if other is not existing and (role == Role.MODERATOR or self._visible(other))]
         if existing is not None:
             # The same account joining the same nick from another session shares the occupant.
             existing.real_jids.append(sender)
@@ -301,6 +344,8 @@ class Room:
                                 oid=self.occupant_id(sender.bare))
             self._occupants[nick.shown] = occupant
             self._nick_of[sender] = nick.shown
+            if occupant.role == Role.MODERATOR:
+                self._moderators.append(occupant)
             for key in nick.keys:
                 self._by_key[key] = nick.shown
         self._register_nick(occupant)
@@ -422,7 +467,9 @@ class Room:
         del self._occupants[nick]
         for key in occupant.keys:
             self._by_key.pop(key, None)
-        audience = self.real_jids() if self._visible(occupant) else []
+        if occupant.role == Role.MODERATOR:
+            self._drop_moderator(occupant)
+        audience = self.real_jids() if self._visible(occupant) else self._moderator_sessions(besides=occupant)
         occupant.role = Role.NONE
         return self._presences(occupant, [sender, *audience], selves=(sender,), presence_type="unavailable",
                                codes=codes, template=leaving, reason=actor_reason)
@@ -432,15 +479,27 @@ class Room:
         return occupant.role in self.config.presence_broadcast
 
     def _audience(self, occupant: Occupant) -> list[JID]:
-        """Who sees this occupant's presence: everyone, or (a role not broadcast) only its own sessions."""
-        return self.real_jids() if self._visible(occupant) else list(occupant.real_jids)
+        """Who sees this occupant's presence: everyone, or (a role not broadcast) its own sessions and the
+        moderators' — O(moderators), so a quiet room's join stays O(1) stanzas."""
+        if self._visible(occupant):
+            return self.real_jids()
+        return [*occupant.real_jids, *self._moderator_sessions(besides=occupant)]
+
+    def _moderator_sessions(self, *, besides: Occupant) -> list[JID]:
+        return [real for moderator in self._moderators if moderator is not besides for real in moderator.real_jids]
+
+    def _drop_moderator(self, occupant: Occupant) -> None:
+        # By identity: dataclass equality would compare presences field by field.
+        self._moderators = [moderator for moderator in self._moderators if moderator is not occupant]
 
     def _broadcast_presence(self, occupant: Occupant, *, extra_self_codes: tuple[str, ...] = (),
                             was_visible: bool = False) -> list[Element]:
         out = []
         if was_visible and not self._visible(occupant):
-            # Its role is no longer broadcast: the others drop it from their lists, as if it had left.
-            out += self._presences(occupant, [r for r in self.real_jids() if r not in occupant.real_jids],
+            # Its role is no longer broadcast: the others drop it from their lists, as if it had left; the
+            # moderators keep it (they get its new role just below).
+            keeps = {*occupant.real_jids, *self._moderator_sessions(besides=occupant)}
+            out += self._presences(occupant, [r for r in self.real_jids() if r not in keeps],
                                    selves=(), presence_type="unavailable")
         return out + self._presences(occupant, self._audience(occupant), selves=occupant.real_jids,
                                      self_codes=extra_self_codes)
@@ -647,7 +706,10 @@ class Room:
                     "muc_passwordprotected" if self.config.password else "muc_unsecured",
                     "muc_membersonly" if self.config.members_only else "muc_open",
                     "muc_moderated" if self.config.moderated else "muc_unmoderated",
-                    "muc_nonanonymous" if self.config.whois == "anyone" else "muc_semianonymous"]
+                    "muc_nonanonymous" if self.config.whois == "anyone" else "muc_semianonymous",
+                    # Always: how this room treats a restricted muc#roomconfig_presencebroadcast (§10.2), so an
+                    # owner can tell before restricting it (docs/protocol.md).
+                    NS_MODERATORS_SEE_ALL]
         for feature in features:
             sub(info, NS_DISCO_INFO, "feature", {"var": feature})
         form = sub(info, NS_DATA_FORMS, "x", {"type": "result"})
