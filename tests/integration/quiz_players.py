@@ -152,7 +152,9 @@ async def play_live_game(ann: Player, ben: Player, cat: Player) -> None:
             assert points == speed_points(float(scorer.get("seconds", "")), int(scorer.get("streak", "")))
             totals[nick] = totals.get(nick, 0) + points
         assert float(scorers["Ben"].get("seconds", "")) > float(scorers["Ann"].get("seconds", ""))
-        assert int(scorers["Ann"].get("points", "")) > int(scorers["Ben"].get("points", ""))
+        # Faster never scores less; both can score full points when a loaded machine measures a long round trip for
+        # Ben, whose credit (half of it, at most 0.5 s, plus the grace) then brings him under the full-points time.
+        assert int(scorers["Ann"].get("points", "")) >= int(scorers["Ben"].get("points", ""))
     assert sorted(kinds) == ["choice", "number", "text"]
     final = await cat.next("scores", lambda s: s.get("final") == "true")
     assert {p.get("nick"): int(p.get("points", "")) for p in final} == {**totals, "Cat": 0}
