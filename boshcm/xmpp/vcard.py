@@ -130,7 +130,7 @@ def retract_iq(sender: JID, node: str, item_id: str, *, request_id: str) -> Elem
 class VCards:
     def __init__(self, store: VCardStore, *, pep_store: PepStore | None = None, max_bytes: int = 131_072,
                  max_cached: int = 4096) -> None:
-        self._store, self._pep = store, pep_store
+        self._pep = pep_store
         self.store = store  # written by the router's adapter; read here
         self._max_bytes, self._max_cached = max_bytes, max_cached
         self._hashes: OrderedDict[str, str] = OrderedDict()   # user -> SHA-1 of the photo, "" for none
@@ -141,7 +141,7 @@ class VCards:
         assert owner.local is not None
         try:
             if iq.get("type") == "get":
-                stored = self._store.vcard(owner.local)
+                stored = self.store.vcard(owner.local)
                 card = etree.fromstring(stored, _SAFE_PARSER) if stored else element(NS_VCARD, "vCard")
                 return VCardOutcome(reply=iq_result(iq, card))
             if sender.bare != owner:
@@ -193,7 +193,7 @@ class VCards:
         """XEP-0398 §3: the account published avatar metadata to PEP; its vCard PHOTO follows (the order)."""
         info = metadata.find(qname(NS_AVATAR_METADATA, "info"))
         try:
-            stored = self._store.vcard(user)
+            stored = self.store.vcard(user)
             card = etree.fromstring(stored, _SAFE_PARSER) if stored else element(NS_VCARD, "vCard")
             for old in card.findall(qname(NS_VCARD, "PHOTO")):
                 card.remove(old)
@@ -232,7 +232,7 @@ class VCards:
             self._hashes.move_to_end(user)
             return cached
         try:
-            stored = self._store.vcard(user)
+            stored = self.store.vcard(user)
         except StorageError:
             return ""
         photo = _photo(etree.fromstring(stored, _SAFE_PARSER)) if stored else None
