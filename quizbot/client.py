@@ -53,8 +53,11 @@ from quizbot.events import (
     RoomEntered,
     RoomLeft,
     RoomMessage,
+    RoomQuietKnown,
+    RoomQuietSet,
     RoundTrip,
     Send,
+    SetRoomQuiet,
     StorageOrder,
 )
 from quizbot.questions import BankSet
@@ -138,9 +141,6 @@ class QuizBotClient:
         self._attempts: dict[str, int] = {}  # failed joins per room, for the back-off
         self._nick_tries: dict[str, int] = {}  # nick conflicts per room
         self.owned: set[str] = set()  # rooms where our own presence shows us as owner
-        # Rooms we may make quiet (owned, advertising MODERATORS_SEE_ALL) -> whether they broadcast moderators only.
-        self.quiet: dict[str, bool] = {}
-        self._quieting: set[str] = set()  # rooms with a presencebroadcast change in flight
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = False
@@ -222,7 +222,6 @@ class QuizBotClient:
         self.joined.clear()
         self.entered.clear()
         self.owned.clear()
-        self.quiet.clear()
         if not self._stopping:
             log.info("quizbot: disconnected; reconnecting")
             asyncio.get_running_loop().call_later(2.0, self._connect)
@@ -273,16 +272,15 @@ class QuizBotClient:
             affiliation=item.get("affiliation", "none") if item is not None else "none",
             new_nick=item.get("nick") if "303" in codes and item is not None else None,
             host=element.find(f"{{{payload.NS}}}host") is not None))
-        self._check_quiet(room)
 
     def _own_presence(self, room: str, nick: str, available: bool, codes: set[str | None], *, owner: bool) -> None:
         if available:
             first = room not in self.joined
             if owner:
                 self.owned.add(room)
-            else:
+            elif room in self.owned:
                 self.owned.discard(room)
-                self.quiet.pop(room, None)
+                self._feed(RoomQuietKnown(room=room, may_quiet=False))  # only an owner may change the broadcast
             self.joined[room] = nick
             self._attempts.pop(room, None)
             if "201" in codes:
@@ -295,7 +293,6 @@ class QuizBotClient:
         self.joined.pop(room, None)
         self.entered.discard(room)
         self.owned.discard(room)
-        self.quiet.pop(room, None)
         self._feed(RoomLeft(room=room))
         if room in self.wanted and not self._stopping:
             log.info("quizbot: out of %s (status %s); rejoining", room, sorted(c for c in codes if c))
@@ -311,7 +308,8 @@ class QuizBotClient:
     # --- a crowded room goes quiet (XEP-0045 §10.2 presencebroadcast; docs/quiz.md) -------------------
 
     async def _learn_quiet(self, room: str) -> None:
-        """Whether we may make this room quiet (it says its moderators see every occupant), and whether it is."""
+        """Tell the bot whether we may make this room quiet (it says its moderators see every occupant), and whether
+        it is; the bot decides when to change it (SetRoomQuiet)."""
         try:
             info = await self._plugin("xep_0030").get_info(JID(room), local=False, cached=False)
             if MODERATORS_SEE_ALL not in info["disco_info"]["features"]:
@@ -323,17 +321,7 @@ class QuizBotClient:
         if room not in self.owned:
             return  # left or lost ownership meanwhile
         roles = form["values"].get(PRESENCE_BROADCAST) or list(ALL_ROLES)
-        self.quiet[room] = list(roles) == ["moderator"]
-        self._check_quiet(room)
-
-    def _check_quiet(self, room: str) -> None:
-        quiet = self.quiet.get(room)
-        if quiet is None or room in self._quieting:
-            return
-        wanted = self.bot.quiet_wanted(room, quiet=quiet)
-        if wanted != quiet:
-            self._quieting.add(room)
-            self._spawn(self._set_quiet(room, wanted))
+        self._feed(RoomQuietKnown(room=room, may_quiet=True, quiet=list(roles) == ["moderator"]))
 
     async def _set_quiet(self, room: str, quiet: bool) -> None:
         """The owner's form with the one field (XEP-0045 §10.2), as `_configure` submits its fields."""
@@ -345,14 +333,10 @@ class QuizBotClient:
             await self._plugin("xep_0045").set_room_config(room, submit)
         except (IqError, IqTimeout) as error:
             log.warning("quizbot: could not change the presence broadcast of %s: %s", room, error)
-            self.quiet.pop(room, None)  # stop trying: each try would cost the room a form
+            self._feed(RoomQuietSet(room=room, quiet=quiet, ok=False))
             return
-        finally:
-            self._quieting.discard(room)
-        if room in self.quiet:
-            self.quiet[room] = quiet
-            log.info("quizbot: %s now broadcasts %s presence", room, "only moderators'" if quiet else "everyone's")
-            self._check_quiet(room)  # occupancy may have moved while the form was on its way
+        log.info("quizbot: %s now broadcasts %s presence", room, "only moderators'" if quiet else "everyone's")
+        self._feed(RoomQuietSet(room=room, quiet=quiet, ok=True))
 
     async def _configure(self, room: str) -> None:
         wanted = self.wanted.get(room, JoinRoom(room=room))
@@ -454,6 +438,8 @@ class QuizBotClient:
                 self._plugin("xep_0045").invite(room, jid, reason)
             case Ping(room=room, nick=nick):
                 self._ping(room, nick)
+            case SetRoomQuiet(room=room, quiet=quiet):
+                self._spawn(self._set_quiet(room, quiet))
             case ReloadBanks(reply_to=reply_to):
                 banks, report = self._reload_banks()
                 for reply in self.bot.set_banks(banks, report, reply_to=reply_to):

@@ -10,7 +10,15 @@ import pytest
 from boshcm.config import load_config
 from boshcm.toml_config import ConfigError
 from quizbot.bot import BotSettings, QuizBot
-from quizbot.events import OccupantPresence, RoomEntered
+from quizbot.events import (
+    OccupantPresence,
+    Order,
+    RoomEntered,
+    RoomLeft,
+    RoomQuietKnown,
+    RoomQuietSet,
+    SetRoomQuiet,
+)
 from quizbot.questions import BankSet
 from quizbot.room import quiet_wanted
 
@@ -29,19 +37,103 @@ def test_zero_means_never_quiet() -> None:
     assert not quiet_wanted(5_000, quiet_above=0, quiet=True)   # and a quiet room is opened again
 
 
-def test_the_bot_counts_the_occupants_it_sees_in_the_room() -> None:
-    bot = QuizBot(settings=BotSettings(jid="quiz@localhost", muc_domain="conference.localhost", quiet_above=3),
-                  banks=BankSet([]), bank_report=[], rng=random.Random(1))
+def make_bot(quiet_above: int = 3) -> QuizBot:
+    bot = QuizBot(settings=BotSettings(jid="quiz@localhost", muc_domain="conference.localhost",
+                                       quiet_above=quiet_above), banks=BankSet([]), bank_report=[],
+                  rng=random.Random(1))
     bot.handle(RoomEntered(room=ROOM), 0.0, 0.0)
-    wanted = []
-    for index, nick in enumerate(("Ann", "Ben", "Cat", "Dan")):
-        bot.handle(OccupantPresence(room=ROOM, nick=nick, available=True, real_jid=f"p{index}@localhost"), 0.0, 0.0)
-        wanted.append(bot.quiet_wanted(ROOM, quiet=False))
-    assert wanted == [False, False, False, True]
-    for nick in ("Dan", "Cat", "Ben"):
-        bot.handle(OccupantPresence(room=ROOM, nick=nick, available=False), 0.0, 0.0)
-    assert bot.quiet_wanted(ROOM, quiet=True) is False   # one left: below half of 3
-    assert bot.quiet_wanted("elsewhere@conference.localhost", quiet=True) is True   # a room it does not know: as is
+    return bot
+
+
+def arrive(bot: QuizBot, nick: str, room: str = ROOM) -> list[Order]:
+    return bot.handle(OccupantPresence(room=room, nick=nick, available=True, real_jid=f"{nick.lower()}@localhost"),
+                      0.0, 0.0)
+
+
+def leave(bot: QuizBot, nick: str, room: str = ROOM) -> list[Order]:
+    return bot.handle(OccupantPresence(room=room, nick=nick, available=False), 0.0, 0.0)
+
+
+def quiet_orders(orders: list[Order]) -> list[SetRoomQuiet]:
+    return [order for order in orders if isinstance(order, SetRoomQuiet)]
+
+
+def test_the_bot_orders_a_room_quiet_above_the_threshold_and_loud_only_below_half_of_it() -> None:
+    bot = make_bot()
+    assert quiet_orders(bot.handle(RoomQuietKnown(room=ROOM, may_quiet=True, quiet=False), 0.0, 0.0)) == []
+    assert [quiet_orders(arrive(bot, nick)) for nick in ("Ann", "Ben", "Cat")] == [[], [], []]
+    assert quiet_orders(arrive(bot, "Dan")) == [SetRoomQuiet(room=ROOM, quiet=True)]   # four: above 3
+    assert quiet_orders(bot.handle(RoomQuietSet(room=ROOM, quiet=True, ok=True), 0.0, 0.0)) == []
+    # Two left of four: not below half of 3 yet; one more leaving is.
+    assert [quiet_orders(leave(bot, nick)) for nick in ("Dan", "Cat")] == [[], []]
+    assert quiet_orders(leave(bot, "Ben")) == [SetRoomQuiet(room=ROOM, quiet=False)]
+    assert quiet_orders(bot.handle(RoomQuietSet(room=ROOM, quiet=False, ok=True), 0.0, 0.0)) == []
+    assert quiet_orders(arrive(bot, "Ben")) == []
+
+
+def test_a_room_already_quiet_when_learnt_is_opened_at_once_if_nearly_empty() -> None:
+    bot = make_bot()
+    arrive(bot, "Ann")
+    orders = bot.handle(RoomQuietKnown(room=ROOM, may_quiet=True, quiet=True), 0.0, 0.0)
+    assert quiet_orders(orders) == [SetRoomQuiet(room=ROOM, quiet=False)]
+
+
+def test_no_second_order_while_one_is_in_flight() -> None:
+    bot = make_bot()
+    bot.handle(RoomQuietKnown(room=ROOM, may_quiet=True, quiet=False), 0.0, 0.0)
+    for nick in ("Ann", "Ben", "Cat"):
+        arrive(bot, nick)
+    assert quiet_orders(arrive(bot, "Dan")) == [SetRoomQuiet(room=ROOM, quiet=True)]
+    assert [quiet_orders(arrive(bot, nick)) for nick in ("Eve", "Fay")] == [[], []]   # the form is on its way
+
+
+def test_occupancy_that_moved_while_in_flight_is_checked_again_when_the_change_is_done() -> None:
+    bot = make_bot()
+    bot.handle(RoomQuietKnown(room=ROOM, may_quiet=True, quiet=False), 0.0, 0.0)
+    for nick in ("Ann", "Ben", "Cat"):
+        arrive(bot, nick)
+    assert quiet_orders(arrive(bot, "Dan")) == [SetRoomQuiet(room=ROOM, quiet=True)]
+    for nick in ("Dan", "Cat", "Ben"):   # the crowd left before the room answered
+        assert quiet_orders(leave(bot, nick)) == []
+    orders = bot.handle(RoomQuietSet(room=ROOM, quiet=True, ok=True), 0.0, 0.0)
+    assert quiet_orders(orders) == [SetRoomQuiet(room=ROOM, quiet=False)]
+
+
+def test_a_failed_change_stops_the_bot_managing_that_room() -> None:
+    bot = make_bot()
+    bot.handle(RoomQuietKnown(room=ROOM, may_quiet=True, quiet=False), 0.0, 0.0)
+    for nick in ("Ann", "Ben", "Cat"):
+        arrive(bot, nick)
+    assert quiet_orders(arrive(bot, "Dan")) == [SetRoomQuiet(room=ROOM, quiet=True)]
+    assert quiet_orders(bot.handle(RoomQuietSet(room=ROOM, quiet=True, ok=False), 0.0, 0.0)) == []
+    # Each try would cost the room a form: neither more players nor an empty room bring another order.
+    assert quiet_orders(arrive(bot, "Eve")) == []
+    assert [quiet_orders(leave(bot, nick)) for nick in ("Eve", "Dan", "Cat", "Ben", "Ann")] == [[]] * 5
+
+
+def test_a_room_without_the_feature_never_gets_the_order() -> None:
+    bot = make_bot()
+    other = "other@conference.localhost"
+    bot.handle(RoomEntered(room=other), 0.0, 0.0)
+    # ROOM: the adapter found no urn:boshcm:muc:moderators-see-all:0; `other`: the adapter never said anything.
+    bot.handle(RoomQuietKnown(room=ROOM, may_quiet=False, quiet=False), 0.0, 0.0)
+    orders = [order for nick in ("Ann", "Ben", "Cat", "Dan", "Eve") for room in (ROOM, other)
+              for order in arrive(bot, nick, room)]
+    assert quiet_orders(orders) == []
+
+
+def test_a_room_the_bot_left_or_lost_ownership_of_is_no_longer_managed() -> None:
+    bot = make_bot()
+    bot.handle(RoomQuietKnown(room=ROOM, may_quiet=True, quiet=False), 0.0, 0.0)
+    bot.handle(RoomLeft(room=ROOM), 0.0, 0.0)
+    bot.handle(RoomEntered(room=ROOM), 0.0, 0.0)
+    assert quiet_orders([order for nick in ("Ann", "Ben", "Cat", "Dan") for order in arrive(bot, nick)]) == []
+    # Learnt again after the rejoin, then the ownership is lost (the adapter says it may no longer).
+    assert quiet_orders(bot.handle(RoomQuietKnown(room=ROOM, may_quiet=True, quiet=False), 0.0, 0.0)) == [
+        SetRoomQuiet(room=ROOM, quiet=True)]
+    bot.handle(RoomQuietSet(room=ROOM, quiet=True, ok=True), 0.0, 0.0)
+    bot.handle(RoomQuietKnown(room=ROOM, may_quiet=False, quiet=False), 0.0, 0.0)
+    assert [quiet_orders(leave(bot, nick)) for nick in ("Dan", "Cat", "Ben", "Ann")] == [[]] * 4
 
 
 def test_quiet_above_defaults_to_one_hundred_and_refuses_negative_values() -> None:
