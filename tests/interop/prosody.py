@@ -102,11 +102,17 @@ class Prosody:
         self._process = await asyncio.create_subprocess_exec(
             PROSODY, "-F", "--config", str(self.config_path), stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL, env=env)
+        # Both listeners: Prosody opens c2s and HTTP (BOSH, WebSocket) one after the other, and on a loaded machine
+        # a test that waited for c2s alone could find HTTP not yet listening.
+        waiting = [self.c2s_port, self.http_port]
         for _attempt in range(100):
             with contextlib.suppress(OSError):
-                _reader, writer = await asyncio.open_connection("127.0.0.1", self.c2s_port)
+                _reader, writer = await asyncio.open_connection("127.0.0.1", waiting[0])
                 writer.close()
-                return
+                waiting.pop(0)
+                if not waiting:
+                    return
+                continue
             if self._process.returncode is not None:
                 break
             await asyncio.sleep(0.1)
