@@ -53,7 +53,8 @@ async def start_server(tmp_path: Path, transport: str) -> Server:
     config = load_config(None, {
         "server.data_dir": str(tmp_path / "data"), "c2s.listen": "127.0.0.1:0", "http.listen": "127.0.0.1:0",
         "http.quiz_page_transport": transport, "stream_management.resume_seconds": 30.0,
-        "quizbot.questions": [str(bank)], "quizbot.game.question_seconds": 8.0,
+        # Long enough that no question ends by its deadline on a loaded machine: Cat's answer ends each one.
+        "quizbot.questions": [str(bank)], "quizbot.game.question_seconds": 20.0,
         "quizbot.game.reveal_seconds": 2.5, "quizbot.process": "inline"})
     server = Server(config)
     server.accounts.add("dan", "dan-secret")
