@@ -23,7 +23,7 @@ from boshcm.errors import BoshCondition
 from boshcm.extensions import Extension
 from boshcm.jid import JID
 from boshcm.metrics import Metrics, Reading, tune_gc
-from boshcm.shutdown import until_stop_signal
+from boshcm.shutdown import StopSignals
 from boshcm.tls import SELF_SIGNED_CERT, ensure_self_signed, server_context
 from boshcm.upload import UploadHttp, UploadLimits, UploadService, UploadSlots, UploadStore
 from boshcm.upstream.link import UpstreamListener
@@ -564,19 +564,20 @@ async def serve(config: Config) -> None:
     loop = asyncio.get_running_loop()
     log.info("event loop: %s.%s", type(loop).__module__.partition(".")[0], type(loop).__name__)
     server = Server(config)
-    try:
-        await server.start()
-    except BaseException:
-        await server.stop()  # a fault late in start-up (the quiz bot's store) must not leave listeners behind
-        raise
-    # No stop-the-world pauses: start-up's long-lived objects leave the collector's walk (docs/performance.md).
-    tune_gc(threshold0=config.metrics.gc_threshold0, freeze=config.metrics.gc_freeze)
-    log.info("boshcm serving %s (data in %s)", config.server.domain, config.data_path.resolve())
-    try:
-        await until_stop_signal()
-    finally:
-        log.info("shutting down")
-        await server.stop()
+    with StopSignals() as stop:  # from here: a SIGTERM during start-up stops the server once it has started
+        try:
+            await server.start()
+        except BaseException:
+            await server.stop()  # a fault late in start-up (the quiz bot's store) must not leave listeners behind
+            raise
+        # No stop-the-world pauses: start-up's long-lived objects leave the collector's walk (docs/performance.md).
+        tune_gc(threshold0=config.metrics.gc_threshold0, freeze=config.metrics.gc_freeze)
+        log.info("boshcm serving %s (data in %s)", config.server.domain, config.data_path.resolve())
+        try:
+            await stop.wait()
+        finally:
+            log.info("shutting down")
+            await server.stop()
 
 
 def _read_cluster_secret(path: str) -> bytes:

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from boshcm.shutdown import until_stop_signal
+from boshcm.shutdown import StopSignals
 from quizbot.bot import BotSettings, QuizBot
 from quizbot.client import Connection, QuizBotClient
 from quizbot.config import QuizBotConfig, StandaloneConfig
@@ -82,9 +82,10 @@ async def run_standalone(config: StandaloneConfig) -> None:
                             ca_file=Path(xmpp.ca_file) if xmpp.ca_file else None, verify_tls=xmpp.verify_tls)
     client, store = build_client(quiz, connection, rooms=quiz.rooms, muc_domain=muc_domain,
                                  store_path=Path(quiz.store))
-    client.start()
-    try:
-        await until_stop_signal()
-    finally:
-        await client.stop()
-        store.close()
+    with StopSignals() as stop:
+        client.start()
+        try:
+            await stop.wait()
+        finally:
+            await client.stop()
+            store.close()
