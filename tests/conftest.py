@@ -31,3 +31,17 @@ async def clients(server: Server) -> AsyncIterator[list[XmppClient]]:
     made: list[XmppClient] = []
     yield made
     await asyncio.gather(*(client.close() for client in made), return_exceptions=True)
+
+
+# Longest first: with `-n` and `--dist loadfile` a file runs whole on one worker, and a browser or cluster file
+# started last keeps the run waiting while the other workers idle. The heavy folders go first, the many small unit
+# files fill in at the end. Deterministic, as xdist needs every worker to collect the same order.
+_HEAVY_FIRST = ("interop", "packaging", "property", "security", "integration", "unit")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def folder_rank(item: pytest.Item) -> int:
+        parts = item.path.relative_to(Path(__file__).parent).parts
+        return _HEAVY_FIRST.index(parts[0]) if parts and parts[0] in _HEAVY_FIRST else len(_HEAVY_FIRST)
+
+    items.sort(key=folder_rank)  # stable: files and tests keep their order within a folder
