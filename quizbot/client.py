@@ -24,7 +24,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import quoteattr
 
 import slixmpp
 from lxml import etree
@@ -36,7 +35,8 @@ from slixmpp.xmlstream.matcher.base import MatcherBase
 from slixmpp.xmlstream.stanzabase import StanzaBase
 
 from boshcm.clock import Clock, SystemClock
-from boshcm.stanza import NS_CLIENT
+from boshcm.stanza import NS_CLIENT, NS_PING, make_stanza, sub
+from boshcm.xml.writer import serialize
 from quizbot import payload
 from quizbot.bot import QuizBot
 from quizbot.events import (
@@ -449,16 +449,15 @@ class QuizBotClient:
         # Built with lxml and written as it is: slixmpp's stanza objects and serialiser cost about a millisecond a
         # message, and a reveal in a room of 2,000 sends 2,000 private results. (The bot's stream has no XEP-0198
         # counter that a raw write would bypass.)
-        message = etree.Element(f"{{{NS_CLIENT}}}message", nsmap={None: NS_CLIENT}, to=order.to,
-                                type="groupchat" if order.groupchat else "chat")
+        message = make_stanza("message", {"to": order.to, "type": "groupchat" if order.groupchat else "chat"})
         try:
             if order.body:
-                etree.SubElement(message, f"{{{NS_CLIENT}}}body").text = order.body
+                sub(message, NS_CLIENT, "body", text=order.body)
             message.extend(copy.copy(element) for element in order.payload)  # a payload may go in several messages
         except ValueError as error:  # a character XML cannot carry: never write a stream the server must close
             log.warning("quizbot: not sent to %s: %s", order.to, error)
             return
-        self.xmpp.send_raw(etree.tostring(message, encoding="unicode"))
+        self.xmpp.send_raw(serialize(message).decode())
 
     def _join(self, room: str) -> None:
         tries = self._nick_tries.get(room, 0)
@@ -485,8 +484,9 @@ class QuizBotClient:
         ping_id = f"{PING_ID_PREFIX}{secrets.token_hex(8)}"  # unguessable: only the pinged occupant can answer
         occupant = f"{room}/{nick}"
         self._pings[ping_id] = (occupant, now)
-        self.xmpp.send_raw(f"<iq xmlns='jabber:client' type='get' id='{ping_id}' to={quoteattr(occupant)}>"
-                           "<ping xmlns='urn:xmpp:ping'/></iq>")
+        ping = make_stanza("iq", {"type": "get", "id": ping_id, "to": occupant})
+        sub(ping, NS_PING, "ping")
+        self.xmpp.send_raw(serialize(ping).decode())
 
     def _on_ping_answer(self, iq: Any) -> None:
         sent = self._pings.get(iq["id"])
