@@ -35,10 +35,12 @@ if $want_test; then
     # Node may come from elsewhere (e.g. NodeSource, which bundles npm); only install Debian's when absent.
     command -v npm >/dev/null || apt_install nodejs npm
   fi
+  # JavaScript clients for the interop tests (StanzaJS needs a browser bundle built from it), installed while pip
+  # works: the two are independent and each spends much of its time waiting on files.
+  ( npm install --silent --no-audit --no-fund && npm run --silent build:test-clients ) &
+  npm_install=$!
   .venv/bin/python -m pip install -q -e '.[test]'
-  # JavaScript clients for the interop tests; StanzaJS needs a browser bundle built from it.
-  npm install --silent --no-audit --no-fund
-  npm run --silent build:test-clients
+  wait "$npm_install"
 else
   .venv/bin/python -m pip install -q -e .
   # Strophe.js for the browser quiz page, from package.json/package-lock.json.
