@@ -294,7 +294,7 @@ class Server:
         return OffboardLink(listener, to=to, lang=lang, servers=servers,
                             starttls_required=upstream.starttls == "required", tls_context=self._upstream_tls,
                             tasks=self._upstream_tasks, max_stanza_bytes=self.config.c2s.max_stanza_bytes,
-                            max_depth=self.config.c2s.max_depth,
+                            max_depth=self.config.c2s.max_depth, max_backlog_bytes=upstream.max_backlog_bytes,
                             connect_timeout_seconds=upstream.connect_timeout_seconds, report=self._upstream_report,
                             clock=self.clock)
 

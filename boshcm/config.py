@@ -196,8 +196,11 @@ class UpstreamConfig:
     routes: list[str] = field(default_factory=list)
     connect_timeout_seconds: float = 3.0
     down_seconds: float = 30.0
+    # What a client has sent that its upstream server has not taken yet (docs/security.md).
+    max_backlog_bytes: int = 1_048_576
 
     def validate(self, section: str) -> None:
+        _positive(f"{section}.max_backlog_bytes", self.max_backlog_bytes)
         for index, server in enumerate(self.server):
             parse_host_port(server, f"{section}.server[{index}]")
         _one_of(f"{section}.starttls", self.starttls, ("required", "optional"))

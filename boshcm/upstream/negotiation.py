@@ -22,6 +22,12 @@ operator's list of where boshcm may connect, and an upstream must not widen it.
 What the client sends before the stream is ready waits, in order, and is written right after the features.
 Once the client has closed (or the link was dropped), the listener hears nothing more.
 
+Memory stays bounded: what the client has sent and the server has not taken yet — waiting here before the
+stream is ready, or in the adapter's write buffer afterwards (it reports `Backlog`) — may be at most
+`max_backlog_bytes`; beyond that the session ends with `policy-violation`. A client that posts faster than the
+server reads (a server still negotiating, or one that throttles, as ejabberd's c2s shaper does) would otherwise
+make boshcm hold what it sends without limit.
+
 This file must not know about sockets, asyncio, TLS contexts, logging or the clock.
 """
 
@@ -91,6 +97,13 @@ class ClientStanzas:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Backlog:
+    """After a write: bytes written but not yet taken by the server's TCP stack (the adapter's write buffer)."""
+
+    size_bytes: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ClientRestart:
     """XEP-0206 §5 / RFC 7395 §3.7: after SASL success the client asks for a new stream."""
 
@@ -105,7 +118,7 @@ class ClientClosed:
 
 
 OffboardEvent = (Start | Connected | ConnectFailed | TlsEstablished | TlsFailed | BytesReceived | ConnectionLost
-                 | ClientStanzas | ClientRestart | ClientClosed)
+                 | ClientStanzas | Backlog | ClientRestart | ClientClosed)
 
 
 # --- actions (orders) -------------------------------------------------------------------------------
@@ -180,7 +193,8 @@ class OffboardNegotiation:
     """One upstream stream: negotiation up to the client's features, then a relay (see the module docstring)."""
 
     def __init__(self, *, to: str, lang: str | None, servers: Sequence[Address], starttls_required: bool,
-                 max_stanza_bytes: int, max_depth: int, connect_timeout_seconds: float = 10.0,
+                 max_stanza_bytes: int, max_depth: int, max_backlog_bytes: int = 1_048_576,
+                 connect_timeout_seconds: float = 10.0,
                  negotiation_timeout_seconds: float = NEGOTIATION_TIMEOUT_SECONDS) -> None:
         if not servers:
             raise ValueError("no upstream server")
@@ -197,6 +211,8 @@ class OffboardNegotiation:
         self._deadline: float | None = None
         self._opened: StreamOpened | None = None   # the server's header, announced with the features
         self._outbox: list[bytes] = []             # the client's bytes that arrive before the stream is ready
+        self._outbox_bytes = 0
+        self._max_backlog_bytes = max_backlog_bytes
 
     @property
     def server(self) -> Address:
@@ -220,6 +236,10 @@ class OffboardNegotiation:
         match event:
             case ClientStanzas(stanzas=stanzas):
                 return self._send([serialize(stanza) for stanza in stanzas])
+            case Backlog(size_bytes=size) if size > self._max_backlog_bytes and self._state is not _State.CLOSED:
+                return self._end(BoshCondition.POLICY_VIOLATION)
+            case Backlog():
+                return []
             case ClientRestart():
                 return self._on_client_restart()
             case ClientClosed(clean=clean):
@@ -267,6 +287,9 @@ class OffboardNegotiation:
             return [Write(data=b"".join(data))] if data else []
         if self._state is not _State.CLOSED:
             self._outbox.extend(data)
+            self._outbox_bytes += sum(map(len, data))
+            if self._outbox_bytes > self._max_backlog_bytes:
+                return self._end(BoshCondition.POLICY_VIOLATION)
         return []
 
     def _on_client_restart(self) -> list[OffboardAction]:
@@ -375,6 +398,7 @@ class OffboardNegotiation:
         if self._outbox:
             actions.append(Write(data=b"".join(self._outbox)))
             self._outbox.clear()
+            self._outbox_bytes = 0
         return actions
 
     def _next_server(self, reason: str, now: float) -> list[OffboardAction]:
@@ -392,6 +416,7 @@ class OffboardNegotiation:
         actions: list[OffboardAction] = [Hangup(abort=True)] if self._connected else []
         self._state, self._deadline, self._connected = _State.CLOSED, None, False
         self._outbox.clear()
+        self._outbox_bytes = 0
         return [ReportClosed(condition=condition, stanzas=stanzas), *actions]
 
     @staticmethod

@@ -16,6 +16,7 @@ from boshcm.cluster import Address
 from boshcm.stanza import Element
 from boshcm.upstream.link import UpstreamListener
 from boshcm.upstream.negotiation import (
+    Backlog,
     BytesReceived,
     ClientClosed,
     ClientRestart,
@@ -53,12 +54,13 @@ class OffboardLink:
 
     def __init__(self, listener: UpstreamListener, *, to: str, lang: str | None, servers: Sequence[Address],
                  starttls_required: bool, tls_context: ssl.SSLContext, tasks: set[asyncio.Task[None]],
-                 max_stanza_bytes: int, max_depth: int, connect_timeout_seconds: float = 10.0,
-                 report: Callable[[Address, bool], None] = lambda server, ok: None,
-                 clock: Clock | None = None) -> None:
+                 max_stanza_bytes: int, max_depth: int, max_backlog_bytes: int = 1_048_576,
+                 connect_timeout_seconds: float = 10.0,
+                 report: Callable[[Address, bool], None] = lambda server, ok: None, clock: Clock | None = None) -> None:
         self._listener = listener
         self._machine = OffboardNegotiation(to=to, lang=lang, servers=servers, starttls_required=starttls_required,
                                             max_stanza_bytes=max_stanza_bytes, max_depth=max_depth,
+                                            max_backlog_bytes=max_backlog_bytes,
                                             connect_timeout_seconds=connect_timeout_seconds)
         self._report = report
         self._tls_context = tls_context
@@ -90,6 +92,11 @@ class OffboardLink:
 
     def _handle(self, event: OffboardEvent) -> None:
         self._perform(self._machine.handle(event, self._clock.now()))
+        writer = self._writer
+        # What the server's TCP stack has not taken yet of what the client sent: the machine bounds it.
+        if (isinstance(event, ClientStanzas | ClientRestart) and writer is not None and not writer.is_closing()
+                and (backlog := writer.transport.get_write_buffer_size())):
+            self._perform(self._machine.handle(Backlog(size_bytes=backlog), self._clock.now()))
 
     def _perform(self, actions: list[OffboardAction]) -> None:
         for action in actions:

@@ -83,6 +83,9 @@ class WebSocketRelay(FrameWriter):
     def upstream_closed(self, condition: BoshCondition | None, stanzas: tuple[Element, ...] = ()) -> None:
         if condition is BoshCondition.REMOTE_STREAM_ERROR and stanzas:
             self._fail(stanzas[0])
+        elif condition is BoshCondition.POLICY_VIOLATION:
+            # The client sent more than its upstream server took (upstream.max_backlog_bytes): its own doing.
+            self._fail(stream_error_element(StreamErrorCondition.POLICY_VIOLATION))
         elif condition is not None:
             self._fail(stream_error_element(StreamErrorCondition.REMOTE_CONNECTION_FAILED))
         else:

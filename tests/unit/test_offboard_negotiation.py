@@ -18,6 +18,7 @@ from boshcm.cluster import Address
 from boshcm.errors import BoshCondition
 from boshcm.stanza import NS_STREAM, Element, qname
 from boshcm.upstream.negotiation import (
+    Backlog,
     BytesReceived,
     ClientClosed,
     ClientRestart,
@@ -70,10 +71,12 @@ class Upstream:
     """One machine and a fake clock: `now` moves only when a test says so."""
 
     def __init__(self, *, servers: Sequence[Address] = (A, B), starttls_required: bool = True,
-                 connect_timeout_seconds: float = 3.0, negotiation_timeout_seconds: float = 10.0) -> None:
+                 connect_timeout_seconds: float = 3.0, negotiation_timeout_seconds: float = 10.0,
+                 max_backlog_bytes: int = 1_048_576) -> None:
         self.machine = OffboardNegotiation(to="example.org", lang=None, servers=servers,
                                            starttls_required=starttls_required, max_stanza_bytes=65_536,
-                                           max_depth=32, connect_timeout_seconds=connect_timeout_seconds,
+                                           max_depth=32, max_backlog_bytes=max_backlog_bytes,
+                                           connect_timeout_seconds=connect_timeout_seconds,
                                            negotiation_timeout_seconds=negotiation_timeout_seconds)
         self.now = T0
 
@@ -326,6 +329,26 @@ def test_client_payloads_sent_before_the_stream_is_ready_are_written_in_order_ri
     assert bodies == ["one", "two", "three"]
     assert upstream.do(ClientStanzas(stanzas=(message("four"),))) == [
         Write(data=b'<message xmlns="jabber:client" to="bob@example.org"><body>four</body></message>')]
+
+
+def test_a_client_whose_payloads_waiting_for_the_stream_pass_the_backlog_limit_hears_policy_violation() -> None:
+    upstream = Upstream(max_backlog_bytes=1_000)
+    upstream.connected()
+    stanza = message("x" * 300)
+    assert upstream.do(ClientStanzas(stanzas=(stanza, stanza))) == []   # about 700 bytes wait
+    actions = upstream.do(ClientStanzas(stanzas=(stanza,)))
+    assert actions == [ReportClosed(condition=BoshCondition.POLICY_VIOLATION), Hangup(abort=True)]
+    assert upstream.machine.closed
+    assert upstream.server_sends(HEADER % b"late" + TLS_FEATURES) == []   # nothing more for anyone
+
+
+def test_a_write_buffer_beyond_the_backlog_limit_ends_the_session_with_policy_violation() -> None:
+    upstream = Upstream(max_backlog_bytes=1_000)
+    upstream.ready()
+    assert upstream.do(Backlog(size_bytes=1_000)) == []   # at the limit: the server may still catch up
+    assert upstream.do(Backlog(size_bytes=1_001)) == [ReportClosed(condition=BoshCondition.POLICY_VIOLATION),
+                                                      Hangup(abort=True)]
+    assert upstream.do(Backlog(size_bytes=5_000)) == []   # closed already
 
 
 def test_a_restart_sends_a_new_header_and_the_new_stream_is_announced() -> None:
