@@ -83,7 +83,9 @@ class RemoveRosterItem:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ForgetUser:
-    """A guest's last resource is gone: what it kept on the server (a roster) goes with it."""
+    """The last resource of a guest, or of an account removed meanwhile (XEP-0077 §3.2, `boshcm deluser`), is gone:
+    what it kept on the server goes with it — roster, offline messages, blocklist, vCard, private storage and its
+    message archive (its PEP goes by `DeletePepUser`)."""
 
     user: str
 

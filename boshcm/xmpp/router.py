@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import functools
 from collections.abc import Callable, Set
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -146,6 +147,7 @@ class RouterMachine:
             domain=domain, store=pep_store, roster=self._rosters, online=self.available_resources,
             limits=pep_limits, wall_clock=wall_clock, present=lambda jid: bool(self._by_user.get(jid.local or "")))
         self._blocking = blocking
+        self._vcards = vcards
         # XEP-0280 carbons (always offered) and XEP-0313 account archives (optional), both pure.
         self._carbons = Carbons()
         # The jobs; each is given the router and the services it uses.
@@ -201,13 +203,21 @@ class RouterMachine:
                 actions += self.presence.route_to(recipient, addressed_copy(unavailable, recipient), now)
         for component, _name in self.components.values():
             actions += self.deliver_all(component.session_ended(jid, now), now)
+        gone = jid.local in self.users.anonymous or not self.users.exists(jid.local)
+        if users and gone and jid.local not in self.users.anonymous:
+            # XEP-0077 §3.2: the account was removed from one of its sessions; the others end too.
+            actions += [Disconnect(jid=other, condition=StreamErrorCondition.NOT_AUTHORIZED) for other in users]
         if not users:
             self._rosters.forget(jid.local)  # read again from the disk at the next bind
             if self._blocking is not None:
                 self._blocking.forget(jid.local)
-            if jid.local in self.users.anonymous:
-                # A guest's name is never given again: what it kept on the server (a roster) goes with it.
+            if gone:
+                # A guest's name is never given again, and a removed account is gone: what it kept goes with it.
                 actions.append(ForgetUser(user=jid.local))
+                if self._pep is not None:
+                    actions += self._pep.delete_user(jid.local)
+                if self._vcards is not None:
+                    self._vcards.forget(jid.local)
         return actions
 
     def pep_refused(self, owners: Set[str]) -> None:
@@ -560,8 +570,7 @@ class Router:
                     if self.machine.is_bound(requester):
                         actions += [Deliver(to=requester, stanza=answer) for answer in answers]
                 case ForgetUser(user=user):
-                    with contextlib.suppress(StorageError):
-                        self.store.delete_user(user)
+                    self._forget_user(user)
                 case (PutPepNode() | DeletePepNode() | PublishPepItem() | RetractPepItem() | PurgePepNode()
                       | SetPepAffiliation() | SetPepSubscription() | DeletePepUser()):
                     try:
@@ -570,6 +579,18 @@ class Router:
                     except StorageError as exc:
                         return actions + self._pep_refused(order, orders[index:], exc)
         return actions
+
+    def _forget_user(self, user: str) -> None:
+        """Each store on its own: one that refuses does not keep the others' data (`boshcm deluser` can finish)."""
+        deletions: list[Callable[[], None]] = [lambda: self.store.delete_user(user)]
+        for store in (self._blocklists, self._vcards, self._private):
+            if store is not None:
+                deletions.append(functools.partial(store.delete_user, user))
+        if self._archive is not None:
+            deletions.append(functools.partial(self._archive.delete_archive, JID.make(user, self.machine.domain)))
+        for delete in deletions:
+            with contextlib.suppress(StorageError):
+                delete()
 
     def _pep_refused(self, order: PepOrder, rest: list[RouterOrder], exc: StorageError) -> list[RouterAction]:
         """As for rosters: nothing that followed is sent or written; PEP reads the accounts involved again."""

@@ -257,6 +257,9 @@ class VCards:
 
     def refused(self, user: str) -> None:
         """A `SaveVCard` of `user` was refused: the photo hash is read again from the disk."""
+        self.forget(user)
+
+    def forget(self, user: str) -> None:
         self._hashes.pop(user, None)
 
     def _remember(self, user: str, digest: str) -> None:

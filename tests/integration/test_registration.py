@@ -7,10 +7,14 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from lxml import etree
+
 from boshcm.app import Server
 from boshcm.tls import SELF_SIGNED_CERT
+from boshcm.xmpp.mam.store import Filter as ArchiveFilter
+from tests.integration.quiz_players import wait_until
 from tests.integration.xmpp_client import TIMEOUT_SECONDS, XmppClient
-from tests.security.transports import WebSocketRawClient
+from tests.security.transports import WebSocketRawClient, until_stream_error
 from tests.servers import running_server
 
 NS_REGISTER = "jabber:iq:register"
@@ -113,3 +117,64 @@ async def test_disabled_registration_is_not_offered(tmp_path: Path) -> None:
             assert features.find(f"{{{NS_REGISTER_FEATURE}}}register") is None
         finally:
             await client.close()
+
+
+async def test_removing_an_account_in_band_deletes_what_it_kept(server: Server) -> None:
+    """XEP-0077 §3.2 (and the page's "log out and forget me"): roster, vCard, private storage, blocklist, PEP and
+    the message archive go with the account; the same name registered again starts empty."""
+    alice = WebSocketRawClient(server)
+    await alice.login("alice", "alice-secret")
+    setups = [
+        "<query xmlns='jabber:iq:roster'><item jid='bob@localhost' name='Bob'/></query>",
+        "<vCard xmlns='vcard-temp'><FN>Alice</FN></vCard>",
+        "<query xmlns='jabber:iq:private'><notes xmlns='urn:example:notes'>secret</notes></query>",
+        "<block xmlns='urn:xmpp:blocking'><item jid='mallory@localhost'/></block>",
+        "<pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='http://jabber.org/protocol/nick'>"
+        "<item id='current'><nick xmlns='http://jabber.org/protocol/nick'>Al</nick></item></publish></pubsub>",
+    ]
+    for index, payload in enumerate(setups):
+        await alice.send_raw(f"<iq xmlns='jabber:client' type='set' id='s{index}'>{payload}</iq>".encode())
+    await alice.send_raw(b"<message xmlns='jabber:client' to='bob@localhost' type='chat'><body>hi</body></message>")
+    answered = 0
+    async with asyncio.timeout(TIMEOUT_SECONDS):
+        while answered < len(setups):
+            received = await alice.next_element()
+            assert received is not None
+            if received.get("id", "").startswith("s"):
+                assert received.get("type") == "result", etree.tostring(received)
+                answered += 1
+    assert server.vcard_store is not None and server.private_store is not None
+    assert server.blocklists is not None and server.pep_store is not None and server.archive_store is not None
+    assert server.vcard_store.vcard("alice") is not None  # the setups were stored: the deletions below mean something
+
+    await alice.send_raw(b"<iq xmlns='jabber:client' type='set' id='rm'>"
+                         b"<query xmlns='jabber:iq:register'><remove/></query></iq>")
+    async with asyncio.timeout(TIMEOUT_SECONDS):
+        while (received := await alice.next_element()) is not None:
+            pass  # the result, then the stream ends (XEP-0077 §3.2)
+    await alice.close()
+    await wait_until(lambda: server.vcard_store.vcard("alice") is None)  # type: ignore[union-attr]
+    assert server.store.roster_items("alice") == []
+    assert server.private_store.fragment("alice", "{urn:example:notes}notes") is None
+    assert server.blocklists.blocklist("alice") == []
+    assert server.pep_store.items("alice", "http://jabber.org/protocol/nick") == []
+    assert server.archive_store.count("alice@localhost", ArchiveFilter()) == 0
+
+    server.accounts.add("alice", "a-new-secret")
+    again = WebSocketRawClient(server)
+    await again.login("alice", "a-new-secret")
+    await again.send_raw(b"<iq xmlns='jabber:client' type='get' id='r'><query xmlns='jabber:iq:roster'/></iq>")
+    roster = await again.next_element()
+    assert roster is not None and len(roster[0]) == 0, etree.tostring(roster)
+    await again.close()
+
+
+async def test_the_other_sessions_of_a_removed_account_end_with_not_authorized(server: Server) -> None:
+    phone, desk = WebSocketRawClient(server), WebSocketRawClient(server)
+    await phone.login("alice", "alice-secret")
+    await desk.login("alice", "alice-secret")
+    await phone.send_raw(b"<iq xmlns='jabber:client' type='set' id='rm'>"
+                         b"<query xmlns='jabber:iq:register'><remove/></query></iq>")
+    assert await until_stream_error(desk) == "not-authorized"
+    await phone.close()
+    await desk.close()
