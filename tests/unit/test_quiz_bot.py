@@ -4,6 +4,7 @@ only where a test reads it back (leaderboards, a restart)."""
 from __future__ import annotations
 
 import random
+import sqlite3
 from collections.abc import Iterable
 
 from lxml import etree
@@ -618,3 +619,25 @@ def test_the_store_performs_the_orders_and_gives_the_memory_back_after_a_restart
     memory = QuizStore(path).memory()
     assert memory.banned == {"eve@localhost"} and memory.recent == {ROOM: (asked,)}
     assert [game.room for game in memory.running] == [ROOM] and memory.pins[0][0] == ROOM
+
+
+def test_a_live_answer_is_recorded_once_with_the_points_and_time_it_earned_at_the_reveal(tmp_path: object) -> None:
+    """In live mode an answer is recorded when it arrives (so wrong ones count in !stats) and scored at the
+    reveal: its row carries the points the ledger got, not the 0 it had before."""
+    h = Harness(QuizStore(f"{tmp_path}/quiz.sqlite"))
+    h.enter(*PLAYERS)
+    h.say("Ann", "!quiz live 1 geo")
+    asked = payload(h.say("Ann", "!start"), "question")
+    h.feed(RoomMessage(room=ROOM, nick="quizbot", body="...", own=True, reflected_question=asked.get("id")))
+    h.clock.advance(0.3)
+    h.say("Ann", "paris")
+    h.clock.advance(5.0)
+    h.say("Ben", "Rome")  # wrong: everyone has answered, the reveal comes now
+    assert h.store is not None
+    with sqlite3.connect(f"{tmp_path}/quiz.sqlite") as db:
+        rows = db.execute("SELECT player, correct, points, seconds FROM answers ORDER BY player").fetchall()
+        ledger = dict(db.execute("SELECT player, SUM(points) FROM ledger GROUP BY player").fetchall())
+    assert [(player, correct) for player, correct, _points, _seconds in rows] == [
+        ("ann@localhost", 1), ("ben@localhost", 0)]
+    assert rows[0][2] == ledger["ann@localhost"] > 0 and rows[0][3] is not None
+    assert rows[1][2] == 0
