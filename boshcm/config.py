@@ -259,10 +259,7 @@ class MucConfig:
 
     def validate(self, section: str) -> None:
         if self.domain:
-            try:
-                JID.parse(self.domain)
-            except InvalidJID as exc:
-                raise ConfigError(f"{section}.domain", str(exc)) from exc
+            _bare_domain(f"{section}.domain", self.domain)
         for name in ("lock_seconds", "history_length"):
             _not_negative(f"{section}.{name}", getattr(self, name))
         for name in ("max_occupants", "max_pending_iqs", "iq_timeout_seconds", "max_rooms",

@@ -149,6 +149,7 @@ def test_check_config_validates_the_extension_section(tmp_path: Path, capsys: py
     ({"muc.room_quota_exempt": [""]}, "muc.room_quota_exempt[0]: must be a local part like 'quiz'"),
     ({"server.domain": "a@example.org"}, "server.domain: must be a bare domain; got 'a@example.org'"),
     ({"upload.domain": "example.org/up"}, "upload.domain: must be a bare domain; got 'example.org/up'"),
+    ({"muc.domain": "rooms@example.org"}, "muc.domain: must be a bare domain; got 'rooms@example.org'"),
 ])
 def test_negative_counts_bad_account_lists_and_domains_are_refused_in_one_wording(overrides: dict[str, object],
                                                                                     message: str) -> None:
