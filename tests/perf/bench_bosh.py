@@ -1,35 +1,66 @@
 """BOSH benchmark: boshcm against Prosody's mod_bosh and ejabberd's, measured in the same run on the same machine.
 
-    .venv/bin/python -m tests.perf.bench_bosh [--sessions 1000] [--idle-sessions 10000] [--messages 2000]
+    .venv/bin/python -m tests.perf.bench_bosh [--sessions 1000] [--idle-sessions 1000] [--logins 300]
+                                              [--messages 2000] [--rate 200] [--generators 1]
                                               [--only boshcm|prosody|ejabberd]
+    # issue 14's figures, the latency phase spread over two load generator processes:
+    .venv/bin/python -m tests.perf.bench_bosh --sessions 10000 --idle-sessions 10000 --generators 2
 
-Prints, for each server and as a ratio to the better of the two references: full XEP-0206 logins per second;
-resident memory per 1,000 idle sessions that each hold a request; push latency p50/p99 from a sender's POST to
-the held request's answer at `--sessions` live sessions (as this process saw it, and, run as root, when the answer
-left the server by the kernel's clock: `tests/perf/wire_clock.py`); server CPU seconds per 1,000 delivered
-messages. Each
-server runs as its own process (ejabberd: Debian's 23.01 through tests/ejabberd.py); the load generator is this
-process. Run on demand, never in the test command.
+Each server runs as its own process, started fresh (boshcm: `boshcm serve`; Prosody: tests/interop/prosody.py;
+ejabberd: Debian's 23.01 through tests/ejabberd.py), one after the other; all accounts are `bench` with one
+resource per session. Three phases per server:
+
+1. Logins: `--logins` full XEP-0206 logins (session creation, SASL PLAIN, restart, bind), 20 at a time.
+2. Memory: `--idle-sessions` sessions logged in, each holding one request; the server's RSS growth.
+3. Latency: `--sessions` live sessions (resources live0...), each keeping one request held as a client does, and
+   one sender over TCP c2s sending `--messages` chat messages at `--rate` per second, round robin over them.
+   The sessions are spread over `--generators` load generator processes (interleaved: live<i> is polled by
+   generator i mod K; 1, the default, polls them in this process beside the sender); each generator notes when
+   each message arrived on CLOCK_MONOTONIC, which every process shares, and hands its arrivals back at the end.
+   With 10,000 sessions one Python process re-posting 10,000 polls is itself the bottleneck: use 2 or more.
+
+Rows of the printed table (one column per server; "vs best": boshcm divided by the better of the other two):
+- logins per second: phase 1's logins over its wall time.
+- RSS per 1,000 idle held sessions (MiB): phase 2's RSS growth of the server process, per 1,000 sessions.
+- idle sessions holding a request: how many of phase 2's requests were still held after 3 s (all, if none was
+  answered early).
+- push latency p50 / p99 (ms): from the sender's send call to the arrival of the held request's answer at the
+  generator that polls the addressee (generator side: includes that generator's own queue).
+- push latency on the wire p50 / p99 / max (ms): run as root, from the send call to the moment the answer's TCP
+  segment left the server, by the kernel's timestamp on the loopback interface (tests/perf/wire_clock.py): the
+  server's latency without any generator's queue. NaN when not root.
+- CPU seconds per 1,000 messages: the server process's user + system CPU during phase 3, per 1,000 delivered.
+- push latency max (ms): as p50 / p99, the worst message.
+- messages not delivered: sent in phase 3 and never seen by a generator.
+- sender process CPU (% of a core): this process during phase 3 (the sender; with --generators 1 also the
+  generator).
+- load generator processes: K.
+- load generator CPU, busiest / load generator <k> CPU (% of a core): each generator's CPU during phase 3. Near
+  100 % means that generator, not the server, set the generator-side latencies.
+On stderr, for boshcm: event-loop lag and GC pauses over the whole run, from its /metrics.
+Run on demand, never in the test command.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
 from lxml import etree
 from prometheus_client.parser import text_string_to_metric_families
+from slixmpp import JID
 
 from tests.ejabberd import EjabberdNode
 from tests.integration.bosh_client import BoshClient
@@ -48,10 +79,15 @@ class Figures:
     idle_sessions_held: int = 0
     latency_p50_ms: float = 0.0
     latency_p99_ms: float = 0.0
+    latency_max_ms: float = 0.0
+    undelivered: int = 0
     wire_latency_p50_ms: float = float("nan")
     wire_latency_p99_ms: float = float("nan")
     wire_latency_max_ms: float = float("nan")
     cpu_seconds_per_1000_messages: float = 0.0
+    # During the latency phase, in % of one core: each load generator process and the sender's (this) process.
+    generator_cpu_percent: list[float] = field(default_factory=list)
+    sender_cpu_percent: float = 0.0
 
 
 def rss_bytes(pid: int) -> int:
@@ -185,10 +221,12 @@ class EjabberdTarget(Target):
         config = node.directory / "ejabberd.yml"
         text = config.read_text()
         default_muc = "  mod_muc:\n    access_create: muc_create\n    history_size: 20\n"
-        http = "    module: ejabberd_http\n"
-        assert default_muc in text and http in text, "tests/ejabberd.py's configuration changed"
-        # The listener's accept queue is 5 by default: a burst of hundreds of BOSH requests would be reset.
-        config.write_text(text.replace(default_muc, EJABBERD_MUC).replace(http, f"{http}    backlog: 1024\n"))
+        http, c2s = "    module: ejabberd_http\n", "    module: ejabberd_c2s\n"
+        assert default_muc in text and http in text and c2s in text, "tests/ejabberd.py's configuration changed"
+        # A listener's accept queue is 5 by default: a burst of hundreds of BOSH requests would be reset, and a
+        # burst of in-band registrations over c2s (bench_quiz) would wait for retransmitted handshakes.
+        config.write_text(text.replace(default_muc, EJABBERD_MUC).replace(http, f"{http}    backlog: 1024\n")
+                          .replace(c2s, f"{c2s}    backlog: 1024\n"))
         # Erlang's schedulers spin while idle by default: CPU time that is not work. Off, so that the CPU figures
         # count what serving the load cost, as they do for the other two.
         ctl = node.directory / "ejabberdctl.cfg"
@@ -259,51 +297,191 @@ async def measure(target: Target, args: argparse.Namespace) -> Figures:
         await asyncio.gather(*(c.post(c.body(type="terminate")) for c in idle), return_exceptions=True)
         await asyncio.sleep(2)
 
-        # Push latency and CPU per delivered message, at --sessions live sessions.
-        live = await bounded(args.sessions, 50, lambda i: login(http, target.url, f"live{i}"))
-        # The sender is a TCP client, so its own sending never waits on BOSH request pacing.
-        sender = XmppClient("bench@localhost/sender", "bench-secret", port=target.c2s_port, ca_cert=target.cert_path)
-        await sender.connect()
-        arrivals: dict[str, float] = {}
-        pollers = [asyncio.create_task(poll(c, arrivals)) for c in live]
-        await asyncio.sleep(2)
-        sent: dict[str, float] = {}
-        sent_wall: dict[str, float] = {}
-        # Run as root: when each response left the server, by the kernel's clock (tests/perf/wire_clock.py) — the
-        # latency without the load generator's own queue of a thousand polls.
-        wire = WireClock(server_ports=(urlsplit(target.url).port or 80,), pattern=rb"<body>(m\d+)</body>") \
-            if WireClock.available() else None
-        if wire is not None:
-            wire.start()
-        cpu_before = cpu_seconds(target.pid)
-        for index in range(args.messages):
-            token = f"m{index}"
-            to = f"bench@localhost/live{index % len(live)}"
-            sent[token], sent_wall[token] = time.perf_counter(), time.time()
-            sender.xmpp.send_message(mto=to, mbody=token, mtype="chat")
-            await asyncio.sleep(1 / args.rate)
-        await asyncio.sleep(2)
-        cpu_used = cpu_seconds(target.pid) - cpu_before
-        if wire is not None:
-            on_wire = wire.stop()
-            wire_latencies = sorted((min(on_wire[t].values()) - sent_wall[t]) * 1000 for t in sent_wall if t in on_wire)
-            if wire_latencies:
-                figures.wire_latency_p50_ms = statistics.median(wire_latencies)
-                figures.wire_latency_p99_ms = wire_latencies[max(0, int(len(wire_latencies) * 0.99) - 1)]
-                figures.wire_latency_max_ms = wire_latencies[-1]
-        latencies = sorted((arrivals[t] - sent[t]) * 1000 for t in sent if t in arrivals)
-        missing = len(sent) - len(latencies)
-        if missing:
-            print(f"  {target.name}: {missing} messages not delivered", file=sys.stderr)
-        figures.latency_p50_ms = statistics.median(latencies)
-        figures.latency_p99_ms = latencies[int(len(latencies) * 0.99) - 1]
-        figures.cpu_seconds_per_1000_messages = cpu_used / len(latencies) * 1000
-        for task in pollers:
-            task.cancel()
-        await sender.close()
+        # Push latency and CPU per delivered message, at --sessions live sessions spread over --generators.
+        generators: list[Generator] = [LocalGenerator(http)] if args.generators == 1 else \
+            [ProcessGenerator() for _ in range(args.generators)]
+        # Interleaved, so that consecutive messages (to live0, live1, ...) go to different generators.
+        shares = [range(k, args.sessions, args.generators) for k in range(args.generators)]
+        per_generator = -(-50 // args.generators)  # 50 logins in flight in all, as with one generator
+        try:
+            await asyncio.gather(*(g.start(target.url, share, per_generator)
+                                   for g, share in zip(generators, shares, strict=True)))
+            await latency_phase(target, args, figures, generators)
+        finally:
+            await asyncio.gather(*(g.stop() for g in generators))
         if isinstance(target, BoshcmTarget):
             print(f"  {target.name}: {await runtime_figures(http, target)}", file=sys.stderr)
     return figures
+
+
+async def latency_phase(target: Target, args: argparse.Namespace, figures: Figures,
+                        generators: list[Generator]) -> None:
+    """Messages at --rate from one TCP sender to the live sessions, round robin; the generators note arrivals."""
+    # The sender is a TCP client, so its own sending never waits on BOSH request pacing.
+    sender = XmppClient("bench@localhost/sender", "bench-secret", port=target.c2s_port, ca_cert=target.cert_path)
+    await sender.connect()
+    await asyncio.sleep(2)
+    sent: dict[str, float] = {}
+    sent_wall: dict[str, float] = {}
+    # Run as root: when each response left the server, by the kernel's clock (tests/perf/wire_clock.py) — the
+    # latency without the load generator's own queue of a thousand polls.
+    wire = WireClock(server_ports=(urlsplit(target.url).port or 80,), pattern=rb"<body>(m\d+)</body>") \
+        if WireClock.available() else None
+    if wire is not None:
+        wire.start()
+    cpu_before = cpu_seconds(target.pid)
+    own_before = cpu_seconds(os.getpid())
+    generators_before = [cpu_seconds(g.pid) for g in generators]
+    phase_started = monotonic()
+    for index in range(args.messages):
+        token = f"m{index}"
+        to = JID(f"bench@localhost/live{index % args.sessions}")
+        sent[token], sent_wall[token] = monotonic(), time.time()
+        sender.xmpp.send_message(mto=to, mbody=token, mtype="chat")
+        await asyncio.sleep(1 / args.rate)
+    await asyncio.sleep(2)
+    cpu_used = cpu_seconds(target.pid) - cpu_before
+    phase_seconds = monotonic() - phase_started
+    figures.sender_cpu_percent = 100 * (cpu_seconds(os.getpid()) - own_before) / phase_seconds
+    figures.generator_cpu_percent = [100 * (cpu_seconds(g.pid) - before) / phase_seconds
+                                     for g, before in zip(generators, generators_before, strict=True)]
+    print(f"  {target.name}: generators' CPU (% of a core) {[round(c) for c in figures.generator_cpu_percent]}, "
+          f"sender's {figures.sender_cpu_percent:.0f}", file=sys.stderr)
+    if wire is not None:
+        on_wire = wire.stop()
+        wire_latencies = sorted((min(on_wire[t].values()) - sent_wall[t]) * 1000 for t in sent_wall if t in on_wire)
+        if wire_latencies:
+            figures.wire_latency_p50_ms = statistics.median(wire_latencies)
+            figures.wire_latency_p99_ms = wire_latencies[max(0, int(len(wire_latencies) * 0.99) - 1)]
+            figures.wire_latency_max_ms = wire_latencies[-1]
+    await sender.close()
+    arrivals: dict[str, float] = {}
+    for generator in generators:
+        arrivals.update(await generator.arrivals())
+    latencies = sorted((arrivals[t] - sent[t]) * 1000 for t in sent if t in arrivals)
+    figures.undelivered = len(sent) - len(latencies)
+    if figures.undelivered:
+        print(f"  {target.name}: {figures.undelivered} messages not delivered", file=sys.stderr)
+    figures.latency_p50_ms = statistics.median(latencies)
+    figures.latency_p99_ms = latencies[int(len(latencies) * 0.99) - 1]
+    figures.latency_max_ms = latencies[-1]
+    figures.cpu_seconds_per_1000_messages = cpu_used / len(latencies) * 1000
+
+
+def monotonic() -> float:
+    """CLOCK_MONOTONIC is one clock for every process of the machine: the sender's send times and the generator
+    processes' arrival times compare."""
+    return time.clock_gettime(time.CLOCK_MONOTONIC)
+
+
+class Generator:
+    """Some of the live sessions: logs them in, keeps one request held for each (as a client does) and notes when
+    each message arrives (`monotonic()`)."""
+
+    pid: int
+
+    async def start(self, url: str, indexes: range, concurrency: int) -> None:
+        """Returns once every session of `indexes` (resources live<i>) is logged in and polling."""
+        raise NotImplementedError
+
+    async def arrivals(self) -> dict[str, float]:
+        """Stops polling; when each message token arrived."""
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        raise NotImplementedError
+
+
+class LocalGenerator(Generator):
+    """`--generators 1`: the sessions are polled in this process, beside the sender (the bench's first form)."""
+
+    def __init__(self, http: aiohttp.ClientSession) -> None:
+        self.http, self.pid = http, os.getpid()
+        self._arrivals: dict[str, float] = {}
+        self._pollers: list[asyncio.Task[None]] = []
+
+    async def start(self, url: str, indexes: range, concurrency: int) -> None:
+        clients = await bounded(len(indexes), concurrency, lambda i: login(self.http, url, f"live{indexes[i]}"))
+        self._pollers = [asyncio.create_task(poll(c, self._arrivals)) for c in clients]
+
+    async def arrivals(self) -> dict[str, float]:
+        await self.stop()
+        return self._arrivals
+
+    async def stop(self) -> None:
+        for task in self._pollers:
+            task.cancel()
+        await asyncio.gather(*self._pollers, return_exceptions=True)
+
+
+class ProcessGenerator(Generator):
+    """A process of its own (`python -m tests.perf.bench_bosh --generator`), told what to do on its stdin and
+    answering on its stdout, one JSON line each: its sessions' polls then use a core of their own."""
+
+    def __init__(self) -> None:
+        self._process: asyncio.subprocess.Process | None = None
+
+    async def start(self, url: str, indexes: range, concurrency: int) -> None:
+        # limit: the arrivals come back as one line (tens of bytes per message).
+        self._process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tests.perf.bench_bosh", "--generator", stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, limit=2**28)
+        self.pid = self._process.pid
+        await self._say({"url": url, "first": indexes.start, "stop": indexes.stop, "step": indexes.step,
+                         "concurrency": concurrency})
+        ready = await self._hear()
+        if ready.get("sessions") != len(indexes):
+            raise RuntimeError(f"generator {self.pid}: {ready}")
+
+    async def arrivals(self) -> dict[str, float]:
+        await self._say({"stop": True})
+        found: dict[str, float] = (await self._hear())["arrivals"]
+        return found
+
+    async def stop(self) -> None:
+        if self._process is not None and self._process.returncode is None:
+            assert self._process.stdin is not None
+            self._process.stdin.close()  # end of input: the generator ends, whatever it was doing
+            try:
+                await asyncio.wait_for(self._process.wait(), 30)
+            except TimeoutError:
+                self._process.kill()
+                await self._process.wait()
+
+    async def _say(self, message: dict[str, object]) -> None:
+        assert self._process is not None and self._process.stdin is not None
+        self._process.stdin.write(json.dumps(message).encode() + b"\n")
+        await self._process.stdin.drain()
+
+    async def _hear(self) -> dict[str, Any]:
+        assert self._process is not None and self._process.stdout is not None
+        line = await self._process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"generator {self.pid} ended (exit status {await self._process.wait()})")
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+
+async def generator_main() -> None:
+    """The child side of ProcessGenerator: log in, poll, and on the word hand back the arrivals."""
+    loop = asyncio.get_running_loop()
+    stdin = asyncio.StreamReader(limit=2**20)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
+    task = json.loads(await stdin.readline())
+    indexes = range(task["first"], task["stop"], task["step"])
+    connector = aiohttp.TCPConnector(limit=0, force_close=False)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=120)) as http:
+        generator = LocalGenerator(http)
+        await generator.start(task["url"], indexes, task["concurrency"])
+        answer(sessions=len(indexes))
+        if await stdin.readline():  # "stop" (or, the parent gone, end of input: then nobody listens)
+            answer(arrivals=await generator.arrivals())
+        await generator.stop()
+
+
+def answer(**message: object) -> None:
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
 
 
 async def runtime_figures(http: aiohttp.ClientSession, target: Target) -> dict[str, float]:
@@ -334,24 +512,25 @@ async def runtime_figures(http: aiohttp.ClientSession, target: Target) -> dict[s
 async def poll(client: BoshClient, arrivals: dict[str, float]) -> None:
     while True:
         response = await client.post(client.body())
-        now = time.perf_counter()
+        now = monotonic()
         for body in response.iter("{jabber:client}body"):
             arrivals[body.text or ""] = now
         if response.get("type") == "terminate":
             return
 
 
-def print_table(results: dict[str, dict[str, float]], higher_is_better: frozenset[str] = frozenset()) -> None:
+def print_table(results: dict[str, dict[str, float]], higher_is_better: frozenset[str] = frozenset(), *,
+                width: int = 42) -> None:
     """One column per server measured; with boshcm and a reference, the ratio to the better reference."""
     names = list(results)
     if not names:
         return
     references = [name for name in names if name != "boshcm"]
     compare = "boshcm" in results and bool(references)
-    print(f"{'':42}" + "".join(f"{name:>12}" for name in names) + (f"{'vs best':>10}" if compare else ""))
+    print(f"{'':{width}}" + "".join(f"{name:>12}" for name in names) + (f"{'vs best':>10}" if compare else ""))
     for label in results[names[0]]:
         values = [results[name][label] for name in names]
-        line = f"{label:42}" + "".join(f"{value:12.2f}" for value in values)
+        line = f"{label:{width}}" + "".join(f"{value:12.2f}" for value in values)
         if compare:
             pick = max if label in higher_is_better else min
             best = pick(results[name][label] for name in references)
@@ -368,10 +547,20 @@ def report(results: dict[str, Figures]) -> None:
             ("push latency on the wire p50 (ms)", "wire_latency_p50_ms"),
             ("push latency on the wire p99 (ms)", "wire_latency_p99_ms"),
             ("push latency on the wire max (ms)", "wire_latency_max_ms"),
-            ("CPU seconds per 1,000 messages", "cpu_seconds_per_1000_messages")]
-    print_table({name: {label: float(getattr(figures, field)) for label, field in rows}
-                 for name, figures in results.items()},
-                higher_is_better=frozenset({"logins per second", "idle sessions holding a request"}))
+            ("CPU seconds per 1,000 messages", "cpu_seconds_per_1000_messages"),
+            ("push latency max (ms)", "latency_max_ms"),
+            ("messages not delivered", "undelivered"),
+            ("sender process CPU (% of a core)", "sender_cpu_percent")]
+    table = {name: {label: float(getattr(figures, attribute)) for label, attribute in rows}
+             for name, figures in results.items()}
+    for name, figures in results.items():
+        # Every load generator's CPU during the latency phase: none near 100 %, or the latencies are the generators'.
+        generator_cpu = figures.generator_cpu_percent
+        table[name]["load generator processes"] = len(generator_cpu)
+        table[name]["load generator CPU, busiest (% of a core)"] = max(generator_cpu, default=float("nan"))
+        for index, percent in enumerate(generator_cpu):
+            table[name][f"load generator {index + 1} CPU (% of a core)"] = percent
+    print_table(table, higher_is_better=frozenset({"logins per second", "idle sessions holding a request"}))
 
 
 async def main() -> None:
@@ -381,8 +570,16 @@ async def main() -> None:
     parser.add_argument("--logins", type=int, default=300)
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--rate", type=float, default=200.0, help="messages per second")
+    parser.add_argument("--generators", type=int, default=1,
+                        help="load generator processes for the latency phase (1: this process)")
     parser.add_argument("--only", choices=["boshcm", "prosody", "ejabberd"])
+    parser.add_argument("--generator", action="store_true", help=argparse.SUPPRESS)  # a ProcessGenerator's child
     args = parser.parse_args()
+    if args.generator:
+        await generator_main()
+        return
+    if not 1 <= args.generators <= args.sessions:
+        parser.error("--generators must be between 1 and --sessions")
     results = await measure_both(args, measure)
     report(results)
 

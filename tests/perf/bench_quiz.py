@@ -1,16 +1,47 @@
-"""Quiz benchmark: a live game with N players over BOSH or WebSocket, on boshcm and on Prosody, the same bot.
+"""Quiz benchmark: a live game with N players over BOSH or WebSocket, on boshcm, Prosody and ejabberd, the same bot.
 
-    .venv/bin/python -m tests.perf.bench_quiz [--players 200] [--questions 10] [--transport bosh|websocket]
-                                              [--wave 250] [--only boshcm|prosody]
+    .venv/bin/python -m tests.perf.bench_quiz [--players 200] [--questions 10] [--question-seconds 10]
+                                              [--transport bosh|websocket] [--wave 250]
+                                              [--only boshcm|prosody|ejabberd] [--bot-log FILE]
+    # issue 14's live quiz, each transport:
+    .venv/bin/python -m tests.perf.bench_quiz --players 2000 --questions 5 --transport bosh
+    .venv/bin/python -m tests.perf.bench_quiz --players 2000 --questions 5 --transport websocket
 
-The bot runs as its own process (`quizbot run`) against each server, so its CPU time can be read from /proc.
-Each player is its own account (boshcm: written to the account store before the server starts; Prosody:
-`prosodyctl register`), logs in over BOSH or over WebSocket (RFC 7395, SASL PLAIN; in waves of `--wave`), joins
-the room and answers every question privately to the bot (with the <answer/> payload) after a random 0.2-3 s.
-Prints, per server: players who got every question, the spread of question arrival across players (p50/p99 over
-questions; as the load generator saw it, and, run as root, by the kernel's receive timestamps on the loopback
-interface — `tests/perf/wire_clock.py`), how many answers were scored (every answer must be), the server's and the
-bot's CPU over the game and (boshcm) the server's event-loop lag from its /metrics.
+The three servers run one after the other, each started fresh as its own process (boshcm: `boshcm serve`;
+Prosody: tests/interop/prosody.py, with mod_websocket; ejabberd: Debian's 23.01 through bench_bosh's
+EjabberdTarget, mod_bosh and ejabberd_http_ws). The bot is the same process against each: `quizbot run`, a TCP c2s
+client (STARTTLS), which joins bench@conference.localhost, creates it if it is not there (the owner's form:
+room name, persistent, public; every server accepts it) and runs the game; its CPU time is read from /proc.
+Every player is its own account, p0 ... p<N-1>: boshcm's are written to its account store before it starts;
+Prosody's registered with `prosodyctl register` (8 at once); ejabberd's by XEP-0077 in-band registration over
+plain c2s, 50 streams at once (tests/ejabberd.py's `register_in_band`; the bench's ejabberd allows registration
+from anyone with `registration_timeout: infinity`, and its c2s listener's accept queue is raised to 1,024): a few
+milliseconds of ejabberd's CPU per account, where `ejabberdctl register` starts an Erlang VM per account (~1 s).
+Players log in over BOSH or WebSocket (RFC 7395; SASL PLAIN; in waves of `--wave`, 25 at a time), send initial
+presence, join the room, and answer every question privately to the bot (with the <answer/> payload) after a
+random 0.2-3 s; a starter account opens the game (`!quiz live N`, `!start`).
+
+Rows (one column per server; "vs best": boshcm divided by the better of the other two; for the counts the
+higher is better, for the rest the lower):
+- players, questions revealed: what was asked and how many of the questions' reveals the starter saw.
+- players receiving each question (min); players who got every question: as the load generator read them.
+- question spread p50 / p99 (ms): per question, the first to the last player's arrival, as the load generator saw
+  it (its own queue included); p99 by nearest rank (with 5 questions, the worst).
+- players reached per question by the wire (min); question spread on the wire p50 / p99 (ms): run as root, the
+  same by the kernel's receive timestamps on the loopback interface (tests/perf/wire_clock.py), without the load
+  generator's queue. NaN / 0 when not root.
+- answers sent; answers acknowledged (<received/>); answers scored (reveal's scorers); answers with a <result/>;
+  answers scored (% of sent): every answer must be acknowledged, scored and get its private result.
+- game seconds: from `!quiz live` to the last reveal.
+- server CPU (s, % of one core); bot CPU (s, per question): user + system CPU over the game.
+- loop lag (boshcm only, from its /metrics): the bucket holding the largest event-loop lag over the whole run,
+  and the p99 / max bucket during the game; GC pauses during the game.
+On stderr: per question who scored and the spreads, error stanzas the players got, and streams that ended.
+
+Known, ejabberd 23.01: a BOSH request whose rid is one beyond the next expected (n+2 before n+1, both within the
+window) stalls the session; about 90 s later both are answered, the session terminated with `other-request`. The
+players, like Strophe, post a pong or an answer and their next poll at the same moment on two connections, so on
+a loaded machine a few ejabberd players may end that way (the "players whose stream ended" line on stderr).
 """
 
 from __future__ import annotations
@@ -26,8 +57,9 @@ import statistics
 import sys
 import tempfile
 import time
+import traceback
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from pathlib import Path
 from urllib.parse import urlsplit
 from xml.sax.saxutils import quoteattr
@@ -35,16 +67,27 @@ from xml.sax.saxutils import quoteattr
 import aiohttp
 from lxml import etree
 from prometheus_client.parser import text_string_to_metric_families
+from slixmpp import JID
 
 from boshcm.xmpp.accounts import AccountStore
 from quizbot.payload import NS
+from tests.ejabberd import register_in_band
 from tests.integration.bosh_client import BoshClient
 from tests.integration.xmpp_client import XmppClient
-from tests.perf.bench_bosh import BoshcmTarget, ProsodyTarget, Target, wait_for_port
-from tests.perf.bench_muc import runtime_figures, settled
+from tests.perf.bench_bosh import (
+    BoshcmTarget,
+    EjabberdTarget,
+    ProsodyTarget,
+    Target,
+    print_table,
+    runtime_figures,
+    wait_for_port,
+)
+from tests.perf.bench_muc import settled
 from tests.perf.wire_clock import WireClock
 
 ROOM = "bench@conference.localhost"
+ROOM_JID = JID(ROOM)
 # Available, as the page and every chat client is: what the bot says to a player's bare JID (its <result/> and
 # <standing/>) reaches available resources only (RFC 6121 §8.5.2.1).
 INITIAL_PRESENCE = "<presence xmlns='jabber:client'/>"
@@ -78,6 +121,12 @@ class Player:
         self.questions: set[str] = set()
         self.ended: str | None = None  # why its reading stopped before the end of the game
         self.errors: Counter[str] = Counter()  # error stanzas it got, by "<kind> <condition>"
+        self.tasks: set[asyncio.Task[None]] = set()  # its answers and pongs on their way, cancelled at the end
+
+    def spawn(self, work: Coroutine[None, None, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     def take(self, stanzas: Iterable[etree._Element]) -> None:
         now = time.perf_counter()
@@ -88,7 +137,7 @@ class Player:
             if message.tag == "{jabber:client}iq" and message.get("type") == "get" \
                     and message.find("{urn:xmpp:ping}ping") is not None:
                 # The bot times each player's round trip through the room (XEP-0199), as clients answer.
-                asyncio.get_running_loop().create_task(self.send(
+                self.spawn(self.send(
                     f"<iq xmlns='jabber:client' type='result' id={quoteattr(message.get('id', ''))} "
                     f"to={quoteattr(message.get('from', ''))}/>"))
             if message.tag != "{jabber:client}message":
@@ -97,7 +146,7 @@ class Player:
             if question is not None:
                 self.arrivals.setdefault(question.get("id", ""), []).append(now)
                 self.questions.add(question.get("id", ""))
-                asyncio.get_running_loop().create_task(self.answer(question.get("id", "")))
+                self.spawn(self.answer(question.get("id", "")))
             if message.find(f"{{{NS}}}received") is not None:
                 self.received += 1
             if message.find(f"{{{NS}}}result") is not None:
@@ -229,6 +278,16 @@ reveal_seconds = 3.0
 
 async def measure(target: Target, args: argparse.Namespace, directory: Path) -> dict[str, float]:
     bot = await start_bot(target, directory, args)
+    try:
+        return await play(target, args, bot)
+    finally:
+        if bot.returncode is None:
+            bot.terminate()
+        await bot.wait()
+
+
+async def play(target: Target, args: argparse.Namespace, bot: asyncio.subprocess.Process) -> dict[str, float]:
+    """The game itself, with the bot running: players in, `!quiz live`, `!start`, until every question's reveal."""
     starter = XmppClient("starter@localhost/desk", "starter-secret", port=target.c2s_port, ca_cert=target.cert_path,
                          plugins=("xep_0045",))
     await starter.connect()
@@ -236,13 +295,13 @@ async def measure(target: Target, args: argparse.Namespace, directory: Path) -> 
     for _attempt in range(100):  # the bot creates the room; join once it is there
         await asyncio.sleep(0.2)
         try:
-            _presence, _subject, occupants, _history = await muc.join_muc_wait(ROOM, "Starter", maxstanzas=0,
+            _presence, _subject, occupants, _history = await muc.join_muc_wait(ROOM_JID, "Starter", maxstanzas=0,
                                                                               timeout=5)
         except Exception:  # not there yet (or still locked)
             continue
         if any(str(o["from"]).endswith("/Quizbot") for o in occupants):
             break
-        muc.leave_muc(ROOM, "Starter")
+        muc.leave_muc(ROOM_JID, "Starter")
     arrivals: dict[str, list[float]] = {}
     # Idle pooled connections are dropped well before the server's 15 s keep-alive ([http] idle_timeout_seconds):
     # reusing one the server is closing at that moment gets a reset, and a reset poll would lose the player.
@@ -292,9 +351,9 @@ async def measure(target: Target, args: argparse.Namespace, directory: Path) -> 
         buckets_before = await lag_buckets(http, target)
         bot_before, server_before = cpu_seconds(bot.pid), cpu_seconds(target.pid)
         started = time.perf_counter()
-        starter.xmpp.send_message(mto=ROOM, mbody=f"!quiz live {args.questions}", mtype="groupchat")
+        starter.xmpp.send_message(mto=ROOM_JID, mbody=f"!quiz live {args.questions}", mtype="groupchat")
         await asyncio.sleep(1)
-        starter.xmpp.send_message(mto=ROOM, mbody="!start", mtype="groupchat")
+        starter.xmpp.send_message(mto=ROOM_JID, mbody="!start", mtype="groupchat")
         deadline = time.perf_counter() + args.questions * (args.question_seconds + 10) + 30
         while len(reveals) < args.questions and time.perf_counter() < deadline:
             await asyncio.sleep(0.5)
@@ -303,8 +362,14 @@ async def measure(target: Target, args: argparse.Namespace, directory: Path) -> 
         bot_cpu, server_cpu = cpu_seconds(bot.pid) - bot_before, cpu_seconds(target.pid) - server_before
         lag = await runtime_figures(http, target)
         game_lag = {le: count - buckets_before.get(le, 0) for le, count in (await lag_buckets(http, target)).items()}
-        for task in runners:
+        # The bot sends each player's <result/> after the reveal: the last question's need a moment more to arrive
+        # (outside the figures above), or every server would seem to lose them.
+        await asyncio.sleep(3)
+        # What is still on its way (the bot's last pings are answered as the server stops) is not part of the game.
+        leftovers = [*runners, *(task for player in players for task in player.tasks)]
+        for task in leftovers:
             task.cancel()
+        await asyncio.gather(*leftovers, return_exceptions=True)
     spreads = [(max(t) - min(t)) * 1000 for t in arrivals.values()]
     wire_spreads = [(max(t.values()) - min(t.values())) * 1000 for t in on_wire.values()]
     # The reveal names the first few scorers and says how many scored in all (`scorers`).
@@ -313,8 +378,6 @@ async def measure(target: Target, args: argparse.Namespace, directory: Path) -> 
           f"{[r.get('scorers') for r in reveals]}, spreads (ms) {[round(x) for x in spreads]}",
           file=sys.stderr)
     await starter.close()
-    bot.terminate()
-    await bot.wait()
     sent = sum(p.answers_sent for p in players)
     ended = Counter(p.ended for p in players if p.ended is not None)
     errors = sum((p.errors for p in players), Counter[str]())
@@ -370,6 +433,9 @@ def lag_quantile(buckets: dict[float, float], share: float) -> float:
 def ws_url(target: Target) -> str:
     if isinstance(target, ProsodyTarget):
         return target.prosody.websocket_url
+    if isinstance(target, EjabberdTarget):
+        assert target.node is not None
+        return target.node.websocket_url
     assert isinstance(target, BoshcmTarget)
     return f"ws://127.0.0.1:{target.port}/xmpp-websocket"
 
@@ -389,8 +455,7 @@ async def prepare_boshcm(directory: Path, players: int) -> Target:
     target = BoshcmTarget(directory / "boshcm")
     (directory / "boshcm" / "data").mkdir(parents=True)
     store = AccountStore(directory / "boshcm" / "data" / "accounts.sqlite")
-    for name, password in [("quiz", "quiz-secret"), ("starter", "starter-secret"),
-                           *((f"p{i}", "player-secret") for i in range(players))]:
+    for name, password in accounts(players).items():
         store.add(name, password)
     store.close()
     return target
@@ -400,6 +465,25 @@ async def prepare_prosody(directory: Path, players: int) -> Target:
     return ProsodyTarget(directory / "prosody")  # accounts are registered once it runs
 
 
+async def prepare_ejabberd(directory: Path, players: int) -> Target:
+    return EjabberdTarget()  # a fresh node in a directory of its own; accounts are registered once it runs
+
+
+def accounts(players: int) -> dict[str, str]:
+    return {"quiz": "quiz-secret", "starter": "starter-secret", **{f"p{i}": "player-secret" for i in range(players)}}
+
+
+async def register_on_ejabberd(target: EjabberdTarget, players: int) -> None:
+    """XEP-0077 in-band registration over plain c2s, 50 streams at once (tests/ejabberd.py: the bench's ejabberd
+    allows it from anyone, with `registration_timeout: infinity` lifting the one-per-address-per-600-s limit);
+    `ejabberdctl register` would start an Erlang VM per account (~1 s each)."""
+    assert target.node is not None
+    started = time.perf_counter()
+    await register_in_band(target.node, accounts(players), concurrency=50)
+    print(f"  ejabberd: {players + 2} accounts registered in band in {time.perf_counter() - started:.1f} s",
+          file=sys.stderr)
+
+
 async def register_on_prosody(target: ProsodyTarget, players: int) -> None:
     semaphore = asyncio.Semaphore(8)
 
@@ -407,8 +491,7 @@ async def register_on_prosody(target: ProsodyTarget, players: int) -> None:
         async with semaphore:
             await asyncio.to_thread(target.prosody.register, name, password)
 
-    await asyncio.gather(one("quiz", "quiz-secret"), one("starter", "starter-secret"),
-                         *(one(f"p{i}", "player-secret") for i in range(players)))
+    await asyncio.gather(*(one(name, password) for name, password in accounts(players).items()))
 
 
 async def main() -> None:
@@ -416,7 +499,7 @@ async def main() -> None:
     parser.add_argument("--players", type=int, default=200)
     parser.add_argument("--questions", type=int, default=10)
     parser.add_argument("--question-seconds", type=float, default=10.0)
-    parser.add_argument("--only", choices=["boshcm", "prosody"])
+    parser.add_argument("--only", choices=list(PREPARE))
     parser.add_argument("--transport", choices=["bosh", "websocket"], default="bosh")
     parser.add_argument("--wave", type=int, default=250, help="players logged in and joined per wave")
     parser.add_argument("--bot-log", help="append the bot's log (level info) to this file")
@@ -424,28 +507,37 @@ async def main() -> None:
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
-        for name in ("boshcm", "prosody"):
+        for name, prepare in PREPARE.items():
             if args.only and name != args.only:
                 continue
-            target = await (prepare_boshcm if name == "boshcm" else prepare_prosody)(directory, args.players)
+            target = await prepare(directory, args.players)
             await target.start()
             try:
                 if isinstance(target, ProsodyTarget):
                     await register_on_prosody(target, args.players)
+                if isinstance(target, EjabberdTarget):
+                    await register_on_ejabberd(target, args.players)
                 await wait_for_port(target.c2s_port)
                 bot_directory = directory / f"bot-{name}"
                 bot_directory.mkdir()
                 print(f"measuring {name} ...", file=sys.stderr)
                 results[name] = await measure(target, args, bot_directory)
                 print(f"  {results[name]}", file=sys.stderr)
+            except Exception:  # one server failing must not lose the others' figures (as bench_bosh)
+                print(f"  {name} failed:", file=sys.stderr)
+                traceback.print_exc()
             finally:
                 await target.stop()
-    names = list(results)
-    print(f"{'':40}" + "".join(f"{n:>12}" for n in names) + ("     ratio" if len(names) == 2 else ""))
-    for label in results[names[0]]:
-        values = [results[n][label] for n in names]
-        ratio = f"{values[0] / values[1]:10.2f}" if len(values) == 2 and values[1] else ""
-        print(f"{label:40}" + "".join(f"{v:12.2f}" for v in values) + ratio)
+    print_table(results, higher_is_better=HIGHER_IS_BETTER, width=48)
+
+
+# The counts: more is better; every other row (spreads, CPU, lag) less is.
+HIGHER_IS_BETTER = frozenset({
+    "questions revealed", "players receiving each question (min)", "players who got every question",
+    "players reached per question by the wire (min)", "answers acknowledged (<received/>)",
+    "answers scored (reveal's scorers)", "answers with a <result/>", "answers scored (% of sent)"})
+PREPARE: dict[str, Callable[[Path, int], Awaitable[Target]]] = {
+    "boshcm": prepare_boshcm, "prosody": prepare_prosody, "ejabberd": prepare_ejabberd}
 
 
 if __name__ == "__main__":
