@@ -10,6 +10,8 @@ loop the tests use:
     with ejabberd_cluster(accounts=...) as (a, b):                        # b joined a; a.kill() crashes one
         ...
 
+`EjabberdCluster` is the same in steps, for a test that starts other things while the cluster starts.
+
 Bulk accounts: `register_in_band` (XEP-0077 over plain c2s) registers hundreds a second, where each
 `node.register` starts an Erlang VM (~1 s).
 """
@@ -207,6 +209,18 @@ class EjabberdNode:
             self._check_alive(deadline)
             time.sleep(0.3)
 
+    def wait_serving(self, timeout_seconds: float = START_TIMEOUT_SECONDS) -> None:
+        """Until both listeners are up and c2s answers a stream header with its features: ejabberd serves. Cheaper
+        than `wait_started` (no `ejabberdctl status`, which starts an Erlang VM of its own for each look)."""
+        deadline = time.monotonic() + timeout_seconds
+        for port in (self.c2s_port, self.http_port):
+            while not _listening(port):
+                self._check_alive(deadline)
+                time.sleep(0.05)
+        while not _offers_features(self.c2s_port, self.host):
+            self._check_alive(deadline)
+            time.sleep(0.05)
+
     def _check_alive(self, deadline: float) -> None:
         assert self._process is not None
         if self._process.poll() is not None or time.monotonic() > deadline:
@@ -267,6 +281,26 @@ def _ensure_epmd() -> None:
                     "-daemon"], check=True, timeout=10)
 
 
+def _offers_features(port: int, host: str) -> bool:
+    """Whether c2s on `port` answers a stream header with <stream:features> (RFC 6120 §4.3.2) within 2 s."""
+    with socket.socket() as probe:
+        probe.settimeout(2)
+        try:
+            probe.connect(("127.0.0.1", port))
+            probe.sendall(f"<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream="
+                          f"'http://etherx.jabber.org/streams' to='{host}' version='1.0'>".encode())
+            received = b""
+            while b"</stream:features>" not in received:
+                data = probe.recv(65_536)
+                if not data:
+                    return False
+                received += data
+            probe.sendall(b"</stream:stream>")
+            return True
+        except OSError:
+            return False
+
+
 def _listening(port: int) -> bool:
     with socket.socket() as probe:
         probe.settimeout(0.5)
@@ -294,28 +328,49 @@ def ejabberd_cluster(accounts: Mapping[str, str] = {}, *, size: int = 2, host: s
                      resume_timeout_seconds: int = 300) -> Iterator[tuple[EjabberdNode, ...]]:
     """`size` nodes (same cookie, own names, ports and directories) started in parallel, each later one joined
     to the first; `accounts` registered once (Mnesia shares them). Yields the nodes, the first is the seed."""
-    cookie = secrets.token_hex(16)
-    nodes = tuple(EjabberdNode(host=host, cookie=cookie, resume_timeout_seconds=resume_timeout_seconds)
-                  for _ in range(size))
+    cluster = EjabberdCluster(accounts, size=size, host=host, resume_timeout_seconds=resume_timeout_seconds)
     try:
-        for node in nodes:
-            node.start()
-        with ThreadPoolExecutor(max_workers=size) as pool:
-            list(pool.map(lambda node: node.wait_started(), nodes))
-        seed = nodes[0]
-        for node in nodes[1:]:
-            # join_cluster restarts ejabberd on the joining node with the seed's Mnesia tables.
-            node.ctl("join_cluster", seed.name, timeout=120)
-            node.wait_started()
-        members = cluster_members(seed)
-        if members != {node.name for node in nodes}:
-            raise RuntimeError(f"list_cluster on {seed.name} shows {members}")
-        seed.register_all(accounts)
-        yield nodes
+        cluster.start()
+        yield cluster.nodes
     finally:
-        with ThreadPoolExecutor(max_workers=size) as pool:
-            list(pool.map(lambda node: node.stop(), nodes))
-        for node in nodes:
+        cluster.stop()
+
+
+class EjabberdCluster:
+    """What `ejabberd_cluster` runs, in steps: the nodes (ports and directories) are known when it is made, so a
+    test can start other things on them while `start()` runs (in a thread)."""
+
+    def __init__(self, accounts: Mapping[str, str] = {}, *, size: int = 2, host: str = "localhost",
+                 resume_timeout_seconds: int = 300) -> None:
+        cookie = secrets.token_hex(16)
+        self.accounts = dict(accounts)
+        self.nodes = tuple(EjabberdNode(host=host, cookie=cookie, resume_timeout_seconds=resume_timeout_seconds)
+                           for _ in range(size))
+
+    def start(self) -> None:
+        """Start every node, join each later one to the first, check `list_cluster`, register the accounts."""
+        for node in self.nodes:
+            node.start()
+        with ThreadPoolExecutor(max_workers=len(self.nodes)) as pool:
+            list(pool.map(lambda node: node.wait_serving(), self.nodes))
+        seed = self.nodes[0]
+        for node in self.nodes[1:]:
+            # join_cluster restarts ejabberd on the joining node with the seed's Mnesia tables, and returns when
+            # it runs again.
+            node.ctl("join_cluster", seed.name, timeout=120)
+            node.wait_serving()
+        members = cluster_members(seed)
+        if members != {node.name for node in self.nodes}:
+            raise RuntimeError(f"list_cluster on {seed.name} shows {members}")
+        # XEP-0077 over c2s rather than one `ejabberdctl register` (an Erlang VM, ~1 s) per account; in a thread,
+        # so that this works whether or not the caller's thread runs an event loop.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pool.submit(asyncio.run, register_in_band(seed, self.accounts)).result()
+
+    def stop(self) -> None:
+        with ThreadPoolExecutor(max_workers=len(self.nodes)) as pool:
+            list(pool.map(lambda node: node.stop(), self.nodes))
+        for node in self.nodes:
             node.remove()
 
 

@@ -129,7 +129,8 @@ class NodeProcess:
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "boshcm", "serve", "--config", str(self.config), "--no-quizbot",
                 stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        await wait_for_port(self.http_port, timeout_seconds=20.0)
+        # Generous: the test starts the nodes while ejabberd starts, and a starved machine is slow to start Python.
+        await wait_for_port(self.http_port, timeout_seconds=60.0)
 
     @property
     def pid(self) -> int:

@@ -16,6 +16,7 @@ the bot recorded in its store.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import os
 import re
@@ -26,6 +27,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +40,7 @@ from slixmpp import JID
 from slixmpp.exceptions import IqError, IqTimeout
 
 from quizbot.payload import NS
-from tests.ejabberd import EjabberdNode, ejabberd_cluster
+from tests.ejabberd import EjabberdCluster, EjabberdNode
 from tests.integration.nodes import free_port, write_secret
 from tests.integration.quiz_players import BANK, ROOM, Player, player, right_and_wrong
 from tests.integration.xmpp_client import XmppClient
@@ -58,9 +60,18 @@ WAIT_MS = 15_000
 
 
 @pytest.fixture(scope="module")
-def ejabberd_pair() -> Iterator[tuple[EjabberdNode, ...]]:
-    with ejabberd_cluster(ACCOUNTS) as nodes:
-        yield nodes
+def ejabberd_pair() -> Iterator[tuple[tuple[EjabberdNode, ...], Future[None]]]:
+    """The two-node ejabberd cluster and its start, which runs in a thread: the test starts the boshcm nodes, the
+    page, nginx and Chromium meanwhile (the cluster's ports are known at once), and awaits it before anything
+    speaks XMPP."""
+    cluster = EjabberdCluster(ACCOUNTS)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        started = pool.submit(cluster.start)
+        try:
+            yield cluster.nodes, started
+        finally:
+            concurrent.futures.wait([started])  # a start that failed failed the test, which awaited it
+            cluster.stop()
 
 
 def bot_config(tmp_path: Path, ca_file: Path) -> Path:
@@ -71,7 +82,7 @@ def bot_config(tmp_path: Path, ca_file: Path) -> Path:
     # Questions stay open long enough that a lost answer would show as a late reveal, never as a skipped one.
     config.write_text(f'[xmpp]\nca_file = "{ca_file}"\n\n[quizbot]\nquestions = ["{bank}"]\n'
                       f'store = "{tmp_path / "quiz.sqlite"}"\n\n[quizbot.game]\nquestion_seconds = 25.0\n'
-                      f"reveal_seconds = 1.0\n")
+                      f"reveal_seconds = 0.5\n")
     return config
 
 
@@ -213,29 +224,34 @@ def final_points(scores: Any) -> dict[str, int]:
     return {p.get("nick"): int(p.get("points", "")) for p in scores.findall(f"{{{NS}}}player")}
 
 
-async def test_quiz_night_survives_losing_a_boshcm_node(ejabberd_pair: tuple[EjabberdNode, ...],
-                                                        tmp_path: Path) -> None:
-    a_xmpp, b_xmpp = ejabberd_pair
+async def test_quiz_night_survives_losing_a_boshcm_node(
+        ejabberd_pair: tuple[tuple[EjabberdNode, ...], Future[None]], tmp_path: Path) -> None:
+    pair, ejabberd_started = ejabberd_pair
+    a_xmpp, b_xmpp = pair
     upstreams = [f"127.0.0.1:{a_xmpp.c2s_port}", f"127.0.0.1:{b_xmpp.c2s_port}"]
     internal_ports = {"a": free_port(), "b": free_port()}
     secret_file = write_secret(tmp_path / "cluster")
     nodes = {name: NodeProcess(tmp_path, name, upstreams=upstreams, internal_ports=internal_ports,
                                secret_file=secret_file) for name in ("a", "b")}
     bot_log = (tmp_path / "quizbot.log").open("wb")
-    bot = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "quizbot", "run", "--config", str(bot_config(tmp_path, a_xmpp.cert_path)),
-        "--jid", f"{BOT}/bot", "--password-file", str(tmp_path / "quiz.password"), "--server", upstreams[0],
-        "--rooms", ROOM, stdin=asyncio.subprocess.DEVNULL, stdout=bot_log, stderr=bot_log,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    bot: asyncio.subprocess.Process | None = None
     made: list[XmppClient] = []
     bosh: list[SmBoshPlayer] = []
     sm: list[SmBoshPlayer | SmWebSocketPlayer] = []  # the BOSH players and Gil on WebSocket
     dan: PagePlayer | None = None
     try:
+        # While ejabberd starts: the boshcm nodes (they reach ejabberd only when a client logs in), the page, the
+        # front and Chromium.
         await asyncio.gather(*(node.start() for node in nodes.values()))
         async with (quiz_page(BOT, ROOM) as page_port, aiohttp.ClientSession() as http,
                     chromium(tmp_path) as browser):
             with nginx(tmp_path / "nginx", nodes=[n.http_port for n in nodes.values()], page=page_port) as front:
+                await asyncio.wrap_future(ejabberd_started)
+                bot = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "quizbot", "run", "--config", str(bot_config(tmp_path, a_xmpp.cert_path)),
+                    "--jid", f"{BOT}/bot", "--password-file", str(tmp_path / "quiz.password"), "--server",
+                    upstreams[0], "--rooms", ROOM, stdin=asyncio.subprocess.DEVNULL, stdout=bot_log, stderr=bot_log,
+                    env={**os.environ, "PYTHONUNBUFFERED": "1"})
                 try:
                     ann_client = XmppClient("ann@localhost/quiz", "ann-secret", port=a_xmpp.c2s_port,
                                             ca_cert=a_xmpp.cert_path, plugins=("xep_0045",))
@@ -243,8 +259,13 @@ async def test_quiz_night_survives_losing_a_boshcm_node(ejabberd_pair: tuple[Eja
                     await ann_client.connect()
                     await room_ready(ann_client)  # the bot made and configured the room before anyone else joins
                     await ann_client.close()
-                    ann = await player(a_xmpp.c2s_port, a_xmpp.cert_path, made, "ann")
-                    ben = await player(b_xmpp.c2s_port, b_xmpp.cert_path, made, "ben")
+                    # Dan logs in (through the front) while Ann and Ben do (straight to ejabberd).
+                    context = await browser.new_context(locale="en-GB")
+                    dan = PagePlayer(await context.new_page())
+                    ann, ben, _ = await asyncio.gather(
+                        player(a_xmpp.c2s_port, a_xmpp.cert_path, made, "ann"),
+                        player(b_xmpp.c2s_port, b_xmpp.cert_path, made, "ben"),
+                        dan.log_in(f"http://127.0.0.1:{front}/"))
                     url = f"http://127.0.0.1:{front}/http-bind"
                     bosh = [SmBoshPlayer(http, url, name, room=ROOM, bot_nick="Quizbot") for name in ("eve", "fay")]
                     gil = SmWebSocketPlayer(http, f"ws://127.0.0.1:{front}/xmpp-websocket", "gil", room=ROOM,
@@ -256,13 +277,10 @@ async def test_quiz_night_survives_losing_a_boshcm_node(ejabberd_pair: tuple[Eja
                     await bosh[1].start("b")
                     await gil.start()
                     sm += bosh
-                    context = await browser.new_context(locale="en-GB")
-                    dan = PagePlayer(await context.new_page())
-                    await dan.log_in(f"http://127.0.0.1:{front}/")
 
                     # The spread: BOSH sessions on both boshcm nodes, XMPP sessions on both ejabberd nodes.
                     assert [one.sids[0].partition(".")[0] for one in bosh] == ["a", "b"]
-                    links = xmpp_links(ejabberd_pair)
+                    links = xmpp_links(pair)
                     assert links[os.getpid()] == Counter({a_xmpp.name: 1, b_xmpp.name: 1}), links  # Ann and Ben
                     assert links[bot.pid] == Counter({a_xmpp.name: 1}), links
                     through = [links.get(node.pid, Counter()) for node in nodes.values()]
@@ -330,7 +348,8 @@ async def test_quiz_night_survives_losing_a_boshcm_node(ejabberd_pair: tuple[Eja
         if dan is not None:
             (tmp_path / "page-wire.txt").write_text("\n".join(dan.wire + dan.errors))
         await asyncio.gather(*(client.close() for client in made), return_exceptions=True)
-        await stop_process(bot)
+        if bot is not None:
+            await stop_process(bot)
         bot_log.close()
         for node in nodes.values():
             await node.close()

@@ -2,8 +2,10 @@
 virtual environment, run from a directory that is not the repository. The quiz page, its script, Strophe.js and
 the shipped question banks must come from the installed package, and the bot must join its room.
 
-Built once per module; the fresh environment is made without pip and filled by this venv's pip, from its cache
-and the configured package indexes."""
+Built once per module, as `python -m build` does it but in one isolated build environment for both steps (the
+build requirements installed once). The fresh environment is made without pip and filled by this venv's pip: the
+wheel's dependencies, resolved from the wheel's own metadata, come from a directory that `pip download` filled
+(from pip's cache and the configured package indexes) while the wheel was being built."""
 
 from __future__ import annotations
 
@@ -13,11 +15,16 @@ import re
 import shutil
 import subprocess
 import sys
+import tarfile
+import tomllib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
+from build import ProjectBuilder
+from build.env import DefaultIsolatedEnv
+from pyproject_hooks import quiet_subprocess_runner
 
 import boshcm
 from tests.integration.bosh_client import BoshClient
@@ -34,22 +41,54 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     vendored = ROOT / "quizbot" / "web" / "vendor" / "strophe.umd.min.js"
     assert vendored.exists(), "Strophe.js is not in quizbot/web/vendor/: run scripts/setup.sh before building"
     work = tmp_path_factory.mktemp("wheel")
-    source = work / "source"  # a copy, so that building leaves nothing (egg-info, build/) in the repository
-    source.mkdir()
-    for name in SOURCES:
-        if (ROOT / name).is_dir():
-            shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        else:
-            shutil.copy2(ROOT / name, source / name)
-    _run([sys.executable, "-m", "build", "--quiet", "--outdir", str(work / "dist"), str(source)])
-    (wheel,) = (work / "dist").glob("boshcm-*.whl")
-    assert list((work / "dist").glob("boshcm-*.tar.gz")), "no sdist"
+    # While the wheel builds: its dependencies as pyproject.toml names them, fetched into a directory of their
+    # own. The install below resolves the wheel's metadata against that directory only (--no-index), so a
+    # dependency the wheel names but nobody fetched fails the install, as a missing one fails the smoke tests.
+    requirements = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    fetching = subprocess.Popen(
+        [sys.executable, "-m", "pip", "download", "--quiet", "--no-input", "--dest", str(work / "deps"),
+         *requirements], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        source = work / "source"  # a copy, so that building leaves nothing (egg-info, build/) in the repository
+        source.mkdir()
+        for name in SOURCES:
+            if (ROOT / name).is_dir():
+                shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            else:
+                shutil.copy2(ROOT / name, source / name)
+        wheel = _build_via_sdist(source, work / "dist")
+        assert list((work / "dist").glob("boshcm-*.tar.gz")), "no sdist"
+        fetched, _ = fetching.communicate(timeout=120)
+    finally:
+        if fetching.poll() is None:
+            fetching.kill()
+            fetching.wait()
+    assert fetching.returncode == 0, f"pip download failed:\n{fetched}"
     venv = work / "venv"
     _run([sys.executable, "-m", "venv", "--without-pip", str(venv)])
     # --no-compile: the few modules a test imports are compiled when imported, not all of every dependency.
-    _run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "--quiet", "--no-compile",
-          str(wheel)])
+    _run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "--quiet", "--no-input",
+          "--no-compile", "--no-index", "--find-links", str(work / "deps"), str(wheel)])
     yield venv / "bin"
+
+
+def _build_via_sdist(source: Path, dist: Path) -> Path:
+    """What `python -m build` does (the sdist from the sources, then the wheel from the extracted sdist, each in
+    an isolated environment with the build requirements the backend asks for), with one environment for both
+    steps: setuptools is fetched and installed once. Returns the wheel."""
+    with DefaultIsolatedEnv() as env:
+        builder = ProjectBuilder.from_isolated_env(env, source, runner=quiet_subprocess_runner)
+        env.install(builder.build_system_requires)
+        env.install(builder.get_requires_for_build("sdist"))
+        sdist = builder.build("sdist", dist)
+        extracted = dist.parent / "sdist"
+        with tarfile.open(sdist) as archive:
+            archive.extractall(extracted, filter="data")
+        (top,) = extracted.iterdir()
+        builder = ProjectBuilder.from_isolated_env(env, top, runner=quiet_subprocess_runner)
+        env.install(builder.build_system_requires)  # already there, as the sdist had them
+        env.install(builder.get_requires_for_build("wheel"))
+        return Path(builder.build("wheel", dist))
 
 
 def _run(command: list[str], *, cwd: Path | None = None,
