@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import ssl
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from lxml import etree
 
 from boshcm.app import Server
@@ -60,12 +63,19 @@ def _lxml(stanza: Any) -> etree._Element:
 class Player:
     """Believes quiz payloads only from the bot (quizbot/trust.py); `dropped` names the ones it refused."""
 
-    def __init__(self, client: XmppClient, nick: str, watch: BotWatch) -> None:
-        self.client, self.nick, self.watch = client, nick, watch
+    def __init__(self, client: XmppClient, nick: str, watch: BotWatch, room: str = ROOM) -> None:
+        self.client, self.nick, self.watch, self.room = client, nick, watch, room
         self.dropped: list[str] = []
 
-    def say(self, body: str, to: str = ROOM) -> None:
-        self.client.xmpp.send_message(mto=to, mbody=body, mtype="groupchat" if to == ROOM else "chat")
+    @property
+    def jid(self) -> str:
+        """The player's bare JID (its account)."""
+        return str(self.client.xmpp.boundjid.bare)
+
+    def say(self, body: str, to: str | None = None) -> None:
+        """To the player's room (by default) as groupchat, anywhere else as chat."""
+        to = self.room if to is None else to
+        self.client.xmpp.send_message(mto=to, mbody=body, mtype="groupchat" if to == self.room else "chat")
 
     async def _message(self, timeout: float) -> Any:
         """The next message, skipping (whole) any that carries quiz payloads not from the bot."""
@@ -92,18 +102,22 @@ class Player:
                 return str(message["body"])
 
 
-async def player(port: int, ca_cert: Path, clients: list[XmppClient], name: str, *, join: bool = True) -> Player:
-    client = XmppClient(f"{name}@localhost/quiz", f"{name}-secret", port=port, ca_cert=ca_cert,
-                        plugins=("xep_0045", "xep_0249"))
+async def player(port: int, ca_cert: Path, clients: list[XmppClient], name: str, *, join: bool = True,
+                 room: str = ROOM, account: str | None = None, ssl_context: ssl.SSLContext | None = None) -> Player:
+    """`name` gives the nick (title-cased) and, unless `account` is given, the account (password: account-secret).
+    Tests that share a server give each test its own `room` and accounts: the bot limits commands per account."""
+    account = account or name
+    client = XmppClient(f"{account}@localhost/quiz", f"{account}-secret", port=port, ca_cert=ca_cert,
+                        plugins=("xep_0045", "xep_0249"), ssl_context=ssl_context)
     watch = BotWatch(bot_jid=BOT, bot_nick=BOT_NICK)
     client.xmpp.add_event_handler("groupchat_presence", lambda presence: watch.presence(_lxml(presence)))
     clients.append(client)
     await client.connect()
     client.xmpp.send_presence()
     if join:
-        await client.xmpp.plugin["xep_0045"].join_muc_wait(ROOM, name.title(), maxstanzas=0,
+        await client.xmpp.plugin["xep_0045"].join_muc_wait(room, name.title(), maxstanzas=0,
                                                            timeout=TIMEOUT_SECONDS)
-    return Player(client, name.title(), watch)
+    return Player(client, name.title(), watch, room)
 
 
 def right_and_wrong(question: etree._Element) -> tuple[str, str]:
@@ -161,6 +175,32 @@ async def play_live_game(ann: Player, ben: Player, cat: Player) -> None:
     assert [p.get("nick") for p in final] == ["Ann", "Ben", "Cat"]
 
 
-async def join(server: Server, made: list[XmppClient], name: str, *, join: bool = True) -> Player:
+async def join(server: Server, made: list[XmppClient], name: str, *, join: bool = True, room: str = ROOM,
+               account: str | None = None, ssl_context: ssl.SSLContext | None = None) -> Player:
     """A player logged in to the embedded server (its c2s port and self-signed certificate), in the room."""
-    return await player(server.c2s.port, server.config.data_path / SELF_SIGNED_CERT, made, name, join=join)
+    return await player(server.c2s.port, server.config.data_path / SELF_SIGNED_CERT, made, name, join=join,
+                        room=room, account=account, ssl_context=ssl_context)
+
+
+@pytest.fixture
+async def fresh_quiz_server(tmp_path: Path) -> AsyncIterator[Server]:
+    """A server of its own with the bot inline in ROOM and the accounts ann, ben, cat and root, for a test in
+    another file that needs the quiz room as it is at start (tests/integration/test_quizbot.py shares one)."""
+    from boshcm.config import load_config
+    from quizbot.extension import QuizExtension
+
+    bank = tmp_path / "bank.json"
+    bank.write_text(json.dumps(BANK))
+    server = Server(load_config(None, {
+        "server.data_dir": str(tmp_path / "data"), "c2s.listen": "127.0.0.1:0", "http.listen": "127.0.0.1:0",
+        "quizbot.questions": [str(bank)], "quizbot.admins": ["root@localhost"],
+        "quizbot.game.question_seconds": QUESTION_SECONDS, "quizbot.game.reveal_seconds": 0.5,
+        "quizbot.process": "inline"}))  # inline: tests look inside the bot
+    for name in ("ann", "ben", "cat", "root"):
+        server.accounts.add(name, f"{name}-secret")
+    await server.start()
+    client = server.extension(QuizExtension).client
+    assert client is not None
+    await wait_until(lambda: ROOM in client.entered)
+    yield server
+    await server.stop()

@@ -15,8 +15,12 @@ from boshcm.tls import SELF_SIGNED_CERT
 from quizbot.extension import QuizExtension
 from tests.integration.bosh_client import BoshClient
 from tests.integration.quiz_players import ROOM as QUIZ_ROOM
-from tests.integration.quiz_players import open_game, player, wait_until
-from tests.integration.test_quizbot import quiz_server  # noqa: F401  (fixture)
+from tests.integration.quiz_players import (
+    fresh_quiz_server,  # noqa: F401  (fixture)
+    open_game,
+    player,
+    wait_until,
+)
 from tests.integration.xmpp_client import TIMEOUT_SECONDS, XmppClient
 
 ROOM = "quiz-night@conference.localhost"
@@ -193,16 +197,16 @@ async def test_mediated_invitation_reaches_an_online_invitee_and_a_decline_retur
 
 
 async def test_the_quiz_bots_ping_through_the_room_measures_each_players_round_trip(
-        quiz_server: Server) -> None:  # noqa: F811
+        fresh_quiz_server: Server) -> None:  # noqa: F811
     """XEP-0045 §7.5: the bot's XEP-0199 ping to room/nick is answered by the player's client and the answer is
     routed back, so the latency credit gets a value (quizbot/game.py `_Player.round_trip`)."""
     made: list[XmppClient] = []
     try:
-        cert = quiz_server.config.data_path / SELF_SIGNED_CERT
-        ann, ben, cat = [await player(quiz_server.c2s.port, cert, made, name) for name in ("ann", "ben", "cat")]
+        cert = fresh_quiz_server.config.data_path / SELF_SIGNED_CERT
+        ann, ben, cat = [await player(fresh_quiz_server.c2s.port, cert, made, name) for name in ("ann", "ben", "cat")]
         await open_game(ann, ben, cat, "!quiz live 1 mixed")  # the start pings every player
-        assert quiz_server.extension(QuizExtension).client is not None
-        room = quiz_server.extension(QuizExtension).client.bot.rooms[QUIZ_ROOM]
+        assert fresh_quiz_server.extension(QuizExtension).client is not None
+        room = fresh_quiz_server.extension(QuizExtension).client.bot.rooms[QUIZ_ROOM]
         await wait_until(lambda: room.game is not None)
         assert room.game is not None
         players = room.game._players

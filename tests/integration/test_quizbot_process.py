@@ -28,13 +28,21 @@ from tests.integration.quiz_players import (
     BANK,
     QUESTION_SECONDS,
     ROOM,
+    Player,
     join,
     open_game,
     right_and_wrong,
     wait_until,
 )
-from tests.integration.xmpp_client import TIMEOUT_SECONDS, XmppClient
+from tests.integration.xmpp_client import TIMEOUT_SECONDS, XmppClient, trusting_only
 from tests.interop.prosody import free_port
+
+
+async def seat(server: Server, made: list[XmppClient], name: str, *, in_room: bool = True) -> Player:
+    """`join`, with a TLS context that trusts the server's certificate alone (slixmpp's own loads the system's CA
+    store: about 0.1 s of CPU a client)."""
+    return await join(server, made, name, join=in_room,
+                      ssl_context=trusting_only(server.config.data_path / SELF_SIGNED_CERT))
 
 
 async def test_bot_rejoins_after_a_kick_and_comes_back_after_a_server_restart(tmp_path: Path) -> None:
@@ -49,7 +57,7 @@ async def test_bot_rejoins_after_a_kick_and_comes_back_after_a_server_restart(tm
     port = first.c2s.port
     other = "other@conference.localhost"
     made: list[XmppClient] = []
-    ann = await join(first, made, "ann", join=False)
+    ann = await seat(first, made, "ann", in_room=False)
     muc = ann.client.xmpp.plugin["xep_0045"]
     await muc.join_muc_wait(other, "Ann", maxstanzas=0, timeout=TIMEOUT_SECONDS)  # Ann owns this room
     await muc.set_room_config(other, ann.client.xmpp.plugin["xep_0004"].make_form(ftype="submit"))
@@ -72,7 +80,7 @@ async def test_bot_rejoins_after_a_kick_and_comes_back_after_a_server_restart(tm
         second = embedded(port)
         await second.start()
         await wait_until(lambda: other in client.entered)  # reconnected, rejoined (and re-created the room)
-        again = await join(second, made, "ann", join=False)
+        again = await seat(second, made, "ann", in_room=False)
         _presence, _subject, occupants, _history = await again.client.xmpp.plugin["xep_0045"].join_muc_wait(
             other, "Ann", maxstanzas=0, timeout=TIMEOUT_SECONDS)
         assert f"{other}/Quizbot" in {str(p["from"]) for p in occupants}
@@ -145,7 +153,7 @@ async def test_by_default_the_bot_runs_in_a_process_of_its_own_plays_and_reports
         assert extension.client is None and extension.process is not None  # not on the server's event loop
         assert extension.process.pid not in (None, os.getpid())
         await wait_until(lambda: _bot_ready(server) and ROOM in extension.entered)
-        ann, ben, cat = [await join(server, made, name) for name in ("ann", "ben", "cat")]
+        ann, ben, cat = [await seat(server, made, name) for name in ("ann", "ben", "cat")]
         await open_game(ann, ben, cat, "!quiz live 2 mixed")
         question = await ann.next("question", lambda q: q.get("index") == "1")
         right, wrong = right_and_wrong(question)

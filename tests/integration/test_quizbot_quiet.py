@@ -15,6 +15,7 @@ import pytest
 from boshcm.app import Server
 from boshcm.config import load_config
 from boshcm.jid import JID
+from boshcm.tls import SELF_SIGNED_CERT
 from quizbot.extension import QuizExtension
 from tests.integration.quiz_players import (
     BANK,
@@ -26,9 +27,16 @@ from tests.integration.quiz_players import (
     right_and_wrong,
     wait_until,
 )
-from tests.integration.xmpp_client import XmppClient
+from tests.integration.xmpp_client import XmppClient, trusting_only
 
 NAMES = ("ann", "ben", "cat", "dan", "eve")
+
+
+async def seat(server: Server, made: list[XmppClient], name: str, *, in_room: bool = True) -> Player:
+    """`join`, with a TLS context that trusts the server's certificate alone (slixmpp's own loads the system's CA
+    store: about 0.1 s of CPU a client)."""
+    return await join(server, made, name, join=in_room,
+                      ssl_context=trusting_only(server.config.data_path / SELF_SIGNED_CERT))
 
 
 @pytest.fixture
@@ -64,13 +72,13 @@ async def test_a_crowded_room_goes_quiet_players_see_the_bot_and_themselves_and_
         quiet_server: Server) -> None:
     made: list[XmppClient] = []
     try:
-        ann, ben, cat = [await join(quiet_server, made, name) for name in NAMES[:3]]
+        ann, ben, cat = [await seat(quiet_server, made, name) for name in NAMES[:3]]
         assert broadcast(quiet_server) == ("moderator", "participant", "visitor")  # three: not above quiet_above
-        dan = await join(quiet_server, made, "dan")
+        dan = await seat(quiet_server, made, "dan")
         await wait_until(lambda: broadcast(quiet_server) == ("moderator",))  # the fourth player: above 3
         # Those who were listed before vanish from each other's lists (the room sends them unavailable).
         await wait_until(lambda: nicks_seen(ann) == {BOT_NICK, "Ann"})
-        eve = await join(quiet_server, made, "eve")
+        eve = await seat(quiet_server, made, "eve")
         assert nicks_seen(eve) == {BOT_NICK, "Eve"}   # her join view: the bot (a moderator) and herself
         bot = quiet_server.extension(QuizExtension).client
         assert bot is not None
@@ -103,7 +111,7 @@ async def test_a_crowded_room_goes_quiet_players_see_the_bot_and_themselves_and_
 async def test_the_room_is_broadcast_again_when_it_empties_below_half(quiet_server: Server) -> None:
     made: list[XmppClient] = []
     try:
-        players = [await join(quiet_server, made, name) for name in NAMES[:4]]
+        players = [await seat(quiet_server, made, name) for name in NAMES[:4]]
         await wait_until(lambda: broadcast(quiet_server) == ("moderator",))
         await players[3].client.close()
         await players[2].client.close()

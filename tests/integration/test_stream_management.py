@@ -22,7 +22,7 @@ from boshcm.jid import JID
 from boshcm.tls import SELF_SIGNED_CERT
 from tests.integration.bosh_client import BoshClient
 from tests.integration.relay import Relay
-from tests.integration.xmpp_client import TIMEOUT_SECONDS, XmppClient
+from tests.integration.xmpp_client import TIMEOUT_SECONDS, XmppClient, trusting_only
 from tests.servers import running_server
 
 SM = "urn:xmpp:sm:3"
@@ -41,8 +41,9 @@ async def eventually(condition: Callable[[], bool], what: str) -> None:
 
 def client(server: Server, clients: list[XmppClient], jid: str, password: str, port: int | None = None,
            plugins: tuple[str, ...] = ()) -> XmppClient:
-    made = XmppClient(jid, password, port=port or server.c2s.port, plugins=plugins,
-                      ca_cert=server.config.data_path / SELF_SIGNED_CERT)
+    ca_cert = server.config.data_path / SELF_SIGNED_CERT
+    made = XmppClient(jid, password, port=port or server.c2s.port, plugins=plugins, ca_cert=ca_cert,
+                      ssl_context=trusting_only(ca_cert))
     clients.append(made)
     return made
 

@@ -28,7 +28,7 @@ from tests.ejabberd import EjabberdNode, cluster_members, ejabberd_cluster
 from tests.integration.bosh_client import BoshClient
 from tests.integration.nodes import bosh_url, start_nodes, ws_url
 from tests.integration.relay import Relay
-from tests.integration.xmpp_client import TIMEOUT_SECONDS, XmppClient
+from tests.integration.xmpp_client import TIMEOUT_SECONDS, XmppClient, trusting_only
 
 pytestmark = pytest.mark.interop
 
@@ -59,7 +59,8 @@ def plain(username: str, password: str) -> str:
 
 
 async def bob_on(node: EjabberdNode) -> XmppClient:
-    bob = XmppClient("bob@localhost/desk", "bob-secret", port=node.c2s_port, ca_cert=node.cert_path)
+    bob = XmppClient("bob@localhost/desk", "bob-secret", port=node.c2s_port, ca_cert=node.cert_path,
+                     ssl_context=trusting_only(node.cert_path))
     await bob.connect()
     return bob
 
@@ -160,7 +161,8 @@ async def ws_login(ws: aiohttp.ClientWebSocketResponse, *, bind: bool = True) ->
 
 def client(node: EjabberdNode, jid: str, password: str, *, port: int | None = None,
            plugins: tuple[str, ...] = ()) -> XmppClient:
-    return XmppClient(jid, password, port=port or node.c2s_port, ca_cert=node.cert_path, plugins=plugins)
+    return XmppClient(jid, password, port=port or node.c2s_port, ca_cert=node.cert_path, plugins=plugins,
+                      ssl_context=trusting_only(node.cert_path))
 
 
 def bodies(queue: asyncio.Queue[Any]) -> list[str]:

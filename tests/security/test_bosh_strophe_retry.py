@@ -23,8 +23,10 @@ from tests.integration.test_c2s import logged_in
 from tests.integration.xmpp_client import XmppClient
 from tests.interop.browser import chromium, page_server
 
-DELAY_SECONDS = 2.5
-WAIT = 4  # Strophe retries a request after floor(1.1 x wait) = 4 s; boshcm holds it until 2.5 + 4 s
+DELAY_SECONDS = 1.5
+# Strophe retries a request after floor(1.1 x wait) = 3 s; boshcm holds the first copy from 1.5 s until 1.5 + 3 s:
+# the retry comes 1.5 s after the first copy reached boshcm and 1.5 s before boshcm would have answered it.
+WAIT = 3
 
 SCRIPT = """
 async ([url, jid, password, wait]) => {
@@ -107,17 +109,25 @@ async def test_strophe_retrying_a_held_rid_keeps_its_session(
         jid = await page.evaluate(SCRIPT, [url, "alice@localhost/browser", "alice-secret", WAIT])
         assert jid == "alice@localhost/browser"
         relay.armed = True
-        for _ in range(100):  # until Strophe has retried the delayed rid and boshcm has answered both copies
+
+        def copies() -> list[bytes]:
+            return [answer for rid, answer in relay.answers if rid == relay.delayed_rid]
+
+        for _ in range(100):  # until boshcm has answered the first copy: when the retry came (or at its wait's end)
             await asyncio.sleep(0.1)
-            copies = [answer for rid, answer in relay.answers if rid == relay.delayed_rid]
-            if len(copies) >= 2:
+            if copies():
                 break
-        assert relay.delayed_rid is not None
-        copies = [etree.fromstring(answer) for rid, answer in relay.answers if rid == relay.delayed_rid]
-        assert len(copies) >= 2, "Strophe did not retry the delayed request"
-        # XEP-0124 §14.3: the first copy, still held when the retry came, gets the recoverable error.
-        assert [copy.get("type") for copy in copies].count("error") == 1
+        # Now, not after the retry's own wait: the message is what boshcm answers the retry with.
         bob.xmpp.send_message(mto="alice@localhost/browser", mbody="still there?", mtype="chat")
+        for _ in range(100):  # until Strophe has retried the delayed rid and boshcm has answered both copies
+            if len(copies()) >= 2:
+                break
+            await asyncio.sleep(0.1)
+        assert relay.delayed_rid is not None
+        answered = [etree.fromstring(answer) for answer in copies()]
+        assert len(answered) >= 2, "Strophe did not retry the delayed request"
+        # XEP-0124 §14.3: the first copy, still held when the retry came, gets the recoverable error.
+        assert [copy.get("type") for copy in answered].count("error") == 1
         for _ in range(50):
             if await page.evaluate("window.seen.messages.length"):
                 break

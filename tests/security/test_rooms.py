@@ -20,9 +20,12 @@ from boshcm.jid import JID
 from boshcm.tls import SELF_SIGNED_CERT
 from quizbot.extension import QuizExtension
 from tests.integration.quiz_players import ROOM as QUIZ_ROOM
-from tests.integration.quiz_players import player, wait_until
+from tests.integration.quiz_players import (
+    fresh_quiz_server,  # noqa: F401  (fixture)
+    player,
+    wait_until,
+)
 from tests.integration.test_muc import ROOM, create_instant_room, muc_client
-from tests.integration.test_quizbot import quiz_server  # noqa: F401  (fixture)
 from tests.integration.xmpp_client import TIMEOUT_SECONDS, XmppClient
 from tests.servers import running_server
 
@@ -56,17 +59,17 @@ async def test_lookalikes_of_an_occupants_nick_are_refused(server: Server, clien
 
 
 async def test_the_bots_nick_is_refused_to_others_while_it_is_in_and_while_it_is_away(
-        quiz_server: Server) -> None:  # noqa: F811
+        fresh_quiz_server: Server) -> None:  # noqa: F811
     made: list[XmppClient] = []
     try:
-        mallory = await player(quiz_server.c2s.port, quiz_server.config.data_path / SELF_SIGNED_CERT, made, "ann",
-                               join=False)
+        mallory = await player(fresh_quiz_server.c2s.port, fresh_quiz_server.config.data_path / SELF_SIGNED_CERT,
+                               made, "ann", join=False)
         for lookalike in ("quizbot", FULLWIDTH_QUIZBOT):
             assert await refused_join(mallory.client, QUIZ_ROOM, lookalike) == "conflict", lookalike
-        bot = quiz_server.extension(QuizExtension)
+        bot = fresh_quiz_server.extension(QuizExtension)
         assert bot is not None
         await bot.client.stop()  # the bot goes away (a restart)
-        room = quiz_server.muc.room(JID.parse(QUIZ_ROOM)) if quiz_server.muc else None
+        room = fresh_quiz_server.muc.room(JID.parse(QUIZ_ROOM)) if fresh_quiz_server.muc else None
         assert room is not None
         await wait_until(lambda: room.empty)
         for lookalike in ("Quizbot", "quizbot", FULLWIDTH_QUIZBOT):
