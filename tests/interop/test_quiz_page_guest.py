@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
@@ -48,11 +49,19 @@ async def start_server(tmp_path: Path, transport: str) -> Server:
     return server
 
 
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def servers(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[dict[str, Server]]:
+    """One server per page transport for the module (started together): each test registers guests of its own."""
+    transports = ("bosh", "websocket")
+    started = await asyncio.gather(*(start_server(tmp_path_factory.mktemp(name), name) for name in transports))
+    yield dict(zip(transports, started, strict=True))
+    await asyncio.gather(*(made.stop() for made in started))
+
+
 @pytest_asyncio.fixture(loop_scope="module")
-async def server(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Server]:
-    made = await start_server(tmp_path, getattr(request, "param", "websocket"))
-    yield made
-    await made.stop()
+async def server(servers: dict[str, Server]) -> Server:
+    """The WebSocket page's server (after the first test, which leaves no WebSocket behind)."""
+    return servers["websocket"]
 
 
 @pytest_asyncio.fixture(loop_scope="module")
@@ -86,23 +95,36 @@ async def no_websocket(route: WebSocketRoute) -> None:
 
 
 @pytest.mark.interop
-@pytest.mark.parametrize("server", ["bosh", "websocket"], indirect=True)
 async def test_a_guest_registers_over_bosh_when_websocket_does_not_get_through(
-        server: Server, context: BrowserContext) -> None:
-    await context.route_web_socket(re.compile(".*"), no_websocket)
-    page = await context.new_page()
-    await page.goto(url_of(server))
-    await play_as_guest(page)
-    guest = await remembered(page)
-    assert guest is not None, "the guest played anonymously"
-    node = JID.parse(guest["jid"]).local
-    assert node is not None and server.accounts.exists(node)
-    jid = await session_jid(page)
-    assert jid.bare == JID.parse(guest["jid"]).bare
-    assert server.router.is_bound(jid)
-    assert server.bosh is not None
-    await wait_until(lambda: len(server.bosh.registry) == 1)  # type: ignore[union-attr]  # the registration's ended
-    assert server.websocket is not None and not server.websocket.connections
+        servers: dict[str, Server], browser: Browser) -> None:
+    """On a BOSH page and on a WebSocket page, at the same time (a server and a browser context each)."""
+    async def scenario(transport: str) -> None:
+        server = servers[transport]
+        context = await browser.new_context(locale="en-GB")
+        try:
+            await context.route_web_socket(re.compile(".*"), no_websocket)
+            page = await context.new_page()
+            await page.goto(url_of(server))
+            await play_as_guest(page)
+            guest = await remembered(page)
+            assert guest is not None, "the guest played anonymously"
+            node = JID.parse(guest["jid"]).local
+            assert node is not None and server.accounts.exists(node)
+            jid = await session_jid(page)
+            assert jid.bare == JID.parse(guest["jid"]).bare
+            assert server.router.is_bound(jid)
+            assert server.bosh is not None
+            await wait_until(lambda: len(server.bosh.registry) == 1)  # type: ignore[union-attr]  # registration's ended
+            assert server.websocket is not None and not server.websocket.connections
+        except BaseException as failure:
+            failure.add_note(f"on the {transport} page")
+            raise
+        finally:
+            await context.close()
+
+    async with asyncio.TaskGroup() as group:
+        for transport in servers:
+            group.create_task(scenario(transport))
 
 
 @pytest.mark.interop

@@ -11,7 +11,10 @@ several times in a row. After each restart, with no reload:
 
 At the end Ann, still the owner, starts a new game. The suite runs 3 restarts; `QUIZ_RESTARTS=10` runs the
 issue's ten (`QUIZ_RESTARTS=10 pytest tests/interop/test_quiz_page_restart.py`). Timers are shortened as in
-test_quiz_page_resume.py (`window.quizTiming`)."""
+test_quiz_page_resume.py (`window.quizTiming`), except that a page waits 1.5 s before its first attempt to reconnect:
+the restarted server is listening by then (an attempt refused while it is down is abandoned only after the page's
+attempt timeout, 6.5 s here). Every question ends when both have answered (20 s is only a bound; the one open at a
+restart is void), and a reveal lasts 0.3 s."""
 
 from __future__ import annotations
 
@@ -36,7 +39,7 @@ from tests.interop.prosody import free_port
 
 RESTARTS = int(os.environ.get("QUIZ_RESTARTS", "3"))
 WAIT_MS = TIMEOUT_SECONDS * 1000
-TIMING = "window.quizTiming = { pingSeconds: 1, timeoutSeconds: 1.5, retrySeconds: 0.3, maxRetrySeconds: 1 };"
+TIMING = "window.quizTiming = { pingSeconds: 1, timeoutSeconds: 1.5, retrySeconds: 1.5, maxRetrySeconds: 1.5 };"
 # Every reveal the page draws, with the question on the card at that moment.
 REVEAL_WATCH = """
 window.quizReveals = [];
@@ -62,8 +65,8 @@ ANSWERS = {q["question"]: q["answer"] for q in BANK["questions"]}  # type: ignor
 def config_overrides(tmp_path: Path, http_port: int = 0, c2s_port: int = 0) -> dict[str, Any]:
     return {"server.data_dir": str(tmp_path / "data"), "c2s.listen": f"127.0.0.1:{c2s_port}",
             "http.listen": f"127.0.0.1:{http_port}", "http.quiz_page_transport": "websocket",
-            "quizbot.questions": [str(tmp_path / "bank.json")], "quizbot.game.question_seconds": 8.0,
-            "quizbot.game.reveal_seconds": 1.0, "quizbot.game.unanswered_limit": 100, "quizbot.process": "inline"}
+            "quizbot.questions": [str(tmp_path / "bank.json")], "quizbot.game.question_seconds": 20.0,
+            "quizbot.game.reveal_seconds": 0.3, "quizbot.game.unanswered_limit": 100, "quizbot.process": "inline"}
 
 
 async def start(overrides: dict[str, Any]) -> Server:

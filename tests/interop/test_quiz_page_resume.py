@@ -1,8 +1,9 @@
 """The quiz page keeps its player through reloads and offline minutes (XEP-0198 in quizbot/web/sm.js):
 headless Chromium through a TCP relay, an account player, the bot and a slixmpp player in the public room.
-The reload and offline scenarios run with the page on BOSH and on WebSocket (`http.quiz_page_transport`), and
-each checks that the page resumed on its own transport (a <resume/>, no second bind) and that Cat never saw Dan
-leave the room: a page that merely logged in again with the same resource would fail there.
+The reload (followed by a network switch) and offline scenarios run with the page on BOSH and on WebSocket
+(`http.quiz_page_transport`), and each checks that the page resumed on its own transport (a <resume/>, no second
+bind) and that Cat never saw Dan leave the room: a page that merely logged in again with the same resource would
+fail there.
 
 Timers are shortened so each test takes seconds: the page pings after 1 s of silence and gives up on an
 answer after 1.5 s (`window.quizTiming`; the page's defaults are 20 s and 10 s), the server keeps a detached
@@ -10,15 +11,20 @@ session 30 s (`stream_management.resume_seconds`, default 300). Cat answers each
 ends it at once (a live game reveals when everyone present has answered), so a reveal comes exactly while the
 page is away. Offline 4 s here stands for the issue's 60 s: longer than the page needs to notice a silent
 connection by itself (1 + 1.5 s), with several reconnection attempts refused meanwhile; with the defaults the
-page notices within 30 s and the session waits 300 s. One Chromium serves the whole module (a fresh context,
-so fresh storage, per test): the tests run in one module-wide event loop."""
+page notices within 30 s and the session waits 300 s. A reveal lasts 5 s (`quizbot.game.reveal_seconds`): the
+page that comes back must show the reveal it missed before the next question replaces it, also when the machine
+is loaded (a page that gets the reveal and the next question together rightly shows the question).
+
+One Chromium serves the whole module (a fresh context, so fresh storage, per scene): the tests run in one
+module-wide event loop, and each scenario that runs on both transports runs on them at the same time (a server,
+a relay and a page each), so their waits overlap; a failure names its transport."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,7 +61,7 @@ async def start_server(tmp_path: Path, transport: str) -> Server:
         "http.quiz_page_transport": transport, "stream_management.resume_seconds": 30.0,
         # Long enough that no question ends by its deadline on a loaded machine: Cat's answer ends each one.
         "quizbot.questions": [str(bank)], "quizbot.game.question_seconds": 20.0,
-        "quizbot.game.reveal_seconds": 2.5, "quizbot.process": "inline"})
+        "quizbot.game.reveal_seconds": 5.0, "quizbot.process": "inline"})
     server = Server(config)
     server.accounts.add("dan", "dan-secret")
     server.accounts.add("cat", "cat-secret")
@@ -70,25 +76,46 @@ async def browser(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Bro
         yield launched
 
 
-@pytest_asyncio.fixture(params=TRANSPORTS, loop_scope="module")
-async def site(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[Server, Relay]]:
-    """The page on each transport; `site[0].config.http.quiz_page_transport` says which."""
-    async for made in _site(tmp_path, request.param):
-        yield made
+@pytest_asyncio.fixture(loop_scope="module")
+async def sites(tmp_path: Path) -> AsyncIterator[dict[str, tuple[Server, Relay]]]:
+    """A server and its relay per transport, started together; `server.config.http.quiz_page_transport` says which."""
+    made = await asyncio.gather(*(start_site(tmp_path / name, name) for name in TRANSPORTS))
+    yield dict(zip(TRANSPORTS, made, strict=True))
+    await asyncio.gather(*(stop_site(*site) for site in made))
+
+
+async def on_both(sites: dict[str, tuple[Server, Relay]],
+                  scenario: Callable[[Server, Relay], Awaitable[None]]) -> None:
+    """Runs the scenario on every transport at once; a failure says on which."""
+    async def run(transport: str) -> None:
+        try:
+            await scenario(*sites[transport])
+        except BaseException as failure:
+            failure.add_note(f"on the page's {transport}")
+            raise
+
+    async with asyncio.TaskGroup() as group:
+        for transport in TRANSPORTS:
+            group.create_task(run(transport))
 
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def websocket_site(tmp_path: Path) -> AsyncIterator[tuple[Server, Relay]]:
-    async for made in _site(tmp_path, "websocket"):
-        yield made
+    made = await start_site(tmp_path, "websocket")
+    yield made
+    await stop_site(*made)
 
 
-async def _site(tmp_path: Path, transport: str) -> AsyncIterator[tuple[Server, Relay]]:
+async def start_site(tmp_path: Path, transport: str) -> tuple[Server, Relay]:
+    tmp_path.mkdir(exist_ok=True)
     server = await start_server(tmp_path, transport)
     assert server.http is not None
     relay = Relay("127.0.0.1", server.http.port)  # the page, BOSH and WebSocket all come through the relay
     await relay.start()
-    yield server, relay
+    return server, relay
+
+
+async def stop_site(server: Server, relay: Relay) -> None:
     await relay.stop()
     await server.stop()
 
@@ -214,98 +241,98 @@ async def first_question_answered(page: Page, relay: Relay, cat: Player) -> tupl
 
 
 @pytest.mark.interop
-async def test_reload_mid_question_resumes_the_same_player_and_shows_the_missed_reveal(
-        site: tuple[Server, Relay], browser: Browser) -> None:
-    server, relay = site
-    async with scene(server, browser) as it:
-        page, cat = it.page, it.cat
-        wire = Wire(page)
-        jid, question = await first_question_answered(page, relay, cat)
+async def test_reload_mid_question_resumes_the_same_player_and_shows_the_missed_reveal_and_a_network_switch_too(
+        sites: dict[str, tuple[Server, Relay]], browser: Browser) -> None:
+    """A reload mid-question: the page resumes the same player (the next answer counts for him) and shows the
+    reveal that came meanwhile. Then, while that reveal lasts, the connection dies under the online page (Wi-Fi to
+    mobile): over WebSocket the page resumes on a new socket, over BOSH Strophe retries the same session; either way
+    no second bind and no lost or doubled line."""
+    async def scenario(server: Server, relay: Relay) -> None:
+        transport = server.config.http.quiz_page_transport
+        async with scene(server, browser) as it:
+            page, cat = it.page, it.cat
+            wire = Wire(page)
+            jid, question = await first_question_answered(page, relay, cat)
 
-        # The reloaded page is held back (its config request waits) until the question has been revealed.
-        release = asyncio.Event()
+            # The reloaded page is held back (its config request waits) until the question has been revealed.
+            release = asyncio.Event()
 
-        async def hold(route: Route) -> None:
-            await release.wait()
-            await route.continue_()
+            async def hold(route: Route) -> None:
+                await release.wait()
+                await route.continue_()
 
-        await page.route("**/quiz/config.json", hold)
-        await page.reload(wait_until="commit")  # the old document, and its connection, are gone
-        cat_answers_wrong(cat, question)
-        reveal, before = await reveal_with_scores(cat)
-        release.set()
-        await reveal_is_shown(page, reveal, before)
-        assert await saved_jid(page) == jid  # the same resource: the bot's same player
-        await expect(page.locator("#occupants li[data-nick='Cat']")).to_have_count(1)  # the room as it was
-        question = await cat.next("question")
-        await expect(page.locator("#q-index")).to_have_text("Question 2 of 2", timeout=WAIT_MS)
-        await answer_right(page)  # sent on the resumed session: the bot must take it as the same player
-        cat_answers_wrong(cat, question)
-        reveal, after = await reveal_with_scores(cat)
-        assert set(after) == {"Dan", "Cat"} and after["Dan"] > before["Dan"] > 0  # one Dan, with both answers
-        await reveal_is_shown(page, reveal, after)
-        wire.resumed_once_on(server.config.http.quiz_page_transport)
-        assert not saw_dan_leave(cat)
+            await page.route("**/quiz/config.json", hold)
+            await page.reload(wait_until="commit")  # the old document, and its connection, are gone
+            cat_answers_wrong(cat, question)
+            reveal, before = await reveal_with_scores(cat)
+            release.set()
+            await reveal_is_shown(page, reveal, before)  # within reveal_seconds: the next question is not there yet
+            assert await saved_jid(page) == jid  # the same resource: the bot's same player
+            await expect(page.locator("#occupants li[data-nick='Cat']")).to_have_count(1)  # the room as it was
+            wire.resumed_once_on(transport)
+
+            # The network switch.
+            relay.drop()
+            cat.say("switched networks?")
+            await expect(page.locator("#chat-log li", has_text="Cat: switched networks?")).to_have_count(
+                1, timeout=WAIT_MS)
+            # Connected (the status line says "Connected." with it, unless the game's state has replaced it since).
+            await expect(page.locator("body")).to_have_attribute("data-connection", "up", timeout=WAIT_MS)
+            await page.locator("#chat-input").fill("yes")
+            await page.locator("#chat-input").press("Enter")
+            assert await cat.body_containing("yes") == "yes"
+            assert await saved_jid(page) == jid
+            assert wire.sent[transport] and not any(wire.sent[name] for name in wire.sent if name != transport)
+            assert wire.count(transport, "<bind") == 1
+            # A WebSocket does not outlive its TCP connection: the page must have resumed on a new one.
+            assert wire.count(transport, "<resume") == 1 + (1 if transport == "websocket" else 0)
+
+            question = await cat.next("question")
+            await expect(page.locator("#q-index")).to_have_text("Question 2 of 2", timeout=WAIT_MS)
+            await answer_right(page)  # sent on the resumed session: the bot must take it as the same player
+            cat_answers_wrong(cat, question)
+            reveal, after = await reveal_with_scores(cat)
+            assert set(after) == {"Dan", "Cat"} and after["Dan"] > before["Dan"] > 0  # one Dan, with both answers
+            await reveal_is_shown(page, reveal, after)
+            # A line sent again after the switch's resumption would show by now.
+            await expect(page.locator("#chat-log li", has_text="Cat: switched networks?")).to_have_count(1)
+            assert (wire.count(transport, "<bind"), wire.count(transport, "<resume")) == (
+                1, 1 + (1 if transport == "websocket" else 0))
+            assert not saw_dan_leave(cat)
+
+    await on_both(sites, scenario)
 
 
 @pytest.mark.interop
 async def test_offline_page_shows_reconnecting_then_resumes_with_nothing_missed(
-        site: tuple[Server, Relay], browser: Browser) -> None:
-    server, relay = site
-    async with scene(server, browser) as it:
-        page, cat = it.page, it.cat
-        wire = Wire(page)
-        jid, question = await first_question_answered(page, relay, cat)
-        await it.context.set_offline(True)
-        offline_at = asyncio.get_running_loop().time()
-        relay.drop()  # what was in flight dies with the network
-        await expect(page.locator("#connection")).to_have_text(re.compile("reconnecting"), timeout=WAIT_MS)
-        # Late in the offline time the question ends: the reveal is still the latest news when the page is back.
-        await asyncio.sleep(offline_at + OFFLINE_SECONDS - 0.5 - asyncio.get_running_loop().time())
-        cat_answers_wrong(cat, question)
-        reveal, points = await reveal_with_scores(cat)
-        cat.say("still here?")
-        await asyncio.sleep(offline_at + OFFLINE_SECONDS - asyncio.get_running_loop().time())
-        await it.context.set_offline(False)
-        await expect(page.locator("#connection")).to_have_text("Connected.", timeout=WAIT_MS)
-        await reveal_is_shown(page, reveal, points)
-        await expect(page.locator("#chat-log li", has_text="Cat: still here?")).to_have_count(1)
-        assert await saved_jid(page) == jid
-        await page.locator("#chat-input").fill("back again")  # still an occupant: the room takes Dan's line
-        await page.locator("#chat-input").press("Enter")
-        assert await cat.body_containing("back again") == "back again"
-        wire.resumed_once_on(server.config.http.quiz_page_transport)
-        assert not saw_dan_leave(cat)
+        sites: dict[str, tuple[Server, Relay]], browser: Browser) -> None:
+    async def scenario(server: Server, relay: Relay) -> None:
+        async with scene(server, browser) as it:
+            page, cat = it.page, it.cat
+            wire = Wire(page)
+            jid, question = await first_question_answered(page, relay, cat)
+            await it.context.set_offline(True)
+            offline_at = asyncio.get_running_loop().time()
+            relay.drop()  # what was in flight dies with the network
+            await expect(page.locator("#connection")).to_have_text(re.compile("reconnecting"), timeout=WAIT_MS)
+            # Late in the offline time the question ends: the reveal is still the latest news when the page is back.
+            await asyncio.sleep(offline_at + OFFLINE_SECONDS - 0.5 - asyncio.get_running_loop().time())
+            cat_answers_wrong(cat, question)
+            reveal, points = await reveal_with_scores(cat)
+            cat.say("still here?")
+            await asyncio.sleep(offline_at + OFFLINE_SECONDS - asyncio.get_running_loop().time())
+            await it.context.set_offline(False)
+            await expect(page.locator("#connection")).to_have_text("Connected.", timeout=WAIT_MS)
+            await reveal_is_shown(page, reveal, points)
+            await expect(page.locator("#chat-log li", has_text="Cat: still here?")).to_have_count(1)
+            assert await saved_jid(page) == jid
+            await page.locator("#chat-input").fill("back again")  # still an occupant: the room takes Dan's line
+            await page.locator("#chat-input").press("Enter")
+            assert await cat.body_containing("back again") == "back again"
+            wire.resumed_once_on(server.config.http.quiz_page_transport)
+            assert not saw_dan_leave(cat)
 
-
-@pytest.mark.interop
-async def test_network_switch_keeps_the_player_in_the_room_with_nothing_missed(
-        site: tuple[Server, Relay], browser: Browser) -> None:
-    """The connection dies under an online page (Wi-Fi to mobile): over WebSocket the page resumes on a new
-    socket, over BOSH Strophe retries the same session; either way no second bind and no lost or doubled line."""
-    server, relay = site
-    transport = server.config.http.quiz_page_transport
-    async with scene(server, browser) as it:
-        page, cat = it.page, it.cat
-        wire = Wire(page)
-        await log_in(page, f"http://127.0.0.1:{relay.port}/")
-        jid = await saved_jid(page)
-        relay.drop()
-        cat.say("switched networks?")
-        await expect(page.locator("#chat-log li", has_text="Cat: switched networks?")).to_have_count(
-            1, timeout=WAIT_MS)
-        await expect(page.locator("#connection")).to_have_text("Connected.", timeout=WAIT_MS)
-        await page.locator("#chat-input").fill("yes")
-        await page.locator("#chat-input").press("Enter")
-        assert await cat.body_containing("yes") == "yes"
-        assert await saved_jid(page) == jid
-        assert wire.sent[transport] and not any(wire.sent[name] for name in wire.sent if name != transport)
-        assert wire.count(transport, "<bind") == 1
-        # A WebSocket does not outlive its TCP connection: the page must have resumed on a new one.
-        assert wire.count(transport, "<resume") == (1 if transport == "websocket" else 0)
-        await asyncio.sleep(0.5)  # a line sent again after the resumption would show by now
-        await expect(page.locator("#chat-log li", has_text="Cat: switched networks?")).to_have_count(1)
-        assert not saw_dan_leave(cat)
+    await on_both(sites, scenario)
 
 
 @pytest.mark.interop
