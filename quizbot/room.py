@@ -358,9 +358,13 @@ class QuizRoom:
             orders.say(self.jid, self._no_category(command.category, language), groupchat=True)
             return
         game_id = f"{self.jid.partition('@')[0]}-{int(wall)}-{self._rng.randrange(1 << 32):08x}"
+        # A host view opens games for the room but never plays in them (docs/quiz.md, the host view).
+        occupant = self.occupants.get(sender.nick)
+        opener_plays = occupant is None or not occupant.host
         self.lobby = Lobby(mode=command.mode, count=command.count or DEFAULT_QUESTION_COUNT,
                            category=command.category, language=language, opener=sender.player,
-                           opener_nick=sender.nick, game_id=game_id, players={sender.player: sender.nick})
+                           opener_nick=sender.nick, game_id=game_id,
+                           players={sender.player: sender.nick} if opener_plays else {})
         self._opener, self._opener_nick = sender.player, sender.nick
         self._stop_votes = set()
         names = render.LANGUAGE_NAMES[self.language]

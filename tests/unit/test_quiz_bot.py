@@ -561,6 +561,25 @@ def test_a_host_view_in_the_room_watches_and_is_never_a_player() -> None:
     assert sorted(p.get("nick") for p in scores) == ["Ann", "Ben"]
 
 
+
+def test_a_host_view_that_opens_the_game_is_not_a_player_of_it() -> None:
+    """The projector's host view opens and starts the game (docs/quiz.md): no question waits for it, it is not in
+    the lobby's players nor counted in <progress players>."""
+    h = Harness()
+    h.enter(*PLAYERS)
+    h.feed(OccupantPresence(room=ROOM, nick="Host", available=True, real_jid="anon-1@localhost", role="moderator",
+                            host=True))
+    lobby = payload(h.say("Host", "!quiz live 1 geo"), "game")
+    assert [p.get("nick") for p in lobby] == []
+    h.say("Ann", "!join")
+    h.say("Ben", "!join")
+    h.say("Host", "!start")
+    h.say("Ann", "Paris")
+    revealed = h.say("Ben", "Paris")  # both players answered: over at once, nobody waits for the host
+    assert payload(revealed, "reveal") is not None
+    assert sorted(p.get("nick") for p in payload(revealed, "scores")) == ["Ann", "Ben"]
+
+
 # --- storage is an order: the bot keeps its state in memory and tells the adapter what to write ---------------
 
 
