@@ -15,7 +15,7 @@ from boshcm.app import Server
 from boshcm.config import load_config
 from boshcm.tls import SELF_SIGNED_CERT
 from quizbot.extension import QuizExtension
-from tests.integration.quiz_players import BANK, ROOM, player, wait_until
+from tests.integration.quiz_players import BANK, ROOM, player, right_and_wrong, wait_until
 from tests.integration.xmpp_client import TIMEOUT_SECONDS, XmppClient
 from tests.interop.browser import chromium
 
@@ -28,7 +28,9 @@ async def server(tmp_path: Path) -> AsyncIterator[Server]:
     path.write_text(json.dumps(BANK))
     config = load_config(None, {
         "server.data_dir": str(tmp_path / "data"), "c2s.listen": "127.0.0.1:0", "http.listen": "127.0.0.1:0",
-        "quizbot.questions": [str(path)], "quizbot.game.question_seconds": 3.0, "quizbot.game.reveal_seconds": 0.5,
+        "quizbot.questions": [str(path)],
+        "quizbot.game.question_seconds": 15.0,  # a margin: the question ends once Dan and Cat have answered
+        "quizbot.game.reveal_seconds": 0.5,
         "quizbot.process": "inline"})  # the bot in this process: the test waits for it to enter the room
     started = Server(config)
     started.accounts.add("cat", "cat-secret")
@@ -69,6 +71,7 @@ async def test_the_page_starts_a_game_with_command_payloads_and_types_no_command
             text = await page.locator("#q-text").text_content()
             right = next(q["answer"] for q in BANK["questions"] if q["question"] == text)
             await page.locator("#choices button", has_text=f") {right}").click()
+            cat.say(right_and_wrong(await cat.next("question"))[1])  # Cat plays too: the question ends at once
             # At the end the page asks for the all-time top list (<command name="top">all 10</command>).
             await expect(page.locator("#podium")).to_be_visible(timeout=WAIT_MS)
             await expect(page.locator("#top-list li")).not_to_have_count(0, timeout=WAIT_MS)

@@ -1,6 +1,7 @@
 """The quiz page on a phone (issue 17): few bytes on the wire, cached after the first load, quiet Strophe, a layout
 that holds at 375 px with long words and links, a chat that keeps its last lines only, answers locked once sent,
-and a JS heap that does not grow with the game. Headless Chromium against the embedded server."""
+and a JS heap that does not grow with the game (test_quiz_page_heap.py). Headless Chromium against the embedded
+server: one Chromium for the module (a context per test), a server per test."""
 
 from __future__ import annotations
 
@@ -11,13 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Page, expect
+import pytest_asyncio
+from playwright.async_api import Browser, Page, expect
 
 from boshcm.app import Server
 from boshcm.config import load_config
 from boshcm.tls import SELF_SIGNED_CERT
 from quizbot.extension import QuizExtension
-from tests.integration.quiz_players import BANK, ROOM, player, wait_until
+from tests.integration.quiz_players import BANK, ROOM, player, right_and_wrong, wait_until
 from tests.integration.xmpp_client import TIMEOUT_SECONDS, XmppClient
 from tests.interop.browser import chromium
 
@@ -39,19 +41,30 @@ FAST_BANK = {"language": "en", "questions": [
 
 ServerFactory = Callable[..., Awaitable[Server]]
 
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-@pytest.fixture
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def browser(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Browser]:
+    async with chromium(tmp_path_factory.mktemp("chromium")) as launched:
+        yield launched
+
+
+@pytest_asyncio.fixture(loop_scope="module")
 async def make_server(tmp_path: Path) -> AsyncIterator[ServerFactory]:
+    """Starts servers with the bot in this process; keyword arguments beyond the two times set other
+    [quizbot.game] options (e.g. rate_limit_answers=100)."""
     started: list[Server] = []
 
-    async def make(bank: dict[str, Any], question_seconds: float = 15.0, reveal_seconds: float = 3.0) -> Server:
+    async def make(bank: dict[str, Any], question_seconds: float = 15.0, reveal_seconds: float = 3.0,
+                   **game: float) -> Server:
         path = tmp_path / "bank.json"
         path.write_text(json.dumps(bank))
         config = load_config(None, {
             "server.data_dir": str(tmp_path / "data"), "c2s.listen": "127.0.0.1:0", "http.listen": "127.0.0.1:0",
             "quizbot.questions": [str(path)], "quizbot.game.question_seconds": question_seconds,
             "quizbot.game.reveal_seconds": reveal_seconds, "c2s.stanza_rate_exempt": ["cat"],
-            "quizbot.process": "inline"})
+            "quizbot.process": "inline", **{f"quizbot.game.{name}": value for name, value in game.items()}})
         server = Server(config)
         server.accounts.add("cat", "cat-secret")
         started.append(server)
@@ -92,108 +105,102 @@ async def wire_bytes(page: Page, load: Callable[[], Awaitable[Any]]) -> tuple[in
 
 @pytest.mark.interop
 async def test_first_load_is_gzipped_and_under_budget_and_a_second_load_comes_from_the_cache(
-        make_server: ServerFactory, tmp_path: Path) -> None:
+        make_server: ServerFactory, browser: Browser) -> None:
     server = await make_server(BANK)
     url = url_of(server)
-    async with chromium(tmp_path) as browser:
-        context = await browser.new_context(locale="en-GB")
-        page = await context.new_page()
-        first, responses = await wire_bytes(page, lambda: page.goto(url, wait_until="networkidle"))
-        files = [r for r in responses if not r["url"].endswith("/config.json")]
-        assert len(files) >= 5  # index.html, style.css, favicon.svg, strophe, app.js, sm.js
-        for response in files:
-            headers = {k.lower(): v for k, v in response["headers"].items()}
-            assert headers.get("content-encoding") == "gzip", response["url"]
-            assert headers.get("etag") and headers.get("cache-control"), response["url"]
-        icon = await page.locator("link[rel=icon]").get_attribute("href")
-        assert icon and any(r["url"].startswith(url.rstrip("/") + icon.split("?")[0]) and r["status"] == 200
-                            and r["mimeType"] == "image/svg+xml" for r in responses)
-        assert first < FIRST_LOAD_BUDGET_BYTES, f"first load {first} bytes"
+    context = await browser.new_context(locale="en-GB")
+    page = await context.new_page()
+    first, responses = await wire_bytes(page, lambda: page.goto(url, wait_until="networkidle"))
+    files = [r for r in responses if not r["url"].endswith("/config.json")]
+    assert len(files) >= 5  # index.html, style.css, favicon.svg, strophe, app.js, sm.js
+    for response in files:
+        headers = {k.lower(): v for k, v in response["headers"].items()}
+        assert headers.get("content-encoding") == "gzip", response["url"]
+        assert headers.get("etag") and headers.get("cache-control"), response["url"]
+    icon = await page.locator("link[rel=icon]").get_attribute("href")
+    assert icon and any(r["url"].startswith(url.rstrip("/") + icon.split("?")[0]) and r["status"] == 200
+                        and r["mimeType"] == "image/svg+xml" for r in responses)
+    assert first < FIRST_LOAD_BUDGET_BYTES, f"first load {first} bytes"
 
-        again = await context.new_page()
-        repeat, responses = await wire_bytes(again, lambda: again.goto(url, wait_until="networkidle"))
-        assert repeat < REPEAT_LOAD_BUDGET_BYTES, f"repeat load {repeat} bytes"
-        cached = [r for r in responses if "?v=" in r["url"]]
-        assert len(cached) >= 3 and all(r["fromDiskCache"] for r in cached)  # versioned files: not even asked
-        await context.close()
-
-
-@pytest.mark.interop
-async def test_strophe_logs_nothing_while_the_page_plays(make_server: ServerFactory, tmp_path: Path) -> None:
-    server = await make_server(BANK)
-    async with chromium(tmp_path) as browser:
-        context = await browser.new_context(locale="en-GB")
-        page = await context.new_page()
-        messages: list[str] = []
-        page.on("console", lambda message: messages.append(f"{message.type}: {message.text}"))
-        await join_public_room(page, url_of(server))
-        assert messages == []
-        await context.close()
+    again = await context.new_page()
+    repeat, responses = await wire_bytes(again, lambda: again.goto(url, wait_until="networkidle"))
+    assert repeat < REPEAT_LOAD_BUDGET_BYTES, f"repeat load {repeat} bytes"
+    cached = [r for r in responses if "?v=" in r["url"]]
+    assert len(cached) >= 3 and all(r["fromDiskCache"] for r in cached)  # versioned files: not even asked
+    await context.close()
 
 
 @pytest.mark.interop
 async def test_phone_layout_holds_with_a_long_word_and_a_long_link_in_chat(
-        make_server: ServerFactory, tmp_path: Path) -> None:
+        make_server: ServerFactory, browser: Browser) -> None:
     server = await make_server(BANK)
     made: list[XmppClient] = []
-    async with chromium(tmp_path) as browser:
-        context = await browser.new_context(locale="en-GB", viewport={"width": 375, "height": 667},
-                                            is_mobile=True, has_touch=True)
-        page = await context.new_page()
-        try:
-            await page.goto(url_of(server))
-            login_link = await page.get_by_text("Log in with an account").bounding_box()
-            assert login_link and login_link["height"] >= 44 and login_link["width"] >= 44  # a touch target
-            await join_public_room(page, url_of(server))
-            cat = await player(server.c2s.port, server.config.data_path / SELF_SIGNED_CERT, made, "cat")
-            word = "x" * 300
-            link = "https://example.org/" + "/".join(f"segment{n}" for n in range(40)) + "?q=" + "y" * 120
-            cat.say(word)
-            cat.say(link)
-            await expect(page.locator("#chat-log li", has_text=link)).to_be_visible(timeout=WAIT_MS)
-            width = await page.evaluate("document.documentElement.scrollWidth")
-            assert width <= 375, f"the page is {width} px wide"
-            chat_box = page.locator("#chat-input")
-            await expect(chat_box).to_be_visible()
-            await chat_box.scroll_into_view_if_needed()
-            box = await chat_box.bounding_box()
-            assert box and box["x"] >= 0 and box["x"] + box["width"] <= 375
-        finally:
-            for client in made:
-                await client.close()
-            await context.close()
+    context = await browser.new_context(locale="en-GB", viewport={"width": 375, "height": 667},
+                                        is_mobile=True, has_touch=True)
+    page = await context.new_page()
+    try:
+        await page.goto(url_of(server))
+        login_link = await page.get_by_text("Log in with an account").bounding_box()
+        assert login_link and login_link["height"] >= 44 and login_link["width"] >= 44  # a touch target
+        await join_public_room(page, url_of(server))
+        cat = await player(server.c2s.port, server.config.data_path / SELF_SIGNED_CERT, made, "cat")
+        word = "x" * 300
+        link = "https://example.org/" + "/".join(f"segment{n}" for n in range(40)) + "?q=" + "y" * 120
+        cat.say(word)
+        cat.say(link)
+        await expect(page.locator("#chat-log li", has_text=link)).to_be_visible(timeout=WAIT_MS)
+        width = await page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 375, f"the page is {width} px wide"
+        chat_box = page.locator("#chat-input")
+        await expect(chat_box).to_be_visible()
+        await chat_box.scroll_into_view_if_needed()
+        box = await chat_box.bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= 375
+    finally:
+        for client in made:
+            await client.close()
+        await context.close()
 
 
 @pytest.mark.interop
-async def test_chat_keeps_only_the_last_200_lines(make_server: ServerFactory, tmp_path: Path) -> None:
+async def test_strophe_logs_nothing_while_the_page_plays_and_the_chat_keeps_only_the_last_200_lines(
+        make_server: ServerFactory, browser: Browser) -> None:
+    """Two checks on one scene (a guest joins the public room): nothing on the console while the page loads, logs in
+    and joins (Strophe is quiet); then of 230 chat lines the page keeps the last 200."""
     server = await make_server(BANK)
     made: list[XmppClient] = []
-    async with chromium(tmp_path) as browser:
-        context = await browser.new_context(locale="en-GB")
-        page = await context.new_page()
-        try:
-            await join_public_room(page, url_of(server))
-            cat = await player(server.c2s.port, server.config.data_path / SELF_SIGNED_CERT, made, "cat")
-            for n in range(CHAT_LINES + 30):
-                cat.say(f"line {n}")
-            await expect(page.locator("#chat-log li").last).to_have_text(f"Cat: line {CHAT_LINES + 29}",
-                                                                         timeout=WAIT_MS)
-            await expect(page.locator("#chat-log li")).to_have_count(CHAT_LINES)
-            await expect(page.locator("#chat-log li").first).to_have_text("Cat: line 30")
-        finally:
-            for client in made:
-                await client.close()
-            await context.close()
+    context = await browser.new_context(locale="en-GB")
+    page = await context.new_page()
+    try:
+        messages: list[str] = []
+        page.on("console", lambda message: messages.append(f"{message.type}: {message.text}"))
+        await join_public_room(page, url_of(server))
+        assert messages == []
+        cat = await player(server.c2s.port, server.config.data_path / SELF_SIGNED_CERT, made, "cat")
+        for n in range(CHAT_LINES + 30):
+            cat.say(f"line {n}")
+        await expect(page.locator("#chat-log li").last).to_have_text(f"Cat: line {CHAT_LINES + 29}",
+                                                                     timeout=WAIT_MS)
+        await expect(page.locator("#chat-log li")).to_have_count(CHAT_LINES)
+        await expect(page.locator("#chat-log li").first).to_have_text("Cat: line 30")
+    finally:
+        for client in made:
+            await client.close()
+        await context.close()
 
 
 @pytest.mark.interop
 async def test_a_sent_text_answer_locks_the_text_box_like_the_buttons(
-        make_server: ServerFactory, tmp_path: Path) -> None:
-    server = await make_server(BANK, question_seconds=15.0, reveal_seconds=1.5)
+        make_server: ServerFactory, browser: Browser) -> None:
+    """Cat (slixmpp) plays too and answers each question only once the page's controls are seen locked: the lock
+    is the page's own answer's doing, not the reveal's, and Cat's answer then ends the question at once."""
+    server = await make_server(BANK, question_seconds=15.0, reveal_seconds=0.5)
     answers = {q["question"]: q["answer"] for q in BANK["questions"]}  # type: ignore[index]
-    async with chromium(tmp_path) as browser:
-        context = await browser.new_context(locale="en-GB")
-        page = await context.new_page()
+    made: list[XmppClient] = []
+    context = await browser.new_context(locale="en-GB")
+    page = await context.new_page()
+    try:
+        cat = await player(server.c2s.port, server.config.data_path / SELF_SIGNED_CERT, made, "cat")
         await join_public_room(page, url_of(server))
         await page.get_by_label("Questions", exact=True).fill("3")
         await page.get_by_label("Category").select_option("mixed")
@@ -211,9 +218,13 @@ async def test_a_sent_text_answer_locks_the_text_box_like_the_buttons(
             else:
                 await page.locator("#choices button").first.click()
                 await expect(page.locator("#choices button").first).to_be_disabled(timeout=1000)
+            question = await cat.next("question")
+            assert question.get("index") == str(index)  # the one the page answered, still open for Cat
+            cat.say(right_and_wrong(question)[1])
         assert typed == 2  # the text and the number question
+    finally:
+        await asyncio.gather(*(client.close() for client in made), return_exceptions=True)
         await context.close()
-
 
 async def heap_after_gc(page: Page) -> int:
     cdp = await page.context.new_cdp_session(page)
@@ -234,24 +245,23 @@ new MutationObserver(() => {
 
 @pytest.mark.interop
 async def test_a_login_sent_before_the_page_is_wired_is_not_submitted_by_the_browser(
-        make_server: ServerFactory, tmp_path: Path) -> None:
+        make_server: ServerFactory, browser: Browser) -> None:
     server = await make_server(BANK)
-    async with chromium(tmp_path) as browser:
-        context = await browser.new_context(locale="en-GB")
-        page = await context.new_page()
-        release = asyncio.Event()
+    context = await browser.new_context(locale="en-GB")
+    page = await context.new_page()
+    release = asyncio.Event()
 
-        async def slow_config(route: Any) -> None:
-            await release.wait()   # a slow phone network: the page's script waits for its configuration
-            await route.continue_()
+    async def slow_config(route: Any) -> None:
+        await release.wait()   # a slow phone network: the page's script waits for its configuration
+        await route.continue_()
 
-        await page.route("**/quiz/config.json", slow_config)
-        await page.goto(url_of(server), wait_until="domcontentloaded")
-        await page.get_by_label("Nickname").fill("Ann")
-        await page.get_by_label("Nickname").press("Enter")   # before app.js has its listeners
-        await page.wait_for_timeout(300)
-        assert "nick=" not in page.url   # the browser did not send the form itself (a reload with the nick in it)
-        release.set()
-        await page.get_by_role("button", name="Play as guest").click()
-        await expect(page.get_by_role("button", name="Join the public quiz room")).to_be_visible(timeout=WAIT_MS)
-        await context.close()
+    await page.route("**/quiz/config.json", slow_config)
+    await page.goto(url_of(server), wait_until="domcontentloaded")
+    await page.get_by_label("Nickname").fill("Ann")
+    await page.get_by_label("Nickname").press("Enter")   # before app.js has its listeners
+    await page.wait_for_timeout(300)
+    assert "nick=" not in page.url   # the browser did not send the form itself (a reload with the nick in it)
+    release.set()
+    await page.get_by_role("button", name="Play as guest").click()
+    await expect(page.get_by_role("button", name="Join the public quiz room")).to_be_visible(timeout=WAIT_MS)
+    await context.close()
