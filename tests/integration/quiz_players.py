@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import ssl
 import xml.etree.ElementTree as ElementTree
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -182,10 +183,16 @@ async def join(server: Server, made: list[XmppClient], name: str, *, join: bool 
                         room=room, account=account, ssl_context=ssl_context)
 
 
-@pytest.fixture
-async def fresh_quiz_server(tmp_path: Path) -> AsyncIterator[Server]:
-    """A server of its own with the bot inline in ROOM and the accounts ann, ben, cat and root, for a test in
-    another file that needs the quiz room as it is at start (tests/integration/test_quizbot.py shares one)."""
+# The browser page tests' server: BOSH's (keys, re-attach; the page's default is WebSocket); each question ends when
+# everyone has answered, so the 15 s are a margin that never runs out.
+PAGE_QUIZ: dict[str, object] = {"quizbot.game.question_seconds": 15.0, "http.quiz_page_transport": "bosh"}
+
+
+@contextlib.asynccontextmanager
+async def running_quiz_server(tmp_path: Path, *, accounts: Iterable[str],
+                              overrides: Mapping[str, object]) -> AsyncIterator[Server]:
+    """The embedded server with BANK and the bot inline (tests look inside it) in ROOM, `accounts` made (password:
+    name-secret), `overrides` as dotted configuration keys; yielded once the bot is in its room."""
     from boshcm.config import load_config
     from quizbot.extension import QuizExtension
 
@@ -193,14 +200,24 @@ async def fresh_quiz_server(tmp_path: Path) -> AsyncIterator[Server]:
     bank.write_text(json.dumps(BANK))
     server = Server(load_config(None, {
         "server.data_dir": str(tmp_path / "data"), "c2s.listen": "127.0.0.1:0", "http.listen": "127.0.0.1:0",
-        "quizbot.questions": [str(bank)], "quizbot.admins": ["root@localhost"],
-        "quizbot.game.question_seconds": QUESTION_SECONDS, "quizbot.game.reveal_seconds": 0.5,
-        "quizbot.process": "inline"}))  # inline: tests look inside the bot
-    for name in ("ann", "ben", "cat", "root"):
+        "quizbot.questions": [str(bank)], "quizbot.process": "inline", **overrides}))
+    for name in accounts:
         server.accounts.add(name, f"{name}-secret")
     await server.start()
-    client = server.extension(QuizExtension).client
-    assert client is not None
-    await wait_until(lambda: ROOM in client.entered)
-    yield server
-    await server.stop()
+    try:
+        client = server.extension(QuizExtension).client
+        assert client is not None
+        await wait_until(lambda: ROOM in client.entered)
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+async def fresh_quiz_server(tmp_path: Path) -> AsyncIterator[Server]:
+    """A server of its own with the accounts ann, ben, cat and root, for a test in another file that needs the
+    quiz room as it is at start (tests/integration/test_quizbot.py shares one)."""
+    async with running_quiz_server(tmp_path, accounts=("ann", "ben", "cat", "root"), overrides={
+            "quizbot.admins": ["root@localhost"], "quizbot.game.question_seconds": QUESTION_SECONDS,
+            "quizbot.game.reveal_seconds": 0.5}) as server:
+        yield server

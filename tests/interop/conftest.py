@@ -3,16 +3,16 @@ that compare with it or relay to it), and boshcm with the quiz bot and a small b
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
+from playwright.async_api import Browser
 
 from boshcm.app import Server
-from boshcm.config import load_config
-from quizbot.extension import QuizExtension
-from tests.integration.quiz_players import BANK, wait_until
+from tests.integration.quiz_players import PAGE_QUIZ, running_quiz_server
+from tests.interop.browser import chromium
 from tests.interop.prosody import Prosody
 
 
@@ -28,17 +28,13 @@ async def prosody(tmp_path: Path) -> AsyncIterator[Prosody]:
 
 @pytest.fixture
 async def quiz_server(tmp_path: Path) -> AsyncIterator[Server]:
-    bank = tmp_path / "bank.json"
-    bank.write_text(json.dumps(BANK))
-    config = load_config(None, {
-        "server.data_dir": str(tmp_path / "data"), "c2s.listen": "127.0.0.1:0", "http.listen": "127.0.0.1:0",
-        "quizbot.questions": [str(bank)], "quizbot.game.question_seconds": 15.0,
-        "quizbot.game.reveal_seconds": 2.0, "quizbot.process": "inline",
-        "http.quiz_page_transport": "bosh"})  # these page tests are BOSH's (keys, re-attach); default: WebSocket
-    server = Server(config)
-    server.accounts.add("cat", "cat-secret")
-    await server.start()
-    assert server.extension(QuizExtension).client is not None
-    await wait_until(lambda: "quiz@conference.localhost" in server.extension(QuizExtension).client.entered)  # type: ignore[union-attr]
-    yield server
-    await server.stop()
+    async with running_quiz_server(tmp_path, accounts=("cat",),
+                                   overrides={**PAGE_QUIZ, "quizbot.game.reveal_seconds": 2.0}) as server:
+        yield server
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def browser(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Browser]:
+    """One Chromium for a page test file (in the file's event loop); each test makes its own context."""
+    async with chromium(tmp_path_factory.mktemp("chromium")) as launched:
+        yield launched

@@ -38,7 +38,7 @@ from quizbot.extension import QuizExtension
 from quizbot.payload import NS
 from tests.integration.quiz_players import BOT, ROOM, join, wait_until
 from tests.integration.xmpp_client import TIMEOUT_SECONDS, XmppClient
-from tests.interop.browser import NODE_MODULES, chromium
+from tests.interop.browser import NODE_MODULES
 from tests.interop.test_quiz_page_light import wire_bytes
 
 pytestmark = [pytest.mark.interop, pytest.mark.asyncio(loop_scope="module")]
@@ -98,12 +98,6 @@ async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Serv
     await wait_until(lambda: extension.client is not None and ROOM in extension.client.entered)
     yield started
     await started.stop()
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def browser(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Browser]:
-    async with chromium(tmp_path_factory.mktemp("chromium")) as launched:
-        yield launched
 
 
 def url_of(server: Server) -> str:

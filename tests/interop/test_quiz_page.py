@@ -11,7 +11,6 @@ Screenshots of the lobby, a question and the podium go to test-output/screenshot
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,10 +22,8 @@ from playwright.async_api import Browser, Page, expect
 from boshcm.app import Server
 from boshcm.config import load_config
 from boshcm.tls import SELF_SIGNED_CERT
-from quizbot.extension import QuizExtension
-from tests.integration.quiz_players import ANSWERS, BANK, Player, player, wait_until
+from tests.integration.quiz_players import ANSWERS, BANK, PAGE_QUIZ, Player, player, running_quiz_server
 from tests.integration.xmpp_client import TIMEOUT_SECONDS, XmppClient
-from tests.interop.browser import chromium
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -48,29 +45,12 @@ new MutationObserver(() => {
 """
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def browser(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Browser]:
-    async with chromium(tmp_path_factory.mktemp("chromium")) as launched:
-        yield launched
-
-
 @pytest_asyncio.fixture(loop_scope="module")
 async def quiz_server(tmp_path: Path) -> AsyncIterator[Server]:
-    """tests/interop/conftest.py's quiz_server (BOSH page, 15 s questions) with a 0.5 s reveal, in the module's
-    loop. Each question ends when everyone has answered: the 15 s are a margin that never runs out."""
-    bank = tmp_path / "bank.json"
-    bank.write_text(json.dumps(BANK))
-    config = load_config(None, {
-        "server.data_dir": str(tmp_path / "data"), "c2s.listen": "127.0.0.1:0", "http.listen": "127.0.0.1:0",
-        "quizbot.questions": [str(bank)], "quizbot.game.question_seconds": 15.0,
-        "quizbot.game.reveal_seconds": 0.5, "quizbot.process": "inline", "http.quiz_page_transport": "bosh"})
-    server = Server(config)
-    server.accounts.add("cat", "cat-secret")
-    await server.start()
-    extension = server.extension(QuizExtension)
-    await wait_until(lambda: extension.client is not None and "quiz@conference.localhost" in extension.client.entered)
-    yield server
-    await server.stop()
+    """tests/interop/conftest.py's, with a 0.5 s reveal, in the module's event loop."""
+    async with running_quiz_server(tmp_path, accounts=("cat",),
+                                   overrides={**PAGE_QUIZ, "quizbot.game.reveal_seconds": 0.5}) as server:
+        yield server
 
 
 async def log_in_as_guest(page: Page, url: str, nick: str) -> None:

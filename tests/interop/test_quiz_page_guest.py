@@ -25,17 +25,10 @@ from boshcm.jid import JID
 from quizbot.extension import QuizExtension
 from tests.integration.quiz_players import BANK, ROOM, wait_until
 from tests.integration.xmpp_client import TIMEOUT_SECONDS
-from tests.interop.browser import chromium
 
 WAIT_MS = TIMEOUT_SECONDS * 1000
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def browser(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Browser]:
-    async with chromium(tmp_path_factory.mktemp("chromium")) as launched:
-        yield launched
 
 
 async def start_server(tmp_path: Path, transport: str) -> Server:

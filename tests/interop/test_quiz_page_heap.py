@@ -8,13 +8,12 @@ import json
 import pytest
 from playwright.async_api import Browser, expect
 
-from tests.interop.test_quiz_page_light import (  # noqa: F401 (browser and make_server are fixtures)
+from tests.interop.test_quiz_page_light import (  # noqa: F401 (make_server is a fixture)
     AUTO_ANSWER,
     FAST_BANK,
     HEAP_OUTPUT,
     WAIT_MS,
     ServerFactory,
-    browser,
     heap_after_gc,
     join_public_room,
     make_server,
@@ -25,7 +24,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
 @pytest.mark.interop
-async def test_js_heap_does_not_grow_with_the_game(make_server: ServerFactory, browser: Browser) -> None:  # noqa: F811
+async def test_js_heap_does_not_grow_with_the_game(make_server: ServerFactory, browser: Browser) -> None:  # noqa: F811 (make_server)
     """A 50-question game of 1 s questions (each revealed as soon as the page answered): the heap after
     question 50 is within 10 % (plus 256 KiB) of the heap after question 5. Both go to test-output/.
     The page answers every 0.1 s or so: the bot's answer rate limit (3 in 2 s) is lifted, else every fourth

@@ -21,7 +21,6 @@ from boshcm.tls import SELF_SIGNED_CERT
 from quizbot.extension import QuizExtension
 from tests.integration.quiz_players import BANK, ROOM, player, right_and_wrong, wait_until
 from tests.integration.xmpp_client import TIMEOUT_SECONDS, XmppClient
-from tests.interop.browser import chromium
 
 # docs/quiz.md: everything on the wire, headers included, before logging in. 45 KB until the quiz night's page (own
 # result, tiles, PIN, multi-tab leader) added about 5 KB, 52 KB until bounded boards (issue 14: the own result and place
@@ -42,12 +41,6 @@ FAST_BANK = {"language": "en", "questions": [
 ServerFactory = Callable[..., Awaitable[Server]]
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def browser(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Browser]:
-    async with chromium(tmp_path_factory.mktemp("chromium")) as launched:
-        yield launched
 
 
 @pytest_asyncio.fixture(loop_scope="module")

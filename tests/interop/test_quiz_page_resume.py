@@ -42,7 +42,6 @@ from quizbot.payload import NS
 from tests.integration.quiz_players import BANK, ROOM, Player, player, right_and_wrong, wait_until
 from tests.integration.relay import Relay
 from tests.integration.xmpp_client import TIMEOUT_SECONDS, XmppClient
-from tests.interop.browser import chromium
 
 TIMING = "window.quizTiming = { pingSeconds: 1, timeoutSeconds: 1.5, retrySeconds: 0.5, maxRetrySeconds: 1 };"
 ANSWERS = {q["question"]: q["answer"] for q in BANK["questions"]}  # type: ignore[index]
@@ -68,12 +67,6 @@ async def start_server(tmp_path: Path, transport: str) -> Server:
     await server.start()
     await wait_until(lambda: ROOM in server.extension(QuizExtension).client.entered)  # type: ignore[union-attr]
     return server
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def browser(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Browser]:
-    async with chromium(tmp_path_factory.mktemp("chromium")) as launched:
-        yield launched
 
 
 @pytest_asyncio.fixture(loop_scope="module")

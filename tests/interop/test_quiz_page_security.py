@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import re
 import xml.etree.ElementTree as ElementTree
 from collections.abc import AsyncIterator
@@ -21,13 +20,17 @@ from lxml import etree
 from playwright.async_api import Browser, Page, Request, expect
 
 from boshcm.app import Server
-from boshcm.config import load_config
 from boshcm.tls import SELF_SIGNED_CERT
-from quizbot.extension import QuizExtension
 from quizbot.payload import NS
-from tests.integration.quiz_players import BANK, ROOM, Player, player, right_and_wrong, wait_until
+from tests.integration.quiz_players import (
+    PAGE_QUIZ,
+    ROOM,
+    Player,
+    player,
+    right_and_wrong,
+    running_quiz_server,
+)
 from tests.integration.xmpp_client import TIMEOUT_SECONDS, XmppClient
-from tests.interop.browser import chromium
 from tests.interop.test_quiz_page import answer_correctly, log_in_as_guest, page_scores
 
 WAIT_MS = TIMEOUT_SECONDS * 1000
@@ -35,27 +38,12 @@ WAIT_MS = TIMEOUT_SECONDS * 1000
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def browser(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Browser]:
-    async with chromium(tmp_path_factory.mktemp("chromium")) as launched:
-        yield launched
-
-
 @pytest_asyncio.fixture(loop_scope="module")
 async def quiz_server(tmp_path: Path) -> AsyncIterator[Server]:
-    """As tests/interop/conftest.py's (BOSH page, cat's account), with a short reveal."""
-    bank = tmp_path / "bank.json"
-    bank.write_text(json.dumps(BANK))
-    config = load_config(None, {
-        "server.data_dir": str(tmp_path / "data"), "c2s.listen": "127.0.0.1:0", "http.listen": "127.0.0.1:0",
-        "quizbot.questions": [str(bank)], "quizbot.game.question_seconds": 15.0,
-        "quizbot.game.reveal_seconds": 0.5, "quizbot.process": "inline", "http.quiz_page_transport": "bosh"})
-    server = Server(config)
-    server.accounts.add("cat", "cat-secret")
-    await server.start()
-    await wait_until(lambda: ROOM in server.extension(QuizExtension).client.entered)  # type: ignore[union-attr]
-    yield server
-    await server.stop()
+    """tests/interop/conftest.py's, with a 0.5 s reveal, in the module's event loop."""
+    async with running_quiz_server(tmp_path, accounts=("cat",),
+                                   overrides={**PAGE_QUIZ, "quizbot.game.reveal_seconds": 0.5}) as server:
+        yield server
 
 
 def forge(troll: Player, *, to: str, mtype: str, body: str, xml: str) -> None:

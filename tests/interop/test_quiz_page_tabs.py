@@ -30,7 +30,6 @@ from quizbot.extension import QuizExtension
 from quizbot.payload import NS
 from tests.integration.quiz_players import BANK, ROOM, Player, player, right_and_wrong, wait_until
 from tests.integration.xmpp_client import TIMEOUT_SECONDS, XmppClient
-from tests.interop.browser import chromium
 
 TABS = 10
 QUESTION_SECONDS = 8.0  # a deadline that never fires: each question ends when Cat, the last to answer, answers
@@ -50,12 +49,6 @@ document.addEventListener("DOMContentLoaded", () => {
 """
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def browser(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Browser]:
-    async with chromium(tmp_path_factory.mktemp("chromium")) as launched:
-        yield launched
 
 
 @pytest_asyncio.fixture(params=["bosh", "websocket"], loop_scope="module")
