@@ -5,7 +5,6 @@ privately from the bot's real JID — the ones the board leaves out too."""
 from __future__ import annotations
 
 import asyncio
-import json
 import xml.etree.ElementTree as ElementTree
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,39 +16,27 @@ from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
 from boshcm.app import Server
-from boshcm.config import load_config
-from boshcm.tls import SELF_SIGNED_CERT
-from quizbot.extension import QuizExtension
 from quizbot.payload import NS
-from tests.integration.quiz_players import BANK, BOT, QUESTION_SECONDS, ROOM, Player, join, right_and_wrong, wait_until
-from tests.integration.xmpp_client import TIMEOUT_SECONDS, XmppClient, trusting_only
+from tests.integration.quiz_players import (
+    BOT,
+    QUESTION_SECONDS,
+    ROOM,
+    Player,
+    right_and_wrong,
+    running_quiz_server,
+    seat,
+)
+from tests.integration.xmpp_client import TIMEOUT_SECONDS, XmppClient
 
 NAMES = ("ann", "ben", "cat", "dan", "eve")
 
 
-async def seat(server: Server, made: list[XmppClient], name: str, *, in_room: bool = True) -> Player:
-    """`join`, with a TLS context that trusts the server's certificate alone (slixmpp's own loads the system's CA
-    store: about 0.1 s of CPU a client)."""
-    return await join(server, made, name, join=in_room,
-                      ssl_context=trusting_only(server.config.data_path / SELF_SIGNED_CERT))
-
-
 @pytest.fixture
 async def board_server(tmp_path: Path) -> AsyncIterator[Server]:
-    bank = tmp_path / "bank.json"
-    bank.write_text(json.dumps(BANK))
-    server = Server(load_config(None, {
-        "server.data_dir": str(tmp_path / "data"), "c2s.listen": "127.0.0.1:0", "http.listen": "127.0.0.1:0",
-        "quizbot.questions": [str(bank)], "quizbot.board_size": 3, "quizbot.process": "inline",
-        "quizbot.game.question_seconds": QUESTION_SECONDS, "quizbot.game.reveal_seconds": 0.5}))
-    for name in NAMES:
-        server.accounts.add(name, f"{name}-secret")
-    await server.start()
-    client = server.extension(QuizExtension).client
-    assert client is not None
-    await wait_until(lambda: ROOM in client.entered)
-    yield server
-    await server.stop()
+    async with running_quiz_server(tmp_path, accounts=NAMES, overrides={
+            "quizbot.board_size": 3, "quizbot.game.question_seconds": QUESTION_SECONDS,
+            "quizbot.game.reveal_seconds": 0.5}) as server:
+        yield server
 
 
 def hear_bodiless(player: Player) -> None:

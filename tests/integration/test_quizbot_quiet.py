@@ -6,54 +6,35 @@ server."""
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from boshcm.app import Server
-from boshcm.config import load_config
 from boshcm.jid import JID
-from boshcm.tls import SELF_SIGNED_CERT
 from quizbot.extension import QuizExtension
 from tests.integration.quiz_players import (
-    BANK,
     BOT_NICK,
     QUESTION_SECONDS,
     ROOM,
     Player,
-    join,
     right_and_wrong,
+    running_quiz_server,
+    seat,
     wait_until,
 )
-from tests.integration.xmpp_client import XmppClient, trusting_only
+from tests.integration.xmpp_client import XmppClient
 
 NAMES = ("ann", "ben", "cat", "dan", "eve")
 
 
-async def seat(server: Server, made: list[XmppClient], name: str, *, in_room: bool = True) -> Player:
-    """`join`, with a TLS context that trusts the server's certificate alone (slixmpp's own loads the system's CA
-    store: about 0.1 s of CPU a client)."""
-    return await join(server, made, name, join=in_room,
-                      ssl_context=trusting_only(server.config.data_path / SELF_SIGNED_CERT))
-
-
 @pytest.fixture
 async def quiet_server(tmp_path: Path) -> AsyncIterator[Server]:
-    bank = tmp_path / "bank.json"
-    bank.write_text(json.dumps(BANK))
-    config = load_config(None, {
-        "server.data_dir": str(tmp_path / "data"), "c2s.listen": "127.0.0.1:0", "http.listen": "127.0.0.1:0",
-        "quizbot.questions": [str(bank)], "quizbot.game.question_seconds": QUESTION_SECONDS,
-        "quizbot.game.reveal_seconds": 0.5, "quizbot.quiet_above": 3, "quizbot.process": "inline"})
-    server = Server(config)
-    for name in NAMES:
-        server.accounts.add(name, f"{name}-secret")
-    await server.start()
-    await wait_until(lambda: ROOM in server.extension(QuizExtension).client.entered)  # type: ignore[union-attr]
-    yield server
-    await server.stop()
+    async with running_quiz_server(tmp_path, accounts=NAMES, overrides={
+            "quizbot.game.question_seconds": QUESTION_SECONDS, "quizbot.game.reveal_seconds": 0.5,
+            "quizbot.quiet_above": 3}) as server:
+        yield server
 
 
 def broadcast(server: Server) -> tuple[str, ...]:
