@@ -51,7 +51,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -62,7 +62,8 @@ from lxml import etree
 from prometheus_client.parser import text_string_to_metric_families
 from slixmpp import JID
 
-from tests.ejabberd import EjabberdNode
+from boshcm.xmpp.accounts import AccountStore
+from tests.ejabberd import EjabberdNode, register_in_band
 from tests.integration.bosh_client import BoshClient
 from tests.integration.xmpp_client import XmppClient
 from tests.interop.prosody import Prosody, free_port
@@ -102,12 +103,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+# The account every bench signs in with unless it asks for accounts of its own.
+BENCH_ACCOUNTS: Mapping[str, str] = {"bench": "bench-secret"}
+
+
 class Target:
+    """One server under test. `accounts` exist on it once `start` returns (each server's own quick way in)."""
     name: str
     url: str
     pid: int
     c2s_port: int
     cert_path: Path
+    accounts: Mapping[str, str]
 
     async def start(self) -> None:
         raise NotImplementedError
@@ -117,12 +124,13 @@ class Target:
 
 
 async def measure_both(args: argparse.Namespace,
-                       measure: Callable[[Target, argparse.Namespace], Awaitable[FiguresT]]) -> dict[str, FiguresT]:
-    """boshcm, Prosody, then ejabberd (or `--only` one), each in its own process, in one run."""
+                       measure: Callable[[Target, argparse.Namespace], Awaitable[FiguresT]],
+                       accounts: Mapping[str, str] = BENCH_ACCOUNTS) -> dict[str, FiguresT]:
+    """boshcm, Prosody, then ejabberd (or `--only` one), each in its own process, in one run, each with `accounts`."""
     results: dict[str, FiguresT] = {}
     with tempfile.TemporaryDirectory() as directory:
-        targets: list[Target] = [BoshcmTarget(Path(directory) / "boshcm"), ProsodyTarget(Path(directory) / "prosody"),
-                                 EjabberdTarget()]
+        targets: list[Target] = [BoshcmTarget(Path(directory) / "boshcm", accounts),
+                                 ProsodyTarget(Path(directory) / "prosody", accounts), EjabberdTarget(accounts)]
         for target in targets:
             if args.only and target.name != args.only:
                 continue
@@ -141,8 +149,9 @@ async def measure_both(args: argparse.Namespace,
 class BoshcmTarget(Target):
     name = "boshcm"
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, accounts: Mapping[str, str] = BENCH_ACCOUNTS) -> None:
         self.directory = directory
+        self.accounts = accounts
         self.port = free_port()
         self.c2s_port = free_port()
         self.metrics_port = free_port()  # bench_muc reads event-loop lag and GC pauses from /metrics
@@ -152,9 +161,12 @@ class BoshcmTarget(Target):
 
     async def start(self) -> None:
         data = ["--data-dir", str(self.directory / "data")]
-        adduser = await asyncio.create_subprocess_exec(sys.executable, "-m", "boshcm", "adduser", "bench",
-                                                       "--password", "bench-secret", *data)
-        await adduser.wait()
+        # Written to the account store before the server opens it: thousands in seconds, no process per account.
+        (self.directory / "data").mkdir(parents=True, exist_ok=True)
+        store = AccountStore(self.directory / "data" / "accounts.sqlite")
+        for username, password in self.accounts.items():
+            store.add(username, password)
+        store.close()
         # Every simulated client comes from 127.0.0.1: lift the per-address caps and the rate limit of the bench
         # sender and the quiz bot, which exist for strangers, not for a load generator (Prosody has neither by default).
         config = self.directory / "bench.toml"
@@ -177,8 +189,9 @@ class BoshcmTarget(Target):
 class ProsodyTarget(Target):
     name = "prosody"
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, accounts: Mapping[str, str] = BENCH_ACCOUNTS) -> None:
         self.directory = directory
+        self.accounts = accounts
 
     async def start(self) -> None:
         # Ports are picked only now: the previous target's thousands of client sockets may have used them.
@@ -186,11 +199,21 @@ class ProsodyTarget(Target):
         self.url = self.prosody.bosh_url
         self.c2s_port = self.prosody.c2s_port
         self.cert_path = self.prosody.cert_path
-        self.prosody.register("bench", "bench-secret")
+        await self._register()
         await self.prosody.start()
         assert self.prosody._process is not None
         self.pid = self.prosody._process.pid
         await wait_for_port(self.prosody.http_port)
+
+    async def _register(self) -> None:
+        """`prosodyctl register`, 8 at once (each is a Lua process of its own, ~0.3 s)."""
+        semaphore = asyncio.Semaphore(8)
+
+        async def one(username: str, password: str) -> None:
+            async with semaphore:
+                await asyncio.to_thread(self.prosody.register, username, password)
+
+        await asyncio.gather(*(one(username, password) for username, password in self.accounts.items()))
 
     async def stop(self) -> None:
         await self.prosody.stop()
@@ -212,8 +235,9 @@ EJABBERD_MUC = """  mod_muc:
 class EjabberdTarget(Target):
     name = "ejabberd"
 
-    def __init__(self) -> None:
+    def __init__(self, accounts: Mapping[str, str] = BENCH_ACCOUNTS) -> None:
         self.node: EjabberdNode | None = None
+        self.accounts = accounts
 
     async def start(self) -> None:
         # Ports are picked only now (as for Prosody): earlier targets' client sockets may have used them.
@@ -234,7 +258,9 @@ class EjabberdTarget(Target):
         ctl.write_text(ctl.read_text().replace('ERL_OPTIONS="', f'ERL_OPTIONS="{no_spinning}'))
         node.start()
         await asyncio.to_thread(node.wait_started)
-        await asyncio.to_thread(node.register, "bench", "bench-secret")
+        # XEP-0077 in band over plain c2s, 50 streams at once (the bench's ejabberd allows it from anyone):
+        # `ejabberdctl register` would start an Erlang VM per account (~1 s each); in band costs ~8.5 ms of CPU.
+        await register_in_band(node, self.accounts, concurrency=50)
         self.url, self.c2s_port, self.cert_path = node.bosh_url, node.c2s_port, node.cert_path
         self.pid = node.pid
 

@@ -10,6 +10,8 @@ message, which a machine shared with other work disturbs far less than the wall-
 the event-loop lag and GC pauses, from its /metrics. Run as root, the spreads and latencies also "on the wire": by
 the kernel's receive timestamps on the loopback interface (`tests/perf/wire_clock.py`), without the load
 generator's own queue.
+Each occupant is an account of its own (o0 ... o<N-1>, given to every server before it starts), as players are;
+the room's owner is `bench`, over TCP.
 `--broadcast moderator` configures the room's muc#roomconfig_presencebroadcast (XEP-0045 §10.2) first.
 """
 
@@ -23,21 +25,35 @@ import time
 from urllib.parse import urlsplit
 
 import aiohttp
+from slixmpp import JID
 
 from tests.integration.bosh_client import BoshClient
 from tests.integration.xmpp_client import XmppClient
 from tests.perf.bench_bosh import (
+    BENCH_ACCOUNTS,
     Target,
     bounded,
     cpu_seconds,
-    login,
     measure_both,
     print_table,
     runtime_figures,
 )
 from tests.perf.wire_clock import WireClock
 
-ROOM = "bench@conference.localhost"
+ROOM = JID("bench@conference.localhost")
+OCCUPANT_PASSWORD = "occupant-secret"
+
+
+def occupant_accounts(occupants: int) -> dict[str, str]:
+    """The room owner (`bench`) and one account per occupant, as players have: occupants of the owner's own account
+    would all be owners, hence moderators, and a moderator-only presence broadcast would still reach everyone."""
+    return {**BENCH_ACCOUNTS, **{f"o{index}": OCCUPANT_PASSWORD for index in range(occupants)}}
+
+
+async def login_occupant(http: aiohttp.ClientSession, url: str, index: int) -> BoshClient:
+    client = BoshClient(http, url, wait=60)
+    await client.login(f"o{index}", OCCUPANT_PASSWORD, resource="bench")
+    return client
 
 
 async def join(client: BoshClient, nick: str) -> None:
@@ -84,13 +100,13 @@ async def measure(target: Target, args: argparse.Namespace) -> dict[str, float]:
     await owner.connect()
     muc = owner.xmpp.plugin["xep_0045"]
     await muc.join_muc_wait(ROOM, "Quizmaster", maxstanzas=0, timeout=30)
-    form = owner.xmpp.plugin["xep_0004"].make_form(ftype="submit")
+    form = owner.xmpp.plugin["xep_0004"].make_form(ftype="submit")  # type: ignore[no-untyped-call]
     if args.broadcast:
         form.add_field(var="muc#roomconfig_presencebroadcast", ftype="list-multi", value=args.broadcast.split(","))
     await muc.set_room_config(ROOM, form)
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=600)) as http:
-        occupants = await bounded(args.occupants, 50, lambda i: login(http, target.url, f"o{i}"))
+        occupants = await bounded(args.occupants, 50, lambda i: login_occupant(http, target.url, i))
         arrivals: dict[str, list[float]] = {}
         pollers = [asyncio.create_task(poll(c, arrivals, i)) for i, c in enumerate(occupants)]
         await asyncio.sleep(1)
@@ -152,7 +168,7 @@ async def main() -> None:
     parser.add_argument("--only", choices=["boshcm", "prosody", "ejabberd"])
     parser.add_argument("--broadcast", help="roles whose presence the room broadcasts, e.g. moderator")
     args = parser.parse_args()
-    results = await measure_both(args, measure)
+    results = await measure_both(args, measure, occupant_accounts(args.occupants))
     print_table(results, higher_is_better=frozenset({"messages reaching every occupant"}))
 
 

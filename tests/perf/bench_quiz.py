@@ -69,9 +69,7 @@ from lxml import etree
 from prometheus_client.parser import text_string_to_metric_families
 from slixmpp import JID
 
-from boshcm.xmpp.accounts import AccountStore
 from quizbot.payload import NS
-from tests.ejabberd import register_in_band
 from tests.integration.bosh_client import BoshClient
 from tests.integration.xmpp_client import XmppClient
 from tests.perf.bench_bosh import (
@@ -451,47 +449,15 @@ async def bounded_players(indexes: range, concurrency: int,
     return list(await asyncio.gather(*(one(index) for index in indexes)))
 
 
-async def prepare_boshcm(directory: Path, players: int) -> Target:
-    target = BoshcmTarget(directory / "boshcm")
-    (directory / "boshcm" / "data").mkdir(parents=True)
-    store = AccountStore(directory / "boshcm" / "data" / "accounts.sqlite")
-    for name, password in accounts(players).items():
-        store.add(name, password)
-    store.close()
-    return target
-
-
-async def prepare_prosody(directory: Path, players: int) -> Target:
-    return ProsodyTarget(directory / "prosody")  # accounts are registered once it runs
-
-
-async def prepare_ejabberd(directory: Path, players: int) -> Target:
-    return EjabberdTarget()  # a fresh node in a directory of its own; accounts are registered once it runs
-
-
 def accounts(players: int) -> dict[str, str]:
     return {"quiz": "quiz-secret", "starter": "starter-secret", **{f"p{i}": "player-secret" for i in range(players)}}
 
 
-async def register_on_ejabberd(target: EjabberdTarget, players: int) -> None:
-    """XEP-0077 in-band registration over plain c2s, 50 streams at once (tests/ejabberd.py: the bench's ejabberd
-    allows it from anyone, with `registration_timeout: infinity` lifting the one-per-address-per-600-s limit);
-    `ejabberdctl register` would start an Erlang VM per account (~1 s each)."""
-    assert target.node is not None
-    started = time.perf_counter()
-    await register_in_band(target.node, accounts(players), concurrency=50)
-    print(f"  ejabberd: {players + 2} accounts registered in band in {time.perf_counter() - started:.1f} s",
-          file=sys.stderr)
-
-
-async def register_on_prosody(target: ProsodyTarget, players: int) -> None:
-    semaphore = asyncio.Semaphore(8)
-
-    async def one(name: str, password: str) -> None:
-        async with semaphore:
-            await asyncio.to_thread(target.prosody.register, name, password)
-
-    await asyncio.gather(*(one(name, password) for name, password in accounts(players).items()))
+def make_targets(directory: Path, players: int) -> dict[str, Target]:
+    """boshcm, Prosody and ejabberd, each to be given every player's account as it starts (tests/perf/bench_bosh.py)."""
+    every = accounts(players)
+    return {"boshcm": BoshcmTarget(directory / "boshcm", every), "prosody": ProsodyTarget(directory / "prosody", every),
+            "ejabberd": EjabberdTarget(every)}
 
 
 async def main() -> None:
@@ -499,7 +465,7 @@ async def main() -> None:
     parser.add_argument("--players", type=int, default=200)
     parser.add_argument("--questions", type=int, default=10)
     parser.add_argument("--question-seconds", type=float, default=10.0)
-    parser.add_argument("--only", choices=list(PREPARE))
+    parser.add_argument("--only", choices=["boshcm", "prosody", "ejabberd"])
     parser.add_argument("--transport", choices=["bosh", "websocket"], default="bosh")
     parser.add_argument("--wave", type=int, default=250, help="players logged in and joined per wave")
     parser.add_argument("--bot-log", help="append the bot's log (level info) to this file")
@@ -507,16 +473,14 @@ async def main() -> None:
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
-        for name, prepare in PREPARE.items():
+        for name, target in make_targets(directory, args.players).items():
             if args.only and name != args.only:
                 continue
-            target = await prepare(directory, args.players)
+            started = time.perf_counter()
             await target.start()
+            print(f"  {name}: started with {args.players + 2} accounts in {time.perf_counter() - started:.1f} s",
+                  file=sys.stderr)
             try:
-                if isinstance(target, ProsodyTarget):
-                    await register_on_prosody(target, args.players)
-                if isinstance(target, EjabberdTarget):
-                    await register_on_ejabberd(target, args.players)
                 await wait_for_port(target.c2s_port)
                 bot_directory = directory / f"bot-{name}"
                 bot_directory.mkdir()
@@ -536,8 +500,6 @@ HIGHER_IS_BETTER = frozenset({
     "questions revealed", "players receiving each question (min)", "players who got every question",
     "players reached per question by the wire (min)", "answers acknowledged (<received/>)",
     "answers scored (reveal's scorers)", "answers with a <result/>", "answers scored (% of sent)"})
-PREPARE: dict[str, Callable[[Path, int], Awaitable[Target]]] = {
-    "boshcm": prepare_boshcm, "prosody": prepare_prosody, "ejabberd": prepare_ejabberd}
 
 
 if __name__ == "__main__":

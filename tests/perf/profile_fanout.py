@@ -2,6 +2,7 @@
 and hub (boshcm/app.py `Server`, real account store), with one BOSH session machine per occupant as the hub's sink.
 
     .venv/bin/python -m tests.perf.profile_fanout [--occupants 500] [--posts 20] [--profile post|join]
+                                                  [--broadcast moderator]
 
 Prints the CPU time of one groupchat message reflected to every occupant (room, router, hub, each occupant's
 BOSH machine wrapping its copy into a response) and of one join into a room of that size; `--profile` prints a
@@ -67,8 +68,21 @@ class BoshSink:
         pass
 
 
+def occupant_jid(index: int) -> str:
+    """Each occupant its own account, as in bench_muc: not the room owner, so a moderator-only broadcast skips it."""
+    return f"o{index}@localhost/bench"
+
+
+def broadcast_field(roles: str | None) -> str:
+    """The muc#roomconfig_presencebroadcast field (XEP-0045 §10.2) for a comma-separated list of roles, or nothing."""
+    if roles is None:
+        return ""
+    values = "".join(f"<value>{role}</value>" for role in roles.split(","))
+    return f"<field var='muc#roomconfig_presencebroadcast'>{values}</field>"
+
+
 class Bench:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, broadcast: str | None = None) -> None:
         config = load_config(None, {"server.data_dir": str(directory)})
         accounts = open_accounts(config)
         accounts.add("bench", "bench-secret")
@@ -76,13 +90,13 @@ class Bench:
         self.server = Server(config)
         self.router, self.hub = self.server.router, self.server.hub
         self.sinks: dict[JID, BoshSink] = {}
-        self.owner = self.bind("owner")
+        self.owner = self.bind("bench@localhost/owner")
         self.send(self.owner, f"<presence to='{ROOM}/Quizmaster'><x xmlns='http://jabber.org/protocol/muc'/></presence>")
         self.send(self.owner, f"<iq to='{ROOM}' type='set' id='cfg'><query xmlns='http://jabber.org/protocol/muc#owner'>"
-                              "<x xmlns='jabber:x:data' type='submit'/></query></iq>")
+                              f"<x xmlns='jabber:x:data' type='submit'>{broadcast_field(broadcast)}</x></query></iq>")
 
-    def bind(self, resource: str) -> JID:
-        jid = JID.parse(f"bench@localhost/{resource}")
+    def bind(self, full_jid: str) -> JID:
+        jid = JID.parse(full_jid)
         self.hub.perform(self.router.bind(jid, 0.0))
         sink = self.sinks[jid] = BoshSink()
         self.hub.register(jid, sink)
@@ -102,7 +116,7 @@ class Bench:
         return bool(sink.session._held)
 
     def join(self, index: int) -> None:
-        self.send(JID.parse(f"bench@localhost/o{index}"),
+        self.send(JID.parse(occupant_jid(index)),
                   f"<presence to='{ROOM}/player{index}'><x xmlns='http://jabber.org/protocol/muc'>"
                   "<history maxstanzas='0'/></x></presence>")
 
@@ -116,15 +130,16 @@ def main() -> None:
     parser.add_argument("--occupants", type=int, default=500)
     parser.add_argument("--posts", type=int, default=20)
     parser.add_argument("--profile", choices=["post", "join"])
+    parser.add_argument("--broadcast", help="roles whose presence the room broadcasts, e.g. moderator")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
-        bench = Bench(Path(directory))
+        bench = Bench(Path(directory), args.broadcast)
         for index in range(args.occupants - 1):
-            bench.bind(f"o{index}")
+            bench.bind(occupant_jid(index))
             bench.join(index)
             bench.rearm_all()
         last = args.occupants - 1
-        bench.bind(f"o{last}")
+        bench.bind(occupant_jid(last))
         bench.rearm_all()
         profiler = cProfile.Profile()
         started = time.process_time()
