@@ -9,11 +9,13 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from email.utils import formatdate
 from typing import Protocol
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 
 from boshcm.address_slots import AddressSlots, Slot
 from boshcm.bosh.body import DEFAULT_CONTENT_TYPE, BadRequest, build_terminate, parse_request
@@ -56,6 +58,51 @@ RESPONSE_GRACE_SECONDS = 10.0
 
 
 LinkFactory = Callable[["BoshConnection", OpenUpstream, str], Link]
+
+
+@dataclass(slots=True)
+class HeldRequest:
+    """A BOSH request waiting for its answer: enough to write that answer once the session has made it."""
+    connection: BoshConnection
+    request: web.Request
+    cors_headers: dict[str, str]
+    written: asyncio.Future[bool]   # True once the answer is on the transport, False if it could not be
+
+
+class WrittenAnswer(web.StreamResponse):
+    """What the handler gives aiohttp for an answer already on the transport (`BoshEndpoint.resolve`): nothing
+    more to write, and whether the connection stays open."""
+
+    def __init__(self, *, keep_alive: bool) -> None:
+        super().__init__(status=200)
+        self._stays_open = keep_alive
+
+    @property
+    def keep_alive(self) -> bool:
+        return self._stays_open and super().keep_alive is not False   # False after force_close()
+
+    async def prepare(self, request: web.BaseRequest) -> None:
+        return None
+
+    async def write_eof(self, data: bytes = b"") -> None:
+        return None
+
+
+class _HttpDate:
+    """The Date header, formatted once per second (RFC 9110 §6.6.1)."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._text = ""
+
+    def __call__(self) -> str:
+        second = int(time.time())
+        if second != self._second:
+            self._second, self._text = second, formatdate(second, usegmt=True)
+        return self._text
+
+
+http_date = _HttpDate()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -166,8 +213,9 @@ class BoshEndpoint:
         self._body_read_timeout_seconds = body_read_timeout_seconds
         self._max_depth = max_depth
         self._request_ids = itertools.count(1)
-        self._futures: dict[int, asyncio.Future[bytes]] = {}
-        self.held_requests = self._futures.__len__  # held HTTP requests, read by boshcm/metrics.py
+        self._held: dict[int, HeldRequest] = {}
+        self._answers: list[tuple[int, HeldRequest, bytes]] = []   # made this turn, written by _write_answers
+        self.held_requests = self._held.__len__  # held HTTP requests, read by boshcm/metrics.py
         self._wakeup = asyncio.Event()
         self._timer: asyncio.Task[None] | None = None
 
@@ -273,44 +321,31 @@ class BoshEndpoint:
         else:
             connection = found
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[bytes] = loop.create_future()
-        self._futures[request_id] = future
-        # The safety net only (the session's own deadline answers at 'wait'). The handler awaits the future itself,
-        # not through wait_for/shield: an answer wakes it in the very next loop turn, so the held requests a fan-out
-        # answers are all written in one turn instead of trickling through three rounds of callbacks each.
+        written: asyncio.Future[bool] = loop.create_future()
+        self._held[request_id] = HeldRequest(connection, request, headers, written)
+        # The safety net only (the session's own deadline answers at 'wait').
         safety = loop.call_later(self.limits.max_wait_seconds + RESPONSE_GRACE_SECONDS, self._expire, request_id)
         try:
             if body.sid is None:
                 connection.perform(connection.session.start(self.clock.now()))
             else:
                 connection.event(arrived)
-            payload = await future
+            await written
         except asyncio.CancelledError:
-            # The client went away (aiohttp handler_cancellation): before its answer (cancelling the future), or
-            # just as it was made (the answer is in the future already).
-            answered = future.done() and not future.cancelled()
+            # The client went away (aiohttp handler_cancellation): before its answer was made, or after (then
+            # nobody may have read it, or it was not written at all).
+            answered = request_id not in self._held
             connection.event(ResponseUndelivered(request_id=request_id) if answered
                              else RequestAborted(request_id=request_id))
             raise
         finally:
             safety.cancel()
-            self._futures.pop(request_id, None)
-        response = web.Response(body=payload, headers={**headers, "Content-Type": connection.session.content_type})
-        # Whatever an answer that cannot be written carried is given back to the session for the next request.
-        if request.transport is None or request.transport.is_closing():
-            connection.event(ResponseUndelivered(request_id=request_id))
-            return response
-        try:
-            await response.prepare(request)
-            await response.write_eof()
-        except ConnectionResetError:
-            connection.event(ResponseUndelivered(request_id=request_id))
-            return response
-        except asyncio.CancelledError:
-            connection.event(ResponseUndelivered(request_id=request_id))
-            raise
-        wire_log.debug("%s BOSH SEND %r", address, payload)
-        return response
+            self._held.pop(request_id, None)
+        return WrittenAnswer(keep_alive=self._keeps_alive(request))
+
+    def _keeps_alive(self, request: web.BaseRequest) -> bool:
+        # Draining: the client's next request opens a connection, to another node.
+        return request.keep_alive and not self.draining
 
     def _create(self, arrived: RequestArrived, request: web.Request, address: str) -> BoshConnection | BoshCondition:
         """A session-creation request: check who may create one, then make the session."""
@@ -369,15 +404,44 @@ class BoshEndpoint:
         return response
 
     def resolve(self, request_id: int, data: bytes) -> bool:
-        """Hand the answer to its held request; False when that request was cancelled (its client went away)."""
-        future = self._futures.get(request_id)
-        if future is None:
+        """Queue the answer to its held request; False when its client went away (the request was cancelled), so
+        that the session keeps what the answer carried."""
+        held = self._held.pop(request_id, None)
+        if held is None:
             return True   # answered already (a repeat, the safety net), or its handler has finished
-        if future.cancelled():
-            return False
-        if not future.done():
-            future.set_result(data)
+        if held.written.done():
+            return False  # cancelled: its client went away
+        if not self._answers:
+            asyncio.get_running_loop().call_soon(self._write_answers)
+        self._answers.append((request_id, held, data))
         return True
+
+    def _write_answers(self) -> None:
+        """Every answer queued in the turn before, back to back: the held requests a fan-out answers leave within
+        a few milliseconds of each other (the routing and the session machines ran before the first is written),
+        each a raw HTTP/1.1 response, without aiohttp's response machinery per answer."""
+        answers, self._answers = self._answers, []
+        for request_id, held, data in answers:
+            if held.written.done():
+                continue  # cancelled meanwhile: the handler told the session (ResponseUndelivered)
+            request = held.request
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                held.written.set_result(False)
+                held.connection.event(ResponseUndelivered(request_id=request_id))
+                continue
+            version = request.version
+            lines = [f"HTTP/{version.major}.{version.minor} 200 OK",
+                     f"Content-Type: {held.connection.session.content_type}", f"Content-Length: {len(data)}",
+                     f"Date: {http_date()}"]
+            lines.extend(f"{name}: {value}" for name, value in held.cors_headers.items())
+            if not self._keeps_alive(request):
+                lines.append("Connection: close")
+            elif version < HttpVersion11:
+                lines.append("Connection: keep-alive")
+            transport.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + data)
+            held.written.set_result(True)
+            wire_log.debug("%s BOSH SEND %r", request.remote, data)
 
     def _expire(self, request_id: int) -> None:
         """A held request outlived 'wait' by the grace period: the session never answered it (a bug)."""

@@ -1,8 +1,10 @@
-"""Fan-out over BOSH (issue 14): one stanza delivered to many held requests is written in one event-loop turn."""
+"""Fan-out over BOSH (issue 14): one stanza delivered to many held requests is written in one event-loop turn, each
+answer a complete HTTP response of its own."""
 
 from __future__ import annotations
 
 import asyncio
+import email.utils
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -55,3 +57,71 @@ async def test_held_requests_of_one_fan_out_are_all_answered_in_the_next_loop_tu
     assert all(answer.findtext("{jabber:client}message/{jabber:client}body") == "to all" for answer in answers)
     for client in clients:
         await client.close()
+
+
+# --- the answers' own HTTP responses (written by BoshEndpoint._write_answers, not by aiohttp) -----------------------
+
+CREATE = (b"<body xmlns='http://jabber.org/protocol/httpbind' xmlns:xmpp='urn:xmpp:xbosh' rid='1000' to='localhost' "
+          b"wait='5' hold='1' ver='1.11' xmpp:version='1.0'/>")
+
+
+def request_bytes(server: Server, version: str, body: bytes, *extra: str) -> bytes:
+    assert server.http is not None
+    head = [f"POST /http-bind HTTP/{version}", f"Host: 127.0.0.1:{server.http.port}", "Content-Type: text/xml",
+            f"Content-Length: {len(body)}", *extra]
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+async def read_response(reader: asyncio.StreamReader) -> tuple[str, dict[str, str], bytes]:
+    status = (await reader.readline()).decode().strip()
+    headers: dict[str, str] = {}
+    while (line := (await reader.readline()).decode().strip()):
+        name, _, value = line.partition(":")
+        assert name.lower() not in headers, f"header {name} twice"
+        headers[name.lower()] = value.strip()
+    return status, headers, await reader.readexactly(int(headers["content-length"]))
+
+
+async def test_an_answer_is_a_complete_http_response_and_the_connection_carries_the_next_request(
+        server: Server) -> None:
+    assert server.http is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.http.port)
+    try:
+        writer.write(request_bytes(server, "1.1", CREATE, "Origin: https://quiz.example"))
+        status, headers, body = await read_response(reader)
+        assert status == "HTTP/1.1 200 OK"
+        assert headers["content-type"] == "text/xml; charset=utf-8"
+        assert headers["access-control-allow-origin"] == "*"   # http.cors_origins = ["*"] by default
+        assert "connection" not in headers   # HTTP/1.1: persistent unless it says otherwise
+        assert email.utils.parsedate_to_datetime(headers["date"]).tzinfo is not None
+        created = etree.fromstring(body)
+        assert created.get("sid")
+        # The same connection carries the next request (a terminate), and its answer, in order.
+        terminate = (f"<body xmlns='http://jabber.org/protocol/httpbind' rid='1001' sid='{created.get('sid')}' "
+                     "type='terminate'/>").encode()
+        writer.write(request_bytes(server, "1.1", terminate))
+        status, headers, body = await read_response(reader)
+        assert status == "HTTP/1.1 200 OK"
+        assert etree.fromstring(body).get("type") == "terminate"
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize(("asked", "kept"), [("Connection: keep-alive", True), ("Connection: close", False)])
+async def test_an_http_1_0_answer_says_whether_the_connection_stays_open(
+        server: Server, asked: str, kept: bool) -> None:
+    assert server.http is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.http.port)
+    try:
+        writer.write(request_bytes(server, "1.0", CREATE, asked))
+        status, headers, body = await read_response(reader)
+        assert status == "HTTP/1.0 200 OK"
+        assert headers["connection"] == ("keep-alive" if kept else "close")
+        assert etree.fromstring(body).get("sid")
+        if kept:
+            writer.write(request_bytes(server, "1.0", CREATE, asked))
+            assert (await read_response(reader))[0] == "HTTP/1.0 200 OK"
+        else:
+            assert await asyncio.wait_for(reader.read(), 5) == b""   # closed by the server after the answer
+    finally:
+        writer.close()

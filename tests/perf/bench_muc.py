@@ -101,6 +101,8 @@ async def measure(target: Target, args: argparse.Namespace) -> dict[str, float]:
     muc = owner.xmpp.plugin["xep_0045"]
     await muc.join_muc_wait(ROOM, "Quizmaster", maxstanzas=0, timeout=30)
     form = owner.xmpp.plugin["xep_0004"].make_form(ftype="submit")  # type: ignore[no-untyped-call]
+    # Prosody refuses a form with fields but without its FORM_TYPE (XEP-0068).
+    form.add_field(var="FORM_TYPE", ftype="hidden", value="http://jabber.org/protocol/muc#roomconfig")
     if args.broadcast:
         form.add_field(var="muc#roomconfig_presencebroadcast", ftype="list-multi", value=args.broadcast.split(","))
     await muc.set_room_config(ROOM, form)
