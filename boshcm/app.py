@@ -22,7 +22,7 @@ from boshcm.database import StorageError
 from boshcm.errors import BoshCondition
 from boshcm.extensions import Extension
 from boshcm.jid import JID
-from boshcm.metrics import Metrics, Reading, tune_gc
+from boshcm.metrics import CollectorHold, Metrics, Reading, tune_gc
 from boshcm.shutdown import StopSignals
 from boshcm.tls import SELF_SIGNED_CERT, ensure_self_signed, server_context
 from boshcm.upload import UploadHttp, UploadLimits, UploadService, UploadSlots, UploadStore
@@ -130,7 +130,8 @@ class Server:
                                  self.vcard_store, pep_store=self.pep_store, max_bytes=profile.max_vcard_bytes),
                              private=None if self.private_store is None else PrivateStorage(
                                  self.private_store, pep_store=self.pep_store,
-                                 max_bytes=profile.max_private_bytes, max_items=profile.max_private_items))
+                                 max_bytes=profile.max_private_bytes, max_items=profile.max_private_items),
+                             before_stanza=CollectorHold().hold if config.metrics.gc_hold_in_fanout else lambda: None)
         sm = config.stream_management
         # XEP-0198: one table of resumable sessions for every transport; the hub parks and expires them.
         self.resumptions: ResumptionTable[ClientSession] = ResumptionTable(

@@ -344,6 +344,7 @@ class MetricsConfig:
     loop_lag_interval_seconds: float = 0.5
     gc_threshold0: int = 10_000       # Python's default is 700: fewer young-generation collections
     gc_freeze: bool = True            # gc.freeze() once started: long-lived objects leave the collector's walk
+    gc_hold_in_fanout: bool = True    # no collection between a stanza's first and last recipient (CollectorHold)
 
     def validate(self, section: str) -> None:
         parse_host_port(self.listen, f"{section}.listen")

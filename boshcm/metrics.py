@@ -116,6 +116,36 @@ class Metrics:
         return app
 
 
+class CollectorHold:
+    """Keeps Python's cyclic collector out of the middle of one stanza's consequences.
+
+    A room message to 500 occupants makes 500 copies and 500 answers; the allocations cross the generation-0
+    threshold about once per message, and that collection, landing in the middle of the fan-out, walks every
+    object the 500 held requests made since the last one (tens of thousands). `hold()` switches the collector off
+    for the rest of this loop turn and the next (where bosh/http.py writes the turn's answers), then back on: the
+    collection runs after the answers are out, not between the first and the last occupant. Nothing is skipped,
+    only moved, and the collector stays off for two loop turns at most."""
+
+    def __init__(self) -> None:
+        self._holding = False
+
+    def hold(self) -> None:
+        if self._holding or not gc.isenabled():
+            return   # held already this turn, or switched off by someone else (left alone)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return   # no event loop (a synchronous use, e.g. tests/perf/profile_fanout.py): nothing to wait for
+        gc.disable()
+        self._holding = True
+        # Two turns: the answers this turn queues are written in the next one, behind this callback.
+        loop.call_soon(loop.call_soon, self._release)
+
+    def _release(self) -> None:
+        self._holding = False
+        gc.enable()
+
+
 def tune_gc(*, threshold0: int, freeze: bool) -> None:
     """Fewer, cheaper collections: a higher generation-0 threshold, and (after start-up) everything allocated
     so far moved out of the collector's sight, so full collections no longer walk the server's long-lived

@@ -465,8 +465,11 @@ class Router:
                  extra_features: tuple[str, ...] = (), pep_store: PepStore | None = None,
                  pep_limits: PepLimits | None = None, blocking: Blocklists | None = None,
                  vcards: VCards | None = None, private: PrivateStorage | None = None,
-                 archive: ArchiveService | None = None) -> None:
+                 archive: ArchiveService | None = None, before_stanza: Callable[[], None] = lambda: None) -> None:
         self.store = store
+        # Called before each routed stanza: boshcm/metrics.py's CollectorHold, so that no collection lands
+        # between the first and the last recipient of a fan-out.
+        self._before_stanza = before_stanza
         # The stores the machine's services only read; this adapter writes them.
         self._blocklists = None if blocking is None else blocking.store
         self._vcards = None if vcards is None else vcards.store
@@ -499,6 +502,7 @@ class Router:
         return self._settled(self._perform(self.machine.unbind(jid, now)))
 
     def handle_stanza(self, sender: JID, stanza: Element, now: float) -> list[RouterAction]:
+        self._before_stanza()
         return self._settled(self._perform(self.machine.handle_stanza(sender, stanza, now)))
 
     def take_over_unacked(self, jid: JID, stanzas: list[Element], now: float) -> list[RouterAction]:
