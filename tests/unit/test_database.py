@@ -44,6 +44,14 @@ def test_a_fresh_database_gets_every_migration_and_their_count_as_version(tmp_pa
     assert version(memory) == 2 and columns(memory, "notes") == ["id", "text", "author"]
 
 
+def test_a_file_database_is_in_wal_mode_and_commits_without_waiting_for_the_disk(tmp_path: Path) -> None:
+    # synchronous=NORMAL (1): a commit does not fsync the WAL, since every write runs on the event loop.
+    db = open_database(tmp_path / "x.sqlite", [ONE])
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("PRAGMA synchronous").fetchone()[0] == 1
+    db.close()
+
+
 def test_a_database_at_version_1_is_upgraded_to_3_keeping_its_rows(tmp_path: Path) -> None:
     path = tmp_path / "x.sqlite"
     old = open_database(path, [ONE])
