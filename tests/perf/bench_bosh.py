@@ -287,6 +287,19 @@ async def login(http: aiohttp.ClientSession, url: str, resource: str) -> BoshCli
     return client
 
 
+async def settled(pid: int, *, busy_share: float = 0.05, limit_seconds: float = 120.0) -> None:
+    """Until the server is idle again (under 5 % of a core over a second): a server still working through the joins
+    or the first polls would otherwise bill that work to the messages, and delay them."""
+    deadline = time.perf_counter() + limit_seconds
+    before = cpu_seconds(pid)
+    while time.perf_counter() < deadline:
+        await asyncio.sleep(1)
+        now = cpu_seconds(pid)
+        if now - before < busy_share:
+            return
+        before = now
+
+
 async def bounded(count: int, concurrency: int, make: Callable[[int], Awaitable[BoshClient]]) -> list[BoshClient]:
     semaphore = asyncio.Semaphore(concurrency)
 
@@ -347,6 +360,10 @@ async def latency_phase(target: Target, args: argparse.Namespace, figures: Figur
     sender = XmppClient("bench@localhost/sender", "bench-secret", port=target.c2s_port, ca_cert=target.cert_path)
     await sender.connect()
     await asyncio.sleep(2)
+    # The generators have logged in and started their pollers, but thousands of first polls take them seconds to
+    # send and the server to hold: messages sent before would wait for their poll (a 0.5-1.3 s "tail" at 10,000
+    # sessions, all of it in the phase's first 3 s). Wait until the server is idle, i.e. every poll is held.
+    await settled(target.pid)
     sent: dict[str, float] = {}
     sent_wall: dict[str, float] = {}
     # Run as root: when each response left the server, by the kernel's clock (tests/perf/wire_clock.py) — the

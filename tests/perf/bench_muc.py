@@ -37,6 +37,7 @@ from tests.perf.bench_bosh import (
     measure_both,
     print_table,
     runtime_figures,
+    settled,
 )
 from tests.perf.wire_clock import WireClock
 
@@ -74,19 +75,6 @@ async def poll(client: BoshClient, arrivals: dict[str, list[float]], index: int)
             arrivals.setdefault(f"joined-{index}", []).append(now)   # its own presence: joined
         if response.get("type") == "terminate":
             return
-
-
-async def settled(pid: int, *, busy_share: float = 0.05, limit_seconds: float = 120.0) -> None:
-    """Until the server is idle again (under 5 % of a core over a second): a server still working through the joins
-    would otherwise bill that work to the messages."""
-    deadline = time.perf_counter() + limit_seconds
-    before = cpu_seconds(pid)
-    while time.perf_counter() < deadline:
-        await asyncio.sleep(1)
-        now = cpu_seconds(pid)
-        if now - before < busy_share:
-            return
-        before = now
 
 
 def percentile(values: list[float], share: float) -> float:

@@ -79,9 +79,9 @@ from tests.perf.bench_bosh import (
     Target,
     print_table,
     runtime_figures,
+    settled,
     wait_for_port,
 )
-from tests.perf.bench_muc import settled
 from tests.perf.wire_clock import WireClock
 
 ROOM = "bench@conference.localhost"
