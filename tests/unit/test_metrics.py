@@ -115,3 +115,20 @@ def test_holding_without_an_event_loop_changes_nothing() -> None:
     gc.enable()
     CollectorHold().hold()   # e.g. tests/perf/profile_fanout.py, which routes without a loop
     assert gc.isenabled()
+
+
+@pytest.mark.usefixtures("restored_gc")
+async def test_a_collection_due_while_held_runs_when_the_hold_ends_even_if_the_next_stanza_holds_again() -> None:
+    gc.enable()
+    gc.set_threshold(100, *gc.get_threshold()[1:])
+    hold = CollectorHold()
+    hold.hold()
+    collected_before = gc.get_stats()[0]["collections"]
+    kept = [[index] for index in range(1_000)]   # far past the generation-0 threshold, nothing collected
+    assert gc.get_stats()[0]["collections"] == collected_before
+    # Under a flood the next stanza may be routed right after the release, before anything else allocates.
+    hold._release()
+    hold.hold()
+    assert gc.get_stats()[0]["collections"] > collected_before
+    assert len(kept) == 1_000
+    await turns(3)
