@@ -15,7 +15,7 @@ from boshcm.jid import JID
 from boshcm.stanza import NS_CLIENT, Element, local_name, qname, sub
 from boshcm.xmpp.carbons import Carbons, carbon_copy
 from boshcm.xmpp.carbons import eligible as carbons_eligible
-from boshcm.xmpp.mam import NS_STANZA_ID, ArchiveService, Party
+from boshcm.xmpp.mam import NS_STANZA_ID, ArchiveService, Party, remove_stanza_id
 from boshcm.xmpp.orders import ArchiveMessage, Deliver, RouterOrder, StoreOffline
 
 if TYPE_CHECKING:
@@ -81,9 +81,8 @@ class Messages:
     def archive_refused(order: ArchiveMessage, rest: Sequence[RouterOrder]) -> None:
         """The archive write was refused: the message still goes, but no stanza-id names an entry that is
         not there (XEP-0359 §4), in the copies routed, stored offline or carbon-copied."""
-        archived_id = order.messages[0].id if order.messages else None
+        if not order.messages:
+            return
         for later in rest:
             if isinstance(later, Deliver | StoreOffline):
-                for stamp in list(later.stanza.iter(qname(NS_STANZA_ID, "stanza-id"))):
-                    if stamp.get("id") == archived_id and (parent := stamp.getparent()) is not None:
-                        parent.remove(stamp)
+                remove_stanza_id(later.stanza, order.messages[0].id)

@@ -9,8 +9,8 @@ from pathlib import Path
 from lxml import etree
 
 from boshcm.jid import JID
-from boshcm.stanza import Element
-from boshcm.xmpp.mam import ArchiveService, MemoryArchiveStore
+from boshcm.stanza import Element, local_name
+from boshcm.xmpp.mam import ArchiveService, MamLimits, MemoryArchiveStore, SqliteArchiveStore
 from boshcm.xmpp.muc.config import RoomConfig
 from boshcm.xmpp.muc.roles import Affiliation
 from boshcm.xmpp.muc.room import RoomState
@@ -184,3 +184,55 @@ def test_rooms_handed_in_at_start_come_back_and_the_archive_is_orders_too() -> N
     assert result.find(".//{jabber:client}body") is not None and fin.get("type") == "result"
     out, orders = conference.send(CAROL, query.replace("id='q'", "id='q2'"))  # no member: no read at all
     assert orders == [] and out[0].get("type") == "error" and out[0].find(".//{*}forbidden") is not None
+
+
+# --- a message the room archive does not keep carries no stanza-id (XEP-0359 §4) --------------------
+
+class ArchivedConference(Conference):
+    """A persistent room with its archive (boshcm's own SQLite store), as `boshcm serve` runs it."""
+
+    def __init__(self, path: Path, *, max_bytes: int = 10_485_760) -> None:
+        self.archive_store = SqliteArchiveStore(path.with_name("mam.sqlite"))
+        self.archive = ArchiveService(store=self.archive_store, limits=MamLimits(max_bytes_per_archive=max_bytes))
+        self.path = path
+        self.store = RoomStore(path)
+        ids = itertools.count(1)
+        self.service = MucService(domain="conference.localhost", store=self.store,
+                                  wall_clock=lambda: 1_700_000_000.0, lock_seconds=0.0,
+                                  id_factory=lambda: f"id{next(ids)}", archive=self.archive)
+        self.join(ALICE, "Quizmaster")
+        self.configure({"muc#roomconfig_persistentroom": "1"})
+        self.join(BOB, "Bobby")
+
+    def say(self, body: str) -> list[Element]:
+        return [out for out in self.send(ALICE, f"<message to='{ROOM}' type='groupchat'><body>{body}</body></message>")
+                if out.get("type") == "groupchat"]
+
+    def history_seen_by_carol(self) -> list[Element]:
+        return [out for out in self.join(CAROL, "Carol")   # the history, not the subject that follows it
+                if local_name(out) == "message" and out.find("{jabber:client}body") is not None]
+
+
+def stanza_ids(stanza: Element) -> list[str | None]:
+    return [stamp.get("id") for stamp in stanza.iter("{urn:xmpp:sid:0}stanza-id")]
+
+
+def test_a_room_message_the_archive_refused_goes_to_everyone_without_a_stanza_id(tmp_path: Path) -> None:
+    conference = ArchivedConference(tmp_path / "rooms.sqlite")
+    kept = conference.say("kept")
+    assert len(kept) == 2 and all(len(stanza_ids(copy)) == 1 for copy in kept)   # archived: named by its id
+    conference.archive_store.connection.execute("PRAGMA query_only = ON")    # writes fail (SQLITE_READONLY)
+    refused = conference.say("refused")
+    assert len(refused) == 2 and all(stanza_ids(copy) == [] for copy in refused)
+    conference.archive_store.connection.execute("PRAGMA query_only = OFF")
+    history = conference.history_seen_by_carol()
+    assert [message.findtext("{jabber:client}body") for message in history] == ["kept", "refused"]
+    assert stanza_ids(history[0]) == stanza_ids(kept[0]) and stanza_ids(history[1]) == []
+
+
+def test_a_room_message_too_large_for_the_archive_goes_without_a_stanza_id(tmp_path: Path) -> None:
+    conference = ArchivedConference(tmp_path / "rooms.sqlite", max_bytes=400)
+    small, large = conference.say("short"), conference.say("x" * 500)
+    assert all(len(stanza_ids(copy)) == 1 for copy in small)
+    assert all(stanza_ids(copy) == [] for copy in large)
+    assert stanza_ids(conference.history_seen_by_carol()[1]) == []

@@ -57,6 +57,14 @@ _SAFE_PARSER = etree.XMLParser(resolve_entities=False, load_dtd=False, no_networ
 _DAY_SECONDS = 86_400.0
 
 
+def remove_stanza_id(stanza: Element, archived_id: str) -> None:
+    """Take off the XEP-0359 stanza-id naming `archived_id`: that entry was not archived (refused, or too large),
+    and no id may name an entry that is not there (XEP-0359 §4)."""
+    for stamp in list(stanza.iter(qname(NS_STANZA_ID, "stanza-id"))):
+        if stamp.get("id") == archived_id and (parent := stamp.getparent()) is not None:
+            parent.remove(stamp)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MamLimits:
     retention_days: float = 365.0          # 0: keep until the per-archive caps push them out

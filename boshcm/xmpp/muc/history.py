@@ -12,6 +12,7 @@ from lxml import etree
 from boshcm.jid import JID
 from boshcm.stanza import NS_CLIENT, NS_DELAY, Element, addressed_copy, qname, sub
 from boshcm.timestamps import xep0082
+from boshcm.xmpp.mam import remove_stanza_id
 
 NS_MUC = "http://jabber.org/protocol/muc"
 
@@ -36,6 +37,11 @@ class History:
         self._entries.append(_Entry(stanza=message, at=now, wall=wall, size=len(etree.tostring(message))))
         while len(self._entries) > length:
             self._entries.popleft()
+
+    def unstamp(self, stanza_id: str) -> None:
+        """The room's archive did not keep the message with this stanza-id: joiners get it without the id."""
+        for entry in self._entries:
+            remove_stanza_id(entry.stanza, stanza_id)
 
     def for_joiner(self, to: JID, muc: Element | None, now: float) -> list[Element]:
         """What a joiner gets, as its `<x xmlns='…muc'><history …/></x>` asks (all of it when it does not ask)."""

@@ -352,6 +352,10 @@ class Room:
                 del self._by_key[key]  # stale: its occupant is gone
         return None
 
+    def unstamp(self, stanza_id: str) -> None:
+        """The room archive did not keep the message with this stanza-id (xmpp/muc/service.py)."""
+        self._history.unstamp(stanza_id)
+
     def find(self, text: str) -> Occupant | None:
         """The occupant addressed as room/text: the nick as shown, or as a client may have typed it."""
         occupant = self._occupants.get(text)

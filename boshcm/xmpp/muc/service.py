@@ -39,7 +39,7 @@ from boshcm.stanza import (
     qname,
     sub,
 )
-from boshcm.xmpp.mam import NS_MAM, NS_STANZA_ID, ArchiveService, Party
+from boshcm.xmpp.mam import NS_MAM, NS_STANZA_ID, ArchiveService, Party, remove_stanza_id
 from boshcm.xmpp.muc.config import RoomConfig
 from boshcm.xmpp.muc.namespaces import NS_MUC
 from boshcm.xmpp.muc.roles import Affiliation
@@ -200,14 +200,15 @@ class MucService:
 
     def handle_stanza(self, stanza: Element, now: float) -> list[Element]:
         out, orders = self.registry.handle_stanza(stanza, now)
-        return out + self._perform(orders)
+        return out + self._perform(orders, out)
 
     def session_ended(self, jid: JID, now: float) -> list[Element]:
         out, orders = self.registry.session_ended(jid, now)
-        return out + self._perform(orders)
+        return out + self._perform(orders, out)
 
-    def _perform(self, orders: list[MucOrder]) -> list[Element]:
-        """Write what the registry ordered; the answers to its reads are stanzas to route."""
+    def _perform(self, orders: list[MucOrder], routed: list[Element]) -> list[Element]:
+        """Write what the registry ordered (`routed`: the stanzas it made, still to go); the answers to its reads are
+        stanzas to route."""
         answers: list[Element] = []
         for order in orders:
             match order:
@@ -217,9 +218,12 @@ class MucService:
                     self._store.delete(jid)
                 case ArchiveMessage():
                     assert self._archive is not None
-                    # A failed write loses only the archive copy: the message itself went to everyone.
-                    with contextlib.suppress(StorageError):
+                    # A failed write loses only the archive copy: the message itself goes to everyone, without
+                    # the stanza-id that would name the missing entry.
+                    try:
                         self._archive.perform(order)
+                    except StorageError:
+                        self.registry.not_archived(order, routed)
                 case DeleteArchive(room=room):
                     assert self._archive is not None
                     try:
@@ -346,11 +350,18 @@ class MucRegistry:
                 archived.attrib.pop("to", None)
                 with contextlib.suppress(InvalidJID):
                     party = Party(archive=room.jid, peer=JID.parse(reflection.get("from", "")))
-                    _id, order = self._archive.entry([party], archived, self._wall_clock(),
-                                                     message_id=stanza_id.get("id"))
-                    if order is not None:  # None: too large to keep
+                    archived_id, order = self._archive.entry([party], archived, self._wall_clock(),
+                                                             message_id=stanza_id.get("id"))
+                    if order is not None:
                         orders.append(order)
+                    else:  # too large to keep
+                        _unstamp(room, archived_id, out)
                 return
+
+    def not_archived(self, order: ArchiveMessage, routed: list[Element]) -> None:
+        """The room archive refused `order`: its stanza-id goes off the copies still to be routed and the history."""
+        if order.messages and (room := self.room(JID.parse(order.messages[0].archive))) is not None:
+            _unstamp(room, order.messages[0].id, routed)
 
     def _archive_query(self, room: Room, sender: JID, iq: Element, orders: list[MucOrder]) -> list[Element]:
         if not room.config.persistent:
@@ -469,3 +480,10 @@ def _snapshot(room: Room) -> _Snapshot:
     state = room.state
     return _Snapshot(config=state.config, affiliations=dict(state.affiliations), subject=state.subject,
                      nicks=dict(state.nicks))
+
+
+def _unstamp(room: Room, archived_id: str, routed: list[Element]) -> None:
+    """XEP-0359 §4: no stanza-id may name an archive entry that is not there."""
+    for stanza in routed:
+        remove_stanza_id(stanza, archived_id)
+    room.unstamp(archived_id)
