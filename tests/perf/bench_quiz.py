@@ -27,9 +27,15 @@ higher is better, for the rest the lower):
 - players receiving each question (min); players who got every question: as the load generator read them.
 - question spread p50 / p99 (ms): per question, the first to the last player's arrival, as the load generator saw
   it (its own queue included); p99 by nearest rank (with 5 questions, the worst).
+- players polling only after the question (max, BOSH): per question, the players whose request that brought it was
+  posted after the question's first arrival at any player: they held no request when the server fanned it out, so
+  their arrival waited for the load generator, whatever the server did; the worst question.
 - players reached per question by the wire (min); question spread on the wire p50 / p99 (ms): run as root, the
   same by the kernel's receive timestamps on the loopback interface (tests/perf/wire_clock.py), without the load
   generator's queue. NaN / 0 when not root.
+- 99 % of players on the wire within, p50 / worst question (ms): per question, how long after the first player 99 %
+  of the players had it on the wire (the nearest-rank 99th percentile of the arrival offsets): the spread without
+  its last 1 %, e.g. players whose poll was still on its way to a busy server.
 - answers sent; answers acknowledged (<received/>); answers scored (reveal's scorers); answers with a <result/>;
   answers scored (% of sent): every answer must be acknowledged, scored and get its private result.
 - game seconds: from `!quiz live` to the last reveal.
@@ -120,13 +126,17 @@ class Player:
         self.ended: str | None = None  # why its reading stopped before the end of the game
         self.errors: Counter[str] = Counter()  # error stanzas it got, by "<kind> <condition>"
         self.tasks: set[asyncio.Task[None]] = set()  # its answers and pongs on their way, cancelled at the end
+        # BOSH: when the request that brought each question was posted. Posted after the question's first arrival
+        # anywhere, it was not held when the server fanned the question out: this player's lateness is the
+        # generator's, not the server's.
+        self.question_posted: dict[str, float] = {}
 
     def spawn(self, work: Coroutine[None, None, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    def take(self, stanzas: Iterable[etree._Element]) -> None:
+    def take(self, stanzas: Iterable[etree._Element], posted: float | None = None) -> None:
         now = time.perf_counter()
         for message in stanzas:
             if message.get("type") == "error":
@@ -144,6 +154,8 @@ class Player:
             if question is not None:
                 self.arrivals.setdefault(question.get("id", ""), []).append(now)
                 self.questions.add(question.get("id", ""))
+                if posted is not None:
+                    self.question_posted[question.get("id", "")] = posted
                 self.spawn(self.answer(question.get("id", "")))
             if message.find(f"{{{NS}}}received") is not None:
                 self.received += 1
@@ -186,18 +198,20 @@ class BoshPlayer(Player):
         try:
             while self._outbox:
                 batch, self._outbox = "".join(self._outbox), []
-                self.take(await self.client.send(batch))
+                posted = time.perf_counter()
+                self.take(await self.client.send(batch), posted)
         finally:
             self._sending = False
 
     async def run(self) -> None:
         while True:
+            posted = time.perf_counter()
             try:
                 response = await self.client.post(self.client.body())
             except (aiohttp.ClientError, AssertionError) as error:  # AssertionError: an HTTP status other than 200
                 self.ended = repr(error)
                 return
-            self.take(response)
+            self.take(response, posted)
             if response.get("type") == "terminate":
                 self.ended = f"terminate {response.get('condition')}"
                 return
@@ -369,11 +383,17 @@ async def play(target: Target, args: argparse.Namespace, bot: asyncio.subprocess
             task.cancel()
         await asyncio.gather(*leftovers, return_exceptions=True)
     spreads = [(max(t) - min(t)) * 1000 for t in arrivals.values()]
+    # BOSH: per question, the players whose request carrying it was posted after its first arrival anywhere.
+    late_polls = [sum(1 for p in players if p.question_posted.get(q, 0.0) > min(t)) for q, t in arrivals.items()]
     wire_spreads = [(max(t.values()) - min(t.values())) * 1000 for t in on_wire.values()]
+    # How long after the first player 99 % of the players had it: the spread without the last 1 %.
+    wire_p99_offsets = [nearest_rank([(x - min(t.values())) * 1000 for x in t.values()], 0.99)
+                        for t in on_wire.values()]
     # The reveal names the first few scorers and says how many scored in all (`scorers`).
     scored = sum(int(r.get("scorers", len(r.findall(f"{{{NS}}}scorer")))) for r in reveals)
     print(f"  {target.name}: {len(reveals)} questions in {elapsed:.1f} s, scored per question "
-          f"{[r.get('scorers') for r in reveals]}, spreads (ms) {[round(x) for x in spreads]}",
+          f"{[r.get('scorers') for r in reveals]}, spreads (ms) {[round(x) for x in spreads]}, players whose "
+          f"poll came after the question (BOSH) {late_polls}",
           file=sys.stderr)
     await starter.close()
     sent = sum(p.answers_sent for p in players)
@@ -391,6 +411,10 @@ async def play(target: Target, args: argparse.Namespace, bot: asyncio.subprocess
             "players reached per question by the wire (min)": min((len(t) for t in on_wire.values()), default=0),
             "question spread on the wire p50 (ms)": statistics.median(wire_spreads) if wire_spreads else float("nan"),
             "question spread on the wire p99 (ms)": nearest_rank(wire_spreads, 0.99),
+            "99 % of players on the wire within, p50 (ms)":
+                statistics.median(wire_p99_offsets) if wire_p99_offsets else float("nan"),
+            "99 % of players on the wire within, worst question (ms)": max(wire_p99_offsets, default=float("nan")),
+            "players polling only after the question (max, BOSH)": max(late_polls, default=0),
             "answers sent": sent, "answers acknowledged (<received/>)": sum(p.received for p in players),
             "answers scored (reveal's scorers)": scored,
             "answers with a <result/>": sum(p.results for p in players),
