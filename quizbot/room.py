@@ -421,8 +421,10 @@ class QuizRoom:
         self.lobby = None
         orders.say(self.jid, render.say(self.language, "start", mode=self.game.mode.value, count=len(questions)),
                    self._game_state("running"), groupchat=True)
-        self._ping_players(orders)
         self._perform(self.game.handle(Begin(), now), now, wall, orders)
+        # After the first question, not before it: with thousands of players, their pings and pongs would hold the
+        # question up (the pongs are back long before anyone has read and answered it).
+        self._ping_players(orders)
 
     def _stop(self, sender: Sender, direct: bool, now: float, wall: float, orders: Orders) -> None:
         if self.lobby is not None and (direct or sender.player == self.lobby.opener):

@@ -392,7 +392,8 @@ async def play(target: Target, args: argparse.Namespace, bot: asyncio.subprocess
     # The reveal names the first few scorers and says how many scored in all (`scorers`).
     scored = sum(int(r.get("scorers", len(r.findall(f"{{{NS}}}scorer")))) for r in reveals)
     print(f"  {target.name}: {len(reveals)} questions in {elapsed:.1f} s, scored per question "
-          f"{[r.get('scorers') for r in reveals]}, spreads (ms) {[round(x) for x in spreads]}, players whose "
+          f"{[r.get('scorers') for r in reveals]}, spreads (ms) {[round(x) for x in spreads]}, on the wire "
+          f"{[round(x) for x in wire_spreads]}, players whose "
           f"poll came after the question (BOSH) {late_polls}",
           file=sys.stderr)
     await starter.close()

@@ -136,6 +136,10 @@ def test_lobby_join_start_and_a_live_question_scored_by_speed() -> None:
     asked = payload(started, "question")
     assert asked.get("kind") == "text" and asked.get("index") == "1" and "Paris" not in etree.tostring(asked).decode()
     assert {o.nick for o in started if isinstance(o, Ping)} == {"Ann", "Ben"}  # round trips for the credit
+    # The question first: thousands of pings and pongs must not hold it up.
+    first_ping = next(index for index, order in enumerate(started) if isinstance(order, Ping))
+    assert any(isinstance(order, Send) and order.payload and order.payload[0].tag == f"{{{NS}}}question"
+               for order in started[:first_ping])
     h.feed(RoundTrip(room=ROOM, nick="Ben", seconds=0.4))
     h.feed(RoomMessage(room=ROOM, nick="quizbot", body="...", own=True, reflected_question=asked.get("id")))
 
