@@ -191,6 +191,23 @@ def test_the_sqlite_cap_is_enforced_every_few_messages_not_on_each(tmp_path: Pat
     store.close()
 
 
+def test_a_full_archive_is_trimmed_without_summing_it_whole_again(tmp_path: Path) -> None:
+    store = SqliteArchiveStore(tmp_path / "mam.sqlite", trim_every=4)
+    archive = service(store, max_messages_per_archive=20)
+    fill(archive, 40)
+    statements: list[str] = []
+    store.connection.set_trace_callback(statements.append)
+    fill(archive, 12, start=T0 + 100, prefix="n")   # three count trims of a full archive
+    assert store.count("alice@localhost", Filter()) == 20
+    # The byte total is carried through the trims: only the trimmed rows are summed, never the archive whole.
+    whole_sums = [sql for sql in statements if "SUM(length(stanza))" in sql and "seq <=" not in sql]
+    assert whole_sums == []
+    (total,) = store.connection.execute("SELECT SUM(length(stanza)) FROM messages WHERE archive = ?",
+                                        ("alice@localhost",)).fetchone()
+    assert store._total_bytes("alice@localhost") == total
+    store.close()
+
+
 def test_the_query_form_lists_the_fields(store: ArchiveStore) -> None:
     archive = service(store)
     iq = etree.fromstring(f"<iq xmlns='jabber:client' type='get' id='f' from='alice@localhost/desk'>"

@@ -155,14 +155,19 @@ class SqliteArchiveStore:
                     due.append(message.archive)
                 self._since_trim[message.archive] = count
             for archive in due:
-                # Everything at or below the (keep+1)-th newest position goes.
-                self._db.execute("DELETE FROM messages WHERE archive = ? AND seq <= (SELECT seq FROM messages "
-                                 "WHERE archive = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)", (archive, archive, keep))
+                # Everything at or below the (keep+1)-th newest position goes, and its bytes leave the total: a few
+                # dozen rows summed, not the whole archive again at the next message.
+                cutoff = self._db.execute("SELECT seq FROM messages WHERE archive = ? ORDER BY seq DESC LIMIT 1 "
+                                          "OFFSET ?", (archive, keep)).fetchone()
+                if cutoff is not None:
+                    (removed,) = self._db.execute("SELECT COALESCE(SUM(length(stanza)), 0) FROM messages "
+                                                  "WHERE archive = ? AND seq <= ?", (archive, cutoff[0])).fetchone()
+                    self._db.execute("DELETE FROM messages WHERE archive = ? AND seq <= ?", (archive, cutoff[0]))
+                    totals[archive] -= int(removed)
         # Only once the transaction is in: a failed write leaves the old rows and so the old totals.
         self._bytes.update(totals)
         for archive in due:
             self._since_trim.pop(archive, None)
-            self._bytes.pop(archive, None)  # the count trim removed rows of unknown size
 
     def _total_bytes(self, archive: str) -> int:
         if (known := self._bytes.get(archive)) is not None:
