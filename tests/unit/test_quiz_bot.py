@@ -6,11 +6,13 @@ from __future__ import annotations
 import random
 import sqlite3
 from collections.abc import Iterable
+from pathlib import Path
 
 from lxml import etree
 
 from boshcm.clock import FakeClock
 from quizbot.bot import BotSettings, QuizBot
+from quizbot.client import Connection, QuizBotClient, _PingAnswers
 from quizbot.events import (
     BotMemory,
     Invite,
@@ -664,3 +666,33 @@ def test_a_live_answer_is_recorded_once_with_the_points_and_time_it_earned_at_th
         ("ann@localhost", 1), ("ben@localhost", 0)]
     assert rows[0][2] == ledger["ann@localhost"] > 0 and rows[0][3] is not None
     assert rows[1][2] == 0
+
+
+async def test_a_round_trip_counts_only_when_the_pinged_occupant_answers(tmp_path: Path) -> None:
+    """quizbot/client.py: the latency credit's round trips. An answer with the ping's id from anyone but the pinged
+    occupant (another player, the room itself) measures nothing, and one answer ends the ping."""
+    store = QuizStore(tmp_path / "quiz.sqlite")
+    client = QuizBotClient(Harness().bot, Connection(jid=f"{BOT}/bot", password="secret"), store=store,
+                           nick="Quizbot", reload_banks=lambda: (bank(), []))
+    sent: list[str] = []
+    fed: list[object] = []
+    client.xmpp.send_raw = sent.append  # type: ignore[method-assign,assignment]
+    client._feed = fed.append  # type: ignore[method-assign,assignment]
+    client._ping(ROOM, "Ann")
+    ping = etree.fromstring(sent[0])
+    assert ping.get("to") == f"{ROOM}/Ann" and ping.find("{urn:xmpp:ping}ping") is not None
+
+    def answer(sender: str) -> None:
+        iq = client.xmpp.Iq()
+        iq["type"], iq["id"], iq["from"] = "result", ping.get("id"), sender
+        assert _PingAnswers().match(iq)   # the one handler sees it
+        client._on_ping_answer(iq)
+
+    answer(f"{ROOM}/Ben")            # another occupant
+    answer(ROOM)                     # the room itself
+    answer("ann@localhost/phone")    # Ann's real JID, not the path that was measured
+    assert fed == []
+    answer(f"{ROOM}/Ann")
+    answer(f"{ROOM}/Ann")            # a repeat counts once
+    assert [(type(fact), getattr(fact, "nick", None)) for fact in fed] == [(RoundTrip, "Ann")]
+    store.close()
