@@ -38,6 +38,8 @@ Rows of the printed table (one column per server; "vs best": boshcm divided by t
 - load generator CPU, busiest / load generator <k> CPU (% of a core): each generator's CPU during phase 3. Near
   100 % means that generator, not the server, set the generator-side latencies.
 On stderr, for boshcm: event-loop lag and GC pauses over the whole run, from its /metrics.
+BENCH_BOSHCM_TOML (environment, every bench here): TOML appended to the boshcm target's configuration, after its
+[metrics] section, for experiments: BENCH_BOSHCM_TOML='gc_threshold0 = 100000'.
 Run on demand, never in the test command.
 """
 
@@ -173,7 +175,10 @@ class BoshcmTarget(Target):
         config.write_text("[c2s]\nmax_unauthenticated_per_address = 1000000\n"
                           "stanza_rate_exempt = [\"bench\", \"quiz\"]\n"
                           "[http]\nmax_websockets_per_address = 1000000\n"
-                          f"[metrics]\nenabled = true\nlisten = \"127.0.0.1:{self.metrics_port}\"\n")
+                          f"[metrics]\nenabled = true\nlisten = \"127.0.0.1:{self.metrics_port}\"\n"
+                          # An experiment's options for the boshcm under test, e.g. "gc_threshold0 = 100000" (they
+                          # go into [metrics], the last section: a line "[section]" opens another).
+                          + os.environ.get("BENCH_BOSHCM_TOML", "").replace("\\n", "\n") + "\n")
         self.process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "boshcm", "serve", "--config", str(config), *data, "--c2s",
             f"127.0.0.1:{self.c2s_port}", "--http", f"127.0.0.1:{self.port}", "--log-level", "warning", "--no-quizbot")
