@@ -19,7 +19,11 @@ MAX_RID: Final = 9_007_199_254_740_991
 BODY_TAG: Final = qname(NS_HTTPBIND, "body")
 DEFAULT_CONTENT_TYPE: Final = "text/xml; charset=utf-8"
 _TOKEN = r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*"
-_MEDIA_TYPE = re.compile(rf'(?P<type>{_TOKEN})/(?P<subtype>{_TOKEN})(\s*;\s*{_TOKEN}=({_TOKEN}|"[^"\\\x00-\x1f]*"))*')
+# RFC 9110 §5.6.3: the whitespace around ';' is spaces and tabs only. The value becomes a response header
+# (bosh/http.py writes it as is): a CR or LF, which an XML character reference can put in the attribute, must not.
+_OWS = r"[ \t]*"
+_PARAMETER = rf'{_OWS};{_OWS}{_TOKEN}=({_TOKEN}|"[^"\\\x00-\x1f]*")'
+_MEDIA_TYPE = re.compile(rf"(?P<type>{_TOKEN})/(?P<subtype>{_TOKEN})({_PARAMETER})*")
 # Types a browser would run as a page on the BOSH origin, whatever the client asked for.
 _ACTIVE_TYPES: Final = frozenset({"application/xhtml+xml", "image/svg+xml"})
 

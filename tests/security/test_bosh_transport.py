@@ -179,3 +179,18 @@ async def test_unauthenticated_sessions_per_address_are_capped(tmp_path: Path) -
                                 "<ping xmlns='urn:xmpp:ping'/></iq>")
         assert pong.find("{jabber:client}iq").get("type") == "result"  # type: ignore[union-attr]
         report_rss("unauthenticated BOSH sessions", before, 20 * MIB)
+
+
+async def test_a_content_attribute_with_line_breaks_is_bad_request_and_splits_no_response(tmp_path: Path) -> None:
+    """XEP-0124 §7.1 'content' becomes every response's Content-Type. XML character references can put CR and LF
+    into it; written as a header they would end the header block early (response splitting, and a desynchronised
+    keep-alive connection behind a reverse proxy). The session is refused with bad-request instead."""
+    async with running_server(tmp_path) as server:
+        request = RawRequest(server)
+        await request.send(body(1000, to="localhost", wait="5", hold="1", ver="1.11",
+                                content="text/xml&#13;&#10;&#13;&#10;;a=b"))
+        answer = await request.response()
+        assert answer.status == 200 and answer.headers["content-type"] == "text/xml; charset=utf-8"
+        assert int(answer.headers["content-length"]) == len(answer.body)   # one header block, the whole answer
+        refused = etree.fromstring(answer.body)
+        assert refused.get("type") == "terminate" and refused.get("condition") == "bad-request"

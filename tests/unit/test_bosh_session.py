@@ -625,7 +625,9 @@ def test_ver_is_the_lower_of_the_clients_and_ours_section_7_2(asked: str | None,
     assert client.response(client.creation_id).get("ver") == answered
 
 
-@pytest.mark.parametrize("content", ["text/html", "text/xml\r\nSet-Cookie: x=y", "nonsense", "image/svg+xml"])
+@pytest.mark.parametrize("content", ["text/html", "text/xml\r\nSet-Cookie: x=y", "nonsense", "image/svg+xml",
+                                     # CR and LF by character reference: the parser keeps them in the value
+                                     "text/xml&#13;&#10;&#13;&#10;;a=b", "text/xml;&#13;&#10;X=y"])
 def test_a_content_type_that_is_not_xml_or_plain_text_is_bad_request_section_7_1(content: str) -> None:
     client = Client(content=content)
     assert client.response(client.creation_id).get("condition") == "bad-request"
