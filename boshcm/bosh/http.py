@@ -419,7 +419,7 @@ class BoshEndpoint:
     def _write_answers(self) -> None:
         """Every answer queued in the turn before, back to back: the held requests a fan-out answers leave within
         a few milliseconds of each other (the routing and the session machines ran before the first is written),
-        each a raw HTTP/1.1 response, without aiohttp's response machinery per answer."""
+        each a raw HTTP response (in the request's HTTP version), without aiohttp's response machinery per answer."""
         answers, self._answers = self._answers, []
         for request_id, held, data in answers:
             if held.written.done():
