@@ -36,15 +36,21 @@ class Cors:
         return origin if origin in self._allowed else None
 
     def allows(self, request: web.Request) -> bool:
-        """May a browser page from this request's origin use the endpoint? Non-browser clients send no
-        Origin and are allowed; a page served by boshcm itself (same origin) always is."""
-        origin = request.headers.get("Origin")
-        if origin is None or origin == f"{request.scheme}://{request.host}":
+        return self.allows_origin(request.headers.get("Origin"), f"{request.scheme}://{request.host}")
+
+    def allows_origin(self, origin: str | None, own_origin: str) -> bool:
+        """May a browser page from this origin use the endpoint? Non-browser clients send no Origin and are
+        allowed; a page served by boshcm itself (`own_origin`, the request's scheme://host) always is."""
+        if origin is None or origin == own_origin:
             return True
         return self.allow_origin(origin) is not None
 
     def headers(self, request: web.Request) -> dict[str, str]:
-        allowed = self.allow_origin(request.headers.get("Origin"))
+        return self.headers_for(request.headers.get("Origin"))
+
+    def headers_for(self, origin: str | None) -> dict[str, str]:
+        """The CORS headers of every answer to a request from this Origin (none without one)."""
+        allowed = self.allow_origin(origin)
         if allowed is None:
             return {}
         headers = {"Access-Control-Allow-Origin": allowed}
@@ -53,12 +59,15 @@ class Cors:
         return headers
 
     async def preflight(self, request: web.Request) -> web.StreamResponse:
-        headers = self.headers(request)
+        return web.Response(status=200, headers=self.preflight_headers(request.headers.get("Origin")))
+
+    def preflight_headers(self, origin: str | None) -> dict[str, str]:
+        headers = self.headers_for(origin)
         if headers:
             headers |= {"Access-Control-Allow-Methods": "GET, POST, OPTIONS",
                         "Access-Control-Allow-Headers": "Content-Type",
                         "Access-Control-Max-Age": str(CORS_MAX_AGE_SECONDS)}
-        return web.Response(status=200, headers=headers)
+        return headers
 
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network

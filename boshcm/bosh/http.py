@@ -10,12 +10,13 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.utils import formatdate
+from http import HTTPStatus
 from typing import Protocol
 
-from aiohttp import HttpVersion11, web
+from aiohttp import web
 
 from boshcm.address_slots import AddressSlots, Slot
 from boshcm.bosh.body import DEFAULT_CONTENT_TYPE, BadRequest, build_terminate, parse_request
@@ -60,13 +61,42 @@ RESPONSE_GRACE_SECONDS = 10.0
 LinkFactory = Callable[["BoshConnection", OpenUpstream, str], Link]
 
 
-@dataclass(slots=True)
+class AnswerWriter(Protocol):
+    """Where a held request's answer goes: the HTTP connection it came on (aiohttp's, or the BOSH lane's)."""
+
+    def write_answer(self, data: bytes, content_type: str, cors_headers: dict[str, str]) -> bool:
+        """Write the answer as an HTTP response; False when the client has gone (nothing was written)."""
+        ...
+
+
+@dataclass(slots=True, eq=False)
 class HeldRequest:
     """A BOSH request waiting for its answer: enough to write that answer once the session has made it."""
+    request_id: int
     connection: BoshConnection
-    request: web.Request
+    writer: AnswerWriter
     cors_headers: dict[str, str]
-    written: asyncio.Future[bool]   # True once the answer is on the transport, False if it could not be
+    safety: asyncio.TimerHandle | None = None
+    finished: bool = False   # answered on the wire, or its client went away
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BoshPost:
+    """One BOSH request as an HTTP adapter read it: the aiohttp route or the BOSH lane (bosh/lane.py)."""
+    data: bytes
+    origin: str | None
+    address: str            # the client's: behind trusted proxies, or as the node that passed it on saw it
+    secure: bool            # TLS, or loopback (is_secure_request)
+    own_origin: str         # scheme://host of this request: a page boshcm served itself may always use it
+    cors_headers: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class ImmediateAnswer:
+    """An answer made at once, not held: a terminate condition, a refusal, or the owner node's answer."""
+    body: bytes
+    content_type: str = CONTENT_TYPE
+    status: int = 200
 
 
 class WrittenAnswer(web.StreamResponse):
@@ -103,6 +133,52 @@ class _HttpDate:
 
 
 http_date = _HttpDate()
+
+
+def http_response(version: tuple[int, int], body: bytes, content_type: str, headers: dict[str, str], *,
+                  keep_alive: bool, status: int = 200) -> bytes:
+    """A whole HTTP/1.x response, head and body, as the BOSH answers are written: in the request's version,
+    with the connection's persistence said where that version's default differs."""
+    lines = [f"HTTP/{version[0]}.{version[1]} {status} {HTTPStatus(status).phrase}",
+             f"Content-Type: {content_type}", f"Content-Length: {len(body)}", f"Date: {http_date()}"]
+    lines.extend(f"{name}: {value}" for name, value in headers.items())
+    if not keep_alive:
+        lines.append("Connection: close")
+    elif version < (1, 1):
+        lines.append("Connection: keep-alive")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def terminate_answer(condition: BoshCondition) -> ImmediateAnswer:
+    return ImmediateAnswer(serialize(build_terminate(condition)))
+
+
+def _response(answer: ImmediateAnswer, cors_headers: dict[str, str]) -> web.Response:
+    return web.Response(status=answer.status, body=answer.body,
+                        headers={**cors_headers, "Content-Type": answer.content_type})
+
+
+class _AiohttpAnswerWriter:
+    """A held request's answer on an aiohttp connection: raw, on its transport, without aiohttp's response
+    machinery; the handler then returns a `WrittenAnswer`."""
+
+    def __init__(self, endpoint: BoshEndpoint, request: web.Request) -> None:
+        self._endpoint = endpoint
+        self._request = request
+        self.written: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+    def write_answer(self, data: bytes, content_type: str, cors_headers: dict[str, str]) -> bool:
+        if self.written.done():
+            return False  # cancelled: its client went away
+        request = self._request
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            self.written.set_result(False)
+            return False
+        transport.write(http_response((request.version.major, request.version.minor), data, content_type,
+                                      cors_headers, keep_alive=self._endpoint.keeps_alive(request.keep_alive)))
+        self.written.set_result(True)
+        return True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -214,7 +290,7 @@ class BoshEndpoint:
         self._max_depth = max_depth
         self._request_ids = itertools.count(1)
         self._held: dict[int, HeldRequest] = {}
-        self._answers: list[tuple[int, HeldRequest, bytes]] = []   # made this turn, written by _write_answers
+        self._answers: list[tuple[HeldRequest, bytes]] = []   # made this turn, written by _write_answers
         self.held_requests = self._held.__len__  # held HTTP requests, read by boshcm/metrics.py
         self._wakeup = asyncio.Event()
         self._timer: asyncio.Task[None] | None = None
@@ -250,37 +326,156 @@ class BoshEndpoint:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._timer
 
-    # --- HTTP -------------------------------------------------------------------------------------
+    # --- requests (both HTTP adapters) --------------------------------------------------------------
+
+    def request_started(self) -> None:
+        """Requests being handled, so that draining knows when every answer is written."""
+        self._in_flight += 1
+        self._idle.clear()
+
+    def request_finished(self) -> None:
+        self._in_flight -= 1
+        if not self._in_flight:
+            self._idle.set()
+
+    def keeps_alive(self, client_keeps_alive: bool) -> bool:
+        # Draining: the client's next request opens a connection, to another node.
+        return client_keeps_alive and not self.draining
+
+    def receive(self, post: BoshPost, writer: AnswerWriter, forwarded: Forwarded | None = None
+                ) -> HeldRequest | ImmediateAnswer | Awaitable[ImmediateAnswer]:
+        """A whole request body: held until the session answers it (through `writer`), answered at once, or (a
+        session of another node) passed on to its owner, whose answer is awaited."""
+        data = post.data
+        wire_log.debug("%s BOSH RECV %r", post.address, data)
+        try:
+            body = parse_request(parse_document(data, max_bytes=self._max_body_bytes, max_depth=self._max_depth))
+        except (RemoteProtocolError, BadRequest) as error:
+            log.debug("bad BOSH request from %s: %s", post.address, error)
+            return terminate_answer(BoshCondition.BAD_REQUEST)
+        if forwarded is not None and body.sid != forwarded.sid:
+            return ImmediateAnswer(b"sid does not match the signed sid", "text/plain; charset=utf-8", status=403)
+        if body.sid is not None and self.node and (owner := node_of(body.sid)) != self.node:
+            # Before any session lookup: another node's session is passed on (one hop at most), never served here.
+            if owner is None or forwarded is not None or self._forwarder is None or not self._forwarder.knows(owner):
+                return terminate_answer(BoshCondition.ITEM_NOT_FOUND)
+            return self._forward(self._forwarder, owner, body.sid, post)
+        arrived = RequestArrived(request_id=next(self._request_ids), body=body, origin=post.origin,
+                                 size_bytes=len(data))
+        if body.sid is None:
+            created = self._create(arrived, post)
+            if isinstance(created, BoshCondition):
+                return terminate_answer(created)
+            connection = created
+        elif (found := self.registry.get(body.sid)) is None:
+            return terminate_answer(BoshCondition.ITEM_NOT_FOUND)
+        else:
+            connection = found
+        held = HeldRequest(arrived.request_id, connection, writer, post.cors_headers)
+        self._held[held.request_id] = held
+        # The safety net only (the session's own deadline answers at 'wait').
+        held.safety = asyncio.get_running_loop().call_later(
+            self.limits.max_wait_seconds + RESPONSE_GRACE_SECONDS, self._expire, held.request_id)
+        if body.sid is None:
+            connection.perform(connection.session.start(self.clock.now()))
+        else:
+            connection.event(arrived)
+        return held
+
+    async def _forward(self, forwarder: Forwarder, owner: str, sid: str, post: BoshPost) -> ImmediateAnswer:
+        answer = await forwarder.forward(owner, sid=sid, body=post.data, client=post.address, origin=post.origin)
+        if answer is None:
+            # The owner is gone (or unreachable): so is the session. XEP-0198 clients reconnect and resume.
+            return terminate_answer(BoshCondition.ITEM_NOT_FOUND)
+        return ImmediateAnswer(answer.body, answer.content_type)
+
+    def abandon(self, held: HeldRequest) -> None:
+        """The client of a held request went away: before its answer was made, or after (then nobody may have
+        read it, or it was not written at all). Either way the session keeps what it would have carried."""
+        if held.finished:
+            return
+        self._finish(held)
+        answered = self._held.pop(held.request_id, None) is None
+        held.connection.event(ResponseUndelivered(request_id=held.request_id) if answered
+                              else RequestAborted(request_id=held.request_id))
+
+    def _finish(self, held: HeldRequest) -> None:
+        held.finished = True
+        if held.safety is not None:
+            held.safety.cancel()
+
+    def _create(self, arrived: RequestArrived, post: BoshPost) -> BoshConnection | BoshCondition:
+        """A session-creation request: check who may create one, then make the session."""
+        if not self.cors.allows_origin(post.origin, post.own_origin):
+            log.debug("BOSH session refused for origin %r from %s", arrived.origin, post.address)
+            return BoshCondition.POLICY_VIOLATION  # a page on an origin http.cors_origins does not allow
+        if self.draining:
+            return BoshCondition.SYSTEM_SHUTDOWN  # stopping: the client retries, through another node
+        if self.registry.full:
+            return BoshCondition.SYSTEM_SHUTDOWN
+        if (slot := self.unauthenticated.take(post.address)) is None:
+            log.debug("BOSH session refused: %s has too many unauthenticated sessions", post.address)
+            return BoshCondition.POLICY_VIOLATION
+        sid = self.registry.new_sid()
+        session = BoshSession(sid=sid, first=arrived, now=self.clock.now(), limits=self.limits, serialize=serialize,
+                              check_address=self._check_address)
+        connection = BoshConnection(self, session, post.address, post.secure, slot)
+        self.registry.add(sid, connection)
+        return connection
+
+    def resolve(self, request_id: int, data: bytes) -> bool:
+        """Queue the answer to its held request; False when its client went away, so that the session keeps
+        what the answer carried."""
+        held = self._held.pop(request_id, None)
+        if held is None:
+            return True   # answered already (a repeat, the safety net), or its client is gone and the session knows
+        if not self._answers:
+            asyncio.get_running_loop().call_soon(self._write_answers)
+        self._answers.append((held, data))
+        return True
+
+    def _write_answers(self) -> None:
+        """Every answer queued in the turn before, back to back: the held requests a fan-out answers leave within
+        a few milliseconds of each other (the routing and the session machines ran before the first is written),
+        each a raw HTTP response written by its connection's adapter."""
+        answers, self._answers = self._answers, []
+        for held, data in answers:
+            if held.finished:
+                continue  # its client went away meanwhile: the session has been told
+            self._finish(held)
+            if held.writer.write_answer(data, held.connection.session.content_type, held.cors_headers):
+                wire_log.debug("%s BOSH SEND %r", held.connection.remote, data)
+            else:
+                held.connection.event(ResponseUndelivered(request_id=held.request_id))
+
+    def _expire(self, request_id: int) -> None:
+        """A held request outlived 'wait' by the grace period: the session never answered it (a bug)."""
+        log.warning("held BOSH request %d was never answered in time", request_id)
+        self.resolve(request_id, serialize(build_terminate(BoshCondition.INTERNAL_SERVER_ERROR)))
+
+    # --- the aiohttp adapter ------------------------------------------------------------------------
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        with self._counted():
+        """The aiohttp route: BOSH requests on connections the BOSH lane handed over (bosh/lane.py)."""
+        self.request_started()
+        try:
             response = await self._handle(request, None)
             if self.draining:
                 response.force_close()  # the client's next request opens a connection, to another node
             return response
+        finally:
+            self.request_finished()
 
     async def handle_forwarded(self, request: web.Request, forwarded: Forwarded) -> web.StreamResponse:
         """A request passed on by another node, its signature checked (bosh/nodes.py)."""
-        with self._counted():
-            return await self._handle(request, forwarded)
-
-    @contextlib.contextmanager
-    def _counted(self) -> Iterator[None]:
-        """Requests being handled, so that draining knows when every answer is written."""
-        self._in_flight += 1
-        self._idle.clear()
+        self.request_started()
         try:
-            yield
+            return await self._handle(request, forwarded)
         finally:
-            self._in_flight -= 1
-            if not self._in_flight:
-                self._idle.set()
+            self.request_finished()
 
     async def _handle(self, request: web.Request, forwarded: Forwarded | None) -> web.StreamResponse:
         headers = self.cors.headers(request)
-        origin = request.headers.get("Origin")
-        # The client's: behind trusted proxies (web.TrustedProxies), or as the node that passed it on saw it.
-        address = (request.remote or "") if forwarded is None else forwarded.client
         if forwarded is not None:
             data: bytes | None = forwarded.body  # read (within the same limits) and signed by the internal listener
         elif request.content_length is not None and request.content_length > self._max_body_bytes:
@@ -289,82 +484,28 @@ class BoshEndpoint:
             try:
                 data = await self.read_body(request)
             except TimeoutError:
-                log.debug("BOSH request body from %s not complete in %ss", address, self._body_read_timeout_seconds)
+                log.debug("BOSH request body from %s not complete in %ss", request.remote,
+                          self._body_read_timeout_seconds)
                 return await self._refuse_unread(request, headers)
         if data is None or len(data) > self._max_body_bytes:
             return self._too_large(headers)
-        wire_log.debug("%s BOSH RECV %r", address, data)
+        post = BoshPost(data=data, origin=request.headers.get("Origin"),
+                        address=(request.remote or "") if forwarded is None else forwarded.client,
+                        secure=is_secure_request(request), own_origin=f"{request.scheme}://{request.host}",
+                        cors_headers=headers)
+        writer = _AiohttpAnswerWriter(self, request)
+        outcome = self.receive(post, writer, forwarded)
+        if isinstance(outcome, ImmediateAnswer):
+            return _response(outcome, headers)
+        if not isinstance(outcome, HeldRequest):
+            return _response(await outcome, headers)
         try:
-            body = parse_request(parse_document(data, max_bytes=self._max_body_bytes, max_depth=self._max_depth))
-        except (RemoteProtocolError, BadRequest) as error:
-            log.debug("bad BOSH request from %s: %s", address, error)
-            return self._terminate_response(BoshCondition.BAD_REQUEST, headers)
-        if forwarded is not None and body.sid != forwarded.sid:
-            return web.Response(status=403, text="sid does not match the signed sid")
-        if body.sid is not None and self.node and (owner := node_of(body.sid)) != self.node:
-            # Before any session lookup: another node's session is passed on (one hop at most), never served here.
-            if owner is None or forwarded is not None or self._forwarder is None or not self._forwarder.knows(owner):
-                return self._terminate_response(BoshCondition.ITEM_NOT_FOUND, headers)
-            answer = await self._forwarder.forward(owner, sid=body.sid, body=data, client=address, origin=origin)
-            if answer is None:
-                # The owner is gone (or unreachable): so is the session. XEP-0198 clients reconnect and resume.
-                return self._terminate_response(BoshCondition.ITEM_NOT_FOUND, headers)
-            return web.Response(body=answer.body, headers={**headers, "Content-Type": answer.content_type})
-        arrived = RequestArrived(request_id=next(self._request_ids), body=body, origin=origin, size_bytes=len(data))
-        request_id = arrived.request_id
-        if body.sid is None:
-            connection = self._create(arrived, request, address)
-            if isinstance(connection, BoshCondition):
-                return self._terminate_response(connection, headers)
-        elif (found := self.registry.get(body.sid)) is None:
-            return self._terminate_response(BoshCondition.ITEM_NOT_FOUND, headers)
-        else:
-            connection = found
-        loop = asyncio.get_running_loop()
-        written: asyncio.Future[bool] = loop.create_future()
-        self._held[request_id] = HeldRequest(connection, request, headers, written)
-        # The safety net only (the session's own deadline answers at 'wait').
-        safety = loop.call_later(self.limits.max_wait_seconds + RESPONSE_GRACE_SECONDS, self._expire, request_id)
-        try:
-            if body.sid is None:
-                connection.perform(connection.session.start(self.clock.now()))
-            else:
-                connection.event(arrived)
-            await written
+            await writer.written
         except asyncio.CancelledError:
-            # The client went away (aiohttp handler_cancellation): before its answer was made, or after (then
-            # nobody may have read it, or it was not written at all).
-            answered = request_id not in self._held
-            connection.event(ResponseUndelivered(request_id=request_id) if answered
-                             else RequestAborted(request_id=request_id))
+            # The client went away (aiohttp handler_cancellation).
+            self.abandon(outcome)
             raise
-        finally:
-            safety.cancel()
-            self._held.pop(request_id, None)
-        return WrittenAnswer(keep_alive=self._keeps_alive(request))
-
-    def _keeps_alive(self, request: web.BaseRequest) -> bool:
-        # Draining: the client's next request opens a connection, to another node.
-        return request.keep_alive and not self.draining
-
-    def _create(self, arrived: RequestArrived, request: web.Request, address: str) -> BoshConnection | BoshCondition:
-        """A session-creation request: check who may create one, then make the session."""
-        if not self.cors.allows(request):
-            log.debug("BOSH session refused for origin %r from %s", arrived.origin, address)
-            return BoshCondition.POLICY_VIOLATION  # a page on an origin http.cors_origins does not allow
-        if self.draining:
-            return BoshCondition.SYSTEM_SHUTDOWN  # stopping: the client retries, through another node
-        if self.registry.full:
-            return BoshCondition.SYSTEM_SHUTDOWN
-        if (slot := self.unauthenticated.take(address)) is None:
-            log.debug("BOSH session refused: %s has too many unauthenticated sessions", address)
-            return BoshCondition.POLICY_VIOLATION
-        sid = self.registry.new_sid()
-        session = BoshSession(sid=sid, first=arrived, now=self.clock.now(), limits=self.limits, serialize=serialize,
-                              check_address=self._check_address)
-        connection = BoshConnection(self, session, address, is_secure_request(request), slot)
-        self.registry.add(sid, connection)
-        return connection
+        return WrittenAnswer(keep_alive=self.keeps_alive(request.keep_alive))
 
     async def read_body(self, request: web.Request) -> bytes | None:
         """The whole body (it may arrive in many TCP segments), or None beyond max_body_bytes."""
@@ -382,19 +523,15 @@ class BoshEndpoint:
                 chunks.append(chunk)
         return b"".join(chunks)
 
-    def _terminate_response(self, condition: BoshCondition, headers: dict[str, str]) -> web.Response:
-        return web.Response(body=serialize(build_terminate(condition)), content_type="text/xml", charset="utf-8",
-                            headers=headers)
-
     def _too_large(self, headers: dict[str, str]) -> web.Response:
         """policy-violation; aiohttp reads and drops the rest of the body (briefly), then closes."""
-        response = self._terminate_response(BoshCondition.POLICY_VIOLATION, headers)
+        response = _response(terminate_answer(BoshCondition.POLICY_VIOLATION), headers)
         response.force_close()
         return response
 
     async def _refuse_unread(self, request: web.Request, headers: dict[str, str]) -> web.StreamResponse:
         """policy-violation for a body too slow, then close at once: a stalled client gets no more time."""
-        response = self._terminate_response(BoshCondition.POLICY_VIOLATION, headers)
+        response = _response(terminate_answer(BoshCondition.POLICY_VIOLATION), headers)
         response.force_close()
         with contextlib.suppress(ConnectionResetError):
             await response.prepare(request)
@@ -402,51 +539,6 @@ class BoshEndpoint:
         if request.protocol is not None:
             request.protocol.force_close()  # the transport still sends what was written, then closes
         return response
-
-    def resolve(self, request_id: int, data: bytes) -> bool:
-        """Queue the answer to its held request; False when its client went away (the request was cancelled), so
-        that the session keeps what the answer carried."""
-        held = self._held.pop(request_id, None)
-        if held is None:
-            return True   # answered already (a repeat, the safety net), or its handler has finished
-        if held.written.done():
-            return False  # cancelled: its client went away
-        if not self._answers:
-            asyncio.get_running_loop().call_soon(self._write_answers)
-        self._answers.append((request_id, held, data))
-        return True
-
-    def _write_answers(self) -> None:
-        """Every answer queued in the turn before, back to back: the held requests a fan-out answers leave within
-        a few milliseconds of each other (the routing and the session machines ran before the first is written),
-        each a raw HTTP response (in the request's HTTP version), without aiohttp's response machinery per answer."""
-        answers, self._answers = self._answers, []
-        for request_id, held, data in answers:
-            if held.written.done():
-                continue  # cancelled meanwhile: the handler told the session (ResponseUndelivered)
-            request = held.request
-            transport = request.transport
-            if transport is None or transport.is_closing():
-                held.written.set_result(False)
-                held.connection.event(ResponseUndelivered(request_id=request_id))
-                continue
-            version = request.version
-            lines = [f"HTTP/{version.major}.{version.minor} 200 OK",
-                     f"Content-Type: {held.connection.session.content_type}", f"Content-Length: {len(data)}",
-                     f"Date: {http_date()}"]
-            lines.extend(f"{name}: {value}" for name, value in held.cors_headers.items())
-            if not self._keeps_alive(request):
-                lines.append("Connection: close")
-            elif version < HttpVersion11:
-                lines.append("Connection: keep-alive")
-            transport.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + data)
-            held.written.set_result(True)
-            wire_log.debug("%s BOSH SEND %r", request.remote, data)
-
-    def _expire(self, request_id: int) -> None:
-        """A held request outlived 'wait' by the grace period: the session never answered it (a bug)."""
-        log.warning("held BOSH request %d was never answered in time", request_id)
-        self.resolve(request_id, serialize(build_terminate(BoshCondition.INTERNAL_SERVER_ERROR)))
 
     # --- time -------------------------------------------------------------------------------------
 
