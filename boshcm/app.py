@@ -12,6 +12,7 @@ from typing import TypeVar
 from boshcm import __version__
 from boshcm.address_slots import AddressSlots
 from boshcm.bosh.http import RESPONSE_GRACE_SECONDS, BoshConnection, BoshEndpoint
+from boshcm.bosh.lane import BoshLane
 from boshcm.bosh.nodes import INTERNAL_IDLE_TIMEOUT_SECONDS, InternalEndpoint, NodePeers
 from boshcm.bosh.onboard import OnboardLink
 from boshcm.bosh.session import BoshLimits, OpenUpstream
@@ -28,7 +29,7 @@ from boshcm.tls import SELF_SIGNED_CERT, ensure_self_signed, server_context
 from boshcm.upload import UploadHttp, UploadLimits, UploadService, UploadSlots, UploadStore
 from boshcm.upstream.link import UpstreamListener
 from boshcm.upstream.offboard_link import OffboardLink, upstream_tls_context
-from boshcm.web import Cors, HttpServer, TrustedProxies, build_app
+from boshcm.web import Cors, HttpServer, TrustedProxies, bosh_paths, build_app
 from boshcm.websocket import WebSocketEndpoint
 from boshcm.xml.parser import StreamParser
 from boshcm.xmpp.accounts import AccountStore
@@ -349,11 +350,15 @@ class Server:
                                           directory=self.config.data_path / UPLOAD_DIR, cors=cors,
                                           wall_clock=self.clock.wall)
             pages += self.upload_http.routes()
+        proxies = TrustedProxies(http.trusted_proxies)
         app = build_app(cors=cors, bosh_path=http.bosh_path, bosh_handler=self.bosh.handle,
                         websocket_path=http.websocket_path, websocket_handler=self.websocket.handle,
-                        static_routes=pages, proxies=TrustedProxies(http.trusted_proxies))
+                        static_routes=pages, proxies=proxies)
+        lane = BoshLane(endpoint=self.bosh, paths=bosh_paths(http.bosh_path), cors=cors, proxies=proxies,
+                        idle_timeout_seconds=http.idle_timeout_seconds,
+                        body_read_timeout_seconds=bosh.body_read_timeout_seconds, max_body_bytes=bosh.max_body_bytes)
         host, port = parse_host_port(http.listen, "http.listen")
-        return HttpServer(app, host=host, port=port, idle_timeout_seconds=http.idle_timeout_seconds)
+        return HttpServer(app, host=host, port=port, idle_timeout_seconds=http.idle_timeout_seconds, lane=lane)
 
     async def start(self) -> None:
         self._expiry = asyncio.get_running_loop().create_task(self.hub.run_expiry())

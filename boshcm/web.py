@@ -6,10 +6,12 @@ and scheme behind trusted reverse proxies, and the idle timeout that ends slow o
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ipaddress
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol
 
 from aiohttp import web
 from multidict import CIMultiDictProxy
@@ -145,13 +147,18 @@ def _strip_port(hop: str) -> str:
     return hop
 
 
+def bosh_paths(bosh_path: str) -> tuple[str, ...]:
+    """The configured BOSH path and its alias."""
+    return tuple(dict.fromkeys((bosh_path, BOSH_ALIAS)))
+
+
 def build_app(*, cors: Cors, bosh_path: str, bosh_handler: Handler | None, websocket_path: str,
               websocket_handler: Handler | None, static_routes: Sequence[web.AbstractRouteDef] = (),
               proxies: TrustedProxies | None = None) -> web.Application:
     # Without trusted proxies there is nothing to rewrite: no middleware layer on every request.
     app = web.Application(middlewares=[proxies.middleware] if proxies is not None and proxies.configured else [])
     if bosh_handler is not None:
-        for path in dict.fromkeys((bosh_path, BOSH_ALIAS)):
+        for path in bosh_paths(bosh_path):
             app.router.add_route("POST", path, bosh_handler)
             app.router.add_route("OPTIONS", path, cors.preflight)
             app.router.add_route("GET", path, _bosh_page)
@@ -173,42 +180,62 @@ async def _bosh_page(_request: web.Request) -> web.Response:
     return web.Response(text=_BOSH_PAGE, content_type="text/html")
 
 
+class FrontLane(Protocol):
+    """Takes the listener's connections first and gives aiohttp those it does not serve (bosh/lane.py)."""
+
+    def with_fallback(self, fallback: Callable[[], asyncio.BaseProtocol]) -> Callable[[], asyncio.BaseProtocol]: ...
+
+    def close_connections(self) -> None: ...
+
+
 class HttpServer:
-    def __init__(self, app: web.Application, *, host: str, port: int, idle_timeout_seconds: float = 15.0) -> None:
+    def __init__(self, app: web.Application, *, host: str, port: int, idle_timeout_seconds: float = 15.0,
+                 lane: FrontLane | None = None) -> None:
         # aiohttp's keep-alive timer runs while a connection waits for a complete request head, from the
         # connection's start or the previous response: it is also the header timeout that ends slowloris
         # connections. Cancelling handlers of departed clients lets a held BOSH request be noticed at once.
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, handler_cancellation=True,
                                      keepalive_timeout=idle_timeout_seconds)
         self._host, self._port = host, port
-        self._site: web.TCPSite | None = None
+        self._lane = lane
+        self._server: asyncio.Server | None = None
 
     @property
     def port(self) -> int:
-        assert self._site is not None and self._site._server is not None
-        sockets = getattr(self._site._server, "sockets", None)
-        assert sockets
-        return int(sockets[0].getsockname()[1])
+        assert self._server is not None and self._server.sockets
+        return int(self._server.sockets[0].getsockname()[1])
 
     async def start(self) -> None:
         await self._runner.setup()
-        self._site = web.TCPSite(self._runner, self._host, self._port)
-        await self._site.start()
+        assert self._runner.server is not None
+        factory = self._runner.server if self._lane is None else self._lane.with_fallback(self._runner.server)
+        self._server = await asyncio.get_running_loop().create_server(
+            factory, self._host, self._port, reuse_address=True, backlog=LISTEN_BACKLOG)
         log.info("http listening on %s:%d", self._host, self.port)
 
     async def stop_listening(self) -> None:
         """Close the listening socket, keep the connections (draining: their answers are still to be written)."""
-        if self._site is not None:
-            await self._site.stop()
+        if self._server is not None:
+            self._server.close()
 
     async def stop(self) -> None:
+        await self.stop_listening()
+        if self._lane is not None:
+            self._lane.close_connections()
         await self._runner.cleanup()
 
 
+LISTEN_BACKLOG = 128  # aiohttp's TCPSite default
+
+
 def is_secure_request(request: web.Request) -> bool:
-    """TLS, or loopback (browsers treat http://localhost as a secure origin)."""
-    if request.secure:
+    return is_secure(request.scheme, request.remote or "")
+
+
+def is_secure(scheme: str, address: str) -> bool:
+    """TLS (here or at a trusted proxy), or loopback (browsers treat http://localhost as a secure origin)."""
+    if scheme == "https":
         return True
     with contextlib.suppress(ValueError, TypeError):
-        return ipaddress.ip_address(request.remote or "").is_loopback
+        return ipaddress.ip_address(address).is_loopback
     return False

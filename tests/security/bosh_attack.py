@@ -42,8 +42,13 @@ class RawRequest:
         self.writer: asyncio.StreamWriter | None = None
 
     async def send(self, body: bytes, *, pieces: int = 1, pause_seconds: float = 0.0,
-                   content_length: int | None = None) -> None:
+                   content_length: int | None = None, via_aiohttp: bool = False) -> None:
+        """`via_aiohttp`: a GET of the endpoint's page first, on the same connection, so that the BOSH lane hands
+        the connection to aiohttp and aiohttp's route serves the POST (bosh/lane.py); `response` then reads the
+        page's response first."""
         self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        if via_aiohttp:
+            self.writer.write(f"GET /http-bind HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n\r\n".encode())
         head = ["POST /http-bind HTTP/1.1", f"Host: 127.0.0.1:{self.port}",
                 "Content-Type: text/xml; charset=utf-8",
                 f"Content-Length: {len(body) if content_length is None else content_length}",

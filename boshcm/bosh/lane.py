@@ -1,0 +1,333 @@
+"""The BOSH lane: BOSH's own requests on the public HTTP listener, without aiohttp's machinery per request.
+
+Every connection to the listener starts here. While its requests are `POST`s to the BOSH path with a
+Content-Length body within `bosh.max_body_bytes` (or CORS preflights there), the lane frames them, has httptools
+(llhttp, the strict parser behind Node.js) parse each head, and gives the bodies to the `BoshEndpoint`; held answers
+come back through `write_answer`. At any other request (the quiz page, a WebSocket upgrade, an upload, a chunked or
+oversized body, `Expect: 100-continue`, a head httptools refuses or that is too long) the connection goes to aiohttp
+for good, from that request's first byte: aiohttp's own routes, answers and defences apply to all of it.
+
+Why: the server CPU of one BOSH round trip is 58-69 us through aiohttp and about 15 us through a bare protocol
+(tests/perf/bench_http_lane.py), and a message to a 500-member room is 500 round trips (docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Collection
+from typing import cast
+
+import httptools
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from boshcm.bosh.http import BoshEndpoint, BoshPost, HeldRequest, ImmediateAnswer, http_response, terminate_answer
+from boshcm.errors import BoshCondition
+from boshcm.web import Cors, TrustedProxies, is_secure
+
+log = logging.getLogger(__name__)
+
+# A head longer than aiohttp's longest accepted line is handed to aiohttp, which answers it (400 or 431).
+MAX_HEAD_BYTES = 8190
+_METHODS = (b"POST ", b"OPTIONS ")
+_PREFLIGHT_CONTENT_TYPE = "text/plain; charset=utf-8"
+
+ProtocolFactory = Callable[[], asyncio.BaseProtocol]
+
+
+class BoshLane:
+    """The listener's protocol factory (`with_fallback`) and what its connections share."""
+
+    def __init__(self, *, endpoint: BoshEndpoint, paths: Collection[str], cors: Cors, proxies: TrustedProxies,
+                 idle_timeout_seconds: float, body_read_timeout_seconds: float, max_body_bytes: int) -> None:
+        self.endpoint = endpoint
+        self.paths = frozenset(path.encode() for path in paths)
+        self.cors = cors
+        self.proxies = proxies
+        self.idle_timeout_seconds = idle_timeout_seconds
+        self.body_read_timeout_seconds = body_read_timeout_seconds
+        self.max_body_bytes = max_body_bytes
+        self.connections: set[LaneConnection] = set()
+        self._fallback: ProtocolFactory | None = None
+        self.handed_over = 0   # connections given to aiohttp: read by the tests
+
+    def with_fallback(self, fallback: ProtocolFactory) -> ProtocolFactory:
+        """The protocol factory for the listener; `fallback` (aiohttp's web.Server) takes what the lane does not."""
+        self._fallback = fallback
+        return self._connect
+
+    def _connect(self) -> LaneConnection:
+        return LaneConnection(self)
+
+    def fallback(self) -> asyncio.BaseProtocol:
+        assert self._fallback is not None
+        self.handed_over += 1
+        return self._fallback()
+
+    def close_connections(self) -> None:
+        for connection in list(self.connections):
+            connection.close()
+
+
+class _Head:
+    """httptools' callbacks for one request head."""
+
+    __slots__ = ("headers", "url")
+
+    def __init__(self) -> None:
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name.lower(), value))
+
+
+class LaneConnection(asyncio.Protocol):
+    """One HTTP connection while the lane has it: one request at a time, in the order they came."""
+
+    def __init__(self, lane: BoshLane) -> None:
+        self._lane = lane
+        self._transport: asyncio.Transport | None = None
+        self._peer = ""
+        self._buffer = bytearray()
+        self._loop = asyncio.get_running_loop()
+        self._timer: asyncio.TimerHandle | None = None   # the head's (idle) timeout, or the body's
+        # The request being read or answered; its body starts at _body_start and is _body_length long.
+        self._post: BoshPost | None = None
+        self._body_start = 0
+        self._body_length = 0
+        self._version = (1, 1)
+        self._keep_alive = True
+        self._busy = False                                # a request was given to the endpoint, not answered yet
+        self._held: HeldRequest | None = None
+        self._forwarding: asyncio.Task[ImmediateAnswer] | None = None
+        self._advancing = False
+        self._reading_paused = False
+
+    # --- asyncio.Protocol ---------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)   # uvloop's is not a subclass of it
+        peer = transport.get_extra_info("peername")
+        self._peer = str(peer[0]) if isinstance(peer, tuple) else ""
+        self._lane.connections.add(self)
+        self._start_timer(self._lane.idle_timeout_seconds)
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        if self._busy:
+            # Pipelined behind a request not answered yet: kept, within bounds, and read once it is answered.
+            if len(self._buffer) > MAX_HEAD_BYTES + self._lane.max_body_bytes and self._transport is not None:
+                self._transport.pause_reading()
+                self._reading_paused = True
+            return
+        self._advance()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lane.connections.discard(self)
+        self._cancel_timer()
+        self._transport = None
+        if self._held is not None:
+            self._lane.endpoint.abandon(self._held)
+            self._held = None
+        if self._forwarding is not None:
+            self._forwarding.cancel()
+        if self._busy:
+            self._busy = False
+            self._lane.endpoint.request_finished()
+
+    # --- AnswerWriter --------------------------------------------------------------------------------
+
+    def write_answer(self, data: bytes, content_type: str, cors_headers: dict[str, str]) -> bool:
+        if self._transport is None or self._transport.is_closing():
+            return False
+        self._held = None
+        self._answer(data, content_type, cors_headers)
+        return True
+
+    # --- requests ------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    def _advance(self) -> None:
+        """Read requests from the buffer while none is being answered (an immediate answer reads the next)."""
+        if self._advancing:
+            return
+        self._advancing = True
+        try:
+            while not self._busy and self._transport is not None and self._buffer:
+                if self._post is None:
+                    if not self._read_head():
+                        return
+                    if self._post is None:
+                        continue   # answered at once (a preflight)
+                if len(self._buffer) < self._body_start + self._body_length:
+                    return   # the body is still coming, under the body timer
+                self._dispatch()
+        finally:
+            self._advancing = False
+
+    def _read_head(self) -> bool:
+        """True once a request the lane serves has its head read; hands the connection over at any other."""
+        buffer = self._buffer
+        if not any(buffer.startswith(method[:len(buffer)]) for method in _METHODS):
+            self._hand_over()
+            return False
+        end = buffer.find(b"\r\n\r\n")
+        if end < 0:
+            if len(buffer) > MAX_HEAD_BYTES:
+                self._hand_over()
+            return False
+        head = _Head()
+        parser = httptools.HttpRequestParser(head)
+        try:
+            parser.feed_data(bytes(buffer[:end + 4]))
+        except httptools.HttpParserError:
+            self._hand_over()   # aiohttp answers 400, or serves what llhttp would not
+            return False
+        method = parser.get_method()
+        version = parser.get_http_version()
+        fields = dict(head.headers)
+        if len(fields) != len(head.headers) or version not in ("1.1", "1.0") \
+                or head.url.partition(b"?")[0] not in self._lane.paths \
+                or b"transfer-encoding" in fields or b"expect" in fields or b"upgrade" in fields:
+            self._hand_over()   # repeated fields and the rest: aiohttp's rules
+            return False
+        length = fields.get(b"content-length")
+        if method == b"POST":   # a body of a known length, not too long
+            served = length is not None and length.isdigit() and int(length) <= self._lane.max_body_bytes
+        else:                   # OPTIONS: a preflight, without a body
+            served = length in (None, b"0")
+        if not served:
+            self._hand_over()
+            return False
+        self._cancel_timer()
+        self._version = (1, 1) if version == "1.1" else (1, 0)
+        self._keep_alive = parser.should_keep_alive()
+        self._post = self._post_from(head.headers, fields, data=b"")
+        self._body_start, self._body_length = end + 4, int(length or 0)
+        if method == b"OPTIONS":
+            self._preflight(fields)   # answered at once
+            return True
+        if len(buffer) < self._body_start + self._body_length:
+            self._start_timer(self._lane.body_read_timeout_seconds, body=True)
+        return True
+
+    def _post_from(self, headers: list[tuple[bytes, bytes]], fields: dict[bytes, bytes], data: bytes) -> BoshPost:
+        origin_field = fields.get(b"origin")
+        origin = None if origin_field is None else origin_field.decode("latin-1")
+        address, scheme = self._peer, "http"   # TLS ends in front of boshcm (docs/operations.md)
+        if self._lane.proxies.configured:
+            client, forwarded_scheme = self._lane.proxies.client(self._peer, CIMultiDictProxy(CIMultiDict(
+                (name.decode("latin-1"), value.decode("latin-1")) for name, value in headers)))
+            address, scheme = client or address, forwarded_scheme or scheme
+        host = fields.get(b"host", b"").decode("latin-1")
+        return BoshPost(data=data, origin=origin, address=address, secure=is_secure(scheme, address),
+                        own_origin=f"{scheme}://{host}", cors_headers=self._lane.cors.headers_for(origin))
+
+    def _preflight(self, fields: dict[bytes, bytes]) -> None:
+        origin = fields.get(b"origin")
+        headers = self._lane.cors.preflight_headers(None if origin is None else origin.decode("latin-1"))
+        self._busy = True
+        self._lane.endpoint.request_started()
+        self._answer(b"", _PREFLIGHT_CONTENT_TYPE, headers)
+
+    def _dispatch(self) -> None:
+        """The whole request is in: give it to the endpoint."""
+        assert self._post is not None
+        self._cancel_timer()
+        start, end = self._body_start, self._body_start + self._body_length
+        post = self._post
+        post = BoshPost(data=bytes(self._buffer[start:end]), origin=post.origin, address=post.address,
+                        secure=post.secure, own_origin=post.own_origin, cors_headers=post.cors_headers)
+        self._busy = True
+        self._lane.endpoint.request_started()
+        outcome = self._lane.endpoint.receive(post, self)
+        if isinstance(outcome, HeldRequest):
+            self._held = outcome
+        elif isinstance(outcome, ImmediateAnswer):
+            self._answer(outcome.body, outcome.content_type, post.cors_headers, status=outcome.status)
+        else:
+            self._forwarding = asyncio.ensure_future(outcome)
+            self._forwarding.add_done_callback(self._forwarded)
+
+    def _forwarded(self, task: asyncio.Task[ImmediateAnswer]) -> None:
+        self._forwarding = None
+        if task.cancelled() or self._transport is None or self._post is None:
+            return
+        if (error := task.exception()) is not None:
+            log.warning("passing a BOSH request on failed: %r", error)
+            answer = terminate_answer(BoshCondition.INTERNAL_SERVER_ERROR)
+        else:
+            answer = task.result()
+        self._answer(answer.body, answer.content_type, self._post.cors_headers, status=answer.status)
+
+    def _answer(self, body: bytes, content_type: str, headers: dict[str, str], status: int = 200) -> None:
+        """Write the current request's answer, then read the next request (or close)."""
+        transport = self._transport
+        assert transport is not None
+        keep_alive = self._lane.endpoint.keeps_alive(self._keep_alive)
+        transport.write(http_response(self._version, body, content_type, headers, keep_alive=keep_alive,
+                                      status=status))
+        del self._buffer[:self._body_start + self._body_length]
+        self._post, self._body_start, self._body_length = None, 0, 0
+        self._busy = False
+        self._lane.endpoint.request_finished()
+        if not keep_alive:
+            transport.close()
+            return
+        if self._reading_paused:
+            self._reading_paused = False
+            transport.resume_reading()
+        self._start_timer(self._lane.idle_timeout_seconds)
+        if self._buffer:
+            self._advance()
+
+    def _hand_over(self) -> None:
+        """aiohttp takes the connection for good, from the first byte of the request in the buffer."""
+        transport = self._transport
+        assert transport is not None and not self._busy
+        self._cancel_timer()
+        self._lane.connections.discard(self)
+        self._transport = None
+        data, self._buffer = bytes(self._buffer), bytearray()
+        handler = self._lane.fallback()
+        transport.set_protocol(handler)
+        handler.connection_made(transport)
+        if self._reading_paused:
+            transport.resume_reading()
+        if data:
+            cast(asyncio.Protocol, handler).data_received(data)
+
+    # --- timers --------------------------------------------------------------------------------------
+
+    def _start_timer(self, seconds: float, *, body: bool = False) -> None:
+        self._cancel_timer()
+        self._timer = self._loop.call_later(seconds, self._body_too_slow if body else self._idle_too_long)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _idle_too_long(self) -> None:
+        """No whole request head within http.idle_timeout_seconds: idle keep-alive, or a slowloris."""
+        self._timer = None
+        self.close()
+
+    def _body_too_slow(self) -> None:
+        """A body not complete within bosh.body_read_timeout_seconds: policy-violation, then close at once."""
+        self._timer = None
+        transport, post = self._transport, self._post
+        if transport is None or post is None:
+            return
+        log.debug("BOSH request body from %s not complete in %ss", post.address, self._lane.body_read_timeout_seconds)
+        answer = terminate_answer(BoshCondition.POLICY_VIOLATION)
+        transport.write(http_response(self._version, answer.body, answer.content_type, post.cors_headers,
+                                      keep_alive=False))
+        transport.close()
