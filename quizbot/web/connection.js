@@ -60,8 +60,17 @@ function guestStore() {
   }
 }
 
-// A WebSocket that did not get through for the registration: the login that follows goes over BOSH at once.
-let webSocketBlocked = false;
+// Falling back to BOSH (docs/quiz.md, "Falling back to BOSH"). A WebSocket that brings no stream is given up for
+// BOSH within the same attempt: at once when it is refused or closed before the login is through (the server's
+// per-address cap answers 429, a draining server 503, a proxy closes it), after timeoutSeconds + 5 when it stays
+// silent. A refusal counts for that attempt only (the guest registration and its login are one): the next
+// connection, a reconnect after the BOSH stream is lost or a new login, tries WebSocket first again, since a cap or
+// a restart passes and trying again costs one refused upgrade. A silent WebSocket would cost the whole wait on
+// every reconnect: after one, this page stays on BOSH until it is reloaded. A login the server refused (authfail)
+// is no transport's fault: no fallback.
+let webSocketSilent = false;
+// The guest registration's WebSocket did not get through: the login that follows goes over BOSH at once.
+let registeredOverBosh = false;
 
 // The browser's guest account ({ jid, password }): the remembered one, or one registered now; null when the server
 // registers no guests (play anonymously).
@@ -72,8 +81,10 @@ export async function guestAccount(config) {
   const made = guestCredentials(crypto.getRandomValues(new Uint8Array(24)), config.domain);
   // register.js: loaded on a browser's first "Play as guest" only, never with the page.
   const { registerAccount } = await import("./register.js");
-  const { created, webSocketFailed } = await registerAccount(config, made, TIMING.timeoutSeconds);
-  webSocketBlocked = webSocketBlocked || webSocketFailed;
+  const { created, webSocketFailed, webSocketSilent: silent } = await registerAccount(config, made,
+                                                                                      TIMING.timeoutSeconds);
+  registeredOverBosh = webSocketFailed;
+  webSocketSilent = webSocketSilent || silent;
   if (!created) return null;
   const guest = { jid: made.jid, password: made.password };
   if (store) store.setItem(GUEST_STORE, JSON.stringify(guest));
@@ -103,7 +114,6 @@ export function createLink({ config, storage, shared, inRoom, events, onInput = 
     retrySeconds: TIMING.retrySeconds,
     retryTimer: null,
     attemptTimer: null,
-    webSocketFailed: false,
     pass: null, // the SCRAM keys of the session's account login (null for guests)
   };
   // What the player does while no stream is up (an answer given during a reconnect) waits here and goes out on
@@ -312,13 +322,13 @@ export function createLink({ config, storage, shared, inRoom, events, onInput = 
       link.retryTimer = null;
       if (!navigator.onLine) { scheduleRetry(); return; }
       const { jid, password } = credentials;
-      connect(jid, password, config.transport === "websocket" && !link.webSocketFailed, true);
+      connect(jid, password, config.transport === "websocket", true);
       // An attempt that neither resumes nor fails in time is abandoned too.
       clearTimeout(link.attemptTimer);
       link.attemptTimer = setTimeout(() => {
         if (link.up) return;
-        // A WebSocket that opens and closes silently (a proxy, a filter) says nothing to Strophe: use BOSH.
-        if (conn && !isBosh(conn)) link.webSocketFailed = true;
+        // A silent WebSocket (a proxy, a filter that lets the upgrade through and nothing else): BOSH from now on.
+        if (conn && !isBosh(conn)) webSocketSilent = true;
         abandon();
         scheduleRetry();
       }, (TIMING.timeoutSeconds + 5) * 1000);
@@ -329,7 +339,7 @@ export function createLink({ config, storage, shared, inRoom, events, onInput = 
   // --- connecting ------------------------------------------------------------------------------------------
 
   function endpoint(preferWebSocket) {
-    const webSocket = preferWebSocket && !webSocketBlocked && config.websocket && "WebSocket" in window;
+    const webSocket = preferWebSocket && !webSocketSilent && config.websocket && "WebSocket" in window;
     return webSocket ? config.websocket : config.bosh;
   }
 
@@ -363,17 +373,31 @@ export function createLink({ config, storage, shared, inRoom, events, onInput = 
     if (keys) useKeys(c, keys, storage);
     else storage.removeItem(KEY_STORE);
     let established = false;
+    let loginRefused = false; // authfail: the server answered over this transport
     let fellBack = false;
+    // Over BOSH for this attempt only (see webSocketSilent above).
     const fallBack = () => {
-      if (fellBack) return;
+      if (fellBack || established || loginRefused) return;
       fellBack = true;
-      link.webSocketFailed = true;
       connect(jid, password, false);
     };
-    // A WebSocket that opens and closes cleanly (a proxy, a filter) says nothing to Strophe: BOSH after a while.
+    if (url !== config.bosh) {
+      // Strophe reports a WebSocket closed before the stream is up only when the close is abnormal (1006: refused,
+      // unreachable); one closed with a code (a proxy's 1008, a server's 1013 "try again later") passes without a
+      // word, and the page waited timeoutSeconds + 5 for it.
+      const onClose = c._proto._onClose.bind(c._proto);
+      c._proto._onClose = (event) => {
+        onClose(event);
+        if (c !== conn || established || loginRefused) return;
+        abandon();
+        fallBack();
+      };
+    }
+    // A WebSocket that opens and then says nothing (a proxy, a filter): BOSH after a while, for good.
     if (url !== config.bosh && !retrying) {
       setTimeout(() => {
-        if (c !== conn || established || fellBack) return;
+        if (c !== conn || established || fellBack || loginRefused) return;
+        webSocketSilent = true;
         abandon();
         fallBack();
       }, (TIMING.timeoutSeconds + 5) * 1000);
@@ -397,6 +421,7 @@ export function createLink({ config, storage, shared, inRoom, events, onInput = 
         rebound = false;
         connected(c, reason);
       } else if (status === Strophe.Status.AUTHFAIL) {
+        loginRefused = true; // a wrong password stays wrong over BOSH
         events.status("authfail");
       } else if ((status === Strophe.Status.CONNFAIL || status === Strophe.Status.DISCONNECTED) && !established
                  && url !== config.bosh) {
@@ -533,7 +558,9 @@ export function createLink({ config, storage, shared, inRoom, events, onInput = 
       link.jid = null;
       link.pass = null;
       outbox.length = 0;
-      connect(jid, password);
+      const overBosh = registeredOverBosh;
+      registeredOverBosh = false;
+      connect(jid, password, config.transport === "websocket" && !overBosh);
     },
     restore,
     takeOver,

@@ -41,10 +41,12 @@ export const offersRegistration = (features) => Boolean(features) && [...feature
 const parseXml = (xml) => new DOMParser().parseFromString(xml, "text/xml").documentElement;
 
 // What a registration attempt came to: "created"; "refused" (the server answered: no registration here, a name
-// taken, a rate limit); "unreachable" (the transport did not get through: the other one may).
+// taken, a rate limit); "unreachable" (the transport did not get through: the other one may); "silent" (a
+// WebSocket that neither opened a stream nor closed in time: unreachable, and slow to find out).
 const CREATED = "created";
 const REFUSED = "refused";
 const UNREACHABLE = "unreachable";
+const SILENT = "silent";
 
 const registerResult = (iq) => (iq.getAttribute("type") === "result" ? CREATED : REFUSED);
 
@@ -62,7 +64,7 @@ function registerOverWebSocket(config, { username, password }, timeoutSeconds) {
       try { ws.send(closeFrame()); ws.close(); } catch { /* already closed */ }
       resolve(result);
     };
-    const timer = setTimeout(() => finish(opened ? REFUSED : UNREACHABLE), (timeoutSeconds + 5) * 1000);
+    const timer = setTimeout(() => finish(opened ? REFUSED : SILENT), (timeoutSeconds + 5) * 1000);
     try {
       ws = new WebSocket(config.websocket, "xmpp");
     } catch {
@@ -139,9 +141,13 @@ async function registerOverBosh(config, { username, password }, timeoutSeconds) 
 }
 
 // WebSocket first, then BOSH when WebSocket did not get through (a proxy without WebSocket, a filter): the
-// account is created over whichever works. webSocketFailed: the login that follows had better use BOSH at once.
+// account is created over whichever works. webSocketFailed: the login that follows had better use BOSH at once;
+// webSocketSilent: the WebSocket failed by saying nothing (connection.js stays on BOSH after that).
 export async function registerAccount(config, credentials, timeoutSeconds) {
   const result = await registerOverWebSocket(config, credentials, timeoutSeconds);
-  if (result !== UNREACHABLE) return { created: result === CREATED, webSocketFailed: false };
-  return { created: (await registerOverBosh(config, credentials, timeoutSeconds)) === CREATED, webSocketFailed: true };
+  if (result !== UNREACHABLE && result !== SILENT) {
+    return { created: result === CREATED, webSocketFailed: false, webSocketSilent: false };
+  }
+  const created = (await registerOverBosh(config, credentials, timeoutSeconds)) === CREATED;
+  return { created, webSocketFailed: true, webSocketSilent: result === SILENT };
 }

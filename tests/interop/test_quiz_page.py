@@ -15,9 +15,10 @@ import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, Page, WebSocketRoute, expect
 
 from boshcm.app import Server
 from boshcm.config import load_config
@@ -28,6 +29,8 @@ from tests.integration.xmpp_client import TIMEOUT_SECONDS, XmppClient
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 SCREENSHOTS = Path(__file__).parents[2] / "test-output" / "screenshots"
+# A WebSocket that does not get through: the page is in over BOSH well before the 15 s wait for a silent one.
+FALLBACK_MS = 5000
 TEXT_ANSWERS = {q["question"]: q["answer"] for q in BANK["questions"]}  # type: ignore[index]
 # Notes each question ("Question 2 of 3") for which the page showed the reveal (visible as Playwright means it: a
 # non-empty box, not visibility:hidden), so that a short reveal cannot slip between two polls of a busy test.
@@ -213,6 +216,51 @@ async def test_account_login_over_websocket_and_fallback_to_bosh(tmp_path: Path,
         await blocked.get_by_role("button", name="Log in", exact=True).click()
         await expect(blocked.get_by_role("button", name="Join the public quiz room")).to_be_visible()
         assert len(server.websocket.connections) == 1 and len(server.bosh.registry) == 1
+    finally:
+        for context in contexts:
+            await context.close()
+        await server.stop()
+
+
+@pytest.mark.interop
+async def test_websocket_refused_or_closed_before_the_stream_falls_back_to_bosh_at_once(
+        tmp_path: Path, browser: Browser) -> None:
+    """The server's per-address WebSocket cap refuses the page's upgrade (HTTP 429), and for another page a proxy
+    accepts it and closes it with a code (1013, try again later) before the stream opens: both log in over BOSH
+    within seconds (the second used to wait timeoutSeconds + 5, 15 s: Strophe says nothing about such a close)."""
+    config = load_config(None, {
+        "server.data_dir": str(tmp_path / "data"), "c2s.listen": "127.0.0.1:0", "http.listen": "127.0.0.1:0",
+        "http.quiz_page_transport": "websocket", "quizbot.enabled": False, "http.max_websockets_per_address": 1})
+    server = Server(config)
+    server.accounts.add("cat", "cat-secret")
+    await server.start()
+    assert server.http is not None and server.websocket is not None and server.bosh is not None
+    url = f"http://127.0.0.1:{server.http.port}/"
+    contexts = [await browser.new_context(locale="en-US") for _ in range(2)]
+    try:
+        async with aiohttp.ClientSession() as http, http.ws_connect(f"{url}xmpp-websocket", protocols=("xmpp",)):
+            capped, closed = [await context.new_page() for context in contexts]
+            refusals: list[str] = []
+            capped.on("console", lambda m: refusals.append(m.text) if "429" in m.text else None)
+
+            async def close_before_the_stream(ws: WebSocketRoute) -> None:
+                await ws.close(code=1013, reason="try again later")
+
+            await closed.route_web_socket(re.compile(r"/xmpp-websocket$"), close_before_the_stream)
+            for page in (capped, closed):
+                await page.goto(url)
+                await page.get_by_text("Log in with an account").click()
+                await page.get_by_label("Address (name@server)").fill("cat@localhost")
+                await page.get_by_label("Password").fill("cat-secret")
+            started = asyncio.get_running_loop().time()
+            for page in (capped, closed):
+                await page.get_by_role("button", name="Log in", exact=True).click()
+            for page in (capped, closed):
+                await expect(page.get_by_role("button", name="Join the public quiz room")).to_be_visible(
+                    timeout=FALLBACK_MS)
+            assert asyncio.get_running_loop().time() - started < FALLBACK_MS / 1000
+            assert refusals, "the server refused the first page's WebSocket"
+            assert len(server.bosh.registry) == 2
     finally:
         for context in contexts:
             await context.close()

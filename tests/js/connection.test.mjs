@@ -1,0 +1,179 @@
+// The page's choice between WebSocket and BOSH (quizbot/web/connection.js), without a browser: a fake Strophe.js
+// stands for the library as the browser drives it, node's mock timers for the clock. `node --test tests/js/`.
+// The same in Chromium against the real server: tests/interop/test_quiz_page.py.
+import assert from "node:assert/strict";
+import { afterEach, beforeEach, mock, test } from "node:test";
+
+import { parseXml } from "./xml.mjs";
+
+const WEBSOCKET = "ws://quiz.test/xmpp-websocket";
+const BOSH = "http://quiz.test/http-bind";
+const CONFIG = { domain: "quiz.test", transport: "websocket", websocket: WEBSOCKET, bosh: BOSH };
+const Status = { CONNFAIL: 2, AUTHFAIL: 4, CONNECTED: 5, DISCONNECTED: 6, BINDREQUIRED: 11 };
+
+// Every Strophe connection the page made, oldest first.
+let made = [];
+
+// Strophe's WebSocket transport: the socket's close event calls _onClose(event), which reports a close before the
+// stream only when it is abnormal (1006), and a close of a stream that was up as a disconnect (Strophe 5.0).
+class FakeWebSocketTransport {
+  constructor(conn) { this.conn = conn; }
+  _onClose(event) {
+    if (this.conn.connected) this.conn._doDisconnect();
+    else if (event.code === 1006) {
+      this.conn.callback(Status.CONNFAIL, "The WebSocket connection could not be established");
+      this.conn._doDisconnect();
+    }
+  }
+  _abortAllRequests() {}
+}
+
+class FakeConnection {
+  constructor(service) {
+    this.service = service;
+    this._proto = service === BOSH ? { sid: null, _abortAllRequests() {} } : new FakeWebSocketTransport(this);
+    this.connected = false;
+    this.authenticated = false;
+    this.callback = null;
+    made.push(this);
+  }
+  addHandler() {}
+  send() {}
+  flush() {}
+  connect(jid, password, callback) { this.jid = jid; this.callback = callback; }
+  bind() {
+    this.jid = `${this.jid}/quiz`;
+    this.authenticated = true;
+    this.callback(Status.CONNECTED);
+  }
+  _doDisconnect() {
+    this.authenticated = false;
+    this.callback(Status.DISCONNECTED);
+    this.connected = false;
+  }
+  disconnect() { this._doDisconnect(); }
+  // What the server and the network do.
+  streamOpens() { this.connected = true; }
+  loginSucceeds() { // SASL done: the page binds, and then the server enables resumption
+    this.streamOpens();
+    this.callback(Status.BINDREQUIRED);
+    this.xmlInput(parseXml('<enabled xmlns="urn:xmpp:sm:3" id="sm-1" resume="true"/>'));
+  }
+  resumes() { // SASL done: the page resumes, the server agrees
+    this.streamOpens();
+    this.callback(Status.BINDREQUIRED);
+    this.xmlInput(parseXml('<resumed xmlns="urn:xmpp:sm:3" previd="sm-1" h="0"/>'));
+  }
+  loginFails() { this.streamOpens(); this.callback(Status.AUTHFAIL); }
+}
+
+globalThis.window = {
+  Strophe: {
+    Connection: FakeConnection, Status, LogLevel: { WARN: 2 },
+    NS: { HTTPBIND: "http://jabber.org/protocol/httpbind" }, setLogLevel() {}, serialize: (element) => String(element),
+  },
+  $build: (name, attrs) => ({ nodeName: name, attrs }),
+  WebSocket: class {},
+  addEventListener() {},
+};
+if (!globalThis.navigator) globalThis.navigator = { onLine: true };
+// No crypto.subtle: no BOSH keys (tests/js/keys.test.mjs), and connect() makes its connection in the same turn.
+Object.defineProperty(globalThis, "crypto", { value: {}, configurable: true });
+// The mock timers are "experimental" in node 20; their one warning is no news.
+const emitWarning = process.emitWarning;
+process.emitWarning = (warning, ...rest) => {
+  if (!String(warning).includes("MockTimers")) emitWarning.call(process, warning, ...rest);
+};
+
+const memoryStorage = () => {
+  const items = new Map();
+  return { getItem: (k) => items.get(k) ?? null, setItem: (k, v) => items.set(k, String(v)),
+           removeItem: (k) => items.delete(k) };
+};
+
+// A link of a freshly loaded page (its own module instance: what a page remembers dies with it).
+let pages = 0;
+async function newPage() {
+  pages += 1;
+  const { createLink } = await import(`../../quizbot/web/connection.js?page=${pages}`);
+  const statuses = [];
+  const link = createLink({
+    config: CONFIG, storage: memoryStorage(), shared: memoryStorage(), inRoom: () => false,
+    events: { status: (kind) => statuses.push(kind), ready() {}, resumed() {} },
+  });
+  return { link, statuses };
+}
+
+const services = () => made.map((c) => (c.service === BOSH ? "bosh" : "websocket"));
+const latest = () => made[made.length - 1];
+
+beforeEach(() => {
+  made = [];
+  mock.timers.enable({ apis: ["setTimeout", "setInterval"] });
+});
+afterEach(() => mock.timers.reset());
+
+test("a WebSocket the server refuses (HTTP 429: an abnormal close to Strophe) falls back to BOSH at once, once",
+     async () => {
+  const { link } = await newPage();
+  link.login("cat@quiz.test", "secret");
+  made[0]._proto._onClose({ code: 1006 });
+  assert.deepEqual(services(), ["websocket", "bosh"]);
+  mock.timers.tick(20_000); // the watch on a silent WebSocket finds nothing to do
+  assert.deepEqual(services(), ["websocket", "bosh"]);
+});
+
+test("a WebSocket closed with a code before the stream (1013, try again later) falls back to BOSH at once",
+     async () => {
+  const { link } = await newPage();
+  link.login("cat@quiz.test", "secret");
+  made[0]._proto._onClose({ code: 1013, reason: "try again later" });
+  mock.timers.tick(2_000);
+  assert.deepEqual(services(), ["websocket", "bosh"]);
+  latest().loginSucceeds();
+  assert.equal(link.up, true);
+});
+
+test("a fallback after a refusal is for that attempt: the reconnect after the BOSH stream is lost tries WebSocket",
+     async () => {
+  const { link, statuses } = await newPage();
+  link.login("cat@quiz.test", "secret");
+  made[0]._proto._onClose({ code: 1006 });
+  latest().loginSucceeds();
+  assert.equal(link.up, true);
+  latest()._doDisconnect(); // the BOSH stream is lost
+  assert.equal(statuses.at(-1), "reconnecting");
+  mock.timers.tick(1_000); // retrySeconds
+  assert.deepEqual(services(), ["websocket", "bosh", "websocket"]);
+  latest().resumes(); // and the session goes on there
+  assert.equal(link.up, true);
+});
+
+test("a WebSocket that says nothing falls back after 15 s, and the page stays on BOSH after it", async () => {
+  const { link } = await newPage();
+  link.login("cat@quiz.test", "secret");
+  mock.timers.tick(14_000);
+  assert.deepEqual(services(), ["websocket"]);
+  mock.timers.tick(1_000); // timeoutSeconds + 5
+  assert.deepEqual(services(), ["websocket", "bosh"]);
+  latest().loginSucceeds();
+  latest()._doDisconnect();
+  mock.timers.tick(1_000);
+  assert.deepEqual(services(), ["websocket", "bosh", "bosh"]);
+  // A new page (a reload) tries WebSocket again.
+  const again = await newPage();
+  again.link.login("cat@quiz.test", "secret");
+  assert.equal(services().at(-1), "websocket");
+});
+
+test("a login refused over WebSocket is not tried again over BOSH", async () => {
+  const { link, statuses } = await newPage();
+  link.login("cat@quiz.test", "wrong");
+  made[0].loginFails();
+  assert.equal(statuses.at(-1), "authfail");
+  mock.timers.tick(20_000);
+  made[0]._proto._onClose({ code: 1000 }); // the server gives up on the stream
+  mock.timers.tick(20_000);
+  assert.deepEqual(services(), ["websocket"]);
+  assert.equal(statuses.at(-1), "authfail");
+});
