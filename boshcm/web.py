@@ -197,7 +197,7 @@ class HttpServer:
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, handler_cancellation=True,
                                      keepalive_timeout=idle_timeout_seconds)
         self._host, self._port = host, port
-        self._lane = lane
+        self.lane = lane
         self._server: asyncio.Server | None = None
 
     @property
@@ -208,7 +208,7 @@ class HttpServer:
     async def start(self) -> None:
         await self._runner.setup()
         assert self._runner.server is not None
-        factory = self._runner.server if self._lane is None else self._lane.with_fallback(self._runner.server)
+        factory = self._runner.server if self.lane is None else self.lane.with_fallback(self._runner.server)
         self._server = await asyncio.get_running_loop().create_server(
             factory, self._host, self._port, reuse_address=True, backlog=LISTEN_BACKLOG)
         log.info("http listening on %s:%d", self._host, self.port)
@@ -220,8 +220,8 @@ class HttpServer:
 
     async def stop(self) -> None:
         await self.stop_listening()
-        if self._lane is not None:
-            self._lane.close_connections()
+        if self.lane is not None:
+            self.lane.close_connections()
         await self._runner.cleanup()
 
 

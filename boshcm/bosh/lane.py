@@ -27,7 +27,7 @@ from boshcm.web import Cors, TrustedProxies, is_secure
 
 log = logging.getLogger(__name__)
 
-# A head longer than aiohttp's longest accepted line is handed to aiohttp, which answers it (400 or 431).
+# A head longer than aiohttp's longest accepted line is handed to aiohttp, which applies its own limits.
 MAX_HEAD_BYTES = 8190
 _METHODS = (b"POST ", b"OPTIONS ")
 _PREFLIGHT_CONTENT_TYPE = "text/plain; charset=utf-8"
@@ -178,16 +178,19 @@ class LaneConnection(asyncio.Protocol):
         if not any(buffer.startswith(method[:len(buffer)]) for method in _METHODS):
             self._hand_over()
             return False
-        end = buffer.find(b"\r\n\r\n")
+        end = buffer.find(b"\r\n\r\n", 0, MAX_HEAD_BYTES)
         if end < 0:
-            if len(buffer) > MAX_HEAD_BYTES:
-                self._hand_over()
+            if len(buffer) >= MAX_HEAD_BYTES or b"\n\n" in buffer:
+                self._hand_over()   # too long, or lines ended by bare LFs: aiohttp's rules (and answers)
             return False
         head = _Head()
         parser = httptools.HttpRequestParser(head)
         try:
             parser.feed_data(bytes(buffer[:end + 4]))
+            refused = False
         except httptools.HttpParserError:
+            refused = True
+        if refused:
             self._hand_over()   # aiohttp answers 400, or serves what llhttp would not
             return False
         method = parser.get_method()

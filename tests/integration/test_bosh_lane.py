@@ -1,0 +1,139 @@
+"""The BOSH lane (boshcm/bosh/lane.py): BOSH requests are served by the lane, every other request by aiohttp, on
+any mix of requests over one connection, in order."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import aiohttp
+from lxml import etree
+
+from boshcm.app import Server
+from boshcm.bosh.lane import BoshLane
+from tests.integration.bosh_client import BoshClient
+from tests.integration.test_bosh import bosh_url
+from tests.integration.test_bosh_fanout import CREATE, read_response, request_bytes
+from tests.servers import running_server
+
+
+def lane_of(server: Server) -> BoshLane:
+    assert server.http is not None and isinstance(server.http.lane, BoshLane)
+    return server.http.lane
+
+
+def page_request(server: Server, path: str = "/http-bind") -> bytes:
+    assert server.http is not None
+    return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{server.http.port}\r\n\r\n".encode()
+
+
+def preflight_request(server: Server) -> bytes:
+    assert server.http is not None
+    return (f"OPTIONS /http-bind HTTP/1.1\r\nHost: 127.0.0.1:{server.http.port}\r\nOrigin: https://quiz.example\r\n"
+            "Access-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: content-type\r\n\r\n").encode()
+
+
+async def test_a_whole_bosh_session_stays_in_the_lane(server: Server) -> None:
+    lane = lane_of(server)
+    async with aiohttp.ClientSession() as http:
+        client = BoshClient(http, bosh_url(server))
+        await client.login("alice", "alice-secret")
+        pong = await client.post(client.body("<iq xmlns='jabber:client' type='get' id='p' to='localhost'>"
+                                             "<ping xmlns='urn:xmpp:ping'/></iq>"))
+        assert pong.find("{jabber:client}iq").get("type") == "result"  # type: ignore[union-attr]
+        await client.close()
+        assert lane.handed_over == 0
+        # The quiz page's requests are aiohttp's.
+        async with http.get(f"http://127.0.0.1:{server.http.port}/http-bind") as page:  # type: ignore[union-attr]
+            assert page.status == 200 and "BOSH endpoint" in await page.text()
+        assert lane.handed_over == 1
+
+
+async def test_one_connection_carries_a_preflight_a_bosh_request_and_a_page_request_pipelined_in_order(
+        server: Server) -> None:
+    assert server.http is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.http.port)
+    try:
+        # All three in one write: the lane answers the first two, then hands the third to aiohttp.
+        writer.write(preflight_request(server) + request_bytes(server, "1.1", CREATE) + page_request(server))
+        status, headers, body = await read_response(reader)
+        assert status == "HTTP/1.1 200 OK" and body == b""
+        assert headers["access-control-allow-origin"] == "*"
+        assert "POST" in headers["access-control-allow-methods"]
+        assert headers["access-control-allow-headers"] == "Content-Type"
+        status, headers, body = await read_response(reader)
+        assert status == "HTTP/1.1 200 OK" and etree.fromstring(body).get("sid")
+        status, headers, body = await read_response(reader)
+        assert status == "HTTP/1.1 200 OK" and b"BOSH endpoint" in body
+        assert lane_of(server).handed_over == 1
+    finally:
+        writer.close()
+
+
+async def test_a_connection_aiohttp_took_still_serves_bosh(server: Server) -> None:
+    assert server.http is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.http.port)
+    try:
+        writer.write(page_request(server))
+        assert (await read_response(reader))[0] == "HTTP/1.1 200 OK"
+        writer.write(request_bytes(server, "1.1", CREATE))
+        status, headers, body = await read_response(reader)
+        assert status == "HTTP/1.1 200 OK" and etree.fromstring(body).get("sid")
+        assert headers["content-type"] == "text/xml; charset=utf-8"
+    finally:
+        writer.close()
+
+
+async def test_a_body_in_a_segment_of_its_own_and_a_chunked_body_are_both_read(server: Server) -> None:
+    assert server.http is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.http.port)
+    try:
+        request = request_bytes(server, "1.1", CREATE)
+        head_end = request.index(b"\r\n\r\n") + 4
+        writer.write(request[:head_end])
+        await writer.drain()
+        await asyncio.sleep(0.1)
+        writer.write(request[head_end:])
+        status, _, body = await read_response(reader)
+        assert status == "HTTP/1.1 200 OK" and etree.fromstring(body).get("sid")
+        # Chunked: aiohttp's (the lane frames Content-Length bodies only), on the same connection.
+        head = (f"POST /http-bind HTTP/1.1\r\nHost: 127.0.0.1:{server.http.port}\r\nContent-Type: text/xml\r\n"
+                "Transfer-Encoding: chunked\r\n\r\n").encode()
+        writer.write(head + b"%x\r\n" % len(CREATE) + CREATE + b"\r\n0\r\n\r\n")
+        status, _, body = await read_response(reader)
+        assert status == "HTTP/1.1 200 OK" and etree.fromstring(body).get("sid")
+        assert lane_of(server).handed_over == 1
+    finally:
+        writer.close()
+
+
+async def test_expect_100_continue_is_answered(server: Server) -> None:
+    """curl sends `Expect: 100-continue` with bodies over 1 KiB and waits for the interim answer (aiohttp's)."""
+    assert server.http is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.http.port)
+    try:
+        request = request_bytes(server, "1.1", CREATE, "Expect: 100-continue")
+        head_end = request.index(b"\r\n\r\n") + 4
+        writer.write(request[:head_end])
+        assert await asyncio.wait_for(reader.readline(), 5) == b"HTTP/1.1 100 Continue\r\n"
+        assert await reader.readline() == b"\r\n"
+        writer.write(request[head_end:])
+        status, _, body = await read_response(reader)
+        assert status == "HTTP/1.1 200 OK" and etree.fromstring(body).get("sid")
+    finally:
+        writer.close()
+
+
+async def test_an_idle_connection_is_closed_after_the_idle_timeout(tmp_path: Path) -> None:
+    async with running_server(tmp_path, {"http.idle_timeout_seconds": 0.5}) as server:
+        assert server.http is not None
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.http.port)
+        try:
+            writer.write(request_bytes(server, "1.1", CREATE))
+            assert (await read_response(reader))[0] == "HTTP/1.1 200 OK"
+            started = asyncio.get_running_loop().time()
+            assert await asyncio.wait_for(reader.read(), 5) == b""
+            assert 0.3 < asyncio.get_running_loop().time() - started < 3
+            assert not lane_of(server).connections
+        finally:
+            writer.close()

@@ -1,0 +1,135 @@
+"""Hostile HTTP on the BOSH lane (boshcm/bosh/lane.py): what the lane does not frame itself goes to aiohttp, which
+refuses it as before; pipelined floods stay bounded; trusted proxies decide the client's address and scheme there
+as they do on aiohttp's routes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from pathlib import Path
+
+import aiohttp
+from lxml import etree
+
+from boshcm.app import Server
+from tests.integration.bosh_client import BoshClient
+from tests.integration.test_bosh import bosh_url
+from tests.integration.test_bosh_fanout import CREATE, read_response, request_bytes
+from tests.security.transports import rss_kib
+from tests.servers import running_server
+
+NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
+MIB = 1024
+
+
+async def exchange(server: Server, raw: bytes) -> bytes:
+    """Everything the server says to `raw` until it closes the connection (or 5 s pass)."""
+    assert server.http is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.http.port)
+    try:
+        writer.write(raw)
+        with contextlib.suppress(TimeoutError):
+            return await asyncio.wait_for(reader.read(), 5)
+        return b"<still open>"
+    finally:
+        writer.close()
+
+
+async def test_content_length_with_transfer_encoding_is_refused_and_smuggles_nothing(server: Server) -> None:
+    # A front proxy that frames by Content-Length would see one request; chunked framing would see two.
+    smuggled = request_bytes(server, "1.1", CREATE)
+    head = (b"POST /http-bind HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/xml\r\n"
+            b"Content-Length: %d\r\nTransfer-Encoding: chunked\r\n\r\n" % (5 + len(smuggled)))
+    answer = await exchange(server, head + b"0\r\n\r\n" + smuggled)
+    assert re.match(rb"HTTP/1\.[01] 400 ", answer), answer[:80]
+    assert b"sid=" not in answer and server.bosh is not None and not len(server.bosh.registry)
+
+
+async def test_two_different_content_lengths_are_refused(server: Server) -> None:
+    head = (b"POST /http-bind HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d\r\nContent-Length: 3\r\n\r\n"
+            % len(CREATE))
+    answer = await exchange(server, head + CREATE)
+    assert re.match(rb"HTTP/1\.[01] 400 ", answer), answer[:80]
+    assert server.bosh is not None and not len(server.bosh.registry)
+
+
+async def test_a_head_longer_than_aiohttps_limit_is_refused(server: Server) -> None:
+    head = b"POST /http-bind HTTP/1.1\r\nHost: localhost\r\nX-Padding: " + b"a" * 9000 + b"\r\n"
+    answer = await exchange(server, head + b"Content-Length: %d\r\n\r\n" % len(CREATE) + CREATE)
+    assert re.match(rb"HTTP/1\.[01] 4", answer), answer[:80]
+    assert server.bosh is not None and not len(server.bosh.registry)
+
+
+async def test_a_head_with_bare_line_feeds_is_answered_at_once_not_left_waiting(server: Server) -> None:
+    """The lane looks for CRLF CRLF; a head ended otherwise goes to aiohttp rather than waiting out the idle
+    timeout."""
+    head = b"POST /http-bind HTTP/1.1\nHost: localhost\nContent-Length: %d\n\n" % len(CREATE)
+    started = asyncio.get_running_loop().time()
+    answer = await exchange(server, head + CREATE)
+    assert answer != b"<still open>" and asyncio.get_running_loop().time() - started < 2
+    assert re.match(rb"HTTP/1\.[01] ", answer), answer[:80]
+
+
+async def test_a_flood_pipelined_behind_a_held_request_is_not_read_into_memory(tmp_path: Path) -> None:
+    async with running_server(tmp_path) as server, aiohttp.ClientSession() as http:
+        assert server.http is not None
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.http.port)
+        writer.write(request_bytes(server, "1.1", CREATE))
+        _, _, created = await read_response(reader)
+        sid = etree.fromstring(created).get("sid")
+        rid = int(etree.fromstring(CREATE).get("rid") or 0)
+        held = (f"<body xmlns='http://jabber.org/protocol/httpbind' rid='{rid + 1}' sid='{sid}'/>").encode()
+        writer.write(request_bytes(server, "1.1", held))
+        await asyncio.sleep(0.2)   # held by now
+        before = rss_kib()
+        junk = request_bytes(server, "1.1", b"x" * 60_000) * 16   # ~1 MiB of pipelined requests per write
+        written = 0
+
+        async def flood() -> None:
+            nonlocal written
+            for _ in range(64):
+                writer.write(junk)
+                await writer.drain()
+                written += len(junk)
+
+        flooding = asyncio.create_task(flood())
+        await asyncio.sleep(2)
+        try:
+            assert not flooding.done(), "the server read 64 MiB of pipelined requests behind a held one"
+            grown = rss_kib() - before
+            print(f"\npipelined flood: {written // 1024} KiB accepted by the kernel, server RSS grew {grown} KiB")
+            assert grown < 16 * MIB
+            # Nobody else is affected.
+            other = BoshClient(http, bosh_url(server))
+            await other.login("alice", "alice-secret")
+            await other.close()
+        finally:
+            flooding.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+                await flooding
+            writer.close()
+
+
+async def test_behind_a_trusted_proxy_the_forwarded_address_and_scheme_decide_on_bosh(tmp_path: Path) -> None:
+    """As on aiohttp's routes (tests/security/test_connections.py): PLAIN is offered to secure clients only, and the
+    per-address cap of unauthenticated sessions counts the forwarded client, not the proxy."""
+    overrides = {"http.trusted_proxies": ["127.0.0.1/32"], "c2s.max_unauthenticated_per_address": 1}
+    async with running_server(tmp_path, overrides) as server:
+        async def create(**forwarded: str) -> etree._Element:
+            headers = {name.replace("_", "-"): value for name, value in forwarded.items()}
+            async with aiohttp.ClientSession(headers=headers) as http:
+                return await BoshClient(http, bosh_url(server)).create()
+
+        def mechanisms(created: etree._Element) -> list[str]:
+            return [node.text or "" for node in created.iter(f"{{{NS_SASL}}}mechanism")]
+
+        plain = await create(X_Forwarded_For="203.0.113.9", X_Forwarded_Proto="http")
+        assert plain.get("sid") and "PLAIN" not in mechanisms(plain)
+        secure = await create(X_Forwarded_For="203.0.113.10", X_Forwarded_Proto="https")
+        assert "PLAIN" in mechanisms(secure)
+        # 203.0.113.9 has its one unauthenticated session; another address has not.
+        refused = await create(X_Forwarded_For="203.0.113.9", X_Forwarded_Proto="https")
+        assert refused.get("type") == "terminate" and refused.get("condition") == "policy-violation"
+        assert (await create(X_Forwarded_For="203.0.113.11")).get("sid")
+        assert server.http is not None and server.http.lane is not None
