@@ -293,6 +293,7 @@ class BoshEndpoint:
         self._answers: list[tuple[HeldRequest, bytes]] = []   # made this turn, written by _write_answers
         self.held_requests = self._held.__len__  # held HTTP requests, read by boshcm/metrics.py
         self._wakeup = asyncio.Event()
+        self._timer_at: float | None = None   # the deadline the timer waits for
         self._timer: asyncio.Task[None] | None = None
 
     # --- lifecycle --------------------------------------------------------------------------------
@@ -543,15 +544,16 @@ class BoshEndpoint:
     # --- time -------------------------------------------------------------------------------------
 
     def reschedule(self, connection: BoshConnection) -> None:
-        before = self.registry.next_deadline()
-        self.registry.schedule(connection.session.sid, connection.session.next_deadline())
-        after = self.registry.next_deadline()
-        if after is not None and (before is None or after < before):
+        deadline = connection.session.next_deadline()
+        self.registry.schedule(connection.session.sid, deadline)
+        # Wake the timer only for a deadline before the one it waits for (once per turn, not per session).
+        if deadline is not None and (self._timer_at is None or deadline < self._timer_at):
+            self._timer_at = deadline
             self._wakeup.set()
 
     async def _run_timer(self) -> None:
         while True:
-            deadline = self.registry.next_deadline()
+            deadline = self._timer_at = self.registry.next_deadline()
             timeout = None if deadline is None else max(0.0, deadline - self.clock.now())
             self._wakeup.clear()
             with contextlib.suppress(TimeoutError):

@@ -72,11 +72,12 @@ class BoshLane:
 class _Head:
     """httptools' callbacks for one request head."""
 
-    __slots__ = ("headers", "url")
+    __slots__ = ("fields", "headers", "url")
 
     def __init__(self) -> None:
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
+        self.fields: dict[bytes, bytes] = {}
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -94,9 +95,14 @@ class LaneConnection(asyncio.Protocol):
         self._peer = ""
         self._buffer = bytearray()
         self._loop = asyncio.get_running_loop()
-        self._timer: asyncio.TimerHandle | None = None   # the head's (idle) timeout, or the body's
-        # The request being read or answered; its body starts at _body_start and is _body_length long.
-        self._post: BoshPost | None = None
+        # The head's (idle) timeout or the body's: one timer, moved only when a deadline comes earlier.
+        self._timer: asyncio.TimerHandle | None = None
+        self._deadline: float | None = None
+        self._on_deadline: Callable[[], None] = self.close
+        self._peer_secure = False
+        # The request being read or answered: its head; its body starts at _body_start, _body_length long.
+        self._head: _Head | None = None
+        self._post: BoshPost | None = None   # once dispatched
         self._body_start = 0
         self._body_length = 0
         self._version = (1, 1)
@@ -113,8 +119,9 @@ class LaneConnection(asyncio.Protocol):
         self._transport = cast(asyncio.Transport, transport)   # uvloop's is not a subclass of it
         peer = transport.get_extra_info("peername")
         self._peer = str(peer[0]) if isinstance(peer, tuple) else ""
+        self._peer_secure = is_secure("http", self._peer)   # TLS ends in front of boshcm (docs/operations.md)
         self._lane.connections.add(self)
-        self._start_timer(self._lane.idle_timeout_seconds)
+        self._set_deadline(self._lane.idle_timeout_seconds, self._idle_too_long)
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data
@@ -161,10 +168,10 @@ class LaneConnection(asyncio.Protocol):
         self._advancing = True
         try:
             while not self._busy and self._transport is not None and self._buffer:
-                if self._post is None:
+                if self._head is None:
                     if not self._read_head():
                         return
-                    if self._post is None:
+                    if self._head is None:
                         continue   # answered at once (a preflight)
                 if len(self._buffer) < self._body_start + self._body_length:
                     return   # the body is still coming, under the body timer
@@ -209,29 +216,31 @@ class LaneConnection(asyncio.Protocol):
         if not served:
             self._hand_over()
             return False
-        self._cancel_timer()
+        self._deadline = None
         self._version = (1, 1) if version == "1.1" else (1, 0)
         self._keep_alive = parser.should_keep_alive()
-        self._post = self._post_from(head.headers, fields, data=b"")
+        head.fields = fields
+        self._head = head
         self._body_start, self._body_length = end + 4, int(length or 0)
         if method == b"OPTIONS":
             self._preflight(fields)   # answered at once
             return True
         if len(buffer) < self._body_start + self._body_length:
-            self._start_timer(self._lane.body_read_timeout_seconds, body=True)
+            self._set_deadline(self._lane.body_read_timeout_seconds, self._body_too_slow)
         return True
 
-    def _post_from(self, headers: list[tuple[bytes, bytes]], fields: dict[bytes, bytes], data: bytes) -> BoshPost:
-        origin_field = fields.get(b"origin")
+    def _post_from(self, head: _Head, data: bytes) -> BoshPost:
+        origin_field = head.fields.get(b"origin")
         origin = None if origin_field is None else origin_field.decode("latin-1")
-        address, scheme = self._peer, "http"   # TLS ends in front of boshcm (docs/operations.md)
+        address, scheme, secure = self._peer, "http", self._peer_secure
         if self._lane.proxies.configured:
             client, forwarded_scheme = self._lane.proxies.client(self._peer, CIMultiDictProxy(CIMultiDict(
-                (name.decode("latin-1"), value.decode("latin-1")) for name, value in headers)))
+                (name.decode("latin-1"), value.decode("latin-1")) for name, value in head.headers)))
             address, scheme = client or address, forwarded_scheme or scheme
-        host = fields.get(b"host", b"").decode("latin-1")
-        return BoshPost(data=data, origin=origin, address=address, secure=is_secure(scheme, address),
-                        own_origin=f"{scheme}://{host}", cors_headers=self._lane.cors.headers_for(origin))
+            secure = is_secure(scheme, address)
+        host = head.fields.get(b"host", b"").decode("latin-1")
+        return BoshPost(data=data, origin=origin, address=address, secure=secure, own_origin=f"{scheme}://{host}",
+                        cors_headers=self._lane.cors.headers_for(origin))
 
     def _preflight(self, fields: dict[bytes, bytes]) -> None:
         origin = fields.get(b"origin")
@@ -242,12 +251,10 @@ class LaneConnection(asyncio.Protocol):
 
     def _dispatch(self) -> None:
         """The whole request is in: give it to the endpoint."""
-        assert self._post is not None
-        self._cancel_timer()
-        start, end = self._body_start, self._body_start + self._body_length
-        post = self._post
-        post = BoshPost(data=bytes(self._buffer[start:end]), origin=post.origin, address=post.address,
-                        secure=post.secure, own_origin=post.own_origin, cors_headers=post.cors_headers)
+        assert self._head is not None
+        self._deadline = None
+        post = self._post = self._post_from(
+            self._head, bytes(self._buffer[self._body_start:self._body_start + self._body_length]))
         self._busy = True
         self._lane.endpoint.request_started()
         outcome = self._lane.endpoint.receive(post, self)
@@ -278,7 +285,7 @@ class LaneConnection(asyncio.Protocol):
         transport.write(http_response(self._version, body, content_type, headers, keep_alive=keep_alive,
                                       status=status))
         del self._buffer[:self._body_start + self._body_length]
-        self._post, self._body_start, self._body_length = None, 0, 0
+        self._head, self._post, self._body_start, self._body_length = None, None, 0, 0
         self._busy = False
         self._lane.endpoint.request_finished()
         if not keep_alive:
@@ -287,7 +294,7 @@ class LaneConnection(asyncio.Protocol):
         if self._reading_paused:
             self._reading_paused = False
             transport.resume_reading()
-        self._start_timer(self._lane.idle_timeout_seconds)
+        self._set_deadline(self._lane.idle_timeout_seconds, self._idle_too_long)
         if self._buffer:
             self._advance()
 
@@ -309,26 +316,44 @@ class LaneConnection(asyncio.Protocol):
 
     # --- timers --------------------------------------------------------------------------------------
 
-    def _start_timer(self, seconds: float, *, body: bool = False) -> None:
-        self._cancel_timer()
-        self._timer = self._loop.call_later(seconds, self._body_too_slow if body else self._idle_too_long)
+    # Two timer operations per request cost more than the lane's parsing: a deadline is a float, and the one
+    # timer, when it fires early, is set again for the deadline of the moment.
+
+    def _set_deadline(self, seconds: float, on_deadline: Callable[[], None]) -> None:
+        deadline = self._deadline = self._loop.time() + seconds
+        self._on_deadline = on_deadline
+        if self._timer is not None and self._timer.when() > deadline:
+            self._timer.cancel()
+            self._timer = None
+        if self._timer is None:
+            self._timer = self._loop.call_at(deadline, self._check_deadline)
 
     def _cancel_timer(self) -> None:
+        self._deadline = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
 
+    def _check_deadline(self) -> None:
+        self._timer = None
+        if self._deadline is None:
+            return
+        if self._loop.time() < self._deadline:
+            self._timer = self._loop.call_at(self._deadline, self._check_deadline)
+            return
+        self._deadline = None
+        self._on_deadline()
+
     def _idle_too_long(self) -> None:
         """No whole request head within http.idle_timeout_seconds: idle keep-alive, or a slowloris."""
-        self._timer = None
         self.close()
 
     def _body_too_slow(self) -> None:
         """A body not complete within bosh.body_read_timeout_seconds: policy-violation, then close at once."""
-        self._timer = None
-        transport, post = self._transport, self._post
-        if transport is None or post is None:
+        transport, head = self._transport, self._head
+        if transport is None or head is None:
             return
+        post = self._post_from(head, b"")
         log.debug("BOSH request body from %s not complete in %ss", post.address, self._lane.body_read_timeout_seconds)
         answer = terminate_answer(BoshCondition.POLICY_VIOLATION)
         transport.write(http_response(self._version, answer.body, answer.content_type, post.cors_headers,
