@@ -82,10 +82,12 @@ def broadcast_field(roles: str | None) -> str:
 
 
 class Bench:
-    def __init__(self, directory: Path, broadcast: str | None = None) -> None:
+    def __init__(self, directory: Path, occupants: int, broadcast: str | None = None) -> None:
         config = load_config(None, {"server.data_dir": str(directory)})
         accounts = open_accounts(config)
         accounts.add("bench", "bench-secret")
+        for index in range(occupants):   # without their accounts, every copy would be bounced as for a stranger
+            accounts.add(JID.parse(occupant_jid(index)).local or "", "bench-secret")
         accounts.close()
         self.server = Server(config)
         self.router, self.hub = self.server.router, self.server.hub
@@ -133,7 +135,7 @@ def main() -> None:
     parser.add_argument("--broadcast", help="roles whose presence the room broadcasts, e.g. moderator")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
-        bench = Bench(Path(directory), args.broadcast)
+        bench = Bench(Path(directory), args.occupants, args.broadcast)
         for index in range(args.occupants - 1):
             bench.bind(occupant_jid(index))
             bench.join(index)
