@@ -2,8 +2,13 @@
 
 Theory of operation. The room controller feeds facts — a player joined, the game was started, the bot saw
 its own question reflected by the room, an answer arrived, a round trip was measured, time passed — and
-performs the orders that come back: ask, hint, award, eliminate, reveal, pause, end. Time is `now`
+performs the orders that come back: get ready, ask, hint, award, eliminate, reveal, pause, end. Time is `now`
 (monotonic seconds) passed in; `next_deadline()` says when to call `handle_timeout`.
+
+Getting ready. The first question comes `get_ready_seconds` after the start, not with it: the start announcement
+reaches thousands of players at once, and over BOSH it takes each one's held request; a question in the same
+instant would wait for all of them to poll again. Until then no question is open (as between questions): answers,
+hints and skips have nothing to act on, a stop ends the game, and players may still come and go.
 
 Fairness. A question's clock starts when the bot sees its own question reflected (everyone got it at about
 the same moment), or at sending if the reflection is late. A player's answer time is credited with half
@@ -47,15 +52,18 @@ class GameSettings:
     unanswered_limit: int = 3
     rate_limit_answers: int = 3
     rate_limit_window_seconds: float = 2.0
+    get_ready_seconds: float = 3.0  # from the start to the first question; 0: at once
 
     def validate(self, section: str) -> None:
-        """Configuration check (`[quizbot.game]`): times positive, counts and points not negative."""
+        """Configuration check (`[quizbot.game]`): times positive (the get-ready pause not negative), counts and
+        points not negative."""
         for name in ("question_seconds", "hint_interval_seconds", "reveal_seconds", "break_seconds",
                      "rate_limit_window_seconds"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{section}.{name}", "must be positive")
         for name in ("max_hints", "classic_points", "live_points", "streak_bonus", "streak_cap", "break_every",
-                     "unanswered_limit", "rate_limit_answers", "grace_seconds", "max_round_trip_seconds"):
+                     "unanswered_limit", "rate_limit_answers", "grace_seconds", "max_round_trip_seconds",
+                     "get_ready_seconds"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{section}.{name}", "must not be negative")
 
@@ -137,6 +145,11 @@ GameEvent = (
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class GetReady:
+    until: float  # when the first question comes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AskQuestion:
     index: int  # 1-based
     total: int
@@ -192,7 +205,7 @@ class GameEnded:
     reason: str  # finished | stopped | unanswered | last-standing
 
 
-GameAction = AskQuestion | ShowHint | AwardPoints | Eliminate | RevealAnswer | Pause | GameEnded
+GameAction = GetReady | AskQuestion | ShowHint | AwardPoints | Eliminate | RevealAnswer | Pause | GameEnded
 
 Judge = Callable[[Question, tuple[str, ...], int, str, "str | None"], "bool | None"]
 
@@ -219,7 +232,7 @@ def default_judge(
 class _State(Enum):
     LOBBY = auto()
     OPEN = auto()  # a question is being answered
-    BETWEEN = auto()  # revealed; the next question comes at the deadline
+    BETWEEN = auto()  # no question open (getting ready for the first, or revealed): the next comes at the deadline
     PAUSED = auto()
     ENDED = auto()
 
@@ -382,7 +395,7 @@ class QuizGame:
                 self._players[player].present = False
                 return self._reveal(now) if self._everyone_present_answered() else []
             case Begin():
-                return self._ask(now) if self._state is _State.LOBBY else []
+                return self._begin(now) if self._state is _State.LOBBY else []
             case QuestionReflected():
                 if self._state is _State.OPEN and self._started_at == self._asked_at:
                     self._started_at = now
@@ -418,6 +431,14 @@ class QuizGame:
         return []
 
     # --- asking -----------------------------------------------------------------------------------
+
+    def _begin(self, now: float) -> list[GameAction]:
+        """The first question at once, or after the get-ready pause (asked by `handle_timeout`)."""
+        if self._settings.get_ready_seconds <= 0:
+            return self._ask(now)
+        self._state = _State.BETWEEN
+        self._deadline = now + self._settings.get_ready_seconds
+        return [GetReady(until=self._deadline)]
 
     def _ask(self, now: float) -> list[GameAction]:
         self._index += 1

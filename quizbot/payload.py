@@ -124,6 +124,11 @@ def pause(*, until_wall: float) -> etree._Element:
     return _element("pause", until=xep0082(until_wall))
 
 
+def ready(*, until_wall: float, seconds: float) -> etree._Element:
+    """Beside the start's `<game state="running">`: when the first question comes, and how many seconds that is."""
+    return _element("ready", until=xep0082(until_wall), seconds=seconds)
+
+
 def scores(*, game_id: str, standings: Sequence[tuple[str, int]], final: bool, board_size: int,
            reason: str | None = None) -> etree._Element:
     """The top `board_size` of `standings` (best first); `players` says how many are ranked in all."""

@@ -47,6 +47,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "no-category-elsewhere": "{category} is a category in {other}, not in {language}. Categories in "
         "{language}: {categories}.",
         "start": "The {mode} quiz starts: {count} questions. Good luck!",
+        "get-ready": "Get ready: the first question comes in {seconds} s.",
         "question": "Question {index}/{total} [{category}] ({seconds} s): {text}",
         "question-live": "Question {index}/{total} [{category}] ({seconds} s, fast answers score more; "
         "you may answer privately to me): {text}",
@@ -139,6 +140,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "no-category-elsewhere": "{category} ist eine Kategorie auf {other}, nicht auf {language}. Kategorien auf "
         "{language}: {categories}.",
         "start": "Das {mode}-Quiz beginnt: {count} Fragen. Viel Glück!",
+        "get-ready": "Gleich geht's los: Die erste Frage kommt in {seconds} s.",
         "question": "Frage {index}/{total} [{category}] ({seconds} s): {text}",
         "question-live": "Frage {index}/{total} [{category}] ({seconds} s, schnelle Antworten zählen mehr; "
         "du kannst mir auch privat antworten): {text}",

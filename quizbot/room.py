@@ -55,6 +55,7 @@ from quizbot.game import (
     GameAction,
     GameEnded,
     GameSettings,
+    GetReady,
     HintRequested,
     Mode,
     Pause,
@@ -419,11 +420,19 @@ class QuizRoom:
                 if not occupant.host:
                     self.game.handle(PlayerJoined(player=occupant.player, nick=occupant.nick), now)
         self.lobby = None
-        orders.say(self.jid, render.say(self.language, "start", mode=self.game.mode.value, count=len(questions)),
-                   self._game_state("running"), groupchat=True)
-        self._perform(self.game.handle(Begin(), now), now, wall, orders)
+        actions = self.game.handle(Begin(), now)
+        text = render.say(self.language, "start", mode=self.game.mode.value, count=len(questions))
+        ready: tuple[etree._Element, ...] = ()
+        for action in actions:
+            if isinstance(action, GetReady):  # one message says both: each is a response to every BOSH player
+                seconds = action.until - now
+                text += " " + render.say(self.language, "get-ready", seconds=render.seconds_text(seconds))
+                ready = (payload.ready(until_wall=wall + seconds, seconds=seconds),)
+        orders.say(self.jid, text, self._game_state("running"), *ready, groupchat=True)
+        self._perform(actions, now, wall, orders)
         # After the first question, not before it: with thousands of players, their pings and pongs would hold the
-        # question up (the pongs are back long before anyone has read and answered it).
+        # question up (the pongs are back long before anyone has read and answered it). With a get-ready pause they
+        # follow the start message, and are back before the first question, whose answers they then credit too.
         self._ping_players(orders)
 
     def _stop(self, sender: Sender, direct: bool, now: float, wall: float, orders: Orders) -> None:
@@ -474,6 +483,8 @@ class QuizRoom:
             return
         for action in actions:
             match action:
+                case GetReady():
+                    pass  # the start message says it (`_start`)
                 case AskQuestion():
                     question = game.current_question
                     assert question is not None
@@ -527,7 +538,8 @@ class QuizRoom:
                     return
         if self.game_id is None:
             return
-        if any(isinstance(a, AskQuestion | RevealAnswer | Pause) for a in actions):
+        # A restart during the get-ready pause resumes the game before its first question.
+        if any(isinstance(a, GetReady | AskQuestion | RevealAnswer | Pause) for a in actions):
             orders.items.append(SaveSnapshot(game_id=self.game_id, snapshot=game.snapshot()))
         else:
             for action in actions:

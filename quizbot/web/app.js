@@ -227,6 +227,7 @@ function handlePayload(payload, inRoom, fresh = true) {
     case "top": view.showTop(payload); break;
     case "eliminated": view.chatLine("", t("out", { n: payload.nick })); break;
     case "pause": view.hint(t("pause-label", { t: new Date(payload.until).toLocaleTimeString() })); break;
+    case "ready": view.getReady(payload); break;
     case "categories":
       state.categories = payload.categories;
       view.showCategories(state.categories);

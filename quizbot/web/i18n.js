@@ -27,6 +27,7 @@ export const TEXT = {
     "shape-D": "square", "host-title": "Host view", "join-at": "Join at {url}", scan: "Scan to join",
     "open-host": "Host view for a projector", "game-running": "The game is on.", "game-ended": "The game is over.",
     "game-lobby": "A game is about to start.", "forget-me": "Log out and forget me",
+    "get-ready": "Get ready: the first question comes in {s} s.",
   },
   de: {
     title: "Quiz", language: "Sprache", welcome: "Spiel mit", nickname: "Spitzname", "play-guest": "Als Gast spielen",
@@ -54,7 +55,7 @@ export const TEXT = {
     "shape-D": "Quadrat", "host-title": "Host-Ansicht", "join-at": "Mitspielen unter {url}",
     scan: "Zum Mitspielen scannen", "open-host": "Host-Ansicht für den Beamer", "game-running": "Das Spiel läuft.",
     "game-ended": "Das Spiel ist vorbei.", "game-lobby": "Gleich beginnt ein Spiel.",
-    "forget-me": "Abmelden und vergessen",
+    "forget-me": "Abmelden und vergessen", "get-ready": "Gleich geht's los: Die erste Frage kommt in {s} s.",
   },
 };
 

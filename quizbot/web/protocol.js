@@ -76,6 +76,7 @@ const READERS = {
   }),
   eliminated: (e) => ({ question: e.getAttribute("question"), nick: e.getAttribute("nick") }),
   pause: (e) => ({ until: Date.parse(e.getAttribute("until")) }),
+  ready: (e) => ({ until: Date.parse(e.getAttribute("until")), seconds: num(e, "seconds") }),
   scores: (e) => ({ game: e.getAttribute("game"), final: e.getAttribute("final") === "true",
                     reason: e.getAttribute("reason"), players: players(e), playerCount: num(e, "players") }),
   // Privately, to this player only (issue 14: boards are bounded, each player hears its own result and place).

@@ -29,7 +29,20 @@ export function showForget(visible) { show("forget-me", visible); }
 
 export function loginStatus(key) { $("login-status").textContent = t(key); }
 
-export function connectionStatus(key) { $("connection").textContent = t(key); }
+// Whether the status line says "get ready" (the bot's <ready/>): the first question puts "the game is on" back.
+let readyShown = false;
+
+export function connectionStatus(key) {
+  readyShown = false;
+  $("connection").textContent = t(key);
+}
+
+// Between the start and the first question: in how many seconds it comes (the bot's count, not this clock's).
+export function getReady({ until, seconds }) {
+  const s = seconds ?? Math.max(0, Math.round((until - Date.now()) / 1000));
+  $("connection").textContent = t("get-ready", { s });
+  readyShown = true;
+}
 
 // "up" or "reconnecting", for the styles and the tests.
 export function connectionState(value) { document.body.dataset.connection = value; }
@@ -122,6 +135,7 @@ const SHAPES = { A: "▲", B: "◆", C: "●", D: "■" };
 
 // onChoice(key, button) when a choice is clicked; none for the host view, whose tiles are not controls.
 export function showQuestion(question, onChoice) {
+  if (readyShown) connectionStatus("game-running");
   show("question");
   show("reveal", false);
   $("received").textContent = "";

@@ -207,7 +207,9 @@ async def running_quiz_server(tmp_path: Path, *, accounts: Iterable[str],
     bank.write_text(json.dumps(BANK))
     server = Server(load_config(None, {
         "server.data_dir": str(tmp_path / "data"), "c2s.listen": "127.0.0.1:0", "http.listen": "127.0.0.1:0",
-        "quizbot.questions": [str(bank)], "quizbot.process": "inline", **overrides}))
+        # The first question with the start, unless `overrides` says otherwise: no test waits for a get-ready pause.
+        "quizbot.questions": [str(bank)], "quizbot.process": "inline", "quizbot.game.get_ready_seconds": 0.0,
+        **overrides}))
     for name in accounts:
         server.accounts.add(name, f"{name}-secret")
     await server.start()

@@ -92,7 +92,8 @@ async def start_shared(tmp_path: Path, rooms: list[str], overrides: dict[str, ob
         "server.data_dir": str(tmp_path / "data"), "c2s.listen": "127.0.0.1:0", "http.listen": "127.0.0.1:0",
         "quizbot.questions": [str(bank)], "quizbot.rooms": rooms, "quizbot.game.question_seconds": QUESTION_SECONDS,
         # A short reveal: no test sends anything during one, and each waits for the next question.
-        "quizbot.game.reveal_seconds": 0.2, "quizbot.process": "inline", **overrides}))  # inline: tests look inside
+        "quizbot.game.reveal_seconds": 0.2, "quizbot.game.get_ready_seconds": 0.0,  # the first question at once
+        "quizbot.process": "inline", **overrides}))  # inline: tests look inside
     await server.start()
     client = server.extension(QuizExtension).client
     assert client is not None

@@ -142,7 +142,8 @@ async def test_by_default_the_bot_runs_in_a_process_of_its_own_plays_and_reports
     config = load_config(None, {
         "server.data_dir": str(tmp_path / "data"), "c2s.listen": "127.0.0.1:0", "http.listen": "127.0.0.1:0",
         "metrics.enabled": True, "metrics.listen": "127.0.0.1:0", "quizbot.questions": [str(bank)],
-        "quizbot.game.question_seconds": QUESTION_SECONDS, "quizbot.game.reveal_seconds": 0.5})
+        "quizbot.game.question_seconds": QUESTION_SECONDS, "quizbot.game.reveal_seconds": 0.5,
+        "quizbot.game.get_ready_seconds": 0.0})
     server = Server(config)
     for name in ("ann", "ben", "cat"):
         server.accounts.add(name, f"{name}-secret")

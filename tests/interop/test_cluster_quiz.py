@@ -82,7 +82,7 @@ def bot_config(tmp_path: Path, ca_file: Path) -> Path:
     # Questions stay open long enough that a lost answer would show as a late reveal, never as a skipped one.
     config.write_text(f'[xmpp]\nca_file = "{ca_file}"\n\n[quizbot]\nquestions = ["{bank}"]\n'
                       f'store = "{tmp_path / "quiz.sqlite"}"\n\n[quizbot.game]\nquestion_seconds = 25.0\n'
-                      f"reveal_seconds = 0.5\n")
+                      f"reveal_seconds = 0.5\nget_ready_seconds = 0.0\n")
     return config
 
 

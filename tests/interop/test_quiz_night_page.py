@@ -89,7 +89,7 @@ async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Serv
     config = load_config(None, {
         "server.data_dir": str(directory / "data"), "c2s.listen": "127.0.0.1:0", "http.listen": "127.0.0.1:0",
         "quizbot.questions": banks, "quizbot.game.question_seconds": 4.0, "quizbot.game.reveal_seconds": 1.5,
-        "quizbot.board_size": BOARD_SIZE, "quizbot.process": "inline"})
+        "quizbot.game.get_ready_seconds": 0.0, "quizbot.board_size": BOARD_SIZE, "quizbot.process": "inline"})
     started = Server(config)
     for name in FAST:
         started.accounts.add(name, f"{name}-secret")

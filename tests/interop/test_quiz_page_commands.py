@@ -31,6 +31,7 @@ async def server(tmp_path: Path) -> AsyncIterator[Server]:
         "quizbot.questions": [str(path)],
         "quizbot.game.question_seconds": 15.0,  # a margin: the question ends once Dan and Cat have answered
         "quizbot.game.reveal_seconds": 0.5,
+        "quizbot.game.get_ready_seconds": 0.0,
         "quizbot.process": "inline"})  # the bot in this process: the test waits for it to enter the room
     started = Server(config)
     started.accounts.add("cat", "cat-secret")

@@ -46,7 +46,8 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 @pytest_asyncio.fixture(loop_scope="module")
 async def make_server(tmp_path: Path) -> AsyncIterator[ServerFactory]:
     """Starts servers with the bot in this process; keyword arguments beyond the two times set other
-    [quizbot.game] options (e.g. rate_limit_answers=100)."""
+    [quizbot.game] options (e.g. rate_limit_answers=100). The first question comes with the start
+    (get_ready_seconds=0) unless a test asks for the pause."""
     started: list[Server] = []
 
     async def make(bank: dict[str, Any], question_seconds: float = 15.0, reveal_seconds: float = 3.0,
@@ -57,7 +58,8 @@ async def make_server(tmp_path: Path) -> AsyncIterator[ServerFactory]:
             "server.data_dir": str(tmp_path / "data"), "c2s.listen": "127.0.0.1:0", "http.listen": "127.0.0.1:0",
             "quizbot.questions": [str(path)], "quizbot.game.question_seconds": question_seconds,
             "quizbot.game.reveal_seconds": reveal_seconds, "c2s.stanza_rate_exempt": ["cat"],
-            "quizbot.process": "inline", **{f"quizbot.game.{name}": value for name, value in game.items()}})
+            "quizbot.process": "inline", "quizbot.game.get_ready_seconds": 0.0,
+            **{f"quizbot.game.{name}": value for name, value in game.items()}})
         server = Server(config)
         server.accounts.add("cat", "cat-secret")
         started.append(server)
@@ -218,6 +220,27 @@ async def test_a_sent_text_answer_locks_the_text_box_like_the_buttons(
     finally:
         await asyncio.gather(*(client.close() for client in made), return_exceptions=True)
         await context.close()
+
+@pytest.mark.interop
+async def test_the_page_says_get_ready_until_the_first_question_comes(
+        make_server: ServerFactory, browser: Browser) -> None:
+    server = await make_server(BANK, get_ready_seconds=2.0)
+    context = await browser.new_context(locale="en-GB")
+    page = await context.new_page()
+    try:
+        await join_public_room(page, url_of(server))
+        await page.get_by_label("Questions", exact=True).fill("1")
+        await page.get_by_role("button", name="Start the game").click()
+        status = page.locator("#connection")
+        await expect(status).to_have_text("Get ready: the first question comes in 2 s.", timeout=WAIT_MS)
+        ready_at = asyncio.get_running_loop().time()
+        await expect(page.locator("#question")).to_be_hidden()
+        await expect(page.locator("#q-index")).to_have_text("Question 1 of 1", timeout=WAIT_MS)
+        assert asyncio.get_running_loop().time() - ready_at > 0.5  # the pause, not a question right behind the start
+        await expect(status).to_have_text("The game is on.")
+    finally:
+        await context.close()
+
 
 async def heap_after_gc(page: Page) -> int:
     cdp = await page.context.new_cdp_session(page)

@@ -66,7 +66,8 @@ def config_overrides(tmp_path: Path, http_port: int = 0, c2s_port: int = 0) -> d
     return {"server.data_dir": str(tmp_path / "data"), "c2s.listen": f"127.0.0.1:{c2s_port}",
             "http.listen": f"127.0.0.1:{http_port}", "http.quiz_page_transport": "websocket",
             "quizbot.questions": [str(tmp_path / "bank.json")], "quizbot.game.question_seconds": 20.0,
-            "quizbot.game.reveal_seconds": 0.3, "quizbot.game.unanswered_limit": 100, "quizbot.process": "inline"}
+            "quizbot.game.reveal_seconds": 0.3, "quizbot.game.unanswered_limit": 100,
+            "quizbot.game.get_ready_seconds": 0.0, "quizbot.process": "inline"}
 
 
 async def start(overrides: dict[str, Any]) -> Server:

@@ -60,7 +60,7 @@ async def start_server(tmp_path: Path, transport: str) -> Server:
         "http.quiz_page_transport": transport, "stream_management.resume_seconds": 30.0,
         # Long enough that no question ends by its deadline on a loaded machine: Cat's answer ends each one.
         "quizbot.questions": [str(bank)], "quizbot.game.question_seconds": 20.0,
-        "quizbot.game.reveal_seconds": 5.0, "quizbot.process": "inline"})
+        "quizbot.game.reveal_seconds": 5.0, "quizbot.game.get_ready_seconds": 0.0, "quizbot.process": "inline"})
     server = Server(config)
     server.accounts.add("dan", "dan-secret")
     server.accounts.add("cat", "cat-secret")

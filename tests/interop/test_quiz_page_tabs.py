@@ -59,7 +59,7 @@ async def server(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         "server.data_dir": str(tmp_path / "data"), "c2s.listen": "127.0.0.1:0", "http.listen": "127.0.0.1:0",
         "http.quiz_page_transport": request.param, "quizbot.questions": [str(bank)],
         "quizbot.game.question_seconds": QUESTION_SECONDS, "quizbot.game.reveal_seconds": REVEAL_SECONDS,
-        "quizbot.process": "inline", "c2s.stanza_rate_exempt": ["cat"]})
+        "quizbot.game.get_ready_seconds": 0.0, "quizbot.process": "inline", "c2s.stanza_rate_exempt": ["cat"]})
     made = Server(config)
     made.accounts.add("dan", "dan-secret")
     made.accounts.add("cat", "cat-secret")

@@ -64,7 +64,8 @@ async def bot(prosody_for_quiz: Prosody, tmp_path_factory: pytest.TempPathFactor
     bank = tmp_path / "bank.json"
     bank.write_text(json.dumps(BANK))
     config = QuizBotConfig(rooms=ROOMS, questions=[str(bank)],
-                           game=GameSettings(question_seconds=QUESTION_SECONDS, reveal_seconds=0.2))
+                           game=GameSettings(question_seconds=QUESTION_SECONDS, reveal_seconds=0.2,
+                                             get_ready_seconds=0))
     client, store = build_client(config, Connection(jid="quiz@localhost/bot", password="quiz-secret",
                                                     server=("127.0.0.1", prosody.c2s_port), ca_file=prosody.cert_path),
                                  rooms=ROOMS, muc_domain="conference.localhost", store_path=tmp_path / "quiz.sqlite")

@@ -55,12 +55,13 @@ test("scores, top and game: players with points and shared ranks", () => {
   assert.deepEqual(game.players.map((p) => [p.nick, p.points, p.rank]), [["Ann", 1950, null], ["Ben", 740, null]]);
 });
 
-test("the small ones: hint, received, progress, eliminated, pause, room, categories", () => {
+test("the small ones: hint, received, progress, eliminated, pause, ready, room, categories", () => {
   assert.deepEqual(read("hint"), { type: "hint", question: "en-geo-001", pattern: "P a _ _ _", points: 50 });
   assert.deepEqual(read("received"), { type: "received", question: "en-mus-004" });
   assert.deepEqual(read("progress"), { type: "progress", question: "en-mus-004", answered: 17, players: 23 });
   assert.deepEqual(read("eliminated"), { type: "eliminated", question: "en-mus-004", nick: "Cat" });
   assert.deepEqual(read("pause"), { type: "pause", until: Date.UTC(2026, 10, 18, 11, 7, 40) });
+  assert.deepEqual(read("ready"), { type: "ready", until: Date.UTC(2026, 10, 18, 11, 5, 3), seconds: 3 });
   assert.deepEqual(read("room"), { type: "room", jid: "brave-otter-4821@conference.localhost", name: "Ann's quiz",
                                    pin: "482913" });
   assert.deepEqual(read("categories").categories, [{ language: "en", name: "art", count: 16 },

@@ -145,6 +145,7 @@ def test_check_config_validates_the_extension_section(tmp_path: Path, capsys: py
     ({"muc.lock_seconds": -1}, "muc.lock_seconds: must not be negative"),
     ({"muc.history_length": -1}, "muc.history_length: must not be negative"),
     ({"muc.max_rooms_per_account": -1}, "muc.max_rooms_per_account: must not be negative (0: no limit)"),
+    ({"quizbot.game.get_ready_seconds": -1}, "quizbot.game.get_ready_seconds: must not be negative"),
     ({"c2s.stanza_rate_exempt": ["quiz", "a@b"]}, "c2s.stanza_rate_exempt[1]: must be a local part like 'quiz'"),
     ({"muc.room_quota_exempt": [""]}, "muc.room_quota_exempt[0]: must be a local part like 'quiz'"),
     ({"server.domain": "a@example.org"}, "server.domain: must be a bare domain; got 'a@example.org'"),

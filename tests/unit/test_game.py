@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import replace
 
+import pytest
+
+from boshcm.toml_config import ConfigError
 from quizbot.game import (
     AnswerGiven,
     AskQuestion,
@@ -13,6 +17,8 @@ from quizbot.game import (
     Eliminate,
     GameEnded,
     GameSettings,
+    GetReady,
+    HintRequested,
     Mode,
     Pause,
     PlayerJoined,
@@ -23,6 +29,7 @@ from quizbot.game import (
     RoundTripMeasured,
     ShowHint,
     SkipRequested,
+    StopRequested,
 )
 from quizbot.questions import Question, QuestionKind
 
@@ -54,7 +61,9 @@ def choice_question(n: int) -> Question:
     )
 
 
-SETTINGS = GameSettings(question_seconds=20, hint_interval_seconds=5, reveal_seconds=3, break_seconds=30)
+# Without the get-ready pause, the first question comes with Begin; the pause has tests of its own at the end.
+SETTINGS = GameSettings(question_seconds=20, hint_interval_seconds=5, reveal_seconds=3, break_seconds=30,
+                        get_ready_seconds=0)
 
 
 def game(mode: Mode, questions: list[Question], players: tuple[str, ...] = ("ann", "ben")) -> QuizGame:
@@ -126,7 +135,8 @@ def test_live_first_attempt_counts_and_latency_credit_is_capped() -> None:
 
 
 def test_live_streak_bonus_grows_and_is_capped() -> None:
-    settings = GameSettings(question_seconds=20, streak_bonus=100, streak_cap=150, reveal_seconds=1)
+    settings = GameSettings(question_seconds=20, streak_bonus=100, streak_cap=150, reveal_seconds=1,
+                            get_ready_seconds=0)
     quiz = QuizGame(
         mode=Mode.LIVE, questions=[text_question(n) for n in range(4)], settings=settings, rng=random.Random(1)
     )
@@ -286,7 +296,7 @@ def test_classic_hints_come_on_their_own_after_the_question_is_reflected() -> No
 
 
 def test_classic_reveals_at_the_deadline_even_after_the_last_hint() -> None:
-    settings = GameSettings(question_seconds=30, hint_interval_seconds=5, max_hints=3)
+    settings = GameSettings(question_seconds=30, hint_interval_seconds=5, max_hints=3, get_ready_seconds=0)
     quiz = QuizGame(mode=Mode.CLASSIC, questions=[text_question(1)], settings=settings, rng=random.Random(7))
     quiz.handle(Begin(), 0.0)
     hints = [action for now in (5.0, 10.0, 15.0) for action in quiz.handle_timeout(now)]
@@ -294,3 +304,97 @@ def test_classic_reveals_at_the_deadline_even_after_the_last_hint() -> None:
     assert quiz.next_deadline() == 30.0  # no fourth hint, and no reveal 10 s early
     assert quiz.handle_timeout(20.0) == [] and quiz.question_open
     assert of(quiz.handle_timeout(30.0), RevealAnswer)
+
+
+# --- getting ready: the first question comes get_ready_seconds after the start ----------------------------------
+
+
+def getting_ready(mode: Mode, questions: list[Question], players: tuple[str, ...] = ("ann", "ben"),
+                  seconds: float = 3.0) -> QuizGame:
+    quiz = QuizGame(mode=mode, questions=questions, settings=replace(SETTINGS, get_ready_seconds=seconds),
+                    rng=random.Random(7))
+    for player in players:
+        quiz.handle(PlayerJoined(player=player, nick=player.title()), 0.0)
+    return quiz
+
+
+def test_by_default_the_first_question_comes_three_seconds_after_the_start() -> None:
+    assert GameSettings().get_ready_seconds == 3.0
+    quiz = getting_ready(Mode.LIVE, [text_question(1), text_question(2)])
+    assert quiz.handle(Begin(), 10.0) == [GetReady(until=13.0)]
+    assert quiz.next_deadline() == 13.0
+    assert not quiz.question_open and not quiz.in_lobby and not quiz.paused and quiz.current_question is None
+    assert answer(quiz, "ann", "Zugspitze", 11.0) == []  # nothing to answer yet
+    assert quiz.handle(Begin(), 11.0) == []  # started once
+    assert quiz.handle_timeout(12.9) == []
+    (ask,) = quiz.handle_timeout(13.0)
+    assert isinstance(ask, AskQuestion) and (ask.index, ask.total, ask.question_id) == (1, 2, "q1")
+    assert quiz.question_deadline() == 33.0  # the question's full time, from its asking
+    (award,) = of(answer(quiz, "ann", "Zugspitze", 13.2), AwardPoints)
+    assert (award.points, award.seconds) == (1000, 0.05)  # its clock started at the question, not at the start
+
+
+def test_no_get_ready_pause_asks_the_first_question_with_the_start() -> None:
+    quiz = getting_ready(Mode.CLASSIC, [text_question(1)], seconds=0)
+    (ask,) = quiz.handle(Begin(), 10.0)
+    assert isinstance(ask, AskQuestion) and quiz.question_open
+
+
+def test_a_negative_get_ready_pause_is_refused() -> None:
+    GameSettings(get_ready_seconds=0).validate("quizbot.game")
+    with pytest.raises(ConfigError, match=r"^quizbot\.game\.get_ready_seconds: must not be negative"):
+        GameSettings(get_ready_seconds=-1).validate("quizbot.game")
+
+
+def test_skips_and_hints_while_getting_ready_change_nothing() -> None:
+    """A skip is about an open question: during the pause it is ignored (skipping the pause would bring back the
+    crowd the pause is for), and votes given then do not count for the first question."""
+    quiz = getting_ready(Mode.CLASSIC, [text_question(1)], players=("ann", "ben", "cat"))
+    quiz.handle(Begin(), 0.0)
+    assert quiz.handle(SkipRequested(player="ann", direct=True), 1.0) == []
+    assert quiz.handle(SkipRequested(player="ben", direct=False), 1.0) == []
+    assert quiz.handle(SkipRequested(player="cat", direct=False), 1.0) == []
+    assert quiz.handle(HintRequested(), 1.5) == []
+    assert quiz.next_deadline() == 3.0 and not quiz.question_open
+    (ask,) = quiz.handle_timeout(3.0)
+    assert isinstance(ask, AskQuestion)
+    assert quiz.handle(SkipRequested(player="ann", direct=False), 4.0) == []  # one vote of three, not three
+    assert of(quiz.handle(SkipRequested(player="ben", direct=False), 4.0), RevealAnswer)  # two of three
+
+
+def test_stop_while_getting_ready_ends_the_game_before_any_question() -> None:
+    quiz = getting_ready(Mode.LIVE, [text_question(1)])
+    assert quiz.handle(Begin(), 0.0) == [GetReady(until=3.0)]
+    assert quiz.handle(StopRequested(), 1.0) == [
+        GameEnded(scores=(("ann", "Ann", 0), ("ben", "Ben", 0)), reason="stopped")]
+    assert quiz.ended and quiz.next_deadline() is None
+    assert quiz.handle_timeout(3.0) == []
+
+
+def test_players_come_and_go_while_getting_ready() -> None:
+    """Live: whoever comes during the pause plays, whoever leaves is not waited for; sixbreak: players join in the
+    lobby only, as after the first question."""
+    quiz = getting_ready(Mode.LIVE, [text_question(1), text_question(2)])
+    assert quiz.handle(Begin(), 0.0) == [GetReady(until=3.0)]
+    assert quiz.handle(PlayerJoined(player="cat", nick="Cat"), 1.0) == []
+    assert quiz.handle(PlayerLeft(player="ben"), 2.0) == []  # no question to reveal
+    assert of(quiz.handle_timeout(3.0), AskQuestion)
+    assert not of(answer(quiz, "ann", "Zugspitze", 4.0), RevealAnswer)
+    assert of(answer(quiz, "cat", "Zugspitze", 5.0), RevealAnswer)  # Ann and Cat are everyone in the room
+
+    sixbreak = getting_ready(Mode.SIXBREAK, [choice_question(1)])
+    assert sixbreak.handle(Begin(), 0.0) == [GetReady(until=3.0)]
+    sixbreak.handle(PlayerJoined(player="dan", nick="Dan"), 1.0)
+    assert sixbreak.has_player("ann") and not sixbreak.has_player("dan")
+
+
+def test_a_game_saved_while_getting_ready_resumes_with_its_first_question() -> None:
+    questions = [text_question(1), text_question(2)]
+    quiz = getting_ready(Mode.LIVE, questions)
+    quiz.handle(Begin(), 0.0)
+    snapshot = json.loads(json.dumps(quiz.snapshot()))  # the bot dies during the pause
+    resumed = QuizGame.restore(snapshot, questions={q.id: q for q in questions}, settings=SETTINGS,
+                               rng=random.Random(1), now=100.0)
+    assert resumed.handle_timeout(102.0) == []
+    (ask,) = resumed.handle_timeout(100.0 + SETTINGS.reveal_seconds)
+    assert isinstance(ask, AskQuestion) and (ask.index, ask.total, ask.question_id) == (1, 2, "q1")

@@ -6,11 +6,13 @@ from __future__ import annotations
 import random
 import sqlite3
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 
 from lxml import etree
 
 from boshcm.clock import FakeClock
+from boshcm.timestamps import xep0082
 from quizbot.bot import BotSettings, QuizBot
 from quizbot.client import Connection, QuizBotClient, _PingAnswers
 from quizbot.events import (
@@ -34,6 +36,7 @@ from quizbot.events import (
     RoomMessage,
     RoundTrip,
     SavedRoom,
+    SaveSnapshot,
     Send,
     StorageOrder,
 )
@@ -44,7 +47,8 @@ from quizbot.store import QuizStore
 
 ROOM = "quiz@conference.localhost"
 BOT = "quiz@localhost"
-SETTINGS = GameSettings(question_seconds=20, reveal_seconds=3, hint_interval_seconds=5)
+# The first question with the start (no get-ready pause), as most tests here expect; the pause has tests of its own.
+SETTINGS = GameSettings(question_seconds=20, reveal_seconds=3, hint_interval_seconds=5, get_ready_seconds=0)
 
 
 def bank() -> BankSet:
@@ -410,7 +414,8 @@ def test_an_answer_payload_without_a_body_counts() -> None:
 
 
 def test_sixbreak_says_running_again_after_the_pause() -> None:
-    h = Harness(game=GameSettings(question_seconds=20, reveal_seconds=3, break_every=1, break_seconds=10))
+    h = Harness(game=GameSettings(question_seconds=20, reveal_seconds=3, break_every=1, break_seconds=10,
+                                  get_ready_seconds=0))
     h.enter(*PLAYERS)
     h.say("Ann", "!quiz sixbreak 2 music")
     h.say("Ben", "!join")
@@ -422,6 +427,68 @@ def test_sixbreak_says_running_again_after_the_pause() -> None:
     resumed = h.advance(10.0)
     assert payload(resumed, "question").get("index") == "2"
     assert payload(resumed, "game").get("state") == "running"
+
+
+def questions_in(orders: Iterable[Order]) -> list[etree._Element]:
+    return [element for send in sends(orders) for element in send.payload if element.tag == f"{{{NS}}}question"]
+
+
+def test_the_start_says_when_the_first_question_comes_and_the_round_trips_are_measured_before_it() -> None:
+    h = Harness(game=replace(SETTINGS, get_ready_seconds=3.0))
+    h.enter(*PLAYERS)
+    h.say("Ann", "!quiz live 2 geo")
+    started = h.say("Ann", "!start")
+    (announced,) = [send for send in sends(started) if send.groupchat]  # one message: each one is a BOSH response
+    assert announced.body == ("The live quiz starts: 2 questions. Good luck! Get ready: the first question comes "
+                              "in 3 s.")
+    game, ready = announced.payload
+    assert (game.tag, game.get("state"), ready.tag) == (f"{{{NS}}}game", "running", f"{{{NS}}}ready")
+    assert dict(ready.attrib) == {"until": xep0082(h.clock.wall() + 3.0), "seconds": "3"}
+    assert questions_in(started) == []
+    assert {o.nick for o in started if isinstance(o, Ping)} == {"Ann", "Ben"}  # answered during the pause
+    assert any(isinstance(order, SaveSnapshot) for order in h.stored)  # a restart now resumes the game
+    h.feed(RoundTrip(room=ROOM, nick="Ben", seconds=0.4))
+
+    assert questions_in(h.advance(2.9)) == []
+    (asked,) = questions_in(h.advance(0.1))
+    assert asked.get("index") == "1"
+    h.clock.advance(1.0)
+    h.say("Ann", "Paris")
+    reveal = payload(h.say("Ben", "Paris"), "reveal")
+    # Ben's round trip, measured before the question, is credited on the first one: 1 - 0.4 / 2 - 0.15.
+    assert {s.get("nick"): s.get("seconds") for s in reveal.findall(f"{{{NS}}}scorer")} == {"Ann": "0.85",
+                                                                                            "Ben": "0.65"}
+
+
+def test_a_stop_while_getting_ready_ends_the_game_before_its_first_question() -> None:
+    h = Harness(game=replace(SETTINGS, get_ready_seconds=3.0))
+    h.enter(*PLAYERS)
+    h.say("Ann", "!sprache de")
+    h.say("Ann", "!quiz live 2 geo en")  # a German room, English questions
+    started = h.say("Ann", "!los")
+    assert sends(started)[0].body.endswith("Gleich geht's los: Die erste Frage kommt in 3 s.")
+    assert h.say("Ben", "!weiter") == [] and h.say("Ann", "!weiter") == []  # no question to skip
+    stopped = h.say("Ann", "!stopp")
+    assert "Das Spiel wurde beendet." in sends(stopped)[0].body
+    assert payload(stopped, "game").get("state") == "ended"
+    assert questions_in(h.advance(3.0)) == []
+
+
+def test_a_bot_restarted_while_getting_ready_resumes_the_game_before_its_first_question(tmp_path: object) -> None:
+    path = f"{tmp_path}/quiz.sqlite"
+    first = Harness(QuizStore(path), game=replace(SETTINGS, get_ready_seconds=3.0))
+    first.enter(*PLAYERS)
+    first.say("Ann", "!quiz live 2 geo")
+    first.say("Ann", "!start")
+    assert first.store is not None
+    first.store.close()  # the bot dies during the pause
+
+    second = Harness(QuizStore(path))
+    resumed = second.feed(RoomEntered(room=ROOM))
+    assert "back after a restart" in sends(resumed)[0].body
+    second.enter(*PLAYERS)
+    (asked,) = questions_in(second.advance(3.0))
+    assert (asked.get("index"), asked.get("total")) == ("1", "2")
 
 
 def test_one_game_id_from_the_lobby_to_the_end() -> None:
