@@ -2,7 +2,7 @@
 and hub (boshcm/app.py `Server`, real account store), with one BOSH session machine per occupant as the hub's sink.
 
     .venv/bin/python -m tests.perf.profile_fanout [--occupants 500] [--posts 20] [--profile post|join]
-                                                  [--broadcast moderator]
+                                                  [--broadcast moderator] [--sort tottime]
 
 Prints the CPU time of one groupchat message reflected to every occupant (room, router, hub, each occupant's
 BOSH machine wrapping its copy into a response) and of one join into a room of that size; `--profile` prints a
@@ -132,6 +132,7 @@ def main() -> None:
     parser.add_argument("--occupants", type=int, default=500)
     parser.add_argument("--posts", type=int, default=20)
     parser.add_argument("--profile", choices=["post", "join"])
+    parser.add_argument("--sort", default="cumulative", help="pstats order of the profile: cumulative, tottime, ...")
     parser.add_argument("--broadcast", help="roles whose presence the room broadcasts, e.g. moderator")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
@@ -164,7 +165,7 @@ def main() -> None:
         print(f"one groupchat message to {args.occupants}: {post_cpu / args.posts * 1000:.1f} ms CPU "
               f"(mean of {args.posts})")
         if args.profile:
-            pstats.Stats(profiler).sort_stats("cumulative").print_stats(35)
+            pstats.Stats(profiler).sort_stats(args.sort).print_stats(35)
 
 
 if __name__ == "__main__":
