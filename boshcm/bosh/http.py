@@ -62,10 +62,16 @@ LinkFactory = Callable[["BoshConnection", OpenUpstream, str], Link]
 
 
 class AnswerWriter(Protocol):
-    """Where a held request's answer goes: the HTTP connection it came on (aiohttp's, or the BOSH lane's)."""
+    """Where a held request's answer goes: the HTTP connection it came on (aiohttp's, or the BOSH lane's). An
+    answer is rendered, written, then finished, each step for every answer of a turn before the next step."""
 
-    def write_answer(self, data: bytes, content_type: str, cors_headers: dict[str, str]) -> bool:
-        """Write the answer as an HTTP response; False when the client has gone (nothing was written)."""
+    def render_answer(self, data: bytes, content_type: str,
+                      cors_headers: dict[str, str]) -> tuple[asyncio.WriteTransport, bytes] | None:
+        """The answer's whole HTTP response and the transport to write it on; None when the client has gone."""
+        ...
+
+    def answer_written(self) -> None:
+        """After the write: the request is done (its connection reads the next one, or closes)."""
         ...
 
 
@@ -167,18 +173,20 @@ class _AiohttpAnswerWriter:
         self._request = request
         self.written: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
 
-    def write_answer(self, data: bytes, content_type: str, cors_headers: dict[str, str]) -> bool:
+    def render_answer(self, data: bytes, content_type: str,
+                      cors_headers: dict[str, str]) -> tuple[asyncio.WriteTransport, bytes] | None:
         if self.written.done():
-            return False  # cancelled: its client went away
+            return None  # cancelled: its client went away
         request = self._request
         transport = request.transport
         if transport is None or transport.is_closing():
             self.written.set_result(False)
-            return False
-        transport.write(http_response((request.version.major, request.version.minor), data, content_type,
-                                      cors_headers, keep_alive=self._endpoint.keeps_alive(request.keep_alive)))
+            return None
+        return transport, http_response((request.version.major, request.version.minor), data, content_type,
+                                        cors_headers, keep_alive=self._endpoint.keeps_alive(request.keep_alive))
+
+    def answer_written(self) -> None:
         self.written.set_result(True)
-        return True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -437,17 +445,27 @@ class BoshEndpoint:
 
     def _write_answers(self) -> None:
         """Every answer queued in the turn before, back to back: the held requests a fan-out answers leave within
-        a few milliseconds of each other (the routing and the session machines ran before the first is written),
-        each a raw HTTP response written by its connection's adapter."""
+        a few milliseconds of each other. The routing and the session machines ran before, and each answer's raw
+        HTTP response is rendered before the first is written and its request finished after the last, so that
+        between the first recipient and the last there are only the writes."""
         answers, self._answers = self._answers, []
+        rendered: list[tuple[HeldRequest, asyncio.WriteTransport, bytes]] = []
         for held, data in answers:
             if held.finished:
                 continue  # its client went away meanwhile: the session has been told
             self._finish(held)
-            if held.writer.write_answer(data, held.connection.session.content_type, held.cors_headers):
-                wire_log.debug("%s BOSH SEND %r", held.connection.remote, data)
-            else:
+            response = held.writer.render_answer(data, held.connection.session.content_type, held.cors_headers)
+            if response is None:
                 held.connection.event(ResponseUndelivered(request_id=held.request_id))
+            else:
+                rendered.append((held, *response))
+        for _, transport, response_bytes in rendered:
+            transport.write(response_bytes)
+        for held, _, _ in rendered:
+            held.writer.answer_written()
+        if wire_log.isEnabledFor(logging.DEBUG):
+            for held, data in answers:
+                wire_log.debug("%s BOSH SEND %r", held.connection.remote, data)
 
     def _expire(self, request_id: int) -> None:
         """A held request outlived 'wait' by the grace period: the session never answered it (a bug)."""

@@ -3,9 +3,10 @@
 Every connection to the listener starts here. While its requests are `POST`s to the BOSH path with a
 Content-Length body within `bosh.max_body_bytes` (or CORS preflights there), the lane frames them, has httptools
 (llhttp, the strict parser behind Node.js) parse each head, and gives the bodies to the `BoshEndpoint`; held answers
-come back through `write_answer`. At any other request (the quiz page, a WebSocket upgrade, an upload, a chunked or
-oversized body, `Expect: 100-continue`, a head httptools refuses or that is too long) the connection goes to aiohttp
-for good, from that request's first byte: aiohttp's own routes, answers and defences apply to all of it.
+come back through `render_answer` and `answer_written`. At any other request (the quiz page, a WebSocket upgrade,
+an upload, a chunked or oversized body, `Expect: 100-continue`, a head httptools refuses, too long, or ended by bare
+line feeds) the connection goes to aiohttp for good, from that request's first byte: aiohttp's own routes, answers
+and defences apply to all of it.
 
 Why: the server CPU of one BOSH round trip is 58-69 us through aiohttp and about 15 us through a bare protocol
 (tests/perf/bench_http_lane.py), and a message to a 500-member room is 500 round trips (docs/performance.md).
@@ -146,14 +147,19 @@ class LaneConnection(asyncio.Protocol):
             self._busy = False
             self._lane.endpoint.request_finished()
 
-    # --- AnswerWriter --------------------------------------------------------------------------------
+    # --- AnswerWriter (held answers, written by BoshEndpoint._write_answers) ------------------------------
 
-    def write_answer(self, data: bytes, content_type: str, cors_headers: dict[str, str]) -> bool:
-        if self._transport is None or self._transport.is_closing():
-            return False
+    def render_answer(self, data: bytes, content_type: str,
+                      cors_headers: dict[str, str]) -> tuple[asyncio.WriteTransport, bytes] | None:
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return None
         self._held = None
-        self._answer(data, content_type, cors_headers)
-        return True
+        return transport, http_response(self._version, data, content_type, cors_headers,
+                                        keep_alive=self._lane.endpoint.keeps_alive(self._keep_alive))
+
+    def answer_written(self) -> None:
+        self._finish_request(self._lane.endpoint.keeps_alive(self._keep_alive))
 
     # --- requests ------------------------------------------------------------------------------------
 
@@ -278,12 +284,18 @@ class LaneConnection(asyncio.Protocol):
         self._answer(answer.body, answer.content_type, self._post.cors_headers, status=answer.status)
 
     def _answer(self, body: bytes, content_type: str, headers: dict[str, str], status: int = 200) -> None:
-        """Write the current request's answer, then read the next request (or close)."""
-        transport = self._transport
-        assert transport is not None
+        """Write the current request's answer at once (not held), then go on."""
+        assert self._transport is not None
         keep_alive = self._lane.endpoint.keeps_alive(self._keep_alive)
-        transport.write(http_response(self._version, body, content_type, headers, keep_alive=keep_alive,
-                                      status=status))
+        self._transport.write(http_response(self._version, body, content_type, headers, keep_alive=keep_alive,
+                                            status=status))
+        self._finish_request(keep_alive)
+
+    def _finish_request(self, keep_alive: bool) -> None:
+        """The current request's answer is written: read the next request, or close."""
+        transport = self._transport
+        if transport is None:
+            return   # lost meanwhile: connection_lost has done the rest
         del self._buffer[:self._body_start + self._body_length]
         self._head, self._post, self._body_start, self._body_length = None, None, 0, 0
         self._busy = False

@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import email.utils
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
 from lxml import etree
 
 from boshcm.app import Server
+from boshcm.bosh.lane import LaneConnection
 from boshcm.jid import JID
 from boshcm.xmpp.router import Deliver
 from tests.integration.bosh_client import BoshClient
@@ -54,6 +56,45 @@ async def test_held_requests_of_one_fan_out_are_all_answered_in_the_next_loop_tu
     asyncio.get_running_loop().call_soon(lambda: seen.append(endpoint.held_requests()))
     answers = await asyncio.gather(*held)
     assert seen == [0]
+    assert all(answer.findtext("{jabber:client}message/{jabber:client}body") == "to all" for answer in answers)
+    for client in clients:
+        await client.close()
+
+
+async def test_a_fan_outs_answers_are_all_rendered_before_the_first_is_written_and_finished_after_the_last(
+        server: Server, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Between the first recipient's answer and the last there are only the writes (the spread of a quiz question
+    over 2,000 players is 2,000 of them)."""
+    endpoint = server.bosh
+    assert endpoint is not None
+    clients = [BoshClient(http, bosh_url(server)) for _ in range(SESSIONS)]
+    for index, client in enumerate(clients):
+        await client.login("alice", "alice-secret", resource=f"r{index}")
+    held = [asyncio.create_task(client.post(client.body())) for client in clients]
+    await eventually(lambda: endpoint.held_requests() == SESSIONS, "every session holding a request")
+    steps: list[str] = []
+    render, written = LaneConnection.render_answer, LaneConnection.answer_written
+
+    def recording_render(self: LaneConnection, *args: Any) -> Any:
+        rendered = render(self, *args)
+        assert rendered is not None
+        transport, _ = rendered
+        write = transport.write
+        transport.write = lambda data: (steps.append("write"), write(data))[1]  # type: ignore[method-assign]
+        steps.append("render")
+        return rendered
+
+    def recording_written(self: LaneConnection) -> None:
+        steps.append("finish")
+        written(self)
+
+    monkeypatch.setattr(LaneConnection, "render_answer", recording_render)
+    monkeypatch.setattr(LaneConnection, "answer_written", recording_written)
+    stanza = etree.fromstring("<message xmlns='jabber:client' type='groupchat' from='room@conference.localhost/x'>"
+                              "<body>to all</body></message>")
+    server.hub.perform([Deliver(to=JID.parse(str(client.jid)), stanza=stanza) for client in clients])
+    answers = await asyncio.gather(*held)
+    assert steps == ["render"] * SESSIONS + ["write"] * SESSIONS + ["finish"] * SESSIONS
     assert all(answer.findtext("{jabber:client}message/{jabber:client}body") == "to all" for answer in answers)
     for client in clients:
         await client.close()
