@@ -109,6 +109,10 @@ class JID:
     def is_full(self) -> bool:
         return self.resource is not None
 
+    def same_bare(self, other: JID) -> bool:
+        """`self.bare == other.bare` without making two JIDs (asked once per recipient of every fan-out)."""
+        return self.local == other.local and self.domain == other.domain
+
     def with_resource(self, resource: str | None) -> JID:
         return JID(self.local, self.domain, _normalise_resource(resource) if resource is not None else None)
 

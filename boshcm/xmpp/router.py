@@ -398,14 +398,14 @@ class RouterMachine:
         return self._blocking is not None and user is not None and self._blocking.blocks(user, jid)
 
     def blocked_either_way(self, one: JID, other: JID) -> bool:
-        return one.bare != other.bare and (self.blocks(one.local, other) or self.blocks(other.local, one))
+        return not one.same_bare(other) and (self.blocks(one.local, other) or self.blocks(other.local, one))
 
     def blocked_inbound(self, target: JID, stanza: Element) -> bool:
         try:
             sender = JID.parse(stanza.get("from", ""))
         except InvalidJID:
             return False
-        return sender.bare != target.bare and self.blocks(target.local, sender)
+        return not sender.same_bare(target) and self.blocks(target.local, sender)
 
     def from_guest(self, stanza: Element) -> bool:
         try:

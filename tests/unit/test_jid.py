@@ -33,3 +33,12 @@ def test_the_parse_cache_is_bounded_in_entries_and_in_the_length_of_each() -> No
     misses = _parse_cached.cache_info().misses
     assert JID.parse(long_text) == JID.parse(long_text)        # parsed afresh, never stored
     assert _parse_cached.cache_info().misses == misses
+
+
+def test_same_bare_compares_the_bare_jids() -> None:
+    alice = JID.parse("alice@localhost/phone")
+    assert alice.same_bare(JID.parse("Alice@localhost/web"))
+    assert alice.same_bare(JID.parse("alice@localhost"))
+    assert not alice.same_bare(JID.parse("bob@localhost/phone"))
+    assert not alice.same_bare(JID.parse("alice@example.org/phone"))
+    assert not JID.parse("localhost").same_bare(alice)
