@@ -1,14 +1,13 @@
 """What one BOSH-sized HTTP round trip costs the server: aiohttp against a bare asyncio protocol with a C parser.
 
-    .venv/bin/pip install httptools        # for the second server (not a dependency of boshcm)
     .venv/bin/python -m tests.perf.bench_http_lane [--connections 100] [--seconds 8]
 
 The question behind it (docs/performance.md, issue 14): how much of a BOSH message's server CPU would a BOSH lane of
-its own on the listener save? Each server runs as its own process on uvloop and answers `POST /http-bind` with an
-empty `<body/>`, reading the request body first; nothing else (no BOSH session, no XMPP). One aiohttp client
-process keeps `--connections` keep-alive connections busy for `--seconds`. Printed per server: requests served and
-the server process's user + system CPU per request (from /proc), which is what to compare: the client, one Python
-process, sets the request rate for both.
+its own on the listener save? (boshcm has one since: boshcm/bosh/lane.py, with httptools as a dependency.) Each
+server runs as its own process on uvloop and answers `POST /http-bind` with an empty `<body/>`, reading the request
+body first; nothing else (no BOSH session, no XMPP). One aiohttp client process keeps `--connections` keep-alive
+connections busy for `--seconds`. Printed per server: requests served and the server process's user + system CPU
+per request (from /proc), which is what to compare: the client, one Python process, sets the request rate for both.
 """
 
 from __future__ import annotations
@@ -106,13 +105,7 @@ async def measure(kind: str, args: argparse.Namespace) -> tuple[int, float]:
 
 
 async def compare(args: argparse.Namespace) -> None:
-    kinds = ["aiohttp"]
-    try:
-        import httptools  # noqa: F401
-        kinds.append("raw")
-    except ImportError:
-        print("httptools is not installed (.venv/bin/pip install httptools): aiohttp only", file=sys.stderr)
-    for kind in kinds:
+    for kind in ("aiohttp", "raw"):
         served, cpu = await measure(kind, args)
         label = "aiohttp" if kind == "aiohttp" else "asyncio.Protocol + httptools"
         print(f"{label:30} {served:8d} requests   {cpu * 1e6 / max(1, served):6.1f} µs of server CPU per request")
