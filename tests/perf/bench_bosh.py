@@ -20,7 +20,8 @@ resource per session. Three phases per server:
    With 10,000 sessions one Python process re-posting 10,000 polls is itself the bottleneck: use 2 or more.
 
 Rows of the printed table (one column per server; "vs best": boshcm divided by the better of the other two):
-- logins per second: phase 1's logins over its wall time.
+- logins per second: phase 1's logins over its wall time; server CPU per login: the server process's user + system CPU
+  in phase 1, per login.
 - RSS per 1,000 idle held sessions (MiB): phase 2's RSS growth of the server process, per 1,000 sessions.
 - idle sessions holding a request: how many of phase 2's requests were still held after 3 s (all, if none was
   answered early).
@@ -78,6 +79,7 @@ FiguresT = TypeVar("FiguresT")
 @dataclass
 class Figures:
     logins_per_second: float = 0.0
+    cpu_ms_per_login: float = 0.0
     rss_per_1000_idle_mib: float = 0.0
     idle_sessions_held: int = 0
     latency_p50_ms: float = 0.0
@@ -321,8 +323,10 @@ async def measure(target: Target, args: argparse.Namespace) -> Figures:
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=120)) as http:
         # Logins per second.
         started = time.perf_counter()
+        cpu_before = cpu_seconds(target.pid)
         clients = await bounded(args.logins, 20, lambda i: login(http, target.url, f"login{i}"))
         figures.logins_per_second = args.logins / (time.perf_counter() - started)
+        figures.cpu_ms_per_login = (cpu_seconds(target.pid) - cpu_before) * 1000 / args.logins
         print(f"  {target.name}: {figures.logins_per_second:.0f} logins/s", file=sys.stderr)
         await asyncio.gather(*(c.post(c.body(type="terminate")) for c in clients))
         await asyncio.sleep(1)
@@ -588,6 +592,7 @@ def print_table(results: dict[str, dict[str, float]], higher_is_better: frozense
 
 def report(results: dict[str, Figures]) -> None:
     rows = [("logins per second", "logins_per_second"),
+            ("server CPU per login (ms)", "cpu_ms_per_login"),
             ("RSS per 1,000 idle held sessions (MiB)", "rss_per_1000_idle_mib"),
             ("idle sessions holding a request", "idle_sessions_held"),
             ("push latency p50 (ms)", "latency_p50_ms"),
