@@ -112,6 +112,9 @@ class LaneConnection(asyncio.Protocol):
         self._held: HeldRequest | None = None
         self._forwarding: asyncio.Task[ImmediateAnswer] | None = None
         self._advancing = False
+        # Flow control: no reading while the client does not read its answers, or while requests pipelined behind
+        # an unanswered one pass the bound.
+        self._writing_paused = False
         self._reading_paused = False
 
     # --- asyncio.Protocol ---------------------------------------------------------------------------
@@ -126,13 +129,17 @@ class LaneConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data
-        if self._busy:
-            # Pipelined behind a request not answered yet: kept, within bounds, and read once it is answered.
-            if len(self._buffer) > MAX_HEAD_BYTES + self._lane.max_body_bytes and self._transport is not None:
-                self._transport.pause_reading()
-                self._reading_paused = True
-            return
+        self._advance()   # nothing while a request is being answered: what is pipelined behind it waits
+        self._flow()
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+        self._flow()
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
         self._advance()
+        self._flow()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lane.connections.discard(self)
@@ -173,7 +180,7 @@ class LaneConnection(asyncio.Protocol):
             return
         self._advancing = True
         try:
-            while not self._busy and self._transport is not None and self._buffer:
+            while not self._busy and not self._writing_paused and self._transport is not None and self._buffer:
                 if self._head is None:
                     if not self._read_head():
                         return
@@ -303,12 +310,22 @@ class LaneConnection(asyncio.Protocol):
         if not keep_alive:
             transport.close()
             return
-        if self._reading_paused:
-            self._reading_paused = False
-            transport.resume_reading()
         self._set_deadline(self._lane.idle_timeout_seconds, self._idle_too_long)
         if self._buffer:
             self._advance()
+        self._flow()
+
+    def _flow(self) -> None:
+        transport = self._transport
+        if transport is None:
+            return
+        pause = self._writing_paused or len(self._buffer) > MAX_HEAD_BYTES + self._lane.max_body_bytes
+        if pause != self._reading_paused:
+            self._reading_paused = pause
+            if pause:
+                transport.pause_reading()
+            else:
+                transport.resume_reading()
 
     def _hand_over(self) -> None:
         """aiohttp takes the connection for good, from the first byte of the request in the buffer."""

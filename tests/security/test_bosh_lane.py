@@ -111,6 +111,47 @@ async def test_a_flood_pipelined_behind_a_held_request_is_not_read_into_memory(t
             writer.close()
 
 
+async def test_a_client_that_pipelines_requests_and_reads_no_answer_is_not_answered_into_memory(
+        tmp_path: Path) -> None:
+    """Each request gets its answer at once (an unknown sid: item-not-found); the client reads none of them. Once the
+    answers back up, the lane stops reading that connection until they drain."""
+    async with running_server(tmp_path) as server, aiohttp.ClientSession() as http:
+        assert server.http is not None
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.http.port)
+        unknown = b"<body xmlns='http://jabber.org/protocol/httpbind' rid='7' sid='no-such-session'/>"
+        burst = request_bytes(server, "1.1", unknown) * 4000   # ~1 MiB of requests, ~1 MiB of answers
+        before = rss_kib()
+        written = 0
+
+        async def flood() -> None:
+            nonlocal written
+            for _ in range(64):
+                writer.write(burst)
+                await writer.drain()
+                written += len(burst)
+
+        flooding = asyncio.create_task(flood())
+        await asyncio.sleep(3)
+        try:
+            assert not flooding.done(), "the server answered 64 MiB of requests nobody read"
+            grown = rss_kib() - before
+            print(f"\nunread answers: {written // 1024} KiB of requests taken, server RSS grew {grown} KiB")
+            assert grown < 16 * MIB
+            # Nobody else is affected.
+            other = BoshClient(http, bosh_url(server))
+            await other.login("alice", "alice-secret")
+            await other.close()
+            # The connection itself is intact: reading the answers lets the server go on.
+            status, _, body = await read_response(reader)
+            assert status == "HTTP/1.1 200 OK"
+            assert etree.fromstring(body).get("condition") == "item-not-found"
+        finally:
+            flooding.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+                await flooding
+            writer.close()
+
+
 async def test_behind_a_trusted_proxy_the_forwarded_address_and_scheme_decide_on_bosh(tmp_path: Path) -> None:
     """As on aiohttp's routes (tests/security/test_connections.py): PLAIN is offered to secure clients only, and the
     per-address cap of unauthenticated sessions counts the forwarded client, not the proxy."""
