@@ -56,6 +56,11 @@ class SessionRegistry(Generic[SessionT]):
         if self._deadlines.get(sid) != deadline:
             self._deadlines[sid] = deadline
             heapq.heappush(self._heap, (deadline, sid))
+            if len(self._heap) > 2 * len(self._deadlines) + 64:
+                # Every answer and every request moves a session's deadline: without this the heap would keep
+                # every deadline of the last `inactivity` seconds (a busy room: hundreds of thousands).
+                self._heap = [(when, key) for key, when in self._deadlines.items()]
+                heapq.heapify(self._heap)
 
     def next_deadline(self) -> float | None:
         self._drop_stale()

@@ -77,3 +77,14 @@ def test_a_due_session_can_be_scheduled_again_at_the_same_deadline() -> None:
     assert table.due(10.0) == ["a"]
     table.schedule("a", 10.0)
     assert table.due(10.0) == ["a"]
+
+
+def test_deadlines_moved_again_and_again_do_not_pile_up_in_the_heap() -> None:
+    table = registry(max_sessions=1000)
+    for sid in ("a", "b", "c"):
+        table.add(sid, sid)
+    for step in range(100_000):   # a busy room: every answer and every request moves a deadline
+        table.schedule("abc"[step % 3], 100.0 + step)
+    assert len(table._heap) <= 2 * 3 + 64 + 1
+    assert table.next_deadline() == 100.0 + 99_997
+    assert table.due(200_000.0) == ["b", "c", "a"]   # in deadline order, once each
