@@ -4,6 +4,9 @@ any mix of requests over one connection, in order."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+import os
+import sys
 from pathlib import Path
 
 import aiohttp
@@ -14,6 +17,7 @@ from boshcm.bosh.lane import BoshLane
 from tests.integration.bosh_client import BoshClient
 from tests.integration.test_bosh import bosh_url
 from tests.integration.test_bosh_fanout import CREATE, read_response, request_bytes
+from tests.interop.prosody import free_port
 from tests.servers import running_server
 
 
@@ -137,3 +141,41 @@ async def test_an_idle_connection_is_closed_after_the_idle_timeout(tmp_path: Pat
             assert not lane_of(server).connections
         finally:
             writer.close()
+
+
+async def test_under_boshcm_serve_on_its_event_loop_the_hand_over_works_both_ways(tmp_path: Path) -> None:
+    """`boshcm serve` runs on uvloop where installed, whose transports change protocols in code of their own: one
+    connection carries BOSH, the page (handed to aiohttp) and BOSH again, and a WebSocket connects."""
+    http_port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "boshcm", "serve", "--no-quizbot", "--c2s", f"127.0.0.1:{free_port()}",
+        "--http", f"127.0.0.1:{http_port}", "--data-dir", str(tmp_path / "data"), cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
+    try:
+        assert process.stdout is not None
+        loop_line = b""
+        while b"http listening" not in loop_line:
+            line = await asyncio.wait_for(process.stdout.readline(), 20)
+            assert line, "boshcm serve ended"
+            loop_line = line if b"event loop:" in line else loop_line
+            if b"http listening" in line:
+                break
+        assert (b"uvloop" in loop_line) == (importlib.util.find_spec("uvloop") is not None)
+        reader, writer = await asyncio.open_connection("127.0.0.1", http_port)
+        page = f"GET /http-bind HTTP/1.1\r\nHost: 127.0.0.1:{http_port}\r\n\r\n".encode()
+        bosh = (f"POST /http-bind HTTP/1.1\r\nHost: 127.0.0.1:{http_port}\r\nContent-Type: text/xml\r\n"
+                f"Content-Length: {len(CREATE)}\r\n\r\n").encode() + CREATE
+        writer.write(bosh + page + bosh)
+        first, second, third = [await asyncio.wait_for(read_response(reader), 5) for _ in range(3)]
+        assert etree.fromstring(first[2]).get("sid") and etree.fromstring(third[2]).get("sid")
+        assert b"BOSH endpoint" in second[2]
+        writer.close()
+        async with aiohttp.ClientSession() as http, \
+                http.ws_connect(f"http://127.0.0.1:{http_port}/xmpp-websocket", protocols=["xmpp"]) as websocket:
+            await websocket.send_str("<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='localhost' version='1.0'/>")
+            opened = await asyncio.wait_for(websocket.receive_str(), 5)
+            assert opened.startswith("<open ") and "from=\"localhost\"" in opened
+    finally:
+        process.terminate()
+        await asyncio.wait_for(process.wait(), 10)
