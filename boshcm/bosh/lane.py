@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from typing import cast
 
 import httptools
@@ -73,18 +74,75 @@ class BoshLane:
 class _Head:
     """httptools' callbacks for one request head."""
 
-    __slots__ = ("fields", "headers", "url")
+    __slots__ = ("headers", "url")
 
     def __init__(self) -> None:
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
-        self.fields: dict[bytes, bytes] = {}
 
     def on_url(self, url: bytes) -> None:
         self.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name.lower(), value))
+
+
+@dataclass(frozen=True, slots=True)
+class LaneRequest:
+    """A request head the lane serves: its body is the `body_length` bytes after `head_length`."""
+    preflight: bool                           # OPTIONS (answered at once), else a POST with a body
+    head_length: int
+    body_length: int
+    version: tuple[int, int]
+    keep_alive: bool
+    headers: list[tuple[bytes, bytes]]        # names in lower case
+    fields: dict[bytes, bytes]                # the same, each name once
+
+
+class HandOver:
+    """The request is not the lane's: aiohttp takes the connection from its first byte."""
+
+
+class NeedMore:
+    """The head is not complete yet."""
+
+
+HAND_OVER, NEED_MORE = HandOver(), NeedMore()
+
+
+def read_head(buffer: bytes | bytearray, paths: frozenset[bytes], max_body_bytes: int
+              ) -> LaneRequest | HandOver | NeedMore:
+    """What the lane does with the request that starts `buffer`: serve it, hand the connection over, or wait for
+    more bytes. Pure: the lane's whole HTTP framing decision (tests/unit/test_bosh_lane.py)."""
+    if not any(buffer.startswith(method[:len(buffer)]) for method in _METHODS):
+        return HAND_OVER
+    end = buffer.find(b"\r\n\r\n", 0, MAX_HEAD_BYTES)
+    if end < 0:
+        # Too long, or lines ended by bare LFs: aiohttp's rules (and answers).
+        return HAND_OVER if len(buffer) >= MAX_HEAD_BYTES or b"\n\n" in buffer else NEED_MORE
+    head = _Head()
+    parser = httptools.HttpRequestParser(head)
+    try:
+        parser.feed_data(bytes(buffer[:end + 4]))
+    except (httptools.HttpParserError, httptools.HttpParserUpgrade):   # the second is not a kind of the first
+        return HAND_OVER   # aiohttp answers 400, or serves what llhttp would not (an upgrade)
+    method = parser.get_method()
+    version = parser.get_http_version()
+    fields = dict(head.headers)
+    if len(fields) != len(head.headers) or version not in ("1.1", "1.0") \
+            or head.url.partition(b"?")[0] not in paths \
+            or b"transfer-encoding" in fields or b"expect" in fields or b"upgrade" in fields:
+        return HAND_OVER   # repeated fields and the rest: aiohttp's rules
+    length = fields.get(b"content-length")
+    if method == b"POST":   # a body of a known length, not too long
+        served = length is not None and length.isdigit() and int(length) <= max_body_bytes
+    else:                   # OPTIONS: a preflight, without a body
+        served = length in (None, b"0")
+    if not served:
+        return HAND_OVER
+    return LaneRequest(preflight=method == b"OPTIONS", head_length=end + 4, body_length=int(length or 0),
+                       version=(1, 1) if version == "1.1" else (1, 0), keep_alive=parser.should_keep_alive(),
+                       headers=head.headers, fields=fields)
 
 
 class LaneConnection(asyncio.Protocol):
@@ -102,7 +160,7 @@ class LaneConnection(asyncio.Protocol):
         self._on_deadline: Callable[[], None] = self.close
         self._peer_secure = False
         # The request being read or answered: its head; its body starts at _body_start, _body_length long.
-        self._head: _Head | None = None
+        self._head: LaneRequest | None = None
         self._post: BoshPost | None = None   # once dispatched
         self._body_start = 0
         self._body_length = 0
@@ -194,55 +252,24 @@ class LaneConnection(asyncio.Protocol):
 
     def _read_head(self) -> bool:
         """True once a request the lane serves has its head read; hands the connection over at any other."""
-        buffer = self._buffer
-        if not any(buffer.startswith(method[:len(buffer)]) for method in _METHODS):
+        verdict = read_head(self._buffer, self._lane.paths, self._lane.max_body_bytes)
+        if isinstance(verdict, HandOver):
             self._hand_over()
             return False
-        end = buffer.find(b"\r\n\r\n", 0, MAX_HEAD_BYTES)
-        if end < 0:
-            if len(buffer) >= MAX_HEAD_BYTES or b"\n\n" in buffer:
-                self._hand_over()   # too long, or lines ended by bare LFs: aiohttp's rules (and answers)
-            return False
-        head = _Head()
-        parser = httptools.HttpRequestParser(head)
-        try:
-            parser.feed_data(bytes(buffer[:end + 4]))
-            refused = False
-        except httptools.HttpParserError:
-            refused = True
-        if refused:
-            self._hand_over()   # aiohttp answers 400, or serves what llhttp would not
-            return False
-        method = parser.get_method()
-        version = parser.get_http_version()
-        fields = dict(head.headers)
-        if len(fields) != len(head.headers) or version not in ("1.1", "1.0") \
-                or head.url.partition(b"?")[0] not in self._lane.paths \
-                or b"transfer-encoding" in fields or b"expect" in fields or b"upgrade" in fields:
-            self._hand_over()   # repeated fields and the rest: aiohttp's rules
-            return False
-        length = fields.get(b"content-length")
-        if method == b"POST":   # a body of a known length, not too long
-            served = length is not None and length.isdigit() and int(length) <= self._lane.max_body_bytes
-        else:                   # OPTIONS: a preflight, without a body
-            served = length in (None, b"0")
-        if not served:
-            self._hand_over()
+        if isinstance(verdict, NeedMore):
             return False
         self._deadline = None
-        self._version = (1, 1) if version == "1.1" else (1, 0)
-        self._keep_alive = parser.should_keep_alive()
-        head.fields = fields
-        self._head = head
-        self._body_start, self._body_length = end + 4, int(length or 0)
-        if method == b"OPTIONS":
-            self._preflight(fields)   # answered at once
+        self._version, self._keep_alive = verdict.version, verdict.keep_alive
+        self._head = verdict
+        self._body_start, self._body_length = verdict.head_length, verdict.body_length
+        if verdict.preflight:
+            self._preflight(verdict.fields)   # answered at once
             return True
-        if len(buffer) < self._body_start + self._body_length:
+        if len(self._buffer) < self._body_start + self._body_length:
             self._set_deadline(self._lane.body_read_timeout_seconds, self._body_too_slow)
         return True
 
-    def _post_from(self, head: _Head, data: bytes) -> BoshPost:
+    def _post_from(self, head: LaneRequest, data: bytes) -> BoshPost:
         origin_field = head.fields.get(b"origin")
         origin = None if origin_field is None else origin_field.decode("latin-1")
         address, scheme, secure = self._peer, "http", self._peer_secure

@@ -54,6 +54,19 @@ async def test_two_different_content_lengths_are_refused(server: Server) -> None
     assert server.bosh is not None and not len(server.bosh.registry)
 
 
+async def test_a_bosh_post_asking_for_an_upgrade_is_answered_by_aiohttp(server: Server) -> None:
+    """llhttp reports an upgrade by an exception of its own kind (not a parser error): it used to escape the lane
+    and end the connection without an answer. aiohttp serves the POST as it did before the lane."""
+    assert server.http is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.http.port)
+    try:
+        writer.write(request_bytes(server, "1.1", CREATE, "Upgrade: websocket", "Connection: upgrade"))
+        status, _, body = await asyncio.wait_for(read_response(reader), 5)
+        assert status == "HTTP/1.1 200 OK" and etree.fromstring(body).get("sid")
+    finally:
+        writer.close()
+
+
 async def test_a_head_longer_than_aiohttps_limit_is_refused(server: Server) -> None:
     head = b"POST /http-bind HTTP/1.1\r\nHost: localhost\r\nX-Padding: " + b"a" * 9000 + b"\r\n"
     answer = await exchange(server, head + b"Content-Length: %d\r\n\r\n" % len(CREATE) + CREATE)
