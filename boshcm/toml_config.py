@@ -7,6 +7,7 @@ Unknown keys and values of the wrong type are refused with the dotted key named,
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 import types
 from pathlib import Path
@@ -102,6 +103,9 @@ def _check_type(key: str, value: Any, expected: Any) -> Any:
         return None
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if expected is float and isinstance(value, float) and not math.isfinite(value):
+        # TOML has nan and inf; no option means either, and every "must be positive" check lets nan through.
+        raise ConfigError(key, f"must be a finite number; got {value!r}")
     if expected is bool and not isinstance(value, bool):
         raise ConfigError(key, f"must be true or false; got {value!r}")
     if expected is int and (isinstance(value, bool) or not isinstance(value, int)):

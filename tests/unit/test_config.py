@@ -94,6 +94,17 @@ def test_integers_are_accepted_for_float_options() -> None:
     assert load_config(None, {"c2s.auth_window_seconds": 30}).c2s.auth_window_seconds == 30.0
 
 
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_nan_and_infinity_are_refused_for_float_options(tmp_path: Path, value: str) -> None:
+    path = tmp_path / "boshcm.toml"
+    path.write_text(f"[bosh]\nmax_wait_seconds = {value}\n[quizbot.game]\nquestion_seconds = 10\n")
+    with pytest.raises(ConfigError, match=r"bosh\.max_wait_seconds: must be a finite number"):
+        load_config(path)
+    path.write_text(f"[quizbot.game]\nreveal_seconds = {value}\n")
+    with pytest.raises(ConfigError, match="reveal_seconds: must be a finite number"):
+        load_config(path)
+
+
 def test_configuration_reference_mentions_every_option() -> None:
     reference = (EXAMPLE.parents[1] / "docs" / "configuration.md").read_text()
     config = load_config()
