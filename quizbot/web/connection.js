@@ -5,7 +5,8 @@
 // login(jid, password), restore(), takeOver(), end(), send(stanza), onStanza(name, handler), and events: status(kind)
 // with kind "connecting" | "up" | "reconnecting" | "authfail" | "failed" | "login" (log in again),
 // ready(reason) when a session is there to use ("login", "attached": a reloaded page re-attached to its BOSH
-// session, "rebound": a resumption failed and the page bound afresh) and resumed() after a XEP-0198 resumption.
+// session, "rebound": a session was lost and not resumed — refused, or not resumable — and the page bound afresh)
+// and resumed() after a XEP-0198 resumption.
 //
 // Stream management: after binding the page sends <enable resume='true'/> on either transport and keeps what a
 // resumption needs: the id, h, the stanzas the server has not acknowledged and the full JID in localStorage
@@ -15,7 +16,9 @@
 // in a SASL login on a fresh connection (WebSocket, or BOSH when WebSocket does not get through) and
 // <resume previd h/> instead of a bind: same JID, same rooms, and the server sends again whatever this page had
 // not handled — including a response written into a BOSH request the browser abandoned. On <failed/> the page
-// binds and rejoins as before. Guests (SASL ANONYMOUS) get acks only: their BOSH session is re-attached instead.
+// binds and rejoins as before, and so it does when a session without a resumption id (a server that grants acks
+// only) is lost. Guests (SASL ANONYMOUS) resume too; a reloaded guest page without a resumable session re-attaches
+// to its BOSH session.
 // Timers: window.quizTiming (set before the page loads) may shorten them, as the tests do.
 import { BoshKeys, KEY_STORE, useKeys } from "./keys.js";
 import { bareJid, guestCredentials, nodeOf, readGuest } from "./protocol.js";
@@ -289,19 +292,28 @@ export function createLink({ config, storage, shared, inRoom, events, onInput = 
     }
   }
 
-  // The connection is gone or silent. A resumable session is taken over on a fresh connection; a guest's BOSH
-  // session is left to Strophe's own retries (it comes back with the same JID), a guest's WebSocket is replaced.
-  function connectionLost() {
+  // The connection is gone or silent; `ended`: Strophe said so (CONNFAIL, DISCONNECTED) and is done with it. A
+  // resumable session is taken over on a fresh connection. A BOSH session that cannot be resumed (the server grants
+  // acks only, or <enabled/> has not come yet) is left to Strophe's own retries while it is only silent (it comes
+  // back with the same JID); once Strophe has given it up the page logs in again, binds and rejoins.
+  function connectionLost({ ended = false } = {}) {
     if (!conn || link.retryTimer) return;
     linkDown();
-    if (!link.sm.resumable && isBosh(conn) && conn.connected) {
+    // Not conn.connected alone: Strophe 5.0's _doDisconnect reports DISCONNECTED before it clears `connected` (and
+    // after it clears `authenticated`, so the watchdog no longer looks): a session it gave up looked alive, and the
+    // page stayed on "reconnecting".
+    if (!ended && !link.sm.resumable && isBosh(conn) && conn.connected) {
       link.pingSentAt = null; // Strophe retries the same BOSH session; ask again later
       link.lastHeard = Date.now();
       return;
     }
     abandon();
-    if (credentials) scheduleRetry();
-    else events.status("login"); // a re-attached guest session that Strophe gave up: log in again
+    if (!credentials) {
+      events.status("login"); // a re-attached guest session that Strophe gave up: log in again
+      return;
+    }
+    if (!link.sm.resumable) rebound = true; // the retry binds afresh: rejoin and ask the bot, as after <failed/>
+    scheduleRetry();
   }
 
   function abandon() {
@@ -375,10 +387,12 @@ export function createLink({ config, storage, shared, inRoom, events, onInput = 
     let established = false;
     let loginRefused = false; // authfail: the server answered over this transport
     let fellBack = false;
+    let silentTimer = null; // the first attempt's watch on a silent WebSocket, until the attempt is decided
     // Over BOSH for this attempt only (see webSocketSilent above).
     const fallBack = () => {
       if (fellBack || established || loginRefused) return;
       fellBack = true;
+      clearTimeout(silentTimer);
       connect(jid, password, false);
     };
     if (url !== config.bosh) {
@@ -395,7 +409,7 @@ export function createLink({ config, storage, shared, inRoom, events, onInput = 
     }
     // A WebSocket that opens and then says nothing (a proxy, a filter): BOSH after a while, for good.
     if (url !== config.bosh && !retrying) {
-      setTimeout(() => {
+      silentTimer = setTimeout(() => {
         if (c !== conn || established || fellBack || loginRefused) return;
         webSocketSilent = true;
         abandon();
@@ -409,6 +423,7 @@ export function createLink({ config, storage, shared, inRoom, events, onInput = 
         const sameLogin = isGuestLogin() || bareJid(link.jid || "") === bareJid(jid);
         if (resume && link.jid && sameLogin) {
           established = true;
+          clearTimeout(silentTimer);
           link.phase = "resume";
           c.rawSend($build("resume", resume));
         } else {
@@ -417,11 +432,13 @@ export function createLink({ config, storage, shared, inRoom, events, onInput = 
         }
       } else if (status === Strophe.Status.CONNECTED) {
         established = true;
+        clearTimeout(silentTimer);
         const reason = rebound ? "rebound" : "login";
         rebound = false;
         connected(c, reason);
       } else if (status === Strophe.Status.AUTHFAIL) {
         loginRefused = true; // a wrong password stays wrong over BOSH
+        clearTimeout(silentTimer);
         events.status("authfail");
       } else if ((status === Strophe.Status.CONNFAIL || status === Strophe.Status.DISCONNECTED) && !established
                  && url !== config.bosh) {
@@ -429,7 +446,8 @@ export function createLink({ config, storage, shared, inRoom, events, onInput = 
         // DISCONNECTED, and two BOSH logins would race for the session).
         fallBack();
       } else if ((status === Strophe.Status.DISCONNECTED || status === Strophe.Status.CONNFAIL) && established) {
-        connectionLost(); // the network dropped for longer than Strophe's own retries
+        // The network dropped for longer than Strophe's own retries, or the server ended the session.
+        connectionLost({ ended: true });
       } else if (status === Strophe.Status.CONNFAIL && link.retryTimer === null && !link.up && inRoom()) {
         abandon();
         scheduleRetry(); // still offline: try again later
@@ -558,6 +576,7 @@ export function createLink({ config, storage, shared, inRoom, events, onInput = 
       link.jid = null;
       link.pass = null;
       outbox.length = 0;
+      rebound = false;
       const overBosh = registeredOverBosh;
       registeredOverBosh = false;
       connect(jid, password, config.transport === "websocket" && !overBosh);

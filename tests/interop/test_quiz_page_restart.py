@@ -14,7 +14,10 @@ issue's ten (`QUIZ_RESTARTS=10 pytest tests/interop/test_quiz_page_restart.py`).
 test_quiz_page_resume.py (`window.quizTiming`), except that a page waits 1.5 s before its first attempt to reconnect:
 the restarted server is listening by then (an attempt refused while it is down is abandoned only after the page's
 attempt timeout, 6.5 s here). Every question ends when both have answered (20 s is only a bound; the one open at a
-restart is void), and a reveal lasts 0.3 s."""
+restart is void), and a reveal lasts 0.3 s.
+
+A second, shorter test restarts a server that grants no resumption (acks only) under a page on BOSH: the page must
+log in again by itself rather than wait on a session the restart ended."""
 
 from __future__ import annotations
 
@@ -76,12 +79,13 @@ async def start(overrides: dict[str, Any]) -> Server:
     return server
 
 
-async def restart(server: Server, tmp_path: Path) -> Server:
-    """Stop the server and start it again on the same data directory and the same ports."""
+async def restart(server: Server, tmp_path: Path, extra: dict[str, Any] | None = None) -> Server:
+    """Stop the server and start it again on the same data directory and the same ports (and the same `extra`
+    overrides)."""
     assert server.http is not None
     ports = {"http_port": server.http.port, "c2s_port": server.c2s.port}
     await server.stop()
-    return await start(config_overrides(tmp_path, **ports))
+    return await start({**config_overrides(tmp_path, **ports), **(extra or {})})
 
 
 async def bot_in(server: Server, room: str) -> None:
@@ -227,5 +231,62 @@ async def test_page_recovers_from_server_restarts_mid_question(tmp_path: Path) -
             await expect(ann.locator("#q-index")).to_have_text(re.compile("Question 1 of"), timeout=WAIT_MS)
             for page in pages:
                 await check_reveals(page)
+    finally:
+        await server.stop()
+
+
+@pytest.mark.interop
+async def test_page_on_bosh_without_resumption_logs_in_again_after_a_restart(tmp_path: Path) -> None:
+    """The server grants acks only (`stream_management.resume_seconds = 0`) and the page is on BOSH: nothing to
+    resume, so the page leaves a silent session to Strophe's own retries — and once Strophe has given it up (the
+    restart ended it), logs in again as the same guest, binds and rejoins the room by itself. It used to stay on
+    "reconnecting" for good: Strophe reports DISCONNECTED before it clears `connected`, so the session it had given
+    up still looked like one it was retrying."""
+    (tmp_path / "bank.json").write_text(json.dumps(BANK))
+    extra = {"http.quiz_page_transport": "bosh", "stream_management.resume_seconds": 0.0}
+    server = await start({**config_overrides(tmp_path, http_port=free_port(), c2s_port=free_port()), **extra})
+    try:
+        await bot_in(server, "quiz@conference.localhost")
+        assert server.http is not None
+        async with chromium(tmp_path / "chromium") as browser:
+            context = await browser.new_context(locale="en-GB")
+            page = await context.new_page()
+            # No pings (the default 20 s of silence): the idle page keeps one request at the server, the one the
+            # restart ends. A second one in flight, retried by Strophe, could get an answer of its own after Strophe
+            # had cleared `connected` — and hide the hang.
+            await page.add_init_script("window.quizTiming = { timeoutSeconds: 1.5, retrySeconds: 1.5 };")
+            bosh_bodies: list[str] = []
+            page.on("request", lambda r: bosh_bodies.append(r.post_data or "")
+                    if r.url.endswith("/http-bind") else None)
+            await page.goto(f"http://127.0.0.1:{server.http.port}/")
+            await page.get_by_label("Nickname").fill("Ann")
+            await page.get_by_role("button", name="Play as guest").click()
+            await page.get_by_role("button", name="Join the public quiz room").click()
+            await check_board(page, {"Ann"})
+            jid = JID.parse(await own_jid(page))
+            await page.wait_for_timeout(500)  # the page's requests after joining are answered
+
+            server = await restart(server, tmp_path, extra)
+
+            def binds() -> int:
+                return sum("<bind" in body for body in bosh_bodies)
+
+            try:
+                await wait_until(lambda: binds() == 2)  # logged in again (the login had bound once)
+            except AssertionError:
+                raise AssertionError("the page did not log in again after the restart") from None
+            new_jid = JID.parse(await own_jid(page))
+            assert new_jid.bare == jid.bare  # the remembered guest
+
+            def rejoined() -> bool:
+                room = server.muc.room(JID.parse("quiz@conference.localhost")) if server.muc is not None else None
+                return room is not None and room.has_session(new_jid)
+
+            await wait_until(rejoined)
+            await expect(page.locator("body")).to_have_attribute("data-connection", "up", timeout=WAIT_MS)
+            await expect(page.locator("#connection")).to_have_text("Connected.", timeout=WAIT_MS)
+            await check_board(page, {"Ann"})  # listed once
+            assert not any("<resume" in body for body in bosh_bodies), "nothing to resume"
+            assert binds() == 2
     finally:
         await server.stop()

@@ -9,7 +9,7 @@ import { parseXml } from "./xml.mjs";
 const WEBSOCKET = "ws://quiz.test/xmpp-websocket";
 const BOSH = "http://quiz.test/http-bind";
 const CONFIG = { domain: "quiz.test", transport: "websocket", websocket: WEBSOCKET, bosh: BOSH };
-const Status = { CONNFAIL: 2, AUTHFAIL: 4, CONNECTED: 5, DISCONNECTED: 6, BINDREQUIRED: 11 };
+const Status = { CONNFAIL: 2, AUTHFAIL: 4, CONNECTED: 5, DISCONNECTED: 6, CONNTIMEOUT: 10, BINDREQUIRED: 11 };
 
 // Every Strophe connection the page made, oldest first.
 let made = [];
@@ -46,6 +46,8 @@ class FakeConnection {
     this.authenticated = true;
     this.callback(Status.CONNECTED);
   }
+  // Strophe 5.0's Connection._doDisconnect, in its order: `authenticated` cleared, DISCONNECTED reported, and only
+  // then `connected` cleared.
   _doDisconnect() {
     this.authenticated = false;
     this.callback(Status.DISCONNECTED);
@@ -54,10 +56,13 @@ class FakeConnection {
   disconnect() { this._doDisconnect(); }
   // What the server and the network do.
   streamOpens() { this.connected = true; }
-  loginSucceeds() { // SASL done: the page binds, and then the server enables resumption
+  // SASL done: the page binds, and then the server enables resumption (or acks only: resume_seconds = 0, a
+  // server without it).
+  loginSucceeds({ resumable = true } = {}) {
     this.streamOpens();
     this.callback(Status.BINDREQUIRED);
-    this.xmlInput(parseXml('<enabled xmlns="urn:xmpp:sm:3" id="sm-1" resume="true"/>'));
+    this.xmlInput(parseXml(resumable ? '<enabled xmlns="urn:xmpp:sm:3" id="sm-1" resume="true"/>'
+                                     : '<enabled xmlns="urn:xmpp:sm:3"/>'));
   }
   resumes() { // SASL done: the page resumes, the server agrees
     this.streamOpens();
@@ -65,6 +70,19 @@ class FakeConnection {
     this.xmlInput(parseXml('<resumed xmlns="urn:xmpp:sm:3" previd="sm-1" h="0"/>'));
   }
   loginFails() { this.streamOpens(); this.callback(Status.AUTHFAIL); }
+  // Over BOSH: the server ends the session (<body type='terminate' condition/>: a restart, an expired session):
+  // Strophe's _dataRecv reports CONNFAIL, then disconnects.
+  serverEnds(condition) {
+    this.callback(Status.CONNFAIL, condition);
+    this._doDisconnect();
+  }
+  // Over BOSH: Strophe gives up after its retries (the fifth failed request, Bosh._hitError):
+  // _onDisconnectTimeout reports CONNTIMEOUT, then disconnects.
+  retriesFail() {
+    this.callback(Status.CONNTIMEOUT);
+    this._doDisconnect();
+  }
+  answers() { this.xmlInput(parseXml('<a xmlns="urn:xmpp:sm:3" h="0"/>')); } // what the server sends comes in
 }
 
 globalThis.window = {
@@ -93,15 +111,16 @@ const memoryStorage = () => {
 
 // A link of a freshly loaded page (its own module instance: what a page remembers dies with it).
 let pages = 0;
-async function newPage() {
+async function newPage(config = CONFIG) {
   pages += 1;
   const { createLink } = await import(`../../quizbot/web/connection.js?page=${pages}`);
   const statuses = [];
+  const readies = [];
   const link = createLink({
-    config: CONFIG, storage: memoryStorage(), shared: memoryStorage(), inRoom: () => false,
-    events: { status: (kind) => statuses.push(kind), ready() {}, resumed() {} },
+    config, storage: memoryStorage(), shared: memoryStorage(), inRoom: () => false,
+    events: { status: (kind) => statuses.push(kind), ready: (reason) => readies.push(reason), resumed() {} },
   });
-  return { link, statuses };
+  return { link, statuses, readies };
 }
 
 const services = () => made.map((c) => (c.service === BOSH ? "bosh" : "websocket"));
@@ -109,7 +128,7 @@ const latest = () => made[made.length - 1];
 
 beforeEach(() => {
   made = [];
-  mock.timers.enable({ apis: ["setTimeout", "setInterval"] });
+  mock.timers.enable({ apis: ["setTimeout", "setInterval", "Date"] });
 });
 afterEach(() => mock.timers.reset());
 
@@ -176,4 +195,46 @@ test("a login refused over WebSocket is not tried again over BOSH", async () => 
   mock.timers.tick(20_000);
   assert.deepEqual(services(), ["websocket"]);
   assert.equal(statuses.at(-1), "authfail");
+});
+
+// A BOSH session that cannot be resumed (the server grants acks only) is left to Strophe's own retries while it is
+// only silent; Strophe reports DISCONNECTED before it clears `connected`, which made a session it had given up
+// look alive: the page stayed on "reconnecting" for good.
+const BOSH_ONLY = { ...CONFIG, transport: "bosh" };
+// The clock in the watchdog's steps (node 20's tick() sets Date.now() to its end before it runs what was due).
+const advance = (ms) => { for (let t = 0; t < ms; t += 250) mock.timers.tick(250); };
+
+test("a BOSH session without resumption that the server ends (item-not-found) is logged in again and rejoined",
+     async () => {
+  const { link, statuses, readies } = await newPage(BOSH_ONLY);
+  link.login("cat@quiz.test", "secret");
+  made[0].loginSucceeds({ resumable: false });
+  assert.equal(link.up, true);
+  made[0].serverEnds("item-not-found");
+  assert.equal(statuses.at(-1), "reconnecting");
+  mock.timers.tick(1_000); // retrySeconds
+  assert.deepEqual(services(), ["bosh", "bosh"]);
+  latest().loginSucceeds({ resumable: false });
+  assert.equal(link.up, true);
+  assert.equal(statuses.at(-1), "up");
+  assert.deepEqual(readies, ["login", "rebound"]); // bound afresh: the page rejoins and asks the bot again
+});
+
+test("a silent BOSH session without resumption is left to Strophe until Strophe gives up, then replaced",
+     async () => {
+  const { link, statuses } = await newPage(BOSH_ONLY);
+  link.login("cat@quiz.test", "secret");
+  made[0].loginSucceeds({ resumable: false });
+  advance(31_000); // pingSeconds of silence, then timeoutSeconds without an answer to <r/>
+  assert.equal(statuses.at(-1), "reconnecting");
+  made[0].answers(); // Strophe's retry got through: the same session goes on
+  assert.equal(statuses.at(-1), "up");
+  advance(31_000);
+  assert.equal(statuses.at(-1), "reconnecting");
+  assert.deepEqual(services(), ["bosh"]);
+  made[0].retriesFail();
+  mock.timers.tick(60_000);
+  assert.deepEqual(services(), ["bosh", "bosh"]);
+  latest().loginSucceeds({ resumable: false });
+  assert.equal(statuses.at(-1), "up");
 });
