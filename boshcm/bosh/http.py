@@ -449,7 +449,7 @@ class BoshEndpoint:
         HTTP response is rendered before the first is written and its request finished after the last, so that
         between the first recipient and the last there are only the writes."""
         answers, self._answers = self._answers, []
-        rendered: list[tuple[HeldRequest, asyncio.WriteTransport, bytes]] = []
+        rendered: list[tuple[HeldRequest, bytes, asyncio.WriteTransport, bytes]] = []
         for held, data in answers:
             if held.finished:
                 continue  # its client went away meanwhile: the session has been told
@@ -458,14 +458,12 @@ class BoshEndpoint:
             if response is None:
                 held.connection.event(ResponseUndelivered(request_id=held.request_id))
             else:
-                rendered.append((held, *response))
-        for _, transport, response_bytes in rendered:
+                rendered.append((held, data, *response))
+        for _, _, transport, response_bytes in rendered:
             transport.write(response_bytes)
-        for held, _, _ in rendered:
+        for held, data, _, _ in rendered:
             held.writer.answer_written()
-        if wire_log.isEnabledFor(logging.DEBUG):
-            for held, data in answers:
-                wire_log.debug("%s BOSH SEND %r", held.connection.remote, data)
+            wire_log.debug("%s BOSH SEND %r", held.connection.remote, data)
 
     def _expire(self, request_id: int) -> None:
         """A held request outlived 'wait' by the grace period: the session never answered it (a bug)."""
