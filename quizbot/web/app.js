@@ -319,7 +319,14 @@ function onStatus(kind) {
         state.guest = null;
         forgetGuest();
         playAsGuest(false);
-      } else view.loginStatus("authfail");
+      } else {
+        // Refused on a reconnect or a reload too (the account removed, its password changed): connection.js stops
+        // trying, and the login form, shown over the room, says why.
+        view.show("login");
+        view.showForget(false);
+        view.loginStatus("authfail");
+        if (state.room) view.connectionStatus("authfail");
+      }
       break;
     case "failed": view.loginStatus("failed"); break;
     case "login":

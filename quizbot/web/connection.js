@@ -387,13 +387,24 @@ export function createLink({ config, storage, shared, inRoom, events, onInput = 
     let established = false;
     let loginRefused = false; // authfail: the server answered over this transport
     let fellBack = false;
-    let silentTimer = null; // the first attempt's watch on a silent WebSocket, until the attempt is decided
+    let watch = null; // the first attempt's watch (a retry's is scheduleRetry's), until the attempt is decided
     // Over BOSH for this attempt only (see webSocketSilent above).
     const fallBack = () => {
       if (fellBack || established || loginRefused) return;
       fellBack = true;
-      clearTimeout(silentTimer);
+      clearTimeout(watch);
       connect(jid, password, false);
+    };
+    // A BOSH login that came to nothing (the server unreachable, HTTP errors): tried again later when it takes a
+    // session back (a reconnect, a reload, a tab taking over) or the page is in a room, else the login form says so
+    // (and its buttons try again).
+    const failed = () => {
+      clearTimeout(watch);
+      abandon();
+      if (retrying || link.jid || inRoom()) {
+        clearTimeout(link.attemptTimer);
+        scheduleRetry();
+      } else events.status("failed");
     };
     if (url !== config.bosh) {
       // Strophe reports a WebSocket closed before the stream is up only when the close is abnormal (1006: refused,
@@ -407,10 +418,12 @@ export function createLink({ config, storage, shared, inRoom, events, onInput = 
         fallBack();
       };
     }
-    // A WebSocket that opens and then says nothing (a proxy, a filter): BOSH after a while, for good.
-    if (url !== config.bosh && !retrying) {
-      silentTimer = setTimeout(() => {
+    // A WebSocket that opens and then says nothing (a proxy, a filter): BOSH after a while, for good. A BOSH login
+    // not through by then has failed: Strophe's own retries of an unreachable server take some 100 s to give up.
+    if (!retrying) {
+      watch = setTimeout(() => {
         if (c !== conn || established || fellBack || loginRefused) return;
+        if (url === config.bosh) { failed(); return; }
         webSocketSilent = true;
         abandon();
         fallBack();
@@ -423,7 +436,7 @@ export function createLink({ config, storage, shared, inRoom, events, onInput = 
         const sameLogin = isGuestLogin() || bareJid(link.jid || "") === bareJid(jid);
         if (resume && link.jid && sameLogin) {
           established = true;
-          clearTimeout(silentTimer);
+          clearTimeout(watch);
           link.phase = "resume";
           c.rawSend($build("resume", resume));
         } else {
@@ -432,13 +445,17 @@ export function createLink({ config, storage, shared, inRoom, events, onInput = 
         }
       } else if (status === Strophe.Status.CONNECTED) {
         established = true;
-        clearTimeout(silentTimer);
+        clearTimeout(watch);
         const reason = rebound ? "rebound" : "login";
         rebound = false;
         connected(c, reason);
       } else if (status === Strophe.Status.AUTHFAIL) {
         loginRefused = true; // a wrong password stays wrong over BOSH
-        clearTimeout(silentTimer);
+        clearTimeout(watch);
+        // And on a reconnect too (the account removed, its password changed): no retry, which would be refused
+        // every maxRetrySeconds for good (and meet the server's login throttle). The page shows the login form
+        // (app.js; a remembered guest is registered anew, once).
+        stop("login refused");
         events.status("authfail");
       } else if ((status === Strophe.Status.CONNFAIL || status === Strophe.Status.DISCONNECTED) && !established
                  && url !== config.bosh) {
@@ -448,11 +465,11 @@ export function createLink({ config, storage, shared, inRoom, events, onInput = 
       } else if ((status === Strophe.Status.DISCONNECTED || status === Strophe.Status.CONNFAIL) && established) {
         // The network dropped for longer than Strophe's own retries, or the server ended the session.
         connectionLost({ ended: true });
-      } else if (status === Strophe.Status.CONNFAIL && link.retryTimer === null && !link.up && inRoom()) {
-        abandon();
-        scheduleRetry(); // still offline: try again later
-      } else if (status === Strophe.Status.CONNFAIL) {
-        events.status("failed");
+      } else if (status === Strophe.Status.CONNFAIL || status === Strophe.Status.DISCONNECTED) {
+        // A BOSH login that did not get through. Strophe 5.0 reports CONNFAIL for some ends (a terminate); when
+        // its requests fail (unreachable or HTTP 5xx: the fifth, after some 100 s; HTTP 4xx: the first) it reports
+        // CONNTIMEOUT or nothing, then DISCONNECTED, and the login form said "connecting" for good.
+        failed();
       }
     });
   }
@@ -530,7 +547,10 @@ export function createLink({ config, storage, shared, inRoom, events, onInput = 
   }
 
   // Another tab logged in, a new session for the whole browser: this tab's connection ends with a goodbye.
-  function end() {
+  function end() { stop("another tab logged in"); }
+
+  // No more of this session in this tab: no retry, and its connection ends with a goodbye.
+  function stop(reason) {
     const c = conn;
     conn = null;
     credentials = null;
@@ -541,7 +561,7 @@ export function createLink({ config, storage, shared, inRoom, events, onInput = 
     outbox.length = 0;
     if (!c) return;
     try {
-      c.disconnect("another tab logged in");
+      c.disconnect(reason);
     } catch {
       // already torn down
     }

@@ -9,7 +9,8 @@ import { parseXml } from "./xml.mjs";
 const WEBSOCKET = "ws://quiz.test/xmpp-websocket";
 const BOSH = "http://quiz.test/http-bind";
 const CONFIG = { domain: "quiz.test", transport: "websocket", websocket: WEBSOCKET, bosh: BOSH };
-const Status = { CONNFAIL: 2, AUTHFAIL: 4, CONNECTED: 5, DISCONNECTED: 6, CONNTIMEOUT: 10, BINDREQUIRED: 11 };
+const Status = { CONNFAIL: 2, AUTHFAIL: 4, CONNECTED: 5, DISCONNECTED: 6, DISCONNECTING: 7, CONNTIMEOUT: 10,
+                 BINDREQUIRED: 11 };
 
 // Every Strophe connection the page made, oldest first.
 let made = [];
@@ -80,6 +81,11 @@ class FakeConnection {
   // _onDisconnectTimeout reports CONNTIMEOUT, then disconnects.
   retriesFail() {
     this.callback(Status.CONNTIMEOUT);
+    this._doDisconnect();
+  }
+  // Over BOSH: a request answered with an HTTP 4xx (Bosh._onRequestStateChange): DISCONNECTING, then disconnects.
+  httpError() {
+    this.callback(Status.DISCONNECTING);
     this._doDisconnect();
   }
   answers() { this.xmlInput(parseXml('<a xmlns="urn:xmpp:sm:3" h="0"/>')); } // what the server sends comes in
@@ -237,4 +243,62 @@ test("a silent BOSH session without resumption is left to Strophe until Strophe 
   assert.deepEqual(services(), ["bosh", "bosh"]);
   latest().loginSucceeds({ resumable: false });
   assert.equal(statuses.at(-1), "up");
+});
+
+// A refused login is final, on a reconnect too (the account removed, its password changed): the retry used to be
+// abandoned after timeoutSeconds + 5 like a silent one and tried again, refused every maxRetrySeconds for good.
+test("a login refused on a reconnect is not tried again: the page is told once and stops", async () => {
+  const { link, statuses } = await newPage();
+  link.login("cat@quiz.test", "secret");
+  made[0].loginSucceeds();
+  made[0]._proto._onClose({ code: 1006 }); // the WebSocket drops
+  mock.timers.tick(1_000); // retrySeconds
+  assert.equal(made.length, 2);
+  latest().loginFails(); // the password was changed meanwhile
+  assert.equal(statuses.at(-1), "authfail");
+  mock.timers.tick(120_000);
+  made[1]._proto._onClose({ code: 1000 }); // the server gives up on the stream
+  mock.timers.tick(120_000);
+  assert.equal(made.length, 2);
+  assert.deepEqual(statuses.filter((kind) => kind === "authfail"), ["authfail"]);
+  assert.equal(statuses.at(-1), "authfail");
+  assert.equal(link.up, false);
+  link.login("cat@quiz.test", "new-secret"); // the login form: the player tries again
+  latest().loginSucceeds();
+  assert.equal(link.up, true);
+});
+
+// A first BOSH login whose requests fail: Strophe reports CONNTIMEOUT (its fifth failed request) or nothing (an
+// HTTP 4xx), then DISCONNECTED, never CONNFAIL: the login form used to say "connecting" for good.
+test("a first login whose BOSH requests fail is reported failed, and the player can try again", async () => {
+  const { link, statuses } = await newPage();
+  link.login("cat@quiz.test", "secret");
+  made[0]._proto._onClose({ code: 1006 }); // no WebSocket either
+  assert.deepEqual(services(), ["websocket", "bosh"]);
+  latest().retriesFail();
+  assert.equal(statuses.at(-1), "failed");
+  mock.timers.tick(60_000);
+  assert.equal(made.length, 2); // nothing tried behind the player's back
+  link.login("cat@quiz.test", "secret");
+  assert.equal(services().at(-1), "websocket");
+  latest().loginSucceeds();
+  assert.equal(statuses.at(-1), "up");
+
+  const other = await newPage(BOSH_ONLY);
+  other.link.login("cat@quiz.test", "secret");
+  latest().httpError(); // 404: the BOSH address is wrong
+  assert.equal(other.statuses.at(-1), "failed");
+});
+
+test("a first BOSH login without an answer is reported failed after timeoutSeconds + 5, not Strophe's 100 s",
+     async () => {
+  const { link, statuses } = await newPage(BOSH_ONLY);
+  link.login("cat@quiz.test", "secret");
+  mock.timers.tick(14_000);
+  assert.equal(statuses.at(-1), "connecting");
+  mock.timers.tick(1_000);
+  assert.equal(statuses.at(-1), "failed");
+  made[0].retriesFail(); // Strophe gives up later: nothing more to say
+  assert.deepEqual(statuses.filter((kind) => kind === "failed"), ["failed"]);
+  assert.equal(made.length, 1);
 });
