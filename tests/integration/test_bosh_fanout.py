@@ -4,6 +4,7 @@ answer a complete HTTP response of its own."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 from collections.abc import AsyncIterator
 from typing import Any
@@ -37,15 +38,24 @@ async def eventually(check: object, what: str) -> None:
     raise AssertionError(f"never: {what}")
 
 
-async def test_held_requests_of_one_fan_out_are_all_answered_in_the_next_loop_turn(
-        server: Server, http: aiohttp.ClientSession) -> None:
+async def sessions_holding_requests(server: Server, http: aiohttp.ClientSession
+                                    ) -> tuple[list[BoshClient], list[asyncio.Task[etree._Element]]]:
+    """SESSIONS logged-in BOSH sessions of alice, each with a request held by the server."""
+    assert server.bosh is not None
     endpoint = server.bosh
-    assert endpoint is not None
     clients = [BoshClient(http, bosh_url(server)) for _ in range(SESSIONS)]
     for index, client in enumerate(clients):
         await client.login("alice", "alice-secret", resource=f"r{index}")
     held = [asyncio.create_task(client.post(client.body())) for client in clients]
     await eventually(lambda: endpoint.held_requests() == SESSIONS, "every session holding a request")
+    return clients, held
+
+
+async def test_held_requests_of_one_fan_out_are_all_answered_in_the_next_loop_turn(
+        server: Server, http: aiohttp.ClientSession) -> None:
+    endpoint = server.bosh
+    assert endpoint is not None
+    clients, held = await sessions_holding_requests(server, http)
 
     stanza = etree.fromstring("<message xmlns='jabber:client' type='groupchat' from='room@conference.localhost/x'>"
                               "<body>to all</body></message>")
@@ -65,13 +75,7 @@ async def test_a_fan_outs_answers_are_all_rendered_before_the_first_is_written_a
         server: Server, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch) -> None:
     """Between the first recipient's answer and the last there are only the writes (the spread of a quiz question
     over 2,000 players is 2,000 of them)."""
-    endpoint = server.bosh
-    assert endpoint is not None
-    clients = [BoshClient(http, bosh_url(server)) for _ in range(SESSIONS)]
-    for index, client in enumerate(clients):
-        await client.login("alice", "alice-secret", resource=f"r{index}")
-    held = [asyncio.create_task(client.post(client.body())) for client in clients]
-    await eventually(lambda: endpoint.held_requests() == SESSIONS, "every session holding a request")
+    clients, held = await sessions_holding_requests(server, http)
     steps: list[str] = []
     render, written = LaneConnection.render_answer, LaneConnection.answer_written
 
@@ -80,7 +84,12 @@ async def test_a_fan_outs_answers_are_all_rendered_before_the_first_is_written_a
         assert rendered is not None
         transport, _ = rendered
         write = transport.write
-        transport.write = lambda data: (steps.append("write"), write(data))[1]  # type: ignore[method-assign]
+
+        def recording_write(data: bytes | bytearray | memoryview) -> None:
+            steps.append("write")
+            write(data)
+
+        transport.write = recording_write  # type: ignore[method-assign]
         steps.append("render")
         return rendered
 
@@ -113,6 +122,25 @@ def request_bytes(server: Server, version: str, body: bytes, *extra: str) -> byt
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
 
 
+@contextlib.asynccontextmanager
+async def raw_connection(server: Server) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+    """One TCP connection to the HTTP listener, closed afterwards."""
+    assert server.http is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.http.port)
+    try:
+        yield reader, writer
+    finally:
+        writer.close()
+
+
+async def read_created(reader: asyncio.StreamReader) -> str:
+    """The next response, which must be a session-creation answer: its sid."""
+    status, _, body = await read_response(reader)
+    sid = etree.fromstring(body).get("sid")
+    assert status == "HTTP/1.1 200 OK" and sid, (status, body)
+    return sid
+
+
 async def read_response(reader: asyncio.StreamReader) -> tuple[str, dict[str, str], bytes]:
     status = (await reader.readline()).decode().strip()
     headers: dict[str, str] = {}
@@ -125,9 +153,7 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[str, dict[str, st
 
 async def test_an_answer_is_a_complete_http_response_and_the_connection_carries_the_next_request(
         server: Server) -> None:
-    assert server.http is not None
-    reader, writer = await asyncio.open_connection("127.0.0.1", server.http.port)
-    try:
+    async with raw_connection(server) as (reader, writer):
         writer.write(request_bytes(server, "1.1", CREATE, "Origin: https://quiz.example"))
         status, headers, body = await read_response(reader)
         assert status == "HTTP/1.1 200 OK"
@@ -144,16 +170,12 @@ async def test_an_answer_is_a_complete_http_response_and_the_connection_carries_
         status, headers, body = await read_response(reader)
         assert status == "HTTP/1.1 200 OK"
         assert etree.fromstring(body).get("type") == "terminate"
-    finally:
-        writer.close()
 
 
 @pytest.mark.parametrize(("asked", "kept"), [("Connection: keep-alive", True), ("Connection: close", False)])
 async def test_an_http_1_0_answer_says_whether_the_connection_stays_open(
         server: Server, asked: str, kept: bool) -> None:
-    assert server.http is not None
-    reader, writer = await asyncio.open_connection("127.0.0.1", server.http.port)
-    try:
+    async with raw_connection(server) as (reader, writer):
         writer.write(request_bytes(server, "1.0", CREATE, asked))
         status, headers, body = await read_response(reader)
         assert status == "HTTP/1.0 200 OK"
@@ -164,5 +186,3 @@ async def test_an_http_1_0_answer_says_whether_the_connection_stays_open(
             assert (await read_response(reader))[0] == "HTTP/1.0 200 OK"
         else:
             assert await asyncio.wait_for(reader.read(), 5) == b""   # closed by the server after the answer
-    finally:
-        writer.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from boshcm.app import Server
 from boshcm.bosh.lane import BoshLane
 from tests.integration.bosh_client import BoshClient
 from tests.integration.test_bosh import bosh_url
-from tests.integration.test_bosh_fanout import CREATE, read_response, request_bytes
+from tests.integration.test_bosh_fanout import CREATE, raw_connection, read_created, read_response, request_bytes
 from tests.interop.prosody import free_port
 from tests.servers import running_server
 
@@ -55,9 +56,7 @@ async def test_a_whole_bosh_session_stays_in_the_lane(server: Server) -> None:
 
 async def test_one_connection_carries_a_preflight_a_bosh_request_and_a_page_request_pipelined_in_order(
         server: Server) -> None:
-    assert server.http is not None
-    reader, writer = await asyncio.open_connection("127.0.0.1", server.http.port)
-    try:
+    async with raw_connection(server) as (reader, writer):
         # All three in one write: the lane answers the first two, then hands the third to aiohttp.
         writer.write(preflight_request(server) + request_bytes(server, "1.1", CREATE) + page_request(server))
         status, headers, body = await read_response(reader)
@@ -70,77 +69,57 @@ async def test_one_connection_carries_a_preflight_a_bosh_request_and_a_page_requ
         status, headers, body = await read_response(reader)
         assert status == "HTTP/1.1 200 OK" and b"BOSH endpoint" in body
         assert lane_of(server).handed_over == 1
-    finally:
-        writer.close()
 
 
 async def test_a_connection_aiohttp_took_still_serves_bosh(server: Server) -> None:
-    assert server.http is not None
-    reader, writer = await asyncio.open_connection("127.0.0.1", server.http.port)
-    try:
+    async with raw_connection(server) as (reader, writer):
         writer.write(page_request(server))
         assert (await read_response(reader))[0] == "HTTP/1.1 200 OK"
         writer.write(request_bytes(server, "1.1", CREATE))
         status, headers, body = await read_response(reader)
         assert status == "HTTP/1.1 200 OK" and etree.fromstring(body).get("sid")
         assert headers["content-type"] == "text/xml; charset=utf-8"
-    finally:
-        writer.close()
 
 
 async def test_a_body_in_a_segment_of_its_own_and_a_chunked_body_are_both_read(server: Server) -> None:
     assert server.http is not None
-    reader, writer = await asyncio.open_connection("127.0.0.1", server.http.port)
-    try:
+    async with raw_connection(server) as (reader, writer):
         request = request_bytes(server, "1.1", CREATE)
         head_end = request.index(b"\r\n\r\n") + 4
         writer.write(request[:head_end])
         await writer.drain()
         await asyncio.sleep(0.1)
         writer.write(request[head_end:])
-        status, _, body = await read_response(reader)
-        assert status == "HTTP/1.1 200 OK" and etree.fromstring(body).get("sid")
+        await read_created(reader)
         # Chunked: aiohttp's (the lane frames Content-Length bodies only), on the same connection.
         head = (f"POST /http-bind HTTP/1.1\r\nHost: 127.0.0.1:{server.http.port}\r\nContent-Type: text/xml\r\n"
                 "Transfer-Encoding: chunked\r\n\r\n").encode()
         writer.write(head + b"%x\r\n" % len(CREATE) + CREATE + b"\r\n0\r\n\r\n")
-        status, _, body = await read_response(reader)
-        assert status == "HTTP/1.1 200 OK" and etree.fromstring(body).get("sid")
+        await read_created(reader)
         assert lane_of(server).handed_over == 1
-    finally:
-        writer.close()
 
 
 async def test_expect_100_continue_is_answered(server: Server) -> None:
     """curl sends `Expect: 100-continue` with bodies over 1 KiB and waits for the interim answer (aiohttp's)."""
-    assert server.http is not None
-    reader, writer = await asyncio.open_connection("127.0.0.1", server.http.port)
-    try:
+    async with raw_connection(server) as (reader, writer):
         request = request_bytes(server, "1.1", CREATE, "Expect: 100-continue")
         head_end = request.index(b"\r\n\r\n") + 4
         writer.write(request[:head_end])
         assert await asyncio.wait_for(reader.readline(), 5) == b"HTTP/1.1 100 Continue\r\n"
         assert await reader.readline() == b"\r\n"
         writer.write(request[head_end:])
-        status, _, body = await read_response(reader)
-        assert status == "HTTP/1.1 200 OK" and etree.fromstring(body).get("sid")
-    finally:
-        writer.close()
+        await read_created(reader)
 
 
 async def test_an_idle_connection_is_closed_after_the_idle_timeout(tmp_path: Path) -> None:
-    async with running_server(tmp_path, {"http.idle_timeout_seconds": 0.5}) as server:
-        assert server.http is not None
-        reader, writer = await asyncio.open_connection("127.0.0.1", server.http.port)
-        try:
-            writer.write(request_bytes(server, "1.1", CREATE))
-            assert (await read_response(reader))[0] == "HTTP/1.1 200 OK"
-            started = asyncio.get_running_loop().time()
-            assert await asyncio.wait_for(reader.read(), 5) == b""
-            assert 0.3 < asyncio.get_running_loop().time() - started < 3
-            assert not lane_of(server).connections
-        finally:
-            writer.close()
+    async with running_server(tmp_path, {"http.idle_timeout_seconds": 0.5}) as server, \
+            raw_connection(server) as (reader, writer):
+        writer.write(request_bytes(server, "1.1", CREATE))
+        assert (await read_response(reader))[0] == "HTTP/1.1 200 OK"
+        started = asyncio.get_running_loop().time()
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+        assert 0.3 < asyncio.get_running_loop().time() - started < 3
+        assert not lane_of(server).connections
 
 
 async def test_under_boshcm_serve_on_its_event_loop_the_hand_over_works_both_ways(tmp_path: Path) -> None:
@@ -154,14 +133,13 @@ async def test_under_boshcm_serve_on_its_event_loop_the_hand_over_works_both_way
         env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
     try:
         assert process.stdout is not None
-        loop_line = b""
-        while b"http listening" not in loop_line:
+        loops: list[bytes] = []
+        line = b""
+        while b"http listening" not in line:
             line = await asyncio.wait_for(process.stdout.readline(), 20)
             assert line, "boshcm serve ended"
-            loop_line = line if b"event loop:" in line else loop_line
-            if b"http listening" in line:
-                break
-        assert (b"uvloop" in loop_line) == (importlib.util.find_spec("uvloop") is not None)
+            loops += re.findall(rb"event loop: (\w+)\.", line)
+        assert loops == [b"uvloop" if importlib.util.find_spec("uvloop") else b"asyncio"]
         reader, writer = await asyncio.open_connection("127.0.0.1", http_port)
         page = f"GET /http-bind HTTP/1.1\r\nHost: 127.0.0.1:{http_port}\r\n\r\n".encode()
         bosh = (f"POST /http-bind HTTP/1.1\r\nHost: 127.0.0.1:{http_port}\r\nContent-Type: text/xml\r\n"

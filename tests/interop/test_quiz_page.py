@@ -179,14 +179,28 @@ async def current_question_id(cat: Player) -> str:
     return question_id
 
 
-@pytest.mark.interop
-async def test_account_login_over_websocket_and_fallback_to_bosh(tmp_path: Path, browser: Browser) -> None:
+async def account_server(tmp_path: Path, transport: str, **overrides: object) -> Server:
+    """A started server without the bot, its page on `transport`, with the account cat@localhost."""
     config = load_config(None, {
         "server.data_dir": str(tmp_path / "data"), "c2s.listen": "127.0.0.1:0", "http.listen": "127.0.0.1:0",
-        "http.quiz_page_transport": "websocket", "quizbot.enabled": False})
+        "http.quiz_page_transport": transport, "quizbot.enabled": False, **overrides})
     server = Server(config)
     server.accounts.add("cat", "cat-secret")
     await server.start()
+    return server
+
+
+async def fill_account_login(page: Page, url: str) -> None:
+    """The page at `url`, its account login filled in for cat@localhost (not sent)."""
+    await page.goto(url)
+    await page.get_by_text("Log in with an account").click()
+    await page.get_by_label("Address (name@server)").fill("cat@localhost")
+    await page.get_by_label("Password").fill("cat-secret")
+
+
+@pytest.mark.interop
+async def test_account_login_over_websocket_and_fallback_to_bosh(tmp_path: Path, browser: Browser) -> None:
+    server = await account_server(tmp_path, "websocket")
     assert server.http is not None and server.websocket is not None and server.bosh is not None
     url = f"http://127.0.0.1:{server.http.port}/"
     contexts = [await browser.new_context(locale="en-US") for _ in range(2)]
@@ -209,10 +223,7 @@ async def test_account_login_over_websocket_and_fallback_to_bosh(tmp_path: Path,
         blocked = await contexts[1].new_page()
         await blocked.add_init_script(
             "window.WebSocket = class extends WebSocket { constructor(u, p) { super('ws://127.0.0.1:9/', p); } }")
-        await blocked.goto(url)
-        await blocked.get_by_text("Log in with an account").click()
-        await blocked.get_by_label("Address (name@server)").fill("cat@localhost")
-        await blocked.get_by_label("Password").fill("cat-secret")
+        await fill_account_login(blocked, url)
         await blocked.get_by_role("button", name="Log in", exact=True).click()
         await expect(blocked.get_by_role("button", name="Join the public quiz room")).to_be_visible()
         assert len(server.websocket.connections) == 1 and len(server.bosh.registry) == 1
@@ -228,12 +239,7 @@ async def test_websocket_refused_or_closed_before_the_stream_falls_back_to_bosh_
     """The server's per-address WebSocket cap refuses the page's upgrade (HTTP 429), and for another page a proxy
     accepts it and closes it with a code (1013, try again later) before the stream opens: both log in over BOSH
     within seconds (the second used to wait timeoutSeconds + 5, 15 s: Strophe says nothing about such a close)."""
-    config = load_config(None, {
-        "server.data_dir": str(tmp_path / "data"), "c2s.listen": "127.0.0.1:0", "http.listen": "127.0.0.1:0",
-        "http.quiz_page_transport": "websocket", "quizbot.enabled": False, "http.max_websockets_per_address": 1})
-    server = Server(config)
-    server.accounts.add("cat", "cat-secret")
-    await server.start()
+    server = await account_server(tmp_path, "websocket", **{"http.max_websockets_per_address": 1})
     assert server.http is not None and server.websocket is not None and server.bosh is not None
     url = f"http://127.0.0.1:{server.http.port}/"
     contexts = [await browser.new_context(locale="en-US") for _ in range(2)]
@@ -248,10 +254,7 @@ async def test_websocket_refused_or_closed_before_the_stream_falls_back_to_bosh_
 
             await closed.route_web_socket(re.compile(r"/xmpp-websocket$"), close_before_the_stream)
             for page in (capped, closed):
-                await page.goto(url)
-                await page.get_by_text("Log in with an account").click()
-                await page.get_by_label("Address (name@server)").fill("cat@localhost")
-                await page.get_by_label("Password").fill("cat-secret")
+                await fill_account_login(page, url)
             started = asyncio.get_running_loop().time()
             for page in (capped, closed):
                 await page.get_by_role("button", name="Log in", exact=True).click()
@@ -281,12 +284,7 @@ async def test_a_login_whose_bosh_requests_fail_says_so_and_can_be_tried_again(
     once, and the same button then logs in. It used to say "Connecting…" for good: Strophe reports such a failure as
     DISCONNECTED without CONNFAIL. (Requests that are refused or never answered fail after timeoutSeconds + 5, where
     Strophe's own retries take some 100 s to give up: tests/js/connection.test.mjs, with mock timers.)"""
-    config = load_config(None, {
-        "server.data_dir": str(tmp_path / "data"), "c2s.listen": "127.0.0.1:0", "http.listen": "127.0.0.1:0",
-        "http.quiz_page_transport": "bosh", "quizbot.enabled": False})
-    server = Server(config)
-    server.accounts.add("cat", "cat-secret")
-    await server.start()
+    server = await account_server(tmp_path, "bosh")
     assert server.http is not None and server.bosh is not None
     url = f"http://127.0.0.1:{server.http.port}/"
     context = await browser.new_context(locale="en-US")
@@ -294,10 +292,7 @@ async def test_a_login_whose_bosh_requests_fail_says_so_and_can_be_tried_again(
     try:
         page = await context.new_page()
         await page.route("**/http-bind", refuse_with(404))
-        await page.goto(url)
-        await page.get_by_text("Log in with an account").click()
-        await page.get_by_label("Address (name@server)").fill("cat@localhost")
-        await page.get_by_label("Password").fill("cat-secret")
+        await fill_account_login(page, url)
         await page.get_by_role("button", name="Log in", exact=True).click()
         await expect(page.locator("#login-status")).to_have_text("Could not connect.", timeout=FALLBACK_MS + 5000)
         assert not len(server.bosh.registry)

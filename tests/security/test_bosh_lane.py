@@ -15,7 +15,7 @@ from lxml import etree
 from boshcm.app import Server
 from tests.integration.bosh_client import BoshClient
 from tests.integration.test_bosh import bosh_url
-from tests.integration.test_bosh_fanout import CREATE, read_response, request_bytes
+from tests.integration.test_bosh_fanout import CREATE, raw_connection, read_created, read_response, request_bytes
 from tests.security.transports import rss_kib
 from tests.servers import running_server
 
@@ -25,15 +25,11 @@ MIB = 1024
 
 async def exchange(server: Server, raw: bytes) -> bytes:
     """Everything the server says to `raw` until it closes the connection (or 5 s pass)."""
-    assert server.http is not None
-    reader, writer = await asyncio.open_connection("127.0.0.1", server.http.port)
-    try:
+    async with raw_connection(server) as (reader, writer):
         writer.write(raw)
         with contextlib.suppress(TimeoutError):
             return await asyncio.wait_for(reader.read(), 5)
         return b"<still open>"
-    finally:
-        writer.close()
 
 
 async def test_content_length_with_transfer_encoding_is_refused_and_smuggles_nothing(server: Server) -> None:
@@ -57,14 +53,9 @@ async def test_two_different_content_lengths_are_refused(server: Server) -> None
 async def test_a_bosh_post_asking_for_an_upgrade_is_answered_by_aiohttp(server: Server) -> None:
     """llhttp reports an upgrade by an exception of its own kind (not a parser error): it used to escape the lane
     and end the connection without an answer. aiohttp serves the POST as it did before the lane."""
-    assert server.http is not None
-    reader, writer = await asyncio.open_connection("127.0.0.1", server.http.port)
-    try:
+    async with raw_connection(server) as (reader, writer):
         writer.write(request_bytes(server, "1.1", CREATE, "Upgrade: websocket", "Connection: upgrade"))
-        status, _, body = await asyncio.wait_for(read_response(reader), 5)
-        assert status == "HTTP/1.1 200 OK" and etree.fromstring(body).get("sid")
-    finally:
-        writer.close()
+        await asyncio.wait_for(read_created(reader), 5)
 
 
 async def test_a_head_longer_than_aiohttps_limit_is_refused(server: Server) -> None:
@@ -84,85 +75,73 @@ async def test_a_head_with_bare_line_feeds_is_answered_at_once_not_left_waiting(
     assert re.match(rb"HTTP/1\.[01] ", answer), answer[:80]
 
 
+class Flood:
+    """A client that writes `burst` 64 times (64 MiB for a 1 MiB burst) as fast as the server reads it."""
+
+    def __init__(self, writer: asyncio.StreamWriter, burst: bytes) -> None:
+        self.written = 0
+        self._task = asyncio.create_task(self._run(writer, burst))
+
+    async def _run(self, writer: asyncio.StreamWriter, burst: bytes) -> None:
+        for _ in range(64):
+            writer.write(burst)
+            await writer.drain()
+            self.written += len(burst)
+
+    def done(self) -> bool:
+        return self._task.done()
+
+    async def stop(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+            await self._task
+
+
+async def flooded_for(writer: asyncio.StreamWriter, burst: bytes, seconds: float, attack: str, bound_kib: int,
+                      server: Server, http: aiohttp.ClientSession) -> None:
+    """Flood for `seconds`: the server must have stopped reading, grown less than `bound_kib`, and still serve
+    others. The flood is stopped again afterwards."""
+    before = rss_kib()
+    flood = Flood(writer, burst)
+    await asyncio.sleep(seconds)
+    try:
+        assert not flood.done(), f"{attack}: the server read all 64 bursts"
+        grown = rss_kib() - before
+        print(f"\n{attack}: {flood.written // 1024} KiB taken from the client, server RSS grew {grown} KiB")
+        assert grown < bound_kib
+        other = BoshClient(http, bosh_url(server))
+        await other.login("alice", "alice-secret")
+        await other.close()
+    finally:
+        await flood.stop()
+
+
 async def test_a_flood_pipelined_behind_a_held_request_is_not_read_into_memory(tmp_path: Path) -> None:
-    async with running_server(tmp_path) as server, aiohttp.ClientSession() as http:
-        assert server.http is not None
-        reader, writer = await asyncio.open_connection("127.0.0.1", server.http.port)
+    async with running_server(tmp_path) as server, aiohttp.ClientSession() as http, \
+            raw_connection(server) as (reader, writer):
         writer.write(request_bytes(server, "1.1", CREATE))
-        _, _, created = await read_response(reader)
-        sid = etree.fromstring(created).get("sid")
+        sid = await read_created(reader)
         rid = int(etree.fromstring(CREATE).get("rid") or 0)
         held = (f"<body xmlns='http://jabber.org/protocol/httpbind' rid='{rid + 1}' sid='{sid}'/>").encode()
         writer.write(request_bytes(server, "1.1", held))
         await asyncio.sleep(0.2)   # held by now
-        before = rss_kib()
         junk = request_bytes(server, "1.1", b"x" * 60_000) * 16   # ~1 MiB of pipelined requests per write
-        written = 0
-
-        async def flood() -> None:
-            nonlocal written
-            for _ in range(64):
-                writer.write(junk)
-                await writer.drain()
-                written += len(junk)
-
-        flooding = asyncio.create_task(flood())
-        await asyncio.sleep(2)
-        try:
-            assert not flooding.done(), "the server read 64 MiB of pipelined requests behind a held one"
-            grown = rss_kib() - before
-            print(f"\npipelined flood: {written // 1024} KiB accepted by the kernel, server RSS grew {grown} KiB")
-            assert grown < 16 * MIB
-            # Nobody else is affected.
-            other = BoshClient(http, bosh_url(server))
-            await other.login("alice", "alice-secret")
-            await other.close()
-        finally:
-            flooding.cancel()
-            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
-                await flooding
-            writer.close()
+        await flooded_for(writer, junk, 2, "pipelined flood", 16 * MIB, server, http)
 
 
 async def test_a_client_that_pipelines_requests_and_reads_no_answer_is_not_answered_into_memory(
         tmp_path: Path) -> None:
     """Each request gets its answer at once (an unknown sid: item-not-found); the client reads none of them. Once the
     answers back up, the lane stops reading that connection until they drain."""
-    async with running_server(tmp_path) as server, aiohttp.ClientSession() as http:
-        assert server.http is not None
-        reader, writer = await asyncio.open_connection("127.0.0.1", server.http.port)
+    async with running_server(tmp_path) as server, aiohttp.ClientSession() as http, \
+            raw_connection(server) as (reader, writer):
         unknown = b"<body xmlns='http://jabber.org/protocol/httpbind' rid='7' sid='no-such-session'/>"
         burst = request_bytes(server, "1.1", unknown) * 4000   # ~1 MiB of requests, ~1 MiB of answers
-        before = rss_kib()
-        written = 0
-
-        async def flood() -> None:
-            nonlocal written
-            for _ in range(64):
-                writer.write(burst)
-                await writer.drain()
-                written += len(burst)
-
-        flooding = asyncio.create_task(flood())
-        await asyncio.sleep(3)
-        try:
-            assert not flooding.done(), "the server answered 64 MiB of requests nobody read"
-            grown = rss_kib() - before
-            print(f"\nunread answers: {written // 1024} KiB of requests taken, server RSS grew {grown} KiB")
-            assert grown < 16 * MIB
-            # Nobody else is affected.
-            other = BoshClient(http, bosh_url(server))
-            await other.login("alice", "alice-secret")
-            await other.close()
-            # The connection itself is intact: reading the answers lets the server go on.
-            status, _, body = await read_response(reader)
-            assert status == "HTTP/1.1 200 OK"
-            assert etree.fromstring(body).get("condition") == "item-not-found"
-        finally:
-            flooding.cancel()
-            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
-                await flooding
-            writer.close()
+        await flooded_for(writer, burst, 3, "unread answers", 16 * MIB, server, http)
+        # The connection itself is intact: reading the answers lets the server go on.
+        status, _, body = await read_response(reader)
+        assert status == "HTTP/1.1 200 OK"
+        assert etree.fromstring(body).get("condition") == "item-not-found"
 
 
 async def test_behind_a_trusted_proxy_the_forwarded_address_and_scheme_decide_on_bosh(tmp_path: Path) -> None:
