@@ -474,17 +474,16 @@ class BoshEndpoint:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """The aiohttp route: BOSH requests on connections the BOSH lane handed over (bosh/lane.py)."""
-        self.request_started()
-        try:
-            response = await self._handle(request, None)
-            if self.draining:
-                response.force_close()  # the client's next request opens a connection, to another node
-            return response
-        finally:
-            self.request_finished()
+        response = await self._handle_counted(request, None)
+        if self.draining:
+            response.force_close()  # the client's next request opens a connection, to another node
+        return response
 
     async def handle_forwarded(self, request: web.Request, forwarded: Forwarded) -> web.StreamResponse:
         """A request passed on by another node, its signature checked (bosh/nodes.py)."""
+        return await self._handle_counted(request, forwarded)
+
+    async def _handle_counted(self, request: web.Request, forwarded: Forwarded | None) -> web.StreamResponse:
         self.request_started()
         try:
             return await self._handle(request, forwarded)

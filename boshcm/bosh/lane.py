@@ -98,6 +98,11 @@ class LaneRequest:
     headers: list[tuple[bytes, bytes]]        # names in lower case
     fields: dict[bytes, bytes]                # the same, each name once
 
+    @property
+    def length(self) -> int:
+        """Head and body: where the next request starts in the buffer."""
+        return self.head_length + self.body_length
+
 
 class HandOver:
     """The request is not the lane's: aiohttp takes the connection from its first byte."""
@@ -159,13 +164,8 @@ class LaneConnection(asyncio.Protocol):
         self._deadline: float | None = None
         self._on_deadline: Callable[[], None] = self.close
         self._peer_secure = False
-        # The request being read or answered: its head; its body starts at _body_start, _body_length long.
+        # The request being read or answered (at the start of the buffer), once its head is in.
         self._head: LaneRequest | None = None
-        self._post: BoshPost | None = None   # once dispatched
-        self._body_start = 0
-        self._body_length = 0
-        self._version = (1, 1)
-        self._keep_alive = True
         self._busy = False                                # a request was given to the endpoint, not answered yet
         self._held: HeldRequest | None = None
         self._forwarding: asyncio.Task[ImmediateAnswer] | None = None
@@ -216,15 +216,16 @@ class LaneConnection(asyncio.Protocol):
 
     def render_answer(self, data: bytes, content_type: str,
                       cors_headers: dict[str, str]) -> tuple[asyncio.WriteTransport, bytes] | None:
-        transport = self._transport
-        if transport is None or transport.is_closing():
+        transport, head = self._transport, self._head
+        if transport is None or transport.is_closing() or head is None:
             return None
         self._held = None
-        return transport, http_response(self._version, data, content_type, cors_headers,
-                                        keep_alive=self._lane.endpoint.keeps_alive(self._keep_alive))
+        return transport, http_response(head.version, data, content_type, cors_headers,
+                                        keep_alive=self._lane.endpoint.keeps_alive(head.keep_alive))
 
     def answer_written(self) -> None:
-        self._finish_request(self._lane.endpoint.keeps_alive(self._keep_alive))
+        assert self._head is not None
+        self._finish_request(self._lane.endpoint.keeps_alive(self._head.keep_alive))
 
     # --- requests ------------------------------------------------------------------------------------
 
@@ -244,7 +245,7 @@ class LaneConnection(asyncio.Protocol):
                         return
                     if self._head is None:
                         continue   # answered at once (a preflight)
-                if len(self._buffer) < self._body_start + self._body_length:
+                if len(self._buffer) < self._head.length:
                     return   # the body is still coming, under the body timer
                 self._dispatch()
         finally:
@@ -259,13 +260,11 @@ class LaneConnection(asyncio.Protocol):
         if isinstance(verdict, NeedMore):
             return False
         self._deadline = None
-        self._version, self._keep_alive = verdict.version, verdict.keep_alive
         self._head = verdict
-        self._body_start, self._body_length = verdict.head_length, verdict.body_length
         if verdict.preflight:
             self._preflight(verdict.fields)   # answered at once
             return True
-        if len(self._buffer) < self._body_start + self._body_length:
+        if len(self._buffer) < verdict.length:
             self._set_deadline(self._lane.body_read_timeout_seconds, self._body_too_slow)
         return True
 
@@ -291,10 +290,10 @@ class LaneConnection(asyncio.Protocol):
 
     def _dispatch(self) -> None:
         """The whole request is in: give it to the endpoint."""
-        assert self._head is not None
+        head = self._head
+        assert head is not None
         self._deadline = None
-        post = self._post = self._post_from(
-            self._head, bytes(self._buffer[self._body_start:self._body_start + self._body_length]))
+        post = self._post_from(head, bytes(self._buffer[head.head_length:head.length]))
         self._busy = True
         self._lane.endpoint.request_started()
         outcome = self._lane.endpoint.receive(post, self)
@@ -304,34 +303,34 @@ class LaneConnection(asyncio.Protocol):
             self._answer(outcome.body, outcome.content_type, post.cors_headers, status=outcome.status)
         else:
             self._forwarding = asyncio.ensure_future(outcome)
-            self._forwarding.add_done_callback(self._forwarded)
+            self._forwarding.add_done_callback(lambda task: self._forwarded(task, post.cors_headers))
 
-    def _forwarded(self, task: asyncio.Task[ImmediateAnswer]) -> None:
+    def _forwarded(self, task: asyncio.Task[ImmediateAnswer], cors_headers: dict[str, str]) -> None:
         self._forwarding = None
-        if task.cancelled() or self._transport is None or self._post is None:
+        if task.cancelled() or self._transport is None:
             return
         if (error := task.exception()) is not None:
             log.warning("passing a BOSH request on failed: %r", error)
             answer = terminate_answer(BoshCondition.INTERNAL_SERVER_ERROR)
         else:
             answer = task.result()
-        self._answer(answer.body, answer.content_type, self._post.cors_headers, status=answer.status)
+        self._answer(answer.body, answer.content_type, cors_headers, status=answer.status)
 
     def _answer(self, body: bytes, content_type: str, headers: dict[str, str], status: int = 200) -> None:
         """Write the current request's answer at once (not held), then go on."""
-        assert self._transport is not None
-        keep_alive = self._lane.endpoint.keeps_alive(self._keep_alive)
-        self._transport.write(http_response(self._version, body, content_type, headers, keep_alive=keep_alive,
+        assert self._transport is not None and self._head is not None
+        keep_alive = self._lane.endpoint.keeps_alive(self._head.keep_alive)
+        self._transport.write(http_response(self._head.version, body, content_type, headers, keep_alive=keep_alive,
                                             status=status))
         self._finish_request(keep_alive)
 
     def _finish_request(self, keep_alive: bool) -> None:
         """The current request's answer is written: read the next request, or close."""
-        transport = self._transport
-        if transport is None:
+        transport, head = self._transport, self._head
+        if transport is None or head is None:
             return   # lost meanwhile: connection_lost has done the rest
-        del self._buffer[:self._body_start + self._body_length]
-        self._head, self._post, self._body_start, self._body_length = None, None, 0, 0
+        del self._buffer[:head.length]
+        self._head = None
         self._busy = False
         self._lane.endpoint.request_finished()
         if not keep_alive:
@@ -412,6 +411,6 @@ class LaneConnection(asyncio.Protocol):
         post = self._post_from(head, b"")
         log.debug("BOSH request body from %s not complete in %ss", post.address, self._lane.body_read_timeout_seconds)
         answer = terminate_answer(BoshCondition.POLICY_VIOLATION)
-        transport.write(http_response(self._version, answer.body, answer.content_type, post.cors_headers,
+        transport.write(http_response(head.version, answer.body, answer.content_type, post.cors_headers,
                                       keep_alive=False))
         transport.close()
