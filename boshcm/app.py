@@ -6,6 +6,7 @@ import asyncio
 import logging
 import ssl
 from contextlib import closing
+from functools import cached_property
 from pathlib import Path
 from typing import TypeVar
 
@@ -216,7 +217,6 @@ class Server:
         self.c2s = C2sServer(host=host, port=port, connection_factory=self._new_c2s_connection)
         # Off-board (like Punjab): BOSH sessions go to another XMPP server; the embedded one stays dark.
         self.offboard = bool(config.upstream.server)
-        self._upstream_tls = upstream_tls_context(verify=config.upstream.verify_tls)
         self._upstream_tasks: set[asyncio.Task[None]] = set()
         # Several upstream servers (an XMPP cluster's nodes): new sessions round robin, skipping one that is down.
         self.upstreams = UpstreamServers([parse_host_port(server, "upstream.server")
@@ -283,6 +283,12 @@ class Server:
                                secure=connection.secure and order.secure, remote=remote, hub=self.hub,
                                clock=self.clock, new_session=self.new_session, key_pool=self.key_pool)
         return self.offboard_link(connection, to=order.to, lang=order.lang, route=order.route)
+
+    @cached_property
+    def _upstream_tls(self) -> ssl.SSLContext:
+        # Made on first use: loading the system's CA store costs tens of milliseconds, and an on-board server
+        # that never opens an upstream link (routes, cluster relays) should not pay it at every start.
+        return upstream_tls_context(verify=self.config.upstream.verify_tls)
 
     def _relay_link(self, listener: UpstreamListener, to: str, lang: str | None) -> OffboardLink:
         return self.offboard_link(listener, to=to, lang=lang)

@@ -118,6 +118,14 @@ def _values(submitted: Any, fields: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(str(values.get(name, "")).strip() for name in fields)
 
 
+def _tls_context(connection: Connection) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(connection.ca_file) if connection.ca_file else None)
+    if not connection.verify_tls:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 class QuizBotClient:
     def __init__(self, bot: QuizBot, connection: Connection, *, store: QuizStore, nick: str,
                  reload_banks: Callable[[], tuple[BankSet, list[str]]], self_ping_seconds: float = 60.0,
@@ -129,12 +137,12 @@ class QuizBotClient:
         self._reload_banks = reload_banks
         self._self_ping_seconds = self_ping_seconds
         self._clock = clock or SystemClock()
-        self.xmpp = slixmpp.ClientXMPP(connection.jid, connection.password)
+        # Our own context, handed in: slixmpp would otherwise load the system's CA store for one of its own.
+        self.xmpp = slixmpp.ClientXMPP(connection.jid, connection.password, ssl_context=_tls_context(connection))
         for plugin in ("xep_0030", "xep_0045", "xep_0199", "xep_0249", "xep_0004", "xep_0050", "xep_0092"):
             self.xmpp.register_plugin(plugin)
         self._plugin("xep_0092").software_name = "boshcm quizbot"
         self.xmpp.enable_direct_tls = False
-        self._tls(connection)
         self.wanted: dict[str, JoinRoom] = {}  # rooms the bot should be in, with how to create them
         self.joined: dict[str, str] = {}  # room -> our nick there
         self.entered: set[str] = set()  # rooms joined and, if we created them, configured
@@ -167,13 +175,6 @@ class QuizBotClient:
     def _plugin(self, name: str) -> Any:
         plugins: Any = self.xmpp.plugin
         return plugins[name]
-
-    def _tls(self, connection: Connection) -> None:
-        context = ssl.create_default_context(cafile=str(connection.ca_file) if connection.ca_file else None)
-        if not connection.verify_tls:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        self.xmpp.ssl_context = context
 
     # --- running ----------------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ Strophe.js) that the host view imports from /quiz/lib/qrcode.mjs."""
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import re
@@ -56,9 +57,15 @@ class Asset:
 
     @classmethod
     def of(cls, body: bytes, content_type: str) -> Asset:
-        # mtime=0: the same content always gives the same bytes (and ETag) on every start.
-        return cls(body=body, gzipped=gzip.compress(body, compresslevel=9, mtime=0), content_type=content_type,
+        return cls(body=body, gzipped=_gzipped(body), content_type=content_type,
                    version=hashlib.sha256(body).hexdigest()[:16])
+
+
+@functools.lru_cache(maxsize=64)
+def _gzipped(body: bytes) -> bytes:
+    # mtime=0: the same content always gives the same bytes (and ETag) on every start. Cached: each server a process
+    # starts (a test run starts hundreds) compresses the same files, Strophe.js among them, at the highest level.
+    return gzip.compress(body, compresslevel=9, mtime=0)
 
 
 def accepts_gzip(request: web.Request) -> bool:

@@ -14,6 +14,12 @@ trap 'rm -f "$checks_log"' EXIT
   >"$checks_log" 2>&1 &
 checks=$!
 
+# Compiled once, here, and kept: every pytest worker and every `boshcm serve` or bot process a test starts would
+# otherwise compile boshcm, quizbot and the test modules from source again (and pytest rewrite the tests' asserts
+# again), which was a tenth of the suite's CPU where PYTHONDONTWRITEBYTECODE is set.
+unset PYTHONDONTWRITEBYTECODE
+.venv/bin/python -m compileall -q -j 0 boshcm quizbot tests >/dev/null
+
 # Two workers per core (the browser and interop tests spend most of their time waiting); a file's tests stay
 # together (they share fixtures such as a running Prosody or ejabberd cluster).
 # tests/packaging builds the sdist and wheel (python -m build) and smoke-tests the wheel in a fresh venv.
