@@ -242,6 +242,7 @@ class BoshConnection:
 
     def perform(self, actions: list[BoshAction]) -> None:
         undelivered: list[int] = []
+        ended = False
         for action in actions:
             match action:
                 case Respond(request_id=request_id, data=data):
@@ -265,6 +266,10 @@ class BoshConnection:
                     log.debug("bosh session %s ended (%s)", self.session.sid, condition)
                     self.endpoint.registry.remove(self.session.sid)
                     self.unauthenticated.release()
+                    ended = True
+        if ended:
+            # The link calls this connection back: letting go of it frees an ended session by reference counting.
+            self.link = None
         self.endpoint.reschedule(self)
         for request_id in undelivered:
             # Its client went away before the answer was made: what it carried goes into the next request.
@@ -315,9 +320,10 @@ class BoshEndpoint:
         that a XEP-0198 stream stays resumable at the XMPP server."""
         self.draining = True
         for connection in self.registry.values():
+            link = connection.link  # taken first: a connection lets go of its link when its session ends
             connection.event(ServerClosed(condition=BoshCondition.SYSTEM_SHUTDOWN))
-            if connection.link is not None:
-                connection.link.close(by_client=False)
+            if link is not None:
+                link.close(by_client=False)
 
     async def wait_idle(self, timeout_seconds: float) -> bool:
         """Until no HTTP request is being handled (answers written), at most `timeout_seconds`."""

@@ -162,7 +162,7 @@ class LaneConnection(asyncio.Protocol):
         # The head's (idle) timeout or the body's: one timer, moved only when a deadline comes earlier.
         self._timer: asyncio.TimerHandle | None = None
         self._deadline: float | None = None
-        self._on_deadline: Callable[[], None] = self.close
+        self._awaiting_body = False  # what the deadline waits for: a body (else a request head)
         self._peer_secure = False
         # The request being read or answered (at the start of the buffer), once its head is in.
         self._head: LaneRequest | None = None
@@ -183,7 +183,7 @@ class LaneConnection(asyncio.Protocol):
         self._peer = str(peer[0]) if isinstance(peer, tuple) else ""
         self._peer_secure = is_secure("http", self._peer)   # TLS ends in front of boshcm (docs/operations.md)
         self._lane.connections.add(self)
-        self._set_deadline(self._lane.idle_timeout_seconds, self._idle_too_long)
+        self._set_deadline(self._lane.idle_timeout_seconds, awaiting_body=False)
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data
@@ -265,7 +265,7 @@ class LaneConnection(asyncio.Protocol):
             self._preflight(verdict.fields)   # answered at once
             return True
         if len(self._buffer) < verdict.length:
-            self._set_deadline(self._lane.body_read_timeout_seconds, self._body_too_slow)
+            self._set_deadline(self._lane.body_read_timeout_seconds, awaiting_body=True)
         return True
 
     def _post_from(self, head: LaneRequest, data: bytes) -> BoshPost:
@@ -336,7 +336,7 @@ class LaneConnection(asyncio.Protocol):
         if not keep_alive:
             transport.close()
             return
-        self._set_deadline(self._lane.idle_timeout_seconds, self._idle_too_long)
+        self._set_deadline(self._lane.idle_timeout_seconds, awaiting_body=False)
         if self._buffer:
             self._advance()
         self._flow()
@@ -374,9 +374,10 @@ class LaneConnection(asyncio.Protocol):
     # Two timer operations per request cost more than the lane's parsing: a deadline is a float, and the one
     # timer, when it fires early, is set again for the deadline of the moment.
 
-    def _set_deadline(self, seconds: float, on_deadline: Callable[[], None]) -> None:
+    def _set_deadline(self, seconds: float, *, awaiting_body: bool) -> None:
+        # A flag, not a bound method kept on self: that would be a reference cycle outliving the connection.
         deadline = self._deadline = self._loop.time() + seconds
-        self._on_deadline = on_deadline
+        self._awaiting_body = awaiting_body
         if self._timer is not None and self._timer.when() > deadline:
             self._timer.cancel()
             self._timer = None
@@ -397,7 +398,10 @@ class LaneConnection(asyncio.Protocol):
             self._timer = self._loop.call_at(self._deadline, self._check_deadline)
             return
         self._deadline = None
-        self._on_deadline()
+        if self._awaiting_body:
+            self._body_too_slow()
+        else:
+            self._idle_too_long()
 
     def _idle_too_long(self) -> None:
         """No whole request head within http.idle_timeout_seconds: idle keep-alive, or a slowloris."""

@@ -133,15 +133,16 @@ class _ParkedSession:
 
 
 class HubSeat:
-    """One session's place in the hub: taken on `Bound`, given up once when the session has closed."""
+    """One session's place in the hub: taken on `Bound`, given up once when the session has closed. The sink is
+    passed in rather than kept: the sink owns its seat, and a seat holding its sink would be a reference cycle."""
 
-    def __init__(self, hub: Hub, sink: SessionSink) -> None:
-        self._hub, self._sink = hub, sink
+    def __init__(self, hub: Hub) -> None:
+        self._hub = hub
         self._jid: JID | None = None
 
-    def take(self, jid: JID) -> None:
+    def take(self, jid: JID, sink: SessionSink) -> None:
         self._jid = jid
-        self._hub.register(jid, self._sink)
+        self._hub.register(jid, sink)
 
     def park(self, session: ClientSession) -> None:
         """The transport is gone but the session waits for a resumption (`Detach`)."""
@@ -149,7 +150,7 @@ class HubSeat:
             self._hub.park(self._jid, session)
             self._jid = None
 
-    def release(self) -> None:
+    def release(self, sink: SessionSink) -> None:
         if self._jid is not None:
-            self._hub.unregister(self._jid, self._sink)
+            self._hub.unregister(self._jid, sink)
             self._jid = None

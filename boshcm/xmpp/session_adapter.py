@@ -77,18 +77,43 @@ class SessionTransport(Protocol):
         """What this perform wrote is complete: flush it (BOSH sends the batch as one payload)."""
 
 
+class _NoTransport:
+    """Where a finished adapter's words go: nowhere (a closed session says nothing more anyway)."""
+
+    def write_open(self, attrs: dict[str, str]) -> None:
+        pass
+
+    def write_element(self, element: Element) -> None:
+        pass
+
+    def write_close(self, close: CloseStream) -> None:
+        pass
+
+    def start_tls(self) -> None:
+        pass
+
+    def expect_restart(self) -> None:
+        pass
+
+    def end_batch(self) -> None:
+        pass
+
+
+_NO_TRANSPORT = _NoTransport()
+
+
 class SessionAdapter:
     """One client session's adapter: performs its orders, takes and gives up its hub seat, derives keys."""
 
     def __init__(self, session: ClientSession, transport: SessionTransport, *, hub: Hub, clock: Clock,
                  key_pool: Executor | None = None, unauthenticated: Slot | None = None) -> None:
         self.session = session
-        self._transport = transport
+        self._transport: SessionTransport = transport
         self._hub, self._clock = hub, clock
         self._key_pool = key_pool  # None: the event loop's default executor (bounded too)
         # Given back once the session has logged in or closed (one count for every transport).
         self.unauthenticated = unauthenticated
-        self._seat = HubSeat(hub, self)
+        self._seat = HubSeat(hub)
         self._derivation: asyncio.Future[ScramCredentials] | None = None
 
     # --- facts from the transport -----------------------------------------------------------------
@@ -131,7 +156,7 @@ class SessionAdapter:
                 case ExpectRestart():
                     transport.expect_restart()
                 case Bound(jid=jid):
-                    self._seat.take(jid)
+                    self._seat.take(jid, self)
                 case Detach():
                     self._seat.park(self.session)
                 case CloseStream():
@@ -147,14 +172,21 @@ class SessionAdapter:
         if self.unauthenticated is not None and (self.session.authenticated or self.session.closed):
             self.unauthenticated.release()
         if self.session.closed:
-            self._seat.release()
+            self._seat.release(self)
             self._cancel_derivation()
+            self._let_go_of_transport()
 
     def close(self) -> None:
         """The transport is done with this adapter: a derivation not yet started is not needed any more."""
         self._cancel_derivation()
         if self.unauthenticated is not None:
             self.unauthenticated.release()
+        self._let_go_of_transport()
+
+    def _let_go_of_transport(self) -> None:
+        # The transport holds this adapter and this adapter its transport: once either is done, one side lets go,
+        # so that an ended session is freed by reference counting, not left for a full cyclic collection.
+        self._transport = _NO_TRANSPORT
 
     # --- key derivation, off the event loop -------------------------------------------------------
 

@@ -79,13 +79,13 @@ def test_disconnect_of_an_unbound_jid_does_nothing() -> None:
 
 def test_a_seat_releases_only_its_own_binding_and_only_once() -> None:
     hub, old, new = Hub(), Sink(), Sink()
-    first, second = HubSeat(hub, old), HubSeat(hub, new)
-    first.take(ALICE)
-    second.take(ALICE)    # the same resource bound again: the newer session owns it
-    first.release()
+    first, second = HubSeat(hub), HubSeat(hub)
+    first.take(ALICE, old)
+    second.take(ALICE, new)    # the same resource bound again: the newer session owns it
+    first.release(old)
     hub.perform([Deliver(to=ALICE, stanza=message("1"))])
     assert new.stanzas == ["1"]
-    second.release()
-    second.release()
+    second.release(new)
+    second.release(new)
     hub.perform([Deliver(to=ALICE, stanza=message("2"))])
     assert new.stanzas == ["1"] and old.stanzas == []

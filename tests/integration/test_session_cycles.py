@@ -1,0 +1,68 @@
+"""A session that has ended is freed at once, by reference counting, on every transport.
+
+A session's parts call each other back (transport and adapter, adapter and its hub seat, a BOSH session and its
+link). Where such a pair keeps both references after the end, every ended session stays in memory as a reference
+cycle until Python's full collection finds it: on a server that many phones connect to and drop from, that is
+garbage growing between full collections and full collections walking it, the pauses issue 14 is about. These
+tests end sessions with the cyclic collector switched off and then ask it what it would have had to free."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+
+import pytest
+
+from boshcm.app import Server
+from tests.security.transports import BoshRawClient, connected
+
+TRANSPORTS = ("c2s", "bosh", "websocket")
+
+
+def _bound(server: Server) -> int:
+    return len(server.router.machine.resources)
+
+
+async def _until_unbound(server: Server) -> None:
+    for _ in range(100):
+        if not _bound(server) and (server.bosh is None or not len(server.bosh.registry)):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the session did not end")
+
+
+async def _session(server: Server, transport: str, *, clean: bool) -> None:
+    """Log in, exchange a stanza, then end the session: with the protocol's own end, or by dropping the
+    connection (BOSH: a terminate either way, as its connections are not the session)."""
+    async with connected(transport, server, login=("alice", "alice-secret")) as client:
+        await client.send_raw(b"<iq xmlns='jabber:client' type='get' id='ping'><ping xmlns='urn:xmpp:ping'/></iq>")
+        assert await client.next_element() is not None
+        if isinstance(client, BoshRawClient):
+            assert client.bosh is not None
+            await client.bosh.post(client.bosh.body(type="terminate"))
+        elif clean:
+            await client.send_raw(b"</stream:stream>")
+    await _until_unbound(server)
+    await asyncio.sleep(0.1)  # the connection's own task winds down
+
+
+def _boshcm_objects(found: list[object]) -> list[str]:
+    return sorted(type(obj).__qualname__ for obj in found if type(obj).__module__.startswith("boshcm"))
+
+
+@pytest.mark.parametrize("clean", [True, False], ids=["ended", "dropped"])
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_an_ended_session_leaves_no_reference_cycle(server: Server, transport: str, clean: bool) -> None:
+    await _session(server, transport, clean=clean)   # first use: caches and lazily made tables fill up
+    gc.collect()
+    gc.disable()
+    try:
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        await _session(server, transport, clean=clean)
+        gc.collect()
+        left = _boshcm_objects(gc.garbage)
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert left == [], f"an ended {transport} session is freed only by the cycle collector: {left}"
