@@ -19,7 +19,7 @@ from typing import Protocol
 from aiohttp import web
 
 from boshcm.address_slots import AddressSlots, Slot
-from boshcm.bosh.body import DEFAULT_CONTENT_TYPE, BadRequest, build_terminate, parse_request
+from boshcm.bosh.body import DEFAULT_CONTENT_TYPE, BadRequest, build_terminate, parse_poll, parse_request
 from boshcm.bosh.registry import SessionRegistry, new_sid
 from boshcm.bosh.session import (
     AddressCheck,
@@ -47,7 +47,7 @@ from boshcm.errors import BoshCondition, RemoteProtocolError
 from boshcm.stanza import Element
 from boshcm.upstream.link import Link
 from boshcm.web import Cors, is_secure_request
-from boshcm.xml.parser import parse_document
+from boshcm.xml.parser import DEFAULT_MAX_ATTRIBUTES, parse_document
 from boshcm.xml.writer import serialize
 
 log = logging.getLogger(__name__)
@@ -364,7 +364,10 @@ class BoshEndpoint:
         data = post.data
         wire_log.debug("%s BOSH RECV %r", post.address, data)
         try:
-            body = parse_request(parse_document(data, max_bytes=self._max_body_bytes, max_depth=self._max_depth))
+            body = parse_poll(data, max_attributes=DEFAULT_MAX_ATTRIBUTES) if len(data) <= self._max_body_bytes \
+                else None
+            if body is None:
+                body = parse_request(parse_document(data, max_bytes=self._max_body_bytes, max_depth=self._max_depth))
         except (RemoteProtocolError, BadRequest) as error:
             log.debug("bad BOSH request from %s: %s", post.address, error)
             return terminate_answer(BoshCondition.BAD_REQUEST)
