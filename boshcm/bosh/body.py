@@ -103,16 +103,20 @@ def _request(attrs: dict[str, str], payloads: tuple[Element, ...]) -> RequestBod
     return RequestBody(rid=int(rid_text), sid=attrs.get("sid"), attrs=attrs, payloads=payloads)
 
 
-# A poll, the request a session sends most: `<body rid='..' sid='..' xmlns='http://jabber.org/protocol/httpbind'/>`,
-# without payloads. Only the plainest form: unprefixed names, single spaces, printable ASCII values without '<',
-# '&' or the quote (so that no character reference, normalisation or encoding question arises). Whatever does not
-# match, however well-formed, goes through lxml (`parse_document`), which decides (tests/property/test_bosh_body.py).
-_NAME = rb"[A-Za-z_][A-Za-z0-9_.-]*"
+# A poll, the request a session sends most: `<body rid='..' sid='..' xmlns='http://jabber.org/protocol/httpbind'/>`
+# (Strophe.js), or with an end tag and the xbosh prefix declared, without payloads. Only the plainest form: single
+# spaces, unprefixed attribute names, printable ASCII values without '<', '&' or the quote (so that no character
+# reference, normalisation or encoding question arises). Whatever does not match, however well-formed, goes through
+# lxml (`parse_document`), which decides (tests/property/test_bosh_body.py holds the two to the same answer).
+_NAME = rb"[A-Za-z_][A-Za-z0-9_.-]*(?::[A-Za-z_][A-Za-z0-9_.-]*)?"
 _SINGLE_QUOTED = rb"'[\x20-\x25\x28-\x3b\x3d-\x7e]*'"
 _DOUBLE_QUOTED = rb'"[\x20\x21\x23-\x25\x27-\x3b\x3d-\x7e]*"'
-_EMPTY_BODY = re.compile(rb"<body((?: " + _NAME + rb"=(?:" + _SINGLE_QUOTED + rb"|" + _DOUBLE_QUOTED + rb"))*) ?/>")
+_EMPTY_BODY = re.compile(rb"<body((?: " + _NAME + rb"=(?:" + _SINGLE_QUOTED + rb"|" + _DOUBLE_QUOTED + rb"))*)"
+                         rb" ?(?:/>|></body>)")
 _ATTRIBUTE = re.compile(rb" (" + _NAME + rb")=(?:'([^']*)'|\"([^\"]*)\")")
-_XMLNS_HTTPBIND: Final = NS_HTTPBIND.encode()
+# The namespace declarations a poll may carry: the default one (required) and the prefixes XEP-0206 uses.
+_DECLARATIONS: Final = {b"xmlns": NS_HTTPBIND.encode(), b"xmlns:xmpp": NS_XBOSH.encode(),
+                        b"xmlns:stream": NS_STREAM.encode()}
 
 
 def parse_poll(data: bytes, *, max_attributes: int) -> RequestBody | None:
@@ -124,10 +128,17 @@ def parse_poll(data: bytes, *, max_attributes: int) -> RequestBody | None:
     pairs = [(name, single or double) for name, single, double in _ATTRIBUTE.findall(match.group(1))]
     if len(pairs) > max_attributes:
         return None
-    attrs = {name.decode("ascii"): value.decode("ascii") for name, value in pairs if not name.startswith(b"xmlns")}
-    namespaces = [value for name, value in pairs if name.startswith(b"xmlns")]
-    if len(attrs) + len(namespaces) != len(pairs) or namespaces != [_XMLNS_HTTPBIND]:
-        return None   # a repeated name, another namespace (or a prefix declared), none at all: lxml's to judge
+    attrs: dict[str, str] = {}
+    declared: set[bytes] = set()
+    for name, value in pairs:
+        if name in _DECLARATIONS and value == _DECLARATIONS[name] and name not in declared:
+            declared.add(name)
+        elif b":" in name or name.startswith(b"xmlns") or name.decode() in attrs:
+            return None   # a prefix, another declaration, a repeated name: lxml's to judge
+        else:
+            attrs[name.decode()] = value.decode()
+    if b"xmlns" not in declared:
+        return None
     try:
         return _request(attrs, ())
     except BadRequest:

@@ -27,6 +27,8 @@ spaces = st.sampled_from([" "] * 8 + ["  ", "\t", "\n", ""])
 @st.composite
 def bodies(draw: st.DrawFn) -> bytes:
     attributes = [("rid", draw(rids)), ("xmlns", draw(st.sampled_from([HTTPBIND] * 6 + ["urn:other", ""])))]
+    if draw(st.booleans()):
+        attributes.append(("xmlns:xmpp", draw(st.sampled_from(["urn:xmpp:xbosh"] * 4 + ["", "urn:other"]))))
     attributes += draw(st.lists(st.tuples(names, values), max_size=4))
     parts = [draw(st.sampled_from([""] * 8 + [" ", "<?xml version='1.0'?>"])), "<",
              draw(st.sampled_from(["body"] * 8 + ["Body", "b:body"]))]
@@ -34,7 +36,8 @@ def bodies(draw: st.DrawFn) -> bytes:
         quote = draw(st.sampled_from(["'", '"']))
         equals = draw(st.sampled_from(["="] * 8 + [" = "]))
         parts.append(f"{draw(spaces)}{name}{equals}{quote}{value}{quote}")
-    parts.append(draw(st.sampled_from(["/>"] * 6 + [" />", "  />", "></body>", ">", "/> "])))
+    parts.append(draw(st.sampled_from(["/>"] * 4 + ["></body>"] * 3 + [" />", "  />", "> </body>", "></Body>", ">",
+                                                                 "/> "])))
     return "".join(parts).encode()
 
 
@@ -45,7 +48,7 @@ def full_path(data: bytes) -> RequestBody | None:
         return None
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(bodies())
 def test_the_poll_fast_path_agrees_with_the_full_path_or_stands_aside(data: bytes) -> None:
     fast = parse_poll(data, max_attributes=DEFAULT_MAX_ATTRIBUTES)
@@ -58,6 +61,7 @@ def test_polls_as_clients_send_them_take_the_fast_path() -> None:
         f"<body rid='4131573290' xmlns='{HTTPBIND}' sid='ff7ca5a8-0f1c-4c5e-8e53-5f0d44a6c0f3'/>",
         f"<body rid='12' sid='s' type='terminate' xmlns='{HTTPBIND}'/>",
         f'<body xmlns="{HTTPBIND}" rid="12" sid="s" />',
+        f"<body xmlns='{HTTPBIND}' xmlns:xmpp='urn:xmpp:xbosh' rid='12' sid='s'></body>",  # tests/integration
     ]
     for poll in polls:
         fast = parse_poll(poll.encode(), max_attributes=DEFAULT_MAX_ATTRIBUTES)
@@ -74,6 +78,8 @@ def test_what_is_not_well_formed_or_not_a_poll_is_left_to_the_full_path() -> Non
     for data in (f"<body rid='1' rid='2' xmlns='{HTTPBIND}'/>",            # a repeated attribute
                  f"<body rid='1' xmlns='{HTTPBIND}' xmlns='{HTTPBIND}'/>",  # a repeated namespace declaration
                  "<body rid='1' xmlns='urn:other'/>", "<body rid='1'/>",  # another namespace, none
+                 f"<body rid='1' xmlns='{HTTPBIND}' xmlns:xmpp=''/>",      # an empty prefix declaration
+                 f"<body rid='1' xmlns='{HTTPBIND}' xmpp:restart='true'/>",  # an undeclared prefix
                  f"<body rid='1' xmlns='{HTTPBIND}' a='&#10;'/>",         # a character reference
                  f"<body rid='x' xmlns='{HTTPBIND}'/>"):                  # a bad rid: the full path's error
         assert parse_poll(data.encode(), max_attributes=DEFAULT_MAX_ATTRIBUTES) is None, data
