@@ -583,7 +583,8 @@ async def serve(config: Config) -> None:
             await server.stop()  # a fault late in start-up (the quiz bot's store) must not leave listeners behind
             raise
         # No stop-the-world pauses: start-up's long-lived objects leave the collector's walk (docs/performance.md).
-        tune_gc(threshold0=config.metrics.gc_threshold0, freeze=config.metrics.gc_freeze)
+        tune_gc(threshold0=config.metrics.gc_threshold0, threshold1=config.metrics.gc_threshold1,
+                freeze=config.metrics.gc_freeze)
         log.info("boshcm serving %s (data in %s)", config.server.domain, config.data_path.resolve())
         try:
             await stop.wait()

@@ -342,7 +342,8 @@ class MetricsConfig:
     enabled: bool = False
     listen: str = "127.0.0.1:9464"
     loop_lag_interval_seconds: float = 0.5
-    gc_threshold0: int = 10_000       # Python's default is 700: fewer young-generation collections
+    gc_threshold0: int = 2_000        # Python's default is 700: fewer young collections, each short enough
+    gc_threshold1: int = 2            # Python's default is 10: generation-1 collections a fifth the size, so shorter
     gc_freeze: bool = True            # gc.freeze() once started: long-lived objects leave the collector's walk
     gc_hold_in_fanout: bool = True    # no collection between a stanza's first and last recipient (CollectorHold)
 
@@ -350,6 +351,7 @@ class MetricsConfig:
         parse_host_port(self.listen, f"{section}.listen")
         _positive(f"{section}.loop_lag_interval_seconds", self.loop_lag_interval_seconds)
         _positive(f"{section}.gc_threshold0", self.gc_threshold0)
+        _positive(f"{section}.gc_threshold1", self.gc_threshold1)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
