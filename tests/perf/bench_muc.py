@@ -6,7 +6,9 @@
 For each message, the spread between the first and the last occupant receiving it; prints p50/p99 of the
 spreads and of the full latency (send to last arrival), for the three servers measured in the same run; the
 time for all occupants to join; and the server process's CPU time (user + system, from /proc) per join and per
-message, which a machine shared with other work disturbs far less than the wall-clock figures. For boshcm also
+message, which a machine shared with other work disturbs far less than the wall-clock figures; during the joins,
+how busy this process (the load generator) and the server were, as a share of one core, to tell whose speed the
+joins' time is. For boshcm also
 the event-loop lag and GC pauses, from its /metrics. Run as root, the spreads and latencies also "on the wire": by
 the kernel's receive timestamps on the loopback interface (`tests/perf/wire_clock.py`), without the load
 generator's own queue.
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import time
@@ -101,12 +104,16 @@ async def measure(target: Target, args: argparse.Namespace) -> dict[str, float]:
         pollers = [asyncio.create_task(poll(c, arrivals, i)) for i, c in enumerate(occupants)]
         await asyncio.sleep(1)
         cpu_before_joins = cpu_seconds(target.pid)
+        own_before_joins = cpu_seconds(os.getpid())
         started = time.perf_counter()
         joined = [arrivals.setdefault(f"joined-{index}", []) for index in range(len(occupants))]
         await asyncio.gather(*(join(client, f"player{index}") for index, client in enumerate(occupants)))
         while sum(1 for seen in joined if seen) < len(occupants) and time.perf_counter() - started < args.join_timeout:
             await asyncio.sleep(0.01)
         join_seconds = time.perf_counter() - started
+        # Which side the joins wait for: this process (all 500 clients, in Python) busy the whole time, or the server.
+        generator_share = (cpu_seconds(os.getpid()) - own_before_joins) / join_seconds * 100
+        server_share = (cpu_seconds(target.pid) - cpu_before_joins) / join_seconds * 100
         await settled(target.pid)   # the presences still on their way are part of the joins' cost
         join_cpu = cpu_seconds(target.pid) - cpu_before_joins
         print(f"  {target.name}: {len(occupants)} joined in {join_seconds:.2f} s, {join_cpu:.2f} s CPU",
@@ -138,6 +145,8 @@ async def measure(target: Target, args: argparse.Namespace) -> dict[str, float]:
         runtime = await runtime_figures(http, target)
     await owner.close()
     return {"joins, all (s)": join_seconds, "CPU per join (ms)": join_cpu / len(occupants) * 1000,
+            "during the joins: load generator CPU (% of a core)": generator_share,
+            "during the joins: server CPU (% of a core)": server_share,
             "CPU per message (ms)": post_cpu / args.messages * 1000, **runtime,
             "messages reaching every occupant": complete, "spread p50 (ms)": statistics.median(spreads),
             "spread p99 (ms)": percentile(spreads, 0.99), "send to last arrival p50 (ms)": statistics.median(lasts),
