@@ -86,8 +86,12 @@ async def test_bosh_clients_resume_at_ejabberd_through_the_other_node_after_a_dr
             assert first.findtext("{jabber:client}message/{jabber:client}body") == "before", etree.tostring(first)
             handled = 1
             alice.url = bosh_url(a)
-            held = asyncio.create_task(alice.post(alice.body()))
-            await asyncio.sleep(0.2)
+            for _ in range(5):   # a request node a holds when it drains (ejabberd may first answer one, e.g. <r/>)
+                held = asyncio.create_task(alice.post(alice.body()))
+                await asyncio.sleep(0.2)
+                if not held.done():
+                    break
+                assert held.result().find("{jabber:client}message") is None, etree.tostring(held.result())
             await a.drain()
             ended = await asyncio.wait_for(held, 5)
             assert (ended.get("type"), ended.get("condition")) == ("terminate", "system-shutdown")
