@@ -584,7 +584,7 @@ async def serve(config: Config) -> None:
             raise
         # No stop-the-world pauses: start-up's long-lived objects leave the collector's walk (docs/performance.md).
         tune_gc(threshold0=config.metrics.gc_threshold0, threshold1=config.metrics.gc_threshold1,
-                freeze=config.metrics.gc_freeze)
+                threshold2=config.metrics.gc_threshold2, freeze=config.metrics.gc_freeze)
         log.info("boshcm serving %s (data in %s)", config.server.domain, config.data_path.resolve())
         try:
             await stop.wait()

@@ -344,6 +344,7 @@ class MetricsConfig:
     loop_lag_interval_seconds: float = 0.5
     gc_threshold0: int = 2_000        # Python's default is 700: fewer young collections, each short enough
     gc_threshold1: int = 2            # Python's default is 10: generation-1 collections a fifth the size, so shorter
+    gc_threshold2: int = 50           # Python's default is 10: with threshold1 2, Python's cadence of full collections
     gc_freeze: bool = True            # gc.freeze() once started: long-lived objects leave the collector's walk
     gc_hold_in_fanout: bool = True    # no collection between a stanza's first and last recipient (CollectorHold)
 
@@ -352,6 +353,7 @@ class MetricsConfig:
         _positive(f"{section}.loop_lag_interval_seconds", self.loop_lag_interval_seconds)
         _positive(f"{section}.gc_threshold0", self.gc_threshold0)
         _positive(f"{section}.gc_threshold1", self.gc_threshold1)
+        _positive(f"{section}.gc_threshold2", self.gc_threshold2)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -72,8 +72,8 @@ def restored_gc() -> Iterator[None]:
 
 @pytest.mark.usefixtures("restored_gc")
 def test_tune_gc_raises_the_young_threshold_and_freezes_what_start_up_made() -> None:
-    tune_gc(threshold0=12_345, threshold1=3, freeze=True)
-    assert gc.get_threshold()[:2] == (12_345, 3)
+    tune_gc(threshold0=12_345, threshold1=3, threshold2=40, freeze=True)
+    assert gc.get_threshold() == (12_345, 3, 40)
     assert gc.get_freeze_count() > 0
 
 
