@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from pathlib import Path
 
+import aiohttp
 import pytest
 
 from boshcm.app import Server
+from tests.integration.bosh_client import BoshClient
+from tests.integration.nodes import bosh_url, start_nodes
 from tests.security.transports import BoshRawClient, connected
 
 TRANSPORTS = ("c2s", "bosh", "websocket")
@@ -66,3 +70,32 @@ async def test_an_ended_session_leaves_no_reference_cycle(server: Server, transp
         gc.garbage.clear()
         gc.enable()
     assert left == [], f"an ended {transport} session is freed only by the cycle collector: {left}"
+
+
+async def test_an_ended_offboard_bosh_session_leaves_no_reference_cycle(server: Server, tmp_path: Path) -> None:
+    """Off-board (a node in front of another XMPP server, here the embedded one): the BOSH connection and its
+    OffboardLink call each other back the same way."""
+    async with start_nodes(tmp_path, ("a",), upstreams=[f"127.0.0.1:{server.c2s.port}"]) as nodes, \
+            aiohttp.ClientSession() as http:
+        node = nodes["a"]
+
+        async def session() -> None:
+            client = BoshClient(http, bosh_url(node), wait=1)
+            await client.login("alice", "alice-secret")
+            await client.post(client.body(type="terminate"))
+            await _until_unbound(server)
+            await asyncio.sleep(0.1)
+
+        await session()
+        gc.collect()
+        gc.disable()
+        try:
+            gc.set_debug(gc.DEBUG_SAVEALL)
+            await session()
+            gc.collect()
+            left = _boshcm_objects(gc.garbage)
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+            gc.enable()
+    assert left == [], f"an ended off-board BOSH session is freed only by the cycle collector: {left}"
