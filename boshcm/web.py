@@ -16,6 +16,8 @@ from typing import Protocol
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
+from boshcm.listeners import LISTEN_BACKLOG
+
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -225,7 +227,6 @@ class HttpServer:
         await self._runner.cleanup()
 
 
-LISTEN_BACKLOG = 128  # aiohttp's TCPSite default
 
 
 def is_secure_request(request: web.Request) -> bool:

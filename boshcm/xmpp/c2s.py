@@ -16,6 +16,7 @@ from concurrent.futures import Executor
 from boshcm.address_slots import AddressSlots
 from boshcm.clock import Clock
 from boshcm.errors import StreamErrorCondition
+from boshcm.listeners import LISTEN_BACKLOG
 from boshcm.stanza import Element
 from boshcm.xml.parser import StanzaReceived, StreamClosed, StreamOpened, StreamParseError, StreamParser
 from boshcm.xml.writer import STREAM_CLOSE, serialize, stream_header
@@ -206,7 +207,7 @@ class C2sServer:
         return int(self._server.sockets[0].getsockname()[1])
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._accept, self._host, self._port)
+        self._server = await asyncio.start_server(self._accept, self._host, self._port, backlog=LISTEN_BACKLOG)
         log.info("c2s listening on %s:%d", self._host, self.port)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

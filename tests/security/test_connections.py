@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import select
+import socket
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -237,3 +240,35 @@ async def test_behind_a_trusted_proxy_caps_apply_to_each_client_not_to_the_proxy
     finally:
         await first.close()
         await second.close()
+
+
+# --- a burst of new connections ---------------------------------------------------------------------
+
+BURST = 600
+
+
+@pytest.mark.parametrize("listener", ["c2s", "http"])
+async def test_a_burst_of_new_connections_is_not_dropped_while_the_server_is_busy(server: Server,
+                                                                                  listener: str) -> None:
+    """Players arriving at once, or every client of a drained node reconnecting, open hundreds of connections while
+    the server is busy with something else. The kernel completes their handshakes into the listener's backlog; with
+    a short backlog the rest of the SYNs are dropped and those clients wait a second (then three, seven...) before
+    trying again. Here nothing accepts while the burst comes (the loop is not run): every handshake must still
+    complete."""
+    port = server.c2s.port if listener == "c2s" else server.http.port  # type: ignore[union-attr]
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(BURST)]
+    try:
+        for sock in sockets:
+            sock.setblocking(False)
+            sock.connect_ex(("127.0.0.1", port))
+        time.sleep(0.3)   # the event loop does not run: the kernel alone completes the handshakes
+        poller = select.poll()   # not select(): a test worker's descriptors may be above FD_SETSIZE
+        by_fd = {sock.fileno(): sock for sock in sockets}
+        for fd in by_fd:
+            poller.register(fd, select.POLLOUT)
+        connected = sum(1 for fd, events in poller.poll(0) if events & select.POLLOUT
+                        and by_fd[fd].getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0)
+    finally:
+        for sock in sockets:
+            sock.close()
+    assert connected == BURST, f"{BURST - connected} of {BURST} connections were left waiting for a SYN retry"
