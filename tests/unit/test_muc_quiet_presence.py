@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from lxml import etree
 
+from boshcm.jid import JID
 from boshcm.stanza import Element
 from tests.unit.test_muc_room import (
     ALICE,
@@ -136,3 +137,21 @@ def test_the_room_advertises_that_moderators_see_every_occupant() -> None:
     features = {f.get("var") for f in info.iter("{http://jabber.org/protocol/disco#info}feature")}
     assert MODERATORS_SEE_ALL in features
 
+
+
+def test_a_participant_joining_a_quiet_room_costs_the_moderators_not_the_room() -> None:
+    """2,000 players filling one quiet room: each join must not walk every occupant (O(N²) for the room)."""
+    conference = quiet_room()
+    for index in range(50):
+        conference.join(f"player{index}@localhost/web", f"Player {index}")
+    room = conference.service.room(JID.parse(ROOM))
+    assert room is not None
+
+    def walked() -> list[object]:
+        raise AssertionError("a participant's join walked every occupant")
+
+    room.occupants = walked  # type: ignore[method-assign]
+    erin = "erin@localhost/web"
+    to_erin = [s.get("from", "").rpartition("/")[2] for s in conference.join(erin, "Erin")
+               if etree.QName(s).localname == "presence" and s.get("to") == erin]
+    assert to_erin == ["Quizmaster", "Erin"]
