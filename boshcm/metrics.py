@@ -150,13 +150,15 @@ class CollectorHold:
 
 
 def tune_gc(*, threshold0: int, threshold1: int, threshold2: int, freeze: bool) -> None:
-    """Fewer, cheaper collections: a higher generation-0 threshold; generation-1 collections after fewer young
-    ones, each walking what fewer young collections left (the same objects in all, in shorter pauses: at 10,000
-    sessions up to 96 ms with Python's 10, 6 ms with 2, docs/performance.md); full collections no more often than
-    with Python's thresholds (threshold2 counts generation-1 collections, now five times as many: with Python's 10,
-    a 10,000-session login wave made 11 full collections of up to 330 ms instead of 4); and (after start-up)
-    everything allocated so far moved out of the collector's sight, so full collections no longer walk the
-    server's long-lived objects (modules, tables, compiled patterns)."""
+    """Fewer, cheaper collections (docs/performance.md, issue 14, fifth pass):
+    - a higher generation-0 threshold;
+    - generation-1 collections after fewer young ones, each walking what fewer young collections left: the same
+      objects in all, in shorter pauses (10,000 sessions logging in: up to 96 ms with Python's 10, 5-16 ms with 2);
+    - full collections no more often than with Python's thresholds: threshold2 counts generation-1 collections,
+      now five times as many (with Python's 10, a 10,000-session login wave made 11 full collections of up to
+      350 ms instead of 4);
+    - and, after start-up, everything allocated so far moved out of the collector's sight, so full collections no
+      longer walk the server's long-lived objects (modules, tables, compiled patterns)."""
     gc.set_threshold(threshold0, threshold1, threshold2)
     if freeze:
         gc.collect()
