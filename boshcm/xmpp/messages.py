@@ -13,13 +13,16 @@ from typing import TYPE_CHECKING
 
 from boshcm.jid import JID
 from boshcm.stanza import NS_CLIENT, Element, local_name, qname, sub
-from boshcm.xmpp.carbons import Carbons, carbon_copy
+from boshcm.xmpp.carbons import NS_HINTS, Carbons, carbon_copy
 from boshcm.xmpp.carbons import eligible as carbons_eligible
 from boshcm.xmpp.mam import NS_STANZA_ID, ArchiveService, Party, remove_stanza_id
 from boshcm.xmpp.orders import ArchiveMessage, Deliver, RouterOrder, StoreOffline
 
 if TYPE_CHECKING:
     from boshcm.xmpp.router import RouterMachine
+
+# XEP-0334 §4: the sender asks that the message be kept in no archive (as Prosody's and ejabberd's MAM honour it).
+_NOT_ARCHIVED = (qname(NS_HINTS, "no-permanent-store"), qname(NS_HINTS, "no-store"))
 
 
 class Messages:
@@ -54,13 +57,15 @@ class Messages:
     def _archive_chat(self, sender: JID, stanza: Element, target: JID) -> list[RouterOrder]:
         """XEP-0313 §5.1.1: a chat or normal message with a body goes into both parties' archives (one
         `ArchiveMessage` order, before the message's own), and the recipient's copy says under which id
-        (XEP-0359)."""
+        (XEP-0359); unless it carries a XEP-0334 `<no-permanent-store/>` or `<no-store/>` hint."""
         assert self._archive is not None and target.local is not None
         users = self._router.users
         for claimed in stanza.findall(qname(NS_STANZA_ID, "stanza-id")):
             if claimed.get("by") in (str(sender.bare), str(target.bare)):
                 stanza.remove(claimed)  # XEP-0359 §3.1: only the archive itself says what its ids are
         if stanza.get("type", "normal") not in ("chat", "normal") or stanza.find(qname(NS_CLIENT, "body")) is None:
+            return []
+        if any(stanza.find(hint) is not None for hint in _NOT_ARCHIVED):
             return []
         if not users.exists(target.local) or self._router.blocked_inbound(target, stanza):
             return []

@@ -30,11 +30,14 @@ if TYPE_CHECKING:
 _SAFE_PARSER = etree.XMLParser(resolve_entities=False, load_dtd=False, no_network=True)
 _STORABLE_PAYLOADS = frozenset({qname(NS_CLIENT, "body"), qname(NS_CLIENT, "subject"), "{jabber:x:conference}x",
                                 "{http://jabber.org/protocol/muc#user}x"})
+# XEP-0334 §4: not to be stored, not even until its recipient comes back.
+_NO_STORE = "{urn:xmpp:hints}no-store"
 
 
 def worth_storing(message: Element) -> bool:
-    """XEP-0160: messages with content or invitations; chat states and receipts alone are not stored."""
-    return any(child.tag in _STORABLE_PAYLOADS for child in message)
+    """XEP-0160: messages with content or invitations; chat states and receipts alone are not stored, nor what
+    the sender marked `<no-store/>` (XEP-0334)."""
+    return message.find(_NO_STORE) is None and any(child.tag in _STORABLE_PAYLOADS for child in message)
 
 
 class OfflineMessages:

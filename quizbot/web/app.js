@@ -289,8 +289,11 @@ function answer(text, choice, button) {
   view.markChosen(button);
   view.lockAnswers(true);
   view.received(t("sent-answer"));
+  // A move, not a conversation: <no-permanent-store/> (XEP-0334) keeps it out of both parties' archives, which
+  // 2,000 players would otherwise fill with a write per answer.
   const message = $msg({ to: state.config.bot, type: "chat" }).c("body").t(text).up()
-    .c("answer", protocol.answer(state.question, choice));
+    .c("answer", protocol.answer(state.question, choice)).up()
+    .c("no-permanent-store", { xmlns: "urn:xmpp:hints" });
   connection.send(message); // privately to the bot: nobody in the room can copy it
   const saved = JSON.parse(pageStore.getItem(VIEW_STORE) || "{}");
   pageStore.setItem(VIEW_STORE, JSON.stringify({ ...saved, answered: true }));

@@ -166,8 +166,10 @@ class Player:
         await asyncio.sleep(random.uniform(0.2, 3.0))
         answer = question_id.replace("b", "word")
         self.answers_sent += 1
+        # As the page sends it: with XEP-0334's <no-permanent-store/>, so that no archive keeps it.
         await self.send(f"<message xmlns='jabber:client' to='{BOT}' type='chat'><body>{answer}</body>"
-                        f"<answer xmlns='{NS}' question='{question_id}'/></message>")
+                        f"<answer xmlns='{NS}' question='{question_id}'/>"
+                        "<no-permanent-store xmlns='urn:xmpp:hints'/></message>")
 
     def join(self) -> str:
         return (f"<presence xmlns='jabber:client' to='{ROOM}/{self.nick}'>"

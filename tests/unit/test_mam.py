@@ -266,6 +266,21 @@ def test_only_chat_and_normal_messages_with_a_body_are_archived() -> None:
     assert bodies([s for _, s in server.mam(ALICE_DESK)[:-1]]) == ["normal"]
 
 
+def test_a_message_the_sender_asks_not_to_store_is_archived_by_nobody_and_still_delivered() -> None:
+    server = ArchivingServer()
+    server.online(ALICE_DESK)
+    server.online(BOB)
+    delivered_copies = []
+    for hint in ("no-permanent-store", "no-store"):
+        delivered_copies += delivered(server.send(BOB, f"<message to='alice@localhost' type='chat'><body>{hint}</body>"
+                                                       f"<{hint} xmlns='urn:xmpp:hints'/></message>"))
+    server.send(BOB, "<message to='alice@localhost' type='chat'><body>kept</body></message>")
+    assert [s.findtext("{jabber:client}body") for _, s in delivered_copies] == ["no-permanent-store", "no-store"]
+    assert all(s.find(f"{{{NS_STANZA_ID}}}stanza-id") is None for _, s in delivered_copies)
+    assert bodies([s for _, s in server.mam(ALICE_DESK)[:-1]]) == ["kept"]
+    assert bodies([s for _, s in server.mam(BOB)[:-1]]) == ["kept"]
+
+
 def test_messages_for_an_offline_account_are_archived_so_a_returning_client_catches_up() -> None:
     server = ArchivingServer()
     server.online(BOB)

@@ -121,6 +121,9 @@ def test_offline_chat_and_normal_messages_are_stored_and_delivered_in_order_at_n
     server.send(BOB, "<message to='alice@localhost' type='chat'><body>one</body></message>")
     server.send(BOB, "<message to='alice@localhost'><body>two</body></message>")
     server.send(BOB, "<message to='alice@localhost' type='headline'><body>news</body></message>")
+    # XEP-0334: the sender asked that it not be stored, not even for later delivery.
+    server.send(BOB, "<message to='alice@localhost' type='chat'><body>gone</body><no-store xmlns='urn:xmpp:hints'/>"
+                     "</message>")
     server.send(
         BOB,
         "<message to='alice@localhost' type='chat'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>",
