@@ -364,10 +364,11 @@ class BoshEndpoint:
         data = post.data
         wire_log.debug("%s BOSH RECV %r", post.address, data)
         try:
-            body = parse_poll(data, max_attributes=DEFAULT_MAX_ATTRIBUTES) if len(data) <= self._max_body_bytes \
-                else None
-            if body is None:
-                body = parse_request(parse_document(data, max_bytes=self._max_body_bytes, max_depth=self._max_depth))
+            # A plain poll by one regular expression (bosh/body.py); everything else, and anything too long to be
+            # read at all, by the lexer and lxml, whose errors these are.
+            body = (parse_poll(data, max_attributes=DEFAULT_MAX_ATTRIBUTES) if len(data) <= self._max_body_bytes
+                    else None) or parse_request(parse_document(data, max_bytes=self._max_body_bytes,
+                                                               max_depth=self._max_depth))
         except (RemoteProtocolError, BadRequest) as error:
             log.debug("bad BOSH request from %s: %s", post.address, error)
             return terminate_answer(BoshCondition.BAD_REQUEST)

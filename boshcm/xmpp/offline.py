@@ -21,6 +21,7 @@ from boshcm.errors import StanzaErrorCondition
 from boshcm.jid import JID
 from boshcm.stanza import NS_CLIENT, NS_DELAY, Element, qname, sub
 from boshcm.timestamps import xep0082
+from boshcm.xmpp.carbons import NS_HINTS
 from boshcm.xmpp.orders import Deliver, RouterOrder, StoreOffline
 from boshcm.xmpp.storage import OfflineMessage
 
@@ -31,7 +32,7 @@ _SAFE_PARSER = etree.XMLParser(resolve_entities=False, load_dtd=False, no_networ
 _STORABLE_PAYLOADS = frozenset({qname(NS_CLIENT, "body"), qname(NS_CLIENT, "subject"), "{jabber:x:conference}x",
                                 "{http://jabber.org/protocol/muc#user}x"})
 # XEP-0334 §4: not to be stored, not even until its recipient comes back.
-_NO_STORE = "{urn:xmpp:hints}no-store"
+_NO_STORE = qname(NS_HINTS, "no-store")
 
 
 def worth_storing(message: Element) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
@@ -50,25 +51,27 @@ async def _session(server: Server, transport: str, *, clean: bool) -> None:
     await asyncio.sleep(0.1)  # the connection's own task winds down
 
 
-def _boshcm_objects(found: list[object]) -> list[str]:
-    return sorted(type(obj).__qualname__ for obj in found if type(obj).__module__.startswith("boshcm"))
+async def left_for_the_cycle_collector(session: Callable[[], Awaitable[None]]) -> list[str]:
+    """boshcm's objects that only the cyclic collector would free after `session` ran with it switched off; a first
+    run before fills the caches and lazily made tables, which are not garbage."""
+    await session()
+    gc.collect()
+    gc.disable()
+    try:
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        await session()
+        gc.collect()
+        return sorted(type(obj).__qualname__ for obj in gc.garbage if type(obj).__module__.startswith("boshcm"))
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
 
 
 @pytest.mark.parametrize("clean", [True, False], ids=["ended", "dropped"])
 @pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_an_ended_session_leaves_no_reference_cycle(server: Server, transport: str, clean: bool) -> None:
-    await _session(server, transport, clean=clean)   # first use: caches and lazily made tables fill up
-    gc.collect()
-    gc.disable()
-    try:
-        gc.set_debug(gc.DEBUG_SAVEALL)
-        await _session(server, transport, clean=clean)
-        gc.collect()
-        left = _boshcm_objects(gc.garbage)
-    finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
-        gc.enable()
+    left = await left_for_the_cycle_collector(lambda: _session(server, transport, clean=clean))
     assert left == [], f"an ended {transport} session is freed only by the cycle collector: {left}"
 
 
@@ -86,16 +89,5 @@ async def test_an_ended_offboard_bosh_session_leaves_no_reference_cycle(server: 
             await _until_unbound(server)
             await asyncio.sleep(0.1)
 
-        await session()
-        gc.collect()
-        gc.disable()
-        try:
-            gc.set_debug(gc.DEBUG_SAVEALL)
-            await session()
-            gc.collect()
-            left = _boshcm_objects(gc.garbage)
-        finally:
-            gc.set_debug(0)
-            gc.garbage.clear()
-            gc.enable()
+        left = await left_for_the_cycle_collector(session)
     assert left == [], f"an ended off-board BOSH session is freed only by the cycle collector: {left}"

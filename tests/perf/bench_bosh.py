@@ -466,34 +466,32 @@ class LocalGenerator(Generator):
         await asyncio.gather(*self._pollers, return_exceptions=True)
 
 
-class ProcessGenerator(Generator):
-    """A process of its own (`python -m tests.perf.bench_bosh --generator`), told what to do on its stdin and
-    answering on its stdout, one JSON line each: its sessions' polls then use a core of their own."""
+class ChildProcess:
+    """A load generator in a process of its own (`python -m MODULE FLAG`), told what to do on its stdin and answering
+    on its stdout, one JSON line each: its share of the sessions then uses a core of its own. The first line gives
+    it its share (`child_task`); it answers with how many sessions it has logged in."""
 
-    def __init__(self) -> None:
+    def __init__(self, module: str, flag: str) -> None:
+        self._module, self._flag = module, flag
         self._process: asyncio.subprocess.Process | None = None
+        self.pid = 0
 
     async def start(self, url: str, indexes: range, concurrency: int) -> None:
         # limit: the arrivals come back as one line (tens of bytes per message).
         self._process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tests.perf.bench_bosh", "--generator", stdin=asyncio.subprocess.PIPE,
+            sys.executable, "-m", self._module, self._flag, stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE, limit=2**28)
         self.pid = self._process.pid
         await self._say({"url": url, "first": indexes.start, "stop": indexes.stop, "step": indexes.step,
                          "concurrency": concurrency})
         ready = await self._hear()
         if ready.get("sessions") != len(indexes):
-            raise RuntimeError(f"generator {self.pid}: {ready}")
-
-    async def arrivals(self) -> dict[str, float]:
-        await self._say({"stop": True})
-        found: dict[str, float] = (await self._hear())["arrivals"]
-        return found
+            raise RuntimeError(f"load generator {self.pid}: {ready}")
 
     async def stop(self) -> None:
         if self._process is not None and self._process.returncode is None:
             assert self._process.stdin is not None
-            self._process.stdin.close()  # end of input: the generator ends, whatever it was doing
+            self._process.stdin.close()  # end of input: the child ends, whatever it was doing
             try:
                 await asyncio.wait_for(self._process.wait(), 30)
             except TimeoutError:
@@ -509,18 +507,34 @@ class ProcessGenerator(Generator):
         assert self._process is not None and self._process.stdout is not None
         line = await self._process.stdout.readline()
         if not line:
-            raise RuntimeError(f"generator {self.pid} ended (exit status {await self._process.wait()})")
-        answer: dict[str, Any] = json.loads(line)
-        return answer
+            raise RuntimeError(f"load generator {self.pid} ended (exit status {await self._process.wait()})")
+        heard: dict[str, Any] = json.loads(line)
+        return heard
+
+
+async def child_task() -> tuple[asyncio.StreamReader, dict[str, Any], range]:
+    """The child side of ChildProcess: its stdin as a stream, the first line's task, and its share of the indexes."""
+    stdin = asyncio.StreamReader(limit=2**20)
+    await asyncio.get_running_loop().connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
+    task: dict[str, Any] = json.loads(await stdin.readline())
+    return stdin, task, range(task["first"], task["stop"], task["step"])
+
+
+class ProcessGenerator(ChildProcess, Generator):
+    """`--generators N`: some of the live sessions in a process of their own."""
+
+    def __init__(self) -> None:
+        super().__init__("tests.perf.bench_bosh", "--generator")
+
+    async def arrivals(self) -> dict[str, float]:
+        await self._say({"stop": True})
+        found: dict[str, float] = (await self._hear())["arrivals"]
+        return found
 
 
 async def generator_main() -> None:
     """The child side of ProcessGenerator: log in, poll, and on the word hand back the arrivals."""
-    loop = asyncio.get_running_loop()
-    stdin = asyncio.StreamReader(limit=2**20)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
-    task = json.loads(await stdin.readline())
-    indexes = range(task["first"], task["stop"], task["step"])
+    stdin, task, indexes = await child_task()
     connector = aiohttp.TCPConnector(limit=0, force_close=False)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=120)) as http:
         generator = LocalGenerator(http)

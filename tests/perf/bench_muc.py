@@ -27,7 +27,6 @@ import os
 import statistics
 import sys
 import time
-from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -37,9 +36,11 @@ from tests.integration.bosh_client import BoshClient
 from tests.integration.xmpp_client import XmppClient
 from tests.perf.bench_bosh import (
     BENCH_ACCOUNTS,
+    ChildProcess,
     Target,
     answer,
     bounded,
+    child_task,
     cpu_seconds,
     measure_both,
     monotonic,
@@ -109,31 +110,24 @@ class OccupantGroup:
             await asyncio.sleep(0.01)
         return {index: times[0] for index, times in joined.items() if times}
 
+    async def collect(self) -> dict[str, list[float]]:
+        """Stops polling; when each message token arrived, at each occupant."""
+        await self.stop()
+        return self.arrivals
+
     async def stop(self) -> None:
         for task in self._pollers:
             task.cancel()
         await asyncio.gather(*self._pollers, return_exceptions=True)
 
 
-class ProcessOccupantGroup:
-    """The same in a process of its own (`python -m tests.perf.bench_muc --group`), told what to do on its stdin,
-    answering on its stdout, a JSON line each: with `--generators N` the occupants' polls use more than one core,
-    so that the joins and arrivals measure the server, not one Python process playing every occupant."""
+class ProcessOccupantGroup(ChildProcess):
+    """The same in a process of its own (`python -m tests.perf.bench_muc --group`): with `--generators N` the
+    occupants' polls use more than one core, so that the joins and arrivals measure the server, not one Python
+    process playing every occupant."""
 
     def __init__(self) -> None:
-        self._process: asyncio.subprocess.Process | None = None
-        self.pid = 0
-
-    async def start(self, url: str, indexes: range, concurrency: int) -> None:
-        self._process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tests.perf.bench_muc", "--group", stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE, limit=2**28)
-        self.pid = self._process.pid
-        await self._say({"url": url, "first": indexes.start, "stop": indexes.stop, "step": indexes.step,
-                         "concurrency": concurrency})
-        ready = await self._hear()
-        if ready.get("sessions") != len(indexes):
-            raise RuntimeError(f"occupant group {self.pid}: {ready}")
+        super().__init__("tests.perf.bench_muc", "--group")
 
     async def join(self, timeout_seconds: float) -> dict[int, float]:
         await self._say({"join": timeout_seconds})
@@ -144,37 +138,10 @@ class ProcessOccupantGroup:
         found: dict[str, list[float]] = (await self._hear())["arrivals"]
         return found
 
-    async def stop(self) -> None:
-        if self._process is not None and self._process.returncode is None:
-            assert self._process.stdin is not None
-            self._process.stdin.close()
-            try:
-                await asyncio.wait_for(self._process.wait(), 30)
-            except TimeoutError:
-                self._process.kill()
-                await self._process.wait()
-
-    async def _say(self, message: dict[str, object]) -> None:
-        assert self._process is not None and self._process.stdin is not None
-        self._process.stdin.write(json.dumps(message).encode() + b"\n")
-        await self._process.stdin.drain()
-
-    async def _hear(self) -> dict[str, Any]:
-        assert self._process is not None and self._process.stdout is not None
-        line = await self._process.stdout.readline()
-        if not line:
-            raise RuntimeError(f"occupant group {self.pid} ended (exit status {await self._process.wait()})")
-        heard: dict[str, Any] = json.loads(line)
-        return heard
-
 
 async def group_main() -> None:
     """The child side of ProcessOccupantGroup."""
-    loop = asyncio.get_running_loop()
-    stdin = asyncio.StreamReader(limit=2**20)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
-    task = json.loads(await stdin.readline())
-    indexes = range(task["first"], task["stop"], task["step"])
+    stdin, task, indexes = await child_task()
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=600)) as http:
         group = OccupantGroup(http)
@@ -185,8 +152,7 @@ async def group_main() -> None:
             if "join" in order:
                 answer(joined=await group.join(order["join"]))
             else:
-                await group.stop()
-                answer(arrivals=group.arrivals)
+                answer(arrivals=await group.collect())
                 break
         await group.stop()
 
@@ -266,12 +232,7 @@ async def occupants_phase(target: Target, args: argparse.Namespace, owner: XmppC
     on_wire = wire.stop() if wire is not None else {}
     arrivals: dict[str, list[float]] = {}
     for group in groups:
-        if isinstance(group, ProcessOccupantGroup):
-            found = await group.collect()
-        else:
-            await group.stop()
-            found = group.arrivals
-        for token, times in found.items():
+        for token, times in (await group.collect()).items():
             arrivals.setdefault(token, []).extend(times)
     wire_spreads = [(max(t.values()) - min(t.values())) * 1000 for t in on_wire.values()]
     wire_lasts = [(max(on_wire[t].values()) - sent_wall[t]) * 1000 for t in sent_wall if t in on_wire]
