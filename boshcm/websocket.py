@@ -67,15 +67,13 @@ class WebSocketConnection(FrameWriter):
     # --- loops ------------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        # Two tasks by hand, not a TaskGroup: on Python 3.11 a cancelled TaskGroup keeps the CancelledError in a
-        # frame of its own traceback, a reference cycle that holds this connection and its session until a full
-        # collection, for every phone that drops its connection.
-        writer = asyncio.create_task(self._write_loop())
+        writer = self._start_writing()
         try:
             await self._read_loop()
         except asyncio.CancelledError:
             # aiohttp cancels the handler when the client's TCP connection goes without a close frame
-            # (handler_cancellation, boshcm/web.py): a lost transport, which a resumable session survives.
+            # (handler_cancellation, boshcm/web.py), and a failed writer cancels it too: a lost transport, which
+            # a resumable session survives.
             writer.cancel()
             if not self._session.closed:
                 self._adapter.handle(TransportClosed())

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from typing import Final
 
 from aiohttp import WSCloseCode, web
 
+log = logging.getLogger(__name__)
 wire_log = logging.getLogger("boshcm.wire")
 
 # Strophe recognises the server's close only in exactly this form (docs/protocol.md, "Interoperability notes").
@@ -56,6 +58,17 @@ class FrameWriter:
     def _end_writes(self) -> None:
         self._outgoing.put_nowait(None)
 
+    def _start_writing(self) -> asyncio.Task[None]:
+        """The write loop as a task beside the reader, the calling (handler's) task. Not a TaskGroup: on Python
+        3.11 a cancelled TaskGroup keeps the CancelledError in a frame of its own traceback, a reference cycle
+        holding the adapter and its session until a full collection, for every phone that drops its connection.
+        As a TaskGroup would, a writer that fails (a bug: it handles a gone client itself) cancels the reader."""
+        reader = asyncio.current_task()
+        assert reader is not None
+        writer = asyncio.create_task(self._write_loop())
+        writer.add_done_callback(functools.partial(_cancel_reader_on_failure, reader, self._peer))
+        return writer
+
     async def _write_loop(self) -> None:
         while (frame := await self._outgoing.get()) is not None:
             self._queued_bytes -= len(frame)
@@ -67,3 +80,9 @@ class FrameWriter:
         if not self._ws.closed:
             with contextlib.suppress(ConnectionError, TimeoutError):
                 await asyncio.wait_for(self._ws.close(code=WSCloseCode.OK), CLOSE_TIMEOUT_SECONDS)
+
+
+def _cancel_reader_on_failure(reader: asyncio.Task[object], peer: str, writer: asyncio.Task[None]) -> None:
+    if not writer.cancelled() and (error := writer.exception()) is not None:
+        log.error("ws %s: writing failed, closing the connection", peer, exc_info=error)
+        reader.cancel()

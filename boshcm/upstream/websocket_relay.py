@@ -35,20 +35,24 @@ class WebSocketRelay(FrameWriter):
         self._done = False
 
     async def run(self) -> None:
-        async with asyncio.TaskGroup() as group:
-            writer = group.create_task(self._write_loop())
-            try:
-                async for message in self._ws:
-                    if message.type is not WSMsgType.TEXT or self._done:
-                        break
-                    self._on_frame(message.data.encode())
-            finally:
-                if self._link is not None:
-                    # Lost, not closed (or already closed, which makes this a no-op): no `</stream:stream>`, so a
-                    # XEP-0198 stream stays resumable.
-                    self._link.close()
-                self._end_writes()
-            await writer
+        writer = self._start_writing()
+        try:
+            async for message in self._ws:
+                if message.type is not WSMsgType.TEXT or self._done:
+                    break
+                self._on_frame(message.data.encode())
+        except BaseException:
+            writer.cancel()
+            raise
+        finally:
+            if self._link is not None:
+                # Lost, not closed (or already closed, which makes this a no-op): no `</stream:stream>`, so a
+                # XEP-0198 stream stays resumable. The link keeps its listener (this relay) while it winds down;
+                # the relay lets go of the link, so that the pair is freed without the cyclic collector.
+                self._link.close()
+                self._link = None
+            self._end_writes()
+        await writer
 
     def _on_frame(self, data: bytes) -> None:
         try:

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
 
 from boshcm.address_slots import AddressSlots
@@ -95,6 +95,7 @@ class C2sConnection:
                 await self._drain()
         except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError) as exc:
             log.debug("c2s connection %s lost: %s", self._peer, exc)
+            exc.__traceback__ = None  # see _peer_gone
             self._adapter.handle(TransportClosed())
         finally:
             self._adapter.close()
@@ -161,15 +162,26 @@ class C2sConnection:
                                            text="Client is not reading"))
 
     async def _drain(self) -> None:
-        with contextlib.suppress(ConnectionError):
+        with _peer_gone(ConnectionError):
             await self._writer.drain()
 
     async def _close_transport(self) -> None:
-        with contextlib.suppress(ConnectionError, ssl.SSLError, TimeoutError):
+        with _peer_gone(ConnectionError, ssl.SSLError, TimeoutError):
             if not self._writer.is_closing():
                 await asyncio.wait_for(self._writer.drain(), 5)
             self._writer.close()
             await asyncio.wait_for(self._writer.wait_closed(), 5)
+
+
+@contextlib.contextmanager
+def _peer_gone(*kinds: type[BaseException]) -> Iterator[None]:
+    """As `contextlib.suppress`, without the traceback: asyncio keeps a lost connection's exception on its stream
+    and its closed future, and a traceback through a frame of this connection would hold the connection and its
+    session in a reference cycle, left for a full collection, for every client whose connection was reset."""
+    try:
+        yield
+    except kinds as gone:
+        gone.__traceback__ = None
 
 
 def _session_event(parsed: StreamOpened | StanzaReceived | StreamClosed | StreamParseError) -> SessionEvent:

@@ -19,7 +19,7 @@ import pytest
 from boshcm.app import Server
 from tests.integration.bosh_client import BoshClient
 from tests.integration.nodes import bosh_url, start_nodes
-from tests.security.transports import BoshRawClient, connected
+from tests.security.transports import BoshRawClient, C2sRawClient, WebSocketRawClient, connected, raw_client
 
 TRANSPORTS = ("c2s", "bosh", "websocket")
 
@@ -91,3 +91,38 @@ async def test_an_ended_offboard_bosh_session_leaves_no_reference_cycle(server: 
 
         left = await left_for_the_cycle_collector(session)
     assert left == [], f"an ended off-board BOSH session is freed only by the cycle collector: {left}"
+
+
+async def test_a_dropped_offboard_websocket_leaves_no_reference_cycle(server: Server, tmp_path: Path) -> None:
+    """Off-board over WebSocket: a phone's connection that goes without a close frame cancels the relay's handler,
+    and a cancelled 3.11 TaskGroup would keep its frames, and with them the relay and its link, in a cycle."""
+    async with start_nodes(tmp_path, ("a",), upstreams=[f"127.0.0.1:{server.c2s.port}"]) as nodes:
+        node = nodes["a"]
+
+        async def session() -> None:
+            client = WebSocketRawClient(node)
+            await client.login("alice", "alice-secret")
+            client.reset()
+            await client.close()
+            await _until_unbound(server)
+            await asyncio.sleep(0.1)
+
+        left = await left_for_the_cycle_collector(session)
+    assert left == [], f"a dropped off-board WebSocket is freed only by the cycle collector: {left}"
+
+
+@pytest.mark.parametrize("transport", ["c2s", "websocket"])
+async def test_a_reset_connection_leaves_no_reference_cycle(server: Server, transport: str) -> None:
+    """A phone whose connection is reset (RST, not FIN): asyncio keeps the ConnectionResetError on the stream, and
+    a traceback through the connection's own frames would keep the connection and its session in a cycle."""
+    async def session() -> None:
+        client = raw_client(transport, server)
+        assert isinstance(client, C2sRawClient | WebSocketRawClient)
+        await client.login("alice", "alice-secret")
+        client.reset()
+        await client.close()
+        await _until_unbound(server)
+        await asyncio.sleep(0.1)
+
+    left = await left_for_the_cycle_collector(session)
+    assert left == [], f"a reset {transport} connection is freed only by the cycle collector: {left}"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 
 import aiohttp
+import pytest
+from aiohttp import web
 from lxml import etree
 
 from boshcm.app import Server
@@ -65,3 +67,18 @@ async def test_without_the_xmpp_subprotocol_the_socket_is_closed(server: Server)
         message = await ws.receive(timeout=5)
         assert message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
         assert ws.close_code == aiohttp.WSCloseCode.PROTOCOL_ERROR
+
+
+async def test_a_writer_that_fails_closes_the_connection_rather_than_leaving_it_mute(
+        server: Server, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """The writer task handles a gone client itself; anything else it raises is a bug, and the connection must then
+    end (as a TaskGroup would end it), not stay open with a reader waiting and nothing ever written."""
+    async def broken_send_str(self: web.WebSocketResponse, data: str, compress: int | None = None) -> None:
+        raise RuntimeError("a bug in the writer")
+
+    monkeypatch.setattr(web.WebSocketResponse, "send_str", broken_send_str)
+    async with aiohttp.ClientSession() as http, http.ws_connect(ws_url(server), protocols=("xmpp",)) as ws:
+        await ws.send_str(OPEN)
+        ended = await ws.receive(timeout=5)
+        assert ended.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR), ended
+    assert "writing failed" in caplog.text

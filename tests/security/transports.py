@@ -11,7 +11,9 @@ import asyncio
 import base64
 import contextlib
 import os
+import socket
 import ssl
+import struct
 from collections.abc import AsyncIterator
 from typing import Protocol
 
@@ -156,6 +158,10 @@ class C2sRawClient:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._writer.wait_closed(), 2)
 
+    def reset(self) -> None:
+        assert self._writer is not None
+        reset_connection(self._writer.transport)
+
 
 class WebSocketRawClient:
     """RFC 7395: one element per text frame."""
@@ -209,6 +215,10 @@ class WebSocketRawClient:
             await self.ws.close()
         if self._http is not None:
             await self._http.close()
+
+    def reset(self) -> None:
+        assert self.ws is not None and self.ws._conn is not None
+        reset_connection(self.ws._conn.transport)
 
 
 class BoshRawClient:
@@ -282,6 +292,13 @@ async def _bind(client: C2sRawClient | WebSocketRawClient) -> str:
     jid = bound.findtext(f".//{{{NS_BIND}}}jid")
     assert jid, etree.tostring(bound)
     return jid
+
+
+def reset_connection(transport: asyncio.BaseTransport | None) -> None:
+    """Gone as a phone's network drops it: a TCP reset (SO_LINGER 0, then close), no close frame, no FIN."""
+    assert transport is not None
+    transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
 
 
 def raw_client(transport: str, server: Server) -> RawClient:
