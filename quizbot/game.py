@@ -298,6 +298,10 @@ class QuizGame:
     def question_open(self) -> bool:
         return self._state is _State.OPEN
 
+    def skip_votes(self) -> tuple[int, int]:
+        """Votes to skip the open question so far, and how many end it: half the active players."""
+        return len(self._skip_votes), (max(1, len(self._active_players())) + 1) // 2
+
     @property
     def current_question(self) -> Question | None:
         return self._questions[self._index] if 0 <= self._index < len(self._questions) else None

@@ -318,21 +318,8 @@ class QuizRoom:
                     self._start(now, wall, orders)
             case Stop():
                 self._stop(sender, skip_is_direct(**privileged), now, wall, orders)
-            case Skip():
-                if self.game is None:
-                    orders.say(reply_to, render.say(language, "no-game"), groupchat=reply_to == self.jid)
-                else:
-                    direct = skip_is_direct(**privileged)
-                    self._perform(self.game.handle(SkipRequested(player=sender.player, direct=direct), now), now,
-                                  wall, orders)
-            case Hint():
-                if self.game is not None:
-                    self._perform(self.game.handle(HintRequested(), now), now, wall, orders)
-            case Repeat():
-                # Only the asker needs it again: in the room, the answer goes to them alone.
-                to = self.private_address(sender.nick) if reply_to == self.jid else reply_to
-                if self.game is not None and self.game.question_open and self._last_ask is not None:
-                    self._say_question(self._last_ask, orders, to=to)
+            case Skip() | Hint() | Repeat():
+                self._question_command(command, sender, reply_to, skip_is_direct(**privileged), now, wall, orders)
             case Score():
                 self._scores(reply_to, orders)
             case Lang():
@@ -350,6 +337,32 @@ class QuizRoom:
             case _:
                 assert_never(command)
 
+
+    def _question_command(self, command: Skip | Hint | Repeat, sender: Sender, reply_to: str, skip_now: bool,
+                          now: float, wall: float, orders: Orders) -> None:
+        """!skip, !hint and !repeat: about the open question. Whatever they cannot do is said, never silence; to
+        the asker alone where only the asker needs it (a crowd typing !hint at once must not become a crowd of room
+        messages). Asked in the room, "alone" is the asker's private address."""
+        language, game = self.language, self.game
+        asker = self.private_address(sender.nick) if reply_to == self.jid else reply_to
+        if game is None and self.lobby is None:
+            orders.say(reply_to, render.say(language, "no-game"), groupchat=reply_to == self.jid)
+        elif game is None or not game.question_open or self._last_ask is None:
+            # In the lobby, between questions, getting ready or paused.
+            orders.say(asker, render.say(language, "no-question"))
+        elif isinstance(command, Repeat):
+            self._say_question(self._last_ask, orders, to=asker)
+        elif isinstance(command, Skip):
+            actions = game.handle(SkipRequested(player=sender.player, direct=skip_now), now)
+            if not actions:
+                votes, needed = game.skip_votes()  # a vote, short of half the players
+                orders.say(asker, render.say(language, "skip-vote", votes=votes, needed=needed))
+            self._perform(actions, now, wall, orders)
+        else:
+            actions = game.handle(HintRequested(), now)
+            if not actions:
+                orders.say(asker, render.say(language, "no-more-hints" if game.mode is Mode.CLASSIC else "no-hints"))
+            self._perform(actions, now, wall, orders)
     def _open_lobby(self, command: Quiz, sender: Sender, wall: float, orders: Orders) -> None:
         if self.busy:
             orders.say(self.jid, render.say(self.language, "game-running"), groupchat=True)

@@ -467,7 +467,8 @@ def test_a_stop_while_getting_ready_ends_the_game_before_its_first_question() ->
     h.say("Ann", "!quiz live 2 geo en")  # a German room, English questions
     started = h.say("Ann", "!los")
     assert sends(started)[0].body.endswith("Gleich geht's los: Die erste Frage kommt in 3 s.")
-    assert h.say("Ben", "!weiter") == [] and h.say("Ann", "!weiter") == []  # no question to skip
+    for nick, jid in (("Ben", "ben@localhost"), ("Ann", "ann@localhost")):   # no question to skip: said so, to each
+        assert sends(h.say(nick, "!weiter")) == [Send(to=jid, body="Gerade ist keine Frage offen.", groupchat=False)]
     stopped = h.say("Ann", "!stopp")
     assert "Das Spiel wurde beendet." in sends(stopped)[0].body
     assert payload(stopped, "game").get("state") == "ended"
@@ -763,3 +764,31 @@ async def test_a_round_trip_counts_only_when_the_pinged_occupant_answers(tmp_pat
     answer(f"{ROOM}/Ann")            # a repeat counts once
     assert [(type(fact), getattr(fact, "nick", None)) for fact in fed] == [(RoundTrip, "Ann")]
     store.close()
+
+
+def test_skip_hint_and_repeat_say_why_they_did_nothing_never_silence() -> None:
+    """To the asker alone (her real JID), not the room: a crowd typing !hint at once must not flood everyone."""
+    h = Harness()
+    h.enter(*PLAYERS, ("Cat", "cat@localhost", "participant"))
+    (no_game,) = sends(h.say("Cat", "!hint"))
+    assert "No game is running" in no_game.body
+    h.say("Ann", "!quiz live 3 geo")
+    for command in ("!skip", "!hint", "!repeat"):   # a lobby: no question yet
+        (reply,) = sends(h.say("Cat", command))
+        assert (reply.to, reply.groupchat) == ("cat@localhost", False) and "No question is open" in reply.body
+    h.say("Ann", "!start")
+    (no_hints,) = sends(h.say("Cat", "!tipp"))
+    assert no_hints.to == "cat@localhost" and "gives no hints" in no_hints.body   # live games have none
+    (vote,) = sends(h.say("Cat", "!skip"))
+    assert vote.to == "cat@localhost" and vote.body == "Your vote to skip counts: 1 of 2 votes."
+
+
+def test_hints_used_up_are_said_so() -> None:
+    h = Harness()
+    h.enter(*PLAYERS)
+    h.say("Ann", "!quiz classic 1 geo")
+    h.say("Ann", "!start")
+    hints = [payload_names(h.say("Ben", "!hint")) for _ in range(4)]
+    assert hints[:3] == [{"hint"}] * 3
+    (used_up,) = sends(h.say("Ben", "!hint"))
+    assert "No more hints" in used_up.body and not used_up.groupchat
