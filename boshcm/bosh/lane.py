@@ -97,6 +97,7 @@ class LaneRequest:
     keep_alive: bool
     headers: list[tuple[bytes, bytes]]        # names in lower case
     fields: dict[bytes, bytes]                # the same, each name once
+    raw: bytes                                # the head itself, up to and with its blank line
 
     @property
     def length(self) -> int:
@@ -127,8 +128,9 @@ def read_head(buffer: bytes | bytearray, paths: frozenset[bytes], max_body_bytes
         return HAND_OVER if len(buffer) >= MAX_HEAD_BYTES or b"\n\n" in buffer else NEED_MORE
     head = _Head()
     parser = httptools.HttpRequestParser(head)
+    raw = bytes(buffer[:end + 4])
     try:
-        parser.feed_data(bytes(buffer[:end + 4]))
+        parser.feed_data(raw)
     except (httptools.HttpParserError, httptools.HttpParserUpgrade):   # the second is not a kind of the first
         return HAND_OVER   # aiohttp answers 400, or serves what llhttp would not (an upgrade)
     method = parser.get_method()
@@ -147,7 +149,7 @@ def read_head(buffer: bytes | bytearray, paths: frozenset[bytes], max_body_bytes
         return HAND_OVER
     return LaneRequest(preflight=method == b"OPTIONS", head_length=end + 4, body_length=int(length or 0),
                        version=(1, 1) if version == "1.1" else (1, 0), keep_alive=parser.should_keep_alive(),
-                       headers=head.headers, fields=fields)
+                       headers=head.headers, fields=fields, raw=raw)
 
 
 class LaneConnection(asyncio.Protocol):
@@ -166,6 +168,7 @@ class LaneConnection(asyncio.Protocol):
         self._peer_secure = False
         # The request being read or answered (at the start of the buffer), once its head is in.
         self._head: LaneRequest | None = None
+        self._last_served: LaneRequest | None = None   # the head of the last request served, to compare the next to
         self._busy = False                                # a request was given to the endpoint, not answered yet
         self._held: HeldRequest | None = None
         self._forwarding: asyncio.Task[ImmediateAnswer] | None = None
@@ -253,7 +256,15 @@ class LaneConnection(asyncio.Protocol):
 
     def _read_head(self) -> bool:
         """True once a request the lane serves has its head read; hands the connection over at any other."""
-        verdict = read_head(self._buffer, self._lane.paths, self._lane.max_body_bytes)
+        last = self._last_served
+        if last is not None and self._buffer.startswith(last.raw):
+            # A client polls with the same head every time (the body's length too, while its rid keeps its
+            # digits): the same bytes get read_head's same answer, kept from the last request.
+            verdict: LaneRequest | HandOver | NeedMore = last
+        else:
+            verdict = read_head(self._buffer, self._lane.paths, self._lane.max_body_bytes)
+            if isinstance(verdict, LaneRequest):
+                self._last_served = verdict
         if isinstance(verdict, HandOver):
             self._hand_over()
             return False

@@ -4,6 +4,7 @@ any mix of requests over one connection, in order."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import importlib.util
 import os
 import re
@@ -11,9 +12,11 @@ import sys
 from pathlib import Path
 
 import aiohttp
+import pytest
 from lxml import etree
 
 from boshcm.app import Server
+from boshcm.bosh import lane as lane_module
 from boshcm.bosh.lane import BoshLane
 from tests.integration.bosh_client import BoshClient
 from tests.integration.test_bosh import bosh_url
@@ -157,3 +160,35 @@ async def test_under_boshcm_serve_on_its_event_loop_the_hand_over_works_both_way
     finally:
         process.terminate()
         await asyncio.wait_for(process.wait(), 10)
+
+
+async def test_a_head_the_same_as_the_last_is_not_parsed_again_and_a_changed_one_is(
+        server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A client polls with the same head every time: the lane keeps read_head's answer for the last head it served
+    and compares the next head's bytes to it. Every request is still answered in order, with its own body."""
+    parsed: list[bytes] = []
+    original = lane_module.read_head
+
+    def counting(buffer: bytes | bytearray, paths: frozenset[bytes], max_body_bytes: int) -> object:
+        parsed.append(bytes(buffer[:bytes(buffer).find(b"\r\n\r\n")]))
+        return original(buffer, paths, max_body_bytes)
+
+    monkeypatch.setattr(lane_module, "read_head", counting)
+    token = base64.b64encode(b"\0alice\0alice-secret").decode()
+    login = [f"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{token}</auth>", None,
+             "<iq xmlns='jabber:client' type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>"]
+    pings = [f"<iq xmlns='jabber:client' type='get' id='{ping_id}' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>"
+             for ping_id in ("p1", "p2", "p333")]   # the first two bodies have one length, the third is longer
+    async with raw_connection(server) as (reader, writer):
+        writer.write(request_bytes(server, "1.1", CREATE))
+        sid = await read_created(reader)
+        for rid, payload in enumerate([*login, *pings], start=1001):
+            attrs = f"rid='{rid}' sid='{sid}'" + (" xmpp:restart='true' xmlns:xmpp='urn:xmpp:xbosh'"
+                                                   if payload is None else "")
+            body = f"<body xmlns='http://jabber.org/protocol/httpbind' {attrs}>{payload or ''}</body>".encode()
+            writer.write(request_bytes(server, "1.1", body))
+            status, _, answer = await read_response(reader)
+            assert status == "HTTP/1.1 200 OK" and len(etree.fromstring(answer)), answer
+        assert etree.fromstring(answer)[0].get("id") == "p333"
+    assert len(parsed) == 6, parsed   # seven requests: the second ping's head was the first ping's
+    assert parsed[4] != parsed[5] and all(head.startswith(b"POST /http-bind") for head in parsed)
