@@ -117,7 +117,7 @@ class BotSettings:
     invites_per_window: int = 10
     invite_window_seconds: float = 600.0
     board_size: int = DEFAULT_BOARD_SIZE  # scorers and players the room's boards name (docs/quiz.md)
-    quiet_above: int = DEFAULT_QUIET_ABOVE  # occupants above which an owned room broadcasts moderators only; 0 never
+    quiet_above: int = DEFAULT_QUIET_ABOVE  # a crowd: an owned room goes quiet above it, commands get private replies
 
 
 PLAYER_PAYLOADS = frozenset({"answer", "command"})
@@ -382,7 +382,11 @@ class QuizBot:
             return
         if not self._allowed(sender, room, f"{room.jid}/{fact.nick}", now, orders):
             return
-        self._command(parsed, sender, room=room, reply_to=room.jid, now=now, wall=wall, orders=orders)
+        # A command in a crowded room is answered to its sender alone: a reply to the room would make every
+        # player's command (6 per 10 s each) a message to thousands, an amplifier for anyone in the room.
+        crowded = room.crowded(quiet_above=self.settings.quiet_above)
+        reply_to = room.private_address(fact.nick) if crowded else room.jid
+        self._command(parsed, sender, room=room, reply_to=reply_to, now=now, wall=wall, orders=orders)
 
     def _allowed(self, sender: Sender, room: QuizRoom | None, reply_to: str, now: float, orders: Orders) -> bool:
         """The command rate (answers have their own limit in the game); a flood is told once to slow down,

@@ -31,7 +31,8 @@ class QuizBotConfig:
     self_ping_seconds: float = 60.0
     board_size: int = DEFAULT_BOARD_SIZE  # names on the room's boards; each player hears its own place privately
     # In a room the bot owns, on a server whose rooms show every occupant to moderators: above this many occupants
-    # only moderators' presence is broadcast (back below half of it); 0: never.
+    # only moderators' presence is broadcast (back below half of it); 0: never. Above it, in any room, commands typed
+    # in the room are answered to their sender alone.
     quiet_above: int = DEFAULT_QUIET_ABOVE
     game: GameSettings = field(default_factory=GameSettings)  # [quizbot.game]: timers and points
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, assert_never
 
@@ -183,6 +183,11 @@ class QuizRoom:
         if occupant is not None and self._nick_of_player.get(occupant.player) == nick:
             del self._nick_of_player[occupant.player]
 
+    def crowded(self, *, quiet_above: int) -> bool:
+        """More occupants than `quiet_above` (the bot not counted; 0: never): a room where a reply to each
+        command would be a message to a crowd for every command, so replies go to the asker alone."""
+        return 0 < quiet_above < len(self.occupants)
+
     def quiet_wanted(self, *, quiet_above: int, quiet: bool) -> bool:
         """`quiet_wanted` for this room's occupants as the bot sees them (itself not counted)."""
         return quiet_wanted(len(self.occupants), quiet_above=quiet_above, quiet=quiet)
@@ -297,14 +302,20 @@ class QuizRoom:
             orders.say(reply_to, render.say(language, "not-allowed"), groupchat=reply_to == self.jid)
             return
         to_room = dict(groupchat=True)
+
+        def reply(text: str) -> None:
+            """What answers this command alone (not a change everyone sees): to `reply_to`, the room or the
+            asker; in a crowded room the bot makes that the asker (quizbot/bot.py, docs/quiz.md)."""
+            orders.say(reply_to, text, groupchat=reply_to == self.jid)
+
         match command:
             case Quiz():
-                self._open_lobby(command, sender, wall, orders)
+                self._open_lobby(command, sender, wall, orders, reply)
             case Join():
                 if self.lobby is None:
-                    orders.say(self.jid, render.say(language, "no-lobby"), **to_room)
+                    reply(render.say(language, "no-lobby"))
                 elif sender.player in self.lobby.players:
-                    orders.say(self.jid, render.say(language, "already-joined", nick=sender.nick), **to_room)
+                    reply(render.say(language, "already-joined", nick=sender.nick))
                 else:
                     self.lobby.players[sender.player] = sender.nick
                     orders.say(self.jid, render.joined_text(language, sender.nick, list(self.lobby.players.values()),
@@ -312,12 +323,11 @@ class QuizRoom:
                                self._lobby_state(), **to_room)
             case Start():
                 if self.lobby is None:
-                    orders.say(self.jid, render.say(language, "no-lobby" if self.game is None else "game-running"),
-                               **to_room)
+                    reply(render.say(language, "no-lobby" if self.game is None else "game-running"))
                 else:
                     self._start(now, wall, orders)
             case Stop():
-                self._stop(sender, skip_is_direct(**privileged), now, wall, orders)
+                self._stop(sender, skip_is_direct(**privileged), now, wall, orders, reply)
             case Skip() | Hint() | Repeat():
                 self._question_command(command, sender, reply_to, skip_is_direct(**privileged), now, wall, orders)
             case Score():
@@ -336,7 +346,6 @@ class QuizRoom:
                                groupchat=reply_to == self.jid)
             case _:
                 assert_never(command)
-
 
     def _question_command(self, command: Skip | Hint | Repeat, sender: Sender, reply_to: str, skip_now: bool,
                           now: float, wall: float, orders: Orders) -> None:
@@ -363,13 +372,15 @@ class QuizRoom:
             if not actions:
                 orders.say(asker, render.say(language, "no-more-hints" if game.mode is Mode.CLASSIC else "no-hints"))
             self._perform(actions, now, wall, orders)
-    def _open_lobby(self, command: Quiz, sender: Sender, wall: float, orders: Orders) -> None:
+
+    def _open_lobby(self, command: Quiz, sender: Sender, wall: float, orders: Orders,
+                    reply: Callable[[str], None]) -> None:
         if self.busy:
-            orders.say(self.jid, render.say(self.language, "game-running"), groupchat=True)
+            reply(render.say(self.language, "game-running"))
             return
         language = command.language or self.language
         if command.category is not None and command.category not in self.banks.categories(language):
-            orders.say(self.jid, self._no_category(command.category, language), groupchat=True)
+            reply(self._no_category(command.category, language))
             return
         game_id = f"{self.jid.partition('@')[0]}-{int(wall)}-{self._rng.randrange(1 << 32):08x}"
         # A host view opens games for the room but never plays in them (docs/quiz.md, the host view).
@@ -448,7 +459,8 @@ class QuizRoom:
         # follow the start message, and are back before the first question, whose answers they then credit too.
         self._ping_players(orders)
 
-    def _stop(self, sender: Sender, direct: bool, now: float, wall: float, orders: Orders) -> None:
+    def _stop(self, sender: Sender, direct: bool, now: float, wall: float, orders: Orders,
+              reply: Callable[[str], None]) -> None:
         if self.lobby is not None and (direct or sender.player == self.lobby.opener):
             game_id, self.lobby = self.lobby.game_id, None
             self._opener = None
@@ -458,15 +470,15 @@ class QuizRoom:
                        groupchat=True)
             return
         if self.game is None:
-            orders.say(self.jid, render.say(self.language, "no-game"), groupchat=True)
+            reply(render.say(self.language, "no-game"))
             return
         if not direct:
             self._stop_votes.add(sender.player)
             players = max(1, len(self.game.scores()))
             needed = (players + 1) // 2
             if len(self._stop_votes) < needed:
-                orders.say(self.jid, render.say(self.language, "stop-vote", nick=sender.nick,
-                                                votes=len(self._stop_votes), needed=needed), groupchat=True)
+                reply(render.say(self.language, "stop-vote", nick=sender.nick, votes=len(self._stop_votes),
+                                 needed=needed))
                 return
         self._perform(self.game.handle(StopRequested(), now), now, wall, orders)
 

@@ -185,9 +185,15 @@ function onMessage(message) {
   const { raw, payloads } = protocol.payloadsOf(message);
   if (raw && !botWatch.trusted(message)) return true; // someone speaking for the bot: dropped whole
   for (const payload of payloads) handlePayload(payload, type === "groupchat");
-  if (!raw && state.pin && type !== "groupchat" && botWatch.trusted(message)) {
-    view.homeStatus("pin-unknown", { pin: state.pin }); // the bot answers a PIN it does not know in words only
-    state.pin = null;
+  if (!raw && type !== "groupchat" && botWatch.trusted(message)) {
+    if (state.pin) {
+      view.homeStatus("pin-unknown", { pin: state.pin }); // the bot answers a PIN it does not know in words only
+      state.pin = null;
+    } else {
+      // Words for this page alone: in a crowded room the bot answers a command typed in the chat privately.
+      const body = protocol.textOf(message.getElementsByTagName("body")[0]);
+      if (body) view.chatLine(state.config.botNick, body);
+    }
   }
   if (type === "groupchat" && bareJid(from) === state.room && !raw) {
     const body = protocol.textOf(message.getElementsByTagName("body")[0]);

@@ -15,8 +15,10 @@ from quizbot.events import (
     Order,
     RoomEntered,
     RoomLeft,
+    RoomMessage,
     RoomQuietKnown,
     RoomQuietSet,
+    Send,
     SetRoomQuiet,
 )
 from quizbot.questions import BankSet
@@ -141,3 +143,20 @@ def test_quiet_above_defaults_to_one_hundred_and_refuses_negative_values() -> No
     assert load_config(None, {"quizbot.quiet_above": 0}).extensions["quizbot"].settings.quiet_above == 0
     with pytest.raises(ConfigError, match=r"^quizbot\.quiet_above: must be 0"):
         load_config(None, {"quizbot.quiet_above": -1})
+
+
+def replies(orders: list[Order]) -> list[tuple[str, bool]]:
+    return [(order.to, order.groupchat) for order in orders if isinstance(order, Send)]
+
+
+@pytest.mark.parametrize("command", ["!frobnicate", "!stop", "!join", "!start", "!hint", "!quiz live 3 nosuchcategory"])
+def test_in_a_crowded_room_a_command_is_answered_to_its_sender_alone(command: str) -> None:
+    """Above quiet_above occupants a reply to the room would make each player's command (6 per 10 s each) a
+    message to the whole crowd: an amplifier for anyone in it. Below, the room hears the reply as before."""
+    bot = make_bot(quiet_above=3)
+    for nick in ("Ann", "Ben", "Cat"):
+        arrive(bot, nick)
+    assert replies(bot.handle(RoomMessage(room=ROOM, nick="Cat", body=command), 0.0, 0.0)) == [(ROOM, True)]
+    arrive(bot, "Dan")   # four: a crowd
+    assert replies(bot.handle(RoomMessage(room=ROOM, nick="Cat", body=command), 20.0, 20.0)) == [
+        ("cat@localhost", False)]
