@@ -590,7 +590,8 @@ class QuizGame:
             return []
         if not direct:
             self._skip_votes.add(player)
-            if len(self._skip_votes) * 2 < max(1, len(self._active_players())):
+            votes, needed = self.skip_votes()
+            if votes < needed:
                 return []
         return self._reveal(now)
 
