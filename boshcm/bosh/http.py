@@ -82,7 +82,7 @@ class HeldRequest:
     connection: BoshConnection
     writer: AnswerWriter
     cors_headers: dict[str, str]
-    safety: asyncio.TimerHandle | None = None
+    expires_at: float        # the safety net's deadline (the session's own answers at 'wait', well before)
     finished: bool = False   # answered on the wire, or its client went away
 
 
@@ -390,11 +390,12 @@ class BoshEndpoint:
             return terminate_answer(BoshCondition.ITEM_NOT_FOUND)
         else:
             connection = found
-        held = HeldRequest(arrived.request_id, connection, writer, post.cors_headers)
+        # The safety net only (the session's own deadline answers at 'wait'): a deadline checked by the endpoint's
+        # one timer, not a timer of its own made and cancelled for every request.
+        held = HeldRequest(arrived.request_id, connection, writer, post.cors_headers,
+                           expires_at=self.clock.now() + self.limits.max_wait_seconds + RESPONSE_GRACE_SECONDS)
         self._held[held.request_id] = held
-        # The safety net only (the session's own deadline answers at 'wait').
-        held.safety = asyncio.get_running_loop().call_later(
-            self.limits.max_wait_seconds + RESPONSE_GRACE_SECONDS, self._expire, held.request_id)
+        self._wake_timer_for(held.expires_at)
         if body.sid is None:
             connection.perform(connection.session.start(self.clock.now()))
         else:
@@ -420,8 +421,6 @@ class BoshEndpoint:
 
     def _finish(self, held: HeldRequest) -> None:
         held.finished = True
-        if held.safety is not None:
-            held.safety.cancel()
 
     def _create(self, arrived: RequestArrived, post: BoshPost) -> BoshConnection | BoshCondition:
         """A session-creation request: check who may create one, then make the session."""
@@ -475,10 +474,15 @@ class BoshEndpoint:
             held.writer.answer_written()
             wire_log.debug("%s BOSH SEND %r", held.connection.remote, data)
 
-    def _expire(self, request_id: int) -> None:
-        """A held request outlived 'wait' by the grace period: the session never answered it (a bug)."""
-        log.warning("held BOSH request %d was never answered in time", request_id)
-        self.resolve(request_id, serialize(build_terminate(BoshCondition.INTERNAL_SERVER_ERROR)))
+    def _expire_overdue(self, now: float) -> None:
+        """Held requests that outlived 'wait' by the grace period: their sessions never answered them (a bug).
+        Every request gets the same extra time, so the oldest held request is the first to expire."""
+        while self._held:
+            oldest = next(iter(self._held.values()))
+            if oldest.expires_at > now:
+                return
+            log.warning("held BOSH request %d was never answered in time", oldest.request_id)
+            self.resolve(oldest.request_id, serialize(build_terminate(BoshCondition.INTERNAL_SERVER_ERROR)))
 
     # --- the aiohttp adapter ------------------------------------------------------------------------
 
@@ -571,14 +575,25 @@ class BoshEndpoint:
     def reschedule(self, connection: BoshConnection) -> None:
         deadline = connection.session.next_deadline()
         self.registry.schedule(connection.session.sid, deadline)
-        # Wake the timer only for a deadline before the one it waits for (once per turn, not per session).
-        if deadline is not None and (self._timer_at is None or deadline < self._timer_at):
+        if deadline is not None:
+            self._wake_timer_for(deadline)
+
+    def _wake_timer_for(self, deadline: float) -> None:
+        # Only for a deadline before the one the timer waits for (once per turn, not per session).
+        if self._timer_at is None or deadline < self._timer_at:
             self._timer_at = deadline
             self._wakeup.set()
 
+    def _next_deadline(self) -> float | None:
+        """The earliest of the sessions' deadlines and the oldest held request's safety net."""
+        deadlines = [deadline for deadline in (self.registry.next_deadline(),
+                                               next(iter(self._held.values())).expires_at if self._held else None)
+                     if deadline is not None]
+        return min(deadlines, default=None)
+
     async def _run_timer(self) -> None:
         while True:
-            deadline = self._timer_at = self.registry.next_deadline()
+            deadline = self._timer_at = self._next_deadline()
             timeout = None if deadline is None else max(0.0, deadline - self.clock.now())
             self._wakeup.clear()
             with contextlib.suppress(TimeoutError):
@@ -587,4 +602,5 @@ class BoshEndpoint:
             for sid in self.registry.due(now):
                 if (connection := self.registry.get(sid)) is not None:
                     connection.perform(connection.session.handle_timeout(now))
+            self._expire_overdue(now)
 

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import email.utils
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -14,11 +15,14 @@ import pytest
 from lxml import etree
 
 from boshcm.app import Server
+from boshcm.bosh import http as http_module
 from boshcm.bosh.lane import LaneConnection
+from boshcm.bosh.session import BoshSession
 from boshcm.jid import JID
 from boshcm.xmpp.router import Deliver
 from tests.integration.bosh_client import BoshClient
 from tests.integration.test_bosh import bosh_url
+from tests.servers import running_server
 
 SESSIONS = 6
 
@@ -186,3 +190,20 @@ async def test_an_http_1_0_answer_says_whether_the_connection_stays_open(
             assert (await read_response(reader))[0] == "HTTP/1.0 200 OK"
         else:
             assert await asyncio.wait_for(reader.read(), 5) == b""   # closed by the server after the answer
+
+
+async def test_a_held_request_its_session_never_answers_is_answered_by_the_safety_net(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The session machine answers every held request at 'wait'; should it ever fail to (a bug), the endpoint's
+    one timer answers the request with internal-server-error once 'max_wait' and the grace period have passed,
+    checked as a deadline of that timer rather than a timer made and cancelled for every request."""
+    monkeypatch.setattr(http_module, "RESPONSE_GRACE_SECONDS", 0.3)
+    monkeypatch.setattr(BoshSession, "handle_timeout", lambda self, now: [])   # the bug: 'wait' passes unanswered
+    async with running_server(tmp_path, {"bosh.max_wait_seconds": 1}) as server, aiohttp.ClientSession() as http:
+        client = BoshClient(http, bosh_url(server), wait=1)
+        await client.login("alice", "alice-secret")
+        started = asyncio.get_running_loop().time()
+        answer = await asyncio.wait_for(client.post(client.body()), 5)
+        took = asyncio.get_running_loop().time() - started
+    assert (answer.get("type"), answer.get("condition")) == ("terminate", "internal-server-error")
+    assert 1.0 <= took < 3.0, took
