@@ -23,10 +23,11 @@ from tests.integration.test_c2s import logged_in
 from tests.integration.xmpp_client import XmppClient
 from tests.interop.browser import chromium, page_server
 
-DELAY_SECONDS = 1.5
-# Strophe retries a request after floor(1.1 x wait) = 3 s; boshcm holds the first copy from 1.5 s until 1.5 + 3 s:
-# the retry comes 1.5 s after the first copy reached boshcm and 1.5 s before boshcm would have answered it.
-WAIT = 3
+DELAY_SECONDS = 2.0
+# Strophe retries a request after floor(1.1 x wait) = 4 s; boshcm holds the first copy from 2 s until 2 + 4 s: the
+# retry comes 2 s after the first copy reached boshcm and 2 s before boshcm would have answered it (1.5 s each way
+# with a wait of 3 were too little for a browser whose timers ran late on a loaded machine).
+WAIT = 4
 
 SCRIPT = """
 async ([url, jid, password, wait]) => {
