@@ -123,9 +123,15 @@ def _swap_addresses(original: Element, reply: Element) -> None:
         reply.set("id", stanza_id)
 
 
+def clone(element: Element) -> Element:
+    """A copy of the element and its whole subtree. For lxml elements `copy.copy` already is that (in C);
+    `copy.deepcopy` makes the same copy plus Python's memo bookkeeping (1.5 against 0.9 µs for a small message)."""
+    return copy.copy(element)
+
+
 def addressed_copy(stanza: Element, to: object) -> Element:
     """A copy of `stanza` addressed to `to` (one stanza fanned out to many recipients)."""
-    copied = copy.deepcopy(stanza)
+    copied = clone(stanza)
     copied.set("to", str(to))
     return copied
 

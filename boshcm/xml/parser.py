@@ -22,7 +22,6 @@ so any split of the same bytes into feeds gives the same events. Peer input neve
 
 from __future__ import annotations
 
-import copy
 import re
 from dataclasses import dataclass
 from enum import Enum
@@ -30,6 +29,7 @@ from enum import Enum
 from lxml import etree
 
 from boshcm.errors import RemoteProtocolError, StreamErrorCondition
+from boshcm.stanza import clone
 
 # The stream header can carry many namespace declarations, but not megabytes.
 MAX_HEADER_BYTES = 16_384
@@ -436,7 +436,7 @@ class StreamParser:
         if len(root) != 1:
             raise _Fault(end, StreamErrorCondition.NOT_WELL_FORMED, "Not one element")
         # A copy carries its in-scope namespaces as its own declarations and leaves the stand-in behind.
-        stanza = copy.deepcopy(root[0])
+        stanza = clone(root[0])
         stanza.tail = None
         etree.cleanup_namespaces(stanza)
         self._unit, self._dropped = end, 0

@@ -15,11 +15,9 @@ Pure: no I/O, no time.
 
 from __future__ import annotations
 
-import copy
-
 from boshcm.errors import StanzaErrorCondition
 from boshcm.jid import JID
-from boshcm.stanza import NS_CLIENT, Element, error_reply, first_child, iq_result, make_stanza, qname, sub
+from boshcm.stanza import NS_CLIENT, Element, clone, error_reply, first_child, iq_result, make_stanza, qname, sub
 
 NS_CARBONS = "urn:xmpp:carbons:2"
 NS_FORWARD = "urn:xmpp:forward:0"
@@ -80,5 +78,5 @@ def carbon_copy(direction: str, account: JID, to: JID, message: Element) -> Elem
     """XEP-0280 §5/§6: `direction` is 'sent' or 'received'; the copy comes from the account's bare JID."""
     wrapper = make_stanza("message", {"from": str(account.bare), "to": str(to), "type": message.get("type", "normal")})
     forwarded = sub(sub(wrapper, NS_CARBONS, direction), NS_FORWARD, "forwarded")
-    forwarded.append(copy.deepcopy(message))
+    forwarded.append(clone(message))
     return wrapper

@@ -10,7 +10,6 @@ Guests neither receive nor leave stored messages.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -19,7 +18,7 @@ from lxml import etree
 from boshcm.database import StorageError
 from boshcm.errors import StanzaErrorCondition
 from boshcm.jid import JID
-from boshcm.stanza import NS_CLIENT, NS_DELAY, Element, qname, sub
+from boshcm.stanza import NS_CLIENT, NS_DELAY, Element, clone, qname, sub
 from boshcm.timestamps import xep0082
 from boshcm.xmpp.carbons import NS_HINTS
 from boshcm.xmpp.orders import Deliver, RouterOrder, StoreOffline
@@ -59,7 +58,7 @@ class OfflineMessages:
             # RFC 6121 §8.5.2.2.1: the server may bounce instead of storing; guests never fill a store.
             return router.bounce(stanza, StanzaErrorCondition.SERVICE_UNAVAILABLE,
                                  text="Guests cannot leave offline messages")
-        stored = copy.deepcopy(stanza)
+        stored = clone(stanza)
         sub(stored, NS_DELAY, "delay", {"from": router.domain, "stamp": xep0082(self._wall_clock())})
         return [StoreOffline(user=bare.local, stanza=stored)]
 

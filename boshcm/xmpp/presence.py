@@ -9,12 +9,11 @@ The subscription state itself is `RosterBook`'s; the record of each resource is 
 
 from __future__ import annotations
 
-import copy
 from typing import TYPE_CHECKING
 
 from boshcm.errors import StanzaErrorCondition
 from boshcm.jid import JID
-from boshcm.stanza import NS_CLIENT, Element, addressed_copy, make_stanza, qname
+from boshcm.stanza import NS_CLIENT, Element, addressed_copy, clone, make_stanza, qname
 from boshcm.xmpp.blocking import matches as block_matches
 from boshcm.xmpp.orders import Deliver, FetchOffline, RouterOrder, fan_out
 from boshcm.xmpp.pubsub import PepService
@@ -74,11 +73,11 @@ class Presence:
             resource.directed.clear()
             return actions
         initial = not resource.available
-        resource.available, resource.presence = True, copy.deepcopy(stanza)
+        resource.available, resource.presence = True, clone(stanza)
         resource.priority = _priority(stanza)
         if self._vcards is not None and sender.local is not None:
             self._vcards.stamp_presence(sender.local, stanza)  # XEP-0153 §4.1, XEP-0398 §4
-            resource.presence = copy.deepcopy(stanza)
+            resource.presence = clone(stanza)
         actions = self.broadcast(sender, stanza, include_self=True)
         if initial:
             actions += self._initial_presence_extras(sender)

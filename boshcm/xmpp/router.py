@@ -28,7 +28,6 @@ server answers itself (server_iqs.py).
 from __future__ import annotations
 
 import contextlib
-import copy
 import dataclasses
 import functools
 from collections.abc import Callable, Set
@@ -46,6 +45,7 @@ from boshcm.stanza import (
     NS_DELAY,
     Element,
     addressed_copy,
+    clone,
     error_reply,
     local_name,
     make_stanza,
@@ -354,10 +354,10 @@ class RouterMachine:
         available = self.available_resources(bare)
         eligible = [jid for jid in available if self.resources[jid].priority >= 0]
         if stanza_type == "headline":
-            return [Deliver(to=jid, stanza=copy.deepcopy(stanza)) for jid in eligible]
+            return [Deliver(to=jid, stanza=clone(stanza)) for jid in eligible]
         if eligible:
             best = max(self.resources[jid].priority for jid in eligible)
-            return [Deliver(to=jid, stanza=copy.deepcopy(stanza)) for jid in eligible
+            return [Deliver(to=jid, stanza=clone(stanza)) for jid in eligible
                     if self.resources[jid].priority == best]
         if stanza_type in ("chat", "normal") and worth_storing(stanza):
             return self.offline.store(bare, stanza)
@@ -444,7 +444,7 @@ class RouterMachine:
             # Clients match errors to what they sent by payload too (RFC 6120 §8.3.1 MAY include it).
             for child in stanza:
                 if isinstance(child.tag, str) and child.tag == qname(NS_CLIENT, "body"):
-                    reply.insert(0, copy.deepcopy(child))
+                    reply.insert(0, clone(child))
         if sender in self.resources:
             return [Deliver(to=sender, stanza=reply)]
         if sender.domain == self.domain and sender.local is not None:

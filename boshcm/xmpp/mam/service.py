@@ -22,7 +22,6 @@ adapters (`Router`, `MucService`) call `perform()` and `handle_iq()` on the stor
 
 from __future__ import annotations
 
-import copy
 import datetime
 import secrets
 from collections.abc import Callable, Sequence
@@ -37,6 +36,7 @@ from boshcm.stanza import (
     NS_DATA_FORMS,
     NS_DELAY,
     Element,
+    clone,
     element,
     error_reply,
     first_child,
@@ -101,7 +101,7 @@ class ArchiveService:
               message_id: str | None = None) -> tuple[str, ArchiveMessage | None]:
         """The id `message` gets and the order that archives it (None: too large to keep), writing nothing."""
         archived_id = message_id or self._id_factory()
-        stored = copy.deepcopy(message)
+        stored = clone(message)
         for child in stored.findall(qname(NS_STANZA_ID, "stanza-id")):
             stored.remove(child)
         data = etree.tostring(stored)

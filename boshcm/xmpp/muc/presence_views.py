@@ -8,12 +8,11 @@ builds each distinct variant once and copies it per recipient: a broadcast to N 
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 from boshcm.jid import JID
-from boshcm.stanza import Element, sub
+from boshcm.stanza import Element, addressed_copy, clone, sub
 from boshcm.xmpp.muc.namespaces import NS_MUC_USER, NS_OCCUPANT_ID
 from boshcm.xmpp.muc.roles import Role
 
@@ -40,7 +39,7 @@ def presences(room: Room, occupant: Occupant, recipients: list[JID], *, selves: 
                 reason=reason)
             out.append(variant)
         else:
-            out.append(fanout_copy(variant, recipient))
+            out.append(addressed_copy(variant, recipient))
     return out
 
 
@@ -55,7 +54,7 @@ def view_of(room: Room, occupant: Occupant, *, to: JID, shows_jid: bool) -> Elem
         occupant.view_of = basis
     if (view := occupant.views.get(shows_jid)) is None:
         view = occupant.views[shows_jid] = presence_of(room, occupant, to=to, shows_jid=shows_jid)
-    return fanout_copy(view, to)
+    return addressed_copy(view, to)
 
 
 def render(room: Room, sights: list[Sight]) -> list[Element]:
@@ -73,7 +72,7 @@ def presence_of(room: Room, occupant: Occupant, *, to: JID, presence_type: str |
                 self_view: bool = False, codes: tuple[str, ...] = (), new_nick: str | None = None,
                 template: Element | None = None, reason: str | None = None,
                 shows_jid: bool | None = None) -> Element:
-    presence = copy.copy(template if template is not None else occupant.presence)  # deep: see fanout_copy
+    presence = clone(template if template is not None else occupant.presence)
     for attribute in ("id", "type"):
         presence.attrib.pop(attribute, None)
     presence.set("from", str(room.jid.with_resource(occupant.nick)))
@@ -108,9 +107,3 @@ def may_see_real_jid(room: Room, viewer: JID) -> bool:
     return occupant is not None and occupant.role == Role.MODERATOR
 
 
-def fanout_copy(stanza: Element, to: JID) -> Element:
-    """One recipient's copy of a fan-out. For lxml elements `copy.copy` already copies the whole subtree (in C);
-    `copy.deepcopy` does the same plus Python's memo bookkeeping, three times the cost, paid per occupant."""
-    copied = copy.copy(stanza)
-    copied.set("to", str(to))
-    return copied

@@ -31,7 +31,6 @@ What a room defends (docs/security.md, "Rooms"):
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import hmac
 from collections.abc import Callable
@@ -48,6 +47,7 @@ from boshcm.stanza import (
     NS_PING,
     Element,
     addressed_copy,
+    clone,
     element,
     error_reply,
     first_child,
@@ -74,7 +74,7 @@ from boshcm.xmpp.muc.namespaces import (
 )
 from boshcm.xmpp.muc.nick import Nick, NickRefused, parse_nick
 from boshcm.xmpp.muc.owner import owner_iq
-from boshcm.xmpp.muc.presence_views import fanout_copy, presence_of, presences, render, view_of
+from boshcm.xmpp.muc.presence_views import presence_of, presences, render, view_of
 from boshcm.xmpp.muc.reserved_nicks import ReservedNicks
 from boshcm.xmpp.muc.roles import Affiliation, Role
 from boshcm.xmpp.muc.room_ids import clean_presence, strip_room_ids
@@ -470,11 +470,11 @@ class Room:
         for child in stanza:
             if isinstance(child.tag, str) and child.tag not in (qname(NS_STANZA_ID, "stanza-id"),
                                                                 qname(NS_OCCUPANT_ID, "occupant-id")):
-                message.append(copy.deepcopy(child))
+                message.append(clone(child))
         sub(message, NS_STANZA_ID, "stanza-id", {"id": self._id_factory(), "by": str(self.jid)})
         sub(message, NS_OCCUPANT_ID, "occupant-id", {"id": occupant.oid})
         self._history.remember(message, length=self.config.history_length, now=now, wall=self._wall_clock())
-        return [fanout_copy(message, recipient) for recipient in self.real_jids()]
+        return [addressed_copy(message, recipient) for recipient in self.real_jids()]
 
     def _private_message(self, occupant: Occupant, nick: str, stanza: Element) -> list[Element]:
         target = self.find(nick)
@@ -482,7 +482,7 @@ class Room:
             return [self._error(stanza, StanzaErrorCondition.ITEM_NOT_FOUND)]
         if stanza.get("type") == "groupchat":
             return [self._error(stanza, StanzaErrorCondition.BAD_REQUEST)]
-        message = copy.deepcopy(stanza)
+        message = clone(stanza)
         strip_room_ids(self.jid, message)
         message.set("from", str(self.jid.with_resource(occupant.nick)))
         sub(message, NS_MUC_USER, "x")
@@ -527,7 +527,7 @@ class Room:
                                          target_nick=target.nick, now=now)
         if forwarded_id is None:
             return [self._error(iq, StanzaErrorCondition.RESOURCE_CONSTRAINT, text="Too many requests in flight")]
-        forwarded = copy.deepcopy(iq)
+        forwarded = clone(iq)
         forwarded.set("from", str(self.jid.with_resource(own_nick)))
         forwarded.set("id", forwarded_id)
         return [addressed_copy(forwarded, real)]
@@ -536,7 +536,7 @@ class Room:
         pending = self._iqs.answered(forwarded_id=iq.get("id", ""), sender=sender, now=now)
         if pending is None:
             return []
-        answer = copy.deepcopy(iq)
+        answer = clone(iq)
         answer.attrib.pop("id", None)
         if pending.request_id is not None:
             answer.set("id", pending.request_id)

@@ -3,12 +3,10 @@ service): pure functions that strip what a client claims on every path; the room
 
 from __future__ import annotations
 
-import copy
-
 from lxml import etree
 
 from boshcm.jid import JID, InvalidJID
-from boshcm.stanza import Element, make_stanza, qname
+from boshcm.stanza import Element, clone, make_stanza, qname
 from boshcm.xmpp.muc.namespaces import NS_MUC, NS_MUC_USER, NS_OCCUPANT_ID, NS_STANZA_ID
 
 
@@ -19,7 +17,7 @@ def clean_presence(room: JID, stanza: Element) -> Element:
     for child in stanza:
         if isinstance(child.tag, str) and etree.QName(child).namespace not in (NS_MUC, NS_MUC_USER) \
                 and not claims_room_id(room, child):
-            presence.append(copy.deepcopy(child))
+            presence.append(clone(child))
     return presence
 
 

@@ -12,7 +12,6 @@ calls components synchronously, so the writes are too (one small SQLite transact
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import logging
 import secrets
@@ -31,6 +30,7 @@ from boshcm.stanza import (
     NS_DISCO_INFO,
     NS_DISCO_ITEMS,
     Element,
+    clone,
     element,
     error_reply,
     first_child,
@@ -346,7 +346,7 @@ class MucRegistry:
             if reflection.get("type") == "groupchat" and stanza_id is not None \
                     and stanza_id.get("by") == str(room.jid) and reflection.find(qname(NS_CLIENT, "body")) is not None:
                 assert self._archive is not None
-                archived = copy.deepcopy(reflection)
+                archived = clone(reflection)
                 archived.attrib.pop("to", None)
                 with contextlib.suppress(InvalidJID):
                     party = Party(archive=room.jid, peer=JID.parse(reflection.get("from", "")))
