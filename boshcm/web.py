@@ -227,8 +227,6 @@ class HttpServer:
         await self._runner.cleanup()
 
 
-
-
 def is_secure_request(request: web.Request) -> bool:
     return is_secure(request.scheme, request.remote or "")
 

@@ -298,16 +298,16 @@ class QuizRoom:
         language = self.language
         is_opener = self._opener is not None and sender.player == self._opener
         privileged = dict(is_admin=sender.is_admin, is_opener=is_opener, is_moderator=sender.is_moderator)
-        if not may_run(command, **privileged):
-            orders.say(reply_to, render.say(language, "not-allowed"), groupchat=reply_to == self.jid)
-            return
-        to_room = dict(groupchat=True)
 
         def reply(text: str) -> None:
             """What answers this command alone (not a change everyone sees): to `reply_to`, the room or the
             asker; in a crowded room the bot makes that the asker (quizbot/bot.py, docs/quiz.md)."""
             orders.say(reply_to, text, groupchat=reply_to == self.jid)
 
+        if not may_run(command, **privileged):
+            reply(render.say(language, "not-allowed"))
+            return
+        to_room = dict(groupchat=True)
         match command:
             case Quiz():
                 self._open_lobby(command, sender, wall, orders, reply)
@@ -329,7 +329,8 @@ class QuizRoom:
             case Stop():
                 self._stop(sender, skip_is_direct(**privileged), now, wall, orders, reply)
             case Skip() | Hint() | Repeat():
-                self._question_command(command, sender, reply_to, skip_is_direct(**privileged), now, wall, orders)
+                self._question_command(command, sender, reply_to, reply, skip_is_direct(**privileged), now, wall,
+                                       orders)
             case Score():
                 self._scores(reply_to, orders)
             case Lang():
@@ -338,24 +339,24 @@ class QuizRoom:
             case Report():
                 question = self._last_question
                 if question is None:
-                    orders.say(reply_to, render.say(language, "report-nothing"), groupchat=reply_to == self.jid)
+                    reply(render.say(language, "report-nothing"))
                 else:
                     orders.items.append(RecordReport(reporter=sender.real_jid or sender.player,
                                                      question_id=question.id, text=command.text, wall=wall))
-                    orders.say(reply_to, render.say(language, "report-thanks", question=question.id),
-                               groupchat=reply_to == self.jid)
+                    reply(render.say(language, "report-thanks", question=question.id))
             case _:
                 assert_never(command)
 
-    def _question_command(self, command: Skip | Hint | Repeat, sender: Sender, reply_to: str, skip_now: bool,
-                          now: float, wall: float, orders: Orders) -> None:
+    def _question_command(self, command: Skip | Hint | Repeat, sender: Sender, reply_to: str,
+                          reply: Callable[[str], None], skip_now: bool, now: float, wall: float,
+                          orders: Orders) -> None:
         """!skip, !hint and !repeat: about the open question. Whatever they cannot do is said, never silence; to
         the asker alone where only the asker needs it (a crowd typing !hint at once must not become a crowd of room
         messages). Asked in the room, "alone" is the asker's private address."""
         language, game = self.language, self.game
         asker = self.private_address(sender.nick) if reply_to == self.jid else reply_to
         if game is None and self.lobby is None:
-            orders.say(reply_to, render.say(language, "no-game"), groupchat=reply_to == self.jid)
+            reply(render.say(language, "no-game"))
         elif game is None or not game.question_open or self._last_ask is None:
             # In the lobby, between questions, getting ready or paused.
             orders.say(asker, render.say(language, "no-question"))

@@ -477,8 +477,7 @@ class BoshEndpoint:
     def _expire_overdue(self, now: float) -> None:
         """Held requests that outlived 'wait' by the grace period: their sessions never answered them (a bug).
         Every request gets the same extra time, so the oldest held request is the first to expire."""
-        while self._held:
-            oldest = next(iter(self._held.values()))
+        while (oldest := self._oldest_held()) is not None:
             if oldest.expires_at > now:
                 return
             log.warning("held BOSH request %d was never answered in time", oldest.request_id)
@@ -584,12 +583,16 @@ class BoshEndpoint:
             self._timer_at = deadline
             self._wakeup.set()
 
+    def _oldest_held(self) -> HeldRequest | None:
+        # Held requests in the order they came (dicts keep it), which is also the order their safety nets expire.
+        return next(iter(self._held.values()), None)
+
     def _next_deadline(self) -> float | None:
         """The earliest of the sessions' deadlines and the oldest held request's safety net."""
-        deadlines = [deadline for deadline in (self.registry.next_deadline(),
-                                               next(iter(self._held.values())).expires_at if self._held else None)
-                     if deadline is not None]
-        return min(deadlines, default=None)
+        deadline, oldest = self.registry.next_deadline(), self._oldest_held()
+        if oldest is None or (deadline is not None and deadline <= oldest.expires_at):
+            return deadline
+        return oldest.expires_at
 
     async def _run_timer(self) -> None:
         while True:

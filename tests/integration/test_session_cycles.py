@@ -19,7 +19,14 @@ import pytest
 from boshcm.app import Server
 from tests.integration.bosh_client import BoshClient
 from tests.integration.nodes import bosh_url, start_nodes
-from tests.security.transports import BoshRawClient, C2sRawClient, WebSocketRawClient, connected, raw_client
+from tests.security.transports import (
+    BoshRawClient,
+    C2sRawClient,
+    RawClient,
+    WebSocketRawClient,
+    connected,
+    raw_client,
+)
 
 TRANSPORTS = ("c2s", "bosh", "websocket")
 
@@ -49,6 +56,17 @@ async def _session(server: Server, transport: str, *, clean: bool) -> None:
             await client.send_raw(b"</stream:stream>")
     await _until_unbound(server)
     await asyncio.sleep(0.1)  # the connection's own task winds down
+
+
+async def _reset_session(client: RawClient, server: Server) -> None:
+    """Log in, then vanish with a TCP reset, as a phone's network drops it; until `server` (the embedded server, also
+    behind an off-board node) has unbound the session."""
+    assert isinstance(client, C2sRawClient | WebSocketRawClient)   # the transports on a connection of their own
+    await client.login("alice", "alice-secret")
+    client.reset()
+    await client.close()
+    await _until_unbound(server)
+    await asyncio.sleep(0.1)
 
 
 async def left_for_the_cycle_collector(session: Callable[[], Awaitable[None]]) -> list[str]:
@@ -99,15 +117,7 @@ async def test_a_dropped_offboard_websocket_leaves_no_reference_cycle(server: Se
     async with start_nodes(tmp_path, ("a",), upstreams=[f"127.0.0.1:{server.c2s.port}"]) as nodes:
         node = nodes["a"]
 
-        async def session() -> None:
-            client = WebSocketRawClient(node)
-            await client.login("alice", "alice-secret")
-            client.reset()
-            await client.close()
-            await _until_unbound(server)
-            await asyncio.sleep(0.1)
-
-        left = await left_for_the_cycle_collector(session)
+        left = await left_for_the_cycle_collector(lambda: _reset_session(WebSocketRawClient(node), server))
     assert left == [], f"a dropped off-board WebSocket is freed only by the cycle collector: {left}"
 
 
@@ -115,14 +125,5 @@ async def test_a_dropped_offboard_websocket_leaves_no_reference_cycle(server: Se
 async def test_a_reset_connection_leaves_no_reference_cycle(server: Server, transport: str) -> None:
     """A phone whose connection is reset (RST, not FIN): asyncio keeps the ConnectionResetError on the stream, and
     a traceback through the connection's own frames would keep the connection and its session in a cycle."""
-    async def session() -> None:
-        client = raw_client(transport, server)
-        assert isinstance(client, C2sRawClient | WebSocketRawClient)
-        await client.login("alice", "alice-secret")
-        client.reset()
-        await client.close()
-        await _until_unbound(server)
-        await asyncio.sleep(0.1)
-
-    left = await left_for_the_cycle_collector(session)
+    left = await left_for_the_cycle_collector(lambda: _reset_session(raw_client(transport, server), server))
     assert left == [], f"a reset {transport} connection is freed only by the cycle collector: {left}"

@@ -461,9 +461,14 @@ class LocalGenerator(Generator):
         return self._arrivals
 
     async def stop(self) -> None:
-        for task in self._pollers:
-            task.cancel()
-        await asyncio.gather(*self._pollers, return_exceptions=True)
+        await cancelled(self._pollers)
+
+
+async def cancelled(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel the tasks and wait until they are done (a poller's last request is not anybody's concern)."""
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class ChildProcess:

@@ -40,6 +40,7 @@ from tests.perf.bench_bosh import (
     Target,
     answer,
     bounded,
+    cancelled,
     child_task,
     cpu_seconds,
     measure_both,
@@ -116,9 +117,7 @@ class OccupantGroup:
         return self.arrivals
 
     async def stop(self) -> None:
-        for task in self._pollers:
-            task.cancel()
-        await asyncio.gather(*self._pollers, return_exceptions=True)
+        await cancelled(self._pollers)
 
 
 class ProcessOccupantGroup(ChildProcess):

@@ -294,7 +294,7 @@ async def _bind(client: C2sRawClient | WebSocketRawClient) -> str:
     return jid
 
 
-def reset_connection(transport: asyncio.BaseTransport | None) -> None:
+def reset_connection(transport: asyncio.WriteTransport | None) -> None:
     """Gone as a phone's network drops it: a TCP reset (SO_LINGER 0, then close), no close frame, no FIN."""
     assert transport is not None
     transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
