@@ -23,6 +23,7 @@ const PAGE_STORE = "quiz-page";
 const OCCUPANTS_STORE = "quiz-occupants";
 const OWNER_STORE = "quiz-owner"; // whether this page may start games in its room (from its self-presence)
 const FORGET_ID = "forget-me";
+const REJOIN_PAUSE_MS = 5000; // a room that drops us again at once is not rejoined in a loop
 
 const state = {
   config: null, nick: "", room: null, owner: false, question: null, answered: false, joined: false,
@@ -38,6 +39,8 @@ const state = {
   info: { name: null, pin: null }, // the room's readable name and game PIN
   guest: null, // the remembered guest account this page logged in with (connection.js, guestAccount)
   forgotten: null, // "forget me": what to do once the server removed the account
+  leaving: false, // we asked to leave the room (and join it again right after)
+  rejoinedAt: 0, // when the page last joined again after the service dropped it from the room
 };
 let hostView = null; // host.js, once loaded
 let connection = null;
@@ -164,6 +167,17 @@ function onPresence(presence) {
   else view.addOccupant(nick);
   pageStore.setItem(OCCUPANTS_STORE, JSON.stringify(view.occupants()));
   const self = x && [...x.getElementsByTagName("status")].some((s) => s.getAttribute("code") === "110");
+  if (self && type === "unavailable") {
+    state.joined = false;
+    if (state.leaving) state.leaving = false; // our own leave, with a join right behind it
+    else if (protocol.droppedFromRoom(presence) && Date.now() - state.rejoinedAt > REJOIN_PAUSE_MS) {
+      // Dropped by the service, not by anyone's decision: back in, and asking what we missed meanwhile.
+      state.rejoinedAt = Date.now();
+      joinRoom(state.room);
+      toBot("repeat");
+      toBot("score");
+    }
+  }
   if (self && type !== "unavailable") {
     state.joined = true;
     view.connectionStatus("connected");
@@ -372,6 +386,7 @@ function onReady(reason, saved) {
   if (state.restored) {
     state.restored = false;
     if (!state.viewShown) showSavedView();
+    state.leaving = true;
     connection.send($pres({ to: `${state.room}/${state.nick}`, type: "unavailable" }));
     joinRoom(state.room);
     toBot("repeat");

@@ -29,6 +29,20 @@ export const childrenOf = (element, ns, name) =>
   [...element.children].filter((c) => c.namespaceURI === ns && (name === undefined || c.localName === name));
 export const childOf = (element, ns, name) => childrenOf(element, ns, name)[0] || null;
 
+// Our own unavailable presence from a room (status 110) that we did not ask for: true when the service dropped us
+// and joining again is right. ejabberd removes an occupant whose session bounced a groupchat message (one that
+// reached it while its stream was being resumed) with no reason code; XEP-0045 says the same with 333. A person's
+// or the room's decision (ban 301, nick change 303, kick 307, affiliation 321/322, shutdown 332, a destroyed
+// room) is not undone by rejoining.
+const DECIDED = new Set(["301", "303", "307", "321", "322", "332"]);
+export function droppedFromRoom(presence) {
+  if (presence.getAttribute("type") !== "unavailable") return false;
+  const x = childOf(presence, MUC_USER, "x");
+  if (!x || childOf(x, MUC_USER, "destroy")) return false;
+  const codes = childrenOf(x, MUC_USER, "status").map((s) => s.getAttribute("code"));
+  return codes.includes("110") && !codes.some((code) => DECIDED.has(code));
+}
+
 // Text of an element as the sender wrote it. Never Strophe.getText: it XML-escapes (an apostrophe would show
 // as &apos;), and everything here goes into the page with textContent, which needs no escaping at all.
 export const textOf = (element) => (element ? element.textContent : "");

@@ -172,6 +172,7 @@ class SmPlayer:
         self._unacked: list[str] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._up = asyncio.Event()
+        self._pings = 0
         self.wire: list[str] = []       # what went out and came in, for a failure's story
 
     def send(self, stanza: str) -> None:
@@ -184,6 +185,18 @@ class SmPlayer:
         self.send("<presence xmlns='jabber:client'/>")
         self.send(f"<presence xmlns='jabber:client' to='{self.room}/{self.nick}'><x xmlns='{NS_MUC}'>"
                   f"<history maxstanzas='0'/></x></presence>")
+
+    async def synced(self) -> None:
+        """Until the server has acknowledged a ping sent now: the stream is live, resumed first if its node went
+        away (the ping is resent after `<resumed/>` like anything the server had not acknowledged)."""
+        self._pings += 1
+        self.send(f"<iq xmlns='jabber:client' type='get' id='sync-{self._pings}' to='{self.domain}'>"
+                  f"<ping xmlns='urn:xmpp:ping'/></iq>")
+        acknowledged = self._acked + len(self._unacked)
+        async with asyncio.timeout(30):
+            while self._acked < acknowledged:
+                self.check()
+                await asyncio.sleep(0.05)
 
     def _enabled(self, enabled: etree._Element) -> None:
         assert enabled.get("resume") in ("true", "1"), etree.tostring(enabled)

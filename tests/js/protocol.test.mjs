@@ -4,8 +4,8 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 
-import { NS, answer, bareJid, command, domainOf, inItsPlace, isPin, moreScorers, nodeOf, ownResult, ownStanding,
-  payloadsOf, readPayload, resourceOf } from "../../quizbot/web/protocol.js";
+import { NS, answer, bareJid, command, domainOf, droppedFromRoom, inItsPlace, isPin, moreScorers, nodeOf, ownResult,
+  ownStanding, payloadsOf, readPayload, resourceOf } from "../../quizbot/web/protocol.js";
 import { parseXml } from "./xml.mjs";
 
 const DOCS = readFileSync(new URL("../../docs/quiz.md", import.meta.url), "utf-8");
@@ -210,4 +210,22 @@ test("JIDs are split as Strophe.js splits them", () => {
   assert.equal(domainOf("ann@localhost/r"), "localhost");
   assert.equal(domainOf("localhost"), "localhost");
   assert.equal(bareJid(""), null);
+});
+
+test("dropped from the room by the service: rejoin; removed by a decision or left: do not", () => {
+  const self = (codes, extra = "") => parseXml(
+    `<presence xmlns="jabber:client" from="quiz@conference.localhost/Dan" type="unavailable">`
+    + `<x xmlns="http://jabber.org/protocol/muc#user"><item role="none" affiliation="none"/>${extra}`
+    + codes.map((code) => `<status code="${code}"/>`).join("") + `</x></presence>`);
+  // ejabberd's removal of an occupant whose session bounced a groupchat message: 110 and nothing else.
+  assert.equal(droppedFromRoom(self(["110"])), true);
+  assert.equal(droppedFromRoom(self(["110", "333"])), true);
+  for (const decided of ["301", "303", "307", "321", "322", "332"]) {
+    assert.equal(droppedFromRoom(self(["110", decided])), false, decided);
+  }
+  assert.equal(droppedFromRoom(self(["110"], "<destroy/>")), false);
+  assert.equal(droppedFromRoom(self([])), false); // someone else's leave
+  const available = parseXml(`<presence xmlns="jabber:client"><x xmlns="http://jabber.org/protocol/muc#user">`
+    + `<status code="110"/></x></presence>`);
+  assert.equal(droppedFromRoom(available), false);
 });
