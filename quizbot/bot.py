@@ -86,15 +86,12 @@ from quizbot.events import (
     RoomEntered,
     RoomLeft,
     RoomMessage,
-    RoomQuietKnown,
-    RoomQuietSet,
     RoundTrip,
     SaveBan,
     SavedRoom,
     SavePin,
     SaveRoom,
     Send,
-    SetRoomQuiet,
     Submission,
     SubmissionReviewed,
     SubmissionsRead,
@@ -198,10 +195,6 @@ class QuizBot:
         self._by_pin = {view.pin: room for room, view in self._views.items() if view.pin}
         self._greet_owner: dict[str, str] = {}  # room -> owner to invite once the bot is in
         self._resumed: set[str] = set()
-        # Rooms whose presence broadcast the bot manages (owned, their moderators see every occupant: the adapter
-        # said so with RoomQuietKnown) -> whether they broadcast only moderators' presence now.
-        self._quiet: dict[str, bool] = {}
-        self._quieting: set[str] = set()  # rooms with a SetRoomQuiet in flight: one form at a time
 
     @property
     def banks(self) -> BankSet:
@@ -278,23 +271,8 @@ class QuizBot:
                 room = self.rooms.get(jid)
                 if room is not None:
                     room.occupants_cleared()  # the adapter rejoins; the game and its scores stay
-                self._quiet.pop(jid, None)  # learnt again once the bot is back in
             case OccupantPresence():
                 self._presence(fact, now, wall, orders)
-                self._check_quiet(fact.room, orders)
-            case RoomQuietKnown(room=jid, may_quiet=may_quiet, quiet=quiet):
-                if may_quiet:
-                    self._quiet[jid] = quiet
-                    self._check_quiet(jid, orders)
-                else:
-                    self._quiet.pop(jid, None)
-            case RoomQuietSet(room=jid, quiet=quiet, ok=ok):
-                self._quieting.discard(jid)
-                if not ok:
-                    self._quiet.pop(jid, None)  # stop trying: each try would cost the room a form
-                elif jid in self._quiet:
-                    self._quiet[jid] = quiet
-                    self._check_quiet(jid, orders)  # occupancy may have moved while the form was on its way
             case RoomMessage():
                 self._room_message(fact, now, wall, orders)
             case PrivateMessage():
@@ -306,16 +284,6 @@ class QuizBot:
                 self._read_answered(fact, orders)
         orders.items[:0], self._to_store = self._to_store, []
         return [order for order in map(self._through_room, orders.items) if order is not None]
-
-    def _check_quiet(self, jid: str, orders: Orders) -> None:
-        """A crowded room the bot manages goes quiet, an emptied one loud again (docs/quiz.md "Quiet rooms")."""
-        quiet = self._quiet.get(jid)
-        room = self.rooms.get(jid)
-        if quiet is None or room is None or jid in self._quieting:
-            return
-        if room.quiet_wanted(quiet_above=self.settings.quiet_above, quiet=quiet) != quiet:
-            self._quieting.add(jid)
-            orders.items.append(SetRoomQuiet(room=jid, quiet=not quiet))
 
     def _through_room(self, order: Order) -> Order | None:
         """A private message to an occupant JID (room/nick) carries text only: clients believe quiz payloads

@@ -53,11 +53,8 @@ from quizbot.events import (
     RoomEntered,
     RoomLeft,
     RoomMessage,
-    RoomQuietKnown,
-    RoomQuietSet,
     RoundTrip,
     Send,
-    SetRoomQuiet,
     StorageOrder,
 )
 from quizbot.questions import BankSet
@@ -73,11 +70,10 @@ NS_DATA = "jabber:x:data"
 STILL_JOINED = frozenset({"service-unavailable", "feature-not-implemented"})
 PING_ID_PREFIX = "quizbot-rtt-"
 PING_TIMEOUT_SECONDS = 5.0
-# boshcm's room feature: occupants whose role is not in muc#roomconfig_presencebroadcast still show to moderators.
-# Only where a room says so may the bot, a moderator, restrict the broadcast and still see every player.
-MODERATORS_SEE_ALL = "urn:boshcm:muc:moderators-see-all:0"
-PRESENCE_BROADCAST = "muc#roomconfig_presencebroadcast"
-ALL_ROLES = ("moderator", "participant", "visitor")
+# boshcm's room field (docs/protocol.md): above this many occupants the room itself broadcasts only moderators'
+# presence, switching at the join that crosses it. Its moderators still see every occupant, so the bot still sees
+# every player.
+QUIET_ABOVE = "{urn:boshcm:muc:0}roomconfig_quietabove"
 
 
 class _PingAnswers(MatcherBase):
@@ -281,7 +277,6 @@ class QuizBotClient:
                 self.owned.add(room)
             elif room in self.owned:
                 self.owned.discard(room)
-                self._feed(RoomQuietKnown(room=room, may_quiet=False))  # only an owner may change the broadcast
             self.joined[room] = nick
             self._attempts.pop(room, None)
             if "201" in codes:
@@ -304,40 +299,26 @@ class QuizBotClient:
         self._feed(RoomEntered(room=room))
         self._spawn(self._self_ping(room))
         if room in self.owned and self.bot.settings.quiet_above > 0:
-            self._spawn(self._learn_quiet(room))
+            self._spawn(self._quiet_above(room))
 
-    # --- a crowded room goes quiet (XEP-0045 §10.2 presencebroadcast; docs/quiz.md) -------------------
+    # --- a crowded room goes quiet (docs/quiz.md "Quiet rooms") ---------------------------------------
 
-    async def _learn_quiet(self, room: str) -> None:
-        """Tell the bot whether we may make this room quiet (it says its moderators see every occupant), and whether
-        it is; the bot decides when to change it (SetRoomQuiet)."""
+    async def _quiet_above(self, room: str) -> None:
+        """Where the room's form has boshcm's field, set it: the room goes quiet at the join that crosses it. The bot
+        could only react to the presences of a wave of joins that it reads behind; the room switches at once."""
+        wanted = str(self.bot.settings.quiet_above + 1)  # `quiet_above` players; the room counts the bot too
         try:
-            info = await self._plugin("xep_0030").get_info(JID(room), local=False, cached=False)
-            if MODERATORS_SEE_ALL not in info["disco_info"]["features"]:
-                return  # e.g. Prosody: its moderators would no longer see the players
-            form = await self._plugin("xep_0045").get_room_config(room)
-        except (IqError, IqTimeout, ValueError) as error:
-            log.info("quizbot: not managing the presence broadcast of %s: %s", room, error)
-            return
-        if room not in self.owned:
-            return  # left or lost ownership meanwhile
-        roles = form["values"].get(PRESENCE_BROADCAST) or list(ALL_ROLES)
-        self._feed(RoomQuietKnown(room=room, may_quiet=True, quiet=list(roles) == ["moderator"]))
-
-    async def _set_quiet(self, room: str, quiet: bool) -> None:
-        """The owner's form with the one field (XEP-0045 §10.2), as `_configure` submits its fields."""
-        try:
+            values = (await self._plugin("xep_0045").get_room_config(room))["values"]
+            if QUIET_ABOVE not in values or values[QUIET_ABOVE] == wanted:
+                return  # not boshcm (Prosody, ejabberd: rooms stay as their owner configured them), or set already
             submit = self._plugin("xep_0004").make_form(ftype="submit")
             submit.add_field(var="FORM_TYPE", ftype="hidden", value="http://jabber.org/protocol/muc#roomconfig")
-            submit.add_field(var=PRESENCE_BROADCAST, ftype="list-multi",
-                             value=["moderator"] if quiet else list(ALL_ROLES))
+            submit.add_field(var=QUIET_ABOVE, ftype="text-single", value=wanted)
             await self._plugin("xep_0045").set_room_config(room, submit)
-        except (IqError, IqTimeout) as error:
-            log.warning("quizbot: could not change the presence broadcast of %s: %s", room, error)
-            self._feed(RoomQuietSet(room=room, quiet=quiet, ok=False))
+        except (IqError, IqTimeout, ValueError) as error:
+            log.info("quizbot: %s does not go quiet on its own: %s", room, error)
             return
-        log.info("quizbot: %s now broadcasts %s presence", room, "only moderators'" if quiet else "everyone's")
-        self._feed(RoomQuietSet(room=room, quiet=quiet, ok=True))
+        log.info("quizbot: %s broadcasts only moderators' presence above %s occupants", room, wanted)
 
     async def _configure(self, room: str) -> None:
         wanted = self.wanted.get(room, JoinRoom(room=room))
@@ -439,8 +420,6 @@ class QuizBotClient:
                 self._plugin("xep_0045").invite(room, jid, reason)
             case Ping(room=room, nick=nick):
                 self._ping(room, nick)
-            case SetRoomQuiet(room=room, quiet=quiet):
-                self._spawn(self._set_quiet(room, quiet))
             case ReloadBanks(reply_to=reply_to):
                 banks, report = self._reload_banks()
                 for reply in self.bot.set_banks(banks, report, reply_to=reply_to):

@@ -82,26 +82,6 @@ class RoundTrip:
     seconds: float
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RoomQuietKnown:
-    """What the adapter learnt of a room the bot owns (disco#info and the owner's form): whether the bot may make
-    it quiet (it advertises urn:boshcm:muc:moderators-see-all:0), and whether it broadcasts only moderators' presence
-    now. `may_quiet` False also when the bot lost the ownership: the bot stops managing the room."""
-
-    room: str
-    may_quiet: bool
-    quiet: bool = False
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RoomQuietSet:
-    """A `SetRoomQuiet` finished: the room accepted the form (`ok`), or refused it or did not answer."""
-
-    room: str
-    quiet: bool
-    ok: bool
-
-
 # --- what the bot remembered: read once at start, then kept in memory --------------------------------
 
 RECENT_QUESTIONS = 500  # question ids remembered per room, so the next quiz there asks fresh ones
@@ -181,8 +161,8 @@ class SubmissionReviewed:
     submission: Submission | None  # None: no pending submission has that id
 
 
-Fact = (RoomEntered | RoomLeft | OccupantPresence | RoomMessage | PrivateMessage | RoundTrip | RoomQuietKnown
-        | RoomQuietSet | LeaderboardRead | CountsRead | SubmissionsRead | SubmissionReviewed)
+Fact = (RoomEntered | RoomLeft | OccupantPresence | RoomMessage | PrivateMessage | RoundTrip
+        | LeaderboardRead | CountsRead | SubmissionsRead | SubmissionReviewed)
 
 # --- orders ---------------------------------------------------------------------------------------
 
@@ -223,15 +203,6 @@ class Ping:
 
     room: str
     nick: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SetRoomQuiet:
-    """Submit the owner's form with muc#roomconfig_presencebroadcast = moderator (`quiet`) or every role (XEP-0045
-    §10.2); answer with RoomQuietSet."""
-
-    room: str
-    quiet: bool
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -416,7 +387,7 @@ class ReviewSubmission:
 
 Read = ReadLeaderboard | ReadCounts | ReadSubmissions | ReviewSubmission
 
-Order = Send | JoinRoom | LeaveRoom | Invite | Ping | SetRoomQuiet | ReloadBanks | StorageOrder | Read
+Order = Send | JoinRoom | LeaveRoom | Invite | Ping | ReloadBanks | StorageOrder | Read
 
 
 @dataclass(slots=True)

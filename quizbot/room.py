@@ -86,17 +86,6 @@ DEFAULT_BOARD_SIZE = 10
 DEFAULT_QUIET_ABOVE = 100
 
 
-def quiet_wanted(occupants: int, *, quiet_above: int, quiet: bool) -> bool:
-    """Whether a room should broadcast only its moderators' presence (XEP-0045 §10.2 presencebroadcast), so that a
-    join costs O(1) stanzas instead of one to every occupant, and no phone holds thousands of presences.
-
-    Quiet above `quiet_above` occupants; loud again only below half of it, so a room hovering at the threshold
-    does not flip (each change is a form and a 104 notice to everyone). 0: never quiet."""
-    if quiet_above <= 0:
-        return False
-    return occupants * 2 >= quiet_above if quiet else occupants > quiet_above
-
-
 @dataclass(slots=True)
 class Occupant:
     nick: str
@@ -187,10 +176,6 @@ class QuizRoom:
         """More occupants than `quiet_above` (the bot not counted; 0: never): a room where a reply to each
         command would be a message to a crowd for every command, so replies go to the asker alone."""
         return 0 < quiet_above < len(self.occupants)
-
-    def quiet_wanted(self, *, quiet_above: int, quiet: bool) -> bool:
-        """`quiet_wanted` for this room's occupants as the bot sees them (itself not counted)."""
-        return quiet_wanted(len(self.occupants), quiet_above=quiet_above, quiet=quiet)
 
     def occupants_cleared(self) -> None:
         self.occupants.clear()

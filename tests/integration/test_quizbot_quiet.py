@@ -1,6 +1,7 @@
-"""A crowded quiz room goes quiet (issue 14): above `[quizbot] quiet_above` occupants the bot, owner of its room
-on a server whose moderators see every occupant, broadcasts only moderators' presence (XEP-0045 §10.2). Players
-then see the bot and themselves only; the bot still sees and scores everyone. Real slixmpp clients, embedded
+"""A crowded quiz room goes quiet (issue 14): the bot, owner of its room, sets boshcm's room field
+`{urn:boshcm:muc:0}roomconfig_quietabove` from `[quizbot] quiet_above`, and above that many players the room itself
+broadcasts only moderators' presence (XEP-0045 §10.2), switching at the join that crosses it. Players then see the
+bot and themselves only; the bot, a moderator, still sees and scores everyone. Real slixmpp clients, embedded
 server."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import pytest
 
 from boshcm.app import Server
 from boshcm.jid import JID
+from boshcm.xmpp.muc import visibility
 from quizbot.extension import QuizExtension
 from tests.integration.quiz_players import (
     BOT_NICK,
@@ -38,10 +40,17 @@ async def quiet_server(tmp_path: Path) -> AsyncIterator[Server]:
 
 
 def broadcast(server: Server) -> tuple[str, ...]:
+    """The roles whose presence the room broadcasts now (its form's, or only moderators' while crowded)."""
     assert server.muc is not None
     room = server.muc.room(JID.parse(ROOM))
     assert room is not None
-    return tuple(room.config.presence_broadcast)
+    return tuple(visibility.broadcast_roles(room.config, crowded=room.crowded))
+
+
+def quiet_above(server: Server) -> int:
+    assert server.muc is not None
+    room = server.muc.room(JID.parse(ROOM))
+    return room.config.quiet_above if room is not None else 0
 
 
 def nicks_seen(player: Player) -> set[str]:
@@ -54,9 +63,10 @@ async def test_a_crowded_room_goes_quiet_players_see_the_bot_and_themselves_and_
     made: list[XmppClient] = []
     try:
         ann, ben, cat = [await seat(quiet_server, made, name) for name in NAMES[:3]]
+        await wait_until(lambda: quiet_above(quiet_server) == 4)  # three players and the bot
         assert broadcast(quiet_server) == ("moderator", "participant", "visitor")  # three: not above quiet_above
         dan = await seat(quiet_server, made, "dan")
-        await wait_until(lambda: broadcast(quiet_server) == ("moderator",))  # the fourth player: above 3
+        assert broadcast(quiet_server) == ("moderator",)  # the fourth player: above 3, at once
         # Those who were listed before vanish from each other's lists (the room sends them unavailable).
         await wait_until(lambda: nicks_seen(ann) == {BOT_NICK, "Ann"})
         eve = await seat(quiet_server, made, "eve")
@@ -94,10 +104,11 @@ async def test_the_room_is_broadcast_again_when_it_empties_below_half(quiet_serv
     try:
         players = [await seat(quiet_server, made, name) for name in NAMES[:4]]
         await wait_until(lambda: broadcast(quiet_server) == ("moderator",))
-        await players[3].client.close()
-        await players[2].client.close()
-        assert broadcast(quiet_server) == ("moderator",)   # two: not below half of 3 yet
-        await players[1].client.close()
+        for player in players[:0:-1]:
+            await player.client.close()
+        # One player and the bot: not fewer than half of the room's 4 (quiet_above 3 and the bot).
+        assert broadcast(quiet_server) == ("moderator",)
+        await players[0].client.close()
         await wait_until(lambda: broadcast(quiet_server) == ("moderator", "participant", "visitor"))
     finally:
         await asyncio.gather(*(client.close() for client in made), return_exceptions=True)

@@ -113,12 +113,22 @@ def test_restricting_the_broadcast_hides_participants_from_the_non_moderators_on
     previous = room.config
     room.state.config = RoomConfig(presence_broadcast=(Role.MODERATOR,))
     bob, carol = occupant(room, "Bob"), occupant(room, "Carol")
-    assert visibility.broadcast_changed(room, previous) == [Sight(occupant=bob, to=(CAROL,), shown=False),
-                                                            Sight(occupant=carol, to=(BOB,), shown=False)]
-    assert visibility.broadcast_changed(room, room.config) == []
+    assert visibility.broadcast_changed(room, previous.presence_broadcast) == [
+        Sight(occupant=bob, to=(CAROL,), shown=False), Sight(occupant=carol, to=(BOB,), shown=False)]
+    assert visibility.broadcast_changed(room, room.config.presence_broadcast) == []
     restricted = room.config
     room.state.config = previous
-    assert [sight.shown for sight in visibility.broadcast_changed(room, restricted)] == [True, True]
+    assert [sight.shown for sight in visibility.broadcast_changed(room, restricted.presence_broadcast)] == [True, True]
+
+
+def test_a_crowd_above_quiet_above_broadcasts_only_moderators_until_half_of_it_is_left() -> None:
+    config = RoomConfig(quiet_above=4)
+    assert [visibility.is_crowded(config, n, was=False) for n in (3, 4, 5)] == [False, False, True]
+    assert [visibility.is_crowded(config, n, was=True) for n in (3, 2, 1)] == [True, True, False]
+    assert not visibility.is_crowded(RoomConfig(), 5_000, was=False)  # 0: never
+    assert visibility.broadcast_roles(config, crowded=True) == (Role.MODERATOR,)
+    assert visibility.broadcast_roles(RoomConfig(presence_broadcast=(Role.PARTICIPANT,)), crowded=True) == ()
+    assert visibility.broadcast_roles(config, crowded=False) == config.presence_broadcast
 
 
 # --- the other parts split from room.py --------------------------------------------------------------------------

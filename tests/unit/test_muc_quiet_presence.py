@@ -155,3 +155,72 @@ def test_a_participant_joining_a_quiet_room_costs_the_moderators_not_the_room() 
     to_erin = [s.get("from", "").rpartition("/")[2] for s in conference.join(erin, "Erin")
                if etree.QName(s).localname == "presence" and s.get("to") == erin]
     assert to_erin == ["Quizmaster", "Erin"]
+
+
+# --- boshcm's {urn:boshcm:muc:0}roomconfig_quietabove: the room goes quiet itself, at the join that crosses it ---
+
+QUIET_ABOVE = "{urn:boshcm:muc:0}roomconfig_quietabove"
+
+
+def set_quiet_above(conference: Conference, count: int) -> list[Element]:
+    return conference.send(
+        ALICE,
+        f"<iq to='{ROOM}' type='set' id='qa'><query xmlns='{MUC}#owner'><x xmlns='jabber:x:data' type='submit'>"
+        f"<field var='{QUIET_ABOVE}'><value>{count}</value></field></x></query></iq>",
+    )
+
+
+def crowd(count: int) -> list[str]:
+    return [f"player{n}@localhost/web" for n in range(count)]
+
+
+def test_quiet_above_is_offered_in_the_form_and_refuses_what_is_not_a_number() -> None:
+    conference = Conference()
+    conference.join(ALICE, "Quizmaster")
+    (form,) = conference.send(ALICE, f"<iq to='{ROOM}' type='get' id='g'><query xmlns='{MUC}#owner'/></iq>")
+    (field,) = [f for f in form.iter("{jabber:x:data}field") if f.get("var") == QUIET_ABOVE]
+    assert field.get("type") == "text-single" and field.findtext("{jabber:x:data}value") == "0"
+    (refused,) = conference.send(
+        ALICE, f"<iq to='{ROOM}' type='set' id='qa'><query xmlns='{MUC}#owner'><x xmlns='jabber:x:data' "
+        f"type='submit'><field var='{QUIET_ABOVE}'><value>many</value></field></x></query></iq>")
+    assert refused.get("type") == "error" and refused.find(".//{*}not-acceptable") is not None
+
+
+def test_the_join_that_crosses_quiet_above_finds_the_room_quiet_and_the_others_drop_each_other() -> None:
+    conference = Conference()
+    conference.join(ALICE, "Quizmaster")
+    assert [codes(s) for s in set_quiet_above(conference, 4)] == [set(), {"104"}]  # the result, the notice
+    for real, nick in ((BOB, "Bob"), (CAROL, "Carol")):
+        conference.join(real, nick)
+    loud = conference.join(DAVE, "Dave")  # four occupants: still everyone's presence to everyone
+    assert (BOB, "Dave", "available") in presences(loud)
+    erin = "erin@localhost/phone"
+    out = conference.join(erin, "Erin")  # five: crowded
+    # The participants drop each other (as when the owner's form makes the room quiet), the moderator keeps seeing
+    # everyone, and the joiner sees only the moderator and itself.
+    assert presences(out) == {
+        (BOB, "Carol", "unavailable"), (BOB, "Dave", "unavailable"), (CAROL, "Bob", "unavailable"),
+        (CAROL, "Dave", "unavailable"), (DAVE, "Bob", "unavailable"), (DAVE, "Carol", "unavailable"),
+        (erin, "Quizmaster", "available"), (erin, "Erin", "available"), (ALICE, "Erin", "available")}
+    later = conference.join("frank@localhost/web", "Frank")
+    assert {to for to, _, _ in presences(later)} == {"frank@localhost/web", ALICE}  # O(moderators), not O(room)
+
+
+def test_a_crowded_room_is_loud_again_when_fewer_than_half_of_quiet_above_are_left() -> None:
+    conference = Conference()
+    conference.join(ALICE, "Quizmaster")
+    set_quiet_above(conference, 6)
+    conference.join(BOB, "Bob")
+    conference.join(CAROL, "Carol")
+    players = crowd(5)
+    for n, real in enumerate(players):
+        conference.join(real, f"P{n}")  # eight in: crowded since the seventh
+    for n, real in enumerate(players):
+        # Down to three, half of six: still quiet, each leave seen by the moderator alone.
+        left = conference.send(real, f"<presence to='{ROOM}/P{n}' type='unavailable'/>")
+        assert presences(left) == {(real, f"P{n}", "unavailable"), (ALICE, f"P{n}", "unavailable")}
+    out = conference.send(ALICE, f"<presence to='{ROOM}/Quizmaster' type='unavailable'/>")
+    # Two left: loud again, and the two see each other.
+    assert presences(out) == {(ALICE, "Quizmaster", "unavailable"), (BOB, "Quizmaster", "unavailable"),
+                              (CAROL, "Quizmaster", "unavailable"), (BOB, "Carol", "available"),
+                              (CAROL, "Bob", "available")}

@@ -10,6 +10,8 @@ from boshcm.xmpp.muc.roles import PRESENT_ROLES as ROLES
 from boshcm.xmpp.muc.roles import Role
 
 FORM_TYPE = "http://jabber.org/protocol/muc#roomconfig"
+# Not a registered muc#roomconfig field: named in Clark notation (XEP-0068 §3.4), as Prosody names its own.
+QUIET_ABOVE = "{urn:boshcm:muc:0}roomconfig_quietabove"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -29,6 +31,10 @@ class RoomConfig:
     # XEP-0045 §10.2 muc#roomconfig_presencebroadcast: the roles whose presence everyone sees. A quiz room
     # broadcasts only its moderators', so N joins cost O(N) stanzas instead of O(N²).
     presence_broadcast: tuple[Role, ...] = ROLES
+    # boshcm's own field (QUIET_ABOVE): with more occupants than this, only moderators' presence is broadcast, until
+    # fewer than half of it are left. The room switches at the join that crosses it, so a wave of joins never
+    # makes it walk a crowd twice (loud joins, then the N² unavailables of going quiet late). 0: never.
+    quiet_above: int = 0
 
     def to_dict(self) -> dict[str, object]:
         data = dataclasses.asdict(self)
@@ -60,6 +66,7 @@ _FIELDS: dict[str, tuple[str, str]] = {
     "muc#roomconfig_allowinvites": ("allow_invites", "boolean"),
     "muc#roomconfig_historylength": ("history_length", "text-single"),
     "muc#roomconfig_presencebroadcast": ("presence_broadcast", "list-multi"),
+    QUIET_ABOVE: ("quiet_above", "text-single"),
 }
 
 
@@ -109,7 +116,7 @@ def parse_config_submission(form: Element, current: RoomConfig) -> RoomConfig:
                 password_protected = flag
             else:
                 changes[name] = flag
-        elif name in ("max_users", "history_length"):
+        elif name in ("max_users", "history_length", "quiet_above"):
             if value and not value.isdigit():
                 raise ValueError(f"{var} must be a number")
             changes[name] = int(value or 0)

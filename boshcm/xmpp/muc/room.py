@@ -137,6 +137,7 @@ class Room:
                             id_factory=id_factory)
         self._history = History(jid)
         self.destroyed = False
+        self.crowded = False  # more occupants than config.quiet_above (visibility.is_crowded)
 
     # --- queries ----------------------------------------------------------------------------------
 
@@ -233,7 +234,17 @@ class Room:
 
     def config_changed(self, previous: RoomConfig) -> list[Element]:
         """After the owner's form (XEP-0045 §10.2): whoever starts or stops seeing whom (visibility.py)."""
-        return render(self, visibility.broadcast_changed(self, previous))
+        was = visibility.broadcast_roles(previous, crowded=self.crowded)
+        self.crowded = visibility.is_crowded(self.config, len(self._occupants), was=self.crowded)
+        return render(self, visibility.broadcast_changed(self, was))
+
+    def _crowd_changed(self, occupants: int) -> list[Element]:
+        """With this many occupants, the room may have crossed `quiet_above`: whoever starts or stops seeing whom."""
+        if visibility.is_crowded(self.config, occupants, was=self.crowded) == self.crowded:
+            return []
+        was = visibility.broadcast_roles(self.config, crowded=self.crowded)
+        self.crowded = not self.crowded
+        return render(self, visibility.broadcast_changed(self, was))
 
     def remove_occupant(self, occupant: Occupant, *, codes: tuple[str, ...], reason: str | None,
                         now: float) -> list[Element]:
@@ -314,8 +325,10 @@ class Room:
         # it is about to get (an owner or admin joining a semi-anonymous room is a moderator and sees them).
         role = existing.role if existing is not None else self.default_role(affiliation)
         sees_jids = self.config.whois == "anyone" or role == Role.MODERATOR
-        out = [view_of(self, other, to=sender, shows_jid=sees_jids)
-               for other in visibility.seen_on_joining(self, role, besides=existing)]
+        # A joiner who makes the room crowded finds it quiet already: the others drop each other first.
+        out = self._crowd_changed(len(self._occupants) + 1) if existing is None else []
+        out += [view_of(self, other, to=sender, shows_jid=sees_jids)
+                for other in visibility.seen_on_joining(self, role, besides=existing)]
         if existing is not None:
             # The same account joining the same nick from another session shares the occupant.
             existing.real_jids.append(sender)
@@ -422,8 +435,9 @@ class Room:
             self._drop_moderator(occupant)
         audience = visibility.leave_audience(self, occupant)
         occupant.role = Role.NONE
-        return presences(self, occupant, [sender, *audience], selves=(sender,), presence_type="unavailable",
-                         codes=codes, template=leaving, reason=actor_reason)
+        out = presences(self, occupant, [sender, *audience], selves=(sender,), presence_type="unavailable",
+                        codes=codes, template=leaving, reason=actor_reason)
+        return out + self._crowd_changed(len(self._occupants))
 
     def _drop_moderator(self, occupant: Occupant) -> None:
         # By identity: dataclass equality would compare presences field by field.

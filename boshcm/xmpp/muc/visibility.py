@@ -37,7 +37,22 @@ class Sight:
 
 def broadcast(room: Room, occupant: Occupant) -> bool:
     """XEP-0045 §10.2 muc#roomconfig_presencebroadcast: is this occupant's presence shown to everyone?"""
-    return occupant.role in room.config.presence_broadcast
+    return occupant.role in broadcast_roles(room.config, crowded=room.crowded)
+
+
+def broadcast_roles(config: RoomConfig, *, crowded: bool) -> tuple[Role, ...]:
+    """The roles whose presence everyone sees: the form's (§10.2); of them only the moderators' while the room is
+    crowded (`RoomConfig.quiet_above`)."""
+    roles = config.presence_broadcast
+    return tuple(role for role in roles if role == Role.MODERATOR) if crowded else roles
+
+
+def is_crowded(config: RoomConfig, occupants: int, *, was: bool) -> bool:
+    """Crowded with more occupants than `quiet_above`, and until fewer than half of it are left, so that a room
+    hovering at the threshold does not flip (each change walks the room). `quiet_above` 0: never."""
+    if config.quiet_above <= 0:
+        return False
+    return occupants * 2 >= config.quiet_above if was else occupants > config.quiet_above
 
 
 def audience(room: Room, occupant: Occupant) -> list[JID]:
@@ -55,7 +70,7 @@ def moderator_sessions(room: Room, *, besides: Occupant) -> list[JID]:
 def seen_on_joining(room: Room, role: Role, *, besides: Occupant | None) -> list[Occupant]:
     """XEP-0045 §7.2.3: the occupants whose presence a joiner with this role gets — the broadcast roles', or
     everyone's for a moderator (`besides`: the occupant the joiner's session is joining, if already here)."""
-    if role != Role.MODERATOR and set(room.config.presence_broadcast) <= {Role.MODERATOR}:
+    if role != Role.MODERATOR and set(broadcast_roles(room.config, crowded=room.crowded)) <= {Role.MODERATOR}:
         # A quiet room (only moderators broadcast, or nobody): O(moderators) per join, not O(room), or 2,000
         # players joining one room would walk it two million times.
         return [other for other in room.moderators() if other is not besides and broadcast(room, other)]
@@ -85,15 +100,16 @@ def moderator_changed(room: Room, occupant: Occupant) -> list[Sight]:
             if other is not occupant and not broadcast(room, other)]
 
 
-def broadcast_changed(room: Room, previous: RoomConfig) -> list[Sight]:
-    """After the owner's form (XEP-0045 §10.2): occupants whose role stopped being broadcast vanish for those who
-    are not moderators, and those whose role became broadcast appear for them; moderators saw them all along."""
-    if previous.presence_broadcast == room.config.presence_broadcast:
+def broadcast_changed(room: Room, previous: tuple[Role, ...]) -> list[Sight]:
+    """After the roles broadcast changed from `previous` (the owner's form, XEP-0045 §10.2, or the room's crowd
+    crossing `quiet_above`): occupants whose role stopped being broadcast vanish for those who are not moderators,
+    and those whose role became broadcast appear for them; moderators saw them all along."""
+    if previous == broadcast_roles(room.config, crowded=room.crowded):
         return []
     out: list[Sight] = []
     onlookers: list[JID] | None = None
     for occupant in room.occupants():
-        was_broadcast = occupant.role in previous.presence_broadcast
+        was_broadcast = occupant.role in previous
         if was_broadcast == broadcast(room, occupant):
             continue
         if onlookers is None:
