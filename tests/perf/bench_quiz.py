@@ -39,7 +39,8 @@ higher is better, for the rest the lower):
 - answers sent; answers acknowledged (<received/>); answers scored (reveal's scorers); answers with a <result/>;
   answers scored (% of sent): every answer must be acknowledged, scored and get its private result.
 - game seconds: from `!quiz live` to the last reveal.
-- server CPU (s, % of one core); bot CPU (s, per question): user + system CPU over the game.
+- server CPU (s, % of one core); bot CPU (s, per question): user + system CPU over the game; and of each while the
+  players log in and join, until the server is idle (the room's presences: loud joins, the room going quiet).
 - loop lag (boshcm only, from its /metrics): the bucket holding the largest event-loop lag over the whole run,
   and the p99 / max bucket during the game; GC pauses during the game.
 On stderr: per question who scored and the spreads, error stanzas the players got, and streams that ended.
@@ -335,6 +336,7 @@ async def play(target: Target, args: argparse.Namespace, bot: asyncio.subprocess
         players: list[Player] = []
         runners: list[asyncio.Task[None]] = []
         login_started = time.perf_counter()
+        joins_cpu_before = cpu_seconds(target.pid), cpu_seconds(bot.pid)
         for first in range(0, args.players, args.wave):
             wave = await bounded_players(range(first, min(args.players, first + args.wave)), 25, login)
             runners += [asyncio.create_task(p.run()) for p in wave]
@@ -345,6 +347,7 @@ async def play(target: Target, args: argparse.Namespace, bot: asyncio.subprocess
         await settled(target.pid, limit_seconds=300)
         print(f"  {target.name}: joined and settled after {time.perf_counter() - login_started:.0f} s",
               file=sys.stderr)
+        joins_cpu = cpu_seconds(target.pid) - joins_cpu_before[0], cpu_seconds(bot.pid) - joins_cpu_before[1]
         reveals: list[etree._Element] = []
 
         def on_message(message: object) -> None:
@@ -425,6 +428,7 @@ async def play(target: Target, args: argparse.Namespace, bot: asyncio.subprocess
             "game seconds": elapsed,
             "server CPU (s)": server_cpu, "server CPU (% of one core)": 100 * server_cpu / elapsed,
             "bot CPU (s)": bot_cpu, "bot CPU per question (ms)": 1000 * bot_cpu / max(1, len(reveals)),
+            "server CPU while the players join (s)": joins_cpu[0], "bot CPU while the players join (s)": joins_cpu[1],
             "loop lag max bucket (ms), whole run": lag["loop lag max bucket (ms)"],
             "loop lag p99 bucket (ms), game": lag_quantile(game_lag, 0.99),
             "loop lag max bucket (ms), game": lag_quantile(game_lag, 1.0),
