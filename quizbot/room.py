@@ -82,7 +82,8 @@ DEFAULT_QUESTION_COUNT = 10
 PROGRESS_INTERVAL_SECONDS = 1.0
 PROGRESS_PLAYERS_PER_SECOND = 500
 DEFAULT_BOARD_SIZE = 10
-# Above this many occupants a room the bot owns broadcasts only moderators' presence (`quiet_wanted`).
+# Above this many players a room the bot owns broadcasts only moderators' presence (the room's own field, set by
+# quizbot/client.py), and the room is crowded (`QuizRoom.crowded`).
 DEFAULT_QUIET_ABOVE = 100
 
 
@@ -149,6 +150,11 @@ class QuizRoom:
         self._progress_sent_at: float | None = None  # the open question's last <progress/>
         self._progress_due: float | None = None  # when the counts that arrived since go out
         self._progress_every = PROGRESS_INTERVAL_SECONDS
+        # A crowded room's lobby: who joined goes out paced as <progress/> is, not once per !join (N² for N players).
+        self._lobby_sent_at: float | None = None
+        self._lobby_due: float | None = None
+        self._lobby_joiner = ""  # the last to join, named in the next announcement
+        self._lobby_every = PROGRESS_INTERVAL_SECONDS
 
     # --- occupants --------------------------------------------------------------------------------
 
@@ -209,14 +215,17 @@ class QuizRoom:
         return self.game is not None or self.lobby is not None
 
     def next_deadline(self) -> float | None:
-        deadlines = [d for d in (self.game.next_deadline() if self.game is not None else None, self._progress_due)
-                     if d is not None]
+        deadlines = [d for d in (self.game.next_deadline() if self.game is not None else None, self._progress_due,
+                                 self._lobby_due) if d is not None]
         return min(deadlines, default=None)
 
     def tick(self, now: float, wall: float, orders: Orders) -> None:
         if self._progress_due is not None and now >= self._progress_due:
             self._progress_due = None
             self._send_progress(now, orders)
+        if self._lobby_due is not None and now >= self._lobby_due:
+            self._lobby_due = None
+            self._announce_lobby(now, orders)
         if self.game is not None:
             after_break = self.game.paused
             self._perform(self.game.handle_timeout(now), now, wall, orders, after_break=after_break)
@@ -303,9 +312,13 @@ class QuizRoom:
                     reply(render.say(language, "already-joined", nick=sender.nick))
                 else:
                     self.lobby.players[sender.player] = sender.nick
-                    orders.say(self.jid, render.joined_text(language, sender.nick, list(self.lobby.players.values()),
-                                                            board_size=self._board_size),
-                               self._lobby_state(), **to_room)
+                    self._lobby_joiner = sender.nick
+                    if reply_to == self.jid:
+                        self._announce_lobby(now, orders)
+                    else:
+                        # A crowded room (the bot replies privately): the joiner is told at once, the room paced.
+                        orders.say(reply_to, self._lobby_text(), self._lobby_state())
+                        self._lobby_later(now, orders)
             case Start():
                 if self.lobby is None:
                     reply(render.say(language, "no-lobby" if self.game is None else "game-running"))
@@ -394,6 +407,26 @@ class QuizRoom:
                               language=names[language], categories=here)
         return render.say(self.language, "no-category", category=category, language=names[language],
                           categories=here)
+
+    def _lobby_text(self) -> str:
+        assert self.lobby is not None
+        return render.joined_text(self.language, self._lobby_joiner, list(self.lobby.players.values()),
+                                  board_size=self._board_size)
+
+    def _announce_lobby(self, now: float, orders: Orders) -> None:
+        if self.lobby is None:
+            return  # started or stopped meanwhile: the game's own announcements say who plays
+        players = len(self.lobby.players)
+        self._lobby_sent_at = now
+        orders.say(self.jid, self._lobby_text(), self._lobby_state(), groupchat=True)
+        self._lobby_every = PROGRESS_INTERVAL_SECONDS + players // PROGRESS_PLAYERS_PER_SECOND
+
+    def _lobby_later(self, now: float, orders: Orders) -> None:
+        """Coalesced as <progress/> is: at once if the last announcement is an interval old, else once it is."""
+        if self._lobby_sent_at is None or now >= self._lobby_sent_at + self._lobby_every:
+            self._announce_lobby(now, orders)
+        elif self._lobby_due is None:
+            self._lobby_due = self._lobby_sent_at + self._lobby_every
 
     def _lobby_state(self) -> etree._Element:
         lobby = self.lobby

@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 
 import pytest
+from lxml import etree
 
 from boshcm.config import load_config
 from boshcm.toml_config import ConfigError
@@ -52,3 +53,40 @@ def test_in_a_crowded_room_a_command_is_answered_to_its_sender_alone(command: st
     arrive(bot, "Dan")   # four: a crowd
     assert replies(bot.handle(RoomMessage(room=ROOM, nick="Cat", body=command), 20.0, 20.0)) == [
         ("cat@localhost", False)]
+
+
+def lobby_announcements(orders: list[Order]) -> list[tuple[str, bool, str | None]]:
+    """(to, groupchat, players) of each message carrying the lobby's <game/>."""
+    return [(order.to, order.groupchat, game.get("players")) for order in orders if isinstance(order, Send)
+            for game in order.payload if etree.QName(game).localname == "game" and game.get("state") == "lobby"]
+
+
+def test_in_a_crowded_room_the_lobby_is_announced_paced_not_once_per_join() -> None:
+    """Each !join announced to the room is a message to the whole room: N² for a lobby of N players (4 million for
+    2,000). In a crowd the joiner is told privately at once and the room at most once an interval, as <progress/>."""
+    bot = make_bot(quiet_above=3)
+    nicks = ["Ann", "Ben", "Cat", "Dan", "Eve", "Fay"]
+    for nick in nicks:
+        arrive(bot, nick)
+    bot.handle(RoomMessage(room=ROOM, nick="Ann", body="!quiz classic 3"), 0.0, 0.0)
+    to_room: list[tuple[str, bool, str | None]] = []
+    for n, nick in enumerate(nicks[1:], start=1):
+        announced = lobby_announcements(bot.handle(RoomMessage(room=ROOM, nick=nick, body="!join"), n / 10, n / 10))
+        # The joiner, privately, at once (the opener is in the lobby already).
+        assert (f"{nick.lower()}@localhost", False, str(n + 1)) in announced
+        to_room += [a for a in announced if a[0] == ROOM]
+    assert to_room == [(ROOM, True, "2")]  # the first join; then nothing for an interval
+    deadline = bot.next_deadline()
+    assert deadline is not None and deadline <= 1.1
+    assert lobby_announcements(bot.tick(deadline, deadline)) == [(ROOM, True, "6")]
+    assert bot.next_deadline() is None
+
+
+def test_below_the_crowd_every_join_is_announced_to_the_room() -> None:
+    bot = make_bot(quiet_above=10)
+    for nick in ("Ann", "Ben", "Cat"):
+        arrive(bot, nick)
+    bot.handle(RoomMessage(room=ROOM, nick="Ann", body="!quiz classic 3"), 0.0, 0.0)
+    for n, nick in enumerate(("Ben", "Cat"), start=1):
+        assert lobby_announcements(bot.handle(RoomMessage(room=ROOM, nick=nick, body="!join"), n / 10, n / 10)) == [
+            (ROOM, True, str(n + 1))]
