@@ -391,6 +391,7 @@ class QuizRoom:
                            players={sender.player: sender.nick} if opener_plays else {})
         self._opener, self._opener_nick = sender.player, sender.nick
         self._stop_votes = set()
+        self._lobby_sent_at, self._lobby_due = None, None  # a new lobby's joins are paced afresh
         names = render.LANGUAGE_NAMES[self.language]
         orders.say(self.jid, render.say(self.language, "lobby", nick=sender.nick, mode=command.mode.value,
                                         count=self.lobby.count, language=names[language],
