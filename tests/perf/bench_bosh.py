@@ -71,6 +71,7 @@ from tests.integration.bosh_client import BoshClient
 from tests.integration.xmpp_client import XmppClient
 from tests.interop.prosody import Prosody, free_port
 from tests.perf.wire_clock import WireClock
+from tests.perf.yardstick import yardstick_microseconds
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 FiguresT = TypeVar("FiguresT")
@@ -607,6 +608,8 @@ def print_table(results: dict[str, dict[str, float]], higher_is_better: frozense
             best = pick(results[name][label] for name in references)
             line += f"{(results['boshcm'][label] / best if best else float('nan')):10.2f}"
         print(line)
+    print(f"machine yardstick now (µs; 4.6 at the usual speed, tests/perf/yardstick.py): "
+          f"{yardstick_microseconds():.2f}")
 
 
 def report(results: dict[str, Figures]) -> None:
