@@ -7,9 +7,12 @@ BOSH <body/> (XEP-0206 §8 wants the namespace on each stanza) or a WebSocket fr
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from lxml import etree
 
 from boshcm.errors import StanzaErrorCondition, StanzaErrorType, StreamErrorCondition
+from boshcm.jid import JID
 
 Element = etree._Element
 
@@ -131,6 +134,40 @@ def clone(element: Element) -> Element:
     Python's memo bookkeeping on top."""
     copied: Element = element.__copy__()  # type: ignore[attr-defined]  # lxml-stubs leave __copy__ out
     return copied
+
+
+# A fan-out's one stanza for all its recipients (a room message: the same bytes to every occupant but for `to`) is
+# addressed to this placeholder (RFC 2606: `.invalid` is never a real domain). Layers pass it on unchanged; the
+# writers put each recipient's JID in its place (xml/writer.py, `serialize_to`); whatever would keep or change a
+# stanza of its own (the XEP-0198 queue handed back to the router, a bounce) takes `for_recipient` first.
+SHARED_ADDRESSEE = "addressee.invalid"
+
+
+@dataclass(frozen=True, slots=True)
+class Addressed:
+    """One recipient of a shared stanza: what a component (the conference service) returns for each recipient of
+    a fan-out, in place of a copy addressed to it."""
+
+    to: JID
+    stanza: Element
+
+
+# What a component returns to route: stanzas addressed by their own `to`, and recipients of shared ones.
+Outgoing = Element | Addressed
+
+
+def shared(stanza: Element) -> Element:
+    """A copy of `stanza` to be delivered, unchanged, to many recipients (`Addressed`)."""
+    return addressed_copy(stanza, SHARED_ADDRESSEE)
+
+
+def is_shared(stanza: Element) -> bool:
+    return stanza.get("to") == SHARED_ADDRESSEE
+
+
+def for_recipient(stanza: Element, to: object) -> Element:
+    """A stanza of the recipient's own: a shared one copied and addressed, any other as it is."""
+    return addressed_copy(stanza, to) if is_shared(stanza) else stanza
 
 
 def addressed_copy(stanza: Element, to: object) -> Element:

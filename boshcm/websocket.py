@@ -22,7 +22,7 @@ from boshcm.upstream.websocket_relay import RelayFactory, WebSocketRelay
 from boshcm.web import Cors, is_secure_request
 from boshcm.ws_frames import CLOSE_FRAME, FrameWriter, wire_log
 from boshcm.xml.parser import parse_document
-from boshcm.xml.writer import serialize
+from boshcm.xml.writer import serialize, serialize_to
 from boshcm.xmpp.client_session import (
     ClientSession,
     CloseStream,
@@ -126,7 +126,7 @@ class WebSocketConnection(FrameWriter):
         self._send(serialize(element(NS_FRAMING, "open", attrs)).decode())
 
     def write_element(self, element: Element) -> None:
-        self._send(serialize(element).decode())
+        self._send(serialize_to(element, self._session.jid).decode())
 
     def write_close(self, close: CloseStream) -> None:
         if close.condition is not None:

@@ -230,7 +230,7 @@ class BoshConnection:
     def upstream_opened(self, stream_id: str, domain: str) -> None:
         self.event(UpstreamOpened(stream_id=stream_id, domain=domain))
 
-    def upstream_stanzas(self, stanzas: tuple[Element, ...]) -> None:
+    def upstream_stanzas(self, stanzas: tuple[Element | bytes, ...]) -> None:
         self.event(ServerStanzas(stanzas=stanzas))
 
     def upstream_closed(self, condition: BoshCondition | None, stanzas: tuple[Element, ...] = ()) -> None:

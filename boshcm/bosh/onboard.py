@@ -12,8 +12,9 @@ from concurrent.futures import Executor
 
 from boshcm.clock import Clock
 from boshcm.errors import BoshCondition
-from boshcm.stanza import Element
+from boshcm.stanza import Element, is_shared
 from boshcm.upstream.link import UpstreamListener
+from boshcm.xml.writer import serialize_to
 from boshcm.xmpp.client_session import (
     ClientSession,
     CloseStream,
@@ -42,7 +43,7 @@ class OnboardLink:
                                         advertises_stream_management=False))
         self._adapter = SessionAdapter(session, self, hub=hub, clock=clock, key_pool=key_pool)
         self._start = StreamStarted(to=to, version=version or "1.0", lang=lang)
-        self._outgoing: list[Element] = []
+        self._outgoing: list[Element | bytes] = []  # bytes: a shared stanza, written for this session's JID
 
     # --- orders from the BOSH session (Link) ------------------------------------------------------
 
@@ -68,7 +69,7 @@ class OnboardLink:
         self._listener.upstream_opened(attrs["id"], attrs["from"])
 
     def write_element(self, element: Element) -> None:
-        self._outgoing.append(element)
+        self._outgoing.append(serialize_to(element, self._adapter.session.jid) if is_shared(element) else element)
 
     def write_close(self, close: CloseStream) -> None:
         self.end_batch()

@@ -101,7 +101,7 @@ class UpstreamOpened:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ServerStanzas:
-    stanzas: tuple[Element, ...]
+    stanzas: tuple[Element | bytes, ...]  # bytes: serialised already (a shared stanza, for this session's JID)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -522,15 +522,18 @@ class BoshSession:
 
     # --- stanzas from the server ------------------------------------------------------------------
 
-    def _on_server_stanzas(self, stanzas: tuple[Element, ...], now: float) -> list[BoshAction]:
+    def _on_server_stanzas(self, stanzas: tuple[Element | bytes, ...], now: float) -> list[BoshAction]:
         if self._state is _State.ENDED or self._closing is not None:
             return []
         actions: list[BoshAction] = []
         for stanza in stanzas:
-            if stanza.tag == SASL_SUCCESS and not self.authenticated:
-                self.authenticated = True   # RFC 6120 §6.4.6: the server says so; the client cannot fake it
-                actions.append(Authenticated())
-            data = self._serialize(stanza)
+            if isinstance(stanza, bytes):
+                data = stanza
+            else:
+                if stanza.tag == SASL_SUCCESS and not self.authenticated:
+                    self.authenticated = True   # RFC 6120 §6.4.6: the server says so; the client cannot fake it
+                    actions.append(Authenticated())
+                data = self._serialize(stanza)
             self._pending.append(data)
             self._pending_bytes += len(data)
         actions += self._flush(now)

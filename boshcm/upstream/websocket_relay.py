@@ -80,9 +80,9 @@ class WebSocketRelay(FrameWriter):
         attrs = {"from": domain, "id": stream_id, "version": "1.0", "{http://www.w3.org/XML/1998/namespace}lang": "en"}
         self._send(serialize(element(NS_FRAMING, "open", attrs)).decode())
 
-    def upstream_stanzas(self, stanzas: tuple[Element, ...]) -> None:
+    def upstream_stanzas(self, stanzas: tuple[Element | bytes, ...]) -> None:
         for stanza in stanzas:
-            self._send(serialize(stanza).decode())
+            self._send((stanza if isinstance(stanza, bytes) else serialize(stanza)).decode())
 
     def upstream_closed(self, condition: BoshCondition | None, stanzas: tuple[Element, ...] = ()) -> None:
         if condition is BoshCondition.REMOTE_STREAM_ERROR and stanzas:

@@ -11,7 +11,7 @@ from xml.sax.saxutils import quoteattr
 
 from lxml import etree
 
-from boshcm.stanza import NS_STREAM, NS_XML
+from boshcm.stanza import NS_STREAM, NS_XML, SHARED_ADDRESSEE
 
 STREAM_CLOSE: Final = b"</stream:stream>"
 
@@ -19,6 +19,42 @@ STREAM_CLOSE: Final = b"</stream:stream>"
 def serialize(element: etree._Element) -> bytes:
     """UTF-8 bytes of one element, no XML declaration (parsed stanzas arrive namespace-clean)."""
     return etree.tostring(element, encoding="utf-8")
+
+
+_SHARED_TO: Final = f' to="{SHARED_ADDRESSEE}"'.encode()
+# The shared stanzas serialised last, by identity, each split around its placeholder `to`. A strong reference keeps
+# each one (and so its id) alive while it is here; a fan-out's writes come one after the other, so a few suffice.
+_SPLIT_SHARED: dict[int, tuple[etree._Element, bytes, bytes]] = {}
+_SPLIT_KEPT: Final = 8
+
+
+def serialize_to(element: etree._Element, to: object) -> bytes:
+    """`serialize`, with a shared stanza (stanza.SHARED_ADDRESSEE) addressed to `to`: serialised once for all its
+    recipients, each getting the same bytes with its own JID patched in."""
+    if element.get("to") != SHARED_ADDRESSEE:
+        return serialize(element)
+    head, tail = _split(element)
+    return b"".join((head, b" to=", quoteattr(str(to)).encode(), tail))
+
+
+def serialized_size(element: etree._Element) -> int:
+    """The element's size on the wire; a shared stanza's with its placeholder standing for the recipient's JID."""
+    if element.get("to") != SHARED_ADDRESSEE:
+        return len(serialize(element))
+    head, tail = _split(element)
+    return len(head) + len(_SHARED_TO) + len(tail)
+
+
+def _split(element: etree._Element) -> tuple[bytes, bytes]:
+    """A shared stanza's bytes before and after its placeholder `to`, serialised once while it is recent."""
+    split = _SPLIT_SHARED.get(id(element))
+    if split is None or split[0] is not element:
+        head, found, tail = serialize(element).partition(_SHARED_TO)
+        assert found, "a shared stanza carries the placeholder as its `to`"
+        split = _SPLIT_SHARED[id(element)] = (element, head, tail)
+        while len(_SPLIT_SHARED) > _SPLIT_KEPT:
+            del _SPLIT_SHARED[next(iter(_SPLIT_SHARED))]
+    return split[1], split[2]
 
 
 def stream_header(*, attrs: dict[str, str], default_ns: str = "jabber:client") -> bytes:

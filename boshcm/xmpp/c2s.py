@@ -19,7 +19,7 @@ from boshcm.errors import StreamErrorCondition
 from boshcm.listeners import LISTEN_BACKLOG
 from boshcm.stanza import Element
 from boshcm.xml.parser import StanzaReceived, StreamClosed, StreamOpened, StreamParseError, StreamParser
-from boshcm.xml.writer import STREAM_CLOSE, serialize, stream_header
+from boshcm.xml.writer import STREAM_CLOSE, serialize, serialize_to, stream_header
 from boshcm.xmpp.client_session import (
     ClientSession,
     CloseStream,
@@ -132,7 +132,7 @@ class C2sConnection:
         self._write(stream_header(attrs=attrs))
 
     def write_element(self, element: Element) -> None:
-        self._write(serialize(element))
+        self._write(serialize_to(element, self._session.jid))
 
     def write_close(self, close: CloseStream) -> None:
         if close.condition is not None:

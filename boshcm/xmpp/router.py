@@ -30,7 +30,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-from collections.abc import Callable, Set
+from collections.abc import Callable, Iterable, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -43,10 +43,13 @@ from boshcm.jid import JID, InvalidJID
 from boshcm.stanza import (
     NS_CLIENT,
     NS_DELAY,
+    Addressed,
     Element,
+    Outgoing,
     addressed_copy,
     clone,
     error_reply,
+    for_recipient,
     local_name,
     make_stanza,
     qname,
@@ -110,8 +113,8 @@ class UserDirectory(Protocol):
 class Component(Protocol):
     """A service on its own domain (e.g. conference.<domain>): stanzas in, addressed stanzas out."""
 
-    def handle_stanza(self, stanza: Element, now: float) -> list[Element]: ...
-    def session_ended(self, jid: JID, now: float) -> list[Element]: ...
+    def handle_stanza(self, stanza: Element, now: float) -> Sequence[Outgoing]: ...
+    def session_ended(self, jid: JID, now: float) -> Sequence[Outgoing]: ...
 
 
 @dataclass(slots=True)
@@ -261,7 +264,8 @@ class RouterMachine:
         """
         actions: list[RouterOrder] = []
         for stanza in stanzas:
-            for action in self._deliver_local(stanza, jid, now):
+            # A shared stanza becomes the recipient's own here: it is bounced or stamped with a delay below.
+            for action in self._deliver_local(for_recipient(stanza, jid), jid, now):
                 if (isinstance(action, Deliver) and action.to.bare == jid.bare
                         and local_name(action.stanza) == "message" and action.stanza.get("type") != "error"
                         and action.stanza.find(qname(NS_DELAY, "delay")) is None):
@@ -309,14 +313,28 @@ class RouterMachine:
             return self._iqs.for_server(stanza)
         return self._deliver_local(stanza, target, now)
 
-    def deliver_all(self, stanzas: list[Element], now: float) -> list[RouterOrder]:
+    def deliver_all(self, stanzas: Iterable[Outgoing], now: float) -> list[RouterOrder]:
         """Stanzas a component addressed: those for the server's accounts are delivered locally."""
         actions: list[RouterOrder] = []
-        for stanza in stanzas:
-            target = JID.parse(stanza.get("to", ""))
+        for item in stanzas:
+            if isinstance(item, Addressed):
+                actions += self._deliver_shared(item, now)
+                continue
+            target = JID.parse(item.get("to", ""))
             if target.domain == self.domain and target.local is not None:
-                actions += self._deliver_local(stanza, target, now)
+                actions += self._deliver_local(item, target, now)
         return actions
+
+    def _deliver_shared(self, item: Addressed, now: float) -> list[RouterOrder]:
+        """A shared stanza goes as it is to a bound session (its writer puts the JID in); anywhere else (a bounce,
+        another resource, offline) the recipient gets a copy of its own and the usual rules."""
+        target = item.to
+        if target.domain != self.domain or target.local is None:
+            return []
+        if (target in self.resources and self.users.exists(target.local)
+                and not self.blocked_inbound(target, item.stanza) and local_name(item.stanza) != "presence"):
+            return [Deliver(to=target, stanza=item.stanza)]
+        return self._deliver_local(for_recipient(item.stanza, target), target, now)
 
     # --- local delivery (RFC 6121 §8.5) -----------------------------------------------------------
 

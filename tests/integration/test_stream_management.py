@@ -535,10 +535,13 @@ async def test_room_occupancy_survives_a_resumption(tmp_path: Path, transport: s
         await alice.resume()
         away = await alice.next(from_room("Bob", "message"))
         assert away.findtext("{jabber:client}body") == "while you were away"
+        # One stanza for the whole room, kept in her queue while she was away: written with her own address.
+        assert away.get("to") == "alice@localhost/desk", etree.tostring(away)
         carol_join = await alice.next(from_room("Carol", "presence"))
         assert carol_join.get("type") is None
         await alice.say("back")
-        assert (await alice.next(from_room("Alice", "message"))).findtext("{jabber:client}body") == "back"
+        back = await alice.next(from_room("Alice", "message"))
+        assert back.findtext("{jabber:client}body") == "back" and back.get("to") == "alice@localhost/desk"
         heard = await bob.next_message()
         while heard["body"] != "back":
             heard = await bob.next_message()

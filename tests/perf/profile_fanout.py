@@ -27,8 +27,8 @@ from boshcm.bosh.session import BoshLimits, BoshSession, RequestArrived, Respond
 from boshcm.config import load_config
 from boshcm.errors import StreamErrorCondition
 from boshcm.jid import JID
-from boshcm.stanza import Element
-from boshcm.xml.writer import serialize
+from boshcm.stanza import Element, is_shared
+from boshcm.xml.writer import serialize, serialize_to
 
 ROOM = "bench@conference.localhost"
 HTTPBIND = "http://jabber.org/protocol/httpbind"
@@ -44,7 +44,8 @@ class BoshSink:
 
     _ids = itertools.count(1)
 
-    def __init__(self) -> None:
+    def __init__(self, jid: JID) -> None:
+        self.jid = jid
         self.rid = 1000
         first = RequestArrived(request_id=next(self._ids), body=request_body(
             {"rid": str(self.rid), "to": "localhost", "wait": "60", "hold": "1", "ver": "1.11"}), origin=None)
@@ -60,7 +61,9 @@ class BoshSink:
         self.session.handle(RequestArrived(request_id=next(self._ids), body=body, origin=None), 0.0)
 
     def deliver(self, stanza: Element) -> None:
-        for action in self.session.handle(ServerStanzas(stanzas=(stanza,)), 0.0):
+        # What OnboardLink.write_element hands on: a shared stanza already written for this session's JID.
+        written = serialize_to(stanza, self.jid) if is_shared(stanza) else stanza
+        for action in self.session.handle(ServerStanzas(stanzas=(written,)), 0.0):
             if isinstance(action, Respond):
                 self.responses += 1
 
@@ -100,7 +103,7 @@ class Bench:
     def bind(self, full_jid: str) -> JID:
         jid = JID.parse(full_jid)
         self.hub.perform(self.router.bind(jid, 0.0))
-        sink = self.sinks[jid] = BoshSink()
+        sink = self.sinks[jid] = BoshSink(jid)
         self.hub.register(jid, sink)
         return jid
 

@@ -1,12 +1,13 @@
-"""Fan-out in a room (issue 14): each occupant's presence is built once and copied to every joiner, each reflection
-is copied per occupant. These tests pin what the copies must still be: current, per viewer, and independent."""
+"""Fan-out in a room (issue 14): each occupant's presence is built once and copied to every joiner; a reflection is
+one stanza shared by every occupant. These tests pin what the copies must still be (current, per viewer, and
+independent) and what sharing must keep (each recipient's own address on the wire, a copy where one is kept)."""
 
 from __future__ import annotations
 
 from lxml import etree
 
-from boshcm.stanza import Element
-from boshcm.xml.writer import serialize
+from boshcm.stanza import SHARED_ADDRESSEE, Addressed, Element, addressed_copy, for_recipient, shared
+from boshcm.xml.writer import serialize, serialize_to, serialized_size
 from tests.unit.test_muc_room import ALICE, BOB, CAROL, MUC_USER, ROOM, Conference, admin_item
 
 DAVE, ERIN, BOB_PHONE = "dave@localhost/pc", "erin@localhost/tab", "bob@localhost/phone2"
@@ -60,18 +61,40 @@ def test_real_jids_are_shown_per_viewer_and_follow_the_session_that_remains() ->
     assert item(presence_of(conference.join(ALICE, "Alice"), "Bob", ALICE)).get("jid") == BOB_PHONE
 
 
-def test_every_occupant_gets_its_own_copy_of_a_reflection_alike_but_for_the_addressee() -> None:
+def test_a_reflection_is_one_stanza_for_every_occupant_written_with_each_ones_jid() -> None:
+    """Serialise once (issue 14): the room makes one stanza for all occupants, not a copy each; the writers put
+    each recipient's JID in; whoever needs a stanza of its own (a bounce, the XEP-0198 hand-back) gets a copy."""
     conference = Conference()
     conference.join(ALICE, "Alice")
     conference.instant()
     conference.join(BOB, "Bob")
     conference.join(CAROL, "Carol")
-    copies = conference.send(BOB, f"<message to='{ROOM}' type='groupchat' id='m1'><body>hello</body></message>")
-    assert [c.get("to") for c in copies] == [ALICE, BOB, CAROL]
-    assert len({id(c) for c in copies}) == 3
-    body = copies[0].find("{jabber:client}body")
-    assert body is not None
-    body.text = "changed by the first recipient's path"
-    assert [c.findtext("{jabber:client}body") for c in copies[1:]] == ["hello", "hello"]
-    wire = [serialize(c).replace(f'to="{c.get("to")}"'.encode(), b'to=""') for c in copies[1:]]
-    assert wire[0] == wire[1]
+    routed = conference.send_raw(BOB, f"<message to='{ROOM}' type='groupchat' id='m1'>"
+                                      "<body>a &amp; \"b\"</body></message>")
+    assert all(isinstance(item, Addressed) for item in routed)
+    assert [str(item.to) for item in routed if isinstance(item, Addressed)] == [ALICE, BOB, CAROL]
+    assert len({id(item.stanza) for item in routed if isinstance(item, Addressed)}) == 1
+    everyone = routed[0].stanza if isinstance(routed[0], Addressed) else None
+    assert everyone is not None and everyone.get("to") == SHARED_ADDRESSEE
+    # On the wire each occupant's bytes are those of a copy addressed to it, serialised once for all.
+    for to in (ALICE, BOB, CAROL, "odd'\"&<>@localhost/x"):
+        assert serialize_to(everyone, to) == serialize(addressed_copy(everyone, to))
+        assert etree.fromstring(serialize_to(everyone, to)).get("to") == to
+    assert serialized_size(everyone) == len(serialize(everyone))
+    # A stanza of one's own is a copy: changing it changes nobody else's.
+    own = for_recipient(everyone, BOB)
+    assert own is not everyone and own.get("to") == BOB
+    own_body = own.find("{jabber:client}body")
+    assert own_body is not None
+    own_body.text = "changed by Bob's path"
+    assert everyone.findtext("{jabber:client}body") == 'a & "b"'
+    assert for_recipient(own, CAROL) is own  # not shared: as it is
+
+
+def test_bytes_of_a_shared_stanza_are_not_those_of_another_at_the_same_address() -> None:
+    """The writer's cache is by identity: a stanza made after another was freed (the same id) is serialised anew."""
+    first = shared(etree.fromstring("<message xmlns='jabber:client' type='groupchat'><body>one</body></message>"))
+    assert b"one" in serialize_to(first, ALICE)
+    for text in ("two", "three", "four"):
+        again = shared(etree.fromstring(f"<message xmlns='jabber:client'><body>{text}</body></message>"))
+        assert text.encode() in serialize_to(again, ALICE)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable
 from typing import Any
 
 from lxml import etree
 
 from boshcm.jid import JID
-from boshcm.stanza import Element
+from boshcm.stanza import Addressed, Element, Outgoing, for_recipient
 from boshcm.xmpp.muc.config import RoomConfig
 from boshcm.xmpp.muc.service import MucService, RoomStore
 
@@ -16,6 +17,12 @@ ROOM = "quiz@conference.localhost"
 ALICE, BOB, CAROL = "alice@localhost/desk", "bob@localhost/phone", "carol@localhost/web"
 MUC = "http://jabber.org/protocol/muc"
 MUC_USER = "{http://jabber.org/protocol/muc#user}"
+
+
+def own_stanzas(items: Iterable[Outgoing]) -> list[Element]:
+    """What the room sends, each recipient's stanza addressed to it: a shared one copied, as the router does when a
+    stanza must become the recipient's own (the tests read each one's `to`)."""
+    return [for_recipient(item.stanza, item.to) if isinstance(item, Addressed) else item for item in items]
 
 
 class Conference:
@@ -32,6 +39,9 @@ class Conference:
         self.now = 0.0
 
     def send(self, sender: str, text: str) -> list[Element]:
+        return own_stanzas(self.send_raw(sender, text))
+
+    def send_raw(self, sender: str, text: str) -> list[Outgoing]:
         stanza = etree.fromstring(f"<x xmlns='jabber:client'>{text}</x>")[0]
         stanza.set("from", sender)
         return self.service.handle_stanza(stanza, self.now)

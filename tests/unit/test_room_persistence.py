@@ -16,6 +16,7 @@ from boshcm.xmpp.muc.roles import Affiliation
 from boshcm.xmpp.muc.room import RoomState
 from boshcm.xmpp.muc.service import DeleteRoom, MucOrder, MucRegistry, MucService, RoomStore, SaveRoom
 from boshcm.xmpp.orders import ArchiveMessage, QueryArchive
+from tests.unit.test_muc_room import own_stanzas
 
 ROOM = "quiz@conference.localhost"
 ALICE, BOB, CAROL = "alice@localhost/desk", "bob@localhost/phone", "carol@localhost/web"
@@ -34,7 +35,7 @@ class Conference:
     def send(self, sender: str, text: str) -> list[Element]:
         stanza = etree.fromstring(f"<x xmlns='jabber:client'>{text}</x>")[0]
         stanza.set("from", sender)
-        return self.service.handle_stanza(stanza, 1.0)
+        return own_stanzas(self.service.handle_stanza(stanza, 1.0))
 
     def join(self, sender: str, nick: str) -> list[Element]:
         return self.send(sender, f"<presence to='{ROOM}/{nick}'><x xmlns='{MUC}'/></presence>")
@@ -128,7 +129,8 @@ class Registry:
     def send(self, sender: str, text: str) -> tuple[list[Element], list[MucOrder]]:
         stanza = etree.fromstring(f"<x xmlns='jabber:client'>{text}</x>")[0]
         stanza.set("from", sender)
-        return self.registry.handle_stanza(stanza, 1.0)
+        out, orders = self.registry.handle_stanza(stanza, 1.0)
+        return own_stanzas(out), orders
 
     def configure(self, fields: dict[str, str]) -> list[MucOrder]:
         rendered = "".join(f"<field var='{var}'><value>{value}</value></field>" for var, value in fields.items())

@@ -9,7 +9,7 @@ from lxml import etree
 
 from boshcm.errors import StreamErrorCondition
 from boshcm.jid import JID
-from boshcm.stanza import Element
+from boshcm.stanza import SHARED_ADDRESSEE, Addressed, Element, shared
 from boshcm.xmpp.orders import FetchOffline, RemoveRosterItem, RouterOrder, SaveRosterItem, StoreOffline
 from boshcm.xmpp.router import Deliver, Disconnect, Router, RouterAction, RouterMachine
 from boshcm.xmpp.storage import MemoryStore, RosterItem, SqliteStore
@@ -525,3 +525,29 @@ def test_a_refused_roster_write_sends_nothing_that_followed_and_the_disk_stays_t
     assert [item.get("jid") for _to, reply in roster for item in reply.iter("{jabber:iq:roster}item")] == []
     # Bob's side of the refused subscription request was never kept either.
     assert [stanza.get("type") for _to, stanza in delivered(server.online(BOB))] == [None]  # his own presence
+
+
+def test_a_shared_stanza_reaches_bound_sessions_as_it_is_and_becomes_a_copy_wherever_else_it_goes() -> None:
+    """Serialise once (issue 14): a room's reflection is one stanza for every occupant (`Addressed`); a bound
+    session gets it as it is (its writer puts the JID in), anything else (a bounce here) a copy addressed to the
+    recipient, and so does the XEP-0198 queue a session leaves behind."""
+    server = Server()
+    server.online(ALICE_DESK)
+    server.online(BOB)
+    # As from a room; from Bob here, so that a bounce has a session to reach in this router of one domain.
+    room_message = etree.fromstring(f"<message xmlns='jabber:client' from='{BOB}' type='groupchat'>"
+                                    "<body>hi</body></message>")
+    one = shared(room_message)
+    gone = JID.parse("carol@localhost/web")  # no session: a groupchat message to it bounces (RFC 6121 §8.5.3.2.1)
+    actions = server.router.machine.deliver_all([Addressed(to=to, stanza=one) for to in (ALICE_DESK, BOB, gone)], 0.0)
+    assert [(to, stanza is one) for to, stanza in delivered(actions)] == [
+        (str(ALICE_DESK), True), (str(BOB), True), (str(BOB), False)]
+    bounce = delivered(actions)[2][1]
+    assert (bounce.get("from"), bounce.get("type")) == (str(gone), "error")
+    assert one.get("to") == SHARED_ADDRESSEE and one.find("{jabber:client}error") is None  # the shared one untouched
+
+    server.router.unbind(ALICE_DESK, 0.0)  # her session ended without acknowledging it
+    ((to, handed_back),) = delivered(server.router.take_over_unacked(ALICE_DESK, [one], 0.0))
+    assert (to, handed_back.get("from")) == (str(BOB), str(ALICE_DESK))
+    assert error_condition(handed_back) == "service-unavailable"
+    assert one.get("to") == SHARED_ADDRESSEE and one.find("{jabber:client}error") is None

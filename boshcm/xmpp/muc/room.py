@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from lxml import etree
@@ -45,7 +45,9 @@ from boshcm.stanza import (
     NS_DISCO_INFO,
     NS_DISCO_ITEMS,
     NS_PING,
+    Addressed,
     Element,
+    Outgoing,
     addressed_copy,
     clone,
     element,
@@ -55,6 +57,7 @@ from boshcm.stanza import (
     local_name,
     make_stanza,
     qname,
+    shared,
     sub,
 )
 from boshcm.xmpp.muc import visibility
@@ -201,7 +204,7 @@ class Room:
 
     # --- entry points -----------------------------------------------------------------------------
 
-    def handle(self, stanza: Element, now: float) -> list[Element]:
+    def handle(self, stanza: Element, now: float) -> Sequence[Outgoing]:
         sender = JID.parse(stanza.get("from", ""))
         kind = local_name(stanza)
         to = JID.parse(stanza.get("to", ""))
@@ -454,7 +457,7 @@ class Room:
 
     # --- messages ---------------------------------------------------------------------------------
 
-    def _message(self, sender: JID, to: JID, stanza: Element, now: float) -> list[Element]:
+    def _message(self, sender: JID, to: JID, stanza: Element, now: float) -> Sequence[Outgoing]:
         if stanza.get("type") == "error":
             return []
         nick = self._nick_of.get(sender)
@@ -476,7 +479,7 @@ class Room:
             return [self._error(stanza, StanzaErrorCondition.FORBIDDEN, text="Visitors may not speak")]
         return self._reflect(occupant, stanza, now)
 
-    def _reflect(self, occupant: Occupant, stanza: Element, now: float) -> list[Element]:
+    def _reflect(self, occupant: Occupant, stanza: Element, now: float) -> list[Addressed]:
         """XEP-0045 §7.4: one copy to every occupant, sender included, in one order, with a stable id."""
         message = make_stanza("message", {"type": "groupchat", "from": str(self.jid.with_resource(occupant.nick))})
         if (stanza_id := stanza.get("id")) is not None:
@@ -488,7 +491,9 @@ class Room:
         sub(message, NS_STANZA_ID, "stanza-id", {"id": self._id_factory(), "by": str(self.jid)})
         sub(message, NS_OCCUPANT_ID, "occupant-id", {"id": occupant.oid})
         self._history.remember(message, length=self.config.history_length, now=now, wall=self._wall_clock())
-        return [addressed_copy(message, recipient) for recipient in self.real_jids()]
+        # One stanza for every occupant: the writers put each one's JID in (stanza.shared), no copy per occupant.
+        everyone = shared(message)
+        return [Addressed(to=recipient, stanza=everyone) for recipient in self.real_jids()]
 
     def _private_message(self, occupant: Occupant, nick: str, stanza: Element) -> list[Element]:
         target = self.find(nick)

@@ -16,7 +16,7 @@ import json
 import logging
 import secrets
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -29,7 +29,9 @@ from boshcm.stanza import (
     NS_CLIENT,
     NS_DISCO_INFO,
     NS_DISCO_ITEMS,
+    Addressed,
     Element,
+    Outgoing,
     clone,
     element,
     error_reply,
@@ -198,15 +200,15 @@ class MucService:
     def rooms(self) -> list[Room]:  # boshcm/metrics.py counts rooms and occupants at scrape time
         return self.registry.rooms()
 
-    def handle_stanza(self, stanza: Element, now: float) -> list[Element]:
+    def handle_stanza(self, stanza: Element, now: float) -> list[Outgoing]:
         out, orders = self.registry.handle_stanza(stanza, now)
-        return out + self._perform(orders, out)
+        return [*out, *self._perform(orders, out)]
 
-    def session_ended(self, jid: JID, now: float) -> list[Element]:
+    def session_ended(self, jid: JID, now: float) -> list[Outgoing]:
         out, orders = self.registry.session_ended(jid, now)
-        return out + self._perform(orders, out)
+        return [*out, *self._perform(orders, out)]
 
-    def _perform(self, orders: list[MucOrder], routed: list[Element]) -> list[Element]:
+    def _perform(self, orders: list[MucOrder], routed: Sequence[Outgoing]) -> list[Element]:
         """Write what the registry ordered (`routed`: the stanzas it made, still to go); the answers to its reads are
         stanzas to route."""
         answers: list[Element] = []
@@ -288,12 +290,12 @@ class MucRegistry:
 
     # --- Component --------------------------------------------------------------------------------
 
-    def handle_stanza(self, stanza: Element, now: float) -> tuple[list[Element], list[MucOrder]]:
+    def handle_stanza(self, stanza: Element, now: float) -> tuple[Sequence[Outgoing], list[MucOrder]]:
         """The stanzas to route and the storage orders to perform, in order."""
         orders: list[MucOrder] = []
         return self._handle(stanza, now, orders), orders
 
-    def _handle(self, stanza: Element, now: float, orders: list[MucOrder]) -> list[Element]:
+    def _handle(self, stanza: Element, now: float, orders: list[MucOrder]) -> Sequence[Outgoing]:
         try:
             to = JID.parse(stanza.get("to", ""))
             sender = JID.parse(stanza.get("from", ""))
@@ -330,18 +332,18 @@ class MucRegistry:
 
     # --- the room archive (XEP-0313 §5.1.2) -------------------------------------------------------
 
-    def _archive_hooks(self, room: Room, stanza: Element, out: list[Element], orders: list[MucOrder]) -> None:
+    def _archive_hooks(self, room: Room, stanza: Element, out: Sequence[Outgoing], orders: list[MucOrder]) -> None:
         """One archive entry per room message (not per occupant's copy), under the room's stanza-id."""
         kind, stanza_type = local_name(stanza), stanza.get("type")
         if kind == "iq" and stanza_type == "get":
-            for reply in out:
+            for reply in map(_stanza_of, out):
                 info = reply.find(qname(NS_DISCO_INFO, "query"))
                 if reply.get("type") == "result" and info is not None and not info.get("node"):
                     sub(info, NS_DISCO_INFO, "feature", {"var": NS_MAM})
             return
         if kind != "message" or stanza_type != "groupchat" or stanza.find(qname(NS_CLIENT, "body")) is None:
             return
-        for reflection in out:
+        for reflection in map(_stanza_of, out):
             stanza_id = reflection.find(qname(NS_STANZA_ID, "stanza-id"))
             if reflection.get("type") == "groupchat" and stanza_id is not None \
                     and stanza_id.get("by") == str(room.jid) and reflection.find(qname(NS_CLIENT, "body")) is not None:
@@ -358,7 +360,7 @@ class MucRegistry:
                         _unstamp(room, archived_id, out)
                 return
 
-    def not_archived(self, order: ArchiveMessage, routed: list[Element]) -> None:
+    def not_archived(self, order: ArchiveMessage, routed: Sequence[Outgoing]) -> None:
         """The room archive refused `order`: its stanza-id goes off the copies still to be routed and the history."""
         if order.messages and (room := self.room(JID.parse(order.messages[0].archive))) is not None:
             _unstamp(room, order.messages[0].id, routed)
@@ -482,8 +484,13 @@ def _snapshot(room: Room) -> _Snapshot:
                      nicks=dict(state.nicks))
 
 
-def _unstamp(room: Room, archived_id: str, routed: list[Element]) -> None:
+def _stanza_of(item: Outgoing) -> Element:
+    """The stanza itself: a room message is one stanza shared by all its recipients (`Addressed`)."""
+    return item.stanza if isinstance(item, Addressed) else item
+
+
+def _unstamp(room: Room, archived_id: str, routed: Sequence[Outgoing]) -> None:
     """XEP-0359 §4: no stanza-id may name an archive entry that is not there."""
-    for stanza in routed:
+    for stanza in map(_stanza_of, routed):
         remove_stanza_id(stanza, archived_id)
     room.unstamp(archived_id)
