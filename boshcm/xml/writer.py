@@ -22,8 +22,9 @@ def serialize(element: etree._Element) -> bytes:
 
 
 _SHARED_TO: Final = f' to="{SHARED_ADDRESSEE}"'.encode()
-# The shared stanzas serialised last, by identity, each split around its placeholder `to`. A strong reference keeps
-# each one (and so its id) alive while it is here; a fan-out's writes come one after the other, so a few suffice.
+# The shared stanzas serialised last, by identity, each split around its placeholder `to`. The entry keeps its
+# stanza alive, so no other stanza can have its id meanwhile; a fan-out's writes come one after the other, so a
+# few entries suffice.
 _SPLIT_SHARED: dict[int, tuple[etree._Element, bytes, bytes]] = {}
 _SPLIT_KEPT: Final = 8
 
@@ -48,7 +49,7 @@ def serialized_size(element: etree._Element) -> int:
 def _split(element: etree._Element) -> tuple[bytes, bytes]:
     """A shared stanza's bytes before and after its placeholder `to`, serialised once while it is recent."""
     split = _SPLIT_SHARED.get(id(element))
-    if split is None or split[0] is not element:
+    if split is None:
         head, found, tail = serialize(element).partition(_SHARED_TO)
         assert found, "a shared stanza carries the placeholder as its `to`"
         split = _SPLIT_SHARED[id(element)] = (element, head, tail)
