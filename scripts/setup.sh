@@ -42,7 +42,8 @@ if $want_test; then
   .venv/bin/python -m pip install -q -e '.[test]'
   wait "$npm_install"
 else
-  .venv/bin/python -m pip install -q -e .
+  # With the `fast` extra: `boshcm serve` runs on uvloop where it is installed (boshcm/app.py), as the benchmarks do.
+  .venv/bin/python -m pip install -q -e '.[fast]'
   # Strophe.js for the browser quiz page, from package.json/package-lock.json.
   if ! command -v npm >/dev/null && command -v dpkg >/dev/null; then apt_install nodejs npm; fi
   npm install --silent --no-audit --no-fund --omit=dev
