@@ -114,6 +114,10 @@ class RidWindow(RuleBasedStateMachine):
                     assert request.answer is None, f"request {request_id} (rid {request.rid}) answered twice"
                     assert not request.aborted, f"request {request_id} answered after its client went away"
                     request.answer = data
+                    if request.rid > self.in_order and etree.fromstring(data).get("type") == "error":
+                        # XEP-0124 §17.1: an early request given up on (its gap not filled within 'wait', or
+                        # replaced by its retry) was never processed: as if it never came; the client repeats it.
+                        self.by_rid[request.rid].remove(request)
                     self._received(request, data)
                 case ForwardToServer(stanzas=stanzas):
                     self.forwarded += [int(s.get("id", "")[1:]) for s in stanzas]
@@ -228,3 +232,18 @@ class RidWindow(RuleBasedStateMachine):
 
 RidWindow.TestCase.settings = settings(max_examples=150, stateful_step_count=25, deadline=None)
 TestRidWindow = RidWindow.TestCase
+
+
+def test_an_early_request_given_up_on_leaves_its_rid_to_the_clients_repeat() -> None:
+    """The case hypothesis found: 642 overtakes 641, waits 'wait' in vain and gets a recoverable error; then 641
+    and 643 come. 642 was never processed, so 643 waits for its repeat and only 641 is held."""
+    machine = RidWindow()
+    machine.create(hold=1)
+    machine.early_request(ahead=2)
+    machine.time_passes(seconds=WAIT_SECONDS)
+    machine.repeat_request(back=1)
+    machine.next_request()
+    assert machine.in_order == FIRST_RID + 1
+    machine.never_more_than_hold_requests_held()
+    machine.client_payloads_reach_the_server_once_in_rid_order()
+    machine.teardown()
