@@ -42,20 +42,22 @@ class OnboardLink:
         session = new_session(Transport(secure=secure, can_starttls=False, remote_address=remote, web=True,
                                         advertises_stream_management=False))
         self._adapter = SessionAdapter(session, self, hub=hub, clock=clock, key_pool=key_pool)
-        self._start = StreamStarted(to=to, version=version or "1.0", lang=lang)
+        # The stream's header as plain values, a StreamStarted made from them at each (re)start: an event kept per
+        # session would be one more object per session for the cyclic collector to walk.
+        self._to, self._version, self._lang = to, version or "1.0", lang
         self._outgoing: list[Element | bytes] = []  # bytes: a shared stanza, written for this session's JID
 
     # --- orders from the BOSH session (Link) ------------------------------------------------------
 
     def open(self) -> None:
-        self._adapter.handle(self._start)
+        self._adapter.handle(StreamStarted(to=self._to, version=self._version, lang=self._lang))
 
     def forward(self, stanzas: tuple[Element, ...]) -> None:
         for stanza in stanzas:
             self._adapter.handle(ElementReceived(element=stanza))
 
     def restart(self) -> None:
-        self._adapter.handle(self._start)
+        self.open()  # XEP-0206 §5: the same header again
 
     def close(self, *, by_client: bool = False) -> None:
         # The client's terminate is a clean end of the stream; inactivity or an error is a lost transport,

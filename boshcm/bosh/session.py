@@ -176,15 +176,11 @@ class _Held:
     key: str | None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _Sent:
-    """An answer, kept for §14.3 retransmission and for giving its stanzas back if it never arrived."""
-
-    request_id: int
-    data: bytes
-    sent_at: float
-    key: str | None
-    carried_stanzas: bool   # its stanzas are read back from `data` only if it never arrived (rare)
+# An answer, kept for §14.3 retransmission and for giving its stanzas back if it never arrived:
+# (request_id, data, sent_at, key, carried_stanzas); its stanzas are read back from `data` only if it never arrived
+# (rare). A plain tuple, not a class (nor a NamedTuple): Python's cyclic collector stops tracking a plain tuple of
+# plain values, and with it the session's cache, so its full collections no longer walk two answers per session.
+_Sent = tuple[int, bytes, float, str | None, bool]
 
 
 class BoshSession:
@@ -240,7 +236,7 @@ class BoshSession:
         self._inactive_since = now
         self._inactivity_seconds = limits.inactivity_seconds
         self._last_empty_poll: float | None = None
-        self._created_request = first
+        self._created_request: RequestArrived | None = first
 
     # --- queries ----------------------------------------------------------------------------------
 
@@ -266,7 +262,8 @@ class BoshSession:
 
     def start(self, now: float) -> list[BoshAction]:
         """Process the session-creation request (XEP-0124 §7.1, XEP-0206 §4)."""
-        request = self._created_request
+        request, self._created_request = self._created_request, None  # not kept: nothing reads it again
+        assert request is not None, "started once"
         body = request.body
         if not body.get("to"):
             return self._terminate_now(request.request_id, BoshCondition.IMPROPER_ADDRESSING)
@@ -375,9 +372,10 @@ class BoshSession:
                 stale, held.request_id = held.request_id, event.request_id
                 return [self._recoverable_error(stale)]
         if (sent := self._cache.get(rid)) is not None:
-            if not self._same_key(sent.key, key):
+            _request_id, data, _sent_at, sent_key, _carried = sent
+            if not self._same_key(sent_key, key):
                 return [self._refuse(event.request_id)]
-            return [Respond(request_id=event.request_id, data=sent.data)]  # XEP-0124 §14.3, byte for byte
+            return [Respond(request_id=event.request_id, data=data)]  # XEP-0124 §14.3, byte for byte
         if rid in self._retryable:
             if not self._same_key(self._retryable[rid], key):
                 return [self._refuse(event.request_id)]
@@ -437,16 +435,18 @@ class BoshSession:
     def _on_undelivered(self, request_id: int, now: float) -> list[BoshAction]:
         if self._state is not _State.ACTIVE:
             return []
-        found = [(rid, sent) for rid, sent in self._cache.items() if sent.request_id == request_id]
+        found = [(rid, data, key, carried_stanzas)
+                 for rid, (sent_request_id, data, _sent_at, key, carried_stanzas) in self._cache.items()
+                 if sent_request_id == request_id]
         if not found:
             return []  # a repeat of cached bytes, an error answer, or long forgotten: nothing to give back
-        ((rid, sent),) = found
+        ((rid, data, key, carried_stanzas),) = found
         # Nobody read it: its stanzas go first in the next answer, and a retry of its rid is held afresh
         # instead of getting the cached copy (which would deliver them twice).
         del self._cache[rid]
-        self._remember_retryable(rid, sent.key)
-        if sent.carried_stanzas:
-            payloads = [self._serialize(stanza) for stanza in etree.fromstring(sent.data)]
+        self._remember_retryable(rid, key)
+        if carried_stanzas:
+            payloads = [self._serialize(stanza) for stanza in etree.fromstring(data)]
             self._pending[:0] = payloads
             self._pending_bytes += sum(len(payload) for payload in payloads)
         return self._flush(now)
@@ -494,7 +494,8 @@ class BoshSession:
         lost = [rid for rid in self._cache if ack < rid < body.rid]
         if lost:
             rid = min(lost)
-            self._report = (rid, now - self._cache[rid].sent_at)
+            _request_id, _data, sent_at, _key, _carried = self._cache[rid]
+            self._report = (rid, now - sent_at)
 
     def _pause(self, pause_text: str, now: float) -> list[BoshAction]:
         """XEP-0124 §10: answer everything held (this request too), then allow a longer silence once."""
@@ -615,8 +616,7 @@ class BoshSession:
         return attrs
 
     def _respond(self, held: _Held, data: bytes, now: float, payloads: tuple[bytes, ...]) -> Respond:
-        self._cache[held.rid] = _Sent(request_id=held.request_id, data=data, sent_at=now, key=held.key,
-                                      carried_stanzas=bool(payloads))
+        self._cache[held.rid] = (held.request_id, data, now, held.key, bool(payloads))
         while len(self._cache) > self.requests:
             del self._cache[next(iter(self._cache))]
         return Respond(request_id=held.request_id, data=data)

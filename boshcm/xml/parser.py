@@ -23,6 +23,7 @@ so any split of the same bytes into feeds gives the same events. Peer input neve
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 from enum import Enum
 
@@ -90,11 +91,22 @@ class StreamParseError:
 ParserEvent = StreamOpened | StanzaReceived | StreamClosed | StreamParseError
 
 
+_THREAD_PARSERS = threading.local()
+
+
 def _strict_parser() -> etree.XMLParser:
-    # Not recovering: lxml raises on every well-formedness *and* namespace error (its pull parser does not);
-    # collect_ids stays on as in a default parser, which refuses a malformed xml:id.
-    return etree.XMLParser(resolve_entities=False, load_dtd=False, no_network=True, huge_tree=False,
-                           remove_comments=False, remove_pis=False)
+    """This thread's one strict parser (lxml's parsers are reusable, not thread-safe). One, not one per stream or
+    body: every element parsed keeps its parser alive through its document, so a session's last presence or a
+    queued stanza would keep a parser and its context of five objects for the collector to walk, and a fresh
+    parser for each BOSH body doubled the time to parse it (libxml2 sets up a new context)."""
+    parser: etree.XMLParser | None = getattr(_THREAD_PARSERS, "strict", None)
+    if parser is None:
+        # Not recovering: lxml raises on every well-formedness *and* namespace error (its pull parser does not);
+        # collect_ids stays on as in a default parser, which refuses a malformed xml:id.
+        parser = _THREAD_PARSERS.strict = etree.XMLParser(
+            resolve_entities=False, load_dtd=False, no_network=True, huge_tree=False, remove_comments=False,
+            remove_pis=False)
+    return parser
 
 
 class _Token(Enum):

@@ -355,7 +355,9 @@ class ClientSession:
         self._sasl_failures = 0
         self._derivations = 0                  # DeriveKey orders given so far: each names its answer
         self._deriving: int | None = None      # the one being waited for
-        self._held: list[StreamStarted | ElementReceived] = []  # what the client sent meanwhile
+        # What the client sent meanwhile (at most MAX_HELD_WHILE_DERIVING): a tuple, as the empty one is shared and
+        # an empty list per session would be one more object for the cyclic collector to walk.
+        self._held: tuple[StreamStarted | ElementReceived, ...] = ()
         self._bucket: TokenBucket | None = None
         self._negotiation_deadline: float | None = now + settings.negotiation_timeout_seconds
         self.stream_id = ""
@@ -364,7 +366,8 @@ class ClientSession:
         self._resumptions = resumptions
         self._sm_id_factory = sm_id_factory
         self._sm: StreamManagement | None = None
-        self._csi = ClientState(max_held=settings.csi_max_held)
+        # XEP-0352: made at the client's first <inactive/>; most clients never send one.
+        self._csi: ClientState | None = None
         # XEP-0077: None when the server has no in-band registration at all (off-board, tests).
         self._registrations = registrations
         self._registering: _Registering | None = None
@@ -601,7 +604,7 @@ class ClientSession:
         """The password is being checked: the client's next words wait for the answer (bounded)."""
         if len(self._held) >= MAX_HELD_WHILE_DERIVING:
             return self._close(StreamErrorCondition.POLICY_VIOLATION, now, "Wait for the authentication result")
-        self._held.append(event)
+        self._held += (event,)
         return []
 
     # --- in-band registration (XEP-0077) ----------------------------------------------------------------
@@ -650,7 +653,7 @@ class ClientSession:
         else:
             reply = self._registrations.password_changed(pending.stanza, decision.username, secrets)
         actions = self._reply(reply, now)
-        held, self._held = self._held, []
+        held, self._held = self._held, ()
         for event in held:
             actions += self.handle(event, now)  # in order, as after a login's derivation
         return actions
@@ -665,7 +668,7 @@ class ClientSession:
         # Parallel guesses were admitted before any of them failed: once a delay is set, none is evaluated.
         refused = self._admit(username, now) if username is not None else None
         actions = self._sasl_result(refused if refused is not None else self._sasl.key_derived(key), now)
-        held, self._held = self._held, []
+        held, self._held = self._held, ()
         for event in held:
             actions += self.handle(event, now)  # in order; a new derivation holds the rest again
         return actions
@@ -799,6 +802,8 @@ class ClientSession:
         and kept until acknowledged (XEP-0198)."""
         if self._state is not _State.BOUND:
             return self._send_counted(stanza, now)
+        if self._csi is None:
+            return self._send_counted(stanza, now)
         return self._send_all(self._csi.outgoing(stanza), now)
 
     def _send_all(self, stanzas: list[Element], now: float) -> list[SessionAction]:
@@ -811,13 +816,19 @@ class ClientSession:
 
     def _on_csi(self, name: str, now: float) -> list[SessionAction]:
         if name == "active":
-            return self._send_all(self._csi.set_active(), now) if self._state is _State.BOUND else []
+            return self._release_held(now) if self._state is _State.BOUND else []
         if name == "inactive":
             # XEP-0352 §5: meaningful once bound; before that there is nothing to hold.
             if self._state is _State.BOUND:
+                if self._csi is None:
+                    self._csi = ClientState(max_held=self._settings.csi_max_held)
                 self._csi.set_inactive()
             return []
         return self._close(StreamErrorCondition.UNSUPPORTED_STANZA_TYPE, now)
+
+    def _release_held(self, now: float) -> list[SessionAction]:
+        """XEP-0352: active again; what CSI held goes out, in order."""
+        return [] if self._csi is None else self._send_all(self._csi.set_active(), now)
 
     def _send_counted(self, stanza: Element, now: float) -> list[SessionAction]:
         sm = self._sm
@@ -947,14 +958,14 @@ class ClientSession:
             # XEP-0198 §5: keep the session (binding, presence, rooms) for a resumption; what CSI held is
             # queued with the rest so that the resumed stream gets it.
             self._state = _State.DETACHED
-            return [Detach(), *self._send_all(self._csi.set_active(), now)]
+            return [Detach(), *self._release_held(now)]
         return self._finish(now)
 
     def _finish(self, now: float, *, unbind: bool = True) -> list[SessionAction]:
         self._state = _State.CLOSED
         self._negotiation_deadline = None
         self._sasl = None
-        self._deriving, self._held = None, []  # a derivation still running is answered into the void
+        self._deriving, self._held = None, ()  # a derivation still running is answered into the void
         self._registering = None
         jid, self._jid = self._jid, None
         sm, self._sm = self._sm, None
