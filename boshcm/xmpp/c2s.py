@@ -154,7 +154,7 @@ class C2sConnection:
         self._restart_pending = True
 
     def end_batch(self) -> None:
-        pass  # written as they come; the read loop drains
+        pass  # written at the end of the loop turn (`_write`), whatever performs wrote to it
 
     def _write(self, data: bytes) -> None:
         """Queue `data` for the end of this loop turn. Many sessions' stanzas for one client in a turn (2,000
