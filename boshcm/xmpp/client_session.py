@@ -800,9 +800,7 @@ class ClientSession:
     def _to_client(self, stanza: Element, now: float) -> list[SessionAction]:
         """Every stanza for the client passes here: held while the client is inactive (XEP-0352), counted
         and kept until acknowledged (XEP-0198)."""
-        if self._state is not _State.BOUND:
-            return self._send_counted(stanza, now)
-        if self._csi is None:
+        if self._state is not _State.BOUND or self._csi is None:
             return self._send_counted(stanza, now)
         return self._send_all(self._csi.outgoing(stanza), now)
 
@@ -816,7 +814,7 @@ class ClientSession:
 
     def _on_csi(self, name: str, now: float) -> list[SessionAction]:
         if name == "active":
-            return self._release_held(now) if self._state is _State.BOUND else []
+            return self._csi_release(now) if self._state is _State.BOUND else []
         if name == "inactive":
             # XEP-0352 §5: meaningful once bound; before that there is nothing to hold.
             if self._state is _State.BOUND:
@@ -826,7 +824,7 @@ class ClientSession:
             return []
         return self._close(StreamErrorCondition.UNSUPPORTED_STANZA_TYPE, now)
 
-    def _release_held(self, now: float) -> list[SessionAction]:
+    def _csi_release(self, now: float) -> list[SessionAction]:
         """XEP-0352: active again; what CSI held goes out, in order."""
         return [] if self._csi is None else self._send_all(self._csi.set_active(), now)
 
@@ -958,7 +956,7 @@ class ClientSession:
             # XEP-0198 §5: keep the session (binding, presence, rooms) for a resumption; what CSI held is
             # queued with the rest so that the resumed stream gets it.
             self._state = _State.DETACHED
-            return [Detach(), *self._release_held(now)]
+            return [Detach(), *self._csi_release(now)]
         return self._finish(now)
 
     def _finish(self, now: float, *, unbind: bool = True) -> list[SessionAction]:
