@@ -352,9 +352,10 @@ function onStatus(kind) {
       }
       break;
     case "failed": view.loginStatus("failed"); break;
-    case "login":
+    case "login": // the session is over (in a follower tab: the leading tab's login was refused)
       view.show("login");
       view.showForget(false);
+      if (state.room) view.connectionStatus("logged-out");
       break;
     case "up":
       view.connectionStatus("connected");

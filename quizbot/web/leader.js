@@ -20,6 +20,8 @@ import { CHANNEL, Pending, Senders, readMessage } from "./tabs.js";
 
 const { Strophe } = window;
 const LOCK = "quiz-connection";
+// A leader's statuses that end its session: the login form shows.
+const ENDED = new Set(["authfail", "login"]);
 
 export const SHARED = Boolean(globalThis.navigator && navigator.locks && "BroadcastChannel" in window);
 
@@ -66,14 +68,15 @@ export function createConnection({ config, storage: tabStorage, inRoom, events }
   let role = "starting"; // "leader" | "follower" | "alone"
   let link = null; // this tab's connection, made when it first leads
   let following = false; // a follower showing the session (restore() found one)
-  let leaderSays = { up: false, jid: null, guest: false, pass: null };
+  let leaderSays = { up: false, jid: null, guest: false, pass: null, ended: false };
+  let ended = false; // as the leader: since a status of ENDED, until a new login
   let waiting = null; // the AbortController of this tab's place in the lock's queue
 
   const post = (message) => channel.postMessage({ ...message, from: tab });
 
   function announce() {
     if (role !== "leader") return;
-    post({ kind: "state", up: link.up, jid: link.jid, guest: link.guest, pass: link.pass });
+    post({ kind: "state", up: link.up, jid: link.jid, guest: link.guest, pass: link.pass, ended });
   }
 
   function ensureLink() {
@@ -81,7 +84,12 @@ export function createConnection({ config, storage: tabStorage, inRoom, events }
     link = createLink({
       config, storage: tabStorage, shared: local, inRoom,
       events: {
-        status: (kind) => { events.status(kind); if (channel) announce(); },
+        status: (kind) => {
+          if (ENDED.has(kind)) ended = true;
+          else if (kind === "connecting" || kind === "up") ended = false;
+          events.status(kind);
+          if (channel) announce();
+        },
         ready: (reason) => { events.ready(reason); if (channel) announce(); },
         resumed: () => { events.resumed(); if (channel) announce(); },
       },
@@ -162,6 +170,13 @@ export function createConnection({ config, storage: tabStorage, inRoom, events }
   // the leader's as soon as there is one: the same player in every tab, without a reload.
   function onLeaderState(state) {
     leaderSays = state;
+    if (following && state.ended) {
+      // The leader's login was refused: the login form here too, not "reconnecting" for ever; the next login is
+      // followed again.
+      following = false;
+      events.status("login");
+      return;
+    }
     if (!following && state.jid && state.up) {
       following = true;
       events.followed();

@@ -4,7 +4,8 @@
 // it (tests/js/tabs.test.mjs).
 //
 // Leader to followers: "stanza" (one the server sent, as handled: counted for XEP-0198 and saved first),
-// "state" (connected or not, the full JID, and what a follower needs to take the session over), "sent" (a
+// "state" (connected or not, the full JID, what a follower needs to take the session over, and whether the session
+// is over: a refused login), "sent" (a
 // follower's stanza is on the stream). Followers to the leader: "hello" (a new tab: tell me the state), "send".
 // Any tab: "leader" (I lead now: send me again what I have not confirmed).
 
@@ -13,7 +14,7 @@ export const CHANNEL = "quiz-connection";
 const KINDS = {
   stanza: (m) => typeof m.xml === "string",
   state: (m) => typeof m.up === "boolean" && (m.jid === null || typeof m.jid === "string")
-    && typeof m.guest === "boolean" && (m.pass === null || typeof m.pass === "object"),
+    && typeof m.guest === "boolean" && (m.pass === null || typeof m.pass === "object") && typeof m.ended === "boolean",
   sent: (m) => typeof m.to === "string" && Number.isInteger(m.seq),
   hello: () => true,
   send: (m) => typeof m.xml === "string" && Number.isInteger(m.seq) && m.seq > 0,

@@ -24,10 +24,10 @@ from tests.integration.xmpp_client import TIMEOUT_SECONDS, XmppClient
 
 # docs/quiz.md: everything on the wire, headers included, before logging in. 45 KB until the quiz night's page (own
 # result, tiles, PIN, multi-tab leader) added about 5 KB, 52 KB until bounded boards (issue 14: the own result and place
-# from the bot's private <result/> and <standing/>, "and K more", "N players") added about 0.8 KB, and 53 KB until the
-# bot's private words (a crowded room's replies) shown in the chat; still well under the 96 KB uncompressed of
-# issue 17.
-FIRST_LOAD_BUDGET_BYTES = 53_500
+# from the bot's private <result/> and <standing/>, "and K more", "N players") added about 0.8 KB, 53 KB until the
+# bot's private words (a crowded room's replies) shown in the chat, and 53.5 KB until the other tabs showed the login
+# form after the leading tab's login was refused (0.25 KB); still well under the 96 KB uncompressed of issue 17.
+FIRST_LOAD_BUDGET_BYTES = 54_000
 REPEAT_LOAD_BUDGET_BYTES = 1_500  # the page again: index.html and app.js revalidated (304s: less than one gzip
 # body), config.json, and the versioned files straight from the cache
 CHAT_LINES = 200

@@ -25,7 +25,10 @@ from playwright.async_api import Browser, Page, expect
 
 from boshcm.app import Server
 from boshcm.config import load_config
+from boshcm.errors import StreamErrorCondition
+from boshcm.jid import JID
 from boshcm.tls import SELF_SIGNED_CERT
+from boshcm.xmpp.orders import Disconnect
 from quizbot.extension import QuizExtension
 from quizbot.payload import NS
 from tests.integration.quiz_players import BANK, ROOM, Player, player, right_and_wrong, wait_until
@@ -308,5 +311,45 @@ async def test_logging_in_from_a_follower_tab_takes_the_lead_and_every_open_tab_
             await expect(tab.locator("#chat-log li", has_text="Cat: hello both")).to_have_count(1, timeout=WAIT_MS)
         await one_connection(server)
     finally:
+        await asyncio.gather(*(client.close() for client in made), return_exceptions=True)
+        await context.close()
+
+
+@pytest.mark.interop
+async def test_a_refused_login_shows_the_login_form_in_every_tab_and_the_next_login_is_followed(
+        server: Server, browser: Browser) -> None:
+    """Two tabs share Dan's session; his password changes and the server ends the session. The leading tab tries
+    again, is refused and shows the login form. The other tab showed "reconnecting" for ever; now it shows the login
+    form too, and when Dan logs in there with his new password both tabs are his again, back in the room."""
+    assert server.http is not None
+    url = f"http://127.0.0.1:{server.http.port}/"
+    made: list[XmppClient] = []
+    context = await browser.new_context(locale="en-GB")
+    try:
+        await player(server.c2s.port, server.config.data_path / SELF_SIGNED_CERT, made, "cat")
+        leader = await context.new_page()
+        await log_in(leader, url, guest=False)
+        other = await context.new_page()
+        await other.goto(url)
+        await in_room_and_connected(other)
+
+        server.accounts.set_password("dan", "dan-new-secret")
+        (session,) = server.router.bound(JID.parse("dan@localhost"))
+        server.hub.perform([Disconnect(jid=session, condition=StreamErrorCondition.NOT_AUTHORIZED)])
+        for tab in (leader, other):
+            await expect(tab.locator("#login")).to_be_visible(timeout=WAIT_MS)
+        await expect(leader.locator("#login-status")).to_have_text("Login failed.", timeout=WAIT_MS)
+        await expect(other.locator("#connection")).not_to_have_text(re.compile("reconnecting"))
+
+        await other.get_by_text("Log in with an account").click()
+        await other.get_by_label("Address (name@server)").fill("dan@localhost")
+        await other.get_by_label("Password").fill("dan-new-secret")
+        await other.get_by_role("button", name="Log in", exact=True).click()
+        for tab in (other, leader):
+            await expect(tab.locator("#login")).to_be_hidden(timeout=WAIT_MS)
+            await in_room_and_connected(tab)
+        await one_connection(server)
+    finally:
+        server.accounts.set_password("dan", "dan-secret")  # the module's other tests log in with it
         await asyncio.gather(*(client.close() for client in made), return_exceptions=True)
         await context.close()

@@ -8,10 +8,13 @@ test("only well-formed messages of a known kind are read", () => {
   assert.deepEqual(readMessage({ kind: "stanza", from: "t1", xml: "<message/>" }),
                    { kind: "stanza", from: "t1", xml: "<message/>" });
   assert.ok(readMessage({ kind: "send", from: "t1", seq: 1, xml: "<presence/>" }));
-  assert.ok(readMessage({ kind: "state", from: "t1", up: true, jid: "a@b/c", guest: false, pass: { ck: "x" } }));
+  assert.ok(readMessage({ kind: "state", from: "t1", up: true, jid: "a@b/c", guest: false, pass: { ck: "x" },
+                         ended: false }));
+  assert.ok(readMessage({ kind: "state", from: "t1", up: false, jid: "a@b/c", guest: false, pass: null, ended: true }));
   for (const bad of [null, "stanza", 7, {}, { kind: "stanza", xml: "<m/>" }, { kind: "stanza", from: "t", xml: 3 },
     { kind: "send", from: "t", seq: 0, xml: "<m/>" }, { kind: "send", from: "t", seq: "1", xml: "<m/>" },
-    { kind: "state", from: "t", up: "yes", jid: null, guest: false, pass: null },
+    { kind: "state", from: "t", up: "yes", jid: null, guest: false, pass: null, ended: false },
+    { kind: "state", from: "t", up: false, jid: null, guest: false, pass: null },
     { kind: "toString", from: "t" }, { kind: "evil", from: "t" }]) {
     assert.equal(readMessage(bad), null, JSON.stringify(bad));
   }
