@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+from collections import deque
 from typing import Final
 
 from aiohttp import WSCloseCode, web
@@ -34,18 +35,25 @@ class FrameWriter:
                  max_queued_bytes: int = MAX_QUEUED_BYTES) -> None:
         self._ws, self._peer = ws, peer
         self._transport = transport
-        self._outgoing: asyncio.Queue[str | None] = asyncio.Queue()
+        # Frames for the writer task, oldest first (None: no more), and the future it waits on while there are none.
+        # Not an asyncio.Queue: that is four deques and an Event per socket for the cyclic collector to walk.
+        self._frames: deque[str | None] = deque()
+        self._wakeup: asyncio.Future[None] | None = None
         self._queued_bytes = 0
         self._max_queued_bytes = max_queued_bytes
         self._overflow = False
 
+    def _put(self, frame: str | None) -> None:
+        self._frames.append(frame)
+        if self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(None)
+
     def _send(self, frame: str) -> None:
-        self._outgoing.put_nowait(frame)
+        self._put(frame)
         self._queued_bytes += len(frame)
         if self._queued_bytes > self._max_queued_bytes and not self._overflow:
             self._overflow = True
-            while not self._outgoing.empty():
-                self._outgoing.get_nowait()
+            self._frames.clear()
             self._queued_bytes = 0
             if self._transport is not None:
                 # The last frames get a short chance; a client that reads nothing is cut off.
@@ -56,7 +64,7 @@ class FrameWriter:
         """The client is not keeping up; end the stream."""
 
     def _end_writes(self) -> None:
-        self._outgoing.put_nowait(None)
+        self._put(None)
 
     def _start_writing(self) -> asyncio.Task[None]:
         """The write loop as a task beside the reader, the calling (handler's) task. Not a TaskGroup: on Python
@@ -69,8 +77,17 @@ class FrameWriter:
         writer.add_done_callback(functools.partial(_cancel_reader_on_failure, reader, self._peer))
         return writer
 
+    async def _next_frame(self) -> str | None:
+        while not self._frames:
+            self._wakeup = asyncio.get_running_loop().create_future()
+            try:
+                await self._wakeup
+            finally:
+                self._wakeup = None
+        return self._frames.popleft()
+
     async def _write_loop(self) -> None:
-        while (frame := await self._outgoing.get()) is not None:
+        while (frame := await self._next_frame()) is not None:
             self._queued_bytes -= len(frame)
             wire_log.debug("%s WS SEND %r", self._peer, frame)
             try:
