@@ -41,6 +41,8 @@ higher is better, for the rest the lower):
 - game seconds: from `!quiz live` to the last reveal.
 - server CPU (s, % of one core); bot CPU (s, per question): user + system CPU over the game; and of each while the
   players log in and join, until the server is idle (the room's presences: loud joins, the room going quiet).
+- load generator CPU (% of one core): this process's over the game, all players in it. Near 100 % its own queue
+  makes answers late, and the figures are the generator's, not the server's.
 - loop lag (boshcm only, from its /metrics): the bucket holding the largest event-loop lag over the whole run,
   and the p99 / max bucket during the game; GC pauses during the game.
 On stderr: per question who scored and the spreads, error stanzas the players got, and streams that ended.
@@ -367,6 +369,7 @@ async def play(target: Target, args: argparse.Namespace, bot: asyncio.subprocess
         lag_before = await runtime_figures(http, target)
         buckets_before = await lag_buckets(http, target)
         bot_before, server_before = cpu_seconds(bot.pid), cpu_seconds(target.pid)
+        generator_before = cpu_seconds(os.getpid())
         started = time.perf_counter()
         starter.xmpp.send_message(mto=ROOM_JID, mbody=f"!quiz live {args.questions}", mtype="groupchat")
         await asyncio.sleep(1)
@@ -377,6 +380,7 @@ async def play(target: Target, args: argparse.Namespace, bot: asyncio.subprocess
         elapsed = time.perf_counter() - started
         on_wire = wire.stop() if wire is not None else {}
         bot_cpu, server_cpu = cpu_seconds(bot.pid) - bot_before, cpu_seconds(target.pid) - server_before
+        generator_cpu = cpu_seconds(os.getpid()) - generator_before
         lag = await runtime_figures(http, target)
         game_lag = {le: count - buckets_before.get(le, 0) for le, count in (await lag_buckets(http, target)).items()}
         # The bot sends each player's <result/> after the reveal: the last question's need a moment more to arrive
@@ -428,6 +432,7 @@ async def play(target: Target, args: argparse.Namespace, bot: asyncio.subprocess
             "game seconds": elapsed,
             "server CPU (s)": server_cpu, "server CPU (% of one core)": 100 * server_cpu / elapsed,
             "bot CPU (s)": bot_cpu, "bot CPU per question (ms)": 1000 * bot_cpu / max(1, len(reveals)),
+            "load generator CPU (% of one core)": 100 * generator_cpu / elapsed,
             "server CPU while the players join (s)": joins_cpu[0], "bot CPU while the players join (s)": joins_cpu[1],
             "loop lag max bucket (ms), whole run": lag["loop lag max bucket (ms)"],
             "loop lag p99 bucket (ms), game": lag_quantile(game_lag, 0.99),
