@@ -2,10 +2,10 @@
 
     .venv/bin/python -m tests.perf.bench_quiz [--players 200] [--questions 10] [--question-seconds 10]
                                               [--transport bosh|websocket] [--wave 250]
-                                              [--only boshcm|prosody|ejabberd] [--bot-log FILE]
-    # issue 14's live quiz, each transport:
-    .venv/bin/python -m tests.perf.bench_quiz --players 2000 --questions 5 --transport bosh
-    .venv/bin/python -m tests.perf.bench_quiz --players 2000 --questions 5 --transport websocket
+                                              [--only boshcm|prosody|ejabberd] [--bot-log FILE] [--generators 1]
+    # issue 14's live quiz, each transport, the players in two processes:
+    .venv/bin/python -m tests.perf.bench_quiz --players 2000 --questions 5 --transport bosh --generators 2
+    .venv/bin/python -m tests.perf.bench_quiz --players 2000 --questions 5 --transport websocket --generators 2
 
 The three servers run one after the other, each started fresh as its own process (boshcm: `boshcm serve`;
 Prosody: tests/interop/prosody.py, with mod_websocket; ejabberd: Debian's 23.01 through bench_bosh's
@@ -41,8 +41,11 @@ higher is better, for the rest the lower):
 - game seconds: from `!quiz live` to the last reveal.
 - server CPU (s, % of one core); bot CPU (s, per question): user + system CPU over the game; and of each while the
   players log in and join, until the server is idle (the room's presences: loud joins, the room going quiet).
-- load generator CPU (% of one core): this process's over the game, all players in it. Near 100 % its own queue
-  makes answers late, and the figures are the generator's, not the server's.
+- load generator processes; load generator CPU, busiest (% of one core): over the game, this process and each
+  `--generators` process (each plays an interleaved share of the players: p<i> in process i mod K; 1, the default,
+  plays them all here). Near 100 % a generator's own queue makes its answers and polls late, and the figures are
+  its own, not the server's: one process playing 2,000 BOSH players used 89 % of a core on a slow machine, and a
+  fifth of the answers came too late to score.
 - loop lag (boshcm only, from its /metrics): the bucket holding the largest event-loop lag over the whole run,
   and the p99 / max bucket during the game; GC pauses during the game.
 On stderr: per question who scored and the spreads, error stanzas the players got, and streams that ended.
@@ -70,6 +73,7 @@ import traceback
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 from xml.sax.saxutils import quoteattr
 
@@ -83,9 +87,12 @@ from tests.integration.bosh_client import BoshClient
 from tests.integration.xmpp_client import XmppClient
 from tests.perf.bench_bosh import (
     BoshcmTarget,
+    ChildProcess,
     EjabberdTarget,
     ProsodyTarget,
     Target,
+    answer,
+    child_task,
     print_table,
     runtime_figures,
     settled,
@@ -270,6 +277,89 @@ class WebSocketPlayer(Player):
             self.take([etree.fromstring(message.data.encode())])
 
 
+class Players:
+    """The players one process plays: logged in and joined in waves, each reading and answering; what they saw."""
+
+    def __init__(self, http: aiohttp.ClientSession, url: str) -> None:
+        self._http, self._url = http, url
+        self.arrivals: dict[str, list[float]] = {}
+        self.players: list[Player] = []
+        self._runners: list[asyncio.Task[None]] = []
+
+    async def _login(self, index: int) -> Player:
+        if self._url.startswith("ws"):
+            return await WebSocketPlayer.login(self._http, self._url, f"p{index}", "player-secret", f"P{index}",
+                                               self.arrivals)
+        client = BoshClient(self._http, self._url, wait=60)
+        await client.login(f"p{index}", "player-secret", resource="web")
+        await client.send(INITIAL_PRESENCE)
+        return BoshPlayer(client, f"P{index}", self.arrivals)
+
+    async def join(self, indexes: range, wave: int, concurrency: int,
+                   progress: Callable[[int], None] = lambda _joined: None) -> None:
+        """In waves: each wave logs in (`concurrency` at a time), starts reading and joins before the next one logs
+        in, so that the joins' presences never stall the next logins."""
+        for first in range(0, len(indexes), wave):
+            joined = await bounded_players(indexes[first:first + wave], concurrency, self._login)
+            self._runners += [asyncio.create_task(player.run()) for player in joined]
+            await asyncio.gather(*(player.send(player.join()) for player in joined))
+            self.players += joined
+            progress(len(self.players))
+
+    async def finish(self) -> dict[str, Any]:
+        """Stop reading and answering (what is still on its way, such as the bot's last pings, is not part of the
+        game); what every player saw, as JSON."""
+        leftovers = [*self._runners, *(task for player in self.players for task in player.tasks)]
+        for task in leftovers:
+            task.cancel()
+        await asyncio.gather(*leftovers, return_exceptions=True)
+        return {"arrivals": self.arrivals, "players": [
+            {"sent": p.answers_sent, "received": p.received, "results": p.results, "questions": len(p.questions),
+             "posted": p.question_posted, "errors": dict(p.errors), "ended": p.ended} for p in self.players]}
+
+
+class PlayerProcess(ChildProcess):
+    """`--generators N`: some of the players in a process of their own (`python -m tests.perf.bench_quiz --group`),
+    so that one Python process playing 2,000 players is not what the figures measure."""
+
+    def __init__(self) -> None:
+        super().__init__("tests.perf.bench_quiz", "--group")
+
+    async def join(self, wave: int) -> int:
+        await self._say({"join": wave})
+        joined: int = (await self._hear())["joined"]
+        return joined
+
+    async def finish(self) -> dict[str, Any]:
+        await self._say({"stop": True})
+        seen: dict[str, Any] = (await self._hear())["seen"]
+        return seen
+
+
+def player_http() -> aiohttp.ClientSession:
+    # Idle pooled connections are dropped well before the server's 15 s keep-alive ([http] idle_timeout_seconds):
+    # reusing one the server is closing at that moment gets a reset, and a reset poll would lose the player.
+    connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=5)
+    return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=600))
+
+
+async def group_main() -> None:
+    """The child side of PlayerProcess."""
+    stdin, task, indexes = await child_task()
+    async with player_http() as http:
+        players = Players(http, task["url"])
+        answer(sessions=len(indexes))
+        while line := await stdin.readline():   # end of input: the parent is gone
+            order = json.loads(line)
+            if "join" in order:
+                await players.join(indexes, order["join"], task["concurrency"])
+                answer(joined=len(players.players))
+            else:
+                answer(seen=await players.finish())
+                return
+        await players.finish()
+
+
 async def start_bot(target: Target, directory: Path, args: argparse.Namespace) -> asyncio.subprocess.Process:
     (directory / "bank.json").write_text(json.dumps(bank(args.questions)))
     (directory / "password").write_text("quiz-secret")
@@ -319,33 +409,26 @@ async def play(target: Target, args: argparse.Namespace, bot: asyncio.subprocess
         if any(str(o["from"]).endswith("/Quizbot") for o in occupants):
             break
         muc.leave_muc(ROOM_JID, "Starter")
-    arrivals: dict[str, list[float]] = {}
-    # Idle pooled connections are dropped well before the server's 15 s keep-alive ([http] idle_timeout_seconds):
-    # reusing one the server is closing at that moment gets a reset, and a reset poll would lose the player.
-    connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=5)
-    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=600)) as http:
-        async def login(index: int) -> Player:
-            if args.transport == "websocket":
-                return await WebSocketPlayer.login(http, ws_url(target), f"p{index}", "player-secret", f"P{index}",
-                                                   arrivals)
-            client = BoshClient(http, target.url, wait=60)
-            await client.login(f"p{index}", "player-secret", resource="web")
-            await client.send(INITIAL_PRESENCE)
-            return BoshPlayer(client, f"P{index}", arrivals)
+    url = ws_url(target) if args.transport == "websocket" else target.url
+    login_started = time.perf_counter()
 
-        # In waves: each wave logs in (25 at a time), starts reading and joins before the next one logs in, so
-        # the joins' presence fan-out (every join goes to everyone already in) never stalls the next logins.
-        players: list[Player] = []
-        runners: list[asyncio.Task[None]] = []
-        login_started = time.perf_counter()
+    def progress(joined: int) -> None:
+        print(f"  {target.name}: {joined} players in ({time.perf_counter() - login_started:.0f} s)", file=sys.stderr)
+
+    async with player_http() as http:
+        # One process plays every player, or `--generators` processes each an interleaved share (25 logins in flight
+        # in all, waves of --wave in all).
+        local = Players(http, url) if args.generators == 1 else None
+        groups = [PlayerProcess() for _ in range(args.generators)] if local is None else []
         joins_cpu_before = cpu_seconds(target.pid), cpu_seconds(bot.pid)
-        for first in range(0, args.players, args.wave):
-            wave = await bounded_players(range(first, min(args.players, first + args.wave)), 25, login)
-            runners += [asyncio.create_task(p.run()) for p in wave]
-            await asyncio.gather(*(p.send(p.join()) for p in wave))
-            players += wave
-            print(f"  {target.name}: {len(players)} players in ({time.perf_counter() - login_started:.0f} s)",
-                  file=sys.stderr)
+        if local is not None:
+            await local.join(range(args.players), args.wave, 25, progress)
+        else:
+            shares = [range(k, args.players, args.generators) for k in range(args.generators)]
+            await asyncio.gather(*(group.start(url, share, -(-25 // args.generators))
+                                   for group, share in zip(groups, shares, strict=True)))
+            joined = await asyncio.gather(*(group.join(-(-args.wave // args.generators)) for group in groups))
+            progress(sum(joined))
         await settled(target.pid, limit_seconds=300)
         print(f"  {target.name}: joined and settled after {time.perf_counter() - login_started:.0f} s",
               file=sys.stderr)
@@ -361,7 +444,6 @@ async def play(target: Target, args: argparse.Namespace, bot: asyncio.subprocess
         starter.xmpp.add_event_handler("groupchat_message", on_message)
         # The kernel's arrival times of each question at each player's connection (root only): the spread the
         # server made, without the load generator's own queue.
-        url = ws_url(target) if args.transport == "websocket" else target.url
         wire = WireClock(server_ports=(urlsplit(url).port or 80,), pattern=QUESTION_MARKER) \
             if WireClock.available() else None
         if wire is not None:
@@ -369,7 +451,8 @@ async def play(target: Target, args: argparse.Namespace, bot: asyncio.subprocess
         lag_before = await runtime_figures(http, target)
         buckets_before = await lag_buckets(http, target)
         bot_before, server_before = cpu_seconds(bot.pid), cpu_seconds(target.pid)
-        generator_before = cpu_seconds(os.getpid())
+        generator_pids = [os.getpid(), *(group.pid for group in groups)]
+        generators_before = [cpu_seconds(pid) for pid in generator_pids]
         started = time.perf_counter()
         starter.xmpp.send_message(mto=ROOM_JID, mbody=f"!quiz live {args.questions}", mtype="groupchat")
         await asyncio.sleep(1)
@@ -380,20 +463,26 @@ async def play(target: Target, args: argparse.Namespace, bot: asyncio.subprocess
         elapsed = time.perf_counter() - started
         on_wire = wire.stop() if wire is not None else {}
         bot_cpu, server_cpu = cpu_seconds(bot.pid) - bot_before, cpu_seconds(target.pid) - server_before
-        generator_cpu = cpu_seconds(os.getpid()) - generator_before
+        generator_cpu = [cpu_seconds(pid) - before for pid, before in zip(generator_pids, generators_before,
+                                                                           strict=True)]
         lag = await runtime_figures(http, target)
         game_lag = {le: count - buckets_before.get(le, 0) for le, count in (await lag_buckets(http, target)).items()}
         # The bot sends each player's <result/> after the reveal: the last question's need a moment more to arrive
         # (outside the figures above), or every server would seem to lose them.
         await asyncio.sleep(3)
-        # What is still on its way (the bot's last pings are answered as the server stops) is not part of the game.
-        leftovers = [*runners, *(task for player in players for task in player.tasks)]
-        for task in leftovers:
-            task.cancel()
-        await asyncio.gather(*leftovers, return_exceptions=True)
+        if local is not None:
+            seen = [await local.finish()]
+        else:
+            seen = list(await asyncio.gather(*(group.finish() for group in groups)))
+            await asyncio.gather(*(group.stop() for group in groups))
+    arrivals: dict[str, list[float]] = {}
+    for part in seen:
+        for question, times in part["arrivals"].items():
+            arrivals.setdefault(question, []).extend(times)
+    players = [player for part in seen for player in part["players"]]
     spreads = [(max(t) - min(t)) * 1000 for t in arrivals.values()]
     # BOSH: per question, the players whose request carrying it was posted after its first arrival anywhere.
-    late_polls = [sum(1 for p in players if p.question_posted.get(q, 0.0) > min(t)) for q, t in arrivals.items()]
+    late_polls = [sum(1 for p in players if p["posted"].get(q, 0.0) > min(t)) for q, t in arrivals.items()]
     wire_spreads = [(max(t.values()) - min(t.values())) * 1000 for t in on_wire.values()]
     # How long after the first player 99 % of the players had it: the spread without the last 1 %.
     wire_p99_offsets = [nearest_rank([(x - min(t.values())) * 1000 for x in t.values()], 0.99)
@@ -406,16 +495,16 @@ async def play(target: Target, args: argparse.Namespace, bot: asyncio.subprocess
           f"poll came after the question (BOSH) {late_polls}",
           file=sys.stderr)
     await starter.close()
-    sent = sum(p.answers_sent for p in players)
-    ended = Counter(p.ended for p in players if p.ended is not None)
-    errors = sum((p.errors for p in players), Counter[str]())
+    sent = sum(p["sent"] for p in players)
+    ended = Counter(p["ended"] for p in players if p["ended"] is not None)
+    errors = sum((Counter(p["errors"]) for p in players), Counter[str]())
     if errors:
         print(f"  {target.name}: error stanzas the players got: {dict(errors)}", file=sys.stderr)
     if ended:
         print(f"  {target.name}: players whose stream ended during the run: {dict(ended)}", file=sys.stderr)
     return {"players": args.players, "questions revealed": len(reveals),
             "players receiving each question (min)": min((len(t) for t in arrivals.values()), default=0),
-            "players who got every question": sum(1 for p in players if len(p.questions) >= len(arrivals)),
+            "players who got every question": sum(1 for p in players if p["questions"] >= len(arrivals)),
             "question spread p50 (ms)": statistics.median(spreads) if spreads else float("nan"),
             "question spread p99 (ms)": nearest_rank(spreads, 0.99),
             "players reached per question by the wire (min)": min((len(t) for t in on_wire.values()), default=0),
@@ -425,14 +514,15 @@ async def play(target: Target, args: argparse.Namespace, bot: asyncio.subprocess
                 statistics.median(wire_p99_offsets) if wire_p99_offsets else float("nan"),
             "99 % of players on the wire within, worst question (ms)": max(wire_p99_offsets, default=float("nan")),
             "players polling only after the question (max, BOSH)": max(late_polls, default=0),
-            "answers sent": sent, "answers acknowledged (<received/>)": sum(p.received for p in players),
+            "answers sent": sent, "answers acknowledged (<received/>)": sum(p["received"] for p in players),
             "answers scored (reveal's scorers)": scored,
-            "answers with a <result/>": sum(p.results for p in players),
+            "answers with a <result/>": sum(p["results"] for p in players),
             "answers scored (% of sent)": 100 * scored / max(1, sent),
             "game seconds": elapsed,
             "server CPU (s)": server_cpu, "server CPU (% of one core)": 100 * server_cpu / elapsed,
             "bot CPU (s)": bot_cpu, "bot CPU per question (ms)": 1000 * bot_cpu / max(1, len(reveals)),
-            "load generator CPU (% of one core)": 100 * generator_cpu / elapsed,
+            "load generator processes": args.generators,
+            "load generator CPU, busiest (% of one core)": 100 * max(generator_cpu) / elapsed,
             "server CPU while the players join (s)": joins_cpu[0], "bot CPU while the players join (s)": joins_cpu[1],
             "loop lag max bucket (ms), whole run": lag["loop lag max bucket (ms)"],
             "loop lag p99 bucket (ms), game": lag_quantile(game_lag, 0.99),
@@ -474,7 +564,7 @@ def ws_url(target: Target) -> str:
     return f"ws://127.0.0.1:{target.port}/xmpp-websocket"
 
 
-async def bounded_players(indexes: range, concurrency: int,
+async def bounded_players(indexes: Iterable[int], concurrency: int,
                           make: Callable[[int], Awaitable[Player]]) -> list[Player]:
     semaphore = asyncio.Semaphore(concurrency)
 
@@ -505,7 +595,15 @@ async def main() -> None:
     parser.add_argument("--transport", choices=["bosh", "websocket"], default="bosh")
     parser.add_argument("--wave", type=int, default=250, help="players logged in and joined per wave")
     parser.add_argument("--bot-log", help="append the bot's log (level info) to this file")
+    parser.add_argument("--generators", type=int, default=1,
+                        help="processes playing the players, each an interleaved share (1: this process)")
+    parser.add_argument("--group", action="store_true", help=argparse.SUPPRESS)  # a PlayerProcess's child
     args = parser.parse_args()
+    if args.group:
+        await group_main()
+        return
+    if not 1 <= args.generators <= args.players:
+        parser.error("--generators must be between 1 and --players")
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
