@@ -11,6 +11,8 @@ from boshcm.stanza import Element
 from boshcm.xmpp.blocking import Blocklists, MemoryBlocklistStore
 from boshcm.xmpp.pubsub import MemoryPepStore, PepLimits, PepStore, SqlitePepStore
 from boshcm.xmpp.pubsub.caps import verification_hash
+from boshcm.xmpp.pubsub.node import NodeConfig
+from boshcm.xmpp.pubsub.store import StoredItem
 from boshcm.xmpp.router import Deliver, Router, RouterAction
 from boshcm.xmpp.storage import MemoryStore
 
@@ -468,3 +470,20 @@ def test_notifications_and_last_items_never_cross_a_block() -> None:
                        "</block></iq>")
     assert notifications(server.publish_actions(ALICE, TUNE, f"<tune xmlns='{TUNE}'/>")) == []
     assert notifications(online_with_interest(server, BOB_PHONE, [TUNE])) == []
+
+
+def test_an_accounts_usage_counts_its_own_items_on_disk_and_in_memory_only(tmp_path: Path) -> None:
+    """The quota's measure (`usage_bytes`): items of nodes with persist_items false are in memory, and count for
+    their owner alone, as its items on disk do."""
+    store = SqlitePepStore(tmp_path / "pep.sqlite")
+    volatile, kept = NodeConfig(persist_items=False, max_items=5), NodeConfig(max_items=5)
+    for owner in ("alice@localhost", "bob@localhost"):
+        store.put_node(owner, "urn:volatile", volatile, keep=5)
+        store.put_node(owner, "urn:kept", kept, keep=5)
+    store.publish("alice@localhost", "urn:volatile", StoredItem(id="1", payload=b"a" * 100), keep=5)
+    store.publish("alice@localhost", "urn:kept", StoredItem(id="1", payload=b"a" * 10), keep=5)
+    store.publish("bob@localhost", "urn:volatile", StoredItem(id="1", payload=b"b" * 1_000), keep=5)
+    store.publish("bob@localhost", "urn:kept", StoredItem(id="1", payload=b"b" * 7), keep=5)
+    assert store.usage_bytes("alice@localhost") == 110
+    assert store.usage_bytes("bob@localhost") == 1_007
+    assert store.usage_bytes("carol@localhost") == 0
