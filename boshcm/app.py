@@ -40,7 +40,7 @@ from boshcm.xmpp.client_session import ClientSession, SessionSettings, TlsPolicy
 from boshcm.xmpp.hub import Hub
 from boshcm.xmpp.mam import ArchiveService, MamLimits, SqliteArchiveStore
 from boshcm.xmpp.muc.config import RoomConfig
-from boshcm.xmpp.muc.service import MucService, RoomStore
+from boshcm.xmpp.muc.service import MucRegistry, MucService, RoomStore
 from boshcm.xmpp.private_storage import PrivateStorage, SqlitePrivateStore
 from boshcm.xmpp.pubsub import PepLimits, SqlitePepStore
 from boshcm.xmpp.registration import Registrations, RegistrationSettings
@@ -154,15 +154,16 @@ class Server:
             muc, domain = config.muc, config.server.domain
             exempt = [*muc.room_quota_exempt, *self.service_accounts]
             guests = self.users.anonymous
-            self.muc = MucService(domain=config.muc_domain, store=self.rooms, wall_clock=self.clock.wall,
-                                  name=muc.name, lock_seconds=muc.lock_seconds,
-                                  default_config=RoomConfig(history_length=muc.history_length),
-                                  max_occupants=muc.max_occupants, max_rooms_per_account=muc.max_rooms_per_account,
-                                  quota_exempt=frozenset(JID.make(name, domain) for name in exempt),
-                                  is_guest=lambda jid: jid.domain == domain and jid.local in guests,
-                                  max_pending_iqs=muc.max_pending_iqs, iq_timeout_seconds=muc.iq_timeout_seconds,
-                                  max_affiliations=muc.max_affiliations_per_room, max_rooms=muc.max_rooms,
-                                  archive=self.room_archive)
+            registry = MucRegistry(
+                domain=config.muc_domain, secret=self.rooms.secret(), rooms=self.rooms.load(),
+                wall_clock=self.clock.wall, name=muc.name, lock_seconds=muc.lock_seconds,
+                default_config=RoomConfig(history_length=muc.history_length),
+                max_occupants=muc.max_occupants, max_rooms_per_account=muc.max_rooms_per_account,
+                quota_exempt=frozenset(JID.make(name, domain) for name in exempt),
+                is_guest=lambda jid: jid.domain == domain and jid.local in guests,
+                max_pending_iqs=muc.max_pending_iqs, iq_timeout_seconds=muc.iq_timeout_seconds,
+                max_affiliations=muc.max_affiliations_per_room, max_rooms=muc.max_rooms, archive=self.room_archive)
+            self.muc = MucService(registry, self.rooms)
             self.router.add_component(config.muc_domain, self.muc, config.muc.name)
         # XEP-0363: a component for slot requests; the HTTP listener serves the files (needs http.enabled).
         self.upload_slots: UploadSlots | None = None

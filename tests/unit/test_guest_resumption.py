@@ -13,7 +13,7 @@ from lxml import etree
 from boshcm.errors import StreamErrorCondition
 from boshcm.jid import JID
 from boshcm.stanza import NS_CLIENT, NS_STANZAS, Element, qname
-from boshcm.xmpp.muc.service import MucService, RoomStore
+from boshcm.xmpp.muc.service import MucRegistry, MucService, RoomStore
 from boshcm.xmpp.storage import RosterItem
 from tests.unit.sm_client import SM, Client, World, chat, tag
 
@@ -24,8 +24,11 @@ def guest_world(*, max_detached: int = 100) -> World:
     """Guests allowed, a resumption window of a minute, and a conference service that knows who is a guest."""
     world = World(anonymous=True, max_detached=max_detached, resume_seconds=60)
     users = world.users
-    muc = MucService(domain="conference.localhost", store=RoomStore(":memory:"), wall_clock=lambda: 1_700_000_000.0,
-                     is_guest=lambda jid: jid.domain == "localhost" and jid.local in users.anonymous)
+    rooms = RoomStore(":memory:")
+    muc = MucService(MucRegistry(domain="conference.localhost", secret=rooms.secret(), rooms=rooms.load(),
+                                 wall_clock=lambda: 1_700_000_000.0,
+                                 is_guest=lambda jid: jid.domain == "localhost" and jid.local in users.anonymous),
+                     rooms)
     world.router.add_component("conference.localhost", muc, "Chatrooms")
     return world
 

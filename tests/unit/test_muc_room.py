@@ -11,7 +11,7 @@ from lxml import etree
 from boshcm.jid import JID
 from boshcm.stanza import Addressed, Element, Outgoing, for_recipient
 from boshcm.xmpp.muc.config import RoomConfig
-from boshcm.xmpp.muc.service import MucService, RoomStore
+from boshcm.xmpp.muc.service import MucRegistry, MucService, RoomStore
 
 ROOM = "quiz@conference.localhost"
 ALICE, BOB, CAROL = "alice@localhost/desk", "bob@localhost/phone", "carol@localhost/web"
@@ -28,14 +28,17 @@ def own_stanzas(items: Iterable[Outgoing]) -> list[Element]:
 class Conference:
     def __init__(self, *, lock_seconds: float = 0.0, store: RoomStore | None = None, **options: Any) -> None:
         ids = itertools.count(1)
-        self.service = MucService(
+        store = store or RoomStore(":memory:")
+        registry = MucRegistry(
             domain="conference.localhost",
-            store=store or RoomStore(":memory:"),
+            secret=store.secret(),
+            rooms=store.load(),
             wall_clock=lambda: 1_700_000_000.0 + self.now,
             lock_seconds=lock_seconds,
             id_factory=lambda: f"id{next(ids)}",
             **options,
         )
+        self.service = MucService(registry, store)
         self.now = 0.0
 
     def send(self, sender: str, text: str) -> list[Element]:

@@ -28,9 +28,9 @@ class Conference:
         self.path = path
         self.store = RoomStore(path)
         ids = itertools.count(1)
-        self.service = MucService(domain="conference.localhost", store=self.store,
-                                  wall_clock=lambda: 1_700_000_000.0, lock_seconds=0.0,
-                                  id_factory=lambda: f"id{next(ids)}")
+        self.service = MucService(MucRegistry(domain="conference.localhost", secret=self.store.secret(),
+                                              rooms=self.store.load(), wall_clock=lambda: 1_700_000_000.0,
+                                              lock_seconds=0.0, id_factory=lambda: f"id{next(ids)}"), self.store)
 
     def send(self, sender: str, text: str) -> list[Element]:
         stanza = etree.fromstring(f"<x xmlns='jabber:client'>{text}</x>")[0]
@@ -199,9 +199,10 @@ class ArchivedConference(Conference):
         self.path = path
         self.store = RoomStore(path)
         ids = itertools.count(1)
-        self.service = MucService(domain="conference.localhost", store=self.store,
-                                  wall_clock=lambda: 1_700_000_000.0, lock_seconds=0.0,
-                                  id_factory=lambda: f"id{next(ids)}", archive=self.archive)
+        self.service = MucService(MucRegistry(domain="conference.localhost", secret=self.store.secret(),
+                                              rooms=self.store.load(), wall_clock=lambda: 1_700_000_000.0,
+                                              lock_seconds=0.0, id_factory=lambda: f"id{next(ids)}",
+                                              archive=self.archive), self.store)
         self.join(ALICE, "Quizmaster")
         self.configure({"muc#roomconfig_persistentroom": "1"})
         self.join(BOB, "Bobby")

@@ -172,27 +172,16 @@ MucOrder = SaveRoom | DeleteRoom | ArchiveMessage | DeleteArchive | QueryArchive
 
 
 class MucService:
-    """The router's component: `MucRegistry` with its storage. Reads the persistent rooms and the service secret at
-    start, performs the registry's orders (rooms.sqlite, the room archive) and returns the stanzas to route."""
+    """The router's component: a `MucRegistry` with its storage (`store`). The registry is made from the store's
+    service secret and persistent rooms (`MucRegistry(secret=store.secret(), rooms=store.load(), ...)`); the service
+    performs its orders (rooms.sqlite, the room archive) and returns the stanzas to route."""
 
-    def __init__(self, *, domain: str, store: RoomStore, wall_clock: Callable[[], float],
-                 name: str = "Chatrooms", lock_seconds: float = 10.0, default_config: RoomConfig | None = None,
-                 id_factory: Callable[[], str] = lambda: secrets.token_urlsafe(12),
-                 max_occupants: int = 5_000, max_rooms_per_account: int = 10,
-                 quota_exempt: frozenset[JID] = frozenset(), is_guest: Callable[[JID], bool] = lambda _jid: False,
-                 max_pending_iqs: int = 10_000, iq_timeout_seconds: float = 60.0,
-                 max_affiliations: int = 10_000, max_rooms: int = 10_000,
-                 archive: ArchiveService | None = None) -> None:
-        self.domain = domain
-        self.name = name
+    def __init__(self, registry: MucRegistry, store: RoomStore) -> None:
+        self.registry = registry
+        self.domain = registry.domain
+        self.name = registry.name
         self._store = store
-        self._archive = archive
-        self.registry = MucRegistry(
-            domain=domain, secret=store.secret(), rooms=store.load(), wall_clock=wall_clock, name=name,
-            lock_seconds=lock_seconds, default_config=default_config, id_factory=id_factory,
-            max_occupants=max_occupants, max_rooms_per_account=max_rooms_per_account, quota_exempt=quota_exempt,
-            is_guest=is_guest, max_pending_iqs=max_pending_iqs, iq_timeout_seconds=iq_timeout_seconds,
-            max_affiliations=max_affiliations, max_rooms=max_rooms, archive=archive)
+        self._archive = registry.archive
 
     def room(self, jid: JID) -> Room | None:
         return self.registry.room(jid)
@@ -281,6 +270,10 @@ class MucRegistry:
     def _new_room(self, jid: JID, state: RoomState, *, locked: bool = False) -> Room:
         return Room(jid=jid, state=state, id_factory=self._id_factory, secret=room_secret(self._secret, jid),
                     wall_clock=self._wall_clock, locked=locked, limits=self._limits, is_guest=self._is_guest)
+
+    @property
+    def archive(self) -> ArchiveService | None:
+        return self._archive
 
     def room(self, jid: JID) -> Room | None:
         return self._rooms.get(jid.bare)
