@@ -88,6 +88,39 @@ DEFAULT_QUIET_ABOVE = 100
 
 
 @dataclass(slots=True)
+class Pacer:
+    """One announcement to a room at most once an interval (1 s, and 1 s more for every PROGRESS_PLAYERS_PER_SECOND
+    players: 2,000 players, every 5 s); what comes between goes out together once the interval is over. For
+    <progress/> counts and a crowded lobby's joins, each a message to the whole room."""
+
+    sent_at: float | None = None  # the last announcement
+    due: float | None = None      # when the next one goes out, if something is waiting
+    every: float = PROGRESS_INTERVAL_SECONDS
+
+    def now_or_later(self, now: float) -> bool:
+        """True: announce now; else it is due once the interval is over (`due`)."""
+        if self.sent_at is None or now >= self.sent_at + self.every:
+            return True
+        if self.due is None:
+            self.due = self.sent_at + self.every
+        return False
+
+    def take_due(self, now: float) -> bool:
+        """True once when a waiting announcement is due."""
+        if self.due is None or now < self.due:
+            return False
+        self.due = None
+        return True
+
+    def sent(self, now: float, players: int) -> None:
+        self.sent_at, self.due = now, None
+        self.every = PROGRESS_INTERVAL_SECONDS + players // PROGRESS_PLAYERS_PER_SECOND
+
+    def reset(self) -> None:
+        self.sent_at = self.due = None
+
+
+@dataclass(slots=True)
 class Occupant:
     nick: str
     player: str
@@ -147,14 +180,10 @@ class QuizRoom:
         self._ask_deadline_wall = 0.0
         self._stop_votes: set[str] = set()
         self.view = payload.RoomView()  # name and game PIN, given by the bot
-        self._progress_sent_at: float | None = None  # the open question's last <progress/>
-        self._progress_due: float | None = None  # when the counts that arrived since go out
-        self._progress_every = PROGRESS_INTERVAL_SECONDS
+        self._progress = Pacer()  # the open question's <progress/>
         # A crowded room's lobby: who joined goes out paced as <progress/> is, not once per !join (N² for N players).
-        self._lobby_sent_at: float | None = None
-        self._lobby_due: float | None = None
+        self._lobby_pacer = Pacer()
         self._lobby_joiner = ""  # the last to join, named in the next announcement
-        self._lobby_every = PROGRESS_INTERVAL_SECONDS
 
     # --- occupants --------------------------------------------------------------------------------
 
@@ -215,16 +244,14 @@ class QuizRoom:
         return self.game is not None or self.lobby is not None
 
     def next_deadline(self) -> float | None:
-        deadlines = [d for d in (self.game.next_deadline() if self.game is not None else None, self._progress_due,
-                                 self._lobby_due) if d is not None]
+        deadlines = [d for d in (self.game.next_deadline() if self.game is not None else None, self._progress.due,
+                                 self._lobby_pacer.due) if d is not None]
         return min(deadlines, default=None)
 
     def tick(self, now: float, wall: float, orders: Orders) -> None:
-        if self._progress_due is not None and now >= self._progress_due:
-            self._progress_due = None
+        if self._progress.take_due(now):
             self._send_progress(now, orders)
-        if self._lobby_due is not None and now >= self._lobby_due:
-            self._lobby_due = None
+        if self._lobby_pacer.take_due(now):
             self._announce_lobby(now, orders)
         if self.game is not None:
             after_break = self.game.paused
@@ -265,11 +292,8 @@ class QuizRoom:
         self._perform(actions, now, wall, orders)
 
     def _progress_later(self, now: float, orders: Orders) -> None:
-        """Coalesced: at once if the last <progress/> is an interval old, else once that interval is over."""
-        if self._progress_sent_at is None or now >= self._progress_sent_at + self._progress_every:
+        if self._progress.now_or_later(now):
             self._send_progress(now, orders)
-        elif self._progress_due is None:
-            self._progress_due = self._progress_sent_at + self._progress_every
 
     def _send_progress(self, now: float, orders: Orders) -> None:
         game = self.game
@@ -277,9 +301,7 @@ class QuizRoom:
         if game is None or question is None or not game.question_open:
             return
         answered, players = game.progress()
-        self._progress_sent_at, self._progress_due = now, None
-        # One second, and one more for every PROGRESS_PLAYERS_PER_SECOND players (2,000: every 5 s).
-        self._progress_every = PROGRESS_INTERVAL_SECONDS + players // PROGRESS_PLAYERS_PER_SECOND
+        self._progress.sent(now, players)
         # No body: ordinary clients would get a chat line a second; the host view reads the payload.
         orders.say(self.jid, "", payload.progress(question_id=question.id, answered=answered, players=players),
                    groupchat=True)
@@ -391,7 +413,7 @@ class QuizRoom:
                            players={sender.player: sender.nick} if opener_plays else {})
         self._opener, self._opener_nick = sender.player, sender.nick
         self._stop_votes = set()
-        self._lobby_sent_at, self._lobby_due = None, None  # a new lobby's joins are paced afresh
+        self._lobby_pacer.reset()  # a new lobby's joins are paced afresh
         names = render.LANGUAGE_NAMES[self.language]
         orders.say(self.jid, render.say(self.language, "lobby", nick=sender.nick, mode=command.mode.value,
                                         count=self.lobby.count, language=names[language],
@@ -417,17 +439,12 @@ class QuizRoom:
     def _announce_lobby(self, now: float, orders: Orders) -> None:
         if self.lobby is None:
             return  # started or stopped meanwhile: the game's own announcements say who plays
-        players = len(self.lobby.players)
-        self._lobby_sent_at = now
+        self._lobby_pacer.sent(now, len(self.lobby.players))
         orders.say(self.jid, self._lobby_text(), self._lobby_state(), groupchat=True)
-        self._lobby_every = PROGRESS_INTERVAL_SECONDS + players // PROGRESS_PLAYERS_PER_SECOND
 
     def _lobby_later(self, now: float, orders: Orders) -> None:
-        """Coalesced as <progress/> is: at once if the last announcement is an interval old, else once it is."""
-        if self._lobby_sent_at is None or now >= self._lobby_sent_at + self._lobby_every:
+        if self._lobby_pacer.now_or_later(now):
             self._announce_lobby(now, orders)
-        elif self._lobby_due is None:
-            self._lobby_due = self._lobby_sent_at + self._lobby_every
 
     def _lobby_state(self) -> etree._Element:
         lobby = self.lobby
@@ -534,7 +551,7 @@ class QuizRoom:
                     question = game.current_question
                     assert question is not None
                     self._last_question, self._last_ask = question, action
-                    self._progress_sent_at = self._progress_due = None
+                    self._progress.reset()
                     self._ask_deadline_wall = wall + action.duration_seconds
                     self._recent.append(action.question_id)
                     orders.items.append(RecordQuestionAsked(game_id=self.game_id or "", question_id=action.question_id,
@@ -557,7 +574,7 @@ class QuizRoom:
                                payload.eliminated(question_id=self._last_question.id if self._last_question else "",
                                                   nick=action.nick), groupchat=True)
                 case RevealAnswer():
-                    self._progress_due = None
+                    self._progress.due = None
                     standings = [(nick, points) for _player, nick, points in game.scores()]
                     # Live and sixbreak: the final "N of M answered" rides with the reveal (when the last player
                     # answered, M of M) instead of a message of its own.
@@ -615,7 +632,7 @@ class QuizRoom:
             orders.items.append(RecordGameEnded(game_id=self.game_id, reason=ended.reason, wall=wall))
         self.game = None
         self.game_id = None
-        self._progress_due = None
+        self._progress.due = None
         self._opener = None
         self._stop_votes = set()
 

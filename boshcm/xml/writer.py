@@ -11,7 +11,7 @@ from xml.sax.saxutils import quoteattr
 
 from lxml import etree
 
-from boshcm.stanza import NS_STREAM, NS_XML, SHARED_ADDRESSEE
+from boshcm.stanza import NS_STREAM, NS_XML, SHARED_ADDRESSEE, is_shared
 
 STREAM_CLOSE: Final = b"</stream:stream>"
 
@@ -32,7 +32,7 @@ _SPLIT_KEPT: Final = 8
 def serialize_to(element: etree._Element, to: object) -> bytes:
     """`serialize`, with a shared stanza (stanza.SHARED_ADDRESSEE) addressed to `to`: serialised once for all its
     recipients, each getting the same bytes with its own JID patched in."""
-    if element.get("to") != SHARED_ADDRESSEE:
+    if not is_shared(element):
         return serialize(element)
     head, tail = _split(element)
     return b"".join((head, b" to=", quoteattr(str(to)).encode(), tail))
@@ -40,7 +40,7 @@ def serialize_to(element: etree._Element, to: object) -> bytes:
 
 def serialized_size(element: etree._Element) -> int:
     """The element's size on the wire; a shared stanza's with its placeholder standing for the recipient's JID."""
-    if element.get("to") != SHARED_ADDRESSEE:
+    if not is_shared(element):
         return len(serialize(element))
     head, tail = _split(element)
     return len(head) + len(_SHARED_TO) + len(tail)

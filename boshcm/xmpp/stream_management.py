@@ -35,7 +35,7 @@ class SmLimits:
     enabled: bool = True
     resume_seconds: float = 300.0        # the longest a detached session waits; `max` in <enabled/>
     max_unacked_stanzas: int = 1_000
-    max_unacked_bytes: int = 1_048_576   # approximate: characters of names, attributes and text
+    max_unacked_bytes: int = 1_048_576   # the queued stanzas' serialised size
     ack_request_every: int = 5           # an <r/> each time this many stanzas are waiting for an ack
     max_detached_sessions: int = 10_000
 
