@@ -1,14 +1,12 @@
 // What the page shows: DOM rendering of index.html's sections from plain objects (protocol.js reads the
 // payloads), in the words of i18n.js. Text is text: everything goes in with textContent, never markup.
-import { language, setLanguage, t } from "./i18n.js";
+import { formatCount, setLanguage, t } from "./i18n.js";
 import { moreScorers } from "./protocol.js";
 
 const CHAT_LINES = 200; // a phone keeps the last ones; a long evening's chat does not pile up in the DOM
 
 export const $ = (id) => document.getElementById(id);
 
-// Counts as the language writes them: "2,000" / "2.000".
-const count = (n) => Number(n).toLocaleString(language());
 
 export function show(id, visible = true) { $(id).hidden = !visible; }
 
@@ -190,7 +188,7 @@ export function showProgress(progress) {
 // come yet shows nothing more than "answer received" until it comes.
 function standingLine(standing) {
   if (!standing) return "";
-  const values = { p: standing.points, r: count(standing.rank), n: count(standing.players) };
+  const values = { p: standing.points, r: formatCount(standing.rank), n: formatCount(standing.players) };
   return standing.onBoard ? t("result-total", values) : t("result-total-of", values);
 }
 
@@ -275,7 +273,7 @@ export function showReveal(reveal) {
   if (more) {
     const li = document.createElement("li");
     li.className = "more";
-    li.textContent = t("more-scorers", { k: count(more) });
+    li.textContent = t("more-scorers", { k: formatCount(more) });
     list.appendChild(li);
   }
   if (!list.children.length) list.textContent = t("nobody");
@@ -303,7 +301,7 @@ export function showScores(scores) {
   fillRanking($("scores"), scores.players);
   // The board is the top few (the bot's board_size); how many play in all.
   const n = scores.playerCount;
-  $("board-count").textContent = Number.isInteger(n) ? t("players-count", { n: count(n) }) : "";
+  $("board-count").textContent = Number.isInteger(n) ? t("players-count", { n: formatCount(n) }) : "";
   show("scoreboard");
   if (scores.final) {
     fillRanking($("podium-list"), scores.players);
