@@ -148,7 +148,8 @@ class Blocklists:
             items = self._items(user)
         except StorageError:
             return False
-        return any(matches(item, jid) for item in items)
+        # Asked for every recipient of every fan-out, and most lists are empty: no generator for those.
+        return bool(items) and any(matches(item, jid) for item in items)
 
     def load(self, user: str) -> None:
         """`user` is online: its list is kept in memory from now until `forget`."""

@@ -316,23 +316,29 @@ class RouterMachine:
     def deliver_all(self, stanzas: Iterable[Outgoing], now: float) -> list[RouterOrder]:
         """Stanzas a component addressed: those for the server's accounts are delivered locally."""
         actions: list[RouterOrder] = []
+        shared_stanza: Element | None = None
+        sender: JID | None = None
         for item in stanzas:
             if isinstance(item, Addressed):
-                actions += self._deliver_shared(item, now)
+                if item.stanza is not shared_stanza:   # a fan-out's recipients share one stanza: read its sender once
+                    shared_stanza, sender = item.stanza, self._sender_of(item.stanza)
+                actions += self._deliver_shared(item, sender, now)
                 continue
             target = JID.parse(item.get("to", ""))
             if target.domain == self.domain and target.local is not None:
                 actions += self._deliver_local(item, target, now)
         return actions
 
-    def _deliver_shared(self, item: Addressed, now: float) -> list[RouterOrder]:
+    def _deliver_shared(self, item: Addressed, sender: JID | None, now: float) -> list[RouterOrder]:
         """A shared stanza goes as it is to a bound session (its writer puts the JID in); anywhere else (a bounce,
-        another resource, offline) the recipient gets a copy of its own and the usual rules."""
+        another resource, offline) the recipient gets a copy of its own and the usual rules. `sender`: the
+        stanza's `from`, read once for all its recipients (None: not a JID, which no blocklist covers)."""
         target = item.to
         if target.domain != self.domain or target.local is None:
             return []
         if (target in self.resources and self.users.exists(target.local)
-                and not self.blocked_inbound(target, item.stanza) and local_name(item.stanza) != "presence"):
+                and not (sender is not None and self._blocks_from(target, sender))
+                and local_name(item.stanza) != "presence"):
             return [Deliver(to=target, stanza=item.stanza)]
         return self._deliver_local(for_recipient(item.stanza, target), target, now)
 
@@ -419,11 +425,18 @@ class RouterMachine:
         return not one.same_bare(other) and (self.blocks(one.local, other) or self.blocks(other.local, one))
 
     def blocked_inbound(self, target: JID, stanza: Element) -> bool:
-        try:
-            sender = JID.parse(stanza.get("from", ""))
-        except InvalidJID:
-            return False
+        sender = self._sender_of(stanza)
+        return sender is not None and self._blocks_from(target, sender)
+
+    def _blocks_from(self, target: JID, sender: JID) -> bool:
         return not sender.same_bare(target) and self.blocks(target.local, sender)
+
+    @staticmethod
+    def _sender_of(stanza: Element) -> JID | None:
+        try:
+            return JID.parse(stanza.get("from", ""))
+        except InvalidJID:
+            return None
 
     def from_guest(self, stanza: Element) -> bool:
         try:

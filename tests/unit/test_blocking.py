@@ -7,7 +7,7 @@ from pathlib import Path
 from lxml import etree
 
 from boshcm.jid import JID
-from boshcm.stanza import Element
+from boshcm.stanza import Addressed, Element, shared
 from boshcm.xmpp.blocking import Blocklists, BlocklistStore, MemoryBlocklistStore, SqliteBlocklistStore
 from boshcm.xmpp.orders import RemoveBlock, RouterOrder, SaveBlock
 from boshcm.xmpp.router import Deliver, Router, RouterAction, RouterMachine
@@ -258,3 +258,24 @@ def test_a_refused_blocklist_write_sends_nothing_that_followed_and_the_disk_stay
     # Bob is not blocked: the list in memory was dropped and read again from the disk.
     assert len(delivered(server.send(BOB, "<message to='alice@localhost/desk'><body>x</body></message>"), ALICE)) == 1
     assert lists.blocklist("alice") == []
+
+
+def test_room_messages_shared_by_every_recipient_skip_only_those_who_block_each_sender() -> None:
+    """A room's reflections are one stanza per message for all recipients (`Addressed`), whose sender the router
+    reads once per stanza: each stanza's own sender decides, for each recipient's own list."""
+    server = Server()
+    for jid in (ALICE, BOB, CAROL):
+        server.online(jid)
+    server.block(ALICE, "room@conference.localhost/mallory")
+    server.block(CAROL, "conference.localhost")
+
+    def reflection(sender: str) -> Element:
+        return shared(etree.fromstring(f"<message xmlns='jabber:client' from='{sender}' type='groupchat'>"
+                                       "<body>hi</body></message>"))
+
+    mallory, nice, not_a_jid = (reflection(sender) for sender in
+                                ("room@conference.localhost/mallory", "room@conference.localhost/nice", "@"))
+    batch = [Addressed(to=to, stanza=stanza) for stanza in (mallory, nice, not_a_jid) for to in (ALICE, BOB, CAROL)]
+    actions = server.router.machine.deliver_all(batch, 0.0)
+    assert [(a.to, a.stanza) for a in actions if isinstance(a, Deliver)] == [
+        (BOB, mallory), (ALICE, nice), (BOB, nice), (ALICE, not_a_jid), (BOB, not_a_jid), (CAROL, not_a_jid)]
