@@ -125,18 +125,21 @@ def parse_poll(data: bytes, *, max_attributes: int) -> RequestBody | None:
     match = _EMPTY_BODY.fullmatch(data)
     if match is None:
         return None
-    pairs = [(name, single or double) for name, single, double in _ATTRIBUTE.findall(match.group(1))]
-    if len(pairs) > max_attributes:
+    found = _ATTRIBUTE.findall(match.group(1))
+    if len(found) > max_attributes:
         return None
+    # Most requests are polls (every occupant's, after every room message): one pass, each name decoded once.
     attrs: dict[str, str] = {}
     declared: set[bytes] = set()
-    for name, value in pairs:
-        if name in _DECLARATIONS and value == _DECLARATIONS[name] and name not in declared:
-            declared.add(name)
-        elif b":" in name or name.startswith(b"xmlns") or name.decode() in attrs:
+    for raw_name, single, double in found:
+        value = single or double
+        if _DECLARATIONS.get(raw_name) == value and raw_name not in declared:
+            declared.add(raw_name)
+            continue
+        name = raw_name.decode()
+        if ":" in name or name.startswith("xmlns") or name in attrs:
             return None   # a prefix, another declaration, a repeated name: lxml's to judge
-        else:
-            attrs[name.decode()] = value.decode()
+        attrs[name] = value.decode()
     if b"xmlns" not in declared:
         return None
     try:
