@@ -7,7 +7,6 @@ const CHAT_LINES = 200; // a phone keeps the last ones; a long evening's chat do
 
 export const $ = (id) => document.getElementById(id);
 
-
 export function show(id, visible = true) { $(id).hidden = !visible; }
 
 export function applyLanguage(lang) {

@@ -116,7 +116,8 @@ async def every_tab_has(tabs: list[Page], selector: str, text: str) -> None:
     """Waits in the pages themselves (a check per animation frame), not with expect(), wherever a timed question
     follows: Playwright (1.65) builds an ARIA snapshot of the page at every expect() poll that does not match yet,
     in ten tabs at once while they draw (about 200 ms of the leading tab's CPU between an answer and the next
-    question here). That load, not the page, made a starved CI run's tabs late."""
+    question here). That load, with the page's first number formatter (i18n.js formatCount says why it is gone),
+    made a starved CI run's tabs late."""
     check = "([selector, text]) => (document.querySelector(selector)?.textContent || '').includes(text)"
     await asyncio.gather(*(tab.wait_for_function(check, arg=[selector, text], timeout=WAIT_MS) for tab in tabs))
 
