@@ -9,6 +9,7 @@ changes and rejoins keep the score.
 
 from __future__ import annotations
 
+import math
 import random
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -85,6 +86,12 @@ DEFAULT_BOARD_SIZE = 10
 # Above this many players a room the bot owns broadcasts only moderators' presence (the room's own field, set by
 # quizbot/client.py), and the room is crowded (`QuizRoom.crowded`).
 DEFAULT_QUIET_ABOVE = 100
+# The round trips for the latency credit: every player's at the start (and a resume); after each reveal, in a game
+# of more than PING_ALL_PLAYERS, only a PING_ROUNDS-th of them, those asked longest ago, so that each player's round
+# trip is at most PING_ROUNDS reveals old. A ping is two stanzas through the room and, over BOSH, a response and a
+# request more: with 2,000 players, one per player after every reveal crowded the seconds before the next question.
+PING_ALL_PLAYERS = 50
+PING_ROUNDS = 4
 
 
 @dataclass(slots=True)
@@ -184,6 +191,8 @@ class QuizRoom:
         # A crowded room's lobby: who joined goes out paced as <progress/> is, not once per !join (N² for N players).
         self._lobby_pacer = Pacer()
         self._lobby_joiner = ""  # the last to join, named in the next announcement
+        self._pinged: dict[str, int] = {}  # the game's players: the ping round each was last asked in
+        self._ping_round = 0
 
     # --- occupants --------------------------------------------------------------------------------
 
@@ -494,7 +503,7 @@ class QuizRoom:
         # After the first question, not before it: with thousands of players, their pings and pongs would hold the
         # question up (the pongs are back long before anyone has read and answered it). With a get-ready pause they
         # follow the start message, and are back before the first question, whose answers they then credit too.
-        self._ping_players(orders)
+        self._ping_players(orders, everyone=True)
 
     def _stop(self, sender: Sender, direct: bool, now: float, wall: float, orders: Orders,
               reply: Callable[[str], None]) -> None:
@@ -534,7 +543,7 @@ class QuizRoom:
         orders.say(self.jid, render.say(self.language, "resumed",
                                         seconds=render.seconds_text(self._settings.reveal_seconds)),
                    self._game_state("running"), groupchat=True)
-        self._ping_players(orders)
+        self._ping_players(orders, everyone=True)
 
     # --- game orders to messages ------------------------------------------------------------------
 
@@ -589,7 +598,7 @@ class QuizRoom:
                                               board_size=board), *counts,
                                groupchat=True)
                     self._tell_each(game.scores(), final=False, revealed=action, orders=orders)
-                    self._ping_players(orders)
+                    self._ping_players(orders, everyone=False)
                 case Pause():
                     seconds = round(action.until - now)
                     orders.say(self.jid, render.say(self.language, "pause", seconds=seconds),
@@ -683,11 +692,20 @@ class QuizRoom:
             # No body: ordinary clients show nothing; the room's text already told them.
             orders.say(self.private_address(occupant.nick), "", *elements)
 
-    def _ping_players(self, orders: Orders) -> None:
-        """Round trips for the latency credit, measured through the room like the questions travel."""
+    def _ping_players(self, orders: Orders, *, everyone: bool) -> None:
+        """Round trips for the latency credit, measured through the room like the questions travel: of every
+        player (`everyone`), or after a reveal of a large game those asked longest ago (PING_ROUNDS)."""
         if self.game is None or self.game.mode is Mode.CLASSIC:
             return
-        for player, _nick, _points in self.game.scores():
-            occupant = self.occupant_for_player(player)
-            if occupant is not None:
-                orders.items.append(Ping(room=self.jid, nick=occupant.nick))
+        present = [(player, occupant.nick) for player, _nick, _points in self.game.scores()
+                   if (occupant := self.occupant_for_player(player)) is not None]
+        if everyone:
+            self._pinged.clear()  # a new game or a resumed one: only its players are kept
+        elif len(present) > PING_ALL_PLAYERS:
+            # Never asked (a late joiner) first, then the oldest round; a stable sort keeps the board's order.
+            present.sort(key=lambda player_nick: self._pinged.get(player_nick[0], -1))
+            present = present[:math.ceil(len(present) / PING_ROUNDS)]
+        for player, nick in present:
+            self._pinged[player] = self._ping_round
+            orders.items.append(Ping(room=self.jid, nick=nick))
+        self._ping_round += 1

@@ -792,3 +792,36 @@ def test_hints_used_up_are_said_so() -> None:
     assert hints[:3] == [{"hint"}] * 3
     (used_up,) = sends(h.say("Ben", "!hint"))
     assert "No more hints" in used_up.body and not used_up.groupchat
+
+
+def pinged(orders: Iterable[Order]) -> list[str]:
+    return [order.nick for order in orders if isinstance(order, Ping)]
+
+
+def test_a_large_games_round_trips_are_asked_a_quarter_at_a_time_after_reveals_the_oldest_first() -> None:
+    """Every player's round trip at the start; after each reveal of a game of more than PING_ALL_PLAYERS only a
+    quarter, those asked longest ago: within four reveals every player once (2,000 players made 4,000 stanzas
+    through the room right after every reveal). A small game asks everyone after every reveal."""
+    h = Harness(game=replace(SETTINGS, unanswered_limit=10))  # nobody answers: the deadlines reveal
+    crowd = [(f"P{n}", f"p{n}@localhost", "participant") for n in range(60)]
+    h.enter(PLAYERS[0], *crowd)
+    everyone = {"Ann"} | {nick for nick, _jid, _role in crowd}
+    h.say("Ann", "!quiz live 5")
+    assert set(pinged(h.say("Ann", "!start"))) == everyone and len(everyone) == 61
+    rounds: list[list[str]] = []
+    for _ in range(5):
+        rounds.append(pinged(h.advance(SETTINGS.question_seconds + 1)))  # the deadline: the reveal
+        h.advance(SETTINGS.reveal_seconds)  # the next question
+    assert [len(asked) for asked in rounds] == [16, 16, 16, 16, 16]   # ceil(61 / 4)
+    assert set().union(*rounds[:4]) == everyone
+    assert not set(rounds[0]) & set(rounds[1]) and not set(rounds[1]) & set(rounds[2])
+    # The fifth asks those whose round trip is now oldest (the first and second reveals'): any four reveals in a
+    # row have asked everyone.
+    assert set(rounds[4]) <= set(rounds[0]) | set(rounds[1])
+    assert set().union(*rounds[1:]) == everyone
+
+    small = Harness()
+    small.enter(*PLAYERS)
+    small.say("Ann", "!quiz live 2 geo")
+    small.say("Ann", "!start")
+    assert set(pinged(small.advance(SETTINGS.question_seconds + 1))) == {"Ann", "Ben"}
