@@ -123,6 +123,10 @@ class Pacer:
         self.sent_at, self.due = now, None
         self.every = PROGRESS_INTERVAL_SECONDS + players // PROGRESS_PLAYERS_PER_SECOND
 
+    def cancel(self) -> None:
+        """What waits is not announced (the question it counted is over)."""
+        self.due = None
+
     def reset(self) -> None:
         self.sent_at = self.due = None
 
@@ -583,7 +587,7 @@ class QuizRoom:
                                payload.eliminated(question_id=self._last_question.id if self._last_question else "",
                                                   nick=action.nick), groupchat=True)
                 case RevealAnswer():
-                    self._progress.due = None
+                    self._progress.cancel()
                     standings = [(nick, points) for _player, nick, points in game.scores()]
                     # Live and sixbreak: the final "N of M answered" rides with the reveal (when the last player
                     # answered, M of M) instead of a message of its own.
@@ -641,7 +645,7 @@ class QuizRoom:
             orders.items.append(RecordGameEnded(game_id=self.game_id, reason=ended.reason, wall=wall))
         self.game = None
         self.game_id = None
-        self._progress.due = None
+        self._progress.cancel()
         self._opener = None
         self._stop_votes = set()
 

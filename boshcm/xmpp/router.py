@@ -439,11 +439,8 @@ class RouterMachine:
             return None
 
     def from_guest(self, stanza: Element) -> bool:
-        try:
-            sender = JID.parse(stanza.get("from", ""))
-        except InvalidJID:
-            return False
-        return sender.domain == self.domain and sender.local in self.users.anonymous
+        sender = self._sender_of(stanza)
+        return sender is not None and sender.domain == self.domain and sender.local in self.users.anonymous
 
     # --- replies ----------------------------------------------------------------------------------
 
@@ -466,9 +463,8 @@ class RouterMachine:
         if stanza.get("type") in ("error", "result") or (local_name(stanza) == "presence"
                                                            and stanza.get("type") == "unavailable"):
             return []
-        try:
-            sender = JID.parse(stanza.get("from", ""))
-        except InvalidJID:
+        sender = self._sender_of(stanza)
+        if sender is None:
             return []
         reply = error_reply(stanza, condition, text=text)
         if local_name(stanza) != "iq":

@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import aiohttp
 
 from tests.integration.bosh_client import BoshClient
-from tests.security.transports import raw_client
+from tests.security.transports import RawClient, raw_client
 
 PRESENCE = "<presence xmlns='jabber:client'/>"
 
@@ -32,7 +32,7 @@ async def bosh_session(http_port: int, index: int) -> aiohttp.ClientSession:
 
 async def main(transport: str, c2s_port: int, http_port: int, count: int) -> None:
     ports = SimpleNamespace(c2s=SimpleNamespace(port=c2s_port), http=SimpleNamespace(port=http_port))
-    kept: list[object] = []
+    kept: list[aiohttp.ClientSession | RawClient] = []
     for index in range(count):
         if transport == "bosh":
             kept.append(await bosh_session(http_port, index))
@@ -44,6 +44,8 @@ async def main(transport: str, c2s_port: int, http_port: int, count: int) -> Non
     await asyncio.sleep(0.5)  # the last polls are held, the last presences handled
     print("ready", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    # Closed, not dropped at exit: aiohttp warns of every session left unclosed.
+    await asyncio.gather(*(held.close() for held in kept), return_exceptions=True)
 
 
 if __name__ == "__main__":
