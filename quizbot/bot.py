@@ -279,7 +279,7 @@ class QuizBot:
                 self._private_message(fact, now, wall, orders)
             case RoundTrip(room=jid, nick=nick, seconds=seconds):
                 if jid in self.rooms:
-                    self.rooms[jid].round_trip(nick, seconds, now)
+                    self.rooms[jid].round_trip(nick, seconds, now, wall, orders)
             case LeaderboardRead() | CountsRead() | SubmissionsRead() | SubmissionReviewed():
                 self._read_answered(fact, orders)
         orders.items[:0], self._to_store = self._to_store, []

@@ -92,6 +92,13 @@ DEFAULT_QUIET_ABOVE = 100
 # request more: with 2,000 players, one per player after every reveal crowded the seconds before the next question.
 PING_ALL_PLAYERS = 50
 PING_ROUNDS = 4
+# A large game's first question waits, after the get-ready pause, for the start's round trips: 2,000 players' pings
+# and pongs are 8,000 stanzas through the room (over BOSH 4,000 responses and requests more), and a question sent
+# while they are still in flight reaches the players over a second apart on a slow machine. It goes once all but
+# a hundredth of them are back (a phone that went silent must not hold everyone up), and at most
+# FIRST_QUESTION_WAIT_SECONDS after the pause in any case.
+FIRST_QUESTION_WAIT_SECONDS = 3.0
+ROUND_TRIP_STRAGGLERS = 0.01
 
 
 @dataclass(slots=True)
@@ -197,6 +204,11 @@ class QuizRoom:
         self._lobby_joiner = ""  # the last to join, named in the next announcement
         self._pinged: dict[str, int] = {}  # the game's players: the ping round each was last asked in
         self._ping_round = 0
+        # A large game before its first question: the players whose start round trip is still out, how many may
+        # stay out, and until when the question waits for them (None: it does not wait).
+        self._round_trips_out: set[str] = set()
+        self._stragglers = 0
+        self._first_question_latest: float | None = None
 
     # --- occupants --------------------------------------------------------------------------------
 
@@ -217,6 +229,7 @@ class QuizRoom:
         occupant = self.occupants.pop(nick, None)
         if occupant is not None and self.game is not None:
             self._perform(self.game.handle(PlayerLeft(player=occupant.player), now), now, wall, orders)
+            self._round_trip_in(occupant.player, now, wall, orders)  # gone: no longer waited for
         if occupant is not None and self._nick_of_player.get(occupant.player) == nick:
             del self._nick_of_player[occupant.player]
 
@@ -257,8 +270,10 @@ class QuizRoom:
         return self.game is not None or self.lobby is not None
 
     def next_deadline(self) -> float | None:
-        deadlines = [d for d in (self.game.next_deadline() if self.game is not None else None, self._progress.due,
-                                 self._lobby_pacer.due) if d is not None]
+        game_deadline = self.game.next_deadline() if self.game is not None else None
+        if game_deadline is not None and self._first_question_latest is not None:
+            game_deadline = max(game_deadline, self._first_question_latest)  # or earlier, when the last pong comes
+        deadlines = [d for d in (game_deadline, self._progress.due, self._lobby_pacer.due) if d is not None]
         return min(deadlines, default=None)
 
     def tick(self, now: float, wall: float, orders: Orders) -> None:
@@ -266,19 +281,38 @@ class QuizRoom:
             self._send_progress(now, orders)
         if self._lobby_pacer.take_due(now):
             self._announce_lobby(now, orders)
-        if self.game is not None:
+        if self.game is not None and not self._waiting_for_round_trips(now):
             after_break = self.game.paused
             self._perform(self.game.handle_timeout(now), now, wall, orders, after_break=after_break)
+
+    def _waiting_for_round_trips(self, now: float) -> bool:
+        """Whether the first question still waits for the start's round trips (FIRST_QUESTION_WAIT_SECONDS)."""
+        if self._first_question_latest is None:
+            return False
+        if now < self._first_question_latest and len(self._round_trips_out) > self._stragglers:
+            return True
+        self._first_question_latest = None
+        self._round_trips_out.clear()
+        return False
+
+    def _round_trip_in(self, player: str, now: float, wall: float, orders: Orders) -> None:
+        """One start round trip no longer out: the first question goes now if this was the one it waited for."""
+        if self._first_question_latest is None or self.game is None:
+            return
+        self._round_trips_out.discard(player)
+        if not self._waiting_for_round_trips(now):
+            self._perform(self.game.handle_timeout(now), now, wall, orders)  # nothing before the pause is over
 
     def reflected(self, question_id: str, now: float) -> None:
         question = self.game.current_question if self.game is not None else None
         if self.game is not None and question is not None and question.id == question_id:
             self.game.handle(QuestionReflected(), now)
 
-    def round_trip(self, nick: str, seconds: float, now: float) -> None:
+    def round_trip(self, nick: str, seconds: float, now: float, wall: float, orders: Orders) -> None:
         occupant = self.occupants.get(nick)
         if self.game is not None and occupant is not None:
             self.game.handle(RoundTripMeasured(player=occupant.player, seconds=seconds), now)
+            self._round_trip_in(occupant.player, now, wall, orders)
 
     def answer(self, *, player: str, nick: str, text: str, given: AnswerPayload | None, reply_to: str,
                now: float, wall: float, orders: Orders) -> None:
@@ -506,8 +540,14 @@ class QuizRoom:
         self._perform(actions, now, wall, orders)
         # After the first question, not before it: with thousands of players, their pings and pongs would hold the
         # question up (the pongs are back long before anyone has read and answered it). With a get-ready pause they
-        # follow the start message, and are back before the first question, whose answers they then credit too.
-        self._ping_players(orders, everyone=True)
+        # follow the start message, and are back before the first question, whose answers they then credit too;
+        # in a large game the question waits for them (FIRST_QUESTION_WAIT_SECONDS).
+        pinged = self._ping_players(orders, everyone=True)
+        pause = self.game.next_deadline() if self.game.current_question is None else None
+        if pause is not None and len(pinged) > PING_ALL_PLAYERS:
+            self._round_trips_out = set(pinged)
+            self._stragglers = math.ceil(len(pinged) * ROUND_TRIP_STRAGGLERS)
+            self._first_question_latest = pause + FIRST_QUESTION_WAIT_SECONDS
 
     def _stop(self, sender: Sender, direct: bool, now: float, wall: float, orders: Orders,
               reply: Callable[[str], None]) -> None:
@@ -565,6 +605,8 @@ class QuizRoom:
                     assert question is not None
                     self._last_question, self._last_ask = question, action
                     self._progress.reset()
+                    self._first_question_latest = None  # asked (a !skip in the pause too): nothing waits now
+                    self._round_trips_out.clear()
                     self._ask_deadline_wall = wall + action.duration_seconds
                     self._recent.append(action.question_id)
                     orders.items.append(RecordQuestionAsked(game_id=self.game_id or "", question_id=action.question_id,
@@ -696,11 +738,12 @@ class QuizRoom:
             # No body: ordinary clients show nothing; the room's text already told them.
             orders.say(self.private_address(occupant.nick), "", *elements)
 
-    def _ping_players(self, orders: Orders, *, everyone: bool) -> None:
+    def _ping_players(self, orders: Orders, *, everyone: bool) -> list[str]:
         """Round trips for the latency credit, measured through the room like the questions travel: of every
-        player (`everyone`), or after a reveal of a large game those asked longest ago (PING_ROUNDS)."""
+        player (`everyone`), or after a reveal of a large game those asked longest ago (PING_ROUNDS). Returns the
+        players asked."""
         if self.game is None or self.game.mode is Mode.CLASSIC:
-            return
+            return []
         present = [(player, occupant.nick) for player, _nick, _points in self.game.scores()
                    if (occupant := self.occupant_for_player(player)) is not None]
         if everyone:
@@ -713,3 +756,4 @@ class QuizRoom:
             self._pinged[player] = self._ping_round
             orders.items.append(Ping(room=self.jid, nick=nick))
         self._ping_round += 1
+        return [player for player, _nick in present]

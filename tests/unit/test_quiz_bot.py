@@ -825,3 +825,38 @@ def test_a_large_games_round_trips_are_asked_a_quarter_at_a_time_after_reveals_t
     small.say("Ann", "!quiz live 2 geo")
     small.say("Ann", "!start")
     assert set(pinged(small.advance(SETTINGS.question_seconds + 1))) == {"Ann", "Ben"}
+
+
+def test_a_large_games_first_question_waits_for_the_start_round_trips_all_but_a_hundredth_at_most_3_s() -> None:
+    """quizbot/room.py FIRST_QUESTION_WAIT_SECONDS: 2,000 players' pings and pongs still in flight spread the first
+    question over a second on a slow machine. After the get-ready pause it goes when all but ceil(1 %) of the start's
+    round trips are in (a player who left counts as in), or 3 s after the pause; a small game never waits."""
+    def crowd_game() -> tuple[Harness, list[str]]:
+        h = Harness(game=replace(SETTINGS, get_ready_seconds=3.0))
+        crowd = [(f"P{n}", f"p{n}@localhost", "participant") for n in range(60)]
+        h.enter(PLAYERS[0], *crowd)
+        h.say("Ann", "!quiz live 2 geo")
+        started = h.say("Ann", "!start")
+        assert len(pinged(started)) == 61 and questions_in(started) == []
+        return h, [nick for nick, _jid, _role in crowd]
+
+    h, nicks = crowd_game()
+    for nick in nicks[:58]:   # 59 of 61 in with Ann's below: two out, one may stay out
+        assert questions_in(h.feed(RoundTrip(room=ROOM, nick=nick, seconds=0.2))) == []
+    assert questions_in(h.advance(3.0)) == []   # the pause is over, the round trips are not
+    assert h.bot.next_deadline() == h.clock.now() + 3.0
+    assert questions_in(h.feed(RoundTrip(room=ROOM, nick="Ann", seconds=0.3))) == []
+    h.clock.advance(0.5)
+    (asked,) = questions_in(h.feed(OccupantPresence(room=ROOM, nick=nicks[58], available=False)))  # left: not waited for
+    assert asked.get("index") == "1"
+    assert h.bot.next_deadline() == h.clock.now() + SETTINGS.question_seconds   # the question's own deadline again
+
+    h, nicks = crowd_game()
+    for nick in nicks:   # in before the pause is over: the question at its time
+        h.feed(RoundTrip(room=ROOM, nick=nick, seconds=0.2))
+    assert questions_in(h.advance(2.9)) == []
+    assert len(questions_in(h.advance(0.1))) == 1
+
+    h, nicks = crowd_game()   # nobody answers: 3 s after the pause at most
+    assert questions_in(h.advance(5.9)) == []
+    assert len(questions_in(h.advance(0.1))) == 1
