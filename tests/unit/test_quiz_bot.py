@@ -847,7 +847,8 @@ def test_a_large_games_first_question_waits_for_the_start_round_trips_all_but_a_
     assert h.bot.next_deadline() == h.clock.now() + 3.0
     assert questions_in(h.feed(RoundTrip(room=ROOM, nick="Ann", seconds=0.3))) == []
     h.clock.advance(0.5)
-    (asked,) = questions_in(h.feed(OccupantPresence(room=ROOM, nick=nicks[58], available=False)))  # left: not waited for
+    # P58 leaves: no longer waited for, and one round trip out is allowed.
+    (asked,) = questions_in(h.feed(OccupantPresence(room=ROOM, nick=nicks[58], available=False)))
     assert asked.get("index") == "1"
     assert h.bot.next_deadline() == h.clock.now() + SETTINGS.question_seconds   # the question's own deadline again
 
