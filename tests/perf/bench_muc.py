@@ -1,7 +1,8 @@
 """MUC benchmark: one groupchat message to a room of N occupants connected over BOSH, boshcm vs Prosody and ejabberd.
 
     .venv/bin/python -m tests.perf.bench_muc [--occupants 1000] [--messages 50] [--broadcast moderator]
-                                             [--generators 2] [--only boshcm|prosody|ejabberd]
+                                             [--generators 2] [--generator-nice 0]
+                                             [--only boshcm|prosody|ejabberd]
 
 For each message, the spread between the first and the last occupant receiving it; prints p50/p99 of the
 spreads and of the full latency (send to last arrival), for the three servers measured in the same run; the
@@ -36,6 +37,7 @@ from tests.integration.bosh_client import BoshClient
 from tests.integration.xmpp_client import XmppClient
 from tests.perf.bench_bosh import (
     BENCH_ACCOUNTS,
+    GENERATOR_NICE_HELP,
     ChildProcess,
     Target,
     answer,
@@ -125,8 +127,8 @@ class ProcessOccupantGroup(ChildProcess):
     occupants' polls use more than one core, so that the joins and arrivals measure the server, not one Python
     process playing every occupant."""
 
-    def __init__(self) -> None:
-        super().__init__("tests.perf.bench_muc", "--group")
+    def __init__(self, niceness: int = 0) -> None:
+        super().__init__("tests.perf.bench_muc", "--group", niceness)
 
     async def join(self, timeout_seconds: float) -> dict[int, float]:
         await self._say({"join": timeout_seconds})
@@ -176,7 +178,7 @@ async def measure(target: Target, args: argparse.Namespace) -> dict[str, float]:
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=600)) as http:
         groups: list[OccupantGroup | ProcessOccupantGroup] = [OccupantGroup(http)] if args.generators == 1 else \
-            [ProcessOccupantGroup() for _ in range(args.generators)]
+            [ProcessOccupantGroup(args.generator_nice) for _ in range(args.generators)]
         shares = [range(k, args.occupants, args.generators) for k in range(args.generators)]
         concurrency = -(-50 // args.generators)   # 50 logins in flight in all, as with one process
         try:
@@ -262,11 +264,15 @@ async def main() -> None:
     parser.add_argument("--broadcast", help="roles whose presence the room broadcasts, e.g. moderator")
     parser.add_argument("--generators", type=int, default=1,
                         help="processes playing the occupants (1: this one, beside the owner)")
+    parser.add_argument("--generator-nice", type=int, default=0, choices=range(20), metavar="0-19",
+                        help=GENERATOR_NICE_HELP)
     parser.add_argument("--group", action="store_true", help=argparse.SUPPRESS)  # a ProcessOccupantGroup's child
     args = parser.parse_args()
     if args.group:
         await group_main()
         return
+    if args.generator_nice:
+        print(f"occupant processes at niceness {args.generator_nice}")
     results = await measure_both(args, measure, occupant_accounts(args.occupants))
     print_table(results, higher_is_better=frozenset({"messages reaching every occupant"}))
 

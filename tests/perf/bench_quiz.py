@@ -3,9 +3,13 @@
     .venv/bin/python -m tests.perf.bench_quiz [--players 200] [--questions 10] [--question-seconds 10]
                                               [--transport bosh|websocket] [--wave 250]
                                               [--only boshcm|prosody|ejabberd] [--bot-log FILE] [--generators 1]
+                                              [--generator-nice 0]
     # issue 14's live quiz, each transport, the players in two processes:
     .venv/bin/python -m tests.perf.bench_quiz --players 2000 --questions 5 --transport bosh --generators 2
     .venv/bin/python -m tests.perf.bench_quiz --players 2000 --questions 5 --transport websocket --generators 2
+    # the same with the player processes leaving the server the cores first (GENERATOR_NICE_HELP in bench_bosh):
+    .venv/bin/python -m tests.perf.bench_quiz --players 2000 --questions 5 --transport bosh --generators 2 \
+        --generator-nice 10
 
 The three servers run one after the other, each started fresh as its own process (boshcm: `boshcm serve`;
 Prosody: tests/interop/prosody.py, with mod_websocket; ejabberd: Debian's 23.01 through bench_bosh's
@@ -41,11 +45,11 @@ higher is better, for the rest the lower):
 - game seconds: from `!quiz live` to the last reveal.
 - server CPU (s, % of one core); bot CPU (s, per question): user + system CPU over the game; and of each while the
   players log in and join, until the server is idle (the room's presences: loud joins, the room going quiet).
-- load generator processes; load generator CPU, busiest (% of one core): over the game, this process and each
-  `--generators` process (each plays an interleaved share of the players: p<i> in process i mod K; 1, the default,
-  plays them all here). Near 100 % a generator's own queue makes its answers and polls late, and the figures are
-  its own, not the server's: one process playing 2,000 BOSH players used 89 % of a core on a slow machine, and a
-  fifth of the answers came too late to score.
+- load generator processes, their niceness (`--generator-nice`); load generator CPU, busiest (% of one core): over
+  the game, this process and each `--generators` process (each plays an interleaved share of the players: p<i> in
+  process i mod K; 1, the default, plays them all here). Near 100 % a generator's own queue makes its answers and
+  polls late, and the figures are its own, not the server's: one process playing 2,000 BOSH players used 89 % of a
+  core on a slow machine, and a fifth of the answers came too late to score.
 - loop lag (boshcm only, from its /metrics): the bucket holding the largest event-loop lag over the whole run,
   and the p99 / max bucket during the game; GC pauses during the game.
 On stderr: per question who scored and the spreads, error stanzas the players got, and streams that ended.
@@ -86,6 +90,7 @@ from quizbot.payload import NS
 from tests.integration.bosh_client import BoshClient
 from tests.integration.xmpp_client import XmppClient
 from tests.perf.bench_bosh import (
+    GENERATOR_NICE_HELP,
     BoshcmTarget,
     ChildProcess,
     EjabberdTarget,
@@ -322,8 +327,8 @@ class PlayerProcess(ChildProcess):
     """`--generators N`: some of the players in a process of their own (`python -m tests.perf.bench_quiz --group`),
     so that one Python process playing 2,000 players is not what the figures measure."""
 
-    def __init__(self) -> None:
-        super().__init__("tests.perf.bench_quiz", "--group")
+    def __init__(self, niceness: int = 0) -> None:
+        super().__init__("tests.perf.bench_quiz", "--group", niceness)
 
     async def join(self, wave: int) -> int:
         await self._say({"join": wave})
@@ -419,7 +424,7 @@ async def play(target: Target, args: argparse.Namespace, bot: asyncio.subprocess
         # One process plays every player, or `--generators` processes each an interleaved share (25 logins in flight
         # in all, waves of --wave in all).
         local = Players(http, url) if args.generators == 1 else None
-        groups = [PlayerProcess() for _ in range(args.generators)] if local is None else []
+        groups = [PlayerProcess(args.generator_nice) for _ in range(args.generators)] if local is None else []
         joins_cpu_before = cpu_seconds(target.pid), cpu_seconds(bot.pid)
         if local is not None:
             await local.join(range(args.players), args.wave, 25, progress)
@@ -522,6 +527,7 @@ async def play(target: Target, args: argparse.Namespace, bot: asyncio.subprocess
             "server CPU (s)": server_cpu, "server CPU (% of one core)": 100 * server_cpu / elapsed,
             "bot CPU (s)": bot_cpu, "bot CPU per question (ms)": 1000 * bot_cpu / max(1, len(reveals)),
             "load generator processes": args.generators,
+            "load generator processes' niceness": args.generator_nice if args.generators > 1 else 0,
             "load generator CPU, busiest (% of one core)": 100 * max(generator_cpu) / elapsed,
             "server CPU while the players join (s)": joins_cpu[0], "bot CPU while the players join (s)": joins_cpu[1],
             "loop lag max bucket (ms), whole run": lag["loop lag max bucket (ms)"],
@@ -597,6 +603,8 @@ async def main() -> None:
     parser.add_argument("--bot-log", help="append the bot's log (level info) to this file")
     parser.add_argument("--generators", type=int, default=1,
                         help="processes playing the players, each an interleaved share (1: this process)")
+    parser.add_argument("--generator-nice", type=int, default=0, choices=range(20), metavar="0-19",
+                        help=GENERATOR_NICE_HELP)
     parser.add_argument("--group", action="store_true", help=argparse.SUPPRESS)  # a PlayerProcess's child
     args = parser.parse_args()
     if args.group:
