@@ -543,11 +543,13 @@ class QuizRoom:
         # follow the start message, and are back before the first question, whose answers they then credit too;
         # in a large game the question waits for them (FIRST_QUESTION_WAIT_SECONDS).
         pinged = self._ping_players(orders, everyone=True)
-        pause = self.game.next_deadline() if self.game.current_question is None else None
-        if pause is not None and len(pinged) > PING_ALL_PLAYERS:
-            self._round_trips_out = set(pinged)
-            self._stragglers = math.ceil(len(pinged) * ROUND_TRIP_STRAGGLERS)
-            self._first_question_latest = pause + FIRST_QUESTION_WAIT_SECONDS
+        game = self.game
+        pause = game.next_deadline() if game is not None and game.current_question is None else None
+        waits = pause is not None and len(pinged) > PING_ALL_PLAYERS
+        # Set for every game: an earlier one stopped during its pause must not hold this one's question.
+        self._round_trips_out = set(pinged) if waits else set()
+        self._stragglers = math.ceil(len(pinged) * ROUND_TRIP_STRAGGLERS)
+        self._first_question_latest = pause + FIRST_QUESTION_WAIT_SECONDS if waits and pause is not None else None
 
     def _stop(self, sender: Sender, direct: bool, now: float, wall: float, orders: Orders,
               reply: Callable[[str], None]) -> None:

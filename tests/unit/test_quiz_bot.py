@@ -861,3 +861,10 @@ def test_a_large_games_first_question_waits_for_the_start_round_trips_all_but_a_
     h, nicks = crowd_game()   # nobody answers: 3 s after the pause at most
     assert questions_in(h.advance(5.9)) == []
     assert len(questions_in(h.advance(0.1))) == 1
+
+    h, nicks = crowd_game()   # stopped in the pause: the next game (classic: no round trips) does not wait
+    h.say("Ann", "!stop")
+    h.say("Ann", "!quiz classic 2 geo")
+    assert questions_in(h.say("Ann", "!start")) == []
+    assert questions_in(h.advance(2.9)) == []
+    assert len(questions_in(h.advance(0.1))) == 1
