@@ -52,7 +52,9 @@ higher is better, for the rest the lower):
   core on a slow machine, and a fifth of the answers came too late to score.
 - loop lag (boshcm only, from its /metrics): the bucket holding the largest event-loop lag over the whole run,
   and the p99 / max bucket during the game; GC pauses during the game.
-On stderr: per question who scored and the spreads, error stanzas the players got, and streams that ended.
+On stderr: per question who scored and the spreads, the players whose poll was posted less than RECENT_SECONDS
+before the question's first arrival on the wire (a poll the server may not yet have read when it fanned the
+question out), error stanzas the players got, and streams that ended.
 
 Known, ejabberd 23.01: a BOSH request whose rid is one beyond the next expected (n+2 before n+1, both within the
 window) stalls the session; about 90 s later both are answered, the session terminated with `other-request`. The
@@ -106,6 +108,7 @@ from tests.perf.bench_bosh import (
 from tests.perf.wire_clock import WireClock
 
 ROOM = "bench@conference.localhost"
+RECENT_SECONDS = 0.2  # stderr: the players whose poll was posted this little before a question's first arrival
 ROOM_JID = JID(ROOM)
 # Available, as the page and every chat client is: what the bot says to a player's bare JID (its <result/> and
 # <standing/>) reaches available resources only (RFC 6121 §8.5.2.1).
@@ -318,7 +321,7 @@ class Players:
         for task in leftovers:
             task.cancel()
         await asyncio.gather(*leftovers, return_exceptions=True)
-        return {"arrivals": self.arrivals, "players": [
+        return {"arrivals": self.arrivals, "wall_offset": time.time() - time.perf_counter(), "players": [
             {"sent": p.answers_sent, "received": p.received, "results": p.results, "questions": len(p.questions),
              "posted": p.question_posted, "errors": dict(p.errors), "ended": p.ended} for p in self.players]}
 
@@ -485,6 +488,13 @@ async def play(target: Target, args: argparse.Namespace, bot: asyncio.subprocess
         for question, times in part["arrivals"].items():
             arrivals.setdefault(question, []).extend(times)
     players = [player for part in seen for player in part["players"]]
+    # BOSH, on the wire: per question, the players whose request carrying it was posted less than RECENT_SECONDS
+    # before its first arrival on the wire. Posted that late, it may still have been unread when the server fanned
+    # the question out (the server busy with what came before), and the question reached them later.
+    posted_wall = [{q: posted + part["wall_offset"] for q, posted in player["posted"].items()}
+                   for part in seen for player in part["players"]]
+    recent_polls = [sum(1 for posted in posted_wall if 0 <= min(t.values()) - posted.get(q, 0.0) < RECENT_SECONDS)
+                    for q, t in on_wire.items()]
     spreads = [(max(t) - min(t)) * 1000 for t in arrivals.values()]
     # BOSH: per question, the players whose request carrying it was posted after its first arrival anywhere.
     late_polls = [sum(1 for p in players if p["posted"].get(q, 0.0) > min(t)) for q, t in arrivals.items()]
@@ -497,7 +507,8 @@ async def play(target: Target, args: argparse.Namespace, bot: asyncio.subprocess
     print(f"  {target.name}: {len(reveals)} questions in {elapsed:.1f} s, scored per question "
           f"{[r.get('scorers') for r in reveals]}, spreads (ms) {[round(x) for x in spreads]}, on the wire "
           f"{[round(x) for x in wire_spreads]}, players whose "
-          f"poll came after the question (BOSH) {late_polls}",
+          f"poll came after the question (BOSH) {late_polls}, posted less than {RECENT_SECONDS * 1000:.0f} ms "
+          f"before it on the wire {recent_polls}",
           file=sys.stderr)
     await starter.close()
     sent = sum(p["sent"] for p in players)
