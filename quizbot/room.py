@@ -139,6 +139,33 @@ class Pacer:
 
 
 @dataclass(slots=True)
+class RoundTripWait:
+    """A large game's first question waiting for the start's round trips (FIRST_QUESTION_WAIT_SECONDS): the
+    players whose round trip is still out, how many may stay out, and the latest the question waits until (None:
+    nothing waits)."""
+
+    out: set[str] = field(default_factory=set)
+    stragglers: int = 0
+    latest: float | None = None
+
+    def start(self, players: Sequence[str], pause_ends: float) -> None:
+        self.out = set(players)
+        self.stragglers = math.ceil(len(players) * ROUND_TRIP_STRAGGLERS)
+        self.latest = pause_ends + FIRST_QUESTION_WAIT_SECONDS
+
+    def holding(self, now: float) -> bool:
+        """Whether the question still waits; once it does not, nothing waits any more."""
+        if self.latest is not None and now < self.latest and len(self.out) > self.stragglers:
+            return True
+        self.clear()
+        return False
+
+    def clear(self) -> None:
+        self.out.clear()
+        self.latest = None
+
+
+@dataclass(slots=True)
 class Occupant:
     nick: str
     player: str
@@ -204,11 +231,7 @@ class QuizRoom:
         self._lobby_joiner = ""  # the last to join, named in the next announcement
         self._pinged: dict[str, int] = {}  # the game's players: the ping round each was last asked in
         self._ping_round = 0
-        # A large game before its first question: the players whose start round trip is still out, how many may
-        # stay out, and until when the question waits for them (None: it does not wait).
-        self._round_trips_out: set[str] = set()
-        self._stragglers = 0
-        self._first_question_latest: float | None = None
+        self._first_question_wait = RoundTripWait()
 
     # --- occupants --------------------------------------------------------------------------------
 
@@ -271,8 +294,9 @@ class QuizRoom:
 
     def next_deadline(self) -> float | None:
         game_deadline = self.game.next_deadline() if self.game is not None else None
-        if game_deadline is not None and self._first_question_latest is not None:
-            game_deadline = max(game_deadline, self._first_question_latest)  # or earlier, when the last pong comes
+        if game_deadline is not None and self._first_question_wait.latest is not None:
+            # Or earlier, when the last awaited round trip comes.
+            game_deadline = max(game_deadline, self._first_question_wait.latest)
         deadlines = [d for d in (game_deadline, self._progress.due, self._lobby_pacer.due) if d is not None]
         return min(deadlines, default=None)
 
@@ -281,26 +305,17 @@ class QuizRoom:
             self._send_progress(now, orders)
         if self._lobby_pacer.take_due(now):
             self._announce_lobby(now, orders)
-        if self.game is not None and not self._waiting_for_round_trips(now):
+        if self.game is not None and not self._first_question_wait.holding(now):
             after_break = self.game.paused
             self._perform(self.game.handle_timeout(now), now, wall, orders, after_break=after_break)
 
-    def _waiting_for_round_trips(self, now: float) -> bool:
-        """Whether the first question still waits for the start's round trips (FIRST_QUESTION_WAIT_SECONDS)."""
-        if self._first_question_latest is None:
-            return False
-        if now < self._first_question_latest and len(self._round_trips_out) > self._stragglers:
-            return True
-        self._first_question_latest = None
-        self._round_trips_out.clear()
-        return False
-
     def _round_trip_in(self, player: str, now: float, wall: float, orders: Orders) -> None:
         """One start round trip no longer out: the first question goes now if this was the one it waited for."""
-        if self._first_question_latest is None or self.game is None:
+        wait = self._first_question_wait
+        if wait.latest is None or self.game is None:
             return
-        self._round_trips_out.discard(player)
-        if not self._waiting_for_round_trips(now):
+        wait.out.discard(player)
+        if not wait.holding(now):
             self._perform(self.game.handle_timeout(now), now, wall, orders)  # nothing before the pause is over
 
     def reflected(self, question_id: str, now: float) -> None:
@@ -544,12 +559,11 @@ class QuizRoom:
         # in a large game the question waits for them (FIRST_QUESTION_WAIT_SECONDS).
         pinged = self._ping_players(orders, everyone=True)
         game = self.game
-        pause = game.next_deadline() if game is not None and game.current_question is None else None
-        waits = pause is not None and len(pinged) > PING_ALL_PLAYERS
-        # Set for every game: an earlier one stopped during its pause must not hold this one's question.
-        self._round_trips_out = set(pinged) if waits else set()
-        self._stragglers = math.ceil(len(pinged) * ROUND_TRIP_STRAGGLERS)
-        self._first_question_latest = pause + FIRST_QUESTION_WAIT_SECONDS if waits and pause is not None else None
+        pause_ends = game.next_deadline() if game is not None and game.current_question is None else None
+        # Cleared for every game: an earlier one stopped during its pause must not hold this one's question.
+        self._first_question_wait.clear()
+        if pause_ends is not None and len(pinged) > PING_ALL_PLAYERS:
+            self._first_question_wait.start(pinged, pause_ends)
 
     def _stop(self, sender: Sender, direct: bool, now: float, wall: float, orders: Orders,
               reply: Callable[[str], None]) -> None:
@@ -607,8 +621,7 @@ class QuizRoom:
                     assert question is not None
                     self._last_question, self._last_ask = question, action
                     self._progress.reset()
-                    self._first_question_latest = None  # asked (a !skip in the pause too): nothing waits now
-                    self._round_trips_out.clear()
+                    self._first_question_wait.clear()  # asked (a !skip in the pause too): nothing waits now
                     self._ask_deadline_wall = wall + action.duration_seconds
                     self._recent.append(action.question_id)
                     orders.items.append(RecordQuestionAsked(game_id=self.game_id or "", question_id=action.question_id,

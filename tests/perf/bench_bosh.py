@@ -477,8 +477,11 @@ async def cancelled(tasks: list[asyncio.Task[None]]) -> None:
 # of wall time, the server waiting for the cores (docs/performance.md, issue 14, tenth pass). A niceness for the
 # generator processes lets the server have the cores first, as if the clients were other machines; every server
 # measured gets the same. 0, the default, measures them sharing the cores equally.
-GENERATOR_NICE_HELP = ("niceness of the --generators child processes (0-19; default 0): 19 gives the measured server "
-                       "the cores first, as if the clients were other machines")
+def add_generator_nice(parser: argparse.ArgumentParser) -> None:
+    """`--generator-nice`, the same in every bench that has `--generators` child processes."""
+    parser.add_argument("--generator-nice", type=int, default=0, choices=range(20), metavar="0-19",
+                        help="niceness of the --generators child processes (0-19; default 0): 19 gives the measured "
+                             "server the cores first, as if the clients were other machines")
 
 
 class ChildProcess:
@@ -493,7 +496,7 @@ class ChildProcess:
 
     async def start(self, url: str, indexes: range, concurrency: int) -> None:
         # limit: the arrivals come back as one line (tens of bytes per message).
-        # `nice`: GENERATOR_NICE_HELP.
+        # `nice`: --generator-nice (add_generator_nice).
         nice = ("nice", "-n", str(self._niceness)) if self._niceness else ()
         self._process = await asyncio.create_subprocess_exec(
             *nice, sys.executable, "-m", self._module, self._flag, stdin=asyncio.subprocess.PIPE,
@@ -658,8 +661,7 @@ async def main() -> None:
     parser.add_argument("--rate", type=float, default=200.0, help="messages per second")
     parser.add_argument("--generators", type=int, default=1,
                         help="load generator processes for the latency phase (1: this process)")
-    parser.add_argument("--generator-nice", type=int, default=0, choices=range(20), metavar="0-19",
-                        help=GENERATOR_NICE_HELP)
+    add_generator_nice(parser)
     parser.add_argument("--only", choices=["boshcm", "prosody", "ejabberd"])
     parser.add_argument("--generator", action="store_true", help=argparse.SUPPRESS)  # a ProcessGenerator's child
     args = parser.parse_args()

@@ -37,9 +37,9 @@ from tests.integration.bosh_client import BoshClient
 from tests.integration.xmpp_client import XmppClient
 from tests.perf.bench_bosh import (
     BENCH_ACCOUNTS,
-    GENERATOR_NICE_HELP,
     ChildProcess,
     Target,
+    add_generator_nice,
     answer,
     bounded,
     cancelled,
@@ -264,8 +264,7 @@ async def main() -> None:
     parser.add_argument("--broadcast", help="roles whose presence the room broadcasts, e.g. moderator")
     parser.add_argument("--generators", type=int, default=1,
                         help="processes playing the occupants (1: this one, beside the owner)")
-    parser.add_argument("--generator-nice", type=int, default=0, choices=range(20), metavar="0-19",
-                        help=GENERATOR_NICE_HELP)
+    add_generator_nice(parser)
     parser.add_argument("--group", action="store_true", help=argparse.SUPPRESS)  # a ProcessOccupantGroup's child
     args = parser.parse_args()
     if args.group:

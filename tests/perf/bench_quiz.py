@@ -7,7 +7,7 @@
     # issue 14's live quiz, each transport, the players in two processes:
     .venv/bin/python -m tests.perf.bench_quiz --players 2000 --questions 5 --transport bosh --generators 2
     .venv/bin/python -m tests.perf.bench_quiz --players 2000 --questions 5 --transport websocket --generators 2
-    # the same with the player processes leaving the server the cores first (GENERATOR_NICE_HELP in bench_bosh):
+    # the same with the player processes leaving the server the cores first (bench_bosh's add_generator_nice):
     .venv/bin/python -m tests.perf.bench_quiz --players 2000 --questions 5 --transport bosh --generators 2 \
         --generator-nice 10
 
@@ -92,12 +92,12 @@ from quizbot.payload import NS
 from tests.integration.bosh_client import BoshClient
 from tests.integration.xmpp_client import XmppClient
 from tests.perf.bench_bosh import (
-    GENERATOR_NICE_HELP,
     BoshcmTarget,
     ChildProcess,
     EjabberdTarget,
     ProsodyTarget,
     Target,
+    add_generator_nice,
     answer,
     child_task,
     print_table,
@@ -614,8 +614,7 @@ async def main() -> None:
     parser.add_argument("--bot-log", help="append the bot's log (level info) to this file")
     parser.add_argument("--generators", type=int, default=1,
                         help="processes playing the players, each an interleaved share (1: this process)")
-    parser.add_argument("--generator-nice", type=int, default=0, choices=range(20), metavar="0-19",
-                        help=GENERATOR_NICE_HELP)
+    add_generator_nice(parser)
     parser.add_argument("--group", action="store_true", help=argparse.SUPPRESS)  # a PlayerProcess's child
     args = parser.parse_args()
     if args.group:

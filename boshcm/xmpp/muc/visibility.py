@@ -104,14 +104,14 @@ def broadcast_changed(room: Room, previous: tuple[Role, ...]) -> list[Sight]:
     """After the roles broadcast changed from `previous` (the owner's form, XEP-0045 §10.2, or the room's crowd
     crossing `quiet_above`): occupants whose role stopped being broadcast vanish for those who are not moderators,
     and those whose role became broadcast appear for them; moderators saw them all along."""
-    now = broadcast_roles(room.config, crowded=room.crowded)
-    if previous == now:
+    current = broadcast_roles(room.config, crowded=room.crowded)
+    if previous == current:
         return []
     out: list[Sight] = []
     onlookers: list[JID] | None = None
     for occupant in room.occupants():
         was_broadcast = occupant.role in previous
-        if was_broadcast == (occupant.role in now):
+        if was_broadcast == (occupant.role in current):
             continue
         if onlookers is None:
             onlookers = [real for other in room.occupants() if other.role != Role.MODERATOR
